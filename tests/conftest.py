@@ -1,0 +1,138 @@
+"""Fixtures shared by every component's tests: real Mosquitto, real PostgreSQL, free ports.
+
+PostgreSQL comes from `AQUACIS_TEST_PG_URL` (set by scripts/start-services.sh, which
+`make test` runs). When CI is set, a missing server is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.skip("../shared is not beside the project")
+    return SHARED
+
+
+def _mosquitto_bin() -> str | None:
+    return os.environ.get("AQUACIS_MOSQUITTO") or shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+
+
+class Broker:
+    """A real Mosquitto on a free loopback port; restartable to test broker restarts."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {workdir}/\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\nautosave_interval 1\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.log", "ab"),
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    binary = _mosquitto_bin()
+    if not binary:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed (scripts/start-services.sh installs it)")
+        pytest.skip("mosquitto is not installed")
+    d = tmp_path / "mosquitto"
+    d.mkdir()
+    b = Broker(binary, d)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def _pg_admin_url() -> str | None:
+    return os.environ.get("AQUACIS_TEST_PG_URL")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    admin = _pg_admin_url()
+    if not admin:
+        if os.environ.get("CI"):
+            pytest.fail("AQUACIS_TEST_PG_URL is not set (scripts/start-services.sh starts PostgreSQL)")
+        pytest.skip("no PostgreSQL (AQUACIS_TEST_PG_URL)")
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Cloud database URL: every cloud test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cloud.db'}"
+    return str(request.getfixturevalue("pg_url"))
