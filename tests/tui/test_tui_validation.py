@@ -1,0 +1,160 @@
+"""The pure reading-validation module: parsing, expected range, prompts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui import i18n
+from tui.validation import (
+    DAY_MS,
+    MX_TZ,
+    EntryError,
+    Issue,
+    Past,
+    average_daily_l,
+    expected_range,
+    parse_reading_m3,
+    parse_taken_at,
+    validate,
+)
+
+T0 = 1_780_000_000_000
+
+
+def hist(*values: int, step_days: int = 30) -> list[Past]:
+    return [Past(T0 + i * step_days * DAY_MS, v) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    ("text", "litres"),
+    [("1234", 1_234_000), ("1234.5", 1_234_500), ("1234,567", 1_234_567), (" 0012.3 ", 12_300), ("0", 0)],
+)
+def test_parse_reading_accepts_m3_with_dot_or_comma(text: str, litres: int) -> None:
+    assert parse_reading_m3(text) == litres
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("", "err_reading_empty"),
+        ("abc", "err_reading_not_number"),
+        ("12a4", "err_reading_not_number"),
+        ("1.2.3", "err_reading_not_number"),
+        ("1234.5678", "err_reading_not_number"),
+        ("-5", "err_reading_negative"),
+    ],
+)
+def test_parse_reading_refuses_with_a_message_key(text: str, key: str) -> None:
+    with pytest.raises(EntryError) as err:
+        parse_reading_m3(text)
+    assert err.value.key == key
+    # every key has a Spanish text that is not the key itself
+    assert i18n.ES[key] and i18n.t(key, text=text) != key
+
+
+@given(st.integers(min_value=0, max_value=999_999_999_999))
+def test_parse_reading_round_trips_any_litre_value(litres: int) -> None:
+    m3 = f"{litres // 1000}.{litres % 1000:03d}"
+    assert parse_reading_m3(m3) == litres
+
+
+def test_average_daily_ignores_backward_steps() -> None:
+    h = hist(1_000_000, 1_030_000, 1_060_000)  # 30 m³ per 30 days = 1000 L/day
+    assert average_daily_l(h) == 1000
+    h_wrap = [*h, Past(T0 + 90 * DAY_MS, 5_000)]  # a rollover step is not usual use
+    assert average_daily_l(h_wrap) == 1000
+    assert average_daily_l(hist(5)) is None
+
+
+def test_expected_range_grows_with_elapsed_days() -> None:
+    h = hist(1_000_000, 1_030_000, 1_060_000)
+    at = T0 + 90 * DAY_MS  # 30 days after the last reading
+    rng = expected_range(h, at)
+    assert rng is not None
+    assert rng.daily_l == 1000
+    assert rng.low_l == 1_060_000 + 6_000  # 20 % of 30 m³
+    assert rng.high_l == 1_060_000 + 90_000 + 2_000
+    assert expected_range([], at) is None
+    assert expected_range(hist(5), at) is None
+    assert expected_range(hist(5), at, default_daily_l=100) is not None
+
+
+def test_validate_normal_value_has_no_issue() -> None:
+    h = hist(1_000_000, 1_030_000, 1_060_000)
+    v = validate(1_090_000, h, T0 + 90 * DAY_MS)
+    assert v.ok and v.consumption_l == 30_000
+
+
+def test_validate_flags_too_high_and_too_low() -> None:
+    h = hist(1_000_000, 1_030_000, 1_060_000)
+    at = T0 + 90 * DAY_MS
+    assert validate(1_900_000, h, at).issues == (Issue.TOO_HIGH,)  # an extra digit typed
+    assert validate(1_061_000, h, at).issues == (Issue.TOO_LOW,)
+    assert validate(1_060_000, h, at).issues == (Issue.SAME_AS_LAST,)
+
+
+def test_validate_lower_than_last_offers_rollover_only_near_register_max() -> None:
+    h = hist(99_950_000, 99_980_000)  # a 5-digit m³ register close to 99,999.999
+    at = T0 + 60 * DAY_MS
+    v = validate(10_000, h, at, register_max_l=99_999_999)
+    assert v.issues == (Issue.LOWER_THAN_LAST,)
+    assert v.rollover_plausible and v.consumption_l == 99_999_999 + 1 - 99_980_000 + 10_000
+    v2 = validate(1_000_000, hist(2_000_000, 2_030_000), at, register_max_l=99_999_999)
+    assert v2.issues == (Issue.LOWER_THAN_LAST,) and not v2.rollover_plausible
+
+
+def test_validate_without_history_accepts_anything_in_the_register() -> None:
+    assert validate(123, [], T0).ok
+    with pytest.raises(EntryError) as err:
+        validate(100_000_000, [], T0, register_max_l=99_999_999)
+    assert err.value.key == "err_reading_over_register"
+
+
+def test_validate_ignores_history_after_the_reading_time() -> None:
+    h = hist(1_000_000, 1_030_000, 5_000_000)
+    v = validate(1_060_000, h, T0 + 60 * DAY_MS - 1)  # before the third reading
+    assert v.last == h[1]
+
+
+def _ms(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> int:
+    return int(datetime(y, mo, d, h, mi, tzinfo=MX_TZ).timestamp() * 1000)
+
+
+def test_parse_taken_at_local_time() -> None:
+    now = _ms(2026, 11, 27, 12, 0)
+    assert parse_taken_at("27/11/2026 09:15", now) == _ms(2026, 11, 27, 9, 15)
+    assert parse_taken_at("27/11/2026", now) == _ms(2026, 11, 27)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("31/02/2026 10:00", "err_date_invalid"),
+        ("2026-11-27", "err_date_invalid"),
+        ("27/13/2026", "err_date_invalid"),
+        ("", "err_date_empty"),
+        ("28/11/2026 10:00", "err_date_future"),
+        ("01/01/2025 10:00", "err_date_too_old"),
+        ("20/11/2026 10:00", "err_date_before_last"),
+    ],
+)
+def test_parse_taken_at_refuses_impossible_dates(text: str, key: str) -> None:
+    now = _ms(2026, 11, 27, 12, 0)
+    with pytest.raises(EntryError) as err:
+        parse_taken_at(text, now, last_ms=_ms(2026, 11, 21))
+    assert err.value.key == key
+
+
+def test_catalogs_have_the_same_keys() -> None:
+    assert set(i18n.ES) == set(i18n.EN)
+
+
+def test_language_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AQUACIS_LANG", "en")
+    assert i18n.t("key_quit") == "Quit"
+    monkeypatch.setenv("AQUACIS_LANG", "es_MX")
+    assert i18n.t("key_quit") == "Salir"
