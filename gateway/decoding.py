@@ -1,0 +1,182 @@
+"""Turn a parsed `Uplink` into rows to store: readings (fact table) and device facts.
+
+Pure: no I/O. The codec engineer's `gateway.codecs` / `gateway.profiles` are used when they are
+importable; otherwise `gateway.builtin_codec` (the simulator meter only) stands behind the same
+names. Errors raise `DecodeError`; the caller dead-letters the raw message with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from gateway import builtin_codec
+from gateway.lns import Uplink
+
+try:  # the codec engineer's modules (docs/contracts.md, "Gateway internals")
+    from gateway import codecs as _codecs  # type: ignore[attr-defined]
+    from gateway import profiles as _profiles  # type: ignore[attr-defined]
+except Exception:  # pragma: no cover - depends on what is checked in
+    _codecs = None
+    _profiles = None
+
+
+class DecodeError(ValueError):
+    pass
+
+
+class UnknownDevice(LookupError):
+    """The device is not (yet) in the zone's reference data; the uplink is parked, not lost."""
+
+
+@dataclass(frozen=True)
+class Device:
+    meter_serial: str
+    profile: Any = None  # a DeviceProfile; None = the default profile
+
+
+@dataclass
+class Outcome:
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    battery: float | None = None
+    rssi: float | None = None
+
+
+UNIT_L: dict[str, Decimal] = {
+    "l": Decimal(1),
+    "litre": Decimal(1),
+    "liter": Decimal(1),
+    "m3": Decimal(1000),
+    "m³": Decimal(1000),
+    "gal": Decimal("3.785411784"),
+}
+
+
+def default_profile() -> Any:
+    if _profiles is not None:
+        for name in ("default_profile", "DEFAULT_PROFILE"):
+            p = getattr(_profiles, name, None)
+            if p is not None:
+                return p() if callable(p) else p
+    return builtin_codec.DeviceProfile()
+
+
+def _decode(profile: Any, fport: int, payload: bytes) -> Any:
+    if _codecs is not None:
+        return _codecs.decode(profile, fport, payload)
+    return builtin_codec.decode(profile, fport, payload)
+
+
+def _to_reading(profile: Any, uplink: Uplink, result: Any) -> dict[str, Any] | None:
+    if _profiles is not None and hasattr(_profiles, "to_reading"):
+        return _profiles.to_reading(profile, uplink, result)  # type: ignore[no-any-return]
+    return builtin_codec.to_reading(profile, uplink, result)
+
+
+class Decoder:
+    """Binds a zone (municipality, zone) and a device lookup."""
+
+    def __init__(self, municipality: str, zone: str, lookup: Callable[[str], Device | None]) -> None:
+        self.municipality = municipality
+        self.zone = zone
+        self.lookup = lookup
+        self.profile = default_profile()
+
+    def decode(self, up: Uplink) -> Outcome:
+        if up.kind == "status":
+            return Outcome(battery=up.battery)
+        if up.format == "nbiot":
+            return self._nbiot(up)
+        dev = self.lookup(up.dev_eui)
+        if dev is None:
+            raise UnknownDevice(up.dev_eui)
+        profile = dev.profile or self.profile
+        if up.decoded is not None:
+            result = builtin_codec.DecodeResult(data=up.decoded)
+        else:
+            try:
+                result = _decode(profile, up.fport, up.payload)
+            except Exception as e:  # a codec must never take the ingest loop down
+                raise DecodeError(f"codec failed: {type(e).__name__}: {e}") from e
+            if result.errors:
+                raise DecodeError("codec errors: " + "; ".join(map(str, result.errors)))
+        try:
+            row = _to_reading(profile, up, result)
+        except Exception as e:
+            raise DecodeError(f"reading not built: {type(e).__name__}: {e}") from e
+        out = Outcome(warnings=list(result.warnings or []), rssi=up.rssi)
+        if isinstance(result.data, dict):
+            b = result.data.get("battery")
+            if isinstance(b, int | float) and not isinstance(b, bool):
+                out.battery = float(b)
+        if row is not None:
+            row = dict(row)
+            if not isinstance(row.get("value_l"), int):
+                raise DecodeError("decoded register value is not an integer of litres")
+            row.setdefault("taken_at", up.received_at_ms)
+            row.setdefault("source", "lorawan")
+            row.setdefault("alarms", [])
+            row["meter_serial"] = dev.meter_serial
+            row["municipality"] = self.municipality
+            row["zone"] = self.zone
+            out.readings.append(row)
+        return out
+
+    def _nbiot(self, up: Uplink) -> Outcome:
+        doc = up.decoded or {}
+        serial = doc.get("serialNumber") or doc.get("meterId")
+        r = doc.get("readings") or {}
+        unit = str(r.get("unit") or "m3").strip().lower()
+        factor = UNIT_L.get(unit)
+        if factor is None:
+            raise DecodeError(f"unknown unit {r.get('unit')!r}")
+        total = _decimal(r.get("totalizer"), "readings.totalizer")
+        if total < 0:
+            raise DecodeError("negative totalizer")
+        diag = doc.get("diagnostics") or {}
+        loc = doc.get("location") or {}
+        alarms = [
+            name
+            for key, name in (("tamper", "tamper"), ("reverseFlow", "backflow"), ("leak", "leak"), ("burst", "burst"))
+            if diag.get(key) is True
+        ]
+        flow = r.get("flowRate")
+        flow_lph = None
+        if flow is not None:
+            # flowRate is per hour in the document's volume unit
+            flow_lph = float(_decimal(flow, "readings.flowRate") * factor)
+        battery = diag.get("battery")
+        row = {
+            "meter_serial": str(serial),
+            "municipality": self.municipality,
+            "zone": self.zone,
+            "taken_at": up.received_at_ms,
+            "value_l": int((total * factor).to_integral_value()),
+            "source": "nbiot",
+            "flow_lph": flow_lph,
+            "battery": float(battery) if _is_num(battery) else None,
+            "lat": float(loc["lat"]) if _is_num(loc.get("lat")) else None,
+            "lon": float(loc["lon"]) if _is_num(loc.get("lon")) else None,
+            "alarms": alarms,
+        }
+        return Outcome(readings=[row], battery=row["battery"])
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _decimal(v: Any, name: str) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise DecodeError(f"{name} is not a number")
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation as e:
+        raise DecodeError(f"{name} is not a number") from e
+    if not d.is_finite() or abs(d) > Decimal(10) ** 12:
+        raise DecodeError(f"{name} out of range")
+    return d

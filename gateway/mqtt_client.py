@@ -1,0 +1,137 @@
+"""paho-mqtt 2.x subscriber with a persistent session and manual acknowledgement.
+
+The broker keeps our session (clean_session False, fixed client id) and redelivers every QoS 1
+message we have not acknowledged, also after a broker restart or our own `kill -9`. We send the
+PUBACK only through `ack()`, which the ingest writer calls after its SQLite commit.
+
+Connection generations: after a reconnect the broker resends unacknowledged messages with their
+original packet ids and may reuse an id as soon as it is acknowledged. A commit that finishes
+after a reconnect therefore does not ack the old packet id (it could free an id the broker has
+already given to a newer message); the redelivered copy is deduplicated and acked instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+
+log = structlog.get_logger("gateway.mqtt")
+
+DEFAULT_TOPICS = (
+    "application/+/device/+/event/up",
+    "application/+/device/+/event/status",
+    "v3/+/devices/+/up",
+    "nbiot/+/telemetry",
+)
+
+
+@dataclass(slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    gen: int
+    dup: bool
+    received_mono: float
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    u = urlparse(url if "://" in url else f"mqtt://{url}")
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (use mqtt:// or mqtts://)")
+    tls = u.scheme in ("mqtts", "ssl")
+    return u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls
+
+
+class MqttSubscriber:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        on_message: Callable[[Inbound], None],
+        topics: tuple[str, ...] = DEFAULT_TOPICS,
+        keepalive: int = 30,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.host, self.port, tls = parse_broker_url(url)
+        u = urlparse(url if "://" in url else f"mqtt://{url}")
+        self.topics = topics
+        self.keepalive = keepalive
+        self._deliver = on_message
+        self._clock = clock or time.monotonic
+        self._gen = 0
+        self._lock = threading.Lock()
+        self.connected = threading.Event()
+        self.connects = 0
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if u.username:
+            self.client.username_pw_set(u.username, u.password)
+        if tls:
+            self.client.tls_set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    @property
+    def generation(self) -> int:
+        return self._gen
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
+        if getattr(rc, "is_failure", False):
+            log.warning("mqtt_connect_refused", reason=str(rc))
+            return
+        with self._lock:
+            self._gen += 1
+            self.connects += 1
+        # Subscribing again on a present session is harmless and covers a broker that lost it.
+        client.subscribe([(t, 1) for t in self.topics])
+        self.connected.set()
+        log.info("mqtt_connected", broker=f"{self.host}:{self.port}", generation=self._gen,
+                 session_present=getattr(flags, "session_present", None))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
+        self.connected.clear()
+        with self._lock:
+            self._gen += 1  # nothing received before this point may be acked any more
+        log.warning("mqtt_disconnected", reason=str(rc))
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._deliver(
+            Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._gen, bool(msg.dup), self._clock())
+        )
+
+    def ack(self, item: Inbound) -> bool:
+        """PUBACK one message if it came on the current connection; False when it was skipped."""
+        if item.qos == 0:
+            return True
+        with self._lock:
+            if item.gen != self._gen:
+                return False
+            self.client.ack(item.mid, item.qos)
+        return True
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
