@@ -1,0 +1,1 @@
+"""Converted tariff versions shipped with the package (our format)."""
