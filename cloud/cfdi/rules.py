@@ -1,0 +1,119 @@
+"""Fiscal rules of our CFDI: VAT by concept and use, ObjetoImp, UsoCFDI/régimen pairs.
+
+Pure functions. The legal basis of each rule is in docs/cfdi.md.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .model import LineKind, UseType, VatTreatment
+
+
+class CfdiRuleError(ValueError):
+    """Input that would produce a CFDI SAT (or a PAC) rejects; the message says why."""
+
+
+# Product/unit keys we use by default (c_ClaveProdServ / c_ClaveUnidad of SAT's catalogs).
+PRODUCT_KEYS: dict[LineKind, str] = {
+    LineKind.WATER: "83101501",  # Abastecimiento de agua
+    LineKind.SEWERAGE: "83101500",  # Servicios de acueducto y alcantarillado
+    LineKind.SANITATION: "76121701",  # Servicios de tratamiento de aguas negras
+    LineKind.FIXED: "83101500",
+    LineKind.RECONNECTION: "83101500",
+    LineKind.OTHER: "83101500",
+}
+UNIT_KEYS: dict[LineKind, str] = {
+    LineKind.WATER: "MTQ",  # metro cúbico
+    LineKind.SEWERAGE: "E48",  # unidad de servicio
+    LineKind.SANITATION: "E48",
+    LineKind.FIXED: "E48",
+    LineKind.RECONNECTION: "E48",
+    LineKind.OTHER: "E48",
+}
+
+
+def vat_for(kind: LineKind, use: UseType) -> VatTreatment:
+    """IVA of a charge: only water supplied for domestic use is 0%; everything else is 16%.
+
+    LIVA art. 2-A fr. II inciso h) gives 0% to "suministro de agua para uso doméstico";
+    sewerage, sanitation and any non-domestic supply fall under the general rate (art. 1).
+    """
+    if kind is LineKind.WATER and use is UseType.DOMESTIC:
+        return VatTreatment.RATE_0
+    return VatTreatment.RATE_16
+
+
+VAT_RATE: dict[VatTreatment, Decimal] = {
+    VatTreatment.RATE_0: Decimal("0.000000"),
+    VatTreatment.RATE_16: Decimal("0.160000"),
+}
+
+
+def objeto_imp(vat: VatTreatment) -> str:
+    """c_ObjetoImp: 0% and exempt lines are still "02 Sí objeto de impuesto" (not 01)."""
+    return "01" if vat is VatTreatment.NOT_OBJECT else "02"
+
+
+# c_UsoCFDI → régimen fiscal del receptor allowed (column "Régimen Fiscal Receptor" of SAT's
+# catálogo c_UsoCFDI, Anexo 20 v4.0).
+_BUSINESS = frozenset({"601", "603", "606", "612", "620", "621", "622", "623", "624", "625", "626"})
+_DEDUCTIONS = frozenset({"605", "606", "607", "608", "611", "612", "614", "615", "625"})
+_ANY = frozenset({
+    "601", "603", "605", "606", "607", "608", "610", "611", "612", "614", "615", "616",
+    "620", "621", "622", "623", "624", "625", "626",
+})
+USO_REGIMEN: dict[str, frozenset[str]] = {
+    **{u: _BUSINESS for u in ("G01", "G02", "G03", "I01", "I02", "I03", "I04", "I05", "I06", "I07", "I08")},
+    **{f"D{n:02d}": _DEDUCTIONS for n in range(1, 11)},
+    "S01": _ANY,
+    "CP01": _ANY,
+    "CN01": frozenset({"605"}),
+}
+# Régimen by kind of taxpayer (c_RegimenFiscal columns Física / Moral).
+_FISICA_ONLY = frozenset({"605", "606", "607", "608", "611", "612", "614", "615", "616", "621", "625"})
+_MORAL_ONLY = frozenset({"601", "603", "620", "623", "624"})
+
+
+def is_persona_moral(rfc: str) -> bool:
+    return len(rfc) == 12  # RFC of a legal entity has 12 characters, of a person 13
+
+
+def check_receiver(rfc: str, regime: str, use: str, postal_code: str) -> None:
+    """Refuse a receiver SAT would reject (CFDI40157/40158/40161-style checks)."""
+    if len(rfc) not in (12, 13):
+        raise CfdiRuleError(f"RFC '{rfc}' must have 12 (moral) or 13 (física) characters")
+    allowed = USO_REGIMEN.get(use)
+    if allowed is None:
+        raise CfdiRuleError(f"UsoCFDI '{use}' is not a CFDI 4.0 use we issue")
+    if regime not in allowed:
+        raise CfdiRuleError(f"UsoCFDI '{use}' is not allowed with régimen fiscal '{regime}'")
+    moral = is_persona_moral(rfc)
+    if moral and regime in _FISICA_ONLY:
+        raise CfdiRuleError(f"régimen '{regime}' is for personas físicas but RFC '{rfc}' is a persona moral")
+    if not moral and regime in _MORAL_ONLY:
+        raise CfdiRuleError(f"régimen '{regime}' is for personas morales but RFC '{rfc}' is a persona física")
+    if moral and use.startswith("D"):
+        raise CfdiRuleError(f"UsoCFDI '{use}' (deducción personal) is only for personas físicas")
+    if not (len(postal_code) == 5 and postal_code.isdigit()):
+        raise CfdiRuleError(f"postal code '{postal_code}' must be 5 digits")
+    if rfc in ("XAXX010101000", "XEXX010101000"):
+        raise CfdiRuleError("generic RFCs go to the global invoice, not to a nominative one")
+
+
+CANCEL_MOTIVES = {
+    "01": "Comprobante emitido con errores con relación",
+    "02": "Comprobante emitido con errores sin relación",
+    "03": "No se llevó a cabo la operación",
+    "04": "Operación nominativa relacionada en una factura global",
+}
+
+
+def check_cancellation(motive: str, substitute_uuid: str | None) -> None:
+    """Motive 01 needs the UUID of the CFDI that replaces the cancelled one; others must not carry it."""
+    if motive not in CANCEL_MOTIVES:
+        raise CfdiRuleError(f"cancellation motive '{motive}' must be one of 01, 02, 03, 04")
+    if motive == "01" and not substitute_uuid:
+        raise CfdiRuleError("motive 01 requires the UUID of the substituting CFDI (FolioSustitucion)")
+    if motive != "01" and substitute_uuid:
+        raise CfdiRuleError(f"FolioSustitucion is only allowed with motive 01, not {motive}")
