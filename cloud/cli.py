@@ -1,5 +1,126 @@
-"""Command-line interface of this component (assembled into `aquacis` by aquacis/cli.py)."""
+"""Command-line interface of the cloud core (assembled into `aquacis cloud` by aquacis/cli.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
 
 import typer
 
-app = typer.Typer(help="cloud commands", no_args_is_help=True)
+app = typer.Typer(help="Cloud core: API server, users, nodes, seed data, workers.", no_args_is_help=True)
+
+DB_HELP = "Database URL: sqlite:///path/to/file.db or postgresql://user@host:port/dbname."
+DB_DEFAULT = "sqlite:///aquacis-cloud.db"
+CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQUACIS_* variables win over it."
+
+
+def _engine(db: str | None, config: str | None) -> Any:
+    from cloud.db import create_or_migrate, make_engine
+    from cloud.settings import load_settings
+
+    settings = load_settings(config, db_url=db)
+    engine = make_engine(settings.db_url)
+    create_or_migrate(engine)
+    return engine
+
+
+def _print(doc: dict[str, Any]) -> None:
+    typer.echo(json.dumps(doc, ensure_ascii=False))
+
+
+@app.command()
+def serve(
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP + f" [default: {DB_DEFAULT}]"),
+    host: str = typer.Option(None, envvar="AQUACIS_HOST", help="Interface to listen on. [default: 127.0.0.1]"),
+    port: int = typer.Option(None, envvar="AQUACIS_PORT", help="TCP port to listen on. [default: 8000]"),
+    log_level: str = typer.Option(None, envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
+    workers: int = typer.Option(1, envvar="AQUACIS_WORKERS", help="Uvicorn worker processes."),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Create or migrate the schema, then serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from cloud.app import create_app
+    from cloud.settings import load_settings
+
+    settings = load_settings(config, db_url=db, host=host, port=port, log_level=log_level)
+    if workers > 1:
+        # Each worker process builds its own app from the environment; migrate once first.
+        import os
+
+        _engine(settings.db_url, None).dispose()
+        os.environ["AQUACIS_DB_URL"] = settings.db_url
+        os.environ["AQUACIS_AUTO_MIGRATE"] = "false"
+        uvicorn.run("cloud.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, log_level=settings.log_level, access_log=False)
+        return
+    api = create_app(settings)
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+
+
+@app.command("add-user")
+def add_user(
+    municipality: str = typer.Option(..., help="Municipality code EXP-01..EXP-13, or '*' for central staff."),
+    role: str = typer.Option(..., help="admin, billing, collections, dispatcher, reader or technician."),
+    name: str = typer.Option(..., help="The person's name (shown in the audit trail)."),
+    zone: str = typer.Option(None, help="Limit the user to one zone (e.g. EXP-01-Z01)."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Register a staff user and print its credential as JSON (the token is shown only once)."""
+    from cloud.auth import create_user
+    from cloud.events import record_event
+
+    engine = _engine(db, config)
+    try:
+        with engine.begin() as conn:
+            cred = create_user(conn, name=name, role=role, municipality=municipality, zone=zone)
+            record_event(conn, "UserCreated", "user", cred["id"], None,
+                         {"name": name, "role": role, "zone": zone},
+                         municipality=None if municipality == "*" else municipality)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    _print(cred)
+
+
+@app.command("add-node")
+def add_node(
+    municipality: str = typer.Option(..., help="Municipality code EXP-01..EXP-13."),
+    zone: str = typer.Option(..., help="Zone code <municipality>-Znn, e.g. EXP-01-Z01."),
+    kind: str = typer.Option(..., help="gateway or handheld."),
+    name: str = typer.Option(None, help="A label for the device."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Register a zone gateway or a handheld and print its credential and site_id as JSON."""
+    from cloud.auth import create_node
+    from cloud.events import record_event
+
+    engine = _engine(db, config)
+    try:
+        with engine.begin() as conn:
+            cred = create_node(conn, kind=kind, municipality=municipality, zone=zone, name=name)
+            record_event(conn, "NodeRegistered", "node", cred["site_id"], None,
+                         {"kind": kind, "zone": zone}, municipality=municipality)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    _print(cred)
+
+
+@app.command()
+def migrate(
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Create or migrate the schema to the newest revision, then exit."""
+    from cloud.db import current_revision
+
+    engine = _engine(db, config)
+    _print({"revision": current_revision(engine)})
+    engine.dispose()

@@ -1,0 +1,122 @@
+"""Who am I, users and field nodes (admin), and the event log per entity (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, scope_municipality
+from cloud.auth import (
+    NODE_KINDS,
+    USER_ROLES,
+    Principal,
+    create_node,
+    create_user,
+    current_principal,
+    nodes,
+    require_roles,
+    users,
+)
+from cloud.events import events_for_entity, record_event
+
+router = APIRouter(tags=["admin"])
+
+
+class WhoAmI(BaseModel):
+    kind: str
+    id: str
+    role: str
+    municipality: str
+    zone: str | None
+    site_id: str | None
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+    """The authenticated caller: kind (user or node), role and tenancy scope."""
+    return {"kind": principal.kind, "id": principal.id, "role": principal.role,
+            "municipality": principal.municipality, "zone": principal.zone, "site_id": principal.site_id}
+
+
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(description=f"one of {', '.join(USER_ROLES)}")
+    municipality: str = Field(description="EXP-01..EXP-13, or '*' for central staff")
+    zone: str | None = None
+
+
+class NewNode(BaseModel):
+    kind: str = Field(description=f"one of {', '.join(NODE_KINDS)}")
+    municipality: str
+    zone: str
+    name: str | None = None
+
+
+@router.post("/users", status_code=201)
+def add_user(body: NewUser, principal: Principal = Depends(require_roles("admin")),
+             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Create a staff user (admin). An admin of one municipality creates users only there."""
+    if not principal.all_municipalities and body.municipality != principal.municipality:
+        raise HTTPException(403, f"no access to municipality {body.municipality!r}")
+    with engine.begin() as conn:
+        try:
+            cred = create_user(conn, name=body.name, role=body.role, municipality=body.municipality, zone=body.zone)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        record_event(conn, "UserCreated", "user", cred["id"], principal,
+                     {"name": body.name, "role": body.role, "zone": body.zone},
+                     municipality=None if body.municipality == "*" else body.municipality)
+    return cred
+
+
+@router.post("/nodes", status_code=201)
+def add_node(body: NewNode, principal: Principal = Depends(require_roles("admin")),
+             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Register a gateway or handheld (admin); the answer holds its token and site_id."""
+    if not principal.sees(body.municipality):
+        raise HTTPException(403, f"no access to municipality {body.municipality!r}")
+    with engine.begin() as conn:
+        try:
+            cred = create_node(conn, kind=body.kind, municipality=body.municipality, zone=body.zone, name=body.name)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        record_event(conn, "NodeRegistered", "node", cred["site_id"], principal,
+                     {"kind": body.kind, "zone": body.zone}, municipality=body.municipality)
+    return cred
+
+
+@router.get("/nodes")
+def list_nodes(municipality: str | None = Query(None), principal: Principal = Depends(require_roles("admin")),
+               engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """Registered field nodes of the caller's municipality (no tokens)."""
+    muni = scope_municipality(principal, municipality)
+    q = sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone, nodes.c.name, nodes.c.active)
+    if muni:
+        q = q.where(nodes.c.municipality == muni)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(nodes.c.site_id)).mappings()]
+
+
+@router.get("/users")
+def list_users(municipality: str | None = Query(None), principal: Principal = Depends(require_roles("admin")),
+               engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """Staff users of the caller's municipality (no tokens)."""
+    muni = scope_municipality(principal, municipality)
+    q = sa.select(users.c.id, users.c.name, users.c.role, users.c.municipality, users.c.zone, users.c.active)
+    if muni:
+        q = q.where(users.c.municipality == muni)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(users.c.id)).mappings()]
+
+
+@router.get("/events/{entity}/{entity_id}", tags=["events"])
+def entity_events(entity: str, entity_id: str, principal: Principal = Depends(require_roles("admin")),
+                  engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest first."""
+    with engine.connect() as conn:
+        return events_for_entity(conn, entity, entity_id,
+                                 municipality=None if principal.all_municipalities else principal.municipality)

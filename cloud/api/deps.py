@@ -1,0 +1,41 @@
+"""Shared FastAPI dependencies and helpers for routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException, Request
+from sqlalchemy.engine import Engine
+
+from cloud.auth import Principal
+from cloud.settings import CloudSettings
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine. Open transactions in the handler (`with engine.begin() as conn:`) so a
+    failed commit becomes an error response, not a half-sent one."""
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> CloudSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def not_found(what: str, key: Any) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"{what} {key!r} not found")
+
+
+def check_tenant(principal: Principal, municipality: str | None, what: str, key: Any) -> None:
+    """Rows of another municipality do not exist for the caller: 404, no existence leak."""
+    if not principal.sees(municipality):
+        raise not_found(what, key)
+
+
+def scope_municipality(principal: Principal, requested: str | None) -> str | None:
+    """The municipality a list query is limited to: the caller's own, or (central staff with
+    `*`) the requested one / all. Asking for another municipality than one's own → 403."""
+    if principal.all_municipalities:
+        return requested
+    if requested is not None and requested != principal.municipality:
+        raise HTTPException(status_code=403, detail=f"no access to municipality {requested!r}")
+    return principal.municipality

@@ -1,0 +1,224 @@
+"""The cloud core's FastAPI application.
+
+Routers are listed in ROUTERS as "module:attribute" import paths and mounted under /api/v2
+when their module exists, so each engineer adds a line here (or ships the module under one
+of the listed names) without touching anything else. A router module that exists but fails
+to import is an error, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud.db import create_or_migrate, make_engine
+from cloud.logging import configure_logging, get_logger
+from cloud.settings import CloudSettings
+
+API_PREFIX = "/api/v2"
+
+# Mounted in this order when the module exists. Routers define their own paths relative to
+# /api/v2 (e.g. `APIRouter(prefix="/contracts")`).
+ROUTERS: list[str] = [
+    "cloud.api.registry:router",
+    "cloud.api.meters:router",
+    "cloud.api.readings:router",
+    "cloud.api.metering:router",
+    "cloud.api.admin:router",
+    # Other engineers' packages (either location works):
+    "cloud.sync.api:router",
+    "cloud.api.sync:router",
+    "cloud.tariffs.api:router",
+    "cloud.api.tariffs:router",
+    "cloud.billing.api:router",
+    "cloud.api.billing:router",
+    "cloud.payments.api:router",
+    "cloud.api.payments:router",
+    "cloud.cfdi.api:router",
+    "cloud.api.cfdi:router",
+    "cloud.workorders.api:router",
+    "cloud.api.work_orders:router",
+]
+
+log = get_logger("cloud.app")
+
+TAGS = [
+    {"name": "registry", "description": "Municipalities, zones, customers, contracts, service points, meters, routes."},
+    {"name": "readings", "description": "Meter readings from every channel, validation (VEE), estimation, edits."},
+    {"name": "metering", "description": "Consumption analytics, non-revenue water, anomalies."},
+    {"name": "events", "description": "The append-only event log (audit trail)."},
+    {"name": "admin", "description": "Users and field nodes (admin only)."},
+]
+
+
+def load_router(path: str) -> Any | None:
+    """Import "module:attr"; None when the module itself does not exist."""
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only a missing router module (or its missing package) means "not installed".
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return None
+        raise
+    return getattr(module, attr or "router")
+
+
+def _error(status: int, error: str, reason: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "reason": reason, **extra})
+
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+                 422: "invalid", 429: "too_many_requests"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if isinstance(detail, dict):
+            body = {"error": detail.get("error", _STATUS_CODES.get(exc.status_code, "error")), **detail}
+            body.setdefault("reason", str(detail))
+            return JSONResponse(status_code=exc.status_code, content=body, headers=getattr(exc, "headers", None))
+        resp = _error(exc.status_code, _STATUS_CODES.get(exc.status_code, "error"), str(detail))
+        for k, v in (getattr(exc, "headers", None) or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            e = next(e for e in errors if e.get("type") == "json_invalid")
+            msg = (e.get("ctx") or {}).get("error", "")
+            return _error(400, "malformed_json", f"request body is not valid JSON: {msg}".rstrip(": "))
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors
+        ]
+        reason = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
+        return _error(422, "invalid", reason or "invalid request", details=details)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity_error", path=request.url.path, error=str(exc.orig)[:300])
+        return _error(409, "conflict", f"conflicts with existing data: {str(exc.orig).splitlines()[0][:200]}")
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        return _error(422, "invalid", f"value rejected by the database: {str(exc.orig).splitlines()[0][:200]}")
+
+    @app.exception_handler(OperationalError)
+    async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database_error", path=request.url.path, error=str(exc.orig)[:300])
+        return _error(503, "unavailable", "database temporarily unavailable; retry", )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: logged with its traceback for us, never shown to the caller.
+        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        return _error(500, "internal", "internal error; it has been logged")
+
+
+def _install_metrics(app: FastAPI) -> None:
+    registry = CollectorRegistry()
+    requests = Counter("aquacis_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram("aquacis_http_request_seconds", "HTTP request latency", ["method", "route"], registry=registry)
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > app.state.settings.max_body_bytes:
+            response: Response = _error(413, "too_large", f"request body over {app.state.settings.max_body_bytes} bytes")
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # errors escaping the handlers (middleware level)
+                log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+                response = _error(500, "internal", "internal error; it has been logged")
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        # Included routers report their own path; label with the full template.
+        if name != "unmatched" and request.url.path.startswith(API_PREFIX) and not name.startswith(API_PREFIX):
+            name = API_PREFIX + name
+        elapsed = time.perf_counter() - started
+        requests.labels(request.method, name, str(response.status_code)).inc()
+        latency.labels(request.method, name).observe(elapsed)
+        if name not in ("/metrics", "/health"):
+            log.info("request", method=request.method, path=request.url.path, status=response.status_code,
+                     ms=round(elapsed * 1000, 1))
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> FastAPI:
+    """Build the API. The engine is made from `settings.db_url` unless one is given; the schema
+    is created or migrated when `settings.auto_migrate`."""
+    settings = settings or CloudSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    engine = engine or make_engine(settings.db_url)
+    if settings.auto_migrate:
+        create_or_migrate(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Only dispose an engine we made.
+        if app.state.owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="AquaCIS Edge cloud API",
+        version="2.0",
+        description=(
+            "Registry, metering, billing, payments, CFDI and work orders of AquaCIS Edge.\n\n"
+            "Authenticate with `Authorization: Bearer <token>` (tokens from `aquacis cloud add-user`). "
+            "Every row belongs to a municipality (EXP-01..EXP-13); callers see only their own. "
+            "Errors are JSON `{error, reason}` with a 4xx status."
+        ),
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.owns_engine = True
+    app.state.routers = []
+    _install_error_handlers(app)
+    _install_metrics(app)
+
+    @app.get("/health", tags=["admin"])
+    def health() -> dict[str, Any]:
+        """Liveness and database reachability."""
+        import sqlalchemy as sa
+
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            db_ok = True
+        except Exception:  # reported, not raised: health must answer
+            db_ok = False
+        return {"status": "ok" if db_ok else "degraded", "database": "ok" if db_ok else "unreachable",
+                "dialect": engine.dialect.name}
+
+    for path in [*ROUTERS, *settings.extra_routers]:
+        router = load_router(path)
+        if router is not None:
+            app.include_router(router, prefix=API_PREFIX)
+            app.state.routers.append(path)
+    return app

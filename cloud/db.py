@@ -1,0 +1,112 @@
+"""The cloud database: one SQLAlchemy `metadata` for every cloud module, engines, migrations.
+
+Every domain package registers its SQLAlchemy Core tables on `metadata` in its own
+`tables.py` (e.g. `cloud/registry/tables.py`). `import_table_modules()` imports them all so
+Alembic and `create_or_migrate` see the whole schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+# JSON documents: JSONB on PostgreSQL (indexable), JSON text on SQLite.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+# Modules outside a `cloud/<package>/tables.py` that define tables.
+EXTRA_TABLE_MODULES = ["cloud.auth"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def import_table_modules() -> list[str]:
+    """Import every `cloud.<package>.tables` module (and EXTRA_TABLE_MODULES); return their names."""
+    # The folder of this file, not `cloud.__path__`: under pytest that path can also hold
+    # tests/cloud when it is on sys.path.
+    here = Path(__file__).resolve().parent
+    names = list(EXTRA_TABLE_MODULES)
+    for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda i: i.name):
+        if info.ispkg and (here / info.name / "tables.py").exists():
+            names.append(f"cloud.{info.name}.tables")
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` → psycopg 3 driver; anything else unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `sqlite:///path` (WAL, foreign keys, busy timeout) or `postgresql://…`."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, **kwargs)
+
+
+def alembic_config(engine: Engine | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def create_or_migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    from alembic import command
+
+    import_table_modules()
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        # Tables added after the baseline by a package that has no revision yet are purely
+        # additive (expand): create them so a development database keeps up.
+        metadata.create_all(bind=conn, checkfirst=True)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

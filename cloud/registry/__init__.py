@@ -1,0 +1,1 @@
+"""Registry: municipalities, zones, customers, contracts, service points, meters, routes."""

@@ -1,0 +1,99 @@
+"""Skeleton: schema creation/migration on both databases, auth (401/403), errors as JSON 4xx."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from cloud.cli import app as cli_app
+from cloud.db import create_or_migrate, current_revision, make_engine
+
+
+def test_schema_is_created_then_migration_is_idempotent(db_url: str) -> None:
+    engine = make_engine(db_url)
+    create_or_migrate(engine)
+    create_or_migrate(engine)  # second run: nothing to do, no error
+    names = set(sa.inspect(engine).get_table_names())
+    assert {"users", "nodes", "events", "alembic_version"} <= names
+    assert current_revision(engine) == "0001_baseline"
+    engine.dispose()
+
+
+def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_health_and_metrics(sqlite_cloud) -> None:
+    c = sqlite_cloud.client
+    assert c.get("/health").json()["database"] == "ok"
+    c.get("/api/v2/whoami")
+    text = c.get("/metrics").text
+    assert 'aquacis_http_requests_total{method="GET",route="/api/v2/whoami",status="401"}' in text
+
+
+def test_no_token_unknown_token_wrong_role(cloud) -> None:
+    c = cloud.client
+    r = c.get("/api/v2/whoami")
+    assert r.status_code == 401 and "Authorization" in r.json()["reason"]
+    r = c.get("/api/v2/whoami", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["reason"] == "unknown or revoked token"
+    r = c.get("/api/v2/whoami", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+    billing = cloud.user("billing")
+    me = c.get("/api/v2/whoami", headers=billing).json()
+    assert me["role"] == "billing" and me["municipality"] == "EXP-01"
+    r = c.get("/api/v2/nodes", headers=billing)
+    assert r.status_code == 403 and "admin" in r.json()["reason"]
+    gw, site = cloud.node()
+    assert c.get("/api/v2/whoami", headers=gw).json()["site_id"] == site
+    assert c.get("/api/v2/users", headers=gw).status_code == 403
+
+
+def test_admin_creates_node_in_own_municipality_only(cloud) -> None:
+    c = cloud.client
+    admin = cloud.user("admin", "EXP-02")
+    r = c.post("/api/v2/nodes", headers=admin, json={"kind": "handheld", "municipality": "EXP-02", "zone": "EXP-02-Z03"})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    assert c.get("/api/v2/whoami", headers={"Authorization": f"Bearer {token}"}).json()["zone"] == "EXP-02-Z03"
+    r = c.post("/api/v2/nodes", headers=admin, json={"kind": "gateway", "municipality": "EXP-01", "zone": "EXP-01-Z01"})
+    assert r.status_code == 403
+    r = c.post("/api/v2/nodes", headers=admin, json={"kind": "toaster", "municipality": "EXP-02", "zone": "EXP-02-Z01"})
+    assert r.status_code == 422 and "toaster" in r.json()["reason"]
+    # The registration is in the audit trail, readable by the admin.
+    site = r = c.get("/api/v2/nodes", headers=admin).json()[0]["site_id"]
+    ev = c.get(f"/api/v2/events/node/{site}", headers=admin).json()
+    assert [e["type"] for e in ev] == ["NodeRegistered"] and ev[0]["actor"]["role"] == "admin"
+
+
+def test_malformed_json_and_validation_are_4xx_with_reason(sqlite_cloud) -> None:
+    c = sqlite_cloud.client
+    admin = sqlite_cloud.user("admin", "*")
+    r = c.post("/api/v2/users", headers={**admin, "Content-Type": "application/json"}, content=b"{not json")
+    assert r.status_code == 400 and r.json()["error"] == "malformed_json"
+    r = c.post("/api/v2/users", headers=admin, json={"name": "x"})
+    assert r.status_code == 422 and "role" in r.json()["reason"]
+    r = c.get("/api/v2/nothing-here", headers=admin)
+    assert r.status_code == 404 and r.json()["reason"]
+
+
+def test_cli_add_user_and_node_print_json(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    r = runner.invoke(cli_app, ["add-node", "--db", db, "--municipality", "EXP-03", "--zone", "EXP-03-Z02", "--kind", "gateway"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    assert doc["role"] == "gateway" and doc["zone"] == "EXP-03-Z02" and len(doc["site_id"]) == 36 and doc["token"]
+    r = runner.invoke(cli_app, ["add-user", "--db", db, "--municipality", "EXP-03", "--role", "billing", "--name", "Ana"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["role"] == "billing"
+    r = runner.invoke(cli_app, ["add-user", "--db", db, "--municipality", "EXP-99", "--role", "billing", "--name", "X"])
+    assert r.exit_code == 2 and "unknown municipality" in r.output
+    r = runner.invoke(cli_app, ["add-node", "--db", db, "--municipality", "EXP-03", "--zone", "EXP-04-Z01", "--kind", "gateway"])
+    assert r.exit_code == 2
