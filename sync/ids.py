@@ -35,15 +35,22 @@ def tail_to_bits(ms: int, tail: int) -> int:
 
 def split(value: str | uuid.UUID) -> tuple[int, int] | None:
     """(ms, tail) of a UUIDv7, or None when ``value`` is not a UUIDv7."""
-    u = value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-    if u.version != 7 or u.variant != uuid.RFC_4122:
+    if isinstance(value, uuid.UUID):
+        n = value.int
+    else:
+        n = int(value.replace("-", ""), 16)
+    if (n >> 76) & 0xF != 7 or (n >> 62) & 0b11 != 0b10:
         return None
-    n = u.int
     return n >> 80, (((n >> 64) & 0xFFF) << 62) | (n & ((1 << 62) - 1))
 
 
+def format_int(n: int) -> str:
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def join(ms: int, tail: int) -> str:
-    return str(uuid.UUID(int=tail_to_bits(ms, tail)))
+    return format_int(tail_to_bits(ms, tail))
 
 
 class UUID7Generator:
@@ -62,10 +69,10 @@ class UUID7Generator:
             return tail_to_bits(ms, (self._tag << _COUNTER_BITS) | self._counter)
 
     def __call__(self) -> str:
-        return str(uuid.UUID(int=self.next_int()))
+        return format_int(self.next_int())
 
     def many(self, n: int) -> list[str]:
-        return [str(uuid.UUID(int=self.next_int())) for _ in range(n)]
+        return [format_int(self.next_int()) for _ in range(n)]
 
 
 _default = UUID7Generator()

@@ -13,7 +13,7 @@ Every row carries ``municipality`` and ``zone``: the scope key. Tables with ``sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,20 +54,8 @@ class Lattice:
         return value in self.order
 
 
-class Fields(Mapping[str, FieldSpec]):
+class Fields(dict[str, FieldSpec]):
     """Ordered field declarations; iterating yields field names."""
-
-    def __init__(self, items: Mapping[str, FieldSpec]) -> None:
-        self._items = dict(items)
-
-    def __getitem__(self, key: str) -> FieldSpec:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass(frozen=True)

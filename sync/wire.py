@@ -140,13 +140,14 @@ def _uuid7_parts(values: list[Any]) -> tuple[list[int], list[int]] | None:
     ms: list[int] = []
     tails: list[int] = []
     for v in values:
-        if type(v) is not str or len(v) != 36:
+        # only canonical lower-case text round-trips through the integer form
+        if type(v) is not str or len(v) != 36 or v[8] != "-" or v[23] != "-":
             return None
         try:
             parts = ids.split(v)
         except ValueError:
             return None
-        if parts is None or ids.join(*parts) != v:  # only canonical lower-case text round-trips
+        if parts is None or ids.format_int(ids.tail_to_bits(*parts)) != v:
             return None
         ms.append(parts[0])
         tails.append(parts[1])
@@ -191,11 +192,11 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     idx: list[int] = []
     for v in values:
         h = _hashable(v)
-        i = index.get(h)
-        if i is None:
-            i = index[h] = len(uniq)
+        found = index.get(h)
+        if found is None:
+            found = index[h] = len(uniq)
             uniq.append(v)
-        idx.append(i)
+        idx.append(found)
     if len(uniq) == n:
         return ["l", values]
     return ["s", uniq, _enc_ints(idx)]

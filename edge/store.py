@@ -1,0 +1,594 @@
+"""The local-first store of every field node (gateway and handheld): one SQLite file, WAL mode.
+
+Replicated tables get one typed column per declared field. Mutable tables add ``_clocks``
+(CBOR map field -> [hlc, site_id]), ``_cl`` (causal length; even = tombstone) and ``_extra``
+(unknown fields from newer schemas, kept). Every write through this API appends to
+``_outbox`` with a gap-free per-site ``seq`` in the same transaction; outbox rows go only when
+the receiver's post-commit answer acknowledges them. Mutable row changes are also logged in
+``_hub_log`` so the node can serve pulls as a local hub (edge/hub.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import sqlite_utils
+
+from sync import wire
+from sync.changes import Cell, Change, Refusal, RowState
+from sync.hlc import HLC, wall_ms
+from sync.ids import UUID7Generator
+from sync.merge import merge_fact, merge_rows, normalize_fact, row_changed
+from sync.schema import TABLES, TableSpec, spec
+
+_SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "json": "TEXT"}
+_CHUNK = 500
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _to_sql(ftype: str, v: Any) -> Any:
+    if v is None:
+        return None
+    if ftype == "json":
+        return json.dumps(v, separators=(",", ":"), sort_keys=True)
+    if ftype == "bool":
+        return int(bool(v))
+    return v
+
+
+def _from_sql(ftype: str, v: Any) -> Any:
+    if v is None:
+        return None
+    if ftype == "json":
+        return json.loads(v)
+    if ftype == "bool":
+        return bool(v)
+    return v
+
+
+_CONVERTED: dict[str, list[tuple[int, str]]] = {}
+
+
+def _converted(ts: TableSpec) -> list[tuple[int, str]]:
+    """(position, type) of the fields whose SQLite form differs from the Python value."""
+    got = _CONVERTED.get(ts.name)
+    if got is None:
+        got = _CONVERTED[ts.name] = [(i, f.type) for i, f in enumerate(ts.fields.values()) if f.type in ("json", "bool")]
+    return got
+
+
+class StoreError(ValueError):
+    """A write the store cannot accept (unknown table, missing scope fields, ...)."""
+
+
+class EdgeStore:
+    def __init__(self, conn: sqlite3.Connection, site_id: str, hlc: HLC, clock: Callable[[], int]) -> None:
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.site_id = site_id
+        self.hlc = hlc
+        self.clock = clock
+        self.ids = UUID7Generator(clock)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._dirty_meta = False
+        #: callbacks run after each commit (the hub uses this to wake waiting pulls)
+        self.on_commit: list[Callable[[], None]] = []
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, site_id: str | None = None, clock: Callable[[], int] | None = None) -> EdgeStore:
+        clock = clock or wall_ms
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        conn.execute("PRAGMA foreign_keys=OFF")
+        _create_schema(conn)
+        meta = dict(conn.execute("SELECT key, value FROM _sync_meta").fetchall())
+        stored = meta.get("site_id")
+        if stored and site_id and stored != site_id:
+            raise StoreError(f"store belongs to site {stored}, not {site_id}")
+        if not stored:
+            from sync.ids import uuid7
+
+            stored = site_id or uuid7()
+            conn.execute("INSERT INTO _sync_meta VALUES ('site_id', ?)", (stored,))
+        hlc = HLC(clock, offset_ms=int(meta.get("hlc_offset", 0) or 0), last=int(meta.get("hlc_last", 0) or 0))
+        return cls(conn, str(stored), hlc, clock)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[EdgeStore]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+                if self._dirty_meta:
+                    self._meta_set("hlc_last", self.hlc.last)
+                    self._meta_set("hlc_offset", self.hlc.offset_ms)
+                    self._dirty_meta = False
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self._dirty_meta = False
+                raise
+            finally:
+                self._depth = 0
+        for cb in list(self.on_commit):
+            cb()
+
+    def _meta_get(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM _sync_meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def _meta_set(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT INTO _sync_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                          (key, value))
+
+    def _stamp(self) -> int:
+        self._dirty_meta = True
+        return self.hlc.now()
+
+    def _take_seq(self, n: int) -> int:
+        first = int(self._meta_get("next_seq", 1))
+        self._meta_set("next_seq", first + n)
+        return first
+
+    # -- facts --------------------------------------------------------------------------------
+    def insert_facts(self, table: str, rows: Iterable[dict[str, Any]]) -> list[str]:
+        """Insert fact rows (ids made when missing) and queue them, in one transaction.
+
+        A row whose id exists with the same content is a no-op; with different content it is
+        quarantined locally (``_quarantine``) and not queued.
+        """
+        ts = self._fact_spec(table)
+        batch = [dict(r) for r in rows]
+        for r in batch:
+            if not r.get("id"):
+                r["id"] = self.ids()
+            if not r.get("municipality") or not r.get("zone"):
+                raise StoreError(f"{table} row {r['id']} needs municipality and zone")
+        if not batch:
+            return []
+        with self.transaction():
+            stamp = self._stamp()
+            fresh = self._put_facts(ts, batch)
+            first = self._take_seq(len(fresh))
+            self.conn.executemany(
+                "INSERT INTO _outbox (site_id, seq, tbl, pk, hlc) VALUES (?, ?, ?, ?, ?)",
+                [(self.site_id, first + i, table, r["id"], stamp) for i, r in enumerate(fresh)],
+            )
+        return [str(r["id"]) for r in batch]
+
+    def _fact_spec(self, table: str) -> TableSpec:
+        ts = spec(table)
+        if ts.kind != "fact":
+            raise StoreError(f"{table} is not a fact table")
+        return ts
+
+    def _fact_params(self, ts: TableSpec, r: dict[str, Any]) -> tuple[Any, ...]:
+        vals = [r.get(n) for n in ts.fields]
+        for i, ftype in _converted(ts):
+            if vals[i] is not None:
+                vals[i] = _to_sql(ftype, vals[i])
+        extra = None
+        if len(r) > len(ts.fields) or any(k not in ts.fields for k in r):
+            ex = {k: v for k, v in r.items() if k not in ts.fields and v is not None}
+            extra = cbor2.dumps(ex) if ex else None
+        vals.append(extra)
+        return tuple(vals)
+
+    def _put_facts(self, ts: TableSpec, batch: list[dict[str, Any]], origin: tuple[str, int] | None = None) -> list[dict[str, Any]]:
+        """Insert rows not yet present; returns the rows actually new (duplicates dropped, conflicts kept aside)."""
+        cols = ", ".join([*(_q(n) for n in ts.fields), "_extra"])
+        marks = ", ".join("?" * (len(ts.fields) + 1))
+        sql = f"INSERT INTO {_q(ts.name)} ({cols}) VALUES ({marks})"
+        try:
+            self.conn.execute("SAVEPOINT facts")
+            self.conn.executemany(sql, [self._fact_params(ts, r) for r in batch])
+            self.conn.execute("RELEASE facts")
+            return batch
+        except sqlite3.IntegrityError:
+            self.conn.execute("ROLLBACK TO facts")
+            self.conn.execute("RELEASE facts")
+        fresh: list[dict[str, Any]] = []
+        for r in batch:
+            existing = self.get_fact(ts.name, r["id"])
+            kept, conflict = merge_fact(ts, existing, r)
+            if existing is None:
+                self.conn.execute(sql, self._fact_params(ts, kept))
+                fresh.append(r)
+            elif conflict:
+                self.conn.execute(
+                    "INSERT INTO _quarantine (tbl, pk, site_id, seq, row, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (ts.name, r["id"], origin[0] if origin else self.site_id, origin[1] if origin else None,
+                     cbor2.dumps(r), "same id, different content", self.clock()))
+        return fresh
+
+    def get_fact(self, table: str, pk: str) -> dict[str, Any] | None:
+        ts = spec(table)
+        cur = self.conn.execute(f"SELECT * FROM {_q(table)} WHERE id = ?", (pk,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return self._fact_from_sql(ts, [d[0] for d in cur.description], row)
+
+    def _fact_from_sql(self, ts: TableSpec, names: list[str], row: Iterable[Any]) -> dict[str, Any]:
+        out = dict(zip(names, row, strict=True))
+        extra = out.pop("_extra", None)
+        for n, f in ts.fields.items():
+            if f.type in ("json", "bool") and out.get(n) is not None:
+                out[n] = _from_sql(f.type, out[n])
+        if extra:
+            out.update(cbor2.loads(extra))
+        return out
+
+    # -- mutable rows -------------------------------------------------------------------------
+    def _mutable_spec(self, table: str) -> TableSpec:
+        ts = spec(table)
+        if ts.kind != "mutable":
+            raise StoreError(f"{table} is not a mutable table")
+        return ts
+
+    def load_rows(self, table: str, pks: list[str]) -> dict[str, RowState]:
+        """Row states (tombstones included) for the given keys."""
+        ts = self._mutable_spec(table)
+        out: dict[str, RowState] = {}
+        names = list(ts.fields)
+        cols = ", ".join([*(_q(n) for n in names), "_clocks", "_cl", "_extra"])
+        for i in range(0, len(pks), _CHUNK):
+            chunk = pks[i:i + _CHUNK]
+            sql = f"SELECT {cols} FROM {_q(table)} WHERE id IN ({', '.join('?' * len(chunk))})"
+            for row in self.conn.execute(sql, chunk):
+                st = self._state_from_sql(ts, names, row)
+                out[st.pk] = st
+        return out
+
+    def _state_from_sql(self, ts: TableSpec, names: list[str], row: tuple[Any, ...]) -> RowState:
+        clocks = cbor2.loads(row[len(names)]) if row[len(names)] else {}
+        extra = cbor2.loads(row[len(names) + 2]) if row[len(names) + 2] else {}
+        pk = row[names.index("id")]
+        cells: dict[str, Cell] = {}
+        for n, v in zip(names, row, strict=False):
+            if n in clocks:
+                h, s = clocks[n]
+                cells[n] = Cell(_from_sql(ts.fields[n].type, v), h, s)
+        for n, v in extra.items():
+            if n in clocks:
+                h, s = clocks[n]
+                cells[n] = Cell(v, h, s)
+        return RowState(ts.name, str(pk), cells, int(row[len(names) + 1]))
+
+    def load_row(self, table: str, pk: str) -> RowState | None:
+        return self.load_rows(table, [pk]).get(pk)
+
+    def save_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None:
+        """Write merged states (before, after) and log them for the hub. Inside a transaction."""
+        if not pairs:
+            return
+        by_table: dict[str, list[tuple[RowState | None, RowState]]] = {}
+        for b, a in pairs:
+            by_table.setdefault(a.table, []).append((b, a))
+        for table, items in by_table.items():
+            ts = spec(table)
+            names = [n for n in ts.fields if n != "id"]
+            cols = ", ".join([*(_q(n) for n in ["id", *names]), "_clocks", "_cl", "_extra"])
+            marks = ", ".join("?" * (len(names) + 4))
+            params = []
+            for _, a in items:
+                clocks = {k: [c.hlc, c.site_id] for k, c in a.cells.items()}
+                extra = {k: c.value for k, c in a.cells.items() if k not in ts.fields}
+                params.append((a.pk, *(_to_sql(ts.fields[n].type, a.value(n)) for n in names),
+                               cbor2.dumps(clocks), a.cl, cbor2.dumps(extra) if extra else None))
+            self.conn.executemany(f"INSERT OR REPLACE INTO {_q(table)} ({cols}) VALUES ({marks})", params)
+            self.conn.executemany(
+                "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone) VALUES (?, ?, ?, ?, ?, ?)",
+                [(table, a.pk, a.municipality, a.zone, b.municipality if b else None, b.zone if b else None)
+                 for b, a in items])
+
+    def purge_row(self, table: str, pk: str) -> None:
+        """Remove a row from this node entirely (it left the node's scope); logged for the hub."""
+        before = self.load_row(table, pk)
+        if before is None:
+            return
+        self.conn.execute(f"DELETE FROM {_q(table)} WHERE id = ?", (pk,))
+        self.conn.execute(
+            "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone) VALUES (?, ?, NULL, NULL, ?, ?)",
+            (table, pk, before.municipality, before.zone))
+
+    def _queue(self, change_fields: dict[str, Any], ts: TableSpec, after: RowState, stamp: int) -> None:
+        seq = self._take_seq(1)
+        body = cbor2.dumps({"f": change_fields, "cl": after.cl, "m": after.municipality, "z": after.zone})
+        self.conn.execute("INSERT INTO _outbox (site_id, seq, tbl, pk, hlc, body) VALUES (?, ?, ?, ?, ?, ?)",
+                          (self.site_id, seq, ts.name, after.pk, stamp, body))
+
+    def set_fields(self, table: str, pk: str, fields: dict[str, Any]) -> RowState:
+        """Write cells (per-field LWW). A new row needs ``municipality`` and ``zone``; writing to a
+        deleted row re-inserts it (causal length + 1)."""
+        ts = self._mutable_spec(table)
+        fields = {k: v for k, v in fields.items() if k != "id"}
+        for name, lat in ts.lattices.items():
+            if name in fields and fields[name] not in lat:
+                raise StoreError(f"{table}.{name} must be one of {', '.join(lat.order)}")
+        with self.transaction():
+            before = self.load_row(table, pk)
+            if before is None and not (fields.get("municipality") and fields.get("zone")):
+                raise StoreError(f"new {table} row {pk} needs municipality and zone")
+            stamp = self._stamp()
+            cl = 1 if before is None else (before.cl if before.alive else before.cl + 1)
+            delta = RowState(table, pk, {k: Cell(v, stamp, self.site_id) for k, v in fields.items()}, cl)
+            after = merge_rows(ts, before, delta)
+            assert after is not None
+            self.save_rows([(before, after)])
+            self._queue(fields, ts, after, stamp)
+            return after
+
+    def advance(self, table: str, pk: str, field: str, value: str) -> bool:
+        """Move a lattice field up (e.g. work order status). False when it would not go up."""
+        ts = self._mutable_spec(table)
+        lat = ts.lattices.get(field)
+        if lat is None:
+            raise StoreError(f"{table}.{field} is not a lattice field")
+        if value not in lat:
+            raise StoreError(f"{table}.{field} must be one of {', '.join(lat.order)}")
+        with self.transaction():
+            cur = self.load_row(table, pk)
+            if cur is None or not cur.alive:
+                raise KeyError(f"{table} {pk} not found")
+            if lat.rank(value) <= lat.rank(cur.value(field)):
+                return False
+            self.set_fields(table, pk, {field: value})
+            return True
+
+    def delete(self, table: str, pk: str) -> bool:
+        ts = self._mutable_spec(table)
+        with self.transaction():
+            before = self.load_row(table, pk)
+            if before is None or not before.alive:
+                return False
+            stamp = self._stamp()
+            after = RowState(table, pk, dict(before.cells), before.cl + 1)
+            self.save_rows([(before, after)])
+            self._queue({}, ts, after, stamp)
+            return True
+
+    def get(self, table: str, pk: str) -> dict[str, Any] | None:
+        ts = spec(table)
+        if ts.kind == "fact":
+            return self.get_fact(table, pk)
+        st = self.load_row(table, pk)
+        if st is None or not st.alive:
+            return None
+        return {**{n: None for n in ts.fields}, **st.values(), "id": pk}
+
+    def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
+        ts = spec(table)
+        for k in where:
+            if k not in ts.fields:
+                raise StoreError(f"{table} has no field {k}")
+        cond = " AND ".join(f"{_q(k)} IS ?" for k in where)
+        if ts.kind == "mutable":
+            cond = " AND ".join(x for x in (cond, "_cl % 2 = 1") if x)
+        sql = f"SELECT * FROM {_q(table)}" + (f" WHERE {cond}" if cond else "") + " ORDER BY id"
+        params = [_to_sql(ts.fields[k].type, v) for k, v in where.items()]
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur:
+            if ts.kind == "fact":
+                out.append(self._fact_from_sql(ts, names, row))
+            else:
+                d = {n: _from_sql(ts.fields[n].type, v) for n, v in zip(names, row, strict=True) if n in ts.fields}
+                extra = row[names.index("_extra")]
+                if extra:
+                    d.update(cbor2.loads(extra))
+                out.append(d)
+        return out
+
+    # -- outbox -------------------------------------------------------------------------------
+    def pending_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])
+
+    def next_push_batch(self, max_changes: int = 5000, max_bytes: int = wire.DEFAULT_BATCH_BYTES) -> wire.PushBatch | None:
+        """The oldest queued changes, as one batch (the same batch again until acknowledged)."""
+        n = max_changes
+        while True:
+            changes = self._outbox_changes(n)
+            if not changes:
+                return None
+            batch = wire.PushBatch(self.site_id, changes)
+            size = len(wire.encode(batch))
+            if size <= max_bytes or n == 1:
+                return batch
+            n = max(1, min(n - 1, int(len(changes) * max_bytes / size * 0.9)))
+
+    def _outbox_changes(self, n: int) -> list[Change]:
+        ob = self.conn.execute(
+            "SELECT oid, site_id, seq, tbl, pk, hlc, body FROM _outbox ORDER BY oid LIMIT ?", (n,)).fetchall()
+        if not ob:
+            return []
+        lo, hi = ob[0][0], ob[-1][0]
+        facts: dict[tuple[str, str], dict[str, Any]] = {}
+        for table in {r[3] for r in ob if r[6] is None}:
+            ts = spec(table)
+            cur = self.conn.execute(
+                f"SELECT r.* FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
+                "WHERE o.oid BETWEEN ? AND ? AND o.tbl = ?", (lo, hi, table))
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                f = self._fact_from_sql(ts, names, row)
+                facts[(table, f["id"])] = f
+        out = []
+        for _, site, seq, table, pk, hlc, body in ob:
+            if body is None:
+                f = facts.get((table, pk))
+                if f is None:  # the fact row was removed locally; nothing left to send
+                    continue
+                out.append(Change(table, pk, site, seq, hlc, "insert", f, 0, f["municipality"], f["zone"]))
+            else:
+                b = cbor2.loads(body)
+                out.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))
+        return out
+
+    def relay(self, changes: list[Change]) -> None:
+        """Append received changes to this node's outbox unchanged (origin site_id and seq kept)."""
+        params = []
+        for c in changes:
+            body = None if c.op == "insert" else cbor2.dumps({"f": c.fields, "cl": c.cl, "m": c.municipality, "z": c.zone})
+            params.append((c.site_id, c.seq, c.table, c.pk, c.hlc, body))
+        self.conn.executemany("INSERT INTO _outbox (site_id, seq, tbl, pk, hlc, body) VALUES (?, ?, ?, ?, ?, ?)", params)
+
+    def acknowledge(self, result: wire.PushResult) -> None:
+        """Apply a post-commit answer: drop acknowledged outbox rows, keep refusals, learn server time."""
+        with self.transaction():
+            for site, seq in result.acked.items():
+                self.conn.execute("DELETE FROM _outbox WHERE site_id = ? AND seq <= ?", (site, seq))
+            self._keep_refusals(result.refusals)
+            if result.server_time_ms:
+                self.hlc.observe_server_time(result.server_time_ms)
+                self._dirty_meta = True
+
+    def _keep_refusals(self, refusals: list[Refusal]) -> None:
+        for r in refusals:
+            exists = self.conn.execute("SELECT 1 FROM _refusals WHERE site_id = ? AND seq = ?", (r.site_id, r.seq)).fetchone()
+            if exists:
+                continue
+            self.conn.execute(
+                "INSERT INTO _refusals (site_id, seq, tbl, pk, code, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (r.site_id, r.seq, r.table, r.pk, r.code, r.reason, self.clock()))
+            if r.table in TABLES and TABLES[r.table].kind == "mutable":
+                self._undo_refused(r)
+
+    def _undo_refused(self, r: Refusal) -> None:
+        """Converge after a refused write: the receiver's state replaces the refused cells."""
+        ts = TABLES[r.table]
+        local = self.load_row(r.table, r.pk)
+        if local is None:
+            if r.row is not None:
+                self.save_rows([(None, r.row)])
+            return
+        if r.row is None and r.code == "out_of_scope":
+            self.purge_row(r.table, r.pk)
+            return
+        kept = {k: c for k, c in local.cells.items() if not (c.hlc == r.hlc and c.site_id == r.site_id and k in r.fields)}
+        pending_later = self.conn.execute(
+            "SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? LIMIT 1", (r.table, r.pk)).fetchone()
+        if r.row is None:
+            if not kept or not any(c.site_id != r.site_id or c.hlc != r.hlc for c in kept.values()):
+                if not pending_later:
+                    self.purge_row(r.table, r.pk)
+                    return
+            after = RowState(r.table, r.pk, kept, local.cl)
+        else:
+            merged = merge_rows(ts, r.row, RowState(r.table, r.pk, kept, r.row.cl))
+            assert merged is not None
+            after = merged
+            after.cl = max(r.row.cl, local.cl) if pending_later else r.row.cl
+        if row_changed(local, after):
+            self.save_rows([(local, after)])
+
+    def refusals(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT site_id, seq, tbl, pk, code, reason, at_ms FROM _refusals ORDER BY id")
+        return [{"site_id": s, "seq": q, "table": t, "pk": p, "code": c, "reason": r, "at_ms": a}
+                for s, q, t, p, c, r, a in cur]
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT tbl, pk, site_id, seq, row, reason FROM _quarantine ORDER BY id")
+        return [{"table": t, "pk": p, "site_id": s, "seq": q, "row": cbor2.loads(r), "reason": why}
+                for t, p, s, q, r, why in cur]
+
+    # -- pull ---------------------------------------------------------------------------------
+    def pull_cursor(self) -> Any:
+        raw = self._meta_get("pull_cursor")
+        return None if raw is None else cbor2.loads(raw)
+
+    def apply_pull(self, batch: wire.PullBatch) -> int:
+        """Merge pulled rows, evict rows that left the scope, and advance the cursor: one transaction."""
+        changed = 0
+        with self.transaction():
+            by_table: dict[str, list[RowState]] = {}
+            for r in batch.rows:
+                if r.table in TABLES and TABLES[r.table].kind == "mutable":
+                    by_table.setdefault(r.table, []).append(r)
+            pairs: list[tuple[RowState | None, RowState]] = []
+            for table, rows in by_table.items():
+                ts = TABLES[table]
+                existing = self.load_rows(table, [r.pk for r in rows])
+                for r in rows:
+                    before = existing.get(r.pk)
+                    after = merge_rows(ts, before, r)
+                    assert after is not None
+                    if row_changed(before, after):
+                        pairs.append((before, after))
+                        existing[r.pk] = after
+            self.save_rows(pairs)
+            changed += len(pairs)
+            for table, pk in batch.evict:
+                if table in TABLES and TABLES[table].kind == "mutable":
+                    self.purge_row(table, pk)
+            self._keep_refusals(batch.refusals)
+            self._meta_set("pull_cursor", cbor2.dumps(batch.cursor))
+            if batch.server_time_ms:
+                self.hlc.observe_server_time(batch.server_time_ms)
+                self._dirty_meta = True
+        return changed
+
+    def observe_server_time(self, server_ms: int, sent_ms: int | None = None, received_ms: int | None = None) -> None:
+        with self.transaction():
+            self.hlc.observe_server_time(server_ms, sent_ms, received_ms)
+            self._dirty_meta = True
+
+    def normalize(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        return normalize_fact(spec(table), row)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    stmts = [
+        "CREATE TABLE IF NOT EXISTS _sync_meta (key TEXT PRIMARY KEY, value)",
+        "CREATE TABLE IF NOT EXISTS _outbox (oid INTEGER PRIMARY KEY, site_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " tbl TEXT NOT NULL, pk TEXT NOT NULL, hlc INTEGER NOT NULL, body BLOB)",
+        "CREATE INDEX IF NOT EXISTS _outbox_site_seq ON _outbox (site_id, seq)",
+        "CREATE TABLE IF NOT EXISTS _refusals (id INTEGER PRIMARY KEY, site_id TEXT, seq INTEGER, tbl TEXT, pk TEXT,"
+        " code TEXT, reason TEXT, at_ms INTEGER)",
+        "CREATE INDEX IF NOT EXISTS _refusals_site ON _refusals (site_id, seq)",
+        "CREATE TABLE IF NOT EXISTS _quarantine (id INTEGER PRIMARY KEY, tbl TEXT, pk TEXT, site_id TEXT, seq INTEGER,"
+        " row BLOB, reason TEXT, at_ms INTEGER)",
+        "CREATE TABLE IF NOT EXISTS _hub_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT, pk TEXT,"
+        " municipality TEXT, zone TEXT, old_municipality TEXT, old_zone TEXT)",
+    ]
+    for ts in TABLES.values():
+        cols = ", ".join(f"{_q(n)} {_SQL_TYPES[f.type]}" + (" PRIMARY KEY" if n == "id" else "")
+                         for n, f in ts.fields.items())
+        extra = ", _clocks BLOB, _cl INTEGER NOT NULL DEFAULT 1, _extra BLOB" if ts.kind == "mutable" else ", _extra BLOB"
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {_q(ts.name)} ({cols}{extra})")
+        if ts.kind == "mutable":
+            stmts.append(f"CREATE INDEX IF NOT EXISTS {_q(ts.name + '_zone')} ON {_q(ts.name)} (municipality, zone)")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for s in stmts:
+            conn.execute(s)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
