@@ -1,0 +1,1 @@
+"""Metering: reading validation (VEE), estimation and true-up, consumption and analytics."""
