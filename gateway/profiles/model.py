@@ -1,0 +1,133 @@
+"""`DeviceProfile`: how a device type's decoded data becomes a meter reading.
+
+Loaded from TOML or JSON (see docs/codecs.md, "Device profiles"); validated with pydantic so a
+bad profile fails at load with a clear message, not at the first uplink.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.modbus.registers import RegisterMap
+
+# litres per unit; 1 gal = 3.785411784 L (docs/contracts.md)
+UNIT_LITRES: dict[str, Decimal] = {"L": Decimal(1), "m3": Decimal(1000), "gal": Decimal("3.785411784")}
+_UNIT_ALIASES = {
+    "l": "L", "litre": "L", "liter": "L", "litres": "L", "liters": "L",
+    "m3": "m3", "m³": "m3", "m^3": "m3",
+    "gal": "gal", "gallon": "gal", "gallons": "gal", "usgal": "gal",
+}
+# flow units → L/h
+FLOW_UNITS: dict[str, Decimal] = {"L/h": Decimal(1), "m3/h": Decimal(1000), "L/s": Decimal(3600), "L/min": Decimal(60),
+                                  "gal/min": Decimal("3.785411784") * 60}
+ALARMS = ("leak", "burst", "backflow", "tamper", "battery")
+
+
+class ProfileError(ValueError):
+    """A profile file is unreadable or invalid; `str(e)` says where and why."""
+
+
+def normalise_unit(value: str) -> str:
+    unit = _UNIT_ALIASES.get(str(value).strip().lower()) or _UNIT_ALIASES.get(str(value).strip())
+    if unit is None:
+        raise ValueError(f"unknown unit {value!r}: use L, m3 or gal")
+    return unit
+
+
+class DeviceProfile(BaseModel):
+    """A device type: its codec and how to read its decoded object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    source: Literal["lorawan", "nbiot", "modbus"] = "lorawan"
+    codec: str | None = None
+    codec_variables: dict[str, Any] = Field(default_factory=dict)
+    fports: tuple[int, ...] = ()  # frames on other ports carry no register (status, config)
+    value_field: str | None = None  # dotted path into the decoded object
+    unit: str = "L"
+    scale: Decimal = Decimal(1)  # units per raw count (e.g. 10 for 10 L/pulse with unit L)
+    # alarm name (leak/burst/backflow/tamper/battery) -> decoded field (dotted path)
+    alarm_fields: dict[str, str] = Field(default_factory=dict)
+    battery_field: str | None = "battery"
+    battery_volts: tuple[float, float] | None = None  # (empty V, full V): field is volts → %
+    low_battery_pct: float = 10.0
+    flow_field: str | None = None
+    flow_unit: str = "L/h"
+    modbus: RegisterMap | None = None
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        return normalise_unit(v)
+
+    @field_validator("flow_unit")
+    @classmethod
+    def _flow_unit(cls, v: str) -> str:
+        if v not in FLOW_UNITS:
+            raise ValueError(f"unknown flow unit {v!r}: use one of {', '.join(FLOW_UNITS)}")
+        return v
+
+    @field_validator("alarm_fields", mode="before")
+    @classmethod
+    def _alarms(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):  # ["leak", "tamper"]: same-named decoded fields
+            v = {name: name for name in v}
+        if isinstance(v, dict):
+            bad = sorted(set(v) - set(ALARMS))
+            if bad:
+                raise ValueError(f"unknown alarm {bad[0]!r}: use {', '.join(ALARMS)}")
+        return v
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: Decimal) -> Decimal:
+        if not v.is_finite() or v <= 0:
+            raise ValueError("scale must be a positive number")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> DeviceProfile:
+        if self.source == "modbus" and self.modbus is None:
+            raise ValueError("a modbus profile needs a [modbus] register map")
+        if self.source == "lorawan" and not self.codec:
+            raise ValueError("a lorawan profile needs a codec")
+        return self
+
+    @property
+    def litres_per_count(self) -> Decimal:
+        return self.scale * UNIT_LITRES[self.unit]
+
+
+def profile_from_dict(doc: dict[str, Any], origin: str = "<profile>") -> DeviceProfile:
+    try:
+        return DeviceProfile.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(profile)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ProfileError(f"{origin}: {problems}") from None
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Load a profile from a .toml or .json file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{p.name}: cannot read: {exc.strerror}") from None
+    try:
+        doc = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"{p.name}: not valid {p.suffix.lstrip('.').upper() or 'TOML'}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ProfileError(f"{p.name}: a profile is a table/object")
+    doc.setdefault("name", p.stem)
+    return profile_from_dict(doc, p.name)
