@@ -1,0 +1,91 @@
+"""Printed representation (PDF, Spanish) of a CFDI, made from its XML alone."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .validate import CFDI_NS, TFD_NS
+
+C = f"{{{CFDI_NS}}}"
+TIPOS = {"I": "Ingreso", "E": "Egreso (nota de crédito)", "P": "Pago", "T": "Traslado", "N": "Nómina"}
+
+
+def _latin1(text: str | None) -> str:
+    # Core PDF fonts are Latin-1; anything else is replaced rather than failing the render.
+    return (text or "").encode("latin-1", "replace").decode("latin-1")
+
+
+def render_pdf(xml: bytes) -> bytes:
+    from fpdf import FPDF
+
+    root = etree.fromstring(xml)
+    em = root.find(C + "Emisor")
+    re_ = root.find(C + "Receptor")
+    tfd = root.find(f"{C}Complemento/{{{TFD_NS}}}TimbreFiscalDigital")
+    pdf = FPDF(format="Letter")
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    t = _latin1
+
+    def row(label: str, value: str | None, w: float = 45) -> None:
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(w, 5, t(label))
+        pdf.set_font("Helvetica", "", 9)
+        pdf.multi_cell(0, 5, t(value), new_x="LMARGIN", new_y="NEXT")
+
+    pdf.set_font("Helvetica", "B", 14)
+    pdf.cell(0, 8, t(f"Factura electrónica CFDI 4.0 - {TIPOS.get(root.get('TipoDeComprobante', ''), '')}"),
+             new_x="LMARGIN", new_y="NEXT")
+    if tfd is not None and "PRUEBA" in (tfd.get("Leyenda") or ""):
+        pdf.set_text_color(200, 0, 0)
+        pdf.set_font("Helvetica", "B", 12)
+        pdf.cell(0, 7, t("DOCUMENTO DE PRUEBA - SIN VALIDEZ FISCAL"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+    row("Serie y folio:", f"{root.get('Serie', '')}-{root.get('Folio', '')}")
+    row("Fecha de emisión:", root.get("Fecha"))
+    row("Lugar de expedición:", root.get("LugarExpedicion"))
+    if em is not None:
+        row("Emisor:", f"{em.get('Nombre')} (RFC {em.get('Rfc')}, régimen {em.get('RegimenFiscal')})")
+    if re_ is not None:
+        row("Receptor:", f"{re_.get('Nombre')} (RFC {re_.get('Rfc')}, uso {re_.get('UsoCFDI')})")
+    row("Método / forma de pago:", f"{root.get('MetodoPago', '-')} / {root.get('FormaPago', '-')}")
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 9)
+    widths = (25, 18, 80, 27, 35)
+    for w, h in zip(widths, ("Clave", "Cantidad", "Descripción", "Objeto imp.", "Importe"), strict=True):
+        pdf.cell(w, 6, t(h), border=1)
+    pdf.ln()
+    pdf.set_font("Helvetica", "", 9)
+    for c in root.iterfind(f"{C}Conceptos/{C}Concepto"):
+        vals = (c.get("ClaveProdServ"), c.get("Cantidad"), (c.get("Descripcion") or "")[:48],
+                c.get("ObjetoImp"), c.get("Importe"))
+        for w, v in zip(widths, vals, strict=True):
+            pdf.cell(w, 6, t(v), border=1)
+        pdf.ln()
+    pdf.ln(2)
+    imp = root.find(C + "Impuestos")
+    row("Subtotal:", root.get("SubTotal"))
+    if imp is not None:
+        for tr in imp.iterfind(f"{C}Traslados/{C}Traslado"):
+            rate = tr.get("TasaOCuota")
+            label = f"IVA {float(rate) * 100:.0f}%:" if rate else "IVA exento:"
+            row(label, tr.get("Importe") or "0.00")
+    row("Total:", f"{root.get('Total')} {root.get('Moneda')}")
+    pdf.ln(2)
+    if tfd is not None:
+        row("Folio fiscal (UUID):", tfd.get("UUID"))
+        row("Fecha de certificación:", tfd.get("FechaTimbrado"))
+        row("RFC del PAC:", tfd.get("RfcProvCertif"))
+        row("Certificado SAT:", tfd.get("NoCertificadoSAT"))
+        if tfd.get("Leyenda"):
+            row("Leyenda:", tfd.get("Leyenda"))
+    else:
+        row("Estado:", "Pendiente de timbrado (sin folio fiscal)")
+    row("Certificado emisor:", root.get("NoCertificado"))
+    pdf.set_font("Helvetica", "", 6)
+    pdf.multi_cell(0, 3, t("Sello digital del CFDI: " + (root.get("Sello") or "")), new_x="LMARGIN", new_y="NEXT")
+    if tfd is not None:
+        pdf.multi_cell(0, 3, t("Sello del SAT: " + (tfd.get("SelloSAT") or "")), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "I", 8)
+    pdf.cell(0, 5, t("Este documento es una representación impresa de un CFDI."), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

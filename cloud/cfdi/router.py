@@ -1,0 +1,133 @@
+"""HTTP API of CFDI: serve an invoice's CFDI (XML or PDF), see a document's fiscal status, cancel.
+
+Role-checked (billing, collections; admin implied) and tenant-filtered: a document of another
+municipality answers 404, like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from cloud.auth import Principal, require_roles
+
+from .rules import CfdiRuleError
+from .tables import cfdi_documents, cfdi_global_members
+
+router = APIRouter(tags=["cfdi"])
+READERS = require_roles("billing", "collections")
+WRITERS = require_roles("billing")
+
+
+def get_service(request: Request) -> Any:
+    """The app's CfdiService, built on first use from CfdiSettings (see cloud.cfdi.wiring)."""
+    svc = getattr(request.app.state, "cfdi_service", None)
+    if svc is None:
+        from .wiring import service_from_settings
+
+        svc = request.app.state.cfdi_service = service_from_settings(request.app.state.engine)
+    return svc
+
+
+def _invoice_document(conn: sa.Connection, invoice_id: str) -> dict[str, Any] | None:
+    """The live CFDI of an invoice: its own Ingreso, else the global CFDI that covers it."""
+    live = cfdi_documents.c.fiscal_status.notin_(("cancelled", "rejected"))
+    row = conn.execute(
+        sa.select(cfdi_documents)
+        .where(cfdi_documents.c.invoice_id == invoice_id, cfdi_documents.c.kind == "ingreso", live)
+        .order_by(cfdi_documents.c.created_at.desc())
+    ).mappings().first()
+    if row is None:
+        row = conn.execute(
+            sa.select(cfdi_documents)
+            .join(cfdi_global_members, cfdi_global_members.c.document_id == cfdi_documents.c.id)
+            .where(cfdi_global_members.c.invoice_id == invoice_id, live)
+        ).mappings().first()
+    return dict(row) if row else None
+
+
+def _visible(principal: Principal, doc: dict[str, Any] | None, what: str, key: str) -> dict[str, Any]:
+    if doc is None or not principal.sees(doc["municipality"]):
+        raise HTTPException(404, detail=f"{what} {key!r} not found")
+    return doc
+
+
+def _headers(doc: dict[str, Any], ext: str) -> dict[str, str]:
+    name = doc["uuid"] or f"{doc['series'] or ''}{doc['folio'] or doc['id']}-pendiente"
+    return {"Content-Disposition": f'inline; filename="{name}.{ext}"', "X-Fiscal-Status": doc["fiscal_status"]}
+
+
+@router.get("/invoices/{invoice_id}/cfdi", summary="The invoice's CFDI 4.0 XML (stamped, or sealed while pending)")
+def invoice_cfdi(invoice_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+    with request.app.state.engine.connect() as conn:
+        doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
+    xml = doc["stamped_xml"] or doc["sealed_xml"]
+    return Response(content=xml, media_type="application/xml", headers=_headers(doc, "xml"))
+
+
+@router.get("/invoices/{invoice_id}/cfdi/pdf", summary="Printed representation (PDF, Spanish) of the invoice's CFDI")
+def invoice_cfdi_pdf(invoice_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+    with request.app.state.engine.connect() as conn:
+        doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
+    pdf = doc["pdf"]
+    if pdf is None:
+        from .pdf import render_pdf
+
+        pdf = render_pdf(doc["stamped_xml"] or doc["sealed_xml"])
+    return Response(content=pdf, media_type="application/pdf", headers=_headers(doc, "pdf"))
+
+
+class DocumentStatus(BaseModel):
+    id: str
+    kind: str
+    invoice_id: str | None
+    municipality: str
+    series: str | None
+    folio: str | None
+    receiver_rfc: str
+    total: str
+    fiscal_status: str
+    uuid: str | None
+    fiscally_valid: bool | None
+    attempts: int
+    last_error: str | None
+    cancel_motive: str | None
+    substitute_uuid: str | None
+
+
+def _status(doc: dict[str, Any]) -> DocumentStatus:
+    return DocumentStatus(**{k: (str(doc[k]) if k == "total" else doc[k]) for k in DocumentStatus.model_fields})
+
+
+@router.get("/cfdi/{document_id}", response_model=DocumentStatus, summary="Fiscal status of one CFDI document")
+def document_status(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> DocumentStatus:
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
+    return _status(_visible(principal, dict(row) if row else None, "CFDI document", document_id))
+
+
+class CancelRequest(BaseModel):
+    motive: str = Field(pattern="^0[1-4]$", description="SAT cancellation motive 01–04")
+    substitute_uuid: str | None = Field(None, description="UUID of the substituting CFDI (required with motive 01)")
+
+
+@router.post("/cfdi/{document_id}/cancel", response_model=DocumentStatus, summary="Cancel a stamped CFDI")
+def cancel_document(
+    document_id: str, body: CancelRequest, request: Request, principal: Principal = Depends(WRITERS)
+) -> DocumentStatus:
+    from .pac import PacRejected, PacUnavailable
+
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
+    _visible(principal, dict(row) if row else None, "CFDI document", document_id)
+    try:
+        doc = get_service(request).cancel(document_id, body.motive, body.substitute_uuid)
+    except (CfdiRuleError, PacRejected) as e:
+        raise HTTPException(422, detail=str(e)) from e
+    except PacUnavailable as e:
+        raise HTTPException(503, detail=f"PAC unavailable, retry later: {e}") from e
+    return _status(doc)

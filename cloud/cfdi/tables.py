@@ -1,0 +1,72 @@
+"""CFDI documents and their fiscal status, on the shared cloud metadata.
+
+One row per CFDI we issue. `idempotency_key` (unique) is what makes issuing the same invoice,
+payment or credit twice impossible: a second request finds the first row. The retry
+schedule lives in the row (`attempts`, `next_attempt_at`), so a restarted worker resumes it.
+"""
+
+import sqlalchemy as sa
+
+from cloud.db import metadata
+
+# fiscal_status: pending_fiscal → stamped → (cancel_requested →) cancelled; or rejected
+# (the PAC refused the document: a person must correct the source and issue a substitute).
+FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled")
+
+cfdi_documents = sa.Table(
+    "cfdi_documents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("idempotency_key", sa.String(120), nullable=False, unique=True),
+    sa.Column("kind", sa.String(12), nullable=False),  # ingreso | global | pago | egreso
+    sa.Column("source_id", sa.String(80), nullable=False),  # our invoice / payment / credit id
+    sa.Column("invoice_id", sa.String(36)),  # our invoice this CFDI is for (ingreso, egreso)
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("series", sa.String(25)),
+    sa.Column("folio", sa.String(40)),
+    sa.Column("receiver_rfc", sa.String(13), nullable=False),
+    sa.Column("receiver_email", sa.String(200)),  # for the "invoice issued" notification
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("metodo_pago", sa.String(3)),
+    sa.Column("fiscal_status", sa.String(20), nullable=False),
+    sa.Column("uuid", sa.String(36), unique=True),
+    sa.Column("sealed_xml", sa.LargeBinary, nullable=False),
+    sa.Column("stamped_xml", sa.LargeBinary),
+    sa.Column("pdf", sa.LargeBinary),
+    sa.Column("pac", sa.String(40)),
+    sa.Column("fiscally_valid", sa.Boolean),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_until", sa.DateTime(timezone=True)),  # lease so two workers never stamp one row
+    sa.Column("last_error", sa.Text),
+    sa.Column("related_uuid", sa.String(36)),  # credit note → original; substitute → replaced
+    sa.Column("cancel_motive", sa.String(2)),
+    sa.Column("substitute_uuid", sa.String(36)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stamped_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_cfdi_documents_due", "fiscal_status", "next_attempt_at"),
+    sa.Index("ix_cfdi_documents_invoice", "invoice_id"),
+)
+
+# Receipts of customers without tax data covered by a global CFDI to público en general.
+cfdi_global_members = sa.Table(
+    "cfdi_global_members",
+    metadata,
+    sa.Column("document_id", sa.String(36), sa.ForeignKey("cfdi_documents.id"), primary_key=True),
+    sa.Column("invoice_id", sa.String(36), primary_key=True),
+    sa.UniqueConstraint("invoice_id", name="uq_cfdi_global_members_invoice"),
+)
+
+# Pagos 2.0: which PPD CFDI each payment complement settled, so the next one knows its
+# NumParcialidad and ImpSaldoAnt.
+cfdi_payment_parts = sa.Table(
+    "cfdi_payment_parts",
+    metadata,
+    sa.Column("document_id", sa.String(36), sa.ForeignKey("cfdi_documents.id"), primary_key=True),
+    sa.Column("paid_uuid", sa.String(36), primary_key=True),
+    sa.Column("installment", sa.Integer, nullable=False),
+    sa.Column("previous_balance", sa.Numeric(14, 2), nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.UniqueConstraint("paid_uuid", "installment", name="uq_cfdi_payment_parts_installment"),
+)

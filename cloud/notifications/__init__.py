@@ -1,0 +1,1 @@
+"""Customer notifications as an outbox: enqueue in the business transaction, send later, retry."""
