@@ -92,6 +92,6 @@ def to_reading(profile: Any, uplink: Any, result: DecodeResult) -> dict[str, Any
         "value_l": int(litres),
         "source": "lorawan",
         "flow_lph": float(flow) if isinstance(flow, int | float) and not isinstance(flow, bool) else None,
-        "battery": float(battery) if isinstance(battery, int | float) and not isinstance(battery, bool) else None,
+        "battery": round(battery) if isinstance(battery, int | float) and not isinstance(battery, bool) else None,
         "alarms": [f for f in profile.alarm_fields if result.data.get(f) is True],
     }

@@ -16,11 +16,16 @@ from typing import Any
 from gateway import builtin_codec
 from gateway.lns import Uplink
 
-try:  # the codec engineer's modules (docs/contracts.md, "Gateway internals")
-    from gateway import codecs as _codecs  # type: ignore[attr-defined]
-    from gateway import profiles as _profiles  # type: ignore[attr-defined]
-except Exception:  # pragma: no cover - depends on what is checked in
+# The codec engineer's modules (docs/contracts.md, "Gateway internals"), each optional.
+_codecs: Any
+_profiles: Any
+try:
+    from gateway import codecs as _codecs
+except ImportError:  # pragma: no cover - depends on what is checked in
     _codecs = None
+try:
+    from gateway import profiles as _profiles  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover
     _profiles = None
 
 
@@ -80,20 +85,32 @@ def _to_reading(profile: Any, uplink: Uplink, result: Any) -> dict[str, Any] | N
 class Decoder:
     """Binds a zone (municipality, zone) and a device lookup."""
 
-    def __init__(self, municipality: str, zone: str, lookup: Callable[[str], Device | None]) -> None:
+    def __init__(self, municipality: str, zone: str, lookup: Callable[[str], Device | None],
+                 name_is_serial: bool = True) -> None:
         self.municipality = municipality
         self.zone = zone
         self.lookup = lookup
         self.profile = default_profile()
+        # A device missing from the zone's reference data may still be named after its meter in
+        # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
+        self.name_is_serial = name_is_serial
+
+    def _device(self, up: Uplink) -> Device:
+        dev = self.lookup(up.dev_eui)
+        if dev is not None:
+            return dev
+        if self.name_is_serial:
+            name = up.meta.get("device_name") if up.format == "chirpstack" else up.device_id
+            if isinstance(name, str) and 3 <= len(name) <= 64:
+                return Device(name.upper() if up.format == "tts" else name)
+        raise UnknownDevice(up.dev_eui)
 
     def decode(self, up: Uplink) -> Outcome:
         if up.kind == "status":
             return Outcome(battery=up.battery)
         if up.format == "nbiot":
             return self._nbiot(up)
-        dev = self.lookup(up.dev_eui)
-        if dev is None:
-            raise UnknownDevice(up.dev_eui)
+        dev = self._device(up)
         profile = dev.profile or self.profile
         if up.decoded is not None:
             result = builtin_codec.DecodeResult(data=up.decoded)
@@ -158,7 +175,7 @@ class Decoder:
             "value_l": int((total * factor).to_integral_value()),
             "source": "nbiot",
             "flow_lph": flow_lph,
-            "battery": float(battery) if _is_num(battery) else None,
+            "battery": round(battery) if _is_num(battery) else None,
             "lat": float(loc["lat"]) if _is_num(loc.get("lat")) else None,
             "lon": float(loc["lon"]) if _is_num(loc.get("lon")) else None,
             "alarms": alarms,

@@ -1,0 +1,44 @@
+"""Gateway configuration: one dataclass filled by the CLI (flags > AQUACIS_* env > TOML)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class GatewayConfig:
+    cloud: str
+    token: str
+    broker: str
+    db: Path
+    listen: str | None = None  # host:port of health/metrics/hub; None = no HTTP server
+    client_id: str | None = None  # MQTT client id; default derived from the site id
+    batch_max: int = 1000
+    batch_ms: float = 20.0
+    sync_interval: float = 2.0
+    disk_bound_mb: float = 0.0  # 0 = unbounded
+    replica: str | None = None  # Litestream replica URL or directory
+    municipality: str | None = None  # normally learned from the cloud (GET /api/v2/whoami)
+    zone: str | None = None
+    site_id: str | None = None
+    log_level: str = "info"
+
+    def listen_addr(self) -> tuple[str, int] | None:
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return (host or "127.0.0.1"), int(port)
+
+
+def load_toml_section(path: str | Path, *section: str) -> dict[str, Any]:
+    """The `[gateway.run]`-style table of a TOML file, keys with dashes turned into underscores."""
+    with open(path, "rb") as f:
+        doc: Any = tomllib.load(f)
+    for name in section:
+        doc = doc.get(name, {}) if isinstance(doc, dict) else {}
+    if not isinstance(doc, dict):
+        return {}
+    return {str(k).replace("-", "_"): v for k, v in doc.items() if not isinstance(v, dict)}

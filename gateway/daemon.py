@@ -1,0 +1,267 @@
+"""`aquacis gateway run`: wires enrolment, store, MQTT ingest, uplink, HTTP and replication.
+
+Threads: paho's network loop (enqueues), the ingest writer (commits, then acks), the uplink
+(push/pull with the cloud), the HTTP server (health, metrics, local sync hub), and optionally a
+Litestream child process. SIGTERM/SIGINT stop them in an order that loses nothing: stop taking
+messages, drain and commit what is queued, ack it, disconnect, push once more, close.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
+
+from gateway.config import GatewayConfig
+from gateway.decoding import Decoder, Device
+from gateway.ingest import Ingestor, Metrics, Processor
+from gateway.mqtt_client import Inbound, MqttSubscriber
+from gateway.status import gather
+from gateway.store import GatewayStore
+
+log = structlog.get_logger("gateway")
+
+
+def configure_logging(level: str = "info") -> None:
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+class Enrolment:
+    """Who this gateway is: learned once from the cloud, kept in `gateway_state`."""
+
+    def __init__(self, site_id: str, municipality: str, zone: str) -> None:
+        self.site_id, self.municipality, self.zone = site_id, municipality, zone
+
+
+def whoami(cloud: str, token: str, timeout: float = 10.0) -> dict[str, Any]:
+    r = httpx.get(cloud.rstrip("/") + "/api/v2/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    if r.status_code in (401, 403):
+        raise PermissionError(f"the cloud refused the token ({r.status_code}): {r.text[:200]}")
+    r.raise_for_status()
+    doc = r.json()
+    if doc.get("kind") != "node" or doc.get("role") != "gateway":
+        raise PermissionError(f"token is not a gateway node credential (kind={doc.get('kind')}, role={doc.get('role')})")
+    return dict(doc)
+
+
+class DeviceDirectory:
+    """dev_eui → meter serial from the zone's `meters` reference data (pulled from the cloud)."""
+
+    def __init__(self) -> None:
+        self._map: dict[str, Device] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, dev_eui: str) -> Device | None:
+        return self._map.get(dev_eui.lower())
+
+    def reload(self, store: GatewayStore) -> int:
+        new: dict[str, Device] = {}
+        for row in meter_rows(store):
+            eui, serial = row.get("dev_eui"), row.get("serial")
+            if isinstance(eui, str) and eui and isinstance(serial, str) and serial:
+                new[eui.lower()] = Device(serial)
+        with self._lock:
+            self._map = new
+        return len(new)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+def meter_rows(store: GatewayStore) -> list[dict[str, Any]]:
+    try:
+        return list(store.edge.rows("meters"))
+    except Exception:  # noqa: BLE001 - no meters pulled yet
+        return []
+
+
+class Daemon:
+    def __init__(self, cfg: GatewayConfig) -> None:
+        self.cfg = cfg
+        self.stopping = threading.Event()
+        self.metrics = Metrics()
+        self.directory = DeviceDirectory()
+        self.store: GatewayStore | None = None
+        self.subscriber: MqttSubscriber | None = None
+        self.ingestor: Ingestor | None = None
+        self.uplink: Any = None
+        self.http: Any = None
+        self.replicator: Any = None
+        self._accepting = True
+
+    # -- start-up ------------------------------------------------------------------------
+    def enrol(self) -> Enrolment:
+        cfg = self.cfg
+        known: dict[str, Any] = {}
+        if cfg.db.exists():
+            s = GatewayStore.open(cfg.db)
+            known = {k: s.get_state(k) for k in ("site_id", "municipality", "zone")}
+            s.close()
+        if cfg.site_id and cfg.municipality and cfg.zone:
+            known = {"site_id": cfg.site_id, "municipality": cfg.municipality, "zone": cfg.zone}
+        if not all(known.get(k) for k in ("site_id", "municipality", "zone")):
+            known = self._ask_cloud()
+        return Enrolment(known["site_id"], known["municipality"], known["zone"])
+
+    def _ask_cloud(self) -> dict[str, Any]:
+        @retry(
+            retry=retry_if_exception_type(httpx.HTTPError),
+            wait=wait_exponential(multiplier=0.5, max=15),
+            stop=stop_never,
+            before_sleep=lambda rs: log.warning("enrolment_waiting_for_cloud", attempt=rs.attempt_number),
+        )
+        def ask() -> dict[str, Any]:
+            if self.stopping.is_set():
+                raise SystemExit(0)
+            return whoami(self.cfg.cloud, self.cfg.token)
+
+        doc = ask()
+        log.info("enrolled", site_id=doc["site_id"], municipality=doc["municipality"], zone=doc["zone"])
+        return {"site_id": doc["site_id"], "municipality": doc["municipality"], "zone": doc["zone"]}
+
+    def start(self) -> None:
+        cfg = self.cfg
+        who = self.enrol()
+        self.store = GatewayStore.open(cfg.db, site_id=who.site_id)
+        for k, v in (("site_id", who.site_id), ("municipality", who.municipality), ("zone", who.zone),
+                     ("disk_bound_bytes", int(cfg.disk_bound_mb * 1024 * 1024) or None)):
+            self.store.set_state(k, v)
+        n = self.directory.reload(self.store)
+        log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
+        decoder = Decoder(who.municipality, who.zone, self.directory.lookup)
+        processor = Processor(self.store, decoder, metrics=self.metrics)
+        self.processor = processor
+        client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
+        self.subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
+        self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms)
+        self.ingestor.start()
+        self._start_uplink(who)
+        self._start_http(who)
+        self._start_replication()
+        self.subscriber.start()
+
+    def _on_message(self, item: Inbound) -> None:
+        if not self._accepting:
+            return  # not acked: the broker redelivers it to our session next time
+        assert self.ingestor is not None
+        self.ingestor.submit(item)
+
+    def _start_uplink(self, who: Enrolment) -> None:
+        from gateway.uplink import Uplinker
+
+        self.uplink = Uplinker(self.cfg, who, self.directory, on_reference=self._reference_changed,
+                               metrics_registry=self.metrics.registry)
+        self.uplink.start()
+
+    def _reference_changed(self) -> None:
+        """After a pull: new meters may resolve parked uplinks (done on the ingest side)."""
+        assert self.ingestor is not None
+        self.ingestor.request_reprocess()
+
+    def _start_http(self, who: Enrolment) -> None:
+        addr = self.cfg.listen_addr()
+        if addr is None:
+            return
+        from gateway.httpd import GatewayHTTP
+
+        posts = {}
+        try:
+            from gateway.hub import Hub
+
+            hub = Hub(self.cfg, who)
+            posts = hub.routes()
+        except ImportError as e:  # hub needs the sync server; health and metrics run regardless
+            log.warning("hub_unavailable", error=str(e))
+        self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts)
+        self.http.start()
+        log.info("http_listening", host=addr[0], port=self.http.port)
+
+    def _start_replication(self) -> None:
+        if not self.cfg.replica:
+            return
+        from gateway.replica import Replicator
+
+        self.replicator = Replicator(self.cfg.db, self.cfg.replica)
+        self.replicator.start()
+        assert self.store is not None
+        self.store.set_state("replication", {"replica": self.cfg.replica, "tool": "litestream"})
+
+    # -- running -------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        ok = True
+        doc: dict[str, Any] = {}
+        ing = self.ingestor
+        if ing is None or ing.error is not None or not ing.alive():
+            ok = False
+        doc["ingest_alive"] = bool(ing and ing.alive())
+        doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
+        doc["committed_messages"] = ing.committed if ing else 0
+        doc["queue_depth"] = ing.q.qsize() if ing else 0
+        try:
+            doc.update(gather(self.cfg.db))
+        except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503
+            doc["status_error"] = str(e)
+        return ok, doc
+
+    def run_forever(self) -> int:
+        def _sig(signum: int, frame: Any) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, _sig)
+        signal.signal(signal.SIGINT, _sig)
+        try:
+            self.start()
+        except SystemExit:
+            return 0
+        while not self.stopping.wait(1.0):
+            if self.ingestor and self.ingestor.error is not None:
+                log.error("ingest_failed_exiting", error=str(self.ingestor.error))
+                self.stop()
+                return 1
+        self.stop()
+        return 0
+
+    def stop(self) -> None:
+        log.info("gateway_stopping")
+        self._accepting = False
+        if self.ingestor:
+            self.ingestor.stop()  # commits and acks what is queued
+        if self.subscriber:
+            time.sleep(0.1)  # let paho flush the last PUBACKs before DISCONNECT
+            self.subscriber.stop()
+        if self.uplink:
+            self.uplink.stop()
+        if self.http:
+            self.http.stop()
+        if self.replicator:
+            self.replicator.stop()
+        if self.store:
+            self.store.close()
+        log.info("gateway_stopped")
+
+
+def run(cfg: GatewayConfig) -> int:
+    configure_logging(cfg.log_level)
+    os.umask(0o027)
+    return Daemon(cfg).run_forever()

@@ -1,0 +1,312 @@
+"""Durable ingestion: MQTT messages → parse → dedup → decode → one SQLite commit → PUBACK.
+
+One writer thread takes messages from a bounded queue in batches (up to `batch_max` messages or
+`batch_ms` after the first), writes the whole batch in one transaction (readings through
+`EdgeStore.insert_facts`, plus `uplink_seen`, `devices_seen`, `dead_letters`, `parked`) and only
+after the commit acknowledges each message to the broker, in arrival order. A crash before the
+commit leaves the messages unacknowledged; the broker redelivers them to our persistent session.
+
+If a batch fails as a whole, its messages are retried one per transaction so one bad message
+cannot hold up the others; a message that still fails is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gateway.decoding import DecodeError, Decoder, Outcome, UnknownDevice
+from gateway.lns import ParseError, Uplink, parse
+from gateway.mqtt_client import Inbound
+from gateway.store import GatewayStore
+from sync.ids import uuid7
+
+log = structlog.get_logger("gateway.ingest")
+
+MAX_REASON = 500
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    parked: int = 0
+    readings: int = 0
+    ackable: list[Inbound] = field(default_factory=list)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.messages = Counter("gateway_messages", "MQTT messages by outcome", ["outcome"], registry=self.registry)
+        self.readings = Counter("gateway_readings_committed", "readings committed", registry=self.registry)
+        self.acks = Counter("gateway_acks", "PUBACKs sent after commit", registry=self.registry)
+        self.latency = Histogram(
+            "gateway_broker_to_commit_seconds", "from message arrival to its commit",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5), registry=self.registry,
+        )
+        self.batch = Histogram("gateway_batch_size", "messages per commit",
+                               buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=self.registry)
+
+
+def digest(topic: str, payload: bytes) -> str:
+    return hashlib.sha256(topic.encode("utf-8", "surrogateescape") + b"\0" + payload).hexdigest()[:32]
+
+
+class Processor:
+    """The transactional core, without threads: usable in-process by tests and the fuzz test."""
+
+    def __init__(self, store: GatewayStore, decoder: Decoder, now_ms: Callable[[], int] | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.decoder = decoder
+        self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self.metrics = metrics or Metrics()
+
+    def process(self, items: list[Inbound]) -> BatchResult:
+        try:
+            with self.store.transaction():
+                res = self._write(items)
+        except Exception as e:  # noqa: BLE001 - a storage-side refusal of one row; isolate it
+            log.warning("batch_failed_retrying_singly", error=f"{type(e).__name__}: {e}", size=len(items))
+            res = BatchResult()
+            for it in items:
+                try:
+                    with self.store.transaction():
+                        one = self._write([it])
+                except Exception as e1:  # noqa: BLE001
+                    with self.store.transaction():
+                        self._dead(it, self.now_ms(), f"store refused: {type(e1).__name__}: {e1}")
+                    one = BatchResult(dead=1, ackable=[it])
+                _merge(res, one)
+        self._count(res)
+        return res
+
+    def _count(self, res: BatchResult) -> None:
+        m = self.metrics
+        m.messages.labels("stored").inc(res.stored)
+        m.messages.labels("duplicate").inc(res.duplicates)
+        m.messages.labels("dead_letter").inc(res.dead)
+        m.messages.labels("parked").inc(res.parked)
+        m.readings.inc(res.readings)
+
+    def _write(self, items: list[Inbound]) -> BatchResult:
+        res = BatchResult()
+        conn = self.store.conn
+        now = self.now_ms()
+        seen_batch: set[str] = set()
+        rows: list[dict[str, Any]] = []
+        seen_rows: list[tuple[str, int]] = []
+        for it in items:
+            res.ackable.append(it)
+            try:
+                up = parse(it.topic, it.payload, now)
+            except (ParseError, RecursionError) as e:
+                self._dead(it, now, f"parse: {e}")
+                res.dead += 1
+                continue
+            key = up.dedup_key
+            if key in seen_batch or conn.execute(
+                "SELECT 1 FROM uplink_seen WHERE dedup_key = ?", (key,)
+            ).fetchone():
+                res.duplicates += 1
+                continue
+            try:
+                out = self.decoder.decode(up)
+            except UnknownDevice:
+                conn.execute(
+                    "INSERT INTO parked(received_at, topic, payload, dev_eui) VALUES (?, ?, ?, ?)",
+                    (now, it.topic, it.payload, up.dev_eui),
+                )
+                res.parked += 1
+                seen_batch.add(key)
+                seen_rows.append((key, now))
+                continue
+            except (DecodeError, RecursionError) as e:
+                self._dead(it, now, f"decode: {e}")
+                res.dead += 1
+                continue
+            seen_batch.add(key)
+            seen_rows.append((key, now))
+            rows.extend(out.readings)
+            self._device(up, out, now)
+            res.stored += 1
+        if rows:
+            self.store.edge.insert_facts("readings", rows)
+            res.readings = len(rows)
+        if seen_rows:
+            conn.executemany("INSERT OR IGNORE INTO uplink_seen(dedup_key, seen_at) VALUES (?, ?)", seen_rows)
+        return res
+
+    def _device(self, up: Uplink, out: Outcome, now: int) -> None:
+        serial = out.readings[0]["meter_serial"] if out.readings else None
+        self.store.conn.execute(
+            """INSERT INTO devices_seen(dev_eui, meter_serial, format, first_seen, last_seen, uplinks, last_fcnt,
+                                        battery, margin, rssi, snr)
+               VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+               ON CONFLICT(dev_eui) DO UPDATE SET
+                 meter_serial = coalesce(excluded.meter_serial, meter_serial), format = excluded.format,
+                 last_seen = excluded.last_seen, uplinks = uplinks + 1,
+                 last_fcnt = coalesce(excluded.last_fcnt, last_fcnt), battery = coalesce(excluded.battery, battery),
+                 margin = coalesce(excluded.margin, margin), rssi = coalesce(excluded.rssi, rssi),
+                 snr = coalesce(excluded.snr, snr)""",
+            (up.dev_eui, serial, up.format, now, now, up.fcnt if up.kind == "up" else None,
+             out.battery if out.battery is not None else up.battery, up.margin, up.rssi, up.snr),
+        )
+
+    def _dead(self, it: Inbound, now: int, reason: str) -> None:
+        d = digest(it.topic, it.payload)
+        # A broker redelivery (dup flag) of a message we already dead-lettered is the same message.
+        if it.dup and self.store.conn.execute("SELECT 1 FROM dead_letters WHERE digest = ?", (d,)).fetchone():
+            return
+        self.store.conn.execute(
+            "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
+            (uuid7(), now, it.topic, it.payload, reason[:MAX_REASON], d),
+        )
+
+    def reprocess_parked(self, limit: int = 1000) -> int:
+        """Decode parked uplinks again (after reference data arrived); returns how many left parking."""
+        rows = self.store.conn.execute(
+            "SELECT id, received_at, topic, payload FROM parked ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        moved = 0
+        if not rows:
+            return 0
+        with self.store.transaction():
+            readings: list[dict[str, Any]] = []
+            for pid, received_at, topic, payload in rows:
+                try:
+                    up = parse(topic, bytes(payload), received_at)
+                    out = self.decoder.decode(up)
+                except UnknownDevice:
+                    continue
+                except (ParseError, DecodeError) as e:
+                    self._dead(Inbound(topic, bytes(payload), 0, 0, 0, False, 0.0), received_at, f"decode: {e}")
+                else:
+                    readings.extend(out.readings)
+                    self._device(up, out, received_at)
+                self.store.conn.execute("DELETE FROM parked WHERE id = ?", (pid,))
+                moved += 1
+            if readings:
+                self.store.edge.insert_facts("readings", readings)
+        return moved
+
+
+def _merge(a: BatchResult, b: BatchResult) -> None:
+    a.stored += b.stored
+    a.duplicates += b.duplicates
+    a.dead += b.dead
+    a.parked += b.parked
+    a.readings += b.readings
+    a.ackable.extend(b.ackable)
+
+
+class Ingestor:
+    """Queue + writer thread around a Processor; acks through `ack(item) -> bool`."""
+
+    def __init__(self, processor: Processor, ack: Callable[[Inbound], bool], batch_max: int = 1000,
+                 batch_ms: float = 20.0, queue_max: int = 20000) -> None:
+        self.processor = processor
+        self.ack = ack
+        self.batch_max = batch_max
+        self.batch_s = batch_ms / 1000.0
+        self.q: queue.Queue[Inbound | None] = queue.Queue(maxsize=queue_max)
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._stop = threading.Event()
+        self.committed = 0
+        self.last_commit_mono = 0.0
+        self.error: BaseException | None = None
+        self._reprocess = threading.Event()
+        self.housekeeping: Callable[[], None] | None = None
+        self._last_housekeeping = time.monotonic()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def request_reprocess(self) -> None:
+        """Ask the writer thread (which owns the connection) to retry parked uplinks."""
+        self._reprocess.set()
+
+    def _idle(self) -> None:
+        if self._reprocess.is_set():
+            self._reprocess.clear()
+            while self.processor.reprocess_parked() > 0:
+                if not self.q.empty():
+                    self._reprocess.set()  # live traffic first; come back when idle
+                    break
+        if self.housekeeping and time.monotonic() - self._last_housekeeping > 60:
+            self._last_housekeeping = time.monotonic()
+            self.housekeeping()
+
+    def submit(self, item: Inbound) -> None:
+        # Blocking put: when the writer falls behind, the MQTT thread stops reading the socket
+        # and TCP pushes back on the broker, instead of memory growing without bound.
+        self.q.put(item)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.q.put(None)
+        self._thread.join(timeout)
+
+    def _take(self) -> list[Inbound] | None:
+        while True:
+            try:
+                first = self.q.get(timeout=0.5)
+                break
+            except queue.Empty:
+                self._idle()
+        if first is None:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + self.batch_s
+        while len(batch) < self.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                it = self.q.get(timeout=remaining) if remaining > 0 else self.q.get_nowait()
+            except queue.Empty:
+                break
+            if it is None:
+                self._stop.set()
+                break
+            batch.append(it)
+        return batch
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                res = self.processor.process(batch)
+                now = time.monotonic()
+                m = self.processor.metrics
+                m.batch.observe(len(batch))
+                for it in batch:
+                    m.latency.observe(now - it.received_mono)
+                acked = 0
+                for it in res.ackable:
+                    if self.ack(it):
+                        acked += 1
+                m.acks.inc(acked)
+                self.committed += len(batch)
+                self.last_commit_mono = now
+                if self._stop.is_set() and self.q.empty():
+                    return
+                if self._reprocess.is_set() and self.q.empty():
+                    self._idle()
+        except BaseException as e:  # the daemon's health turns red and the process exits
+            self.error = e
+            log.exception("ingest_writer_crashed")
+            raise

@@ -1,0 +1,84 @@
+"""What `aquacis gateway status` and the health endpoint report, read from the gateway's SQLite.
+
+Opens the database read-only, so it can run beside a live daemon (WAL readers never block it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
+    try:
+        row = con.execute(sql, args).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def disk_usage(db: Path) -> dict[str, int]:
+    """Bytes of the database file, its WAL and shared-memory index."""
+    sizes = {}
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(db) + suffix)
+        sizes["db" + suffix.replace("-", "_")] = p.stat().st_size if p.exists() else 0
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | None = None) -> dict[str, Any]:
+    path = Path(db)
+    if con is None and not path.exists():
+        raise FileNotFoundError(f"no gateway database at {path}")
+    own = con is None
+    if con is None:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    try:
+        state = {}
+        try:
+            for k, v in con.execute("SELECT key, value FROM gateway_state"):
+                state[k] = json.loads(v)
+        except sqlite3.Error:
+            pass
+        last_contact = state.get("last_cloud_contact_ms")
+        reasons = []
+        try:
+            reasons = [
+                {"reason": r, "count": n}
+                for r, n in con.execute(
+                    "SELECT substr(reason, 1, 80) AS r, count(*) FROM dead_letters GROUP BY r ORDER BY 2 DESC LIMIT 5"
+                )
+            ]
+        except sqlite3.Error:
+            pass
+        return {
+            "db": str(path),
+            "site_id": state.get("site_id"),
+            "municipality": state.get("municipality"),
+            "zone": state.get("zone"),
+            "queues": {
+                "outbox": _one(con, "SELECT count(*) FROM _outbox") or 0,
+                "parked_unknown_devices": _one(con, "SELECT count(*) FROM parked") or 0,
+                "refusals": _one(con, "SELECT count(*) FROM _refusals") or 0,
+            },
+            "readings": _one(con, "SELECT count(*) FROM readings") or 0,
+            "last_cloud_contact_ms": last_contact,
+            "seconds_since_cloud_contact": None if last_contact is None else round((now - last_contact) / 1000, 1),
+            "last_cloud_error": state.get("last_cloud_error"),
+            "devices_seen": _one(con, "SELECT count(*) FROM devices_seen") or 0,
+            "devices_seen_last_hour": _one(
+                con, "SELECT count(*) FROM devices_seen WHERE last_seen >= ?", now - 3_600_000
+            ) or 0,
+            "dead_letters": _one(con, "SELECT count(*) FROM dead_letters") or 0,
+            "dead_letter_reasons": reasons,
+            "disk": {**disk_usage(path), "bound_bytes": state.get("disk_bound_bytes")},
+            "replication": state.get("replication"),
+        }
+    finally:
+        if own:
+            con.close()

@@ -1,0 +1,84 @@
+"""The gateway's SQLite: the edge store (replicated tables, outbox) plus local-only tables.
+
+Local-only tables (never replicated):
+
+- `uplink_seen(dedup_key PK, seen_at)`: dedup of uplinks the LNS or the broker sends twice;
+- `devices_seen(dev_eui PK, ...)`: last contact, counters, battery and radio of every device;
+- `dead_letters(id, received_at, topic, payload BLOB, reason, digest)`: what could not be parsed
+  or decoded, with the raw bytes;
+- `parked(id, received_at, topic, payload BLOB, dev_eui)`: uplinks of devices not (yet) in the
+  zone's reference data, decoded again after each pull;
+- `gateway_state(key PK, value)`: enrolment (site, municipality, zone), last cloud contact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edge.store import EdgeStore
+
+LOCAL_DDL = """
+CREATE TABLE IF NOT EXISTS uplink_seen (dedup_key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices_seen (
+    dev_eui TEXT PRIMARY KEY, meter_serial TEXT, format TEXT, first_seen INTEGER, last_seen INTEGER,
+    uplinks INTEGER NOT NULL DEFAULT 0, last_fcnt INTEGER, battery REAL, margin REAL, rssi REAL, snr REAL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    reason TEXT NOT NULL, digest TEXT
+);
+CREATE INDEX IF NOT EXISTS dead_letters_digest ON dead_letters(digest);
+CREATE TABLE IF NOT EXISTS parked (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER NOT NULL, topic TEXT NOT NULL,
+    payload BLOB NOT NULL, dev_eui TEXT
+);
+CREATE TABLE IF NOT EXISTS gateway_state (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class GatewayStore:
+    def __init__(self, edge: EdgeStore, path: Path) -> None:
+        self.edge = edge
+        self.path = path
+        self.conn: sqlite3.Connection = edge.db.conn
+        # idempotent DDL, run before any transaction of ours is open
+        self.conn.executescript(LOCAL_DDL)
+
+    @classmethod
+    def open(cls, path: str | Path, site_id: str | None = None) -> GatewayStore:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return cls(EdgeStore.open(str(p), site_id=site_id), p)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.edge.transaction():
+            yield
+
+    # -- state --------------------------------------------------------------------------------
+    def get_state(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM gateway_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self.transaction():
+            self.put_state(key, value)
+
+    def put_state(self, key: str, value: Any) -> None:
+        """Inside a caller's transaction."""
+        self.conn.execute(
+            "INSERT INTO gateway_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def close(self) -> None:
+        close = getattr(self.edge, "close", None)
+        if close:
+            close()
+        else:
+            self.conn.close()

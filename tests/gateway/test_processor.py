@@ -1,0 +1,107 @@
+"""The transactional core of ingestion on a real edge store: readings, dedup, dead letters, parking."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from gw_helpers import MUNI, ZONE, cs_msg, directory, serial
+
+from gateway.decoding import Decoder
+from gateway.ingest import Processor
+from gateway.mqtt_client import Inbound
+from gateway.store import GatewayStore
+
+_mid = itertools.count(1)
+
+
+def inbound(topic: str, payload: bytes, dup: bool = False) -> Inbound:
+    return Inbound(topic, payload, next(_mid), 1, 0, dup, 0.0)
+
+
+@pytest.fixture
+def proc(tmp_path):
+    store = GatewayStore.open(tmp_path / "gw.db")
+    yield Processor(store, Decoder(MUNI, ZONE, directory(5)), now_ms=lambda: 1_790_000_000_000)
+    store.close()
+
+
+def count(p: Processor, table: str) -> int:
+    return p.store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_readings_committed_with_scope_and_outbox(proc):
+    items = [inbound(*cs_msg(i, n)) for i in (1, 2) for n in range(3)]
+    res = proc.process(items)
+    assert (res.stored, res.readings, res.dead, res.duplicates) == (6, 6, 0, 0)
+    assert len(res.ackable) == 6
+    rows = proc.store.edge.rows("readings", meter_serial=serial(1))
+    assert sorted(r["value_l"] for r in rows) == [1000, 1010, 1020]
+    assert all(r["zone"] == ZONE and r["municipality"] == MUNI and r["source"] == "lorawan" for r in rows)
+    assert proc.store.edge.pending_count() == 6
+    assert count(proc, "devices_seen") == 2
+    assert count(proc, "uplink_seen") == 6
+
+
+def test_duplicates_in_batch_and_across_batches_are_acked_not_stored(proc):
+    m = cs_msg(1, 7)
+    res = proc.process([inbound(*m), inbound(*m)])
+    assert (res.stored, res.duplicates, len(res.ackable)) == (1, 1, 2)
+    res = proc.process([inbound(*m, dup=True)])
+    assert (res.stored, res.duplicates) == (0, 1)
+    assert count(proc, "readings") == 1
+
+
+def test_garbage_dead_lettered_with_raw_bytes_and_reason(proc):
+    raw = b"\x00\xffnot json"
+    bad_codec = cs_msg(1, 1)[0], cs_msg(1, 1)[1].replace(b'"fPort": 1', b'"fPort": 9')
+    res = proc.process([inbound("application/a/device/a0c1010100000001/event/up", raw), inbound(*bad_codec),
+                        inbound(*cs_msg(2, 1))])
+    assert (res.dead, res.stored, len(res.ackable)) == (2, 1, 3)
+    dl = proc.store.conn.execute("SELECT topic, payload, reason FROM dead_letters ORDER BY id").fetchall()
+    assert bytes(dl[0][1]) == raw and dl[0][2].startswith("parse: not JSON")
+    assert "fPort 9" in dl[1][2] and dl[1][2].startswith("decode:")
+
+
+def test_redelivered_dead_letter_not_stored_twice(proc):
+    it = inbound("nope/topic", b"x")
+    proc.process([it])
+    proc.process([inbound("nope/topic", b"x", dup=True)])
+    assert count(proc, "dead_letters") == 1
+
+
+def test_unknown_device_parked_then_resolved(tmp_path):
+    store = GatewayStore.open(tmp_path / "gw.db")
+    known: dict = {}
+    p = Processor(store, Decoder(MUNI, ZONE, known.get, name_is_serial=False))
+    res = p.process([inbound(*cs_msg(3, 1))])
+    assert res.parked == 1 and count(p, "readings") == 0 and count(p, "parked") == 1
+    # redelivery of a parked uplink is a duplicate, not a second parking
+    assert p.process([inbound(*cs_msg(3, 1), dup=True)]).duplicates == 1
+    known.update({k: v for k, v in ((k, directory(5)(k)) for k in [cs_msg(3, 1)[0].split("/")[3]])})
+    assert p.reprocess_parked() == 1
+    assert count(p, "parked") == 0
+    assert [r["meter_serial"] for r in store.edge.rows("readings")] == [serial(3)]
+    store.close()
+
+
+def test_nbiot_reading_in_litres(proc):
+    import json
+
+    doc = {"meterId": "NB-9", "serialNumber": serial(9), "timestamp": "2026-11-28T03:00:00Z",
+           "readings": {"totalizer": 123.4567, "unit": "m3", "flowRate": 0.012},
+           "diagnostics": {"battery": 77, "tamper": True, "reverseFlow": False, "leak": True},
+           "location": {"lat": 20.5, "lon": -100.4}, "protocol": "NB-IoT", "gatewayId": "g"}
+    res = proc.process([inbound("nbiot/863001010000009/telemetry", json.dumps(doc).encode())])
+    assert res.stored == 1
+    (r,) = proc.store.edge.rows("readings", meter_serial=serial(9))
+    assert r["value_l"] == 123457 and r["source"] == "nbiot" and r["flow_lph"] == 12.0
+    assert sorted(r["alarms"]) == ["leak", "tamper"] and r["battery"] == 77
+
+
+def test_unknown_device_named_after_its_meter_in_the_lns(tmp_path):
+    store = GatewayStore.open(tmp_path / "gw.db")
+    p = Processor(store, Decoder(MUNI, ZONE, {}.get))
+    assert p.process([inbound(*cs_msg(4, 1))]).stored == 1
+    assert [r["meter_serial"] for r in store.edge.rows("readings")] == [serial(4)]
+    store.close()
