@@ -128,6 +128,8 @@ def decode(
     in the result (the caller dead-letters it with the reason)."""
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    if not isinstance(codec_ref, str | Path) and getattr(codec_ref, "codec", "") is None:
+        return DecodeResult(errors=[f"profile {getattr(codec_ref, 'name', '?')!r} has no codec"])
     ref = _ref_of(codec_ref)
     if variables is None:
         variables = getattr(codec_ref, "codec_variables", None)
