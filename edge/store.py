@@ -477,6 +477,8 @@ class EdgeStore:
             self.conn.execute(
                 "INSERT INTO _refusals (site_id, seq, tbl, pk, code, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (r.site_id, r.seq, r.table, r.pk, r.code, r.reason, self.clock()))
+            if r.site_id != self.site_id:
+                self.keep_hub_refusal(r)
             if r.table in TABLES and TABLES[r.table].kind == "mutable":
                 self._undo_refused(r)
 
@@ -508,6 +510,13 @@ class EdgeStore:
         if row_changed(local, after):
             self.save_rows([(local, after)])
 
+    def keep_hub_refusal(self, r: Refusal) -> None:
+        """Keep a refusal for another site (a handheld this node relays for) to hand on at its pull."""
+        from sync.wire import encode_refusal
+
+        self.conn.execute("INSERT OR IGNORE INTO _hub_refusals (site_id, seq, body) VALUES (?, ?, ?)",
+                          (r.site_id, r.seq, cbor2.dumps(encode_refusal(r))))
+
     def refusals(self) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT site_id, seq, tbl, pk, code, reason, at_ms FROM _refusals ORDER BY id")
         return [{"site_id": s, "seq": q, "table": t, "pk": p, "code": c, "reason": r, "at_ms": a}
@@ -519,11 +528,11 @@ class EdgeStore:
                 for t, p, s, q, r, why in cur]
 
     # -- pull ---------------------------------------------------------------------------------
-    def pull_cursor(self) -> Any:
-        raw = self._meta_get("pull_cursor")
+    def pull_cursor(self, peer: str = "default") -> Any:
+        raw = self._meta_get(f"pull_cursor:{peer}")
         return None if raw is None else cbor2.loads(raw)
 
-    def apply_pull(self, batch: wire.PullBatch) -> int:
+    def apply_pull(self, batch: wire.PullBatch, peer: str = "default") -> int:
         """Merge pulled rows, evict rows that left the scope, and advance the cursor: one transaction."""
         changed = 0
         with self.transaction():
@@ -548,7 +557,7 @@ class EdgeStore:
                 if table in TABLES and TABLES[table].kind == "mutable":
                     self.purge_row(table, pk)
             self._keep_refusals(batch.refusals)
-            self._meta_set("pull_cursor", cbor2.dumps(batch.cursor))
+            self._meta_set(f"pull_cursor:{peer}", cbor2.dumps(batch.cursor))
             if batch.server_time_ms:
                 self.hlc.observe_server_time(batch.server_time_ms)
                 self._dirty_meta = True
@@ -574,6 +583,11 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS _refusals_site ON _refusals (site_id, seq)",
         "CREATE TABLE IF NOT EXISTS _quarantine (id INTEGER PRIMARY KEY, tbl TEXT, pk TEXT, site_id TEXT, seq INTEGER,"
         " row BLOB, reason TEXT, at_ms INTEGER)",
+        "CREATE TABLE IF NOT EXISTS _hub_refusals (id INTEGER PRIMARY KEY, site_id TEXT, seq INTEGER, body BLOB,"
+        " UNIQUE (site_id, seq))",
+        "CREATE TABLE IF NOT EXISTS _hub_seen (site_id TEXT PRIMARY KEY, intervals BLOB)",
+        "CREATE TABLE IF NOT EXISTS _hub_nodes (site_id TEXT PRIMARY KEY, token_hash TEXT UNIQUE, role TEXT,"
+        " municipality TEXT, zone TEXT)",
         "CREATE TABLE IF NOT EXISTS _hub_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT, pk TEXT,"
         " municipality TEXT, zone TEXT, old_municipality TEXT, old_zone TEXT)",
     ]

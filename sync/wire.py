@@ -369,12 +369,12 @@ def _decode_rows(groups: list[dict[str, Any]]) -> list[RowState]:
     return out
 
 
-def _enc_refusal(r: Refusal) -> dict[str, Any]:
+def encode_refusal(r: Refusal) -> dict[str, Any]:
     return {"site": r.site_id, "seq": r.seq, "t": r.table, "pk": r.pk, "code": r.code, "reason": r.reason,
             "row": _enc_row(r.row) if r.row is not None else None, "hlc": r.hlc, "f": list(r.fields)}
 
 
-def _dec_refusal(d: dict[str, Any]) -> Refusal:
+def decode_refusal(d: dict[str, Any]) -> Refusal:
     return Refusal(str(d["site"]), int(d["seq"]), str(d["t"]), str(d["pk"]), str(d["code"]), str(d["reason"]),
                    _dec_row(d["row"]) if d.get("row") is not None else None, int(d.get("hlc", 0)),
                    tuple(d.get("f", ())))
@@ -388,11 +388,11 @@ def _payload(msg: Message) -> dict[str, Any]:
     if isinstance(msg, PushBatch):
         return {"from": msg.sender_site_id, "runs": [_encode_run(r) for r in _runs(msg.changes)]}
     if isinstance(msg, PushResult):
-        return {"acked": msg.acked, "refusals": [_enc_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
+        return {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
     if isinstance(msg, PullRequest):
         return {"site": msg.site_id, "cursor": msg.cursor, "max": msg.max_rows}
     return {"rows": _encode_rows(msg.rows), "evict": [list(e) for e in msg.evict], "cursor": msg.cursor,
-            "more": msg.more, "time": msg.server_time_ms, "refusals": [_enc_refusal(r) for r in msg.refusals]}
+            "more": msg.more, "time": msg.server_time_ms, "refusals": [encode_refusal(r) for r in msg.refusals]}
 
 
 def encode(msg: Message, compress: bool = True) -> bytes:
@@ -455,12 +455,12 @@ def decode(data: bytes) -> Message:
             return PushBatch(str(p["from"]), changes, protocol, schema)
         if kind == "pushed":
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
-                              [_dec_refusal(r) for r in p["refusals"]], int(p["time"]), protocol, schema)
+                              [decode_refusal(r) for r in p["refusals"]], int(p["time"]), protocol, schema)
         if kind == "pull":
             return PullRequest(str(p["site"]), p.get("cursor"), int(p.get("max", 5000)), protocol, schema)
         if kind == "pulled":
             return PullBatch(_decode_rows(p["rows"]), [(str(t), str(k)) for t, k in p["evict"]], p.get("cursor"),
-                             bool(p.get("more")), int(p["time"]), [_dec_refusal(r) for r in p.get("refusals", [])],
+                             bool(p.get("more")), int(p["time"]), [decode_refusal(r) for r in p.get("refusals", [])],
                              protocol, schema)
     except WireError:
         raise

@@ -1,0 +1,151 @@
+"""A field node acting as sync server for the handhelds of its zone (the local hub).
+
+:class:`HubStorage` implements :class:`sync.server.ServerStorage` on an :class:`EdgeStore`, so
+the gateway judges and merges handheld changes with exactly the cloud's logic, then relays
+the accepted changes unchanged (origin ``site_id`` and ``seq`` kept) through its own outbox.
+:class:`Hub` turns CBOR request bodies into CBOR answers; the gateway mounts it on its HTTP
+server at ``/api/v2/sync/push`` and ``/api/v2/sync/pull`` (framework-free on purpose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import cbor2
+
+from sync import server, wire
+from sync.changes import Change, Refusal, RowState
+from sync.server import LogEntry, NodeScope
+from sync.wire import decode_refusal
+
+from .store import EdgeStore, _q
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class HubStorage:
+    def __init__(self, store: EdgeStore) -> None:
+        self.store = store
+        self.conn = store.conn
+
+    def node(self, site_id: str) -> NodeScope | None:
+        row = self.conn.execute("SELECT site_id, role, municipality, zone FROM _hub_nodes WHERE site_id = ?",
+                                (site_id,)).fetchone()
+        return None if row is None else NodeScope(row[0], row[1], row[2], frozenset({row[3]}) if row[3] else frozenset())
+
+    def seen(self, site_id: str) -> list[tuple[int, int]]:
+        row = self.conn.execute("SELECT intervals FROM _hub_seen WHERE site_id = ?", (site_id,)).fetchone()
+        return [] if row is None else [(int(a), int(b)) for a, b in cbor2.loads(row[0])]
+
+    def set_seen(self, site_id: str, intervals: list[tuple[int, int]]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO _hub_seen VALUES (?, ?)", (site_id, cbor2.dumps([list(i) for i in intervals])))
+
+    def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for pk in pks:
+            f = self.store.get_fact(table, pk)
+            if f is not None:
+                out[pk] = f
+        return out
+
+    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
+        self.store._put_facts(self.store._fact_spec(table), rows)
+
+    def quarantine(self, change: Change, reason: str) -> None:
+        self.conn.execute(
+            "INSERT INTO _quarantine (tbl, pk, site_id, seq, row, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (change.table, change.pk, change.site_id, change.seq, cbor2.dumps(change.fields), reason, self.store.clock()))
+
+    def get_rows(self, table: str, pks: list[str]) -> dict[str, RowState]:
+        return self.store.load_rows(table, pks)
+
+    def put_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None:
+        self.store.save_rows(pairs)
+
+    def relay(self, changes: list[Change]) -> None:
+        self.store.relay(changes)
+
+    def keep_refusals(self, refusals: list[Refusal]) -> None:
+        for r in refusals:
+            self.store.keep_hub_refusal(r)
+
+    def log_since(self, after: int, upto: int, scope: NodeScope, limit: int) -> list[LogEntry]:
+        cur = self.conn.execute(
+            "SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone FROM _hub_log "
+            "WHERE seq > ? AND seq <= ? AND (municipality = ? OR old_municipality = ?) ORDER BY seq LIMIT ?",
+            (after, upto, scope.municipality, scope.municipality, limit))
+        return [LogEntry(*r) for r in cur]
+
+    def log_head(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM _hub_log").fetchone()[0])
+
+    def refusals_since(self, site_id: str, after: int) -> tuple[list[Refusal], int]:
+        rows = self.conn.execute("SELECT id, body FROM _hub_refusals WHERE site_id = ? AND id > ? ORDER BY id LIMIT 1000",
+                                 (site_id, after)).fetchall()
+        return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
+
+    def note_pull(self, site_id: str, cursor: int) -> None:
+        return None
+
+
+class HubError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Hub:
+    """Serves push/pull to registered handhelds from a gateway's EdgeStore."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self.store = store
+        self.storage = HubStorage(store)
+
+    def register_node(self, token: str, site_id: str, role: str, municipality: str, zone: str) -> None:
+        with self.store.transaction():
+            self.store.conn.execute("INSERT OR REPLACE INTO _hub_nodes VALUES (?, ?, ?, ?, ?)",
+                                    (site_id, hash_token(token), role, municipality, zone))
+
+    def authenticate(self, token: str | None) -> NodeScope:
+        if not token:
+            raise HubError(401, "missing bearer token")
+        row = self.store.conn.execute(
+            "SELECT site_id FROM _hub_nodes WHERE token_hash = ?", (hash_token(token),)).fetchone()
+        scope = self.storage.node(row[0]) if row else None
+        if scope is None:
+            raise HubError(401, "unknown token")
+        return scope
+
+    def handle(self, path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
+        """(HTTP status, body) for a request; errors are CBOR ``{"error": reason}`` with a 4xx status."""
+        try:
+            scope = self.authenticate(token)
+            msg = wire.decode(body)
+            if path.endswith("/push") and isinstance(msg, wire.PushBatch):
+                return 200, wire.encode(self.push(scope, msg))
+            if path.endswith("/pull") and isinstance(msg, wire.PullRequest):
+                return 200, wire.encode(self.pull(scope, msg))
+            raise HubError(400, f"{type(msg).__name__} is not a request for {path}")
+        except HubError as e:
+            return e.status, cbor2.dumps({"error": e.reason})
+        except wire.TooLarge as e:
+            return 413, cbor2.dumps({"error": str(e)})
+        except wire.WireError as e:
+            return 400, cbor2.dumps({"error": str(e)})
+
+    def push(self, scope: NodeScope, batch: wire.PushBatch) -> wire.PushResult:
+        with self.store.transaction():
+            result = server.push(self.storage, scope, batch, self.store.hlc)
+            self.store._dirty_meta = True
+        return result  # only after commit
+
+    def pull(self, scope: NodeScope, req: wire.PullRequest) -> wire.PullBatch:
+        with self.store.transaction():
+            return server.pull(self.storage, scope, req, self.store.hlc)
+
+
+__all__ = ["Hub", "HubStorage", "HubError", "hash_token", "_q"]

@@ -1,0 +1,183 @@
+"""Push/pull rounds of a field node against a peer (its zone gateway or the cloud).
+
+The transport is pluggable: :class:`HttpxTransport` wraps any ``httpx.Client`` (production,
+or FastAPI's TestClient in tests); :class:`CallableTransport` calls an in-process handler such
+as :meth:`edge.hub.Hub.handle`. While the peer is unreachable (connection errors, 5xx, 429)
+rounds back off with tenacity; a 4xx answer is not retried (the body says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cbor2
+import httpx
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from sync import wire
+
+from .store import EdgeStore
+
+PUSH_PATH = "/api/v2/sync/push"
+PULL_PATH = "/api/v2/sync/pull"
+
+
+class Unreachable(ConnectionError):
+    """The peer did not answer, or answered 5xx/429: retry later."""
+
+
+class PeerRefused(RuntimeError):
+    """The peer answered 4xx: retrying the same request will not help."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class Transport(Protocol):
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]: ...
+
+
+class HttpxTransport:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    @classmethod
+    def to(cls, base_url: str, timeout: float = 30.0) -> HttpxTransport:
+        return cls(httpx.Client(base_url=base_url, timeout=timeout))
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            r = self.client.post(path, content=body, headers=headers)
+        except httpx.TransportError as e:
+            raise Unreachable(str(e)) from e
+        return r.status_code, r.content
+
+
+class CallableTransport:
+    """In-process transport: ``handler(path, token, body) -> (status, body)``."""
+
+    def __init__(self, handler: Callable[[str, str | None, bytes], tuple[int, bytes]]) -> None:
+        self.handler = handler
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        auth = headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        return self.handler(path, token, body)
+
+
+@dataclass
+class SyncStats:
+    pushed: int = 0
+    push_batches: int = 0
+    refused: int = 0
+    pulled_rows: int = 0
+    evicted: int = 0
+    pull_batches: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
+class SyncClient:
+    def __init__(self, store: EdgeStore, transport: Transport, token: str, peer: str = "default",
+                 max_changes: int = 5000, max_bytes: int = wire.DEFAULT_BATCH_BYTES, pull_rows: int = 5000,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.store = store
+        self.transport = transport
+        self.token = token
+        self.peer = peer
+        self.max_changes = max_changes
+        self.max_bytes = max_bytes
+        self.pull_rows = pull_rows
+        self.clock = clock or store.clock
+        self.stats = SyncStats()
+
+    def _post(self, path: str, msg: wire.Message | bytes) -> wire.Message:
+        body = msg if isinstance(msg, bytes) else wire.encode(msg)
+        headers = {"Content-Type": wire.CONTENT_TYPE, "Accept": wire.CONTENT_TYPE, "Authorization": f"Bearer {self.token}"}
+        self.stats.bytes_up += len(body)
+        status, data = self.transport.post(path, body, headers)
+        self.stats.bytes_down += len(data)
+        if status >= 500 or status == 429:
+            raise Unreachable(f"HTTP {status}")
+        if status != 200:
+            raise PeerRefused(status, _reason(data))
+        return wire.decode(data)
+
+    def push_once(self) -> wire.PushResult | None:
+        """Send the oldest queued changes; acknowledge them from the post-commit answer."""
+        batch = self.store.next_push_batch(self.max_changes, self.max_bytes)
+        if batch is None:
+            return None
+        sent = self.clock()
+        result = self._post(PUSH_PATH, batch)
+        if not isinstance(result, wire.PushResult):
+            raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
+        self.store.acknowledge(result)
+        self.store.observe_server_time(result.server_time_ms, sent, self.clock())
+        self.stats.pushed += len(batch.changes)
+        self.stats.push_batches += 1
+        self.stats.refused += len(result.refusals)
+        return result
+
+    def push_all(self) -> int:
+        n = 0
+        while (r := self.push_once()) is not None:
+            n += len(r.acked)
+        return n
+
+    def pull_once(self) -> wire.PullBatch:
+        req = wire.PullRequest(self.store.site_id, self.store.pull_cursor(self.peer), self.pull_rows)
+        sent = self.clock()
+        batch = self._post(PULL_PATH, req)
+        if not isinstance(batch, wire.PullBatch):
+            raise PeerRefused(200, f"expected PullBatch, got {type(batch).__name__}")
+        self.store.apply_pull(batch, self.peer)
+        self.store.observe_server_time(batch.server_time_ms, sent, self.clock())
+        self.stats.pulled_rows += len(batch.rows)
+        self.stats.evicted += len(batch.evict)
+        self.stats.pull_batches += 1
+        return batch
+
+    def pull_all(self) -> None:
+        while self.pull_once().more:
+            pass
+
+    def sync(self) -> SyncStats:
+        """One full round: push everything queued, then pull until up to date."""
+        self.push_all()
+        self.pull_all()
+        return self.stats
+
+    def sync_with_retry(self, max_attempts: int = 8, max_delay_s: float = 300.0,
+                        sleep: Callable[[float], None] | None = None) -> SyncStats:
+        """``sync()`` with exponential backoff (jittered) while the peer is unreachable."""
+        kw: dict[str, Any] = {}
+        if sleep is not None:
+            kw["sleep"] = sleep
+        for attempt in Retrying(retry=retry_if_exception_type(Unreachable),
+                                wait=wait_exponential_jitter(initial=1, max=60),
+                                stop=stop_after_attempt(max_attempts) | stop_after_delay(max_delay_s),
+                                reraise=True, **kw):
+            with attempt:
+                self.sync()
+        return self.stats
+
+
+def _reason(data: bytes) -> str:
+    try:
+        obj = cbor2.loads(data)
+        if isinstance(obj, dict):
+            return str(obj.get("error") or obj.get("detail") or obj)
+    except Exception:
+        pass
+    return data[:200].decode("utf-8", "replace")

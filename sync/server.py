@@ -1,0 +1,378 @@
+"""The server half of push and pull, free of I/O.
+
+Both the cloud (SQLAlchemy, cloud/sync/) and a zone gateway's local hub (edge SQLite,
+edge/hub.py) call :func:`push` and :func:`pull` with their own :class:`ServerStorage`, inside
+one database transaction; the caller commits and only then sends the answer.
+
+Every change is judged on its own. A refused change is acknowledged with a refusal that
+carries the code, a reason, and the receiver's state of the row so the origin can undo the
+write locally and converge. Nothing ever blocks the rest of the queue.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .changes import Cell, Change, Refusal, RowState
+from .hlc import HLC, physical
+from .merge import merge_fact, merge_rows, normalize_fact, row_changed
+from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
+from .wire import PullBatch, PullRequest, PushBatch, PushResult
+
+#: Roles a gateway may relay for (handhelds registered to its zone).
+RELAYABLE_ROLES = frozenset({"handheld"})
+
+
+@dataclass(frozen=True)
+class NodeScope:
+    """What an authenticated principal (or a relayed origin) may touch."""
+
+    site_id: str
+    role: str
+    municipality: str
+    #: empty = every zone of the municipality
+    zones: frozenset[str] = frozenset()
+
+    def covers(self, ts: TableSpec, municipality: str, zone: str) -> bool:
+        if municipality != self.municipality:
+            return False
+        return ts.scope == "municipality" or not self.zones or zone in self.zones
+
+    def may_relay_for(self, origin: NodeScope) -> bool:
+        return (self.role == "gateway" and origin.role in RELAYABLE_ROLES
+                and origin.municipality == self.municipality and bool(origin.zones)
+                and bool(self.zones) and origin.zones <= self.zones)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One committed change of a mutable row, in the receiver's commit order."""
+
+    seq: int
+    table: str
+    pk: str
+    municipality: str | None
+    zone: str | None
+    old_municipality: str | None = None
+    old_zone: str | None = None
+
+
+class ServerStorage(Protocol):
+    def node(self, site_id: str) -> NodeScope | None: ...
+
+    def seen(self, site_id: str) -> list[tuple[int, int]]: ...
+
+    def set_seen(self, site_id: str, intervals: list[tuple[int, int]]) -> None: ...
+
+    def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]: ...
+
+    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None: ...
+
+    def quarantine(self, change: Change, reason: str) -> None: ...
+
+    def get_rows(self, table: str, pks: list[str]) -> dict[str, RowState]: ...
+
+    def put_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None: ...
+
+    def relay(self, changes: list[Change]) -> None: ...
+
+    def keep_refusals(self, refusals: list[Refusal]) -> None: ...
+
+    def log_since(self, after: int, upto: int, scope: NodeScope, limit: int) -> list[LogEntry]: ...
+
+    def log_head(self) -> int: ...
+
+    def refusals_since(self, site_id: str, after: int) -> tuple[list[Refusal], int]: ...
+
+    def note_pull(self, site_id: str, cursor: int) -> None: ...
+
+
+# -- intervals of applied seqs per origin (idempotent push by (site_id, seq)) ---------------------
+
+def covered(intervals: list[tuple[int, int]], seq: int) -> bool:
+    i = bisect.bisect_right(intervals, (seq, float("inf"))) - 1
+    return i >= 0 and intervals[i][0] <= seq <= intervals[i][1]
+
+
+def add_seqs(intervals: list[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:
+    pts = sorted(set(seqs))
+    items = sorted(intervals + [(s, s) for s in pts])
+    out: list[tuple[int, int]] = []
+    for lo, hi in items:
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+# -- validation -------------------------------------------------------------------------------
+
+_PY = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _type_error(ts: TableSpec, fields: dict[str, Any]) -> str | None:
+    for k, v in fields.items():
+        f = ts.fields.get(k)
+        if f is None or v is None or f.type == "json":
+            continue
+        ok = _PY[f.type]
+        if not isinstance(v, ok) or (f.type != "bool" and isinstance(v, bool)):
+            return f"{ts.name}.{k} must be {f.type}, got {type(v).__name__}"
+    return None
+
+
+@dataclass
+class _Ctx:
+    storage: ServerStorage
+    hlc: HLC
+    principal: NodeScope
+    refusals: list[Refusal] = field(default_factory=list)
+    origins: dict[str, NodeScope | None] = field(default_factory=dict)
+
+    def refuse(self, c: Change, code: str, reason: str) -> None:
+        fields = tuple(c.fields) if c.op == "set" else ()
+        self.refusals.append(Refusal(c.site_id, c.seq, c.table, c.pk, code, reason, None, c.hlc, fields))
+
+    def origin(self, site_id: str) -> NodeScope | None:
+        if site_id == self.principal.site_id:
+            return self.principal
+        if site_id not in self.origins:
+            o = self.storage.node(site_id)
+            self.origins[site_id] = o if o is not None and self.principal.may_relay_for(o) else None
+        return self.origins[site_id]
+
+
+def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult:
+    """Judge and merge one batch. Run inside the receiver's transaction; answer after commit."""
+    ctx = _Ctx(storage, hlc, principal)
+    acked: dict[str, int] = {}
+    seen: dict[str, list[tuple[int, int]]] = {}
+    todo: list[Change] = []
+    for c in batch.changes:
+        acked[c.site_id] = max(acked.get(c.site_id, 0), c.seq)
+        if c.site_id not in seen:
+            seen[c.site_id] = storage.seen(c.site_id)
+        if not covered(seen[c.site_id], c.seq):
+            todo.append(c)
+
+    facts: dict[str, list[tuple[Change, NodeScope]]] = {}
+    rows: dict[str, list[tuple[Change, NodeScope]]] = {}
+    for c in todo:
+        origin = ctx.origin(c.site_id) if batch.sender_site_id == principal.site_id else None
+        if origin is None:
+            ctx.refuse(c, "site_mismatch", f"site {c.site_id} is not the authenticated node nor a handheld it may relay for")
+            continue
+        if batch.schema < MIN_SCHEMA_VERSION:
+            ctx.refuse(c, "schema_too_old", f"schema {batch.schema} is older than {MIN_SCHEMA_VERSION}; update the app")
+            continue
+        ts = TABLES.get(c.table)
+        if ts is None:
+            ctx.refuse(c, "invalid", f"unknown table {c.table}")
+            continue
+        if ts.kind == "fact":
+            if c.op != "insert":
+                ctx.refuse(c, "immutable", f"{c.table} rows cannot be edited or deleted; record a correction instead")
+                continue
+            facts.setdefault(c.table, []).append((c, origin))
+        else:
+            if c.op != "set":
+                ctx.refuse(c, "invalid", f"{c.table} takes field writes, not inserts")
+                continue
+            rows.setdefault(c.table, []).append((c, origin))
+
+    accepted: list[Change] = []
+    for table, items in facts.items():
+        accepted.extend(_push_facts(ctx, TABLES[table], items))
+    touched: dict[tuple[str, str], tuple[RowState | None, RowState]] = {}
+    for table, items in rows.items():
+        accepted.extend(_push_rows(ctx, TABLES[table], items, touched))
+
+    storage.put_rows([(b, a) for b, a in touched.values() if row_changed(b, a)])
+    for site in seen:
+        storage.set_seen(site, add_seqs(seen[site], (c.seq for c in batch.changes if c.site_id == site)))
+    accepted_keys = {(c.site_id, c.seq) for c in accepted}
+    storage.relay([c for c in batch.changes if (c.site_id, c.seq) in accepted_keys])
+    refusals = [_with_row(ctx, r, touched) for r in ctx.refusals]
+    storage.keep_refusals(refusals)
+    return PushResult(acked, refusals, hlc.wall())
+
+
+def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowState | None, RowState]]) -> Refusal:
+    ts = TABLES.get(r.table)
+    if ts is None or ts.kind != "mutable":
+        return r
+    scope = ctx.origin(r.site_id) or ctx.principal
+    cur = touched[(r.table, r.pk)][1] if (r.table, r.pk) in touched else ctx.storage.get_rows(r.table, [r.pk]).get(r.pk)
+    row = project(ts, cur, scope) if cur is not None else None
+    return Refusal(r.site_id, r.seq, r.table, r.pk, r.code, r.reason, row, r.hlc, r.fields)
+
+
+def _push_facts(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> list[Change]:
+    ok: list[Change] = []
+    for c, origin in items:
+        row = c.fields
+        if row.get("id") != c.pk:
+            ctx.refuse(c, "invalid", "fact id differs from the change key")
+        elif not origin.covers(ts, str(row.get("municipality") or ""), str(row.get("zone") or "")):
+            ctx.refuse(c, "out_of_scope", f"{ts.name} in {row.get('municipality')}/{row.get('zone')} is outside the node's scope")
+        elif not ts.may_insert(origin.role):
+            ctx.refuse(c, "field_not_writable", f"role {origin.role} may not record {ts.name}")
+        elif (err := _type_error(ts, row)) is not None:
+            ctx.refuse(c, "invalid", err)
+        else:
+            ok.append(c)
+    if not ok:
+        return []
+    existing = ctx.storage.get_facts(ts.name, list({c.pk for c in ok}))
+    new_rows: list[dict[str, Any]] = []
+    new_changes: list[Change] = []
+    accepted: list[Change] = []
+    for c in ok:
+        kept, conflict = merge_fact(ts, existing.get(c.pk), c.fields)
+        if conflict:
+            ctx.storage.quarantine(c, "same id, different content")
+            ctx.refuse(c, "quarantined", f"{ts.name} {c.pk} already exists with different content; kept for review")
+            continue
+        if c.pk not in existing:
+            existing[c.pk] = kept
+            new_rows.append(normalize_fact(ts, c.fields))
+            new_changes.append(c)
+        accepted.append(c)
+    if new_rows:
+        ctx.storage.insert_facts(ts.name, new_rows, new_changes)
+    return accepted
+
+
+def _push_rows(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]],
+               touched: dict[tuple[str, str], tuple[RowState | None, RowState]]) -> list[Change]:
+    need = [c.pk for c, _ in items if (ts.name, c.pk) not in touched]
+    current: dict[str, RowState | None] = dict(ctx.storage.get_rows(ts.name, list(set(need))))
+    for (t, pk), (_, after) in touched.items():
+        if t == ts.name:
+            current[pk] = after
+    accepted: list[Change] = []
+    max_hlc = 0
+    for c, origin in items:
+        cur = current.get(c.pk)
+        code, reason = _judge_row(ctx, ts, c, origin, cur)
+        if code:
+            ctx.refuse(c, code, reason)
+            continue
+        delta = RowState(ts.name, c.pk, {k: Cell(v, c.hlc, c.site_id) for k, v in c.fields.items() if k != "id"}, c.cl)
+        merged = merge_rows(ts, cur, delta)
+        assert merged is not None
+        key = (ts.name, c.pk)
+        before = touched[key][0] if key in touched else cur
+        touched[key] = (before, merged)
+        current[c.pk] = merged
+        accepted.append(c)
+        max_hlc = max(max_hlc, c.hlc)
+    if max_hlc:
+        ctx.hlc.update(max_hlc)
+    return accepted
+
+
+def _judge_row(ctx: _Ctx, ts: TableSpec, c: Change, origin: NodeScope, cur: RowState | None) -> tuple[str, str]:
+    if not ctx.hlc.within_bound(c.hlc):
+        ahead = (physical(c.hlc) - ctx.hlc.wall()) // 1000
+        return "future_stamp", f"stamped {ahead} s ahead of the receiver's clock (limit 300 s); check the device date"
+    if c.cl < 1:
+        return "invalid", "causal length must be positive"
+    if (err := _type_error(ts, c.fields)) is not None:
+        return "invalid", err
+    for name, lat in ts.lattices.items():
+        if name in c.fields and c.fields[name] not in lat:
+            return "invalid", f"{ts.name}.{name} must be one of {', '.join(lat.order)}"
+    for k in c.fields:
+        if k == "id":
+            continue
+        if not ts.may_write(origin.role, k):
+            what = "an unknown field" if k not in ts.fields else "a field"
+            return "field_not_writable", f"role {origin.role} may not write {what} {ts.name}.{k}"
+    if cur is not None and not origin.covers(ts, cur.municipality, cur.zone):
+        return "out_of_scope", f"{ts.name} {c.pk} is in {cur.municipality}/{cur.zone}, outside the node's scope"
+    new_mun = str(c.fields.get("municipality", cur.municipality if cur else c.municipality) or "")
+    new_zone = str(c.fields.get("zone", cur.zone if cur else c.zone) or "")
+    if not origin.covers(ts, new_mun, new_zone):
+        return "out_of_scope", f"{ts.name} {c.pk} would move to {new_mun}/{new_zone}, outside the node's scope"
+    if cur is None:
+        if origin.role not in ts.create_by:
+            return "field_not_writable", f"role {origin.role} may not create {ts.name}"
+        if not c.fields.get("municipality") or not c.fields.get("zone"):
+            return "invalid", f"a new {ts.name} row needs municipality and zone"
+    old_cl = cur.cl if cur is not None else 1
+    if c.cl > old_cl and c.cl % 2 == 0 and origin.role not in ts.delete_by:
+        return "field_not_writable", f"role {origin.role} may not delete {ts.name}"
+    if c.cl > old_cl + 1 and c.cl % 2 == 1 and origin.role not in ts.create_by:
+        return "field_not_writable", f"role {origin.role} may not re-create {ts.name}"
+    return "", ""
+
+
+# -- pull -------------------------------------------------------------------------------------
+
+def in_projection(ts: TableSpec, row: RowState, scope: NodeScope) -> bool:
+    if not scope.covers(ts, row.municipality, row.zone):
+        return False
+    for name, closed in ts.closed.items():
+        if row.value(name) in closed and row.alive:
+            return False
+    return True
+
+
+def project(ts: TableSpec, row: RowState, scope: NodeScope) -> RowState | None:
+    """The node's view of a row: None outside its subset; personal fields withheld by role."""
+    if not in_projection(ts, row, scope):
+        return None
+    cells = {k: c for k, c in row.cells.items() if ts.visible(scope.role, k)}
+    return RowState(row.table, row.pk, cells, row.cl)
+
+
+def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -> PullBatch:
+    """Rows of the node's subset changed since its cursor, plus evictions and its kept refusals.
+
+    The cursor is ``[log_seq, refusal_id]`` of this receiver; a cursor from another receiver
+    (the node switched between gateway and cloud) is not comparable, so the node sends its
+    cursor per receiver (edge/sync_client.py keeps one per peer).
+    """
+    after, ref_after = 0, 0
+    if isinstance(req.cursor, list | tuple) and len(req.cursor) == 2:
+        after, ref_after = int(req.cursor[0]), int(req.cursor[1])
+    limit = max(1, min(req.max_rows, 20000))
+    # the head first: every seq up to it is committed (commit-ordered log), so a cursor never
+    # passes a row that commits late
+    head = storage.log_head()
+    entries = storage.log_since(after, head, scope, limit + 1)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    last = entries[-1].seq if more else max(after, head)
+    wanted: dict[str, list[str]] = {}
+    for e in entries:
+        ts = TABLES.get(e.table)
+        if ts is None:
+            continue
+        now_in = e.municipality is not None and scope.covers(ts, e.municipality, e.zone or "")
+        was_in = e.old_municipality is not None and scope.covers(ts, e.old_municipality, e.old_zone or "")
+        if now_in or was_in:
+            wanted.setdefault(e.table, [])
+            if e.pk not in wanted[e.table]:
+                wanted[e.table].append(e.pk)
+    rows: list[RowState] = []
+    evict: list[tuple[str, str]] = []
+    for table, pks in wanted.items():
+        ts = TABLES[table]
+        states = storage.get_rows(table, pks)
+        for pk in pks:
+            st = states.get(pk)
+            view = project(ts, st, scope) if st is not None else None
+            if view is None:
+                evict.append((table, pk))
+            else:
+                rows.append(view)
+    refusals, ref_last = storage.refusals_since(scope.site_id, ref_after)
+    cursor = [last, max(ref_after, ref_last)]
+    storage.note_pull(scope.site_id, last)
+    return PullBatch(rows, evict, cursor, more, hlc.wall(), refusals)
