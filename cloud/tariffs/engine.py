@@ -115,7 +115,7 @@ def compute_bill(book: TariffBook, req: BillRequest) -> Bill:
         entry = version.entry(req.administration, req.use_class, "water")
         full = entry.charge(lookup) * req.units
         water = cents(full * days / total_days) if prorated else cents(full)
-        suffix = f" ({first:%d/%m}–{last:%d/%m}, tarifa {version.version})" if prorated else ""
+        suffix = f" ({first:%d/%m} al {last:%d/%m}, tarifa {version.version})" if prorated else ""
         seg_days = days if prorated else None
         lines.append(_line("water", CONCEPT_ES["water"] + suffix, billed, water, entry.vat_rate, version,
                            entry.code, seg_days))

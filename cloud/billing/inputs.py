@@ -1,0 +1,213 @@
+"""What a billing run reads: the contracts to bill and each one's consumption for the period.
+
+Both are behind small protocols so the run does not depend on how the registry and metering
+store things. The defaults read the registry's `contracts` table and the replicated
+`readings` table (found by name on `cloud.db.metadata`).
+
+Consumption from readings (docs/billing.md):
+- closing = last reading at or before the end of the period (America/Mexico_City);
+- opening = last reading before the period started;
+- consumption = closing − opening − litres already billed as *estimated* since the opening
+  reading (the true-up: an estimate is settled by the next real reading);
+- no closing or opening reading → estimated: average daily use of the contract's last
+  (up to 3) invoices from real readings × days in the period; no history → an error;
+- closing below opening → an error (rollover or meter replacement needs review).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cloud.db import metadata
+
+TZ = ZoneInfo("America/Mexico_City")
+ESTIMATE_HISTORY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BillableContract:
+    id: str
+    municipality: str
+    zone: str | None
+    use_class: str
+    services: frozenset[str]
+    units: int = 1
+    meter_serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consumption:
+    litres: int
+    estimated: bool
+    basis: dict[str, Any] = field(default_factory=dict)
+
+
+class ConsumptionError(ValueError):
+    """The contract's consumption cannot be determined; `code` classifies the reason."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class ContractSource(Protocol):
+    def keys(self, conn: Connection, municipalities: Sequence[str], zone: str | None) -> Iterator[tuple[str, str]]:
+        """(municipality, contract id) of every contract to bill, ordered by municipality then id."""
+
+    def load(self, conn: Connection, municipality: str, first: str, last: str,
+             zone: str | None) -> list[BillableContract]:
+        """Contracts of one municipality with first <= id <= last (and the run's zone)."""
+
+
+class ConsumptionSource(Protocol):
+    def consumption(self, conn: Connection, contracts: Sequence[BillableContract], start: date,
+                    end: date) -> dict[str, Consumption | ConsumptionError]:
+        """Consumption of each contract for the inclusive period, or why it has none."""
+
+
+def day_start_ms(d: date) -> int:
+    return int(datetime.combine(d, time(0), TZ).astimezone(UTC).timestamp() * 1000)
+
+
+def _table(name: str) -> sa.Table:
+    from cloud.db import import_table_modules
+
+    if name not in metadata.tables:
+        import_table_modules()
+    t = metadata.tables.get(name)
+    if t is None:
+        raise RuntimeError(f"table {name!r} is not defined by any cloud module")
+    return t
+
+
+class RegistryContracts:
+    """Contracts from the registry's `contracts` table: active ones of the run's scope."""
+
+    def __init__(self, only_active: bool = True) -> None:
+        self.only_active = only_active
+
+    def _where(self, t: sa.Table, zone: str | None) -> list[Any]:
+        conds: list[Any] = []
+        if zone is not None:
+            conds.append(t.c.zone == zone)
+        if self.only_active and "status" in t.c:
+            conds.append(t.c.status == "active")
+        return conds
+
+    def keys(self, conn: Connection, municipalities: Sequence[str], zone: str | None) -> Iterator[tuple[str, str]]:
+        t = _table("contracts")
+        q = (sa.select(t.c.municipality, t.c.id)
+             .where(t.c.municipality.in_(list(municipalities)), *self._where(t, zone))
+             .order_by(t.c.municipality, t.c.id))
+        # Streamed: planning a 500,000-contract run never holds all keys at once.
+        for row in conn.execution_options(yield_per=5000).execute(q):
+            yield row[0], row[1]
+
+    def load(self, conn: Connection, municipality: str, first: str, last: str,
+             zone: str | None) -> list[BillableContract]:
+        t = _table("contracts")
+        mi = _table("meter_installations")
+        # The meter currently installed at the contract's service point (not yet removed).
+        q = (sa.select(t.c.id, t.c.municipality, t.c.zone, t.c.use_class, t.c.water, t.c.sewerage,
+                       t.c.sanitation, t.c.units, mi.c.meter_serial)
+             .select_from(t.outerjoin(mi, sa.and_(mi.c.service_point_id == t.c.service_point_id,
+                                                  mi.c.removed_at.is_(None))))
+             .where(t.c.municipality == municipality, t.c.id >= first, t.c.id <= last, *self._where(t, zone))
+             .order_by(t.c.id, mi.c.installed_at))
+        out: dict[str, BillableContract] = {}
+        for r in conn.execute(q):
+            services = {s for s, on in (("water", r.water), ("sewerage", r.sewerage),
+                                        ("sanitation", r.sanitation)) if on}
+            # Later installations overwrite earlier ones (ordered by installed_at).
+            out[r.id] = BillableContract(r.id, r.municipality, r.zone, r.use_class, frozenset(services),
+                                         int(r.units or 1), r.meter_serial)
+        return list(out.values())
+
+
+class ReadingsConsumption:
+    """Consumption from the cloud's `readings` table and the contract's invoice history."""
+
+    def __init__(self, lookback_days: int = 400) -> None:
+        self.lookback_days = lookback_days
+
+    def consumption(self, conn: Connection, contracts: Sequence[BillableContract], start: date,
+                    end: date) -> dict[str, Consumption | ConsumptionError]:
+        from cloud.billing.tables import invoices
+
+        readings = _table("readings")
+        start_ms = day_start_ms(start)
+        end_ms = day_start_ms(end + timedelta(days=1)) - 1
+        from_ms = start_ms - self.lookback_days * 86_400_000
+        serials = sorted({c.meter_serial for c in contracts if c.meter_serial})
+        opening: dict[str, tuple[int, int, str]] = {}
+        closing: dict[str, tuple[int, int, str]] = {}
+        if serials:
+            q = (sa.select(readings.c.meter_serial, readings.c.taken_at, readings.c.value_l, readings.c.id)
+                 .where(readings.c.meter_serial.in_(serials), readings.c.taken_at >= from_ms,
+                        readings.c.taken_at <= end_ms)
+                 .order_by(readings.c.meter_serial, readings.c.taken_at))
+            for serial, taken, value, rid in conn.execute(q):
+                # Rows are ordered by time: the last one seen on each side wins.
+                (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
+
+        ids = [c.id for c in contracts]
+        history: dict[str, list[tuple[date, date, int, bool]]] = {}
+        if ids:
+            hq = (sa.select(invoices.c.contract_id, invoices.c.period_start, invoices.c.period_end,
+                            invoices.c.consumption_l, invoices.c.estimated)
+                  .where(invoices.c.contract_id.in_(ids), invoices.c.kind == "regular",
+                         invoices.c.period_end < start)
+                  .order_by(invoices.c.contract_id, invoices.c.period_end.desc()))
+            for cid, ps, pe, litres, est in conn.execute(hq):
+                history.setdefault(cid, []).append((ps, pe, int(litres), bool(est)))
+
+        days = (end - start).days + 1
+        out: dict[str, Consumption | ConsumptionError] = {}
+        for c in contracts:
+            hist = history.get(c.id, [])
+            op = opening.get(c.meter_serial or "")
+            cl = closing.get(c.meter_serial or "")
+            if op and cl:
+                opened = datetime.fromtimestamp(op[0] / 1000, UTC).astimezone(TZ).date()
+                # Estimates billed after the opening reading are settled now (true-up).
+                estimated_since = sum(litres for ps, pe, litres, est in hist if est and pe >= opened)
+                litres = cl[1] - op[1]
+                if litres < 0:
+                    out[c.id] = ConsumptionError(
+                        "negative_consumption",
+                        f"meter {c.meter_serial}: closing reading {cl[1]} L below opening {op[1]} L "
+                        "(rollover or meter replacement; needs review)")
+                    continue
+                billed = max(0, litres - estimated_since)
+                basis: dict[str, Any] = {"method": "readings", "meter": c.meter_serial,
+                                         "opening": {"id": op[2], "taken_at": op[0], "value_l": op[1]},
+                                         "closing": {"id": cl[2], "taken_at": cl[0], "value_l": cl[1]}}
+                if estimated_since:
+                    basis["true_up"] = {"estimated_billed_l": estimated_since, "measured_l": litres,
+                                        "unrecovered_l": max(0, estimated_since - litres)}
+                out[c.id] = Consumption(billed, False, basis)
+                continue
+            real = [(ps, pe, litres) for ps, pe, litres, est in hist if not est][:ESTIMATE_HISTORY]
+            if not real:
+                why = "no meter" if not c.meter_serial else (
+                    "no reading in the period" if not cl else "no opening reading before the period")
+                out[c.id] = ConsumptionError(
+                    "no_consumption", f"{why} and no billed history to estimate from")
+                continue
+            hist_days = sum((pe - ps).days + 1 for ps, pe, _ in real)
+            per_day = Decimal(sum(litres for _, _, litres in real)) / hist_days
+            est_l = int((per_day * days).to_integral_value())
+            out[c.id] = Consumption(est_l, True, {
+                "method": "estimate", "meter": c.meter_serial,
+                "reason": "no closing reading" if not cl else "no opening reading",
+                "average_daily_l": str(per_day.quantize(Decimal("0.001"))), "days": days,
+                "from_periods": [f"{ps.isoformat()}/{pe.isoformat()}" for ps, pe, _ in real]})
+        return out

@@ -1,0 +1,357 @@
+"""Billing runs: create and plan, claim chunks, process them, report progress.
+
+Protocol (docs/billing.md): a run is split at creation into chunks of contract-id ranges
+per municipality. A worker claims one chunk (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
+one conditional UPDATE, which takes the single write lock), computes the chunk's invoices
+outside any write transaction, then in ONE transaction checks its claim is still valid,
+inserts invoices, errors and events, marks the chunk done and advances the run's counters.
+A worker that dies leaves its chunk `claimed` until the lease expires; the next claim
+retries it. Since a chunk's invoices commit together with its `done` mark, and invoices are
+unique on (contract, period, kind, revision), no invoice is ever issued twice.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cloud.billing.inputs import (
+    BillableContract,
+    Consumption,
+    ConsumptionError,
+    ConsumptionSource,
+    ContractSource,
+    ReadingsConsumption,
+    RegistryContracts,
+)
+from cloud.billing.tables import billing_run_chunks, billing_run_errors, billing_runs, invoices
+from cloud.ids import uuid7
+from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    municipalities: tuple[str, ...]
+    cycle: str  # "YYYY-MM"
+    zone: str | None = None
+    parallelism: int = 1
+    chunk_size: int = 1000
+    max_attempts: int = 3
+    lease_seconds: int = 300
+    issue_date: date | None = None
+    due_days: int = 20
+
+
+def cycle_period(cycle: str) -> tuple[date, date]:
+    """Monthly cycle "YYYY-MM" → first and last day."""
+    try:
+        y, m = (int(x) for x in cycle.split("-"))
+        first = date(y, m, 1)
+    except ValueError as e:
+        raise ValueError(f"cycle must be YYYY-MM, got {cycle!r}") from e
+    return first, date(y, m, calendar.monthrange(y, m)[1])
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def create_run(conn: Connection, spec: RunSpec, *, created_by: str | None = None,
+               contracts: ContractSource | None = None, clock: Clock = utcnow) -> str:
+    """Insert the run and its chunks (one transaction, the caller's). Returns the run id."""
+    start, end = cycle_period(spec.cycle)
+    issue = spec.issue_date or end + timedelta(days=1)
+    run_id = uuid7()
+    now = clock()
+    conn.execute(billing_runs.insert().values(
+        id=run_id, municipalities=list(spec.municipalities), zone=spec.zone, cycle=spec.cycle,
+        period_start=start, period_end=end, issue_date=issue, due_date=issue + timedelta(days=spec.due_days),
+        parallelism=spec.parallelism, chunk_size=spec.chunk_size, max_attempts=spec.max_attempts,
+        lease_seconds=spec.lease_seconds, phase="pending", created_by=created_by, created_at=now,
+    ))
+    source = contracts or RegistryContracts()
+    chunks: list[dict[str, Any]] = []
+    total = 0
+    current: list[Any] = []  # [municipality, first, last, size]
+
+    def flush() -> None:
+        if current:
+            chunks.append({"run_id": run_id, "chunk_no": len(chunks), "municipality": current[0],
+                           "first_contract": current[1], "last_contract": current[2], "size": current[3],
+                           "status": "pending", "attempts": 0})
+
+    for muni, cid in source.keys(conn, spec.municipalities, spec.zone):
+        total += 1
+        if current and current[0] == muni and current[3] < spec.chunk_size:
+            current[2] = cid
+            current[3] += 1
+        else:
+            flush()
+            current = [muni, cid, cid, 1]
+    flush()
+    if chunks:
+        conn.execute(billing_run_chunks.insert(), chunks)
+    conn.execute(billing_runs.update().where(billing_runs.c.id == run_id).values(
+        contracts_total=total, chunks_total=len(chunks),
+        **({"phase": "completed", "started_at": now, "finished_at": now} if not chunks else {}),
+    ))
+    return run_id
+
+
+@dataclass
+class Claim:
+    run_id: str
+    chunk_no: int
+    municipality: str
+    first: str
+    last: str
+    token: str
+    attempts: int
+
+
+def claim_chunk(engine: Engine, worker: str, run_id: str | None = None, *, clock: Clock = utcnow) -> Claim | None:
+    """Claim the next pending (or lease-expired) chunk of `run_id`, or of any unfinished run.
+
+    A chunk claimed more often than the run's max_attempts (each expired lease or release
+    counts) is marked failed with an error row, and the next chunk is tried."""
+    while True:
+        now = clock()
+        token = uuid7()
+        c = billing_run_chunks
+        r = billing_runs
+        runs_q = sa.select(r.c.id).where(r.c.phase.in_(("pending", "running")))
+        if run_id is not None:
+            runs_q = runs_q.where(r.c.id == run_id)
+        claimable = sa.and_(
+            c.c.run_id.in_(runs_q.scalar_subquery()),
+            sa.or_(c.c.status == "pending", sa.and_(c.c.status == "claimed", c.c.lease_until < now)),
+        )
+        pick = sa.select(c.c.run_id, c.c.chunk_no).where(claimable).order_by(c.c.run_id, c.c.chunk_no).limit(1)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                row = conn.execute(pick.with_for_update(skip_locked=True)).first()
+                if row is None:
+                    return None
+                key = (c.c.run_id == row.run_id) & (c.c.chunk_no == row.chunk_no)
+            else:
+                # SQLite: one UPDATE picks and marks the chunk under the single write lock.
+                sub = pick.subquery()
+                key = sa.tuple_(c.c.run_id, c.c.chunk_no).in_(sa.select(sub.c.run_id, sub.c.chunk_no))
+            res = conn.execute(c.update().where(key).values(
+                status="claimed", claim_token=token, claimed_by=worker[:120], lease_until=now,
+                attempts=c.c.attempts + 1))
+            if res.rowcount == 0:
+                return None
+            got = conn.execute(sa.select(c).where(c.c.claim_token == token)).mappings().one()
+            lease, max_attempts = conn.execute(
+                sa.select(r.c.lease_seconds, r.c.max_attempts).where(r.c.id == got["run_id"])).one()
+            conn.execute(c.update().where(c.c.claim_token == token).values(
+                lease_until=now + timedelta(seconds=lease)))
+            conn.execute(r.update().where(r.c.id == got["run_id"], r.c.phase == "pending")
+                         .values(phase="running", started_at=now))
+            if got["attempts"] <= max_attempts:
+                return Claim(got["run_id"], got["chunk_no"], got["municipality"], got["first_contract"],
+                             got["last_contract"], token, got["attempts"])
+            reason = (f"chunk {got['chunk_no']} ({got['first_contract']}..{got['last_contract']}) gave up after "
+                      f"{got['attempts'] - 1} attempts; last error: {got['last_error'] or 'worker lost (lease expired)'}")
+            conn.execute(c.update().where(c.c.claim_token == token).values(status="failed", lease_until=None))
+            conn.execute(billing_run_errors.insert().values(
+                run_id=got["run_id"], chunk_no=got["chunk_no"], contract_id=None, municipality=got["municipality"],
+                code="chunk_failed", reason=reason, at=now))
+            _advance(conn, got["run_id"], processed=0, invoiced=0, errors=1, chunk_done=False, now=now)
+
+
+def release_chunk(engine: Engine, claim: Claim, error: str) -> None:
+    """Give a chunk back after a chunk-level failure (a database error, say): retried later."""
+    with engine.begin() as conn:
+        conn.execute(billing_run_chunks.update().where(
+            billing_run_chunks.c.run_id == claim.run_id, billing_run_chunks.c.chunk_no == claim.chunk_no,
+            billing_run_chunks.c.claim_token == claim.token,
+        ).values(status="pending", claim_token=None, lease_until=None, last_error=error[:2000]))
+
+
+def _advance(conn: Connection, run_id: str, *, processed: int, invoiced: int, errors: int, chunk_done: bool,
+             now: datetime) -> None:
+    r = billing_runs
+    conn.execute(r.update().where(r.c.id == run_id).values(
+        contracts_processed=r.c.contracts_processed + processed,
+        invoices_generated=r.c.invoices_generated + invoiced,
+        errors_count=r.c.errors_count + errors,
+        chunks_done=r.c.chunks_done + (1 if chunk_done else 0),
+    ))
+    left = conn.execute(sa.select(sa.func.count()).select_from(billing_run_chunks).where(
+        billing_run_chunks.c.run_id == run_id, billing_run_chunks.c.status.in_(("pending", "claimed")))).scalar_one()
+    if left == 0:
+        failed = conn.execute(sa.select(sa.func.count()).select_from(billing_run_chunks).where(
+            billing_run_chunks.c.run_id == run_id, billing_run_chunks.c.status == "failed")).scalar_one()
+        conn.execute(r.update().where(r.c.id == run_id, r.c.phase.in_(("pending", "running"))).values(
+            phase="failed" if failed else "completed", finished_at=now))
+
+
+def payment_reference(contract_id: str, period: str) -> str:
+    """Placeholder bank reference: digits of contract and period with a mod-10 check digit.
+    The real format comes with the payments module (bank/convenience-store references)."""
+    digits = "".join(ch for ch in contract_id if ch.isdigit())[-12:].rjust(12, "0") + period.replace("-", "")
+    weights = [3 if i % 2 == 0 else 1 for i in range(len(digits))]
+    check = (10 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 10) % 10
+    return digits + str(check)
+
+
+@dataclass
+class ChunkResult:
+    invoices: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    processed: int
+
+
+def build_chunk(conn: Connection, run: dict[str, Any], claim: Claim, book: TariffBook,
+                contracts: ContractSource, consumption: ConsumptionSource, now: datetime) -> ChunkResult:
+    """Compute every invoice of one chunk (reads only). A failing contract becomes an error row."""
+    start, end = run["period_start"], run["period_end"]
+    items = contracts.load(conn, claim.municipality, claim.first, claim.last, run["zone"])
+    cons = consumption.consumption(conn, items, start, end)
+    invs: list[dict[str, Any]] = []
+    errs: list[dict[str, Any]] = []
+    for ct in items:
+        try:
+            got = cons.get(ct.id)
+            if isinstance(got, ConsumptionError) or got is None:
+                raise got or ConsumptionError("no_consumption", "no consumption computed")
+            invs.append(_invoice(ct, got, run, book, now))
+        except ConsumptionError as e:
+            errs.append(_err(run, claim, ct, e.code, str(e), now))
+        except TariffError as e:
+            errs.append(_err(run, claim, ct, "tariff", str(e), now))
+        except Exception as e:  # one bad contract must not stop the run; the reason is kept
+            errs.append(_err(run, claim, ct, "internal", f"{type(e).__name__}: {e}", now))
+    return ChunkResult(invs, errs, len(items))
+
+
+def _err(run: dict[str, Any], claim: Claim, ct: BillableContract, code: str, reason: str,
+         now: datetime) -> dict[str, Any]:
+    return {"run_id": run["id"], "chunk_no": claim.chunk_no, "contract_id": ct.id, "municipality": ct.municipality,
+            "code": code, "reason": reason, "at": now}
+
+
+def _invoice(ct: BillableContract, cons: Consumption, run: dict[str, Any], book: TariffBook,
+             now: datetime) -> dict[str, Any]:
+    m3 = Decimal(cons.litres) / 1000
+    bill = compute_bill(book, BillRequest(ct.municipality, ct.use_class, m3, run["period_start"], run["period_end"],
+                                          ct.services, ct.units))
+    period = run["cycle"]
+    return {
+        "id": uuid7(), "number": f"{ct.municipality}-{period.replace('-', '')}-{ct.id}",
+        "municipality": ct.municipality, "zone": ct.zone, "contract_id": ct.id, "period": period,
+        "kind": "regular", "revision": 0, "corrects": None, "run_id": run["id"],
+        "period_start": run["period_start"], "period_end": run["period_end"], "issue_date": run["issue_date"],
+        "due_date": run["due_date"], "use_class": ct.use_class, "units": ct.units, "consumption_l": cons.litres,
+        "billed_m3": bill.billed_m3, "estimated": cons.estimated, "tariff_versions": list(bill.tariff_versions),
+        "lines": [line_json(ln) for ln in bill.lines], "basis": cons.basis,
+        "subtotal": bill.subtotal, "vat": bill.vat, "total": bill.total, "currency": "MXN",
+        "payment_reference": payment_reference(ct.id, period), "created_at": now,
+    }
+
+
+def line_json(ln: Any) -> dict[str, Any]:
+    d = {"concept": ln.concept, "description": ln.description, "amount": str(ln.amount),
+         "vat_rate": str(ln.vat_rate), "vat": str(ln.vat), "tariff_version": ln.tariff_version,
+         "tariff_code": ln.tariff_code}
+    if ln.quantity_m3 is not None:
+        d["quantity_m3"] = ln.quantity_m3
+    if ln.days is not None:
+        d["days"] = ln.days
+    return d
+
+
+def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: bool = True,
+                 clock: Clock = utcnow) -> bool:
+    """Write one chunk's outcome atomically; False when the claim was lost (another worker has it)."""
+    from cloud.billing.events import invoice_event_rows, run_event
+
+    now = clock()
+    c = billing_run_chunks
+    with engine.begin() as conn:
+        res = conn.execute(c.update().where(
+            c.c.run_id == claim.run_id, c.c.chunk_no == claim.chunk_no, c.c.claim_token == claim.token,
+            c.c.status == "claimed").values(status="done", lease_until=None))
+        if res.rowcount != 1:
+            return False
+        invs = result.invoices
+        if invs:
+            # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
+            existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
+                invoices.c.contract_id.in_([i["contract_id"] for i in invs]),
+                invoices.c.period == invs[0]["period"], invoices.c.kind == "regular",
+                invoices.c.revision == 0)).scalars())
+            invs = [i for i in invs if i["contract_id"] not in existing]
+        if invs:
+            conn.execute(invoices.insert(), invs)
+            if events:
+                conn.execute(_events_table().insert(), invoice_event_rows(invs, now))
+        if result.errors:
+            conn.execute(billing_run_errors.insert(), result.errors)
+        _advance(conn, claim.run_id, processed=result.processed, invoiced=len(invs), errors=len(result.errors),
+                 chunk_done=True, now=now)
+        phase = conn.execute(sa.select(billing_runs.c.phase).where(billing_runs.c.id == claim.run_id)).scalar_one()
+        if phase in ("completed", "failed"):
+            run_event(conn, claim.run_id, "BillingRunCompleted", now)
+    return True
+
+
+def _events_table() -> sa.Table:
+    from cloud.events.tables import events
+
+    return events
+
+
+def load_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(billing_runs).where(billing_runs.c.id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100) -> dict[str, Any]:
+    errs = conn.execute(sa.select(billing_run_errors).where(billing_run_errors.c.run_id == run["id"])
+                        .order_by(billing_run_errors.c.id).limit(error_limit)).mappings().all()
+    started, finished = _aware(run["started_at"]), _aware(run["finished_at"])
+    elapsed = ((finished or utcnow()) - started).total_seconds() if started else None
+    processed = run["contracts_processed"]
+    return {
+        "id": run["id"],
+        "spec": {"municipalities": run["municipalities"], "zone": run["zone"], "cycle": run["cycle"],
+                 "periodStart": run["period_start"].isoformat(), "periodEnd": run["period_end"].isoformat(),
+                 "issueDate": run["issue_date"].isoformat(), "dueDate": run["due_date"].isoformat(),
+                 "parallelism": run["parallelism"], "chunkSize": run["chunk_size"],
+                 "retryPolicy": {"maxAttempts": run["max_attempts"], "leaseSeconds": run["lease_seconds"]}},
+        "status": {
+            "phase": run["phase"], "contractsTotal": run["contracts_total"], "contractsProcessed": processed,
+            "invoicesGenerated": run["invoices_generated"], "errorsCount": run["errors_count"],
+            "chunksTotal": run["chunks_total"], "chunksDone": run["chunks_done"],
+            "startedAt": started.isoformat() if started else None,
+            "finishedAt": finished.isoformat() if finished else None,
+            "contractsPerSecond": round(processed / elapsed, 1) if elapsed else None,
+            "errors": [{"contractId": e["contract_id"], "municipality": e["municipality"], "code": e["code"],
+                        "reason": e["reason"]} for e in errs],
+        },
+    }
+
+
+def default_sources() -> tuple[ContractSource, ConsumptionSource]:
+    return RegistryContracts(), ReadingsConsumption()
+
+
+def run_municipalities_ok(principal_sees: Callable[[str], bool], munis: Sequence[str]) -> bool:
+    return all(principal_sees(m) for m in munis)

@@ -1,0 +1,106 @@
+"""Billing tables: runs, their chunks of work and errors, invoices (lines inline as JSON).
+
+Invoices are never updated after issue: a correction is a new invoice row of kind
+`correction` that points at the one it corrects (`corrects`). The unique constraint on
+(contract_id, period, kind, revision) is what makes a resumed run unable to issue twice.
+"""
+
+import sqlalchemy as sa
+
+from cloud.db import JSONType, metadata
+
+billing_runs = sa.Table(
+    "billing_runs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("municipalities", JSONType, nullable=False),  # list of EXP-NN the run covers
+    sa.Column("zone", sa.String(40)),  # None: every zone of those municipalities
+    sa.Column("cycle", sa.String(7), nullable=False),  # billing cycle = month "YYYY-MM"
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),  # inclusive
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("parallelism", sa.Integer, nullable=False),
+    sa.Column("chunk_size", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("lease_seconds", sa.Integer, nullable=False),
+    sa.Column("phase", sa.String(20), nullable=False),  # pending | running | completed | failed
+    sa.Column("contracts_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("contracts_processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("invoices_generated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("chunks_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("chunks_done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_by", sa.String(80)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+billing_run_chunks = sa.Table(
+    "billing_run_chunks",
+    metadata,
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("billing_runs.id"), primary_key=True),
+    sa.Column("chunk_no", sa.Integer, primary_key=True),
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("first_contract", sa.String(80), nullable=False),  # inclusive contract-id range
+    sa.Column("last_contract", sa.String(80), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # pending | claimed | done | failed
+    sa.Column("claim_token", sa.String(36)),
+    sa.Column("claimed_by", sa.String(120)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_billing_run_chunks_status", "run_id", "status", "chunk_no"),
+)
+
+billing_run_errors = sa.Table(
+    "billing_run_errors",
+    metadata,
+    sa.Column("id", sa.Integer().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("billing_runs.id"), nullable=False),
+    sa.Column("chunk_no", sa.Integer),
+    sa.Column("contract_id", sa.String(80)),
+    sa.Column("municipality", sa.String(20)),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_billing_run_errors_run", "run_id", "id"),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("number", sa.String(40), nullable=False, unique=True),  # human folio
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("zone", sa.String(40)),
+    sa.Column("contract_id", sa.String(80), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),  # regular | correction
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("corrects", sa.String(36)),  # invoice id a correction replaces
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("use_class", sa.String(40), nullable=False),
+    sa.Column("units", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("consumption_l", sa.BigInteger, nullable=False),
+    sa.Column("billed_m3", sa.Integer, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False),
+    sa.Column("tariff_versions", JSONType, nullable=False),
+    sa.Column("lines", JSONType, nullable=False),  # [{concept, description, quantity_m3, amount, vat_rate, vat, ...}]
+    sa.Column("basis", JSONType, nullable=False),  # readings / estimate behind the consumption
+    sa.Column("subtotal", sa.Numeric(14, 2), nullable=False),
+    sa.Column("vat", sa.Numeric(14, 2), nullable=False),
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="MXN"),
+    sa.Column("payment_reference", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("contract_id", "period", "kind", "revision", name="uq_invoices_contract_period_kind"),
+    sa.Index("ix_invoices_muni_period", "municipality", "period", "contract_id"),
+    sa.Index("ix_invoices_run", "run_id"),
+)
