@@ -1,0 +1,128 @@
+"""The Textual app for meter readers and technicians, on the handheld's local edge store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from edge.store import EdgeStore
+
+from .enrol import read_enrolment
+from .i18n import t
+from .repository import Repository
+from .syncer import ClientFactory, Outcome, default_client, sync_once
+from .widgets.syncbar import SyncBar
+
+AUTO_SYNC_S = 60.0
+
+
+class ReaderApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = t("app_title")
+    BINDINGS = [
+        Binding("f5", "sync", t("key_sync")),
+        Binding("ctrl+q", "quit", t("key_quit"), show=False),
+    ]
+
+    def __init__(self, db_path: str | Path, *, client_factory: ClientFactory = default_client,
+                 auto_sync_s: float | None = AUTO_SYNC_S) -> None:
+        super().__init__()
+        self.db_path = str(db_path)
+        self.client_factory = client_factory
+        self.auto_sync_s = auto_sync_s
+        self.repo: Repository | None = None
+        self.sync_running_peer: str | None = None
+        self.sync_problem = ""
+        self.last_outcome: Outcome | None = None
+
+    def on_mount(self) -> None:
+        enrolment = read_enrolment(self.db_path)
+        if enrolment is None:
+            from .screens.enrol import EnrolScreen
+
+            self.push_screen(EnrolScreen())
+            return
+        self.repo = Repository(EdgeStore.open(self.db_path, site_id=enrolment.site_id))
+        self._home()
+
+    def _home(self) -> None:
+        from .screens.routes import RoutesScreen
+
+        self.push_screen(RoutesScreen())
+        if self.auto_sync_s:
+            self.set_interval(self.auto_sync_s, self._auto_sync)
+
+    def enrolled(self, repo: Repository, outcome: Outcome) -> None:
+        self.repo = repo
+        self.pop_screen()
+        self._home()
+        self._after_sync(outcome)
+        self.notify(t("enrol_downloaded", routes=len(repo.routes()),
+                      meters=sum(r.total for r in repo.routes()), orders=len(repo.work_orders())))
+
+    # ---- sync ---------------------------------------------------------------------------------
+    def action_sync(self) -> None:
+        if self.repo is None or self.sync_running_peer:
+            return
+        self._start_sync(probe=False)
+
+    def _auto_sync(self) -> None:
+        if self.repo is None or self.sync_running_peer:
+            return
+        self._start_sync(probe=True)
+
+    def after_local_write(self) -> None:
+        self.refresh_status()
+
+    def _start_sync(self, probe: bool) -> None:
+        assert self.repo is not None
+        enrol = self.repo.enrolment()
+        self.sync_running_peer = "gateway" if enrol and enrol.gateway_url else "cloud"
+        self.refresh_status()
+        self._sync_worker(probe)
+
+    @work(thread=True, exclusive=True, group="sync")
+    def _sync_worker(self, probe: bool) -> None:
+        assert self.repo is not None
+        try:
+            outcome = sync_once(self.repo, self.client_factory, probe=probe)
+        except Exception as exc:  # noqa: BLE001 - a sync bug must not take down the reader's app
+            outcome = Outcome(False, None, error=f"{type(exc).__name__}: {exc}")
+        self.call_from_thread(self._after_sync, outcome, probe)
+
+    def _after_sync(self, outcome: Outcome, probe: bool = False) -> None:
+        self.sync_running_peer = None
+        self.last_outcome = outcome
+        assert self.repo is not None
+        if outcome.ok and outcome.peer is not None:
+            self.sync_problem = ""
+            self.repo.reload()
+            self.notify(t("sync_ok", peer=t(f"peer_{outcome.peer.kind}"), pushed=outcome.pushed,
+                          pulled=outcome.pulled))
+            if outcome.refused:
+                self.notify(t("sync_refused_some", n=outcome.refused), severity="warning", timeout=10)
+        elif outcome.credential_rejected:
+            self.sync_problem = t("err_credential_expired")
+            self.notify(self.sync_problem, severity="error", timeout=15)
+        elif outcome.attempts:
+            last = outcome.attempts[-1]
+            self.sync_problem = ""
+            self.notify(t("sync_failed", peer=t(f"peer_{last.peer}"), reason=last.error), severity="warning")
+        elif not probe:
+            self.notify(t("sync_no_peer"), severity="warning")
+        self.refresh_status()
+        screen = self.screen
+        refresh = getattr(screen, "refresh_data", None)
+        if callable(refresh):
+            refresh()
+
+    def refresh_status(self) -> None:
+        for bar in self.screen.query(SyncBar):
+            bar.refresh_status()
+
+    def on_unmount(self) -> None:
+        if self.repo is not None:
+            self.repo.store.close()

@@ -1,0 +1,540 @@
+"""The app's view of the handheld's local store (edge.EdgeStore): queries and writes.
+
+Screens never touch SQL or the store directly; they call this layer, which
+- keeps a small in-memory index of the reference data (routes, meters, service points,
+  observation codes) so a 2,000-meter route opens fast, rebuilt after every pull;
+- writes through the EdgeStore API only, so every write lands in the outbox in the same
+  transaction and is committed before the method returns (the screen confirms afterwards);
+- keeps the app's local-only state (enrolment, sync log) in its own non-replicated tables.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .validation import DAY_MS, MX_TZ, Past
+
+SETTINGS = "tui_settings"
+SYNC_LOG = "tui_sync_log"
+
+# Without history, a domestic connection in Querétaro uses roughly this much a day
+# (≈18 m³/month); the range built on it is wide, it only catches gross typing mistakes.
+DEFAULT_DAILY_L = {"domestic": 600, "domestico": 600, "commercial": 2_000, "comercial": 2_000}
+
+# When a route carries no period, readings this recent count for the current cycle.
+CYCLE_FALLBACK = timedelta(days=20)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    site_id: str
+    token: str
+    role: str
+    municipality: str
+    zone: str
+    cloud_url: str
+    gateway_url: str = ""
+    reader_id: str = ""
+
+
+@dataclass
+class MeterRow:
+    seq: int
+    serial: str
+    address: str
+    route_id: str
+    status: str  # read | skipped | pending
+    last_value_l: int | None
+    meter_id: str = ""
+    service_point_id: str = ""
+
+
+@dataclass
+class RouteSummary:
+    id: str
+    name: str
+    period: str
+    read: int = 0
+    skipped: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.read + self.skipped + self.pending
+
+
+@dataclass
+class ReadingView:
+    id: str
+    taken_at: int
+    value_l: int | None
+    observation_code: str | None
+    source: str
+    reader_id: str | None
+    supersedes: str | None
+    superseded: bool = False
+
+
+@dataclass
+class MeterInfo:
+    meter: dict[str, Any]
+    service_point: dict[str, Any]
+    readings: list[ReadingView] = field(default_factory=list)
+
+    @property
+    def serial(self) -> str:
+        return str(self.meter.get("serial") or "")
+
+    @property
+    def register_max_l(self) -> int | None:
+        dials = self.meter.get("dials")
+        if not dials:
+            return None
+        return int(10 ** int(dials)) * 1000 - 1
+
+    @property
+    def default_daily_l(self) -> int | None:
+        use = str(self.service_point.get("use_type") or "domestic").lower()
+        return DEFAULT_DAILY_L.get(use)
+
+    def history(self) -> list[Past]:
+        """Effective past register values: local/pulled readings plus the meter's last known."""
+        past = [Past(r.taken_at, r.value_l) for r in self.readings if not r.superseded and r.value_l is not None]
+        last_at, last_v = self.meter.get("last_read_at"), self.meter.get("last_value_l")
+        if last_at is not None and last_v is not None and all(p.taken_at_ms != last_at for p in past):
+            past.append(Past(int(last_at), int(last_v)))
+        return sorted(past, key=lambda p: p.taken_at_ms)
+
+
+@dataclass(frozen=True)
+class ObservationCode:
+    code: str
+    description: str
+    skip_reading: bool
+    requires_photo: bool
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    at: int
+    peer: str  # gateway | cloud
+    url: str
+    ok: bool
+    pushed: int
+    pulled: int
+    refused: int
+    error: str
+
+
+class UnknownMeter(LookupError):
+    pass
+
+
+class OrderClosed(RuntimeError):
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+OPEN_STATUSES = ("created", "assigned", "in_progress")
+
+
+class Repository:
+    def __init__(self, store: Any, clock: Callable[[], int] | None = None) -> None:
+        self.store = store
+        # business time: the device clock corrected by the offset learnt from the last sync,
+        # so a handheld with a wrong date still stamps readings sanely after one contact
+        self.clock: Callable[[], int] = clock or store.hlc.wall
+        self._ensure_local_tables()
+        self._routes: dict[str, dict[str, Any]] = {}
+        self._meters: dict[str, dict[str, Any]] = {}  # by serial
+        self._sps: dict[str, dict[str, Any]] = {}  # by id
+        self._sp_by_serial: dict[str, dict[str, Any]] = {}
+        self._route_serials: dict[str, list[str]] = {}
+        self._codes: dict[str, ObservationCode] = {}
+        self._cycle_status: dict[str, str] = {}  # serial -> read|skipped
+        self.reload()
+
+    # ---- local-only tables ------------------------------------------------------------------
+    def _ensure_local_tables(self) -> None:
+        db = self.store.db
+        with self.store.transaction():
+            db.execute(f"CREATE TABLE IF NOT EXISTS {SETTINGS} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {SYNC_LOG} (at INTEGER NOT NULL, peer TEXT NOT NULL, url TEXT NOT NULL,"
+                " ok INTEGER NOT NULL, pushed INTEGER NOT NULL, pulled INTEGER NOT NULL, refused INTEGER NOT NULL,"
+                " error TEXT NOT NULL)"
+            )
+            # local index only (not part of the replicated schema): meter history lookups
+            db.execute("CREATE INDEX IF NOT EXISTS tui_readings_serial ON readings (meter_serial, taken_at)")
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.store.db.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_settings(self, values: dict[str, str]) -> None:
+        with self.store.transaction():
+            for k, v in values.items():
+                self.store.db.execute(
+                    f"INSERT INTO {SETTINGS}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [k, v],
+                )
+
+    def enrolment(self) -> Enrolment | None:
+        raw = self.setting("enrolment")
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return Enrolment(**{k: data.get(k, "") for k in Enrolment.__dataclass_fields__})
+
+    def save_enrolment(self, enrolment: Enrolment) -> None:
+        self.set_settings({"enrolment": json.dumps(enrolment.__dict__)})
+
+    def log_sync(self, rec: SyncRecord) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                f"INSERT INTO {SYNC_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [rec.at, rec.peer, rec.url, int(rec.ok), rec.pushed, rec.pulled, rec.refused, rec.error],
+            )
+
+    def last_sync(self, ok_only: bool = True) -> SyncRecord | None:
+        where = "WHERE ok = 1" if ok_only else ""
+        row = self.store.db.execute(
+            f"SELECT at, peer, url, ok, pushed, pulled, refused, error FROM {SYNC_LOG} {where} ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return SyncRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
+
+    def pending_count(self) -> int:
+        return int(self.store.pending_count())
+
+    def refusals(self) -> list[dict[str, Any]]:
+        return list(self.store.refusals())
+
+    # ---- reference data -----------------------------------------------------------------------
+    def reload(self) -> None:
+        """Rebuild the in-memory index from the store (after enrolment or a pull)."""
+        self._routes = {r["id"]: r for r in self.store.rows("routes")}
+        self._meters = {}
+        for m in self.store.rows("meters"):
+            if m.get("serial"):
+                self._meters[str(m["serial"])] = m
+        self._sps = {sp["id"]: sp for sp in self.store.rows("service_points")}
+        self._sp_by_serial = {}
+        route_lists: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for m in self._meters.values():
+            sp = self._sps.get(m.get("service_point_id") or "") or {}
+            self._sp_by_serial[str(m["serial"])] = sp
+            route_id = sp.get("route_id") or m.get("route_id")
+            if route_id:
+                order = sp.get("route_order")
+                route_lists[str(route_id)].append((int(order) if order is not None else 1 << 30, str(m["serial"])))
+        for sp in self._sps.values():  # a service point naming its meter but not linked from it
+            serial = sp.get("meter_serial")
+            if serial and serial in self._meters and not self._sp_by_serial.get(serial):
+                self._sp_by_serial[serial] = sp
+                if sp.get("route_id"):
+                    order = sp.get("route_order")
+                    route_lists[str(sp["route_id"])].append((int(order) if order is not None else 1 << 30, serial))
+        self._route_serials = {rid: [s for _, s in sorted(items)] for rid, items in route_lists.items()}
+        self._codes = {}
+        for c in self.store.rows("observation_codes"):
+            if c.get("active") is False or not c.get("code"):
+                continue
+            self._codes[str(c["code"])] = ObservationCode(
+                str(c["code"]), str(c.get("description") or c["code"]), bool(c.get("skip_reading")),
+                bool(c.get("requires_photo")),
+            )
+        self._rebuild_cycle_status()
+
+    def cycle_start(self, route_id: str | None) -> int:
+        """Start of the reading cycle: the route's period (YYYY-MM, local) or a fixed lookback."""
+        route = self._routes.get(route_id or "") or {}
+        period = str(route.get("period") or "")
+        try:
+            start = datetime.strptime(period[:7], "%Y-%m").replace(tzinfo=MX_TZ)
+            return int(start.timestamp() * 1000)
+        except ValueError:
+            return self.clock() - int(CYCLE_FALLBACK.total_seconds() * 1000)
+
+    def _rebuild_cycle_status(self) -> None:
+        status: dict[str, str] = {}
+        serial_route = {s: rid for rid, serials in self._route_serials.items() for s in serials}
+        starts: dict[str, int] = {}
+        readings = [r for r in self.store.rows("readings") if r.get("meter_serial") in serial_route]
+        superseded = {r["supersedes"] for r in readings if r.get("supersedes")}
+        for r in sorted(readings, key=lambda r: (r.get("taken_at") or 0, r["id"])):
+            serial = r["meter_serial"]
+            rid = serial_route[serial]
+            if rid not in starts:
+                starts[rid] = self.cycle_start(rid)
+            if r["id"] in superseded or (r.get("taken_at") or 0) < starts[rid]:
+                continue
+            status[serial] = "read" if r.get("value_l") is not None else "skipped"
+        self._cycle_status = status
+
+    def has_routes(self) -> bool:
+        return bool(self._route_serials)
+
+    def routes(self) -> list[RouteSummary]:
+        out = []
+        for rid, serials in self._route_serials.items():
+            route = self._routes.get(rid) or {}
+            s = RouteSummary(rid, str(route.get("name") or rid), str(route.get("period") or ""))
+            for serial in serials:
+                st = self._cycle_status.get(serial, "pending")
+                if st == "read":
+                    s.read += 1
+                elif st == "skipped":
+                    s.skipped += 1
+                else:
+                    s.pending += 1
+            out.append(s)
+        return sorted(out, key=lambda r: r.name)
+
+    def route(self, route_id: str) -> RouteSummary | None:
+        return next((r for r in self.routes() if r.id == route_id), None)
+
+    def _meter_row(self, seq: int, serial: str) -> MeterRow:
+        m = self._meters[serial]
+        sp = self._sp_by_serial.get(serial) or {}
+        return MeterRow(
+            seq=seq,
+            serial=serial,
+            address=str(sp.get("address") or ""),
+            route_id=str(sp.get("route_id") or m.get("route_id") or ""),
+            status=self._cycle_status.get(serial, "pending"),
+            last_value_l=m.get("last_value_l"),
+            meter_id=str(m.get("id") or ""),
+            service_point_id=str(sp.get("id") or ""),
+        )
+
+    def route_meters(self, route_id: str) -> list[MeterRow]:
+        return [self._meter_row(i, s) for i, s in enumerate(self._route_serials.get(route_id, []), start=1)]
+
+    def meter_status(self, serial: str) -> str:
+        return self._cycle_status.get(serial, "pending")
+
+    def search(self, query: str, route_id: str | None = None) -> list[MeterRow]:
+        """Meters whose serial or address contains the query (case-insensitive), walking order."""
+        q = " ".join(query.lower().split())
+        if not q:
+            return []
+        out: list[MeterRow] = []
+        routes = [route_id] if route_id else sorted(self._route_serials)
+        for rid in routes:
+            for i, serial in enumerate(self._route_serials.get(rid, []), start=1):
+                sp = self._sp_by_serial.get(serial) or {}
+                if q in serial.lower() or q in " ".join(str(sp.get("address") or "").lower().split()):
+                    out.append(self._meter_row(i, serial))
+        return out
+
+    def known_meter(self, serial: str) -> bool:
+        return serial in self._meters
+
+    def meter(self, serial: str) -> MeterInfo:
+        m = self._meters.get(serial)
+        if m is None:
+            raise UnknownMeter(serial)
+        rows = self.store.rows("readings", meter_serial=serial)
+        superseded = {r["supersedes"] for r in rows if r.get("supersedes")}
+        views = [
+            ReadingView(
+                id=r["id"], taken_at=int(r.get("taken_at") or 0), value_l=r.get("value_l"),
+                observation_code=r.get("observation_code"), source=str(r.get("source") or ""),
+                reader_id=r.get("reader_id"), supersedes=r.get("supersedes"), superseded=r["id"] in superseded,
+            )
+            for r in rows
+        ]
+        views.sort(key=lambda v: (v.taken_at, v.id), reverse=True)
+        return MeterInfo(meter=m, service_point=self._sp_by_serial.get(serial) or {}, readings=views)
+
+    def current_reading(self, info: MeterInfo) -> ReadingView | None:
+        """This cycle's effective (not superseded) entry of the meter, if any."""
+        start = self.cycle_start(str(info.service_point.get("route_id") or info.meter.get("route_id") or ""))
+        for r in info.readings:  # newest first
+            if not r.superseded and r.taken_at >= start and r.source == "handheld":
+                return r
+        return None
+
+    def observation_codes(self) -> list[ObservationCode]:
+        return sorted(self._codes.values(), key=lambda c: c.code)
+
+    def observation(self, code: str) -> ObservationCode | None:
+        return self._codes.get(code)
+
+    # ---- writes: readings ----------------------------------------------------------------------
+    def record_reading(
+        self,
+        serial: str,
+        value_l: int | None,
+        *,
+        taken_at: int | None = None,
+        observation_code: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+        photo_ref: str | None = None,
+        alarms: Iterable[str] = (),
+        supersedes: str | None = None,
+        reader_id: str | None = None,
+    ) -> str:
+        """Insert a reading fact; committed (with its outbox row) before this returns."""
+        m = self._meters.get(serial)
+        if m is None:
+            raise UnknownMeter(serial)
+        enrol = self.enrolment()
+        row = {
+            "municipality": m.get("municipality") or (enrol.municipality if enrol else ""),
+            "zone": m.get("zone") or (enrol.zone if enrol else ""),
+            "meter_serial": serial,
+            "taken_at": taken_at if taken_at is not None else self.clock(),
+            "value_l": value_l,
+            "source": "handheld",
+            "reader_id": reader_id or (enrol.reader_id if enrol else None) or (enrol.site_id if enrol else None),
+            "observation_code": observation_code or None,
+            "supersedes": supersedes,
+            "lat": lat,
+            "lon": lon,
+            "photo_ref": photo_ref or None,
+            "alarms": sorted(set(alarms)),
+        }
+        (rid,) = self.store.insert_facts("readings", [row])
+        self._note_reading(serial, rid, row)
+        return str(rid)
+
+    def _note_reading(self, serial: str, rid: str, row: dict[str, Any]) -> None:
+        sp = self._sp_by_serial.get(serial) or {}
+        route_id = str(sp.get("route_id") or self._meters[serial].get("route_id") or "")
+        if row["taken_at"] >= self.cycle_start(route_id):
+            self._cycle_status[serial] = "read" if row["value_l"] is not None else "skipped"
+
+    # ---- work orders ---------------------------------------------------------------------------
+    def work_orders(self, include_closed: bool = False) -> list[dict[str, Any]]:
+        rows = [
+            o for o in self.store.rows("work_orders")
+            if include_closed or o.get("status") in OPEN_STATUSES or o.get("status") is None
+        ]
+        prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+        return sorted(rows, key=lambda o: (prio.get(str(o.get("priority")), 2), o.get("due_at") or 1 << 62, o["id"]))
+
+    def work_order(self, order_id: str) -> dict[str, Any] | None:
+        row = self.store.get("work_orders", order_id)
+        return dict(row) if row else None
+
+    def order_events(self, order_id: str) -> list[dict[str, Any]]:
+        rows = self.store.rows("work_order_events", work_order_id=order_id)
+        return sorted(rows, key=lambda e: (e.get("at") or 0, e["id"]))
+
+    def _open_order(self, order_id: str) -> dict[str, Any]:
+        order = self.work_order(order_id)
+        if order is None:
+            raise LookupError(order_id)
+        if order.get("status") not in OPEN_STATUSES:
+            raise OrderClosed(str(order.get("status")))
+        return order
+
+    def _event(self, order: dict[str, Any], kind: str, *, status: str | None = None, notes: str | None = None,
+               data: dict[str, Any] | None = None) -> dict[str, Any]:
+        enrol = self.enrolment()
+        return {
+            "municipality": order.get("municipality") or (enrol.municipality if enrol else ""),
+            "zone": order.get("zone") or (enrol.zone if enrol else ""),
+            "work_order_id": order["id"],
+            "at": self.clock(),
+            "kind": kind,
+            "status": status,
+            "actor": (enrol.reader_id or enrol.site_id) if enrol else None,
+            "notes": notes,
+            "data": data or {},
+        }
+
+    def start_order(self, order_id: str) -> None:
+        order = self._open_order(order_id)
+        at = self.clock()
+        with self.store.transaction():
+            self.store.advance("work_orders", order_id, "status", "in_progress")
+            self.store.set_fields("work_orders", order_id, {"started_at": at})
+            self.store.insert_facts("work_order_events", [self._event(order, "started", status="in_progress")])
+
+    def add_note(self, order_id: str, text: str) -> None:
+        order = self._open_order(order_id)
+        old = str(order.get("notes") or "")
+        with self.store.transaction():
+            # the event is the durable record (grow-only); the field is the latest summary
+            self.store.insert_facts("work_order_events", [self._event(order, "note", notes=text)])
+            self.store.set_fields("work_orders", order_id, {"notes": (old + "\n" + text).strip()})
+
+    def order_reading(self, order_id: str, value_l: int, serial: str | None = None) -> str:
+        order = self._open_order(order_id)
+        serial = serial or str(order.get("meter_serial") or "")
+        with self.store.transaction():
+            rid = self.record_reading(serial, value_l)
+            self.store.insert_facts("work_order_events", [self._event(order, "reading", data={"reading_id": rid,
+                                                                                                "meter_serial": serial})])
+        return rid
+
+    def record_replacement(self, order_id: str, old_final_l: int, new_serial: str, new_initial_l: int) -> dict[str, Any]:
+        """A meter replacement: the old meter's final reading, the new meter's serial and initial reading."""
+        order = self._open_order(order_id)
+        old_serial = str(order.get("meter_serial") or "")
+        enrol = self.enrolment()
+        at = self.clock()
+        base = {
+            "municipality": order.get("municipality") or (enrol.municipality if enrol else ""),
+            "zone": order.get("zone") or (enrol.zone if enrol else ""),
+            "taken_at": at, "source": "handheld", "alarms": [],
+            "reader_id": (enrol.reader_id or enrol.site_id) if enrol else None,
+        }
+        with self.store.transaction():
+            old_id, new_id = self.store.insert_facts("readings", [
+                {**base, "meter_serial": old_serial, "value_l": old_final_l, "observation_code": "replacement_final"},
+                {**base, "meter_serial": new_serial, "value_l": new_initial_l, "observation_code": "replacement_initial"},
+            ])
+            result = {
+                "replacement": {"old_serial": old_serial, "old_final_l": old_final_l, "old_final_reading_id": old_id,
+                                "new_serial": new_serial, "new_initial_l": new_initial_l,
+                                "new_initial_reading_id": new_id}
+            }
+            self.store.set_fields("work_orders", order_id, {"result": result})
+            self.store.insert_facts("work_order_events", [self._event(order, "replacement", data=result["replacement"])])
+        if old_serial in self._meters:
+            self._note_reading(old_serial, str(old_id), {"taken_at": at, "value_l": old_final_l})
+        return result
+
+    def complete_order(self, order_id: str, notes: str = "") -> None:
+        order = self._open_order(order_id)
+        at = self.clock()
+        result = dict(order.get("result") or {})
+        result["outcome"] = "done"
+        with self.store.transaction():
+            self.store.advance("work_orders", order_id, "status", "completed")
+            self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
+            self.store.insert_facts("work_order_events", [self._event(order, "completed", status="completed",
+                                                                      notes=notes or None)])
+
+    def report_impossible(self, order_id: str, reason: str) -> None:
+        """The lattice has no "impossible" state: the order completes with outcome impossible."""
+        order = self._open_order(order_id)
+        at = self.clock()
+        result = dict(order.get("result") or {})
+        result.update({"outcome": "impossible", "reason": reason})
+        with self.store.transaction():
+            self.store.advance("work_orders", order_id, "status", "completed")
+            self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
+            self.store.insert_facts("work_order_events", [self._event(order, "impossible", status="completed",
+                                                                      notes=reason)])
+
+
+def day_ms(days: int) -> int:
+    return days * DAY_MS

@@ -1,0 +1,76 @@
+"""A sample scope (routes, meters, service points, work orders, observation codes) for demos,
+benchmarks and tests, applied through the store's real pull path as if downloaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync import wire
+from sync.changes import Cell, RowState
+from sync.hlc import pack
+
+MUNICIPALITY = "EXP-01"
+ZONE = "EXP-01-Z01"
+SERVER_SITE = "00000000-0000-7000-8000-000000000000"  # the "cloud" that wrote the sample rows
+
+OBSERVATION_CODES = [
+    ("01", "Predio cerrado", True, False),
+    ("02", "Perro bravo", True, False),
+    ("03", "Medidor enterrado", True, False),
+    ("04", "Carátula ilegible", True, True),
+    ("05", "Medidor dañado", False, True),
+    ("06", "Medidor manipulado", False, True),
+    ("07", "Fuga visible", False, True),
+]
+
+STREETS = ["Av. Universidad", "Calle Hidalgo", "Calle Madero", "Av. Zaragoza", "Calle Allende", "Calle Juárez"]
+
+
+def _row(table: str, pk: str, fields: dict[str, Any], hlc: int) -> RowState:
+    cells = {k: Cell(v, hlc, SERVER_SITE) for k, v in {"id": pk, **fields}.items()}
+    return RowState(table, pk, cells, 1)
+
+
+def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *, now_ms: int,
+                period: str = "", history_days: int = 30) -> list[RowState]:
+    """Rows for one zone: each meter last read `history_days` ago, about 600 L/day."""
+    hlc = pack(now_ms - 1000)
+    scope = {"municipality": MUNICIPALITY, "zone": ZONE}
+    rows: list[RowState] = []
+    for code, desc, skip, photo in OBSERVATION_CODES:
+        rows.append(_row("observation_codes", f"obs-{code}", {**scope, "code": code, "description": desc,
+                                                             "skip_reading": skip, "requires_photo": photo,
+                                                             "active": True}, hlc))
+    n = 0
+    for r in range(1, routes + 1):
+        rid = f"R{r:02d}"
+        rows.append(_row("routes", rid, {**scope, "name": f"Ruta {r:02d} Centro", "cycle": "monthly",
+                                         "period": period, "reader_id": "L-001"}, hlc))
+        for i in range(1, meters_per_route + 1):
+            n += 1
+            serial = f"WM{n:08d}"
+            sp_id = f"SP{n:07d}"
+            rows.append(_row("service_points", sp_id, {
+                **scope, "contract_id": f"C{n:07d}", "address": f"{STREETS[n % len(STREETS)]} {100 + i}, Centro",
+                "use_type": "domestic", "route_id": rid, "route_order": i, "meter_serial": serial,
+                "status": "active", "access_notes": "Nicho junto a la puerta" if i % 5 == 0 else None,
+            }, hlc))
+            rows.append(_row("meters", f"M{n:07d}", {
+                **scope, "serial": serial, "service_point_id": sp_id, "route_id": rid, "dials": 5, "unit": "m3",
+                "status": "active", "last_value_l": 1_000_000 + n * 1_000,
+                "last_read_at": now_ms - history_days * 86_400_000,
+            }, hlc))
+    for k in range(1, orders + 1):
+        serial = f"WM{k:08d}"
+        rows.append(_row("work_orders", f"WO{k:06d}", {
+            **scope, "type": "replace" if k == 1 else "inspect", "status": "assigned", "priority": "normal",
+            "service_point_id": f"SP{k:07d}", "meter_serial": serial, "description": f"Orden de prueba {k}",
+            "created_at": now_ms - 86_400_000,
+        }, hlc))
+    return rows
+
+
+def load_sample(store: Any, **kw: Any) -> None:
+    """Apply the sample scope through EdgeStore.apply_pull (rows and cursor in one transaction)."""
+    rows = sample_rows(now_ms=kw.pop("now_ms", None) or store.hlc.wall(), **kw)
+    store.apply_pull(wire.PullBatch(rows=rows, cursor={"sample": True}))

@@ -1,0 +1,1 @@
+"""The reader app's screens."""

@@ -1,0 +1,119 @@
+"""One meter: where it is, the expected range today, the last readings; entry starts here."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ..i18n import t
+from ..repository import MeterInfo
+from ..validation import expected_range, format_local, format_m3
+from ..widgets.syncbar import SyncBar
+
+
+class MeterScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", t("key_back")),
+        Binding("l", "read", t("key_read")),
+        Binding("enter", "read", t("key_read"), show=False),
+        Binding("o", "observation", t("key_skip")),
+        Binding("c", "correct", t("key_correct")),
+        Binding("n", "next", "→"),
+        Binding("s", "sync", t("key_sync")),
+    ]
+
+    def __init__(self, serial: str, route_serials: list[str] | None = None) -> None:
+        super().__init__()
+        self.serial = serial
+        self.route_serials = route_serials or []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="meter-head", classes="title")
+        yield Static("", id="meter-info")
+        yield Static("", id="meter-expected")
+        yield Static("", id="meter-current", classes="ok")
+        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield SyncBar(id="syncbar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#history", DataTable)
+        table.add_column(t("col_date"), key="date")
+        table.add_column(t("col_value"), key="value")
+        table.add_column(t("col_obs"), key="obs")
+        table.add_column(t("col_source"), key="source")
+        table.add_column(t("col_state"), key="state")
+        self.refresh_data()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_data()
+
+    @property
+    def info(self) -> MeterInfo:
+        return self.app.repo.meter(self.serial)  # type: ignore[attr-defined, no-any-return]
+
+    def refresh_data(self) -> None:
+        repo = self.app.repo  # type: ignore[attr-defined]
+        info = self.info
+        sp = info.service_point
+        self.query_one("#meter-head", Static).update(
+            t("meter_title", serial=self.serial) + f"  ·  {t('status_' + repo.meter_status(self.serial))}"
+        )
+        lines = [f"{t('meter_address')}: {sp.get('address') or '—'}"]
+        access = sp.get("access_notes") or info.meter.get("access_notes")
+        if access:
+            lines.append(f"{t('meter_access')}: {access}")
+        self.query_one("#meter-info", Static).update("\n".join(lines))
+        now = repo.clock()
+        rng = expected_range(info.history(), now, info.default_daily_l)
+        self.query_one("#meter-expected", Static).update(
+            t("meter_expected", low=format_m3(rng.low_l), high=format_m3(rng.high_l), daily=rng.daily_l)
+            if rng else t("meter_expected_none")
+        )
+        cur = repo.current_reading(info)
+        current = ""
+        if cur is not None:
+            if cur.value_l is not None:
+                current = t("meter_current", value=format_m3(cur.value_l), when=format_local(cur.taken_at))
+            else:
+                current = t("meter_current_obs", code=cur.observation_code, when=format_local(cur.taken_at))
+        self.query_one("#meter-current", Static).update(current)
+        table = self.query_one("#history", DataTable)
+        table.clear()
+        for r in info.readings[:12]:
+            table.add_row(format_local(r.taken_at), format_m3(r.value_l), r.observation_code or "", r.source,
+                          t("superseded") if r.superseded else "")
+        self.query_one(SyncBar).refresh_status()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _entry(self, supersedes: str | None = None, observation_only: bool = False) -> None:
+        from .reading import ReadingScreen
+
+        self.app.push_screen(ReadingScreen(self.serial, supersedes=supersedes, observation_only=observation_only),
+                             lambda _r: self.refresh_data())
+
+    def action_read(self) -> None:
+        self._entry()
+
+    def action_correct(self) -> None:
+        cur = self.app.repo.current_reading(self.info)  # type: ignore[attr-defined]
+        self._entry(supersedes=cur.id if cur else None)
+
+    def action_observation(self) -> None:
+        self._entry(observation_only=True)
+
+    def action_next(self) -> None:
+        if self.serial in self.route_serials:
+            i = self.route_serials.index(self.serial)
+            if i + 1 < len(self.route_serials):
+                self.serial = self.route_serials[i + 1]
+                self.refresh_data()
+
+    def action_sync(self) -> None:
+        self.app.action_sync()  # type: ignore[attr-defined]

@@ -1,0 +1,37 @@
+"""Changes the server refused, with their reason: kept until someone acts, never hidden."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ..i18n import t
+from ..widgets.syncbar import SyncBar
+
+
+class RefusalsScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", t("key_back"))]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(t("refusals_title"), classes="title")
+        yield Static("", id="refusals-empty", classes="hint")
+        yield DataTable(id="refusals", cursor_type="row", zebra_stripes=True)
+        yield SyncBar(id="syncbar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#refusals", DataTable)
+        table.add_column(t("col_table"), key="table")
+        table.add_column(t("col_code"), key="code")
+        table.add_column(t("col_reason"), key="reason", width=50)
+        refusals = self.app.repo.refusals()  # type: ignore[attr-defined]
+        for r in refusals:
+            table.add_row(r.get("table", ""), r.get("code", ""), str(r.get("reason", ""))[:50])
+        self.query_one("#refusals-empty", Static).update("" if refusals else t("refusals_none"))
+        table.focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
