@@ -1,0 +1,73 @@
+"""POST /api/v2/sync/push and /api/v2/sync/pull (application/cbor) for authenticated field nodes.
+
+The answer is encoded only after the transaction committed, so a node that receives a
+PushResult knows its changes are durable.
+"""
+
+from __future__ import annotations
+
+import cbor2
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Engine
+
+from cloud.auth import Principal, current_principal
+from sync import server, wire
+
+from .storage import CloudStorage, cloud_hlc, scope_of
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+NODE_ROLES = {"gateway", "handheld"}
+
+
+def _cbor(status: int, obj: object) -> Response:
+    return Response(cbor2.dumps(obj), status_code=status, media_type=wire.CONTENT_TYPE)
+
+
+def _scope(principal: Principal) -> server.NodeScope | Response:
+    if principal.kind != "node" or not principal.site_id or principal.role not in NODE_ROLES:
+        return _cbor(403, {"error": "sync is for registered field nodes (gateway, handheld)"})
+    return scope_of(principal.role, principal.municipality, principal.zone, principal.site_id)
+
+
+async def _message(request: Request) -> wire.Message | Response:
+    body = await request.body()
+    try:
+        return wire.decode(body)
+    except wire.TooLarge as e:
+        return _cbor(413, {"error": str(e)})
+    except wire.WireError as e:
+        return _cbor(400, {"error": str(e)})
+
+
+@router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")
+async def push(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+    scope = _scope(principal)
+    if isinstance(scope, Response):
+        return scope
+    msg = await _message(request)
+    if isinstance(msg, Response):
+        return msg
+    if not isinstance(msg, wire.PushBatch):
+        return _cbor(400, {"error": f"expected a PushBatch, got {type(msg).__name__}"})
+    engine: Engine = request.app.state.engine
+    with engine.begin() as conn:
+        result = server.push(CloudStorage(conn), scope, msg, cloud_hlc())
+    return Response(wire.encode(result), media_type=wire.CONTENT_TYPE)
+
+
+@router.post("/pull", response_class=Response, summary="Pull a CBOR PullBatch of the node's subset since its cursor")
+async def pull(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+    scope = _scope(principal)
+    if isinstance(scope, Response):
+        return scope
+    msg = await _message(request)
+    if isinstance(msg, Response):
+        return msg
+    if not isinstance(msg, wire.PullRequest):
+        return _cbor(400, {"error": f"expected a PullRequest, got {type(msg).__name__}"})
+    engine: Engine = request.app.state.engine
+    with engine.begin() as conn:
+        batch = server.pull(CloudStorage(conn), scope, msg, cloud_hlc())
+    return Response(wire.encode(batch), media_type=wire.CONTENT_TYPE)

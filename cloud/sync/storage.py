@@ -1,0 +1,245 @@
+"""`sync.server.ServerStorage` on the cloud database (SQLite or PostgreSQL), inside one transaction."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sync.changes import Cell, Change, Refusal, RowState
+from sync.hlc import HLC
+from sync.ids import uuid7
+from sync.merge import normalize_fact
+from sync.schema import TABLES as SPECS
+from sync.server import LogEntry, NodeScope
+from sync.wire import decode_refusal, encode_refusal
+
+from . import tables as t
+
+_CHUNK = 1000
+_hlc_lock = threading.Lock()
+_HLC: HLC | None = None
+
+
+def cloud_hlc() -> HLC:
+    """The process-wide clock of the cloud (its wall clock is the reference for every node)."""
+    global _HLC
+    with _hlc_lock:
+        if _HLC is None:
+            _HLC = HLC()
+        return _HLC
+
+
+def cloud_site_id(conn: Connection) -> str:
+    """The cloud's own site id (made once, kept in sync_meta)."""
+    row = conn.execute(sa.select(t.sync_meta.c.value).where(t.sync_meta.c.key == "site_id")).first()
+    if row is not None:
+        return str(row[0])
+    sid = uuid7()
+    conn.execute(t.sync_meta.insert().values(key="site_id", value=sid))
+    return sid
+
+
+def allocate_seqs(conn: Connection, n: int) -> int:
+    """First of ``n`` commit-ordered seqs. Locks the counter row until the transaction ends."""
+    row = conn.execute(
+        sa.update(t.sync_counter).where(t.sync_counter.c.id == 1)
+        .values(value=t.sync_counter.c.value + n).returning(t.sync_counter.c.value)).first()
+    if row is None:
+        conn.execute(t.sync_counter.insert().values(id=1, value=n))
+        return 1
+    return int(row[0]) - n + 1
+
+
+def scope_of(role: str, municipality: str, zone: str | None, site_id: str) -> NodeScope:
+    return NodeScope(site_id, role, municipality, frozenset({zone}) if zone else frozenset())
+
+
+def state_from_row(name: str, row: Any) -> RowState:
+    spec = SPECS[name]
+    m = row._mapping
+    clocks = m["clocks"] or {}
+    extra = m["extra"] or {}
+    cells: dict[str, Cell] = {}
+    for k, (h, s) in clocks.items():
+        v = m[k] if k in spec.fields else extra.get(k)
+        cells[k] = Cell(v, int(h), str(s))
+    return RowState(name, str(m["id"]), cells, int(m["cl"]))
+
+
+def get_rows(conn: Connection, name: str, pks: list[str]) -> dict[str, RowState]:
+    table = t.TABLES[name]
+    out: dict[str, RowState] = {}
+    for i in range(0, len(pks), _CHUNK):
+        for row in conn.execute(sa.select(table).where(table.c.id.in_(pks[i:i + _CHUNK]))):
+            st = state_from_row(name, row)
+            out[st.pk] = st
+    return out
+
+
+def put_rows(conn: Connection, pairs: list[tuple[RowState | None, RowState]]) -> None:
+    """Write merged row states and append them to the changelog (commit-ordered seqs)."""
+    if not pairs:
+        return
+    by_table: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for before, after in pairs:
+        spec = SPECS[after.table]
+        values: dict[str, Any] = {n: after.value(n) for n in spec.fields if n != "id"}
+        values["clocks"] = {k: [c.hlc, c.site_id] for k, c in after.cells.items()}
+        values["cl"] = after.cl
+        extra = {k: c.value for k, c in after.cells.items() if k not in spec.fields}
+        values["extra"] = extra or None
+        ins, upd = by_table.setdefault(after.table, ([], []))
+        if before is None:
+            ins.append({"id": after.pk, **values})
+        else:
+            upd.append({"_pk": after.pk, **values})
+    for name, (ins, upd) in by_table.items():
+        table = t.TABLES[name]
+        if ins:
+            conn.execute(table.insert(), ins)
+        if upd:
+            cols = {k: sa.bindparam(k) for k in upd[0] if k != "_pk"}
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("_pk")).values(cols), upd)
+    first = allocate_seqs(conn, len(pairs))
+    conn.execute(t.sync_log.insert(), [
+        {"seq": first + i, "tbl": a.table, "pk": a.pk, "municipality": a.municipality, "zone": a.zone,
+         "old_municipality": b.municipality if b else None, "old_zone": b.zone if b else None}
+        for i, (b, a) in enumerate(pairs)])
+
+
+def get_facts(conn: Connection, name: str, pks: list[str]) -> dict[str, dict[str, Any]]:
+    table = t.TABLES[name]
+    spec = SPECS[name]
+    cols = [table.c[n] for n in spec.fields] + [table.c.extra]
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(pks), _CHUNK):
+        for row in conn.execute(sa.select(*cols).where(table.c.id.in_(pks[i:i + _CHUNK]))):
+            d = dict(row._mapping)
+            extra = d.pop("extra") or {}
+            d.update(extra)
+            out[d["id"]] = d
+    return out
+
+
+def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], origins: list[tuple[str | None, int | None]]) -> None:
+    spec = SPECS[name]
+    params = []
+    for r, (site, seq) in zip(rows, origins, strict=True):
+        n = normalize_fact(spec, r)
+        p = {k: n[k] for k in spec.fields}
+        extra = {k: v for k, v in n.items() if k not in spec.fields}
+        p["extra"] = extra or None
+        p["origin_site"] = site
+        p["origin_seq"] = seq
+        params.append(p)
+    if params:
+        conn.execute(t.TABLES[name].insert(), params)
+
+
+def quarantine(conn: Connection, name: str, pk: str, row: dict[str, Any], reason: str,
+               site_id: str | None = None, seq: int | None = None) -> None:
+    conn.execute(t.sync_quarantine.insert().values(tbl=name, pk=pk, site_id=site_id, seq=seq, row=row, reason=reason,
+                                                   at=datetime.now(UTC)))
+
+
+class CloudStorage:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def node(self, site_id: str) -> NodeScope | None:
+        from cloud.auth import nodes
+
+        row = self.conn.execute(sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone)
+                                .where(nodes.c.site_id == site_id, nodes.c.active.is_(True))).first()
+        return None if row is None else scope_of(row.kind, row.municipality, row.zone, row.site_id)
+
+    def seen(self, site_id: str) -> list[tuple[int, int]]:
+        row = self.conn.execute(sa.select(t.sync_seen.c.intervals).where(t.sync_seen.c.site_id == site_id)).first()
+        return [] if row is None else [(int(a), int(b)) for a, b in row[0]]
+
+    def set_seen(self, site_id: str, intervals: list[tuple[int, int]]) -> None:
+        value = [list(i) for i in intervals]
+        n = self.conn.execute(sa.update(t.sync_seen).where(t.sync_seen.c.site_id == site_id).values(intervals=value)).rowcount
+        if not n:
+            self.conn.execute(t.sync_seen.insert().values(site_id=site_id, intervals=value))
+
+    def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
+        return get_facts(self.conn, table, pks)
+
+    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
+        insert_fact_rows(self.conn, table, rows, [(c.site_id, c.seq) for c in changes])
+
+    def quarantine(self, change: Change, reason: str) -> None:
+        quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
+
+    def get_rows(self, table: str, pks: list[str]) -> dict[str, RowState]:
+        return get_rows(self.conn, table, pks)
+
+    def put_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None:
+        put_rows(self.conn, pairs)
+
+    def relay(self, changes: list[Change]) -> None:
+        return None  # the cloud is the end of the line
+
+    def keep_refusals(self, refusals: list[Refusal]) -> None:
+        if not refusals:
+            return
+        existing = {(r.site_id, r.seq) for r in self.conn.execute(
+            sa.select(t.sync_refusals.c.site_id, t.sync_refusals.c.seq).where(
+                t.sync_refusals.c.site_id.in_({r.site_id for r in refusals}),
+                t.sync_refusals.c.seq.in_({r.seq for r in refusals})))}
+        fresh = [r for r in refusals if (r.site_id, r.seq) not in existing]
+        if not fresh:
+            return
+        first = allocate_seqs(self.conn, len(fresh))
+        self.conn.execute(t.sync_refusals.insert(), [
+            {"id": first + i, "site_id": r.site_id, "seq": r.seq, "tbl": r.table, "pk": r.pk, "code": r.code,
+             "reason": r.reason, "body": cbor2.dumps(encode_refusal(r))} for i, r in enumerate(fresh)])
+
+    def log_since(self, after: int, upto: int, scope: NodeScope, limit: int) -> list[LogEntry]:
+        log = t.sync_log
+        cond = [log.c.seq > after, log.c.seq <= upto,
+                sa.or_(log.c.municipality == scope.municipality, log.c.old_municipality == scope.municipality)]
+        if scope.zones:
+            shared = [n for n, s in SPECS.items() if s.scope == "municipality"]
+            cond.append(sa.or_(log.c.zone.in_(scope.zones), log.c.old_zone.in_(scope.zones), log.c.tbl.in_(shared)))
+        rows = self.conn.execute(sa.select(log).where(*cond).order_by(log.c.seq).limit(limit))
+        return [LogEntry(r.seq, r.tbl, r.pk, r.municipality, r.zone, r.old_municipality, r.old_zone) for r in rows]
+
+    def log_head(self) -> int:
+        row = self.conn.execute(sa.select(t.sync_counter.c.value).where(t.sync_counter.c.id == 1)).first()
+        return 0 if row is None else int(row[0])
+
+    def refusals_since(self, site_id: str, after: int) -> tuple[list[Refusal], int]:
+        head = self.log_head()
+        rows = self.conn.execute(sa.select(t.sync_refusals.c.id, t.sync_refusals.c.body).where(
+            t.sync_refusals.c.site_id == site_id, t.sync_refusals.c.id > after, t.sync_refusals.c.id <= head,
+        ).order_by(t.sync_refusals.c.id).limit(1000)).all()
+        return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
+
+    def note_pull(self, site_id: str, cursor: int) -> None:
+        now = datetime.now(UTC)
+        n = self.conn.execute(sa.update(t.sync_sites).where(t.sync_sites.c.site_id == site_id)
+                              .values(last_pull_seq=cursor, last_pull_at=now)).rowcount
+        if not n:
+            self.conn.execute(t.sync_sites.insert().values(site_id=site_id, last_pull_seq=cursor, last_pull_at=now))
+
+
+def purge_tombstones(conn: Connection) -> int:
+    """Delete tombstoned rows whose last change every known site has pulled past."""
+    low = conn.execute(sa.select(sa.func.min(t.sync_sites.c.last_pull_seq))).scalar()
+    if low is None:
+        return 0
+    purged = 0
+    for name, spec in SPECS.items():
+        if spec.kind != "mutable":
+            continue
+        table = t.TABLES[name]
+        newest = sa.select(sa.func.max(t.sync_log.c.seq)).where(t.sync_log.c.tbl == name, t.sync_log.c.pk == table.c.id)
+        purged += conn.execute(sa.delete(table).where(table.c.cl % 2 == 0, newest.scalar_subquery() <= low)).rowcount
+    return purged

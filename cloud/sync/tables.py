@@ -1,0 +1,113 @@
+"""SQLAlchemy Core tables for the replicated tables of `sync.schema` (on `cloud.db.metadata`).
+
+One typed column per declared field holds the current merged value, so domain code queries
+them directly. Mutable tables add ``clocks`` (JSON: field -> [hlc, site_id]), ``cl`` (causal
+length; even = deleted) and ``extra`` (unknown fields of newer schemas, kept). Facts add
+``extra`` and their origin ``(origin_site, origin_seq)``.
+
+``sync_log`` is the changelog pulls read. Its ``seq`` comes from the single-row
+``sync_counter``: the ``UPDATE ... RETURNING`` that allocates seqs locks that row until the
+writing transaction commits, so seqs are handed out in commit order and every seq up to the
+committed counter value is visible. A pull reads the counter first and then the log up to it,
+so a cursor can never pass a row that commits late (PostgreSQL sequences would allow that).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cloud.db import JSONType, metadata
+from sync.schema import TABLES as SPECS
+
+_TYPES: dict[str, sa.types.TypeEngine[object] | type] = {
+    "str": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean, "json": JSONType,
+}
+
+
+def _table(name: str) -> sa.Table:
+    spec = SPECS[name]
+    cols: list[sa.Column[object]] = []
+    for fname, f in spec.fields.items():
+        if fname == "id":
+            cols.append(sa.Column("id", sa.String(64), primary_key=True))
+        else:
+            cols.append(sa.Column(fname, _TYPES[f.type], nullable=True))
+    if spec.kind == "mutable":
+        cols += [sa.Column("clocks", JSONType, nullable=False), sa.Column("cl", sa.Integer, nullable=False, default=1),
+                 sa.Column("extra", JSONType, nullable=True)]
+    else:
+        cols += [sa.Column("extra", JSONType, nullable=True), sa.Column("origin_site", sa.String(36)),
+                 sa.Column("origin_seq", sa.BigInteger)]
+    t = sa.Table(name, metadata, *cols)
+    sa.Index(f"ix_{name}_scope", t.c.municipality, t.c.zone)
+    if "meter_serial" in t.c:
+        sa.Index(f"ix_{name}_meter", t.c.meter_serial)
+    return t
+
+
+TABLES: dict[str, sa.Table] = {name: _table(name) for name in SPECS}
+readings = TABLES["readings"]
+telemetry = TABLES["telemetry"]
+anomalies = TABLES["anomalies"]
+work_order_events = TABLES["work_order_events"]
+audit = TABLES["audit"]
+meters = TABLES["meters"]
+service_points = TABLES["service_points"]
+routes = TABLES["routes"]
+work_orders = TABLES["work_orders"]
+observation_codes = TABLES["observation_codes"]
+
+sync_counter = sa.Table(
+    "sync_counter", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+sync_log = sa.Table(
+    "sync_log", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("tbl", sa.String(40), nullable=False),
+    sa.Column("pk", sa.String(64), nullable=False),
+    sa.Column("municipality", sa.String(20)),
+    sa.Column("zone", sa.String(40)),
+    sa.Column("old_municipality", sa.String(20)),
+    sa.Column("old_zone", sa.String(40)),
+)
+sync_meta = sa.Table(
+    "sync_meta", metadata,
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+sync_seen = sa.Table(
+    "sync_seen", metadata,
+    sa.Column("site_id", sa.String(36), primary_key=True),
+    sa.Column("intervals", JSONType, nullable=False),
+)
+sync_sites = sa.Table(
+    "sync_sites", metadata,
+    sa.Column("site_id", sa.String(36), primary_key=True),
+    sa.Column("last_pull_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_pull_at", sa.DateTime(timezone=True), nullable=False),
+)
+sync_refusals = sa.Table(
+    "sync_refusals", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("site_id", sa.String(36), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("tbl", sa.String(40), nullable=False),
+    sa.Column("pk", sa.String(64), nullable=False),
+    sa.Column("code", sa.String(30), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("site_id", "seq"),
+)
+sync_quarantine = sa.Table(
+    "sync_quarantine", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tbl", sa.String(40), nullable=False),
+    sa.Column("pk", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(36)),
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("row", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
