@@ -42,7 +42,7 @@ class BillingRunIn(BaseModel):
     zone: str | None = Field(None, description="Bill one zone only (e.g. EXP-01-Z01).")
     parallelism: int = Field(2, ge=0, le=16, description="Worker threads the server starts for this run "
                              "(external `aquacis cloud billing-worker` processes may join; 0: only those).")
-    chunkSize: int = Field(1000, ge=10, le=20_000, description="Contracts per claimed chunk.")
+    chunkSize: int = Field(1000, ge=1, le=20_000, description="Contracts per claimed chunk.")
     retryPolicy: RetryPolicy = Field(default_factory=RetryPolicy)
 
 

@@ -108,7 +108,7 @@ class RegistryContracts:
              .where(t.c.municipality.in_(list(municipalities)), *self._where(t, zone))
              .order_by(t.c.municipality, t.c.id))
         # Streamed: planning a 500,000-contract run never holds all keys at once.
-        for row in conn.execution_options(yield_per=5000).execute(q):
+        for row in conn.execute(q.execution_options(yield_per=5000)):
             yield row[0], row[1]
 
     def load(self, conn: Connection, municipality: str, first: str, last: str,
@@ -154,6 +154,11 @@ class ReadingsConsumption:
                  .where(readings.c.meter_serial.in_(serials), readings.c.taken_at >= from_ms,
                         readings.c.taken_at <= end_ms)
                  .order_by(readings.c.meter_serial, readings.c.taken_at))
+            vee = metadata.tables.get("reading_validations")
+            if vee is not None:
+                # Readings the VEE found invalid are not a basis for billing.
+                q = q.outerjoin(vee, vee.c.reading_id == readings.c.id).where(
+                    sa.or_(vee.c.status.is_(None), vee.c.status != "invalid"))
             for serial, taken, value, rid in conn.execute(q):
                 # Rows are ordered by time: the last one seen on each side wins.
                 (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
