@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from billing_helpers import ensure_readings_table, seed_contracts
+from test_billing_support import ensure_readings_table, seed_contracts
 
 from cloud.billing.runs import build_chunk, claim_chunk, commit_chunk, load_run
 from cloud.billing.tables import billing_run_chunks, invoices
