@@ -1,4 +1,5 @@
-"""Modbus TCP/RTU polling: register maps (`registers`), the async poller (`poller`)."""
+"""Modbus TCP/RTU polling: register maps (`registers`, pure), the async poller (`poller`) and
+rows to store (`rows`). Format: docs/modbus.md."""
 
 from gateway.modbus.registers import (
     Point,
