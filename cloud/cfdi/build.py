@@ -66,6 +66,10 @@ def _check_line(line: Line) -> None:
         raise CfdiRuleError(f"line '{line.concept}': unit price must not be negative")
     if not line.concept.strip() or "|" in line.concept:
         raise CfdiRuleError(f"line '{line.concept}': description must be non-empty and without '|'")
+    base = (line.quantity * line.unit_price).quantize(TWO) - (line.discount or 0)
+    if base <= 0 and line.vat is not VatTreatment.NOT_OBJECT:
+        # SAT requires Traslado Base >= 0.000001: a taxed line of 0.00 cannot be expressed.
+        raise CfdiRuleError(f"line '{line.concept}': amount {base} must be positive for a taxed line")
 
 
 def _concepto(line: Line) -> cfdi40.Concepto:

@@ -1,0 +1,88 @@
+"""Our fast validator (SAT's XSD without enumerations + catalog lookup) against SAT's own
+documents and against the untouched XSD; seal verification on SAT's signed samples."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from cfdi_helpers import NS, independent_seal_ok
+from lxml import etree
+
+from cloud.cfdi.validate import seal_errors, validator
+
+CFDI_SAMPLES = [
+    "sat-ejemplos/cfdv40-ejemplo-signed-tfd.xml", "sat-ejemplos/cfdv40-ejemplo.xml",
+    "sat-ejemplos/cfdv40-leyendasfisc.xml", "sat-ejemplos/cfdv40-min.xml", "sat-ejemplos/cfdv40-pagos20-all.xml",
+    "sat-ejemplos/cfdv40-pagos20-min.xml", "sat-ejemplos/cfdv40-pagos20.xml", "sat-ejemplos/cfdv40-servicioparcial.xml",
+    "satcfdi-tests/pago_p_xiqb891116qe4_ingreso_iva16.xml", "satcfdi-tests/pago_xiqb891116qe4_ingreso_iva0.xml",
+    "satcfdi-tests/pago_xiqb891116qe4_ingreso_iva16.xml", "satcfdi-tests/xiqb891116qe4_ingreso_exento_stamped.xml",
+    "satcfdi-tests/xiqb891116qe4_ingreso_iva0_stamped.xml", "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml",
+    "satcfdi-tests/xiqb891116qe4_ingreso_noobjeto_stamped.xml",
+]
+SIGNED = [s for s in CFDI_SAMPLES if s.startswith("satcfdi-tests/")] + ["sat-ejemplos/cfdv40-ejemplo-signed-tfd.xml"]
+
+
+def _load(shared_dir, name):  # type: ignore[no-untyped-def]
+    return etree.fromstring((shared_dir / "cfdi" / name).read_bytes())
+
+
+@pytest.mark.parametrize("name", CFDI_SAMPLES)
+def test_sat_samples_validate_in_both_modes(shared_dir, name) -> None:  # type: ignore[no-untyped-def]
+    root = _load(shared_dir, name)
+    assert validator().check(root).errors == []
+    assert validator(full=True).check(root).errors == []
+
+
+@pytest.mark.parametrize("name", SIGNED)
+def test_sat_signed_samples_seal_verifies(shared_dir, name) -> None:  # type: ignore[no-untyped-def]
+    root = _load(shared_dir, name)
+    assert seal_errors(root) == []
+    assert independent_seal_ok(etree.tostring(root, encoding="UTF-8"))
+
+
+def test_tampered_document_fails_seal(shared_dir) -> None:  # type: ignore[no-untyped-def]
+    root = _load(shared_dir, "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml")
+    root.set("Total", str(float(root.get("Total")) + 1))
+    errs = seal_errors(root)
+    assert any("Sello does not verify" in e for e in errs)
+    root2 = _load(shared_dir, "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml")
+    root2.set("NoCertificado", "30001000000400009999")
+    assert any("NoCertificado" in e for e in seal_errors(root2))
+    root3 = _load(shared_dir, "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml")
+    root3.find("cfdi:Complemento/tfd:TimbreFiscalDigital", NS).set("SelloCFD", "AAAA")
+    assert any("SelloCFD" in e for e in seal_errors(root3))
+    broken = _load(shared_dir, "sat-ejemplos/cfdv40-pagos20-all.xml")  # placeholder certificate in SAT's sample
+    assert seal_errors(broken)  # reported, not raised
+
+
+MUTATIONS = {
+    "unknown product key": ("cfdi:Conceptos/cfdi:Concepto", "ClaveProdServ", "99999999", "c_ClaveProdServ"),
+    "unknown unit key": ("cfdi:Conceptos/cfdi:Concepto", "ClaveUnidad", "ZZZ", "c_ClaveUnidad"),
+    "unknown postal code": (".", "LugarExpedicion", "00001", "c_CodigoPostal"),
+    "unknown regime": ("cfdi:Emisor", "RegimenFiscal", "999", "c_RegimenFiscal"),
+    "unknown use": ("cfdi:Receptor", "UsoCFDI", "G99", "c_UsoCFDI"),
+    "unknown ObjetoImp": ("cfdi:Conceptos/cfdi:Concepto", "ObjetoImp", "09", "c_ObjetoImp"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_catalog_violations_are_caught_by_lookup_like_the_full_schema(shared_dir, case) -> None:  # type: ignore[no-untyped-def]
+    path, attr, value, catalog = MUTATIONS[case]
+    root = copy.deepcopy(_load(shared_dir, "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml"))
+    (root if path == "." else root.find(path, NS)).set(attr, value)
+    fast = validator().check(root)
+    assert not fast.ok and any(catalog in e for e in fast.errors), fast.errors
+    assert not validator(full=True).check(root).ok
+
+
+def test_structure_violations_are_caught(shared_dir) -> None:  # type: ignore[no-untyped-def]
+    root = _load(shared_dir, "satcfdi-tests/xiqb891116qe4_ingreso_iva16_stamped.xml")
+    del root.find("cfdi:Receptor", NS).attrib["DomicilioFiscalReceptor"]
+    root.set("Total", "12.345")  # t_Importe allows at most 6 decimals: fine; make it negative instead
+    root.set("SubTotal", "-1")
+    fast = validator().check(root)
+    assert not fast.ok
+    assert any("DomicilioFiscalReceptor" in e for e in fast.errors)
+    assert any("SubTotal" in e for e in fast.errors)
+    assert not validator(full=True).check(root).ok
