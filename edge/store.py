@@ -442,10 +442,10 @@ class EdgeStore:
         out = []
         for _, site, seq, table, pk, hlc, body in ob:
             if body is None:
-                f = facts.get((table, pk))
-                if f is None:  # the fact row was removed locally; nothing left to send
+                fact = facts.get((table, pk))
+                if fact is None:  # the fact row was removed locally; nothing left to send
                     continue
-                out.append(Change(table, pk, site, seq, hlc, "insert", f, 0, f["municipality"], f["zone"]))
+                out.append(Change(table, pk, site, seq, hlc, "insert", fact, 0, fact["municipality"], fact["zone"]))
             else:
                 b = cbor2.loads(body)
                 out.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))
@@ -536,6 +536,8 @@ class EdgeStore:
         """Merge pulled rows, evict rows that left the scope, and advance the cursor: one transaction."""
         changed = 0
         with self.transaction():
+            # refusals first: their rows are current as of this pull, the pulled rows are newer
+            self._keep_refusals(batch.refusals)
             by_table: dict[str, list[RowState]] = {}
             for r in batch.rows:
                 if r.table in TABLES and TABLES[r.table].kind == "mutable":
@@ -556,7 +558,6 @@ class EdgeStore:
             for table, pk in batch.evict:
                 if table in TABLES and TABLES[table].kind == "mutable":
                     self.purge_row(table, pk)
-            self._keep_refusals(batch.refusals)
             self._meta_set(f"pull_cursor:{peer}", cbor2.dumps(batch.cursor))
             if batch.server_time_ms:
                 self.hlc.observe_server_time(batch.server_time_ms)

@@ -373,6 +373,17 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
             else:
                 rows.append(view)
     refusals, ref_last = storage.refusals_since(scope.site_id, ref_after)
+    # a kept refusal carries the row as it is now, so the node's undo lands on current state
+    refusals = [_current_row(storage, scope, r) for r in refusals]
     cursor = [last, max(ref_after, ref_last)]
     storage.note_pull(scope.site_id, last)
     return PullBatch(rows, evict, cursor, more, hlc.wall(), refusals)
+
+
+def _current_row(storage: ServerStorage, scope: NodeScope, r: Refusal) -> Refusal:
+    ts = TABLES.get(r.table)
+    if ts is None or ts.kind != "mutable":
+        return r
+    cur = storage.get_rows(r.table, [r.pk]).get(r.pk)
+    row = project(ts, cur, scope) if cur is not None else None
+    return Refusal(r.site_id, r.seq, r.table, r.pk, r.code, r.reason, row, r.hlc, r.fields)
