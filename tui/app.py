@@ -13,7 +13,7 @@ from edge.store import EdgeStore
 from .enrol import read_enrolment
 from .i18n import t
 from .repository import Repository
-from .syncer import ClientFactory, Outcome, default_client, sync_once
+from .syncer import Outcome, TransportFactory, http_transport, sync_once
 from .widgets.syncbar import SyncBar
 
 AUTO_SYNC_S = 60.0
@@ -27,11 +27,11 @@ class ReaderApp(App[None]):
         Binding("ctrl+q", "quit", t("key_quit"), show=False),
     ]
 
-    def __init__(self, db_path: str | Path, *, client_factory: ClientFactory = default_client,
+    def __init__(self, db_path: str | Path, *, transport_factory: TransportFactory = http_transport,
                  auto_sync_s: float | None = AUTO_SYNC_S) -> None:
         super().__init__()
         self.db_path = str(db_path)
-        self.client_factory = client_factory
+        self.transport_factory = transport_factory
         self.auto_sync_s = auto_sync_s
         self.repo: Repository | None = None
         self.sync_running_peer: str | None = None
@@ -57,9 +57,9 @@ class ReaderApp(App[None]):
 
     def enrolled(self, repo: Repository, outcome: Outcome) -> None:
         self.repo = repo
+        self._after_sync(outcome, refresh_screen=False)
         self.pop_screen()
         self._home()
-        self._after_sync(outcome)
         self.notify(t("enrol_downloaded", routes=len(repo.routes()),
                       meters=sum(r.total for r in repo.routes()), orders=len(repo.work_orders())))
 
@@ -88,12 +88,12 @@ class ReaderApp(App[None]):
     def _sync_worker(self, probe: bool) -> None:
         assert self.repo is not None
         try:
-            outcome = sync_once(self.repo, self.client_factory, probe=probe)
+            outcome = sync_once(self.repo, self.transport_factory, probe=probe)
         except Exception as exc:  # noqa: BLE001 - a sync bug must not take down the reader's app
             outcome = Outcome(False, None, error=f"{type(exc).__name__}: {exc}")
         self.call_from_thread(self._after_sync, outcome, probe)
 
-    def _after_sync(self, outcome: Outcome, probe: bool = False) -> None:
+    def _after_sync(self, outcome: Outcome, probe: bool = False, refresh_screen: bool = True) -> None:
         self.sync_running_peer = None
         self.last_outcome = outcome
         assert self.repo is not None
@@ -113,6 +113,8 @@ class ReaderApp(App[None]):
             self.notify(t("sync_failed", peer=t(f"peer_{last.peer}"), reason=last.error), severity="warning")
         elif not probe:
             self.notify(t("sync_no_peer"), severity="warning")
+        if not refresh_screen:
+            return
         self.refresh_status()
         screen = self.screen
         refresh = getattr(screen, "refresh_data", None)

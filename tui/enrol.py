@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 
 from edge.store import EdgeStore
+from edge.sync_client import PeerRefused, Unreachable
 from sync import wire
 
 from .repository import Enrolment, Repository
-from .syncer import ClientFactory, CredentialRejected, Outcome, PeerError, _post, default_client, sync_once
+from .syncer import Outcome, TransportFactory, close_transport, http_transport, is_credential_error, sync_once
 
 FIELD_ROLES = ("handheld", "reader", "technician")
 
@@ -64,10 +65,12 @@ def parse_credential(text: str) -> Credential | None:
                       str(data.get("municipality") or ""), str(data.get("zone") or ""))
 
 
-def exchange_code(url: str, code: str, client_factory: ClientFactory) -> Credential:
+def exchange_code(url: str, code: str) -> Credential:
     """Trade a one-time code for a credential at the server's enrolment endpoint."""
+    if not url.startswith(("http://", "https://")):
+        raise EnrolError("err_enrol_refused", reason="one-time codes need an HTTP server")
     try:
-        with client_factory(url) as client:
+        with httpx.Client(base_url=url, timeout=15.0) as client:
             resp = client.post("/api/v2/enrol", json={"code": code, "kind": "handheld"})
     except httpx.HTTPError as exc:
         raise EnrolError("err_enrol_unreachable", url=url, reason=type(exc).__name__) from exc
@@ -81,16 +84,22 @@ def exchange_code(url: str, code: str, client_factory: ClientFactory) -> Credent
     raise EnrolError("err_enrol_refused", reason=reason)
 
 
-def check_credential(url: str, cred: Credential, client_factory: ClientFactory) -> None:
+def check_credential(url: str, cred: Credential, transport_factory: TransportFactory) -> None:
     """One tiny pull: proves the token is accepted before the store is created."""
+    transport = transport_factory(url)
+    body = wire.encode(wire.PullRequest(site_id=cred.site_id, cursor=None, max_rows=1))
+    headers = {"Content-Type": wire.CONTENT_TYPE, "Accept": wire.CONTENT_TYPE, "Authorization": f"Bearer {cred.token}"}
     try:
-        with client_factory(url) as client:
-            _post(client, "/api/v2/sync/pull", wire.PullRequest(site_id=cred.site_id, cursor=None, max_rows=1),
-                  cred.token)
-    except CredentialRejected as exc:
-        raise EnrolError("err_enrol_refused", reason=str(exc)) from exc
-    except PeerError as exc:
-        raise EnrolError("err_enrol_unreachable", url=url, reason=str(exc)) from exc
+        status, data = transport.post("/api/v2/sync/pull", body, headers)
+    except Unreachable as exc:
+        raise EnrolError("err_enrol_unreachable", url=url, reason=str(exc) or "unreachable") from exc
+    finally:
+        close_transport(transport)
+    if status != 200:
+        exc = PeerRefused(status, data[:200].decode("utf-8", "replace"))
+        if is_credential_error(exc) or 400 <= status < 500:
+            raise EnrolError("err_enrol_refused", reason=f"HTTP {status}")
+        raise EnrolError("err_enrol_unreachable", url=url, reason=f"HTTP {status}")
 
 
 def read_enrolment(db_path: str | Path) -> Enrolment | None:
@@ -120,7 +129,7 @@ def enrol(
     *,
     gateway_url: str = "",
     reader_id: str = "",
-    client_factory: ClientFactory = default_client,
+    transport_factory: TransportFactory = http_transport,
 ) -> tuple[Repository, Outcome]:
     """Enrol this handheld and download its scope. Returns the open repository and the first sync."""
     url = server_url.strip().rstrip("/")
@@ -130,10 +139,10 @@ def enrol(
     for u in (url, gateway):
         if u and not u.startswith(("http://", "https://")):
             raise EnrolError("err_url_invalid")
-    cred = parse_credential(credential) or exchange_code(url, credential.strip(), client_factory)
+    cred = parse_credential(credential) or exchange_code(url, credential.strip())
     if cred.role not in FIELD_ROLES:
         raise EnrolError("err_enrol_role", role=cred.role)
-    check_credential(url, cred, client_factory)
+    check_credential(url, cred, transport_factory)
     existing = read_enrolment(db_path)
     if existing is not None and existing.site_id != cred.site_id:
         raise EnrolError("err_enrol_refused", reason=f"this store belongs to site {existing.site_id}")
@@ -145,6 +154,6 @@ def enrol(
         site_id=cred.site_id, token=cred.token, role=cred.role, municipality=cred.municipality, zone=cred.zone,
         cloud_url=url, gateway_url=gateway, reader_id=reader_id.strip(),
     ))
-    outcome = sync_once(repo, client_factory)
+    outcome = sync_once(repo, transport_factory)
     repo.reload()
     return repo, outcome

@@ -53,7 +53,7 @@ class EnrolScreen(Screen[None]):
         try:
             repo, outcome = enrol(app.db_path, values["url"], values["code"],  # type: ignore[attr-defined]
                                   gateway_url=values["gateway"], reader_id=values["reader"],
-                                  client_factory=app.client_factory)  # type: ignore[attr-defined]
+                                  transport_factory=app.transport_factory)  # type: ignore[attr-defined]
         except EnrolError as exc:
             app.call_from_thread(self._failed, t(exc.key, **exc.params))  # type: ignore[arg-type]
             return
