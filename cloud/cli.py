@@ -124,3 +124,34 @@ def migrate(
     engine = _engine(db, config)
     _print({"revision": current_revision(engine)})
     engine.dispose()
+
+
+@app.command()
+def seed(
+    municipality: str = typer.Option(..., help="Municipality code EXP-01..EXP-13."),
+    zones: int = typer.Option(1, help="Number of zones to create (EXP-NN-Z01 … Znn)."),
+    contracts: int = typer.Option(100, help="Contracts (each with customer, service point and meter), spread evenly over the zones."),
+    readings_months: int = typer.Option(0, help="Also create this many monthly valid readings per meter (benchmarks)."),
+    nbiot_share: float = typer.Option(0.0, help="Share of meters that are NB-IoT (IMEI) instead of LoRaWAN (DevEUI)."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Load a synthetic registry (serials/DevEUIs as in docs/contracts.md) and print a JSON summary."""
+    from cloud.registry.seed import seed as run_seed
+
+    engine = _engine(db, config)
+    try:
+        result = run_seed(engine, municipality, zones, contracts, readings_months=readings_months,
+                          nbiot_share=nbiot_share, progress=lambda m: typer.echo(m, err=True))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    _print(result.as_dict())
+
+
+# Billing (billing-worker, billing-run) and tariff (tariffs import/quote) commands live in their package.
+from cloud.billing.cli import register as _register_billing  # noqa: E402
+
+_register_billing(app)

@@ -88,3 +88,10 @@ meter_installations = sa.Table(
 )
 
 CONTRACT_STATUSES = ("active", "suspended", "cut_off", "terminated")
+
+# Lookups the registry makes on replicated tables (additive indexes on cloud/sync's tables).
+from cloud.sync.tables import TABLES as _REPLICATED  # noqa: E402
+
+sa.Index("ix_meters_serial", _REPLICATED["meters"].c.serial)
+sa.Index("ix_readings_meter_time", _REPLICATED["readings"].c.meter_serial, _REPLICATED["readings"].c.taken_at)
+sa.Index("ix_telemetry_device_time", _REPLICATED["telemetry"].c.device_id, _REPLICATED["telemetry"].c.taken_at)

@@ -1,0 +1,84 @@
+"""Metering analytics: consumption per contract/zone/municipality and day/month, non-revenue
+water per zone, anomaly lists. Business days are America/Mexico_City."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.api.registry import _call
+from cloud.auth import STAFF_ROLES, Principal, require_roles
+from cloud.metering import service as metering
+from cloud.registry import service
+from cloud.registry.tables import contracts, zones
+
+router = APIRouter(prefix="/metering", tags=["metering"])
+staff = require_roles(*STAFF_ROLES)
+
+
+@router.get("/consumption")
+def consumption(
+    group: Literal["contract", "zone", "municipality"] = Query("zone"),
+    granularity: Literal["day", "month"] = Query("month"),
+    start: dt.datetime = Query(..., alias="from", description="Timezone-aware start (inclusive)"),
+    end: dt.datetime = Query(..., alias="to", description="Timezone-aware end (exclusive)"),
+    municipality: str | None = Query(None, description="Central staff only"),
+    zone: str | None = None,
+    contract: str | None = Query(None, description="One contract (group=contract)"),
+    principal: Principal = Depends(staff),
+    engine: Engine = Depends(get_engine),
+) -> list[dict[str, Any]]:
+    """Validated consumption (net of estimate true-ups) per group and period."""
+    muni = scope_municipality(principal, municipality)
+    if principal.zone and zone not in (None, principal.zone):
+        raise HTTPException(403, f"no access to zone {zone!r}")
+    zone = zone or principal.zone
+    with engine.begin() as conn:
+        metering.validate_pending(conn)
+        if contract is not None:
+            row = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract)).first()
+            if row is None or not principal.sees(row.municipality):
+                raise not_found("contract", contract)
+        return _call(metering.consumption_series, conn, group=group, granularity=granularity,  # type: ignore[no-any-return]
+                     start=_call(service.to_ms, start), end=_call(service.to_ms, end), municipality=muni, zone=zone,
+                     contract_id=contract)
+
+
+@router.get("/non-revenue-water")
+def non_revenue_water(
+    zone: str = Query(..., examples=["EXP-01-Z01"]),
+    start: dt.datetime = Query(..., alias="from"),
+    end: dt.datetime = Query(..., alias="to"),
+    principal: Principal = Depends(staff),
+    engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    """District-meter input (SCADA totalizers) minus metered consumption of the zone's customers."""
+    with engine.begin() as conn:
+        z = conn.execute(sa.select(zones).where(zones.c.code == zone)).mappings().first()
+        if z is None or not principal.sees_zone(z["municipality"], z["code"]):
+            raise not_found("zone", zone)
+        metering.validate_pending(conn)
+        return metering.non_revenue_water(conn, z, _call(service.to_ms, start), _call(service.to_ms, end))
+
+
+@router.get("/anomalies")
+def anomalies(
+    municipality: str | None = Query(None, description="Central staff only"),
+    zone: str | None = None,
+    kind: str | None = Query(None, description="e.g. leak, high, negative_consumption"),
+    since: dt.datetime | None = None,
+    limit: int = Query(200, ge=1, le=5000),
+    principal: Principal = Depends(staff),
+    engine: Engine = Depends(get_engine),
+) -> list[dict[str, Any]]:
+    """Edge anomalies (leak, tamper, reverse flow, …) and readings VEE did not accept, newest first."""
+    muni = scope_municipality(principal, municipality)
+    with engine.begin() as conn:
+        metering.validate_pending(conn)
+        return metering.anomaly_list(conn, municipality=muni, zone=zone or principal.zone, kind=kind,
+                                     since=_call(service.to_ms, since) if since else None, limit=limit)

@@ -1,0 +1,94 @@
+"""Meter endpoints: lookup, service point by meter (legacy mapping), replacement, estimation,
+consumption at the meter's service point."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, not_found
+from cloud.api.registry import _call
+from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
+from cloud.metering import service as metering
+from cloud.registry import service
+from cloud.registry.models import MeterOut, ReplaceMeterIn
+
+router = APIRouter(prefix="/meters", tags=["registry"])
+
+
+def _meter_or_404(conn: Any, principal: Principal, serial: str) -> Any:
+    row = service.meter_row(conn, serial)
+    if row is None or not principal.sees_zone(row["municipality"], row["zone"]):
+        raise not_found("meter", serial)
+    return row
+
+
+@router.get("/{serial}", response_model=MeterOut)
+def get_meter(serial: str, principal: Principal = Depends(current_principal),
+              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """A meter: serial, brand, caliber (diameter_mm), digits (dials), DevEUI, IMEI, device profile."""
+    with engine.connect() as conn:
+        return service.meter_out(_meter_or_404(conn, principal, serial))
+
+
+@router.get("/{serial}/service-point")
+def meter_service_point(serial: str, principal: Principal = Depends(current_principal),
+                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """The service point (and contract) a meter is installed at."""
+    with engine.connect() as conn:
+        doc = service.service_point_for_meter(conn, principal, serial)
+    if doc is None:
+        raise not_found("meter", serial)
+    return doc
+
+
+@router.post("/{serial}/replace", status_code=201)
+def replace_meter(serial: str, body: ReplaceMeterIn, principal: Principal = Depends(require_roles("admin", "dispatcher", "technician")),
+                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Replace a meter: the old meter's final reading and the new one's initial reading are recorded;
+    consumption of the period sums both meters' parts."""
+    with engine.begin() as conn:
+        old = _meter_or_404(conn, principal, serial)
+        return _call(metering.replace_meter, conn, principal, old, body)  # type: ignore[no-any-return]
+
+
+class EstimateIn(BaseModel):
+    at: dt.datetime = Field(description="Instant to estimate the register for (timezone-aware)")
+    fallback_daily_l: float | None = Field(None, ge=0, description="Daily use to assume without history (e.g. class average)")
+
+
+@router.post("/{serial}/estimates", status_code=201)
+def estimate(serial: str, body: EstimateIn = Body(...), principal: Principal = Depends(require_roles("admin", "billing")),
+             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Estimate the register when no valid reading exists (average daily use of recent valid periods).
+    Flagged as estimated; the next real reading trues it up."""
+    with engine.begin() as conn:
+        meter = _meter_or_404(conn, principal, serial)
+        at = _call(service.to_ms, body.at)
+        return _call(metering.estimate_reading, conn, principal, meter, at, body.fallback_daily_l)  # type: ignore[no-any-return]
+
+
+@router.get("/{serial}/estimates")
+def list_estimates(serial: str, principal: Principal = Depends(require_roles(*STAFF_ROLES)),
+                   engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """Estimates of a meter, with the reading that trued each up."""
+    with engine.connect() as conn:
+        _meter_or_404(conn, principal, serial)
+        return metering.list_estimates(conn, serial)
+
+
+@router.get("/{serial}/consumption")
+def consumption(serial: str, start: dt.datetime = Query(..., alias="from"), end: dt.datetime = Query(..., alias="to"),
+                principal: Principal = Depends(require_roles(*STAFF_ROLES)),
+                engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Consumption at the meter's service point between two instants, across meter replacements."""
+    with engine.connect() as conn:
+        m = _meter_or_404(conn, principal, serial)
+        if not m["service_point_id"]:
+            raise HTTPException(422, f"meter {serial!r} is not installed at a service point")
+        return metering.service_point_consumption(conn, m["service_point_id"], _call(service.to_ms, start),
+                                                  _call(service.to_ms, end))

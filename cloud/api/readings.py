@@ -1,0 +1,163 @@
+"""Readings: third-party submission, listing with validation, audited edits, reviews."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, get_settings, not_found
+from cloud.api.registry import _call
+from cloud.auth import Principal, current_principal, require_roles
+from cloud.metering import service as metering
+from cloud.registry import service
+from cloud.settings import CloudSettings
+
+router = APIRouter(prefix="/readings", tags=["readings"])
+
+
+class ReadingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, pattern=r"^[0-9a-fA-F-]{36}$",
+                           description="Your UUID for the reading: resending the same id is a no-op (idempotent)")
+    meter_serial: str = Field(min_length=1, max_length=60, examples=["WM-EXP-01-Z01-000001"])
+    taken_at: dt.datetime = Field(description="When the register was read, timezone-aware ISO 8601",
+                                  examples=["2026-03-01T09:30:00-06:00"])
+    value_l: int | None = Field(None, ge=0, description="Register in litres (give this or value_m3)")
+    value_m3: Decimal | None = Field(None, ge=0, description="Register in m³, up to 3 decimals")
+    observation_code: str | None = Field(None, max_length=40, description="Reader observation code (observac)")
+    reader_id: str | None = Field(None, max_length=80)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _one_value(self) -> ReadingIn:
+        if (self.value_l is None) == (self.value_m3 is None):
+            raise ValueError("give exactly one of value_l or value_m3")
+        if self.taken_at.tzinfo is None:
+            raise ValueError("taken_at must carry a timezone offset")
+        return self
+
+    def litres(self) -> int:
+        if self.value_l is not None:
+            return self.value_l
+        assert self.value_m3 is not None
+        return int((self.value_m3 * 1000).to_integral_value())
+
+
+class Validation(BaseModel):
+    status: Literal["valid", "suspect", "invalid"]
+    flags: list[str]
+    consumption_l: int | None
+    true_up_l: int | None = None
+    days: float | None = None
+    daily_avg_l: float | None = None
+    previous_id: str | None = None
+    reviewed_by: str | None = None
+    review_note: str | None = None
+
+
+class ReadingOut(BaseModel):
+    id: str
+    municipality: str
+    zone: str | None
+    meter_serial: str
+    taken_at: int = Field(description="Epoch milliseconds")
+    taken_at_iso: str
+    value_l: int
+    source: str | None
+    reader_id: str | None = None
+    observation_code: str | None = None
+    supersedes: str | None = None
+    validation: Validation | None = Field(None, description="VEE outcome; null until validated")
+
+
+@router.post("", status_code=201, response_model=ReadingOut, responses={200: {"description": "Already stored (same id)"}})
+def post_reading(body: ReadingIn, response: Response,
+                 principal: Principal = Depends(require_roles("admin", "billing", "reader", "technician")),
+                 engine: Engine = Depends(get_engine), settings: CloudSettings = Depends(get_settings)) -> dict[str, Any]:
+    """Record a meter reading from a third party or the office. It is validated at once (VEE):
+    the answer carries the status (valid, suspect, invalid) and the flags."""
+    with engine.begin() as conn:
+        meter = service.meter_row(conn, body.meter_serial)
+        if meter is None or not principal.sees_zone(meter["municipality"], meter["zone"]):
+            raise HTTPException(422, {"error": "unknown_meter", "reason": f"unknown meter {body.meter_serial!r}"})
+        doc, created = _call(
+            metering.record_reading, conn, principal, meter, reading_id=body.id.lower() if body.id else None,
+            taken_at=_call(service.to_ms, body.taken_at), value_l=body.litres(), source="api",
+            observation_code=body.observation_code, reader_id=body.reader_id or principal.id, lat=body.lat, lon=body.lon,
+            future_tolerance_ms=settings.future_tolerance_s * 1000,
+        )
+    if not created:
+        response.status_code = 200
+    return doc  # type: ignore[no-any-return]
+
+
+@router.get("", response_model=list[ReadingOut])
+def list_readings(meter: str = Query(..., description="Meter serial"),
+                  since: dt.datetime | None = Query(None), until: dt.datetime | None = Query(None),
+                  limit: int = Query(500, ge=1, le=5000),
+                  principal: Principal = Depends(current_principal), engine: Engine = Depends(get_engine)) -> list[Any]:
+    """Readings of one meter, oldest first, each with its validation."""
+    with engine.begin() as conn:
+        m = service.meter_row(conn, meter)
+        if m is None or not principal.sees_zone(m["municipality"], m["zone"]):
+            raise not_found("meter", meter)
+        # Readings that arrived by sync are validated on first look (and by the background pass).
+        metering.validate_pending_for_meter(conn, meter)
+        return metering.list_readings(conn, meter, since=_call(service.to_ms, since) if since else None,
+                                      until=_call(service.to_ms, until) if until else None, limit=limit)
+
+
+class EditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value_l: int = Field(ge=0, description="The corrected register, litres")
+    reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit trail)")
+
+
+@router.post("/{reading_id}/edit", status_code=201, response_model=ReadingOut)
+def edit_reading(reading_id: str, body: EditIn, principal: Principal = Depends(require_roles("admin", "billing")),
+                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Correct a reading. Readings are never changed: a new reading supersedes the old one, and the
+    edit (who, when, why, before/after) goes to the event log."""
+    with engine.begin() as conn:
+        old = metering.get_reading(conn, reading_id)
+        if old is None or not principal.sees(old["municipality"]):
+            raise not_found("reading", reading_id)
+        meter = service.meter_row(conn, old["meter_serial"])
+        if meter is None:
+            raise HTTPException(422, f"meter {old['meter_serial']!r} of this reading no longer exists")
+        doc, _ = _call(metering.record_reading, conn, principal, meter, reading_id=None, taken_at=old["taken_at"],
+                       value_l=body.value_l, source="api", observation_code=old["observation_code"],
+                       reader_id=principal.id, supersedes=reading_id, now=old["taken_at"])
+        from cloud.events import record_event
+
+        record_event(conn, "ReadingEdited", "reading", reading_id, principal,
+                     {"new_reading_id": doc["id"], "before_l": old["value_l"], "after_l": body.value_l,
+                      "reason": body.reason}, municipality=old["municipality"])
+        return doc  # type: ignore[no-any-return]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["valid", "invalid"]
+    note: str = Field(min_length=3, max_length=500)
+
+
+@router.post("/{reading_id}/review", response_model=ReadingOut)
+def review(reading_id: str, body: ReviewIn, principal: Principal = Depends(require_roles("admin", "billing")),
+           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Accept or reject a suspect reading (the reading itself is unchanged)."""
+    with engine.begin() as conn:
+        old = metering.get_reading(conn, reading_id)
+        if old is None or not principal.sees(old["municipality"]):
+            raise not_found("reading", reading_id)
+        metering.validate_pending_for_meter(conn, old["meter_serial"])
+        metering.review_reading(conn, principal, reading_id, body.status, body.note)
+        return metering.reading_out(conn, old)
+
+

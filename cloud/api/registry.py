@@ -1,0 +1,162 @@
+"""Registry endpoints: municipalities, zones, customers, contracts, routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
+from cloud.registry import service
+from cloud.registry.models import (
+    ContractIn,
+    ContractOut,
+    ContractPage,
+    ContractPatch,
+    CustomerOut,
+    RouteIn,
+    ZoneIn,
+    ZoneOut,
+)
+from cloud.registry.municipalities import MUNICIPALITIES
+from cloud.registry.tables import zones
+
+router = APIRouter(tags=["registry"])
+
+staff = require_roles(*STAFF_ROLES)
+registrars = require_roles("admin", "dispatcher")
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Domain errors → HTTP errors with their reason."""
+    try:
+        return fn(*args, **kwargs)
+    except service.RegistryError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except service.Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except PermissionError as exc:
+        raise HTTPException(403, str(exc)) from exc
+
+
+@router.get("/municipalities")
+def list_municipalities(principal: Principal = Depends(current_principal)) -> list[dict[str, str]]:
+    """The operating units (tenants) the caller may see."""
+    return [{"code": c, "name": n} for c, n in MUNICIPALITIES.items() if principal.sees(c)]
+
+
+@router.post("/zones", status_code=201, response_model=ZoneOut)
+def create_zone(body: ZoneIn, principal: Principal = Depends(registrars),
+                engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Create a zone (lote) in a municipality."""
+    with engine.begin() as conn:
+        _call(service.create_zone, conn, principal, body.code, body.name, body.district_meters)
+    return {"code": body.code, "municipality": body.code.rsplit("-Z", 1)[0], "name": body.name,
+            "district_meters": body.district_meters}
+
+
+@router.get("/zones", response_model=list[ZoneOut])
+def list_zones(municipality: str | None = Query(None, description="Central staff only: one municipality"),
+               principal: Principal = Depends(current_principal), engine: Engine = Depends(get_engine)) -> list[Any]:
+    """Zones of the caller's municipality."""
+    muni = scope_municipality(principal, municipality)
+    q = sa.select(zones)
+    if muni:
+        q = q.where(zones.c.municipality == muni)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(zones.c.code)).mappings()]
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut)
+def get_customer(customer_id: str, principal: Principal = Depends(staff),
+                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """A customer. Personal fields (name, RFC, e-mail, phone) only for office roles."""
+    with engine.connect() as conn:
+        doc = service.get_customer(conn, principal, customer_id)
+    if doc is None:
+        raise not_found("customer", customer_id)
+    return doc
+
+
+@router.post("/contracts", status_code=201, response_model=ContractOut)
+def create_contract(body: ContractIn, principal: Principal = Depends(registrars),
+                    engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Create a contract with its customer (new or existing), service point and optionally its meter."""
+    with engine.begin() as conn:
+        cid = _call(service.create_contract, conn, principal, body)
+        return service.get_contract(conn, principal, cid)  # type: ignore[return-value]
+
+
+@router.get("/contracts/{contract_id}", response_model=ContractOut)
+def get_contract(contract_id: str, principal: Principal = Depends(staff),
+                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """One contract with customer, service point and meter. Another municipality's contract is 404."""
+    with engine.connect() as conn:
+        doc = service.get_contract(conn, principal, contract_id)
+    if doc is None:
+        raise not_found("contract", contract_id)
+    return doc
+
+
+@router.get("/contracts", response_model=ContractPage)
+def list_contracts(
+    municipality: str | None = Query(None, description="Central staff only; others always get their own"),
+    zone: str | None = Query(None, examples=["EXP-01-Z01"]),
+    status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
+    use_class: str | None = Query(None, description="Tariff class, e.g. DOM_MEDIO"),
+    customer_id: str | None = None,
+    meter: str | None = Query(None, description="Meter serial"),
+    after: str | None = Query(None, description="Keyset pagination: the previous page's next_after"),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = Depends(staff),
+    engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    """Contracts of the caller's municipality, filtered, ordered by id, paginated by `after`."""
+    muni = scope_municipality(principal, municipality)
+    with engine.connect() as conn:
+        items, nxt = service.list_contracts(conn, principal, municipality=muni, zone=zone, status=status,
+                                            use_class=use_class, customer_id=customer_id, meter_serial=meter,
+                                            after=after, limit=limit)
+    return {"items": items, "next_after": nxt}
+
+
+@router.patch("/contracts/{contract_id}", response_model=ContractOut)
+def patch_contract(contract_id: str, body: ContractPatch, principal: Principal = Depends(require_roles("admin", "billing")),
+                   engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Change status, use class, services, units or end date; recorded in the event log."""
+    with engine.begin() as conn:
+        if not _call(service.update_contract, conn, principal, contract_id, body):
+            raise not_found("contract", contract_id)
+        return service.get_contract(conn, principal, contract_id)  # type: ignore[return-value]
+
+
+@router.post("/routes", status_code=201)
+def create_route(body: RouteIn, principal: Principal = Depends(registrars),
+                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Create a reading route in a zone (replicated to the zone's field nodes)."""
+    with engine.begin() as conn:
+        rid = _call(service.create_route, conn, principal, body)
+    return {"id": rid, **body.model_dump()}
+
+
+@router.get("/routes")
+def list_routes(zone: str | None = None, principal: Principal = Depends(current_principal),
+                engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """Reading routes of the caller's municipality (or zone)."""
+    from cloud.registry import replicated
+
+    rt = replicated.table("routes")
+    muni = scope_municipality(principal, None)
+    q = sa.select(rt.c.id, rt.c.municipality, rt.c.zone, rt.c.name, rt.c.cycle, rt.c.reader_id, rt.c.period).where(
+        replicated.alive(rt))
+    if muni:
+        q = q.where(rt.c.municipality == muni)
+    if principal.zone:
+        q = q.where(rt.c.zone == principal.zone)
+    if zone:
+        q = q.where(rt.c.zone == zone)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(rt.c.zone, rt.c.name)).mappings()]

@@ -1,0 +1,174 @@
+"""API models of the registry (what third parties see in the OpenAPI docs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MUNICIPALITY = Field(pattern=r"^EXP-\d{2}$", description="Operating unit (tenant), EXP-01..EXP-13", examples=["EXP-01"])
+ZONE = Field(pattern=r"^EXP-\d{2}-Z\d{2,3}$", description="Zone code <municipality>-Znn", examples=["EXP-01-Z01"])
+
+
+class Services(BaseModel):
+    water: bool = True
+    sewerage: bool = Field(False, description="Alcantarillado (10% of the water charge)")
+    sanitation: bool = Field(False, description="Saneamiento (12% of the water charge)")
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=300, description="Personal data")
+    tax_id: str | None = Field(None, pattern=r"^[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{3}$", description="RFC (personal data)")
+    tax_regime: str | None = Field(None, pattern=r"^\d{3}$", description="SAT c_RegimenFiscal")
+    fiscal_zip: str | None = Field(None, pattern=r"^\d{5}$")
+    email: str | None = Field(None, max_length=200, description="Personal data")
+    phone: str | None = Field(None, max_length=40, description="Personal data")
+    pensioner: bool = False
+
+
+class CustomerOut(BaseModel):
+    id: str
+    municipality: str
+    name: str | None = Field(None, description="Personal data: only for office roles")
+    tax_id: str | None = None
+    tax_regime: str | None = None
+    fiscal_zip: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    pensioner: bool = False
+    personal_data_redacted: bool = Field(False, description="True when personal fields were withheld for the caller's role")
+
+
+class MeterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serial: str = Field(min_length=1, max_length=60, examples=["WM-EXP-01-Z01-000001"])
+    brand: str | None = None
+    model: str | None = None
+    diameter_mm: int | None = Field(None, ge=5, le=600, description="Caliber in mm")
+    dials: int | None = Field(None, ge=1, le=9, description="Whole-m³ digits of the register (rollover)")
+    dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$", description="LoRaWAN DevEUI")
+    imei: str | None = Field(None, pattern=r"^\d{15}$", description="NB-IoT IMEI")
+    device_profile: str | None = Field(None, max_length=80)
+    initial_l: int = Field(0, ge=0, description="Register at installation, litres")
+    installed_at: dt.datetime | None = None
+
+
+class MeterOut(BaseModel):
+    id: str
+    serial: str
+    municipality: str
+    zone: str | None
+    service_point_id: str | None
+    route_id: str | None = None
+    brand: str | None = None
+    model: str | None = None
+    diameter_mm: int | None = None
+    dials: int | None = None
+    dev_eui: str | None = None
+    imei: str | None = None
+    device_profile: str | None = None
+    status: str | None = None
+    last_value_l: int | None = None
+    last_read_at: int | None = None
+
+
+class ServicePointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: str = Field(min_length=1, max_length=300)
+    route_id: str | None = None
+    route_order: int | None = None
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    access_notes: str | None = None
+
+
+class ServicePointOut(BaseModel):
+    id: str
+    municipality: str
+    zone: str | None
+    contract_id: str | None
+    address: str | None = None
+    route_id: str | None = None
+    route_order: int | None = None
+    meter_serial: str | None = None
+    use_type: str | None = None
+    status: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class ContractIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zone: str = ZONE
+    use_class: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$", description="Tariff class (claseCodigo), e.g. DOM_MEDIO, COMERCIAL",
+                           examples=["DOM_MEDIO"])
+    services: Services = Services()
+    units: int = Field(1, ge=1, le=10_000, description="Dwellings on one intake (multi-unit)")
+    start_date: dt.date
+    customer_id: str | None = Field(None, description="An existing customer; or give `customer`")
+    customer: CustomerIn | None = None
+    service_point: ServicePointIn
+    meter: MeterIn | None = None
+
+
+class ContractPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["active", "suspended", "cut_off", "terminated"] | None = None
+    use_class: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]{1,39}$")
+    services: Services | None = None
+    units: int | None = Field(None, ge=1, le=10_000)
+    end_date: dt.date | None = None
+
+
+class ContractOut(BaseModel):
+    id: str
+    municipality: str
+    zone: str
+    status: str
+    use_class: str
+    services: Services
+    units: int
+    billing_cycle: str
+    start_date: dt.date
+    end_date: dt.date | None
+    customer: CustomerOut
+    service_point: ServicePointOut | None
+    meter: MeterOut | None
+
+
+class ContractPage(BaseModel):
+    items: list[ContractOut]
+    next_after: str | None = Field(None, description="Pass as `after` to get the next page")
+
+
+class ZoneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = ZONE
+    name: str = Field(min_length=1, max_length=200)
+    district_meters: list[str] = Field(default_factory=list, description="SCADA device ids of the zone's inflow meters")
+
+
+class ZoneOut(BaseModel):
+    code: str
+    municipality: str
+    name: str
+    district_meters: list[str]
+
+
+class RouteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zone: str = ZONE
+    name: str = Field(min_length=1, max_length=200)
+    cycle: str | None = None
+    reader_id: str | None = None
+    period: str | None = None
+
+
+class ReplaceMeterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_meter: MeterIn
+    old_final_l: int = Field(ge=0, description="The old meter's final register, litres")
+    new_initial_l: int = Field(0, ge=0, description="The new meter's register at installation, litres")
+    at: dt.datetime = Field(description="When the replacement happened (timezone-aware)")
