@@ -189,6 +189,13 @@ class CfdiService:
         )
 
         def make(conn: Connection) -> dict[str, Any]:
+            taken = conn.execute(
+                sa.select(cfdi_global_members.c.invoice_id)
+                .join(cfdi_documents, cfdi_documents.c.id == cfdi_global_members.c.document_id)
+                .where(cfdi_global_members.c.invoice_id.in_([r.invoice_id for r in receipts]))
+            ).scalars().all()
+            if taken:
+                raise CfdiRuleError(f"receipts already in a global CFDI: {', '.join(sorted(taken))}")
             row = self._store(conn, key, "global", key, municipality, doc)
             for r in receipts:
                 conn.execute(cfdi_global_members.insert().values(document_id=row["id"], invoice_id=r.invoice_id))

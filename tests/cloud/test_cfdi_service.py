@@ -1,0 +1,225 @@
+"""The stamping service on SQLite and PostgreSQL: pending_fiscal → stamped, PAC outages with a
+stored retry schedule, idempotency, payment complements, credit notes, substitution and
+cancellation, events and the "invoice issued" notice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from cfdi_helpers import CUSTOMER_TAX, NS, assert_valid_everywhere, invoice, issuer_for, line, shared_signer
+from lxml import etree
+
+from cloud.cfdi.model import GlobalPeriod, LineKind
+from cloud.cfdi.pac import TestDoublePac
+from cloud.cfdi.rules import CfdiRuleError
+from cloud.cfdi.service import CfdiService
+from cloud.cfdi.tables import cfdi_documents
+from cloud.cfdi.validate import seal_errors
+from cloud.db import create_or_migrate, make_engine
+from cloud.events.tables import events
+from cloud.notifications.tables import notifications
+
+T0 = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def env(db_url, shared_dir):  # type: ignore[no-untyped-def]
+    engine = make_engine(db_url)
+    create_or_migrate(engine)
+    signer = shared_signer(shared_dir)
+    clock = Clock()
+    pac = TestDoublePac(clock=clock)
+    svc = CfdiService(engine, pac, signer, issuer_for(signer), clock=clock, retry_base_s=30, retry_max_s=600)
+    yield svc, pac, clock
+    engine.dispose()
+
+
+def _domestic(svc, folio="1", email=None):  # type: ignore[no-untyped-def]
+    return invoice(svc.issuer, CUSTOMER_TAX, (
+        line(LineKind.WATER, "23", "12.50"), line(LineKind.SEWERAGE, "1", "40.00"),
+        line(LineKind.SANITATION, "1", "25.30")), folio=folio, email=email)
+
+
+def _doc(svc, doc_id):  # type: ignore[no-untyped-def]
+    with svc.engine.connect() as conn:
+        return conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == doc_id)).mappings().one()
+
+
+def _events(svc, type_):  # type: ignore[no-untyped-def]
+    with svc.engine.connect() as conn:
+        return conn.execute(sa.select(events).where(events.c.type == type_)).mappings().all()
+
+
+def test_issue_then_stamp_stores_xml_pdf_event_and_notice(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    row = svc.issue_invoice(_domestic(svc, email="berenice@example.mx"), "EXP-01")
+    assert row["fiscal_status"] == "pending_fiscal"
+    assert_valid_everywhere(row["sealed_xml"])
+    assert svc.stamp_due() == {"stamped": 1}
+    doc = _doc(svc, row["id"])
+    assert doc["fiscal_status"] == "stamped" and doc["fiscally_valid"] is False and doc["pac"] == "test-double"
+    root = assert_valid_everywhere(doc["stamped_xml"])
+    tfd = root.find("cfdi:Complemento/tfd:TimbreFiscalDigital", NS)
+    assert tfd.get("UUID") == doc["uuid"] and "PRUEBA" in tfd.get("Leyenda")
+    assert seal_errors(root, pac.certificate) == []  # SelloCFD matches, SelloSAT verifies
+    assert doc["pdf"].startswith(b"%PDF")
+    (ev,) = _events(svc, "CFDIGenerated")
+    assert ev["entity_id"] == row["id"] and ev["data"]["uuid"] == doc["uuid"] and ev["municipality"] == "EXP-01"
+    with svc.engine.connect() as conn:
+        (n,) = conn.execute(sa.select(notifications)).mappings().all()
+    assert n["kind"] == "invoice_issued" and n["recipient"] == "berenice@example.mx"
+    assert doc["uuid"] in n["body"] and "factura" in n["subject"]
+
+
+def test_nothing_is_issued_or_stamped_twice(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    inv = _domestic(svc)
+    first = svc.issue_invoice(inv, "EXP-01")
+    clock.advance(5)
+    again = svc.issue_invoice(inv, "EXP-01")
+    assert again["id"] == first["id"] and again["sealed_xml"] == first["sealed_xml"]
+    assert svc.stamp_one(first["id"]) == "stamped"
+    assert svc.stamp_one(first["id"]) == "stamped"  # already stamped: the PAC is not called again
+    assert svc.stamp_due() == {}
+    assert pac.stamp_calls == 1
+    with svc.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cfdi_documents)).scalar() == 1
+    assert len(_events(svc, "CFDIGenerated")) == 1
+
+
+def test_pac_down_keeps_pending_fiscal_and_retries_on_the_stored_schedule(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    row = svc.issue_invoice(_domestic(svc), "EXP-01")
+    pac.down = True
+    assert svc.stamp_due() == {"pending_fiscal": 1}
+    d = _doc(svc, row["id"])
+    assert (d["fiscal_status"], d["attempts"]) == ("pending_fiscal", 1) and "down" in d["last_error"]
+    calls = pac.stamp_calls
+    clock.advance(29)
+    assert svc.stamp_due() == {} and pac.stamp_calls == calls  # not due before 30 s
+    clock.advance(1)
+    assert svc.stamp_due() == {"pending_fiscal": 1}  # second failure → next try in 60 s
+    assert _doc(svc, row["id"])["attempts"] == 2
+    clock.advance(59)
+    assert svc.stamp_due() == {}
+    pac.down = False
+    # A restart: a brand-new service over the same database resumes the schedule.
+    svc2 = CfdiService(svc.engine, pac, svc.signer, svc.issuer, clock=clock, retry_base_s=30)
+    clock.advance(1)
+    assert svc2.stamp_due() == {"stamped": 1}
+    d = _doc(svc, row["id"])
+    assert d["fiscal_status"] == "stamped" and d["attempts"] == 3 and d["last_error"] is None
+
+
+def test_pac_timeout_then_recovery_and_a_rejected_document(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    ok = svc.issue_invoice(_domestic(svc, "1"), "EXP-01")
+    bad = svc.issue_invoice(_domestic(svc, "2"), "EXP-01")
+    # Corrupt the stored seal of one document: the PAC must refuse it, not retry forever.
+    root = etree.fromstring(bad["sealed_xml"])
+    root.set("Sello", root.get("Sello")[:-8] + "AAAAAAA=")
+    with svc.engine.begin() as conn:
+        conn.execute(cfdi_documents.update().where(cfdi_documents.c.id == bad["id"]).values(
+            sealed_xml=etree.tostring(root, encoding="UTF-8")))
+    pac.fail_next = 1
+    first = svc.stamp_due()
+    assert first.get("pending_fiscal") == 1
+    clock.advance(30)
+    svc.stamp_due()
+    assert _doc(svc, ok["id"])["fiscal_status"] == "stamped"
+    b = _doc(svc, bad["id"])
+    assert b["fiscal_status"] == "rejected" and "sello" in b["last_error"].lower()
+
+
+def test_partial_payments_produce_pagos20_with_running_balance(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    inv = _domestic(svc, "10")
+    svc.issue_invoice(inv, "EXP-01")
+    svc.stamp_due()
+    p1 = svc.issue_payment("pay-1", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 3, 12, 0), "03",
+                           [(inv.invoice_id, Decimal("200.00"))])
+    assert svc.issue_payment("pay-1", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 3, 12, 0), "03",
+                             [(inv.invoice_id, Decimal("200.00"))])["id"] == p1["id"]
+    p2 = svc.issue_payment("pay-2", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 9, 12, 0), "01",
+                           [(inv.invoice_id, Decimal("163.25"))])
+    with pytest.raises(CfdiRuleError, match="exceed"):
+        svc.issue_payment("pay-3", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 10), "01",
+                          [(inv.invoice_id, Decimal("0.01"))])
+    assert svc.stamp_due() == {"stamped": 2}
+    got = []
+    for p in (p1, p2):
+        root = assert_valid_everywhere(_doc(svc, p["id"])["stamped_xml"])
+        dr = root.find(".//pago20:DoctoRelacionado", NS)
+        got.append((dr.get("NumParcialidad"), dr.get("ImpSaldoAnt"), dr.get("ImpPagado"), dr.get("ImpSaldoInsoluto")))
+    assert got == [("1", "363.25", "200.00", "163.25"), ("2", "163.25", "163.25", "0.00")]
+    with pytest.raises(CfdiRuleError, match="no stamped CFDI"):
+        svc.issue_payment("pay-4", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 3), "01", [("nope", Decimal(1))])
+
+
+def test_substitution_then_cancellation_with_motive_01(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    inv = _domestic(svc, "20")
+    orig = svc.issue_invoice(inv, "EXP-01")
+    svc.stamp_due()
+    orig_uuid = _doc(svc, orig["id"])["uuid"]
+    with pytest.raises(CfdiRuleError, match="requires the UUID"):
+        svc.cancel(orig["id"], "01")
+    sub = svc.issue_substitute(replace(inv, folio="20-R"), "EXP-01", orig_uuid)
+    svc.stamp_due()
+    sub_doc = _doc(svc, sub["id"])
+    root = assert_valid_everywhere(sub_doc["stamped_xml"])
+    assert root.find("cfdi:CfdiRelacionados", NS).get("TipoRelacion") == "04"
+    done = svc.cancel(orig["id"], "01", sub_doc["uuid"])
+    assert (done["fiscal_status"], done["cancel_motive"], done["substitute_uuid"]) == ("cancelled", "01", sub_doc["uuid"])
+    (ev,) = _events(svc, "CFDICancelled")
+    assert ev["data"]["uuid"] == orig_uuid and ev["data"]["motive"] == "01"
+    assert svc.cancel(orig["id"], "01", sub_doc["uuid"])["fiscal_status"] == "cancelled"  # idempotent
+    assert len(_events(svc, "CFDICancelled")) == 1
+
+
+def test_credit_note_and_cancellation_rules(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    inv = _domestic(svc, "30")
+    orig = svc.issue_invoice(inv, "EXP-01")
+    with pytest.raises(CfdiRuleError, match="only a stamped"):
+        svc.cancel(orig["id"], "02")
+    svc.stamp_due()
+    uuid = _doc(svc, orig["id"])["uuid"]
+    nc = svc.issue_credit_note("cred-1", "EXP-01", uuid, CUSTOMER_TAX,
+                               [line(LineKind.WATER, "5", "12.50", concept="Bonificación por fuga")],
+                               folio="1", invoice_id=inv.invoice_id)
+    svc.stamp_due()
+    root = assert_valid_everywhere(_doc(svc, nc["id"])["stamped_xml"])
+    assert root.get("TipoDeComprobante") == "E"
+    assert root.find("cfdi:CfdiRelacionados/cfdi:CfdiRelacionado", NS).get("UUID") == uuid
+    with pytest.raises(CfdiRuleError, match="global"):
+        svc.cancel(nc["id"], "04")
+    assert svc.cancel(nc["id"], "02")["fiscal_status"] == "cancelled"
+
+
+def test_global_invoice_members_and_no_receipt_twice(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    r1 = invoice(svc.issuer, None, (line(LineKind.WATER, "10", "10"),), folio="201")
+    r2 = invoice(svc.issuer, None, (line(LineKind.WATER, "12", "10"), line(LineKind.SEWERAGE, "1", "9")), folio="202")
+    g = svc.issue_global("EXP-01", GlobalPeriod("04", "11", 2026), [r1, r2], folio="2026-11", payment_form="01")
+    svc.stamp_due()
+    root = assert_valid_everywhere(_doc(svc, g["id"])["stamped_xml"])
+    assert root.find("cfdi:InformacionGlobal", NS) is not None
+    with pytest.raises(CfdiRuleError, match="already in a global"):
+        svc.issue_global("EXP-01", GlobalPeriod("04", "11", 2026), [r2], folio="2026-11b", payment_form="01")
+    assert svc.cancel(g["id"], "04")["cancel_motive"] == "04"
