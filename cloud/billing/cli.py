@@ -1,0 +1,111 @@
+"""`aquacis cloud billing-worker`, `aquacis cloud billing-run` and `aquacis cloud tariffs …`.
+
+`register(app)` adds them to the cloud's typer app (cloud/cli.py calls it)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+DB_HELP = "Database URL: sqlite:///path/to/file.db or postgresql://user@host:port/dbname."
+
+
+def _engine(db: str | None):  # type: ignore[no-untyped-def]
+    from cloud.db import create_or_migrate, make_engine
+    from cloud.settings import load_settings
+
+    engine = make_engine(load_settings(None, db_url=db).db_url)
+    create_or_migrate(engine)
+    return engine
+
+
+def billing_worker(
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    run: str = typer.Option(None, "--run", help="Work only on this billing run and exit when it has no chunk left."),
+    once: bool = typer.Option(False, "--once", help="Exit when no chunk is claimable instead of waiting for new runs."),
+    poll: float = typer.Option(2.0, envvar="AQUACIS_BILLING_POLL_SECONDS",
+                               help="Seconds between looks for new work while idle."),
+    tariffs: list[Path] = typer.Option([], "--tariffs", envvar="AQUACIS_TARIFF_DIR",
+                                       help="Extra tariff versions (files or folders in our format) besides "
+                                            "the shipped CEA Querétaro data set."),
+    log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
+) -> None:
+    """Process billing-run chunks from the database; start several (on one or more machines) to share a run."""
+    from cloud.billing.worker import serve_forever, work
+    from cloud.logging import configure_logging
+    from cloud.tariffs import load_book
+
+    configure_logging(log_level, True)
+    engine = _engine(db)
+    book = load_book(list(tariffs))
+    stop = threading.Event()
+    # Ctrl-C / SIGTERM: finish (or abandon) the current chunk and exit; an abandoned chunk's
+    # lease expires and another worker redoes it.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        if run or once:
+            stats = work(engine, run_id=run, book=book, stop=stop)
+            typer.echo(json.dumps(stats.__dict__))
+        else:
+            serve_forever(engine, poll_seconds=poll, stop=stop, book=book)
+    finally:
+        engine.dispose()
+
+
+def billing_run(
+    cycle: str = typer.Option(..., help="Billing month YYYY-MM."),
+    municipality: list[str] = typer.Option([], "--municipality", "-m", help="EXP-NN (repeat for several)."),
+    zone: str = typer.Option(None, help="Bill one zone only (EXP-NN-Znn)."),
+    chunk_size: int = typer.Option(1000, help="Contracts per claimed chunk."),
+    max_attempts: int = typer.Option(3, help="Claims of a chunk before it is given up."),
+    lease_seconds: int = typer.Option(300, help="Seconds before an unfinished chunk is retried elsewhere."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+) -> None:
+    """Plan a billing run (no work is done: start billing-worker processes) and print its id as JSON."""
+    from datetime import UTC, datetime
+
+    from cloud.billing.events import run_event
+    from cloud.billing.runs import RunSpec, create_run
+    from cloud.registry.municipalities import MUNICIPALITIES, municipality_of_zone
+
+    munis = list(municipality) or ([municipality_of_zone(zone)] if zone else [])
+    bad = [m for m in munis if m not in MUNICIPALITIES]
+    if not munis or bad:
+        typer.echo(f"error: name valid municipalities (EXP-01..EXP-13) or a zone; got {munis}", err=True)
+        raise typer.Exit(2)
+    engine = _engine(db)
+    try:
+        with engine.begin() as conn:
+            run_id = create_run(conn, RunSpec(tuple(sorted(munis)), cycle, zone, 0, chunk_size, max_attempts,
+                                              lease_seconds), created_by="cli")
+            run_event(conn, run_id, "BillingRunStarted", datetime.now(UTC))
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"run_id": run_id}))
+
+
+def register(app: typer.Typer) -> None:
+    from cloud.tariffs.cli import app as tariffs_app
+
+    app.command("billing-worker")(billing_worker)
+    app.command("billing-run")(billing_run)
+    app.add_typer(tariffs_app, name="tariffs", help="Tariff data: import CEA Querétaro tables, quote a bill.")
+
+
+def main() -> None:
+    """`python -m cloud.billing.cli …`: the same commands without the assembled `aquacis` script."""
+    app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()
