@@ -1,0 +1,10 @@
+"""Edge rules that run with no cloud: meter rules over a meter's recent history
+(`meter.evaluate`) and SCADA thresholds with hysteresis (`scada.run`). Pure functions; each
+anomaly is a row for the replicated `anomalies` fact table. Catalogue: docs/edge-rules.md."""
+
+from gateway.rules.config import MeterRules, ScadaThreshold, rollover_from_digits
+from gateway.rules.meter import RULES, consumed_l, evaluate
+from gateway.rules.scada import Sample, run, step
+
+__all__ = ["RULES", "MeterRules", "Sample", "ScadaThreshold", "consumed_l", "evaluate", "rollover_from_digits",
+           "run", "step"]

@@ -1,0 +1,276 @@
+"""Edge rules over one meter's readings: pure functions of (reading, recent history).
+
+Each rule returns a list of anomaly rows for the replicated `anomalies` fact table
+(`sync/schema.py`): `kind, severity, meter_serial, device_id, reading_id, detected_at, source,
+details` plus the reading's `municipality` / `zone`. State-like conditions (zero consumption,
+tamper, low battery, leak) are edge-triggered: raised by the reading where they start, not by
+every reading while they last, so the history alone decides and replays give the same answer.
+Catalogue and thresholds: docs/edge-rules.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.rules.config import MeterRules
+
+Reading = Mapping[str, Any]
+Anomaly = dict[str, Any]
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+SOURCE = "gateway-rules"
+
+
+def anomaly(kind: str, severity: str, reading: Reading, details: dict[str, Any]) -> Anomaly:
+    row: Anomaly = {
+        "kind": kind,
+        "severity": severity,
+        "meter_serial": reading.get("meter_serial"),
+        "device_id": reading.get("device_id"),
+        "reading_id": reading.get("id"),
+        "detected_at": int(reading["taken_at"]),
+        "source": SOURCE,
+        "details": details,
+    }
+    for key in ("municipality", "zone"):
+        if reading.get(key) is not None:
+            row[key] = reading[key]
+    return row
+
+
+def _prev(history: Sequence[Reading], reading: Reading) -> Reading | None:
+    before = [h for h in history if h["taken_at"] < reading["taken_at"]]
+    return before[-1] if before else None
+
+
+def _is_rollover(prev_l: int, cur_l: int, cfg: MeterRules) -> bool:
+    if cfg.rollover_l is None or cur_l >= prev_l:
+        return False
+    edge = cfg.rollover_l * cfg.rollover_window
+    return prev_l >= cfg.rollover_l - edge and cur_l <= edge
+
+
+def consumed_l(prev_l: int, cur_l: int, cfg: MeterRules) -> int:
+    """Litres between two register values, across a rollover when that is what happened."""
+    if _is_rollover(prev_l, cur_l, cfg):
+        assert cfg.rollover_l is not None
+        return cfg.rollover_l - prev_l + cur_l
+    return cur_l - prev_l
+
+
+# --- the rules --------------------------------------------------------------------------
+
+
+def rule_range(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    out = []
+    value = reading["value_l"]
+    if value < 0 or (cfg.rollover_l is not None and value >= cfg.rollover_l):
+        out.append(anomaly("out_of_range", "warning", reading,
+                           {"field": "value_l", "value": value, "max": cfg.rollover_l}))
+    flow = reading.get("flow_lph")
+    if flow is not None and abs(flow) > cfg.max_flow_lph:
+        out.append(anomaly("out_of_range", "warning", reading,
+                           {"field": "flow_lph", "value": flow, "max": cfg.max_flow_lph}))
+    prev = _prev(history, reading)
+    if prev is not None:
+        step = consumed_l(prev["value_l"], value, cfg)
+        if step > cfg.max_step_l:
+            out.append(anomaly("out_of_range", "warning", reading,
+                               {"field": "step_l", "value": step, "max": cfg.max_step_l}))
+    return out
+
+
+def rule_rollover(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    prev = _prev(history, reading)
+    if prev is None or not _is_rollover(prev["value_l"], reading["value_l"], cfg):
+        return []
+    return [anomaly("rollover", "info", reading, {
+        "previous_l": prev["value_l"], "value_l": reading["value_l"], "rollover_l": cfg.rollover_l,
+        "consumed_l": consumed_l(prev["value_l"], reading["value_l"], cfg),
+    })]
+
+
+def rule_reverse_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    prev = _prev(history, reading)
+    details: dict[str, Any] = {}
+    if prev is not None:
+        drop = prev["value_l"] - reading["value_l"]
+        if drop > cfg.reverse_tolerance_l and not _is_rollover(prev["value_l"], reading["value_l"], cfg):
+            details = {"register_drop_l": drop, "previous_l": prev["value_l"], "value_l": reading["value_l"]}
+    flow = reading.get("flow_lph")
+    if flow is not None and flow < 0:
+        details["flow_lph"] = flow
+    if "backflow" in (reading.get("alarms") or ()) and "backflow" not in ((prev or {}).get("alarms") or ()):
+        details["device_alarm"] = True
+    return [anomaly("reverse_flow", "warning", reading, details)] if details else []
+
+
+def _static_since(history: Sequence[Reading], reading: Reading, cfg: MeterRules) -> int | None:
+    """taken_at of the oldest reading of the unbroken run of readings equal to `reading`."""
+    since = None
+    for h in reversed([h for h in history if h["taken_at"] < reading["taken_at"]]):
+        if h["value_l"] != reading["value_l"]:
+            break
+        since = h["taken_at"]
+    return since
+
+
+def rule_zero_consumption(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    since = _static_since(history, reading, cfg)
+    if since is None:
+        return []
+    limit = cfg.zero_days * DAY_MS
+    if reading["taken_at"] - since < limit:
+        return []
+    prev = _prev(history, reading)
+    assert prev is not None
+    if prev["taken_at"] - since >= limit:  # already true at the previous reading: raised then
+        return []
+    return [anomaly("zero_consumption", "warning", reading, {
+        "days": round((reading["taken_at"] - since) / DAY_MS, 1), "value_l": reading["value_l"], "since": since,
+    })]
+
+
+def daily_rates(history: Sequence[Reading], cfg: MeterRules) -> list[float]:
+    """Litres per day between consecutive readings (rollovers bridged, drops skipped)."""
+    rates = []
+    for a, b in zip(history, history[1:], strict=False):
+        dt = b["taken_at"] - a["taken_at"]
+        if dt <= 0:
+            continue
+        used = consumed_l(a["value_l"], b["value_l"], cfg)
+        if used >= 0:
+            rates.append(used * DAY_MS / dt)
+    return rates
+
+
+def rule_spike(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    past = [h for h in history if h["taken_at"] < reading["taken_at"]]
+    if len(past) < 2 or past[-1]["taken_at"] - past[0]["taken_at"] < cfg.spike_min_history_days * DAY_MS:
+        return []
+    prev = past[-1]
+    dt = reading["taken_at"] - prev["taken_at"]
+    used = consumed_l(prev["value_l"], reading["value_l"], cfg)
+    if dt <= 0 or used < cfg.spike_min_l:
+        return []
+    usual = median(daily_rates(past, cfg) or [0.0])
+    rate = used * DAY_MS / dt
+    # a meter that normally uses nothing still needs spike_min_l in a day to count as a spike
+    baseline = max(usual, cfg.spike_min_l / cfg.spike_factor)
+    if rate <= cfg.spike_factor * baseline:
+        return []
+    return [anomaly("spike", "warning", reading, {
+        "consumed_l": used, "hours": round(dt / HOUR_MS, 2), "rate_l_per_day": round(rate, 1),
+        "usual_l_per_day": round(usual, 1), "factor": round(rate / baseline, 1),
+    })]
+
+
+def _night_bounds(ms: int, cfg: MeterRules) -> tuple[int, int]:
+    """The most recent night window that ended at or before `ms` (epoch ms, local time rules)."""
+    tz = ZoneInfo(cfg.timezone)
+    local = datetime.fromtimestamp(ms / 1000, tz)
+    day = local.date()
+    end = datetime.combine(day, cfg.night_end, tz)
+    if end.timestamp() * 1000 > ms:
+        day = day - timedelta(days=1)
+        end = datetime.combine(day, cfg.night_end, tz)
+    start = datetime.combine(day, cfg.night_start, tz)
+    if start >= end:  # a window across midnight (e.g. 23:00-04:00)
+        start -= timedelta(days=1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    """Continuous night flow (a leak): through the whole night window the register kept moving
+    at >= night_min_lph. Evaluated once per night, by the first reading after the window."""
+    prev = _prev(history, reading)
+    start, end = _night_bounds(reading["taken_at"], cfg)
+    if prev is None or prev["taken_at"] >= end:
+        return []  # not the first reading after this night's window: already evaluated
+    series = [h for h in history if h["taken_at"] < reading["taken_at"]] + [reading]
+    inside = [h for h in series if start <= h["taken_at"] <= end]
+    if len(inside) < cfg.night_min_intervals + 1:
+        # flow samples can stand in for sparse registers: every sample in the window flowing
+        flows = [h.get("flow_lph") for h in inside]
+        spans = len(inside) >= 2 and inside[-1]["taken_at"] - inside[0]["taken_at"] >= (end - start) * 0.6
+        if spans and all(f is not None and f >= cfg.night_min_lph for f in flows):
+            return [anomaly("night_flow", "warning", reading, {
+                "window": [start, end], "min_flow_lph": min(flows), "samples": len(inside), "basis": "flow"})]
+        return []
+    rates = []
+    for a, b in zip(inside, inside[1:], strict=False):
+        dt = b["taken_at"] - a["taken_at"]
+        if dt > 0:
+            rates.append(consumed_l(a["value_l"], b["value_l"], cfg) * HOUR_MS / dt)
+    covered = inside[-1]["taken_at"] - inside[0]["taken_at"]
+    if not rates or covered < (end - start) * 0.6 or min(rates) < cfg.night_min_lph:
+        return []
+    return [anomaly("night_flow", "warning", reading, {
+        "window": [start, end], "min_rate_lph": round(min(rates), 2), "samples": len(inside), "basis": "register"})]
+
+
+def _alarm_started(name: str, reading: Reading, history: Sequence[Reading]) -> bool:
+    prev = _prev(history, reading)
+    return name in (reading.get("alarms") or ()) and name not in ((prev or {}).get("alarms") or ())
+
+
+def rule_tamper(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    if not _alarm_started("tamper", reading, history):
+        return []
+    return [anomaly("tamper", "critical", reading, {"device_alarm": "tamper"})]
+
+
+def rule_device_alarms(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    """The meter's own leak / burst alarms, raised when they appear."""
+    out = []
+    for name, severity in (("leak", "warning"), ("burst", "critical")):
+        if _alarm_started(name, reading, history):
+            out.append(anomaly(name, severity, reading, {"device_alarm": name}))
+    return out
+
+
+def rule_low_battery(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    def low(r: Reading | None) -> bool:
+        if r is None:
+            return False
+        b = r.get("battery")
+        return (b is not None and b <= cfg.battery_low_pct) or "battery" in (r.get("alarms") or ())
+
+    if not low(reading) or low(_prev(history, reading)):
+        return []
+    return [anomaly("low_battery", "info", reading, {"battery": reading.get("battery"),
+                                                     "threshold_pct": cfg.battery_low_pct})]
+
+
+RULES: dict[str, Callable[[Reading, Sequence[Reading], MeterRules], list[Anomaly]]] = {
+    "range": rule_range,
+    "rollover": rule_rollover,
+    "reverse_flow": rule_reverse_flow,
+    "zero_consumption": rule_zero_consumption,
+    "spike": rule_spike,
+    "night_flow": rule_night_flow,
+    "tamper": rule_tamper,
+    "device_alarms": rule_device_alarms,
+    "low_battery": rule_low_battery,
+}
+
+
+def evaluate(
+    reading: Reading,
+    history: Sequence[Reading],
+    cfg: MeterRules | None = None,
+    *,
+    rules: Sequence[str] | None = None,
+) -> list[Anomaly]:
+    """Run the meter rules on a new reading. `history` = the meter's earlier readings (any
+    order; at least `zero_days` of them for the zero-consumption rule)."""
+    cfg = cfg or MeterRules()
+    hist = sorted((h for h in history if h["taken_at"] < reading["taken_at"]), key=lambda h: h["taken_at"])
+    out: list[Anomaly] = []
+    for name in rules or RULES:
+        out.extend(RULES[name](reading, hist, cfg))
+    return out
