@@ -71,6 +71,9 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {workdir}/\n"
             "max_queued_messages 0\nmax_inflight_messages 0\nautosave_interval 1\n"
+            # As root, mosquitto drops to user `mosquitto`, which cannot write the persistence
+            # file in our temp dir; sessions would then not survive a broker restart.
+            + ("user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else "")
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
