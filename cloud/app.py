@@ -9,6 +9,7 @@ to import is an error, never skipped silently.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -167,6 +168,23 @@ def _install_metrics(app: FastAPI) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _vee_loop(engine: Any, interval: float, stop: threading.Event) -> None:
+    """Validate readings that arrived by sync, in small transactions, until stopped."""
+    from cloud.metering.service import validate_pending
+
+    while not stop.wait(interval):
+        try:
+            while not stop.is_set():
+                with engine.begin() as conn:
+                    done = validate_pending(conn, limit=2000)
+                if done:
+                    log.info("vee_pass", validated=done)
+                if done < 2000:
+                    break
+        except Exception:  # keep validating on the next pass; the error is logged
+            log.exception("vee_pass_failed")
+
+
 def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> FastAPI:
     """Build the API. The engine is made from `settings.db_url` unless one is given; the schema
     is created or migrated when `settings.auto_migrate`."""
@@ -178,7 +196,16 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        worker = None
+        if settings.vee_interval_s > 0:
+            worker = threading.Thread(target=_vee_loop, args=(engine, settings.vee_interval_s, stop),
+                                      name="vee", daemon=True)
+            worker.start()
         yield
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=30)
         # Only dispose an engine we made.
         if app.state.owns_engine:
             engine.dispose()

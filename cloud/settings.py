@@ -33,6 +33,9 @@ class CloudSettings(BaseSettings):
     extra_routers: list[str] = []
     # Readings more than this many seconds in the future (clock skew allowance) are refused.
     future_tolerance_s: int = 300
+    # Seconds between background VEE passes over readings that arrived by sync (0 = off; the
+    # readings are then validated when first read through the API).
+    vee_interval_s: float = 5.0
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

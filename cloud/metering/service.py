@@ -32,8 +32,9 @@ def _superseded_ids(conn: Connection, serial: str) -> set[str]:
     return {r.supersedes for r in rows}
 
 
-def accepted_history(conn: Connection, serial: str, *, before: int | None = None) -> list[vee.Reading]:
-    """Valid, not superseded readings of a meter, oldest first."""
+def accepted_history(conn: Connection, serial: str, *, before: int | None = None,
+                     since: int | None = None) -> list[vee.Reading]:
+    """Valid, not superseded readings of a meter, oldest first (within [since, before))."""
     rd = replicated.table("readings")
     q = (
         sa.select(rd.c.id, rd.c.taken_at, rd.c.value_l, rd.c.observation_code)
@@ -42,6 +43,8 @@ def accepted_history(conn: Connection, serial: str, *, before: int | None = None
     )
     if before is not None:
         q = q.where(rd.c.taken_at < before)
+    if since is not None:
+        q = q.where(rd.c.taken_at >= since)
     superseded = _superseded_ids(conn, serial)
     return [
         vee.Reading(r.id, r.taken_at, r.value_l, r.observation_code)
@@ -70,9 +73,11 @@ def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dial
     if dials is None:
         m = meter_row(conn, row["meter_serial"])
         dials = m["dials"] if m is not None else None
-    hist = accepted_history(conn, row["meter_serial"])
+    cfg = config or vee.VeeConfig()
+    # The checks look back at most history_days (plus the previous reading before that).
+    hist = accepted_history(conn, row["meter_serial"], since=row["taken_at"] - (cfg.history_days + 60) * vee.DAY_MS)
     reading = vee.Reading(row["id"], row["taken_at"], row["value_l"], row.get("observation_code"))
-    res = vee.validate(reading, hist, dials=dials, now=now, config=config)
+    res = vee.validate(reading, hist, dials=dials, now=now, config=cfg)
     if row.get("supersedes"):
         # An audited manual edit: a person decided the value; keep the checks as information.
         res = vee.VeeResult(vee.VALID, ("manual_edit", *res.flags), res.consumption_l, res.days, res.daily_avg_l,

@@ -8,8 +8,9 @@ A reading is checked against the meter's accepted history (oldest first):
   plausible (`rollover`, valid, consumption counted across the wrap), otherwise
   `negative_consumption` (invalid);
 - `high` / `low`: daily use above `high_factor` × / below `low_factor` × the average daily use
-  of recent valid periods (suspect);
-- `zero_consumption`: no consumption for `zero_periods` periods in a row (suspect);
+  of recent valid periods (suspect), for intervals of at least `min_check_days`;
+- `zero_consumption`: no consumption for `zero_periods` periods in a row spanning at least
+  `zero_min_days` (suspect);
 - reader observation codes: codes that mean "no reading" make it invalid, others suspect;
 - `future`: taken after `now` + tolerance (invalid).
 
@@ -48,6 +49,11 @@ class VeeConfig:
     history_days: int = 180
     # Below this average (L/day) the low check is meaningless (holiday homes, tiny use).
     low_min_daily_l: float = 50.0
+    # High/low compare daily rates; over intervals shorter than this (LoRaWAN sends hourly)
+    # the rate is dominated by the time of day, so they are not applied.
+    min_check_days: float = 1.0
+    # A zero run must also span this many days (frequent readings of a night are not a run).
+    zero_min_days: float = 45.0
     future_tolerance_ms: int = 300_000
     skip_codes: frozenset[str] = SKIP_CODES
     suspect_codes: frozenset[str] = SUSPECT_CODES
@@ -163,19 +169,21 @@ def validate(reading: Reading, history: Sequence[Reading], *, dials: int | None 
 
     avg = average_daily_l(earlier, dials, until=prev.taken_at, days=cfg.history_days, min_periods=cfg.min_periods)
     daily = consumption / days if days > 0 else None
-    if avg is not None and daily is not None:
+    if avg is not None and daily is not None and days >= cfg.min_check_days:
         if avg > 0 and daily > cfg.high_factor * avg:
             acc.add("high", SUSPECT)
         elif avg >= cfg.low_min_daily_l and 0 < daily < cfg.low_factor * avg:
             acc.add("low", SUSPECT)
     if consumption == 0 and cfg.zero_periods > 0:
         zeros = 1
+        run_start = prev.taken_at
         for a, b in zip(reversed(earlier[:-1]), reversed(earlier), strict=False):
             if b.value_l == a.value_l:
                 zeros += 1
+                run_start = a.taken_at
             else:
                 break
-        if zeros >= cfg.zero_periods:
+        if zeros >= cfg.zero_periods and (reading.taken_at - run_start) / DAY_MS >= cfg.zero_min_days:
             acc.add("zero_consumption", SUSPECT)
     return VeeResult(acc.status, tuple(acc.flags), consumption, days, avg, prev.id)
 

@@ -97,3 +97,30 @@ def test_cli_add_user_and_node_print_json(tmp_path) -> None:
     assert r.exit_code == 2 and "unknown municipality" in r.output
     r = runner.invoke(cli_app, ["add-node", "--db", db, "--municipality", "EXP-03", "--zone", "EXP-04-Z01", "--kind", "gateway"])
     assert r.exit_code == 2
+
+
+def test_background_vee_validates_synced_readings(tmp_path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from cloud.app import create_app
+    from cloud.metering.tables import reading_validations
+    from cloud.registry import replicated
+    from cloud.registry.seed import seed
+    from cloud.settings import CloudSettings
+
+    app = create_app(CloudSettings(db_url=f"sqlite:///{tmp_path / 'v.db'}", vee_interval_s=0.1, log_json=False))
+    seed(app.state.engine, "EXP-01", 1, 1)
+    with app.state.engine.begin() as conn:
+        replicated.insert_facts(conn, "readings", [{"municipality": "EXP-01", "zone": "EXP-01-Z01",
+                                                    "meter_serial": "WM-EXP-01-Z01-000001", "taken_at": 1_767_225_600_000,
+                                                    "value_l": 10, "source": "lorawan", "alarms": []}], None)
+    with TestClient(app):  # runs the lifespan: the background pass starts
+        deadline = time.monotonic() + 10
+        n = 0
+        while time.monotonic() < deadline and n == 0:
+            with app.state.engine.connect() as conn:
+                n = conn.execute(sa.select(sa.func.count()).select_from(reading_validations)).scalar()
+            time.sleep(0.05)
+    assert n == 1

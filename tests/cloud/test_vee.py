@@ -135,3 +135,11 @@ def test_replacement_sums_old_final_and_new_initial() -> None:
     assert period_consumption(segs) == 13_000
     with pytest.raises(ValueError, match="went down"):
         period_consumption([MeterSegment("NEW", 5_000, 1_000)])
+
+
+def test_frequent_readings_skip_rate_checks_and_short_zero_runs() -> None:
+    hourly = [Reading(f"h{i}", T0 + i * 3_600_000, 1_000 * i) for i in range(48)]
+    # a burst in one hour is not "high" (time-of-day effect), and a quiet night is not a zero run
+    assert validate(Reading("b", hourly[-1].taken_at + 3_600_000, hourly[-1].value_l + 20_000), hourly).status == "valid"
+    flat = [Reading(f"f{i}", T0 + i * 3_600_000, 5_000) for i in range(6)]
+    assert "zero_consumption" not in validate(Reading("z", T0 + 6 * 3_600_000, 5_000), flat).flags
