@@ -86,7 +86,8 @@ class _Compiled:
         except _quickjs.JSException as exc:
             raise JsCodecLoadError(f"codec failed to load: {_first_line(exc)}") from exc
         style = ctx.eval(
-            "(function(e){ if (e.decodeUplink) { globalThis.__aquacis_entry = e.decodeUplink; return 'uplink'; }"
+            "globalThis.__aquacis_style = (function(e){"
+            " if (e.decodeUplink) { globalThis.__aquacis_entry = e.decodeUplink; return 'uplink'; }"
             " if (e.Decode) { globalThis.__aquacis_entry = e.Decode; return 'legacy-chirpstack'; }"
             " if (e.Decoder) { globalThis.__aquacis_entry = e.Decoder; return 'legacy-ttn'; }"
             " return ''; })(globalThis.__aquacis_exports)"
@@ -148,16 +149,8 @@ class JsCodec:
             comp = self._compiled()
         except JsCodecLoadError as exc:
             return DecodeResult(errors=[str(exc)])
-        request: dict[str, Any] = {
-            "bytes": list(payload),
-            "fPort": fport,
-            "variables": variables or {},
-            "style": comp.style,
-        }
-        if recv_time:
-            request["recvTime"] = recv_time
         try:
-            raw = comp.run(json.dumps(request, separators=(",", ":")))
+            raw = comp.run(payload.hex(), fport, json.dumps(variables) if variables else None, recv_time)
         except _quickjs.StackOverflow:
             self._local.compiled = None
             return DecodeResult(errors=["codec exceeded its stack limit"])
