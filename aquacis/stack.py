@@ -303,7 +303,7 @@ def _sqlite_counts(path: Path, edge: bool) -> dict[str, int]:
             "distinct": one("SELECT count(*) FROM (SELECT DISTINCT meter_serial, taken_at FROM readings)"),
         }
         if edge:
-            out["outbox"] = one("SELECT count(*) FROM outbox")
+            out["outbox"] = one("SELECT count(*) FROM _outbox")
             out["dead_letters"] = one("SELECT count(*) FROM dead_letters")
         return out
     finally:
