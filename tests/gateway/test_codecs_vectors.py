@@ -57,3 +57,26 @@ def test_truncated_vendor_payloads_are_errors_not_crashes(shared_dir: Path, ref:
             # a prefix either decodes partially with a warning or fails with a reason
             assert res.errors or res.warnings or res.data, (ref, cut)
             assert all(isinstance(e, str) and e for e in res.errors)
+
+
+def test_vendor_js_codecs_run_unmodified(shared_dir: Path) -> None:
+    """With a checkout of TheThingsNetwork/lorawan-devices named by AQUACIS_LORAWAN_DEVICES, the
+    vendors' own JavaScript codecs decode the vectors to their documented output in our sandbox.
+    (Their code is not shipped with the project, so this runs only where that checkout exists.)"""
+    import os
+
+    root = os.environ.get("AQUACIS_LORAWAN_DEVICES")
+    if not root:
+        pytest.skip("AQUACIS_LORAWAN_DEVICES (a lorawan-devices checkout) not set")
+    ran = 0
+    for fname in DEVICES:
+        doc = json.loads((shared_dir / "vectors" / "lorawan" / fname).read_text())
+        js = Path(root) / doc["codec_js_path"]
+        if not js.is_file():
+            continue
+        for ex in doc["examples"]:
+            res = decode(str(js), ex["fPort"], bytes.fromhex(ex["bytes_hex"]))
+            assert res.errors == ex["expected"].get("errors", []), fname
+            assert res.data == ex["expected"].get("data", {}), fname
+            ran += 1
+    assert ran, "no vendor codec found under AQUACIS_LORAWAN_DEVICES"
