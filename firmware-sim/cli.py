@@ -200,6 +200,8 @@ def modbus(
     profile: str = typer.Option("", help="TOML file with one [[station]] per unit id (default: --stations "
                                 "default stations)."),
     stations: int = typer.Option(1, help="Number of default stations (unit ids 1..N) when no profile is given."),
+    register_map: str = typer.Option("aquacis-station", help="Map of the default stations: aquacis-station "
+                                     "(docs/modbus.md) or aquacis-scada (richer, docs/simulators.md)."),
     speed: float = typer.Option(60.0, help="Simulated seconds per real second (60: a day in 24 minutes)."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
     seed: int = SEED,
@@ -213,7 +215,7 @@ def modbus(
     from firmware_sim.progress import Progress
 
     try:
-        cfgs = load_profile(profile) if profile else default_stations(stations)
+        cfgs = load_profile(profile) if profile else default_stations(stations, register_map)
         if not cfgs:
             raise ValueError("the profile defines no [[station]]")
         srv = StationServer.create(cfgs, seed=seed, speed=speed)

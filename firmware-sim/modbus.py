@@ -20,7 +20,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from firmware_sim import regmap
-from firmware_sim.station import StationConfig, StationState
+from firmware_sim.station import PUMP_FAULT, StationConfig, StationState
 
 
 class ProfileError(ValueError):
@@ -53,9 +53,10 @@ def stations_from(items: list[dict[str, object]], where: str = "profile") -> lis
     return out
 
 
-def default_stations(n: int = 1) -> list[StationConfig]:
+def default_stations(n: int = 1, register_map: str = "aquacis-station") -> list[StationConfig]:
     return [
-        StationConfig(unit=i, name=f"Pozo {i}", serial=f"ST-EXP-01-Z01-{i:06d}", mean_flow_m3h=40.0 + 10 * i)
+        StationConfig(unit=i, name=f"Pozo {i}", serial=f"ST-EXP-01-Z01-{i:06d}", mean_flow_m3h=40.0 + 10 * i,
+                      register_map=register_map)
         for i in range(1, n + 1)
     ]
 
@@ -84,26 +85,31 @@ class StationServer:
     def devices(self) -> list[SimDevice]:
         devs = []
         for s in self.stations:
-            async def action(fc: int, start: int, address: int, count: int, regs: list[int],
-                             set_values: list[int] | list[bool] | None, _s: StationState = s) -> ExcCodes | None:
-                return self._on_request(_s, fc, start, address, count, regs, set_values)
+            m = regmap.MAPS[s.cfg.register_map]
 
+            async def action(fc: int, start: int, address: int, count: int, regs: list[int],
+                             set_values: list[int] | list[bool] | None, _s: StationState = s,
+                             _m: regmap.RegisterMap = m) -> ExcCodes | None:
+                return self._on_request(_s, _m, fc, start, address, count, regs, set_values)
+
+            holding = [SimData(0, count=m.size(m.holding), values=0, datatype=DataType.REGISTERS, readonly=True)]
+            if m.setpoint_address is not None:
+                holding.append(SimData(m.setpoint_address, values=int(s.cfg.pressure_bar * 100),
+                                       datatype=DataType.REGISTERS))
             devs.append(SimDevice(
                 id=s.cfg.unit,
                 simdata=(
-                    [SimData(0, count=regmap.COIL_COUNT, values=False, datatype=DataType.BITS)],
-                    [SimData(0, count=regmap.DISCRETE_COUNT, values=False, datatype=DataType.BITS, readonly=True)],
-                    [SimData(0, count=regmap.REGISTER_COUNT, values=0, datatype=DataType.REGISTERS, readonly=True),
-                     SimData(regmap.HOLDING_SETPOINT, values=int(s.cfg.pressure_bar * 100),
-                             datatype=DataType.REGISTERS)],
-                    [SimData(0, count=regmap.REGISTER_COUNT, values=0, datatype=DataType.REGISTERS, readonly=True)],
+                    [SimData(0, count=len(m.coils), values=False, datatype=DataType.BITS)],
+                    [SimData(0, count=len(m.discrete), values=False, datatype=DataType.BITS, readonly=True)],
+                    holding,
+                    [SimData(0, count=m.size(m.input), values=0, datatype=DataType.REGISTERS, readonly=True)],
                 ),
                 action=action,
             ))
         return devs
 
-    def _on_request(self, s: StationState, fc: int, start: int, address: int, count: int, regs: list[int],
-                    set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+    def _on_request(self, s: StationState, m: regmap.RegisterMap, fc: int, start: int, address: int, count: int,
+                    regs: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         self.requests[f"fc{fc}"] += 1
         self.tick(s)
         if fc in (1, 5, 15):
@@ -111,12 +117,15 @@ class StationServer:
                 for i, v in enumerate(set_values):
                     if 0 <= address + i < len(s.pump_cmd):
                         s.pump_cmd[address + i] = bool(v)
-            regs[0] = sum(1 << i for i, on in enumerate(s.pump_cmd) if on)
+                s.advance(0.0)  # the pump reacts at once
+            # a tripped pump does not run whatever its command says
+            running = [on and (i > 0 or s.pump_state != PUMP_FAULT) for i, on in enumerate(s.pump_cmd[:len(m.coils)])]
+            regs[0] = sum(1 << i for i, on in enumerate(running) if on)
         elif fc == 2:
-            regs[0] = sum(1 << i for i, on in enumerate(regmap.discrete_inputs(s)) if on)
-        elif fc in (3, 4, 6, 16, 22, 23):
+            regs[0] = sum(1 << i for i, on in enumerate(regmap.discrete_inputs(m, s)) if on)
+        else:
             # regs is the whole block starting at `start`; refresh the measurement words
-            words = regmap.registers(s)
+            words = regmap.registers(m, m.input if fc == 4 else m.holding, s)
             for i, w in enumerate(words):
                 if 0 <= i - start < len(regs):
                     regs[i - start] = w
@@ -127,7 +136,7 @@ class StationServer:
         for s in self.stations:
             v = regmap.values(s)
             out.append({"unit": s.cfg.unit, "name": s.cfg.name, "serial": s.cfg.serial,
-                        "word_order": s.cfg.word_order, "sim_time": s.sim_time.isoformat(),
+                        "register_map": s.cfg.register_map, "word_order": s.cfg.word_order, "sim_time": s.sim_time.isoformat(),
                         **{k: round(x, 3) if isinstance(x, float) else x for k, x in v.items()}})
         return out
 

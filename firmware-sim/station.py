@@ -26,6 +26,7 @@ class StationConfig:
     unit: int = 1
     name: str = "Pozo 1"
     serial: str = "ST-EXP-01-Z01-000001"
+    register_map: str = "aquacis-station"   # aquacis-station | aquacis-scada (docs/simulators.md)
     word_order: str = "big"        # big: high word first (ABCD); little: low word first (CDAB)
     mean_flow_m3h: float = 60.0
     pressure_bar: float = 3.5      # at zero demand; falls with demand
@@ -41,6 +42,8 @@ class StationConfig:
     def __post_init__(self) -> None:
         if self.word_order not in ("big", "little"):
             raise ValueError(f"word_order must be big or little, not {self.word_order!r}")
+        if self.register_map not in ("aquacis-station", "aquacis-scada"):
+            raise ValueError(f"register_map must be aquacis-station or aquacis-scada, not {self.register_map!r}")
         if not 1 <= self.unit <= 247:
             raise ValueError(f"unit id {self.unit} outside 1..247")
 

@@ -29,7 +29,7 @@ def wm1(b64: str) -> dict[str, int]:
 def test_cli_chirpstack_exactly_once_and_summary_matches(mosquitto, collect) -> None:
     sub = collect("application/+/device/+/event/up")
     out = subprocess.run(
-        [sys.executable, "-m", "aquacis.cli", "sim", "lorawan", "--broker", mosquitto.url, "--format", "chirpstack",
+        [sys.executable, "-m", "firmware_sim", "lorawan", "--broker", mosquitto.url, "--format", "chirpstack",
          "--meters", "5", "--interval", "0", "--count", "4", "--seed", "7"],
         capture_output=True, text=True, timeout=60,
     )
@@ -139,7 +139,7 @@ def test_rollover_wraps_register(mosquitto, collect) -> None:
 
 def test_bad_broker_is_a_clear_error() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "aquacis.cli", "sim", "lorawan", "--broker", "mqtt://127.0.0.1:1", "--count", "1"],
+        [sys.executable, "-m", "firmware_sim", "lorawan", "--broker", "mqtt://127.0.0.1:1", "--count", "1"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 2

@@ -58,7 +58,7 @@ def test_scenario_replays_identically(mosquitto, collect, tmp_path: Path, port: 
     runs = []
     for _ in range(2):
         sub = collect("#")
-        out = subprocess.run([sys.executable, "-m", "aquacis.cli", "sim", "scenario", str(f), "--broker", mosquitto.url],
+        out = subprocess.run([sys.executable, "-m", "firmware_sim", "scenario", str(f), "--broker", mosquitto.url],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         summary = json.loads(out.stdout)
@@ -106,6 +106,6 @@ def test_bad_scenarios_send_nothing(mosquitto, collect, tmp_path: Path, body: st
 def test_cli_reports_a_bad_scenario_without_traceback(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text("[[step]]\nkind = 'lorawan'\nmeterz = 3\n")
-    out = subprocess.run([sys.executable, "-m", "aquacis.cli", "sim", "scenario", str(f)],
+    out = subprocess.run([sys.executable, "-m", "firmware_sim", "scenario", str(f)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown keys ['meterz']" in out.stderr and "Traceback" not in out.stderr
