@@ -71,6 +71,7 @@ class Processor:
         self.decoder = decoder
         self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.metrics = metrics or Metrics()
+        self._dead_rows: list[tuple[Any, ...]] = []
 
     def process(self, items: list[Inbound]) -> BatchResult:
         try:
@@ -85,7 +86,9 @@ class Processor:
                         one = self._write([it])
                 except Exception as e1:  # noqa: BLE001
                     with self.store.transaction():
+                        self._dead_rows = []
                         self._dead(it, self.now_ms(), f"store refused: {type(e1).__name__}: {e1}")
+                        self._flush_dead()
                     one = BatchResult(dead=1, ackable=[it])
                 _merge(res, one)
         self._count(res)
@@ -106,6 +109,7 @@ class Processor:
         seen_batch: set[str] = set()
         rows: list[dict[str, Any]] = []
         seen_rows: list[tuple[str, int]] = []
+        self._dead_rows: list[tuple[Any, ...]] = []
         for it in items:
             res.ackable.append(it)
             try:
@@ -145,7 +149,16 @@ class Processor:
             res.readings = len(rows)
         if seen_rows:
             conn.executemany("INSERT OR IGNORE INTO uplink_seen(dedup_key, seen_at) VALUES (?, ?)", seen_rows)
+        self._flush_dead()
         return res
+
+    def _flush_dead(self) -> None:
+        if self._dead_rows:
+            self.store.conn.executemany(
+                "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
+                self._dead_rows,
+            )
+            self._dead_rows = []
 
     def _device(self, up: Uplink, out: Outcome, now: int) -> None:
         serial = out.readings[0]["meter_serial"] if out.readings else None
@@ -166,12 +179,10 @@ class Processor:
     def _dead(self, it: Inbound, now: int, reason: str) -> None:
         d = digest(it.topic, it.payload)
         # A broker redelivery (dup flag) of a message we already dead-lettered is the same message.
-        if it.dup and self.store.conn.execute("SELECT 1 FROM dead_letters WHERE digest = ?", (d,)).fetchone():
+        if it.dup and (any(r[5] == d for r in self._dead_rows) or self.store.conn.execute(
+                "SELECT 1 FROM dead_letters WHERE digest = ?", (d,)).fetchone()):
             return
-        self.store.conn.execute(
-            "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
-            (uuid7(), now, it.topic, it.payload, reason[:MAX_REASON], d),
-        )
+        self._dead_rows.append((uuid7(), now, it.topic, it.payload, reason[:MAX_REASON], d))
 
     def reprocess_parked(self, limit: int = 1000) -> int:
         """Decode parked uplinks again (after reference data arrived); returns how many left parking."""
@@ -181,6 +192,7 @@ class Processor:
         moved = 0
         if not rows:
             return 0
+        self._dead_rows = []
         with self.store.transaction():
             readings: list[dict[str, Any]] = []
             for pid, received_at, topic, payload in rows:
@@ -198,6 +210,7 @@ class Processor:
                 moved += 1
             if readings:
                 self.store.edge.insert_facts("readings", readings)
+            self._flush_dead()
         return moved
 
 
