@@ -58,7 +58,7 @@ def _js_path(ref: str) -> Path | None:
     return None
 
 
-_resolved: dict[tuple[str, Any], Codec] = {}
+_resolved: dict[tuple[str, Any, Any], Codec] = {}
 
 
 def load_codec(ref: str, *, limits: JsLimits | None = None) -> Codec:

@@ -195,9 +195,9 @@ def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRule
     inside = [h for h in series if start <= h["taken_at"] <= end]
     if len(inside) < cfg.night_min_intervals + 1:
         # flow samples can stand in for sparse registers: every sample in the window flowing
-        flows = [h.get("flow_lph") for h in inside]
+        flows = [float(f) for h in inside if (f := h.get("flow_lph")) is not None]
         spans = len(inside) >= 2 and inside[-1]["taken_at"] - inside[0]["taken_at"] >= (end - start) * 0.6
-        if spans and all(f is not None and f >= cfg.night_min_lph for f in flows):
+        if spans and len(flows) == len(inside) and all(f >= cfg.night_min_lph for f in flows):
             return [anomaly("night_flow", "warning", reading, {
                 "window": [start, end], "min_flow_lph": min(flows), "samples": len(inside), "basis": "flow"})]
         return []
