@@ -1,0 +1,117 @@
+"""Non-interactive handheld operations for scripts and end-to-end tests.
+
+The same code paths as the screens (enrol, Repository writes, syncer rounds), without a
+terminal: `python -m aquacis.cli handheld enrol|sync|status|read|read-route` (tui/cli.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge.store import EdgeStore
+
+from .enrol import EnrolError, enrol, read_enrolment
+from .i18n import t
+from .repository import Repository
+from .syncer import TransportFactory, http_transport, sync_once
+from .validation import EntryError, parse_reading_m3
+
+
+class HandheldError(RuntimeError):
+    """A user-facing error (message already translated)."""
+
+
+def open_repo(db: str | Path) -> Repository:
+    enrolment = read_enrolment(db)
+    if enrolment is None:
+        raise HandheldError(t("err_not_enrolled"))
+    return Repository(EdgeStore.open(db, site_id=enrolment.site_id))
+
+
+def do_enrol(db: str | Path, url: str, credential: str, gateway_url: str = "", reader_id: str = "",
+             transport_factory: TransportFactory = http_transport) -> dict[str, Any]:
+    try:
+        repo, outcome = enrol(db, url, credential, gateway_url=gateway_url, reader_id=reader_id,
+                              transport_factory=transport_factory)
+    except EnrolError as exc:
+        raise HandheldError(t(exc.key, **exc.params)) from exc
+    try:
+        return {**status_of(repo), "first_sync_ok": outcome.ok, "first_sync_error": outcome.error}
+    finally:
+        repo.store.close()
+
+
+def do_sync(db: str | Path, only: str | None = None,
+            transport_factory: TransportFactory = http_transport) -> dict[str, Any]:
+    repo = open_repo(db)
+    try:
+        out = sync_once(repo, transport_factory, only=only)
+        return {
+            "ok": out.ok, "peer": out.peer.kind if out.peer else None, "pushed": out.pushed, "pulled": out.pulled,
+            "refused": out.refused, "error": out.error, "credential_rejected": out.credential_rejected,
+            "attempts": [{"peer": a.peer, "url": a.url, "ok": a.ok, "error": a.error} for a in out.attempts],
+            "pending": repo.pending_count(),
+        }
+    finally:
+        repo.store.close()
+
+
+def status_of(repo: Repository) -> dict[str, Any]:
+    last = repo.last_sync()
+    e = repo.enrolment()
+    return {
+        "site_id": repo.store.site_id,
+        "municipality": e.municipality if e else None,
+        "zone": e.zone if e else None,
+        "pending": repo.pending_count(),
+        "refusals": repo.refusals(),
+        "last_sync": None if last is None else {"at": last.at, "peer": last.peer, "url": last.url},
+        "routes": [{"id": r.id, "name": r.name, "read": r.read, "skipped": r.skipped, "pending": r.pending,
+                    "total": r.total} for r in repo.routes()],
+        "open_work_orders": len(repo.work_orders()),
+    }
+
+
+def do_status(db: str | Path) -> dict[str, Any]:
+    repo = open_repo(db)
+    try:
+        return status_of(repo)
+    finally:
+        repo.store.close()
+
+
+def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str | None = None) -> str:
+    """Record one reading (committed when this returns); errors as the screen shows them."""
+    repo = open_repo(db)
+    try:
+        if not repo.has_routes():
+            raise HandheldError(t("err_no_routes"))
+        if not repo.known_meter(serial):
+            raise HandheldError(t("err_unknown_meter", serial=serial))
+        if observation and repo.observation(observation) is None:
+            raise HandheldError(t("err_obs_unknown", code=observation))
+        try:
+            value_l = parse_reading_m3(value_m3) if value_m3 else None
+        except EntryError as exc:
+            raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
+        if value_l is None and not observation:
+            raise HandheldError(t("reading_need_value_or_obs"))
+        return repo.record_reading(serial, value_l, observation_code=observation)
+    finally:
+        repo.store.close()
+
+
+def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000) -> list[str]:
+    """Read every pending meter of a route at its last value + step (scripted walks, e2e tests)."""
+    repo = open_repo(db)
+    try:
+        if not repo.has_routes():
+            raise HandheldError(t("err_no_routes"))
+        ids = []
+        for m in repo.route_meters(route_id):
+            if m.status == "pending":
+                ids.append(repo.record_reading(m.serial, (m.last_value_l or 0) + step_l))
+        return ids
+    finally:
+        repo.store.close()
