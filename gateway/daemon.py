@@ -107,6 +107,7 @@ class Daemon:
         self.uplink: Any = None
         self.http: Any = None
         self.replicator: Any = None
+        self.hub: Any = None
         self._accepting = True
 
     # -- start-up ------------------------------------------------------------------------
@@ -183,15 +184,11 @@ class Daemon:
         if addr is None:
             return
         from gateway.httpd import GatewayHTTP
+        from gateway.hub import GatewayHub
 
-        posts = {}
-        try:
-            from gateway.hub import Hub
-
-            hub = Hub(self.cfg, who)
-            posts = hub.routes()
-        except ImportError as e:  # hub needs the sync server; health and metrics run regardless
-            log.warning("hub_unavailable", error=str(e))
+        self.hub = GatewayHub(str(self.cfg.db), who.site_id, who.municipality, who.zone, self.cfg.cloud,
+                              on_relay=self.uplink.wake if self.uplink else None)
+        posts = self.hub.routes()
         self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts)
         self.http.start()
         log.info("http_listening", host=addr[0], port=self.http.port)
@@ -254,6 +251,8 @@ class Daemon:
             self.uplink.stop()
         if self.http:
             self.http.stop()
+        if self.hub:
+            self.hub.close()
         if self.replicator:
             self.replicator.stop()
         if self.store:

@@ -1,4 +1,5 @@
-"""Store-and-forward to the cloud: push the outbox, pull the zone's reference data.
+"""Store-and-forward to the cloud through `edge.sync_client.SyncClient`: push the outbox, pull
+the zone's reference data (meters with their DevEUI, routes, work orders).
 
 Runs in its own thread on its own SQLite connection (WAL: it reads while the ingest writer
 commits). Outbox rows go only when the cloud's post-commit answer acknowledges them
@@ -15,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import (
@@ -28,75 +28,13 @@ from tenacity import (
 )
 
 from edge.store import EdgeStore
-from sync import wire
+from edge.sync_client import HttpxTransport, PeerRefused, SyncClient, Unreachable
 
 log = structlog.get_logger("gateway.uplink")
 
 
-class CloudUnavailable(Exception):
-    """Network error, timeout or a 5xx/429: worth retrying later."""
-
-
-class CloudRefused(Exception):
-    """A 4xx other than 429: the cloud will not take this as it is (logged, retried slowly)."""
-
-
-class HttpSync:
-    """Push/pull rounds over HTTP with CBOR bodies (docs/contracts.md, "Sync wire")."""
-
-    def __init__(self, store: EdgeStore, base_url: str, token: str, timeout: float = 30.0,
-                 client: httpx.Client | None = None, max_bytes: int = wire.DEFAULT_BATCH_BYTES) -> None:
-        self.store = store
-        self.base = base_url.rstrip("/")
-        self.http = client or httpx.Client(timeout=timeout)
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE,
-                        "Accept": wire.CONTENT_TYPE}
-        self.max_bytes = max_bytes
-
-    def _post(self, path: str, msg: Any) -> Any:
-        try:
-            r = self.http.post(self.base + path, content=wire.encode(msg), headers=self.headers)
-        except httpx.HTTPError as e:
-            raise CloudUnavailable(f"{type(e).__name__}: {e}") from e
-        if r.status_code >= 500 or r.status_code == 429:
-            raise CloudUnavailable(f"HTTP {r.status_code}")
-        if r.status_code == 413:
-            self.max_bytes = max(16 * 1024, self.max_bytes // 2)  # resume with smaller batches
-            raise CloudUnavailable("HTTP 413, batch halved")
-        if r.status_code >= 400:
-            raise CloudRefused(f"HTTP {r.status_code}: {r.text[:300]}")
-        try:
-            return wire.decode(r.content)
-        except wire.WireError as e:
-            raise CloudUnavailable(f"bad answer: {e}") from e
-
-    def push_all(self, max_batches: int = 1000) -> int:
-        sent = 0
-        for _ in range(max_batches):
-            batch = self.store.next_push_batch(max_bytes=self.max_bytes)
-            if batch is None:
-                break
-            result = self._post("/api/v2/sync/push", batch)
-            if not isinstance(result, wire.PushResult):
-                raise CloudUnavailable(f"push answered with {type(result).__name__}")
-            self.store.acknowledge(result)
-            sent += len(batch.changes)
-        return sent
-
-    def pull_all(self, max_batches: int = 1000) -> int:
-        changed = 0
-        for _ in range(max_batches):
-            req = wire.PullRequest(self.store.site_id, self.store.pull_cursor())
-            batch = self._post("/api/v2/sync/pull", req)
-            if not isinstance(batch, wire.PullBatch):
-                raise CloudUnavailable(f"pull answered with {type(batch).__name__}")
-            changed += self.store.apply_pull(batch)
-            if not batch.more:
-                break
-        return changed
-
-    def close(self) -> None:
-        self.http.close()
+CloudUnavailable = Unreachable  # network error, timeout, 5xx or 429: retried with backoff
+CloudRefused = PeerRefused  # a 4xx: the body says why; retried slowly, visible in status
 
 
 class Uplinker:
@@ -105,7 +43,8 @@ class Uplinker:
                  clock: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
         self.store = EdgeStore.open(str(cfg.db), site_id=who.site_id)
-        self.sync = HttpSync(self.store, cfg.cloud, cfg.token)
+        self.transport = HttpxTransport.to(cfg.cloud.rstrip("/"))
+        self.sync = SyncClient(self.store, self.transport, cfg.token, peer="cloud")
         self.directory = directory
         self.on_reference = on_reference
         self.interval = float(cfg.sync_interval)
@@ -131,7 +70,7 @@ class Uplinker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
-        self.sync.close()
+        self.transport.client.close()
         self.store.close()
 
     def _state(self, key: str, value: Any) -> None:
@@ -143,8 +82,10 @@ class Uplinker:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
     def round(self) -> tuple[int, int]:
-        pushed = self.sync.push_all()
-        changed = self.sync.pull_all()
+        before = (self.sync.stats.pushed, self.sync.stats.pulled_rows + self.sync.stats.evicted)
+        self.sync.sync()
+        pushed = self.sync.stats.pushed - before[0]
+        changed = self.sync.stats.pulled_rows + self.sync.stats.evicted - before[1]
         self.rounds += 1
         now = self.clock()
         self._state("last_cloud_contact_ms", now)
