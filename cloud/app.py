@@ -176,10 +176,10 @@ def _vee_loop(engine: Any, interval: float, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
                 with engine.begin() as conn:
-                    done = validate_pending(conn, limit=2000)
+                    done = validate_pending(conn, limit=500)
                 if done:
                     log.info("vee_pass", validated=done)
-                if done < 2000:
+                if done < 500:
                     break
         except Exception:  # keep validating on the next pass; the error is logged
             log.exception("vee_pass_failed")
