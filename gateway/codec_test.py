@@ -17,6 +17,16 @@ from gateway.lns import Uplink
 
 def run_codec_test(codec: str, fport: int, payload: bytes, value_field: str | None = None,
                    unit: str | None = None) -> dict[str, Any]:
+    try:  # the codec package's own implementation (docs/contracts.md): uses the device profiles
+        from gateway.codecs.cli_support import CodecTestError, codec_test
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        try:
+            return codec_test(codec, fport, payload.hex(), value_field=value_field, unit=unit)
+        except CodecTestError as e:
+            return {"codec": codec, "fport": fport, "data": None, "warnings": [], "errors": [str(e)],
+                    "reading": None}
     try:
         from gateway.codecs import decode
     except ImportError:  # pragma: no cover - only without the codec package

@@ -17,6 +17,7 @@ from gateway.profiles import (
     ReadingError,
     builtin_profiles,
     load_profile,
+    profile_from_dict,
     to_reading,
 )
 
@@ -68,6 +69,8 @@ def codec_test(
     profile: str | None = None,
     variables: dict[str, Any] | None = None,
     now_ms: int | None = None,
+    value_field: str | None = None,
+    unit: str | None = None,
 ) -> dict[str, Any]:
     """Decode one payload and build the reading the gateway would store.
 
@@ -81,6 +84,15 @@ def codec_test(
     except (CodecNotFound, JsCodecLoadError) as exc:
         raise CodecTestError(str(exc)) from None
     prof, note = _profile_for(codec, profile)
+    if value_field or unit:  # technician's overrides, e.g. for a vendor codec with no profile yet
+        base = prof.model_dump() if prof else {"name": "codec-test", "codec": codec}
+        base.update({k: v for k, v in (("value_field", value_field), ("unit", unit)) if v})
+        if not prof:
+            base["alarm_fields"] = {}
+        try:
+            prof, note = profile_from_dict(base, "codec-test options"), None
+        except ProfileError as exc:
+            raise CodecTestError(str(exc)) from None
     merged_vars = {**(prof.codec_variables if prof else {}), **(variables or {})}
     result = loaded.decode(fport, payload, merged_vars)
     reading = None

@@ -211,3 +211,12 @@ def test_codec_test_broken_js_is_a_clear_error(tmp_path: Path) -> None:
     f.write_text("function decodeUplink(")
     with pytest.raises(CodecTestError, match="SyntaxError"):
         codec_test(str(f), 1, "00")
+
+
+def test_codec_test_value_field_and_unit_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "vendor.js"
+    f.write_text("function decodeUplink(input) { return { data: { total: input.bytes[0] * 0.5 } }; }")
+    report = codec_test(str(f), 3, "0b", value_field="total", unit="m3", now_ms=1)
+    assert report["reading"]["value_l"] == 5500 and report["reading_note"] is None
+    with pytest.raises(CodecTestError, match="unknown unit"):
+        codec_test(str(f), 3, "0b", value_field="total", unit="barrels")
