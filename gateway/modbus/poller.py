@@ -62,6 +62,8 @@ class Station:
     parity: Literal["N", "E", "O"] = "N"
     stopbits: int = 1
     bytesize: int = 8
+    unit_id: int | None = None  # overrides the map's unit id (several stations on one RS-485 bus)
+    interval_s: float | None = None  # overrides the map's poll interval
 
 
 @dataclass
@@ -176,7 +178,7 @@ class ModbusPoller:
 
     async def _read(self, block: ReadBlock) -> list[Any]:
         client = self._client
-        unit = self.station.registers.unit_id
+        unit = self.station.unit_id if self.station.unit_id is not None else self.station.registers.unit_id
         fn = {
             "holding": client.read_holding_registers,
             "input": client.read_input_registers,
@@ -259,7 +261,7 @@ class ModbusPoller:
     ) -> None:
         """Poll every `interval_s` (fixed rate, no drift; a slow poll skips missed ticks) until
         `stop` is set; each result goes to `sink` (store it: values and gaps alike)."""
-        interval = self.station.registers.interval_s
+        interval = self.station.interval_s or self.station.registers.interval_s
         next_tick = time.monotonic()
         done = 0
         try:

@@ -293,3 +293,90 @@ def test_run_polls_on_schedule_and_stops(server: Server) -> None:
     assert len(got) == 4 and all(r.ok for r in got)
     assert elapsed >= 0.14  # three intervals between four polls
     assert [r.values["totalizer_l"] for r in got][-1] == 7
+
+
+# --- a zone's stations file ----------------------------------------------------------------
+
+
+def test_stations_file_and_concurrent_polling(server: Server, tmp_path) -> None:
+    from gateway.modbus.stations import load_stations, poll_stations, station_rows
+
+    dead = free_port()
+    f = tmp_path / "stations.toml"
+    f.write_text(f"""
+[[station]]
+name = "ST-EXP-01-Z01-000001"
+profile = "aquacis-station"
+port = {server.port}
+interval_s = 0.05
+
+[[station]]
+name = "ST-EXP-01-Z01-000002"
+profile = "aquacis-station"
+port = {dead}
+unit_id = 2
+interval_s = 0.05
+""")
+    specs = load_stations(f)
+    assert [s.station.unit_id for s in specs] == [None, 2]
+    got: dict[str, list] = {}
+
+    async def scenario() -> None:
+        def sink(spec, res) -> None:
+            got.setdefault(spec.station.name, []).append(station_rows(spec, res, {"zone": "EXP-01-Z01",
+                                                                                  "municipality": "EXP-01"}))
+
+        await poll_stations(specs, sink, asyncio.Event(), max_polls=2, backoff_initial_s=0.01)
+
+    asyncio.run(scenario())
+    live, down = got["ST-EXP-01-Z01-000001"], got["ST-EXP-01-Z01-000002"]
+    assert len(live) == 2 and len(down) == 2
+    assert live[0]["readings"][0]["value_l"] == 3_000_123_456
+    assert live[0]["readings"][0]["zone"] == "EXP-01-Z01"
+    assert {r["metric"]: r["value"] for r in live[0]["telemetry"]}["pump_running"] == 1.0
+    # the unreachable station: explicit gap rows, no reading, never a zero
+    assert down[0]["readings"] == [] and all(r["value"] is None for r in down[0]["telemetry"])
+    assert down[0]["telemetry"][0]["device_id"] == "ST-EXP-01-Z01-000002"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[station]]\nname = "a"\nprofile = "nope"\n', "unknown device profile 'nope'"),
+        ('[[station]]\nname = "a"\nprofile = "aquacis-wm1"\n', "has no \\[modbus\\] register map"),
+        ('[[station]]\nname = "a"\nprofile = "aquacis-station"\ntransport = "rtu"\n', "needs serial_port"),
+        ('[[station]]\nname = "a"\nprofile = "aquacis-station"\nport = 0\n', "port"),
+        ('[[station]]\nname = "a"\nprofile = "aquacis-station"\n[[station]]\nname = "a"\n'
+         'profile = "aquacis-station"\n', "duplicate station name"),
+        ("[[station]\n", "not valid TOML"),
+    ],
+)
+def test_bad_stations_files(tmp_path, body: str, message: str) -> None:
+    from gateway.modbus.stations import StationError, load_stations
+
+    f = tmp_path / "s.toml"
+    f.write_text(body)
+    with pytest.raises(StationError, match=message):
+        load_stations(f)
+
+
+def test_rtu_serial_station_is_configured_for_the_serial_client(tmp_path) -> None:
+    from pymodbus.client import AsyncModbusSerialClient
+
+    from gateway.modbus.poller import make_client
+    from gateway.modbus.stations import load_stations
+
+    f = tmp_path / "s.toml"
+    f.write_text('[[station]]\nname = "pozo"\nprofile = "aquacis-station"\ntransport = "rtu"\n'
+                 'serial_port = "/dev/ttyUSB7"\nbaudrate = 9600\nparity = "E"\nunit_id = 4\n')
+    (spec,) = load_stations(f)
+
+    async def build():
+        return make_client(spec.station)  # pymodbus clients need a running loop
+
+    client = asyncio.run(build())
+    assert isinstance(client, AsyncModbusSerialClient)
+    assert client.comm_params.baudrate == 9600 and client.comm_params.parity == "E"
+    # with no such serial device the poll is a gap with the reason, not a crash
+    res = _poll(ModbusPoller(spec.station, backoff_initial_s=0.01))
+    assert res.values == {} and all("/dev/ttyUSB7" in r for r in res.gaps.values())
