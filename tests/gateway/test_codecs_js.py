@@ -203,3 +203,49 @@ def test_codec_reused_across_threads() -> None:
 
 def test_js_dir_is_inside_the_package() -> None:
     assert JS_DIR.name == "js" and (JS_DIR / "__init__.py").exists()
+
+
+BUFFER_READS = """
+export function decodeUplink(input) {
+  const b = Buffer.from(input.bytes);
+  const o = input.variables.o;
+  return { data: {
+    u8: b.readUInt8(o), i8: b.readInt8(o),
+    u16le: b.readUInt16LE(o), u16be: b.readUInt16BE(o), i16le: b.readInt16LE(o), i16be: b.readInt16BE(o),
+    u32le: b.readUInt32LE(o), u32be: b.readUInt32BE(o), i32le: b.readInt32LE(o), i32be: b.readInt32BE(o),
+    f32le: b.readFloatLE(o), f64be: b.readDoubleBE(o),
+    u24le: b.readUIntLE(o, 3), i24be: b.readIntBE(o, 3), u48be: b.readUIntBE(o, 6),
+    hex: b.toString("hex"), b64: b.toString("base64"),
+  } };
+}
+"""
+
+
+@settings(max_examples=150)
+@given(data=st.binary(min_size=8, max_size=24), o=st.integers(0, 15))
+def test_buffer_reads_match_python_struct(data: bytes, o: int) -> None:
+    import base64
+    import math
+    import struct
+
+    o = min(o, len(data) - 8)
+    res = JsCodec(BUFFER_READS).decode(1, data, {"o": o})
+    assert res.errors == []
+    d = res.data
+
+    def u(fmt: str) -> float:
+        return struct.unpack_from(fmt, data, o)[0]
+
+    assert (d["u8"], d["i8"]) == (u("<B"), u("<b"))
+    assert (d["u16le"], d["u16be"], d["i16le"], d["i16be"]) == (u("<H"), u(">H"), u("<h"), u(">h"))
+    assert (d["u32le"], d["u32be"], d["i32le"], d["i32be"]) == (u("<I"), u(">I"), u("<i"), u(">i"))
+    for key, fmt in (("f32le", "<f"), ("f64be", ">d")):
+        want = u(fmt)
+        if math.isfinite(want):
+            assert d[key] == want
+        else:
+            assert d[key] is None  # JSON has no NaN/Infinity: JSON.stringify makes them null
+    assert d["u24le"] == int.from_bytes(data[o : o + 3], "little")
+    assert d["i24be"] == int.from_bytes(data[o : o + 3], "big", signed=True)
+    assert d["u48be"] == int.from_bytes(data[o : o + 6], "big")
+    assert d["hex"] == data.hex() and d["b64"] == base64.b64encode(data).decode()

@@ -175,12 +175,19 @@ def _str_list(value: Any, what: str, res: DecodeResult) -> list[str]:
     return [v if isinstance(v, str) else json.dumps(v) for v in value]
 
 
+def _js_int(text: str) -> int | float:
+    # JS numbers are doubles: JSON.stringify writes 2**55 + 2 as "36028797018963970"; beyond 2**53
+    # such a literal is a double, and must come back as that double, not a different integer.
+    value = int(text)
+    return float(text) if abs(value) > 2**53 else value
+
+
 def _to_result(raw: Any) -> DecodeResult:
     res = DecodeResult()
     if not isinstance(raw, str):
         res.errors.append("codec returned nothing")
         return res
-    out = json.loads(raw)
+    out = json.loads(raw, parse_int=_js_int)
     if "__bad" in out:
         res.errors.append(f"decodeUplink returned {out['__bad']}, expected an object")
         return res
