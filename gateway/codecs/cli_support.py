@@ -85,7 +85,7 @@ def codec_test(
         raise CodecTestError(str(exc)) from None
     prof, note = _profile_for(codec, profile)
     if value_field or unit:  # technician's overrides, e.g. for a vendor codec with no profile yet
-        base = prof.model_dump() if prof else {"name": "codec-test", "codec": codec}
+        base: dict[str, Any] = prof.model_dump() if prof else {"name": "codec-test", "codec": codec}
         base.update({k: v for k, v in (("value_field", value_field), ("unit", unit)) if v})
         if not prof:
             base["alarm_fields"] = {}
