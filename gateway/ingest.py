@@ -58,6 +58,18 @@ class Metrics:
                                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=self.registry)
 
 
+_DEVICE_UPSERT = """
+INSERT INTO devices_seen(dev_eui, meter_serial, format, first_seen, last_seen, uplinks, last_fcnt, battery, margin,
+                         rssi, snr)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(dev_eui) DO UPDATE SET
+  meter_serial = coalesce(excluded.meter_serial, meter_serial), format = excluded.format,
+  last_seen = excluded.last_seen, uplinks = uplinks + excluded.uplinks,
+  last_fcnt = coalesce(excluded.last_fcnt, last_fcnt), battery = coalesce(excluded.battery, battery),
+  margin = coalesce(excluded.margin, margin), rssi = coalesce(excluded.rssi, rssi), snr = coalesce(excluded.snr, snr)
+"""
+
+
 def digest(topic: str, payload: bytes) -> str:
     return hashlib.sha256(topic.encode("utf-8", "surrogateescape") + b"\0" + payload).hexdigest()[:32]
 
@@ -106,22 +118,22 @@ class Processor:
         res = BatchResult()
         conn = self.store.conn
         now = self.now_ms()
-        seen_batch: set[str] = set()
         rows: list[dict[str, Any]] = []
         seen_rows: list[tuple[str, int]] = []
-        self._dead_rows: list[tuple[Any, ...]] = []
+        devices: dict[str, tuple[Any, ...]] = {}
+        self._dead_rows = []
+        parsed: list[tuple[Inbound, Uplink]] = []
         for it in items:
             res.ackable.append(it)
             try:
-                up = parse(it.topic, it.payload, now)
+                parsed.append((it, parse(it.topic, it.payload, now)))
             except (ParseError, RecursionError) as e:
                 self._dead(it, now, f"parse: {e}")
                 res.dead += 1
-                continue
+        seen = self._already_seen([up.dedup_key for _, up in parsed])
+        for it, up in parsed:
             key = up.dedup_key
-            if key in seen_batch or conn.execute(
-                "SELECT 1 FROM uplink_seen WHERE dedup_key = ?", (key,)
-            ).fetchone():
+            if key in seen:
                 res.duplicates += 1
                 continue
             try:
@@ -132,25 +144,48 @@ class Processor:
                     (now, it.topic, it.payload, up.dev_eui),
                 )
                 res.parked += 1
-                seen_batch.add(key)
+                seen.add(key)
                 seen_rows.append((key, now))
                 continue
             except (DecodeError, RecursionError) as e:
                 self._dead(it, now, f"decode: {e}")
                 res.dead += 1
                 continue
-            seen_batch.add(key)
+            seen.add(key)
             seen_rows.append((key, now))
             rows.extend(out.readings)
-            self._device(up, out, now)
+            devices[up.dev_eui] = self._device_row(up, out, now, devices.get(up.dev_eui))
             res.stored += 1
         if rows:
             self.store.edge.insert_facts("readings", rows)
             res.readings = len(rows)
         if seen_rows:
             conn.executemany("INSERT OR IGNORE INTO uplink_seen(dedup_key, seen_at) VALUES (?, ?)", seen_rows)
+        if devices:
+            conn.executemany(_DEVICE_UPSERT, list(devices.values()))
         self._flush_dead()
         return res
+
+    def _already_seen(self, keys: list[str]) -> set[str]:
+        """The keys among `keys` already committed, in a few queries instead of one per message."""
+        found: set[str] = set()
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), 500):
+            chunk = uniq[i:i + 500]
+            q = f"SELECT dedup_key FROM uplink_seen WHERE dedup_key IN ({','.join('?' * len(chunk))})"
+            found.update(k for (k,) in self.store.conn.execute(q, chunk))
+        return found
+
+    @staticmethod
+    def _device_row(up: Uplink, out: Outcome, now: int, prev: tuple[Any, ...] | None) -> tuple[Any, ...]:
+        serial = out.readings[0]["meter_serial"] if out.readings else None
+        battery = out.battery if out.battery is not None else up.battery
+        count = (prev[5] if prev else 0) + 1
+        if prev:  # keep what this uplink does not say
+            serial = serial or prev[1]
+            battery = battery if battery is not None else prev[7]
+        return (up.dev_eui, serial, up.format, now, now, count, up.fcnt if up.kind == "up" else None,
+                battery, up.margin, up.rssi, up.snr)
 
     def _flush_dead(self) -> None:
         if self._dead_rows:
@@ -161,20 +196,7 @@ class Processor:
             self._dead_rows = []
 
     def _device(self, up: Uplink, out: Outcome, now: int) -> None:
-        serial = out.readings[0]["meter_serial"] if out.readings else None
-        self.store.conn.execute(
-            """INSERT INTO devices_seen(dev_eui, meter_serial, format, first_seen, last_seen, uplinks, last_fcnt,
-                                        battery, margin, rssi, snr)
-               VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-               ON CONFLICT(dev_eui) DO UPDATE SET
-                 meter_serial = coalesce(excluded.meter_serial, meter_serial), format = excluded.format,
-                 last_seen = excluded.last_seen, uplinks = uplinks + 1,
-                 last_fcnt = coalesce(excluded.last_fcnt, last_fcnt), battery = coalesce(excluded.battery, battery),
-                 margin = coalesce(excluded.margin, margin), rssi = coalesce(excluded.rssi, rssi),
-                 snr = coalesce(excluded.snr, snr)""",
-            (up.dev_eui, serial, up.format, now, now, up.fcnt if up.kind == "up" else None,
-             out.battery if out.battery is not None else up.battery, up.margin, up.rssi, up.snr),
-        )
+        self.store.conn.execute(_DEVICE_UPSERT, self._device_row(up, out, now, None))
 
     def _dead(self, it: Inbound, now: int, reason: str) -> None:
         d = digest(it.topic, it.payload)
@@ -227,7 +249,8 @@ class Ingestor:
     """Queue + writer thread around a Processor; acks through `ack(item) -> bool`."""
 
     def __init__(self, processor: Processor, ack: Callable[[Inbound], bool], batch_max: int = 1000,
-                 batch_ms: float = 20.0, queue_max: int = 20000) -> None:
+                 batch_ms: float = 20.0, queue_max: int = 20000,
+                 after_commit: Callable[[list[Inbound], float], None] | None = None) -> None:
         self.processor = processor
         self.ack = ack
         self.batch_max = batch_max
@@ -240,6 +263,7 @@ class Ingestor:
         self.error: BaseException | None = None
         self._reprocess = threading.Event()
         self.housekeeping: Callable[[], None] | None = None
+        self.after_commit = after_commit  # (batch, monotonic commit time): benchmarks, tests
         self._last_housekeeping = time.monotonic()
 
     def alive(self) -> bool:
@@ -314,6 +338,8 @@ class Ingestor:
                         acked += 1
                 m.acks.inc(acked)
                 self.committed += len(batch)
+                if self.after_commit:
+                    self.after_commit(batch, now)
                 self.last_commit_mono = now
                 if self._stop.is_set() and self.q.empty():
                     return

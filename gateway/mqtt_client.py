@@ -109,7 +109,7 @@ class MqttSubscriber:
         self.connected.clear()
         with self._lock:
             self._gen += 1  # nothing received before this point may be acked any more
-        log.warning("mqtt_disconnected", reason=str(rc))
+        (log.warning if getattr(rc, "is_failure", True) else log.info)("mqtt_disconnected", reason=str(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._deliver(
