@@ -200,5 +200,9 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
             total_readings += len(reading_rows)
             if progress:
                 progress(f"{code}: {min(n_zone, c0 + CHUNK)}/{n_zone} contracts")
+    if engine.dialect.name == "postgresql":
+        # Fresh bulk data: give the planner statistics before the first queries.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     return SeedResult(municipality, zone_codes, contract_count, contract_count, routes_made, total_readings,
                       round(time.perf_counter() - t0, 2))

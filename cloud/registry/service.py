@@ -117,18 +117,28 @@ def list_contracts(
     status: str | None = None, use_class: str | None = None, customer_id: str | None = None,
     meter_serial: str | None = None, after: str | None = None, limit: int = 100,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    q, t = _contract_query()
+    # Pick the page of contract ids first (index on municipality, zone, id), then join the
+    # details for just those rows: the planner cannot be trusted to push the limit down.
+    ids = sa.select(contracts.c.id)
     if municipality is not None:
-        q = q.where(contracts.c.municipality == municipality)
+        ids = ids.where(contracts.c.municipality == municipality)
     if principal.zone is not None:
-        q = q.where(contracts.c.zone == principal.zone)
+        ids = ids.where(contracts.c.zone == principal.zone)
     for col, val in ((contracts.c.zone, zone), (contracts.c.status, status), (contracts.c.use_class, use_class),
-                     (contracts.c.customer_id, customer_id), (t["sp"].c.meter_serial, meter_serial)):
+                     (contracts.c.customer_id, customer_id)):
         if val is not None:
-            q = q.where(col == val)
+            ids = ids.where(col == val)
+    if meter_serial is not None:
+        sp = replicated.table("service_points")
+        ids = ids.where(contracts.c.service_point_id.in_(
+            sa.select(sp.c.id).where(sp.c.meter_serial == meter_serial, replicated.alive(sp))))
     if after is not None:
-        q = q.where(contracts.c.id > after)
-    rows = conn.execute(q.order_by(contracts.c.id).limit(limit + 1)).mappings().all()
+        ids = ids.where(contracts.c.id > after)
+    page = [r[0] for r in conn.execute(ids.order_by(contracts.c.id).limit(limit + 1))]
+    if not page:
+        return [], None
+    q, _ = _contract_query()
+    rows = conn.execute(q.where(contracts.c.id.in_(page)).order_by(contracts.c.id)).mappings().all()
     items = [_contract_out(r, principal) for r in rows[:limit]]
     return items, (items[-1]["id"] if len(rows) > limit else None)
 
