@@ -1,0 +1,1 @@
+"""Collections: debt and ageing, late fees, payment agreements (convenios), debt-status rules."""

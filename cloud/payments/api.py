@@ -1,0 +1,235 @@
+"""/api/v2 payments endpoints: payments by channel, reversals, payment references, bank
+statement imports. Collections endpoints (debt, late fees, agreements, rules) are included
+from cloud.collections.api. Roles: collections and billing (admin too); own municipality only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.auth import Principal, require_roles
+from cloud.billing.tables import invoices
+from cloud.payments import references as refs
+from cloud.payments.ledger import (
+    CHANNELS,
+    PaymentError,
+    PaymentIn,
+    payment_out,
+    record_payments,
+    reverse_payment,
+)
+from cloud.payments.money import MoneyError, dec_cents, fmt, to_cents
+from cloud.payments.reconcile import ReconcileError, import_statement
+from cloud.payments.resolve import resolve_one
+from cloud.payments.statements import FORMATS
+from cloud.payments.tables import payment_references, payments, statement_imports, statement_lines
+from cloud.registry.tables import contracts
+
+router = APIRouter(tags=["payments"])
+MONEY = require_roles("collections", "billing")
+_HTTP = {"invalid": 422, "not_found": 404, "conflict": 409}
+
+
+def _err(e: PaymentError) -> HTTPException:
+    return HTTPException(_HTTP.get(e.code, 422), e.reason)
+
+
+class PaymentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: str = Field(..., description="Amount received, pesos with at most two decimals.", examples=["350.00"])
+    channel: str = Field(..., description=f"One of {', '.join(CHANNELS)}.")
+    channelTxnId: str = Field(..., min_length=1, max_length=120,
+                              description="The channel's transaction id: the same id twice is applied once.")
+    contractId: str | None = Field(None, description="Contract paid; optional when a reference is given.")
+    reference: str | None = Field(None, description="Bank reference, contract reference or store barcode.")
+    invoiceId: str | None = Field(None, description="Pay this invoice first (else the oldest debt first).")
+    receivedAt: datetime | None = Field(None, description="When the money was received (default: now).")
+
+
+@router.post("/payments", summary="Record a payment (idempotent by channel transaction id)",
+             responses={200: {"description": "Already recorded: the original payment"},
+                        201: {"description": "Recorded and allocated"}})
+def post_payment(body: PaymentBody, request: Request, response: Response,
+                 principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    """Allocation: the named invoice first, then the oldest debt first; the rest is credit."""
+    try:
+        cents = to_cents(body.amount)
+    except MoneyError as e:
+        raise HTTPException(422, str(e)) from e
+    engine = get_engine(request)
+    with engine.begin() as conn:
+        contract_id, invoice_id = body.contractId, body.invoiceId
+        if body.reference:
+            r = resolve_one(conn, body.reference, cents)
+            if r.status == "unmatched":
+                raise HTTPException(422, f"reference {body.reference!r}: {r.reason}")
+            if contract_id and r.contract_id != contract_id:
+                raise HTTPException(422, f"reference {body.reference!r} is for contract {r.contract_id}, "
+                                    f"not {contract_id}")
+            contract_id = r.contract_id
+            invoice_id = invoice_id or r.invoice_id
+        if not contract_id:
+            raise HTTPException(422, "give a contractId or a reference")
+        muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract_id)).scalar()
+        if muni is None or not principal.sees(muni):
+            raise not_found("contract", contract_id)
+        if invoice_id is not None:
+            inv = conn.execute(sa.select(invoices.c.contract_id).where(invoices.c.id == invoice_id)).scalar()
+            if inv != contract_id:
+                raise HTTPException(422, f"invoice {invoice_id} is not an invoice of contract {contract_id}")
+        try:
+            (o,) = record_payments(conn, [PaymentIn(
+                contract_id, cents, body.channel, body.channelTxnId, body.receivedAt or datetime.now(UTC),
+                body.reference, invoice_id)], principal)
+        except PaymentError as e:
+            raise _err(e) from e
+    response.status_code = 200 if o.duplicate else 201
+    return o.out()
+
+
+def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
+    row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+    if row is None or not principal.sees(row.municipality):
+        raise not_found("payment", payment_id)
+    return row
+
+
+@router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
+def get_payment(payment_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    with get_engine(request).connect() as conn:
+        return payment_out(conn, _visible_payment(conn, principal, payment_id))
+
+
+@router.get("/payments", summary="Payments of a contract, newest first")
+def list_payments(request: Request, contract: str = Query(..., description="Contract id."),
+                  limit: int = Query(100, ge=1, le=1000), principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    with get_engine(request).connect() as conn:
+        muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract)).scalar()
+        if muni is None or not principal.sees(muni):
+            raise not_found("contract", contract)
+        rows = conn.execute(sa.select(payments).where(payments.c.contract_id == contract)
+                            .order_by(payments.c.received_at.desc(), payments.c.id.desc()).limit(limit)).all()
+        return {"items": [payment_out(conn, r) for r in rows]}
+
+
+class ReversalBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(..., min_length=3, max_length=500, description="Why (bounced cheque, chargeback, error).")
+
+
+@router.post("/payments/{payment_id}/reversal", status_code=201, summary="Reverse a payment (PaymentReversed)")
+def post_reversal(payment_id: str, body: ReversalBody, request: Request,
+                  principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    """The payment stays; mirror allocations are appended, so what it paid is owed again."""
+    with get_engine(request).begin() as conn:
+        _visible_payment(conn, principal, payment_id)
+        try:
+            return reverse_payment(conn, payment_id, body.reason, principal)
+        except PaymentError as e:
+            raise _err(e) from e
+
+
+@router.get("/invoices/{invoice_id}/payment-references", summary="Bank and convenience-store references")
+def invoice_references(invoice_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    """Issued once per invoice (kept in payment_references); the algorithms are in docs/payments.md."""
+    with get_engine(request).begin() as conn:
+        inv = conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).first()
+        if inv is None or not principal.sees(inv.municipality):
+            raise not_found("invoice", invoice_id)
+        return ensure_references(conn, inv)
+
+
+def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
+    have = {r.kind: r for r in conn.execute(sa.select(payment_references)
+                                            .where(payment_references.c.invoice_id == inv.id))}
+    total = dec_cents(inv.total)
+    try:
+        bank = refs.bank_reference(inv.contract_id, inv.period, inv.revision)
+        store = refs.store_reference(inv.contract_id, inv.period, inv.revision, inv.due_date, total) if total > 0 \
+            else None
+        contract_ref = refs.contract_reference(inv.contract_id)
+    except refs.ReferenceError as e:
+        raise HTTPException(422, str(e)) from e
+    now = datetime.now(UTC)
+    new = []
+    if "bank" not in have:
+        new.append({"reference": bank, "kind": "bank", "invoice_id": inv.id, "amount_cents": None})
+    if store and "store" not in have:
+        new.append({"reference": store, "kind": "store", "invoice_id": inv.id, "amount_cents": total})
+    if not conn.execute(sa.select(payment_references.c.reference)
+                        .where(payment_references.c.reference == contract_ref)).first():
+        new.append({"reference": contract_ref, "kind": "contract", "invoice_id": None, "amount_cents": None})
+    for r in new:
+        conn.execute(payment_references.insert().values(
+            **r, municipality=inv.municipality, contract_id=inv.contract_id,
+            due_date=inv.due_date if r["kind"] != "contract" else None, created_at=now))
+    return {"invoiceId": inv.id, "contractId": inv.contract_id, "amount": fmt(total),
+            "dueDate": inv.due_date.isoformat(), "bankReference": bank, "storeBarcode": store,
+            "contractReference": contract_ref}
+
+
+@router.post("/bank-statements", status_code=201, summary="Import a bank statement and reconcile it")
+async def post_statement(request: Request, format: str = Query(..., description=f"One of {', '.join(FORMATS)}."),
+                         municipality: str | None = Query(None, description="Whose account (default: yours)."),
+                         filename: str | None = Query(None, max_length=200),
+                         principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    """Body: the file as text (UTF-8). Lines are matched by reference and applied once; the
+    answer lists unmatched, ambiguous, duplicate and rejected lines for a person to resolve."""
+    muni = scope_municipality(principal, municipality)
+    if muni is None:
+        raise HTTPException(422, "central staff must name the municipality whose account this is")
+    if format not in FORMATS:
+        raise HTTPException(422, f"unknown format {format!r}; one of {', '.join(FORMATS)}")
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HTTPException(422, f"statement is not UTF-8 text: {e}") from e
+    engine = get_engine(request)
+
+    def run() -> dict[str, Any]:
+        with engine.begin() as conn:
+            return import_statement(conn, text, format, muni, principal, filename).out()
+
+    try:
+        return await run_in_threadpool(run)  # a large file must not block the event loop
+    except ReconcileError as e:
+        raise HTTPException(422, str(e)) from e
+    except PaymentError as e:
+        raise _err(e) from e
+
+
+@router.get("/bank-statements/{import_id}", summary="An import's report, lines filtered by status")
+def get_statement(import_id: str, request: Request,
+                  status: str | None = Query(None, description="applied | duplicate | unmatched | ambiguous | rejected"),
+                  limit: int = Query(1000, ge=1, le=100_000), principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    with get_engine(request).connect() as conn:
+        imp = conn.execute(sa.select(statement_imports).where(statement_imports.c.id == import_id)).first()
+        if imp is None or not principal.sees(imp.municipality):
+            raise not_found("statement import", import_id)
+        q = sa.select(statement_lines).where(statement_lines.c.import_id == import_id)
+        if status:
+            q = q.where(statement_lines.c.status == status)
+        rows = conn.execute(q.order_by(statement_lines.c.line_no).limit(limit)).all()
+        return {
+            "importId": imp.id, "municipality": imp.municipality, "format": imp.format, "filename": imp.filename,
+            "lines": imp.lines_total, "applied": imp.applied, "duplicates": imp.duplicates,
+            "unmatched": imp.unmatched, "ambiguous": imp.ambiguous, "rejected": imp.rejected,
+            "items": [{"line": r.line_no, "status": r.status, "reason": r.reason, "reference": r.reference,
+                       "amount": None if r.amount_cents is None else fmt(int(r.amount_cents)),
+                       "valueDate": r.value_date.isoformat() if r.value_date else None,
+                       "paymentId": r.payment_id, "candidates": r.candidates} for r in rows],
+        }
+
+
+# Collections endpoints share this router (cloud.app mounts `cloud.payments.api:router`).
+from cloud.collections.api import router as _collections_router  # noqa: E402
+
+router.include_router(_collections_router)

@@ -1,0 +1,302 @@
+"""The payments ledger: record payments (idempotent per channel transaction), allocate them,
+reverse them, and derive every balance from the rows. Runs in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cloud.billing.tables import invoices
+from cloud.collections.tables import charges
+from cloud.events.tables import events
+from cloud.ids import uuid7
+from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
+from cloud.payments.money import dec_cents, fmt
+from cloud.payments.tables import allocations, payment_reversals, payments
+from cloud.registry.tables import contracts
+
+CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
+_CHUNK = 900  # IN-list size (SQLite's default variable limit is 999 on old builds)
+
+
+class PaymentError(ValueError):
+    """Bad input for a payment: answered 4xx by the API."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class PaymentIn:
+    contract_id: str
+    amount_cents: int
+    channel: str
+    channel_txn_id: str
+    received_at: datetime
+    reference: str | None = None
+    invoice_id: str | None = None
+    statement_line_id: str | None = None
+
+
+@dataclass
+class PaymentOutcome:
+    payment_id: str
+    contract_id: str
+    duplicate: bool
+    amount_cents: int
+    allocations: list[dict[str, Any]] = field(default_factory=list)
+
+    def out(self) -> dict[str, Any]:
+        return {"paymentId": self.payment_id, "contractId": self.contract_id, "duplicate": self.duplicate,
+                "amount": fmt(self.amount_cents), "allocations": self.allocations}
+
+
+def _chunks(seq: list[Any], n: int = _CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def lock_contracts(conn: Connection, contract_ids: Iterable[str]) -> None:
+    """Serialise writers of the same contracts' money. PostgreSQL: row locks in id order
+    (no deadlocks); SQLite: take the database write lock now, before reading balances."""
+    ids = sorted(set(contract_ids))
+    if conn.dialect.name == "postgresql":
+        for part in _chunks(ids):
+            conn.execute(sa.select(contracts.c.id).where(contracts.c.id.in_(part)).order_by(contracts.c.id)
+                         .with_for_update())
+    else:
+        conn.execute(sa.text("UPDATE payment_reversals SET reason = reason WHERE 0"))
+
+
+def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[DebtItem]]:
+    """Every debt of the contracts with what has been paid on it (paid in full included)."""
+    ids = sorted(set(contract_ids))
+    items: dict[str, list[DebtItem]] = defaultdict(list)
+    chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for part in _chunks(ids):
+        for r in conn.execute(sa.select(
+                invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.number,
+                invoices.c.due_date, invoices.c.total).where(invoices.c.contract_id.in_(part))):
+            chains[(r.contract_id, r.period)].append(r)
+    by_invoice: dict[str, DebtItem] = {}
+    for (cid, period), revs in chains.items():
+        revs.sort(key=lambda r: r.revision)
+        latest = revs[-1]
+        it = DebtItem("invoice", latest.id, cid, latest.number, period, latest.due_date, dec_cents(latest.total),
+                      chain=tuple(r.id for r in revs))
+        items[cid].append(it)
+        for r in revs:
+            by_invoice[r.id] = it
+    by_charge: dict[str, DebtItem] = {}
+    for part in _chunks(ids):
+        for r in conn.execute(sa.select(charges).where(charges.c.contract_id.in_(part))):
+            it = DebtItem("charge", r.id, r.contract_id, r.description, None, r.due_date, int(r.amount_cents))
+            items[r.contract_id].append(it)
+            by_charge[r.id] = it
+    for part in _chunks(ids):
+        q = (sa.select(allocations.c.invoice_id, allocations.c.charge_id, sa.func.sum(allocations.c.amount_cents))
+             .where(allocations.c.contract_id.in_(part))
+             .where(sa.or_(allocations.c.invoice_id.is_not(None), allocations.c.charge_id.is_not(None)))
+             .group_by(allocations.c.invoice_id, allocations.c.charge_id))
+        for inv, chg, total in conn.execute(q):
+            target = by_invoice.get(inv) if inv else by_charge.get(chg)
+            if target is not None:
+                target.paid_cents += int(total)
+    for v in items.values():
+        v.sort(key=DebtItem.sort_key)
+    return items
+
+
+def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]]) -> dict[str, int]:
+    """Credit per contract: overpayments kept as credit (net of reversals), plus anything paid
+    beyond what a corrected invoice now asks."""
+    ids = sorted(set(contract_ids))
+    credit: dict[str, int] = defaultdict(int)
+    for part in _chunks(ids):
+        q = (sa.select(allocations.c.contract_id, sa.func.sum(allocations.c.amount_cents))
+             .where(allocations.c.contract_id.in_(part), allocations.c.invoice_id.is_(None),
+                    allocations.c.charge_id.is_(None))
+             .group_by(allocations.c.contract_id))
+        for cid, total in conn.execute(q):
+            credit[cid] += int(total)
+    for cid in ids:
+        credit[cid] += sum(it.excess_cents for it in items.get(cid, []))
+    return credit
+
+
+def existing_payments(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    by_channel: dict[str, list[str]] = defaultdict(list)
+    for ch, txn in keys:
+        by_channel[ch].append(txn)
+    for ch, txns in by_channel.items():
+        for part in _chunks(sorted(set(txns))):
+            for r in conn.execute(sa.select(payments).where(payments.c.channel == ch,
+                                                            payments.c.channel_txn_id.in_(part))):
+                found[(ch, r.channel_txn_id)] = r
+    return found
+
+
+def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = None,
+                    now: datetime | None = None, municipality_of: dict[str, str] | None = None) -> list[PaymentOutcome]:
+    """Record and allocate a batch of payments in the caller's transaction.
+
+    A (channel, channel_txn_id) seen before — in the database or earlier in the batch — is a
+    duplicate: not applied again, its first payment is returned. Raises PaymentError for a bad
+    channel, amount, unknown contract or an invoice of another contract."""
+    now = now or datetime.now(UTC)
+    for s in specs:
+        if s.channel not in CHANNELS:
+            raise PaymentError("invalid", f"unknown channel {s.channel!r}; one of {', '.join(CHANNELS)}")
+        if s.amount_cents <= 0:
+            raise PaymentError("invalid", "a payment amount must be positive")
+        if not s.channel_txn_id or len(s.channel_txn_id) > 120:
+            raise PaymentError("invalid", "channel transaction id must be 1..120 characters")
+    cids = sorted({s.contract_id for s in specs})
+    lock_contracts(conn, cids)
+    munis = dict(municipality_of or {})
+    missing = [c for c in cids if c not in munis]
+    for part in _chunks(missing):
+        for cid, m in conn.execute(sa.select(contracts.c.id, contracts.c.municipality).where(contracts.c.id.in_(part))):
+            munis[cid] = m
+    unknown = [c for c in cids if c not in munis]
+    if unknown:
+        raise PaymentError("not_found", f"unknown contract {unknown[0]}")
+    seen = existing_payments(conn, [(s.channel, s.channel_txn_id) for s in specs])
+    existing_alloc = _allocations_of(conn, [r.id for r in seen.values()])
+    items = load_items(conn, cids)
+    out: list[PaymentOutcome] = []
+    pay_rows: list[dict[str, Any]] = []
+    alloc_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    for s in specs:
+        key = (s.channel, s.channel_txn_id)
+        prev = seen.get(key)
+        if prev is not None:
+            pid = prev["id"] if isinstance(prev, dict) else prev.id
+            cid = prev["contract_id"] if isinstance(prev, dict) else prev.contract_id
+            amt = prev["amount_cents"] if isinstance(prev, dict) else prev.amount_cents
+            if cid != s.contract_id or int(amt) != s.amount_cents:
+                raise PaymentError("conflict", f"transaction {s.channel}:{s.channel_txn_id} was already recorded "
+                                   "with another contract or amount")
+            out.append(PaymentOutcome(pid, cid, True, int(amt), existing_alloc.get(pid, [])))
+            continue
+        try:
+            res = allocate(items[s.contract_id], s.amount_cents, s.invoice_id)
+        except UnknownInvoice as e:
+            raise PaymentError("invalid", str(e)) from e
+        pid = uuid7()
+        row = {"id": pid, "municipality": munis[s.contract_id], "contract_id": s.contract_id, "channel": s.channel,
+               "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents, "received_at": s.received_at,
+               "reference": s.reference, "invoice_id": s.invoice_id, "statement_line_id": s.statement_line_id,
+               "created_at": now, "created_by": getattr(principal, "id", None)}
+        pay_rows.append(row)
+        seen[key] = row
+        outs = []
+        for a in res.allocations:
+            alloc_rows.append({"payment_id": pid, "contract_id": s.contract_id,
+                               "invoice_id": a.target_id if a.kind == "invoice" else None,
+                               "charge_id": a.target_id if a.kind == "charge" else None,
+                               "amount_cents": a.amount_cents, "kind": "credit" if a.kind == "credit" else "allocation",
+                               "source_payment_id": None, "created_at": now})
+            outs.append({"kind": a.kind, "target": a.target_id, "amount": fmt(a.amount_cents)})
+        event_rows.append(_event(now, "PaymentReceived", pid, munis[s.contract_id], principal, {
+            "contract_id": s.contract_id, "amount": fmt(s.amount_cents), "channel": s.channel,
+            "channel_txn_id": s.channel_txn_id, "reference": s.reference, "allocations": outs}))
+        out.append(PaymentOutcome(pid, s.contract_id, False, s.amount_cents, outs))
+    if pay_rows:
+        conn.execute(payments.insert(), pay_rows)
+    if alloc_rows:
+        conn.execute(allocations.insert(), alloc_rows)
+    if event_rows:
+        conn.execute(events.insert(), event_rows)
+    return out
+
+
+def _allocations_of(conn: Connection, payment_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for part in _chunks(payment_ids):
+        for r in conn.execute(sa.select(allocations).where(allocations.c.payment_id.in_(part))
+                              .order_by(allocations.c.id)):
+            kind = "invoice" if r.invoice_id else "charge" if r.charge_id else "credit"
+            out[r.payment_id].append({"kind": kind if r.kind != "reversal" else "reversal",
+                                      "target": r.invoice_id or r.charge_id, "amount": fmt(int(r.amount_cents))})
+    return out
+
+
+def _event(now: datetime, type_: str, entity_id: str, municipality: str, principal: Any,
+           data: dict[str, Any]) -> dict[str, Any]:
+    """An event row of exactly the shape cloud.events.record_event writes (bulk insert)."""
+    return {"id": uuid7(), "at": now, "type": type_, "entity": "payment", "entity_id": entity_id,
+            "municipality": municipality, "actor_kind": getattr(principal, "kind", "system"),
+            "actor_id": getattr(principal, "id", "system"), "actor_role": getattr(principal, "role", None),
+            "data": data}
+
+
+def reverse_payment(conn: Connection, payment_id: str, reason: str, principal: Any = None,
+                    now: datetime | None = None) -> dict[str, Any]:
+    """Append the mirror image of a payment's allocations; the debts it paid are owed again."""
+    now = now or datetime.now(UTC)
+    p = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+    if p is None:
+        raise PaymentError("not_found", f"payment {payment_id} not found")
+    if not reason or not reason.strip():
+        raise PaymentError("invalid", "a reversal needs a reason")
+    lock_contracts(conn, [p.contract_id])
+    if conn.execute(sa.select(payment_reversals.c.id).where(payment_reversals.c.payment_id == payment_id)).first():
+        raise PaymentError("conflict", f"payment {payment_id} is already reversed")
+    rows = conn.execute(sa.select(allocations).where(allocations.c.payment_id == payment_id)).all()
+    rid = uuid7()
+    conn.execute(payment_reversals.insert().values(id=rid, payment_id=payment_id, reason=reason.strip(),
+                                                   created_at=now, created_by=getattr(principal, "id", None)))
+    mirror = [{"payment_id": payment_id, "contract_id": r.contract_id, "invoice_id": r.invoice_id,
+               "charge_id": r.charge_id, "amount_cents": -int(r.amount_cents), "kind": "reversal",
+               "source_payment_id": None, "created_at": now} for r in rows if r.kind != "reversal"]
+    if mirror:
+        conn.execute(allocations.insert(), mirror)
+    conn.execute(events.insert(), [_event(now, "PaymentReversed", payment_id, p.municipality, principal, {
+        "contract_id": p.contract_id, "amount": fmt(int(p.amount_cents)), "reason": reason.strip(),
+        "reversal_id": rid})])
+    return {"paymentId": payment_id, "reversalId": rid, "contractId": p.contract_id,
+            "amount": fmt(int(p.amount_cents)), "reason": reason.strip()}
+
+
+def payment_out(conn: Connection, row: Any) -> dict[str, Any]:
+    rev = conn.execute(sa.select(payment_reversals).where(payment_reversals.c.payment_id == row.id)).first()
+    return {
+        "id": row.id, "contractId": row.contract_id, "municipality": row.municipality, "channel": row.channel,
+        "channelTxnId": row.channel_txn_id, "amount": fmt(int(row.amount_cents)),
+        "receivedAt": _iso(row.received_at), "reference": row.reference, "invoiceId": row.invoice_id,
+        "reversed": rev is not None, "reversal": None if rev is None else {"id": rev.id, "reason": rev.reason,
+                                                                             "at": _iso(rev.created_at)},
+        "allocations": _allocations_of(conn, [row.id]).get(row.id, []),
+    }
+
+
+def _iso(t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.isoformat()
+
+
+def contract_balance(conn: Connection, contract_id: str) -> dict[str, int]:
+    items = load_items(conn, [contract_id])
+    credit = load_credit(conn, [contract_id], items)[contract_id]
+    owed = sum(i.outstanding_cents for i in items.get(contract_id, []))
+    return {"owed_cents": owed, "credit_cents": credit, "balance_cents": owed - credit}
+
+
+def today_local() -> date:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("America/Mexico_City")).date()
