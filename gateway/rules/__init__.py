@@ -3,8 +3,8 @@
 anomaly is a row for the replicated `anomalies` fact table. Catalogue: docs/edge-rules.md."""
 
 from gateway.rules.config import MeterRules, ScadaThreshold, rollover_from_digits
-from gateway.rules.meter import RULES, consumed_l, evaluate
+from gateway.rules.meter import RULES, consumed_l, evaluate, evaluate_batch, history_window_ms
 from gateway.rules.scada import Sample, run, step
 
-__all__ = ["RULES", "MeterRules", "Sample", "ScadaThreshold", "consumed_l", "evaluate", "rollover_from_digits",
-           "run", "step"]
+__all__ = ["RULES", "MeterRules", "Sample", "ScadaThreshold", "consumed_l", "evaluate", "evaluate_batch",
+           "history_window_ms", "rollover_from_digits", "run", "step"]

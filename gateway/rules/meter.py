@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,6 +147,19 @@ def daily_rates(history: Sequence[Reading], cfg: MeterRules) -> list[float]:
     return rates
 
 
+def usual_daily_l(history: Sequence[Reading], cfg: MeterRules) -> float:
+    """The meter's average litres per day over its history (rollovers bridged, drops ignored).
+    An average over the whole span, not a median of intervals: with hourly readings most
+    intervals are idle night hours and a median would call every morning a spike."""
+    if len(history) < 2:
+        return 0.0
+    span = history[-1]["taken_at"] - history[0]["taken_at"]
+    if span <= 0:
+        return 0.0
+    used = sum(max(0, consumed_l(a["value_l"], b["value_l"], cfg)) for a, b in zip(history, history[1:], strict=False))
+    return used * DAY_MS / span
+
+
 def rule_spike(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
     past = [h for h in history if h["taken_at"] < reading["taken_at"]]
     if len(past) < 2 or past[-1]["taken_at"] - past[0]["taken_at"] < cfg.spike_min_history_days * DAY_MS:
@@ -157,7 +169,7 @@ def rule_spike(reading: Reading, history: Sequence[Reading], cfg: MeterRules) ->
     used = consumed_l(prev["value_l"], reading["value_l"], cfg)
     if dt <= 0 or used < cfg.spike_min_l:
         return []
-    usual = median(daily_rates(past, cfg) or [0.0])
+    usual = usual_daily_l(past, cfg)
     rate = used * DAY_MS / dt
     # a meter that normally uses nothing still needs spike_min_l in a day to count as a spike
     baseline = max(usual, cfg.spike_min_l / cfg.spike_factor)
@@ -273,4 +285,30 @@ def evaluate(
     out: list[Anomaly] = []
     for name in rules or RULES:
         out.extend(RULES[name](reading, hist, cfg))
+    return out
+
+
+def history_window_ms(cfg: MeterRules | None = None) -> int:
+    """How far back a caller must load a meter's readings for every rule to see what it needs."""
+    cfg = cfg or MeterRules()
+    return max(cfg.zero_days + 1, cfg.spike_min_history_days * 2, 2) * DAY_MS
+
+
+def evaluate_batch(
+    readings: Sequence[Reading],
+    history_by_meter: Mapping[str, Sequence[Reading]],
+    cfg: MeterRules | None = None,
+) -> list[Anomaly]:
+    """Rules for a batch of new readings (an ingest commit): per meter in time order, each new
+    reading sees the stored history plus the batch's earlier readings of the same meter."""
+    cfg = cfg or MeterRules()
+    by_meter: dict[str, list[Reading]] = {}
+    for r in readings:
+        by_meter.setdefault(str(r.get("meter_serial")), []).append(r)
+    out: list[Anomaly] = []
+    for meter, new in by_meter.items():
+        hist = sorted(history_by_meter.get(meter, ()), key=lambda h: h["taken_at"])
+        for r in sorted(new, key=lambda h: h["taken_at"]):
+            out.extend(evaluate(r, hist, cfg))
+            hist.append(r)
     return out

@@ -265,3 +265,43 @@ def test_bad_threshold_configs() -> None:
         ScadaThreshold("x")
     with pytest.raises(ValueError, match="low \\+ hysteresis"):
         ScadaThreshold("x", high=2, low=1.5, hysteresis=0.5)
+
+
+def test_hourly_diurnal_pattern_is_not_a_spike() -> None:
+    """Hourly readings of a household: idle nights, morning and evening peaks, for two weeks."""
+    profile = [0, 0, 0, 0, 0, 5, 40, 60, 30, 10, 10, 15, 20, 15, 10, 10, 15, 25, 40, 30, 20, 10, 5, 0]
+    hist, value = [], 50_000
+    for h in range(24 * 14):
+        value += profile[h % 24] * 3
+        hist.append(r(h, value))
+    for h in range(24 * 14, 24 * 15):  # the next day, same pattern: no spike at the peaks
+        value += profile[h % 24] * 3
+        cur = r(h, value)
+        assert evaluate(cur, hist, rules=["spike"]) == []
+        hist.append(cur)
+    # a burst pipe: 3,000 L in one hour is a spike
+    assert kinds(evaluate(r(24 * 15, value + 3_000), hist, rules=["spike"])) == ["spike"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-50, 3_000), st.booleans()), min_size=1, max_size=40))
+def test_batch_equals_one_by_one(events) -> None:
+    from gateway.rules import evaluate_batch, history_window_ms
+
+    assert history_window_ms() >= 31 * D
+    values = {m: 10_000 for m in range(4)}
+    rows = []
+    for i, (m, step_l, tamper) in enumerate(events):
+        values[m] = max(0, values[m] + step_l)
+        rows.append(dict(r(i * 7, values[m], alarms=["tamper"] if tamper else []), meter_serial=f"M{m}"))
+    stored, new = rows[: len(rows) // 2], rows[len(rows) // 2 :]
+    history = {}
+    for row in stored:
+        history.setdefault(row["meter_serial"], []).append(row)
+    one_by_one = []
+    seen = {k: list(v) for k, v in history.items()}
+    for row in new:
+        one_by_one.extend(evaluate(row, seen.get(row["meter_serial"], [])))
+        seen.setdefault(row["meter_serial"], []).append(row)
+    batch = evaluate_batch(list(reversed(new)), history)
+    key = lambda a: (a["meter_serial"], a["detected_at"], a["kind"])  # noqa: E731
+    assert sorted(batch, key=key) == sorted(one_by_one, key=key)
