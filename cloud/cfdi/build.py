@@ -10,7 +10,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
+import satcfdi.create.compute as _sat_compute
 from satcfdi.cfdi import CFDI
 from satcfdi.create.cfd import cfdi40
 
@@ -29,6 +31,11 @@ from .model import (
 from .rules import VAT_RATE, CfdiRuleError, check_cancellation, check_receiver, objeto_imp
 
 TWO = Decimal("0.01")
+
+# satcfdi looks the currency's decimals up in its SQLite catalog on every document; the
+# catalog is constant, so remember the answers (a measurable share of issuance time).
+if not hasattr(_sat_compute.moneda_decimales, "cache_info"):
+    _sat_compute.moneda_decimales = cache(_sat_compute.moneda_decimales)
 CREDIT_NOTE_PRODUCT = "84111506"  # Servicios de facturación (SAT guide for bonificaciones)
 GLOBAL_PRODUCT = "01010101"  # "No existe en el catálogo": the key SAT prescribes for global invoices
 

@@ -1,6 +1,7 @@
 """Seal a built CFDI with a CSD: cadena original (SAT's XSLT) → RSA-SHA256 → Sello.
 
-One serialisation to an lxml tree, one XSLT pass, one signature; the tree is then validated
+One serialisation to an lxml tree, one pass of SAT's cadena rules (compiled from SAT's XSLT by
+`cloud.cfdi.cadena`, libxslt as fallback), one signature; the tree is then validated
 and serialised by the caller without converting back and forth (satcfdi's own `sign` +
 `xml_bytes` rebuild the tree twice).
 """
@@ -17,6 +18,7 @@ from lxml import etree
 from satcfdi.cfdi import CFDI
 from satcfdi.models import Signer
 
+from .cadena import fast_cadena
 from .validate import cadena_of
 
 
@@ -39,7 +41,7 @@ def seal(doc: CFDI, signer: Signer) -> Sealed:
     doc["NoCertificado"] = number
     doc["Certificado"] = cert_b64
     root = doc.to_xml()
-    cadena = cadena_of(root)
+    cadena = fast_cadena(root) or cadena_of(root)  # same rules; libxslt when outside the compiled subset
     signature = signer.key.sign(cadena.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     root.set("Sello", base64.b64encode(signature).decode("ascii"))
     return Sealed(root, cadena)

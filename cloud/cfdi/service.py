@@ -92,9 +92,8 @@ class CfdiService:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.idempotency_key == key)).mappings().first()
         return dict(row) if row else None
 
-    def _store(
+    def _prepare(
         self,
-        conn: Connection,
         key: str,
         kind: str,
         source_id: str,
@@ -105,13 +104,14 @@ class CfdiService:
         related_uuid: str | None = None,
         receiver_email: str | None = None,
     ) -> dict[str, Any]:
+        """Seal and validate; the row to insert. Raises ValidationError on an invalid document."""
         sealed = seal(doc, self.signer)
         self.validator.assert_valid(sealed.root)
         # The signature must verify with the certificate the document carries.
         if not verify_signature(self._cert, sealed.cadena.encode("utf-8"), sealed.root.get("Sello", "")):
             raise ValidationError(["Sello does not verify with the CSD certificate"])
         now = self.clock()
-        row = {
+        return {
             "id": uuid7(),
             "idempotency_key": key,
             "kind": kind,
@@ -131,7 +131,10 @@ class CfdiService:
             "related_uuid": related_uuid,
             "created_at": now,
         }
-        conn.execute(cfdi_documents.insert().values(**row))
+
+    def _store(self, conn: Connection, *args: Any, **kw: Any) -> dict[str, Any]:
+        row = self._prepare(*args, **kw)
+        conn.execute(cfdi_documents.insert(), [row])
         return row
 
     def _issue(self, key: str, make: Callable[[Connection], tuple[Any, ...]]) -> dict[str, Any]:
@@ -165,6 +168,37 @@ class CfdiService:
                 receiver_email=inv.receiver.email,
             ),
         )
+
+    def issue_invoices(self, invoices: list[Invoice], municipality: str) -> list[dict[str, Any]]:
+        """Batch form of `issue_invoice` for billing runs: one transaction for the batch.
+
+        Same idempotency (keys already stored are returned, not re-issued). An invoice that
+        breaks a rule is skipped and reported as {"invoice_id", "error"}; the rest commit.
+        """
+        keys = {f"ingreso:{inv.invoice_id}": inv for inv in invoices}
+        out: list[dict[str, Any]] = []
+        new: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            found = {
+                r["idempotency_key"]: dict(r)
+                for r in conn.execute(
+                    sa.select(cfdi_documents).where(cfdi_documents.c.idempotency_key.in_(list(keys)))
+                ).mappings()
+            }
+            for key, inv in keys.items():
+                if key in found:
+                    out.append(found[key])
+                    continue
+                try:
+                    doc = build_invoice(inv)
+                    out.append(self._prepare(key, "ingreso", inv.invoice_id, municipality, doc,
+                                             invoice_id=inv.invoice_id, receiver_email=inv.receiver.email))
+                    new.append(out[-1])
+                except (CfdiRuleError, ValidationError) as e:
+                    out.append({"invoice_id": inv.invoice_id, "error": str(e)})
+            if new:
+                conn.execute(cfdi_documents.insert(), new)  # one executemany for the batch
+        return out
 
     def issue_substitute(self, inv: Invoice, municipality: str, replaced_uuid: str) -> dict[str, Any]:
         key = f"sustitucion:{inv.invoice_id}:{replaced_uuid}"

@@ -86,3 +86,29 @@ def test_structure_violations_are_caught(shared_dir) -> None:  # type: ignore[no
     assert any("DomicilioFiscalReceptor" in e for e in fast.errors)
     assert any("SubTotal" in e for e in fast.errors)
     assert not validator(full=True).check(root).ok
+
+
+@pytest.mark.parametrize("name", CFDI_SAMPLES)
+def test_compiled_cadena_equals_sat_xslt_or_defers_to_it(shared_dir, name) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.cadena import fast_cadena
+    from cloud.cfdi.validate import cadena_of
+
+    root = _load(shared_dir, name)
+    fast = fast_cadena(root)
+    if root.find("cfdi:Complemento", NS) is None or name.endswith("pagos20.xml") or "pago_" in name:
+        assert fast is not None  # documents made only of cfdi/pago20 nodes take the fast path
+    if fast is not None:
+        assert fast == cadena_of(root)
+
+
+def test_compiled_cadena_normalizes_spaces_like_xslt(shared_dir) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.cadena import fast_cadena
+    from cloud.cfdi.validate import cadena_of
+
+    root = _load(shared_dir, "sat-ejemplos/cfdv40-min.xml")
+    c = root.find("cfdi:Conceptos/cfdi:Concepto", NS)
+    for value in ("  Agua \t potable\n ", "Agua\u00a0potable  (NBSP kept)", " x", "x ", ""):
+        c.set("Descripcion", value)
+        assert fast_cadena(root) == cadena_of(root), repr(value)
+    leyenda = _load(shared_dir, "sat-ejemplos/cfdv40-leyendasfisc.xml")
+    assert fast_cadena(leyenda) is None  # complement outside the compiled stylesheets → libxslt
