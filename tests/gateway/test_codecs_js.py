@@ -249,3 +249,15 @@ def test_buffer_reads_match_python_struct(data: bytes, o: int) -> None:
     assert d["i24be"] == int.from_bytes(data[o : o + 3], "big", signed=True)
     assert d["u48be"] == int.from_bytes(data[o : o + 6], "big")
     assert d["hex"] == data.hex() and d["b64"] == base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "while (true) {}\nfunction decodeUplink(i) { return {data: {}}; }",
+        "export function decodeUplink(i) { return {data: {}}; }\nwhile (true) {}",
+    ],
+)
+def test_a_codec_that_hangs_while_loading_is_refused(src: str) -> None:
+    with pytest.raises(JsCodecLoadError, match="interrupted"):
+        JsCodec(src, limits=JsLimits(time_s=0.05))
