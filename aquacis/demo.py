@@ -65,10 +65,15 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
     billing_token = stack.add_user(MUNICIPALITY, "billing", "demo-billing")["token"]
     node = stack.add_node(MUNICIPALITY, zone, "gateway")
     stack.start_gateway(node["token"])
+    stack.wait_gateway_ready()
     _say(f"gateway: site {node['site_id']} for zone {zone}, SQLite {stack.gateway_db}")
 
-    count = max(1, int(duration / interval))
-    sim = stack.start_sim(meters, interval, count, extra=["--zone", zone])
+    count = max(2, int(duration / interval))
+    # Simulated time: the rounds' timestamps backfill the last 45 days, so the billing run
+    # of the current cycle has an opening reading before the period and a closing one now.
+    step = 45 * 86400 / count
+    sim = stack.start_sim(meters, interval, count,
+                          extra=["--zone", zone, "--time-mode", "sim", "--sim-step", f"{step:.0f}"])
     expected = meters * count
     _say(f"simulator: {meters} meters × {count} uplinks every {interval:g}s = {expected} uplinks")
 
@@ -124,15 +129,15 @@ def _billing_run(stack: Stack, token: str, zone: str) -> int:
     today = date.today()
     period = f"{today.year:04d}-{today.month:02d}"
     with stack.api(token) as api:
-        r = api.post("/api/v2/billing-runs", json={"zone": zone, "period": period})
+        r = api.post("/api/v2/billing-runs", json={"zone": zone, "cycle": period})
         if r.status_code >= 400:
             _say(f"billing run refused: {r.status_code} {r.text[:300]}")
             return 0
-        run: dict[str, Any] = r.json()
-        run_id = run.get("id")
+        run_id = r.json().get("id")
+        run: dict[str, Any] = {}
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            run = api.get(f"/api/v2/billing-runs/{run_id}").json()
+            run = api.get(f"/api/v2/billing-runs/{run_id}").json().get("status", {})
             sys.stdout.write(
                 f"\r[billing run     ] phase={run.get('phase')} "
                 f"{run.get('contractsProcessed', 0)}/{run.get('contractsTotal', 0)} contracts, "

@@ -244,6 +244,26 @@ class Stack:
                          "--listen", f"127.0.0.1:{self.gateway_http_port}"),
         )
 
+    def wait_gateway_ready(self, timeout: float = 60) -> dict[str, Any]:
+        """Until the gateway's MQTT session is up: its persistent subscription must exist
+        before the fleet publishes, or the broker has no session to queue for."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            proc = self.procs.get("gateway")
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}; see {self.workdir}/gateway.log")
+            try:
+                r = httpx.get(f"http://127.0.0.1:{self.gateway_http_port}/health", timeout=2)
+                last = r.json()
+                if last.get("mqtt_connected"):
+                    time.sleep(0.5)  # SUBACK follows CONNACK
+                    return last
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"gateway not ready: {last}")
+
     def start_sim(self, meters: int, interval: float, count: int, fmt: str = "chirpstack",
                   extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         return self.spawn(

@@ -50,9 +50,7 @@ def test_outage_and_kill9_lose_nothing_and_duplicate_nothing(stack: Stack) -> No
     stack.admin_token = stack.add_user(MUNI, "admin", "e2e-admin")["token"]
     node = stack.add_node(MUNI, zone, "gateway")
     stack.start_gateway(node["token"])
-    # The gateway's persistent session must exist before the first publish.
-    _wait(lambda: stack.gateway_db.exists(), 30, "gateway database")
-    time.sleep(1.5)
+    stack.wait_gateway_ready()
 
     sim = stack.start_sim(meters, interval, count, extra=["--zone", zone])
     published_total = meters * count
@@ -69,6 +67,7 @@ def test_outage_and_kill9_lose_nothing_and_duplicate_nothing(stack: Stack) -> No
     time.sleep(1.0)
     stack.start_cloud()
     stack.start_gateway(node["token"])
+    stack.wait_gateway_ready()
 
     assert sim.wait(120) == 0, (stack.workdir / "sim.log").read_text()[-2000:]
     summary = stack.sim_summary()
