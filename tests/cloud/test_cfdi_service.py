@@ -223,3 +223,72 @@ def test_global_invoice_members_and_no_receipt_twice(env) -> None:  # type: igno
     with pytest.raises(CfdiRuleError, match="already in a global"):
         svc.issue_global("EXP-01", GlobalPeriod("04", "11", 2026), [r2], folio="2026-11b", payment_form="01")
     assert svc.cancel(g["id"], "04")["cancel_motive"] == "04"
+
+
+def _billing_fixture(engine, n_with_tax: int = 2, n_without: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
+    """Customers, contracts and billing invoices written straight into the other modules' tables."""
+    from datetime import date
+
+    from cloud.billing.tables import invoices
+    from cloud.registry.tables import contracts, customers
+
+    ids = []
+    with engine.begin() as conn:
+        for i in range(n_with_tax + n_without):
+            taxed = i < n_with_tax
+            cid, ct = f"cust-{i}", f"EXP-01-{i:07d}"
+            conn.execute(customers.insert().values(
+                id=cid, municipality="EXP-01", name="Berenice Ximo Quezada" if taxed else "Juan Pérez",
+                tax_id="XIQB891116QE4" if taxed else None, tax_regime="612" if taxed else "616",
+                fiscal_zip="76100", email=f"c{i}@example.mx", created_at=T0))
+            conn.execute(contracts.insert().values(
+                id=ct, municipality="EXP-01", zone="EXP-01-Z01", customer_id=cid, service_point_id=f"sp-{i}",
+                use_class="DOM_MEDIO", start_date=date(2020, 1, 1), created_at=T0))
+            inv_id = f"inv-b{i}"
+            ids.append(inv_id)
+            conn.execute(invoices.insert().values(
+                id=inv_id, number=f"EXP-01-202611-{ct}", municipality="EXP-01", zone="EXP-01-Z01", contract_id=ct,
+                period="2026-11", kind="regular", period_start=date(2026, 11, 1), period_end=date(2026, 11, 30),
+                issue_date=date(2026, 12, 1), due_date=date(2026, 12, 20), use_class="DOM_MEDIO",
+                consumption_l=18000, billed_m3=18, estimated=False, tariff_versions=["t1"], basis={},
+                lines=[{"concept": "water", "description": "Agua potable", "quantity_m3": 18, "amount": "210.60",
+                        "vat_rate": "0", "vat": "0.00"},
+                       {"concept": "sewerage", "description": "Alcantarillado", "amount": "21.06",
+                        "vat_rate": "0.16", "vat": "3.37"},
+                       {"concept": "sanitation", "description": "Saneamiento", "amount": "0.00",
+                        "vat_rate": "0.16", "vat": "0.00"}],
+                subtotal=Decimal("231.66"), vat=Decimal("3.37"), total=Decimal("235.03"),
+                payment_reference=f"REF{i}", created_at=T0))
+    return ids
+
+
+def test_billing_invoices_become_nominative_cfdi_or_wait_for_the_global(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.from_billing import issue_for_billing
+
+    svc, pac, clock = env
+    ids = _billing_fixture(svc.engine)
+    out = issue_for_billing(svc, ids)
+    assert len(out["issued"]) == 2 and out["errors"] == []
+    assert [inv.invoice_id for inv in out["for_global"]] == ["inv-b2"]
+    again = issue_for_billing(svc, ids)  # idempotent: same documents
+    assert {r["id"] for r in again["issued"]} == {r["id"] for r in out["issued"]}
+    svc.stamp_due()
+    root = assert_valid_everywhere(_doc(svc, out["issued"][0]["id"])["stamped_xml"])
+    conceptos = root.findall("cfdi:Conceptos/cfdi:Concepto", NS)
+    assert [(c.get("Descripcion"), c.get("Importe")) for c in conceptos] == [
+        ("Agua potable (18 m³)", "210.60"), ("Alcantarillado", "21.06")]  # the 0.00 line is not a concepto
+    assert root.get("Total") == "235.03"  # equals billing's total
+    g = svc.issue_global("EXP-01", GlobalPeriod("04", "11", 2026), out["for_global"], folio="G-2026-11",
+                         payment_form="01")
+    svc.stamp_due()
+    assert _doc(svc, g["id"])["fiscal_status"] == "stamped"
+
+
+def test_batch_issue_skips_bad_invoices_and_keeps_the_rest(env) -> None:  # type: ignore[no-untyped-def]
+    svc, pac, clock = env
+    good = _domestic(svc, "40")
+    bad = invoice(svc.issuer, CUSTOMER_TAX, (line(LineKind.WATER, "0.001", "0.01"),), folio="41")
+    res = svc.issue_invoices([good, bad], "EXP-01")
+    assert res[0]["fiscal_status"] == "pending_fiscal"
+    assert res[1]["invoice_id"] == bad.invoice_id and "must be positive" in res[1]["error"]
+    assert svc.issue_invoices([good], "EXP-01")[0]["id"] == res[0]["id"]

@@ -1,0 +1,108 @@
+"""Bridge from the billing engine's invoices (cloud.billing.tables.invoices) and the registry's
+customers to the CFDI model, and the call that issues a billing run's CFDIs.
+
+Each billing line becomes one concepto with Cantidad 1 and ValorUnitario = the billed amount,
+so the CFDI's Importe is exactly what billing charged (the m³ go in the description). The VAT
+rate comes from billing's line (0 or 0.16, as the tariff says); any other rate is refused.
+Customers with RFC, régimen and fiscal postal code get a nominative CFDI; the rest are left
+for the period's global CFDI to público en general.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
+from .rules import PRODUCT_KEYS, USO_REGIMEN, CfdiRuleError
+
+MX = ZoneInfo("America/Mexico_City")
+KINDS = {"water": LineKind.WATER, "sewerage": LineKind.SEWERAGE, "sanitation": LineKind.SANITATION}
+CONCEPT_ES = {"water": "Suministro de agua", "sewerage": "Alcantarillado", "sanitation": "Saneamiento",
+              "late_fee": "Recargos por pago extemporáneo", "fixed": "Cargo fijo"}
+
+
+def receiver_for(customer: dict[str, Any] | None) -> Receiver:
+    """Tax data only when RFC, régimen and fiscal postal code are all on file (CFDI 4.0 needs all)."""
+    if customer is None:
+        return Receiver("", "Público en general")
+    rfc, regime, zip_ = customer.get("tax_id"), customer.get("tax_regime"), customer.get("fiscal_zip")
+    tax = None
+    if rfc and regime and zip_ and rfc != PUBLIC_RFC:
+        use = "G03" if regime in USO_REGIMEN["G03"] else "S01"  # gastos en general when the régimen allows it
+        tax = TaxData(rfc.upper(), customer["name"].upper(), regime, zip_, use)
+    return Receiver(customer["id"], customer["name"], tax, customer.get("email"))
+
+
+def _vat(rate: Decimal) -> VatTreatment:
+    if rate == 0:
+        return VatTreatment.RATE_0
+    if rate == Decimal("0.16"):
+        return VatTreatment.RATE_16
+    raise CfdiRuleError(f"VAT rate {rate} is neither 0% nor 16%")
+
+
+def invoice_from_billing(row: dict[str, Any], issuer: Issuer, receiver: Receiver, series: str = "A") -> Invoice:
+    lines = []
+    for ln in row["lines"]:
+        amount = Decimal(str(ln["amount"]))
+        if amount <= 0:
+            continue  # zero charges (e.g. a service not provided this period) are not CFDI conceptos
+        concept = ln["concept"]
+        kind = KINDS.get(concept, LineKind.OTHER)
+        text = ln.get("description") or CONCEPT_ES.get(concept, concept)
+        if ln.get("quantity_m3") is not None and concept == "water":
+            text = f"{text} ({ln['quantity_m3']} m³)"
+        lines.append(Line(text.replace("|", "/")[:1000], PRODUCT_KEYS[kind], "E48", Decimal(1), amount,
+                          _vat(Decimal(str(ln["vat_rate"]))), kind))
+    created = row["created_at"]
+    if isinstance(created, datetime) and created.tzinfo is None:
+        created = created.replace(tzinfo=ZoneInfo("UTC"))
+    return Invoice(
+        invoice_id=row["id"], series=series, folio=row["number"][-40:],
+        issued_at=created.astimezone(MX).replace(tzinfo=None, microsecond=0),
+        issuer=issuer, receiver=receiver, lines=tuple(lines),
+    )
+
+
+def load_billing_invoices(conn: Connection, invoice_ids: Iterable[str], issuer: Issuer) -> list[tuple[Invoice, str]]:
+    """(Invoice, municipality) for billing invoices, with each contract's customer as receiver."""
+    from cloud.billing.tables import invoices
+    from cloud.registry.tables import contracts, customers
+
+    ids = list(invoice_ids)
+    rows = conn.execute(sa.select(invoices).where(invoices.c.id.in_(ids))).mappings().all()
+    cust = {
+        r["contract_id"]: dict(r)
+        for r in conn.execute(
+            sa.select(contracts.c.id.label("contract_id"), customers)
+            .join(customers, customers.c.id == contracts.c.customer_id)
+            .where(contracts.c.id.in_({r["contract_id"] for r in rows}))
+        ).mappings()
+    }
+    return [(invoice_from_billing(dict(r), issuer, receiver_for(cust.get(r["contract_id"]))), r["municipality"])
+            for r in rows]
+
+
+def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Issue the nominative CFDIs of billing invoices; returns {"issued", "errors", "for_global"}."""
+    with svc.engine.connect() as conn:
+        loaded = load_billing_invoices(conn, invoice_ids, svc.issuer)
+    out: dict[str, list[Any]] = {"issued": [], "errors": [], "for_global": []}
+    by_muni: dict[str, list[Invoice]] = {}
+    for inv, muni in loaded:
+        if inv.receiver.tax is None:
+            out["for_global"].append(inv)
+        else:
+            by_muni.setdefault(muni, []).append(inv)
+    for muni, invs in by_muni.items():
+        for i in range(0, len(invs), 200):
+            for r in svc.issue_invoices(invs[i:i + 200], muni):
+                (out["errors"] if "error" in r else out["issued"]).append(r)
+    return out
