@@ -59,6 +59,9 @@ class DeviceProfile(BaseModel):
     battery_field: str | None = "battery"
     battery_volts: tuple[float, float] | None = None  # (empty V, full V): field is volts → %
     low_battery_pct: float = 10.0
+    # register modulus in litres (where the odometer wraps), for the rollover rule; None = the
+    # rules' default. e.g. an 8-digit litre register: 100000000; a 16-bit counter of 10 L: 655360
+    rollover_l: int | None = Field(default=None, gt=0)
     flow_field: str | None = None
     flow_unit: str = "L/h"
     modbus: RegisterMap | None = None

@@ -35,6 +35,14 @@ class MeterRules:
     battery_low_pct: int = 10
     timezone: str = "America/Mexico_City"
 
+    @classmethod
+    def for_profile(cls, profile: object, **overrides: object) -> MeterRules:
+        """Thresholds for a device profile's meters (its `rollover_l` when it sets one)."""
+        rollover = getattr(profile, "rollover_l", None)
+        kw: dict[str, object] = {"rollover_l": rollover} if rollover else {}
+        kw.update(overrides)
+        return cls(**kw)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class ScadaThreshold:

@@ -305,3 +305,14 @@ def test_batch_equals_one_by_one(events) -> None:
     batch = evaluate_batch(list(reversed(new)), history)
     key = lambda a: (a["meter_serial"], a["detected_at"], a["kind"])  # noqa: E731
     assert sorted(batch, key=key) == sorted(one_by_one, key=key)
+
+
+def test_rules_for_a_profile_use_its_register_modulus() -> None:
+    from gateway.profiles import get_profile
+
+    cfg = MeterRules.for_profile(get_profile("netvox-r718h"))
+    assert cfg.rollover_l == 655_360
+    # the 16-bit counter wrapped: 65,530 pulses → 5 pulses (×10 L)
+    out = evaluate(r(2, 50), [r(1, 655_300)], cfg, rules=["rollover", "reverse_flow"])
+    assert kinds(out) == ["rollover"] and out[0]["details"]["consumed_l"] == 110
+    assert MeterRules.for_profile(get_profile("aquacis-wm1"), zero_days=7).zero_days == 7
