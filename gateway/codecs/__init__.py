@@ -7,7 +7,7 @@ per vendor: `aquacis/`, `milesight/`, `develiot/`, `netvox/`. See docs/codecs.md
 
 from gateway.codecs.base import CodecNotFound, DecodeResult
 from gateway.codecs.js import JsCodecLoadError, JsLimits
-from gateway.codecs.registry import PYTHON_DECODERS, decode, load_codec
+from gateway.codecs.registry import PYTHON_DECODERS, decode, list_codecs, load_codec
 
 __all__ = [
     "PYTHON_DECODERS",
@@ -16,5 +16,6 @@ __all__ = [
     "JsCodecLoadError",
     "JsLimits",
     "decode",
+    "list_codecs",
     "load_codec",
 ]

@@ -27,6 +27,24 @@ PYTHON_DECODERS: dict[str, PythonDecoder] = {
 }
 
 
+MANIFESTS: dict[str, dict[str, Any]] = {
+    **aquacis.MANIFEST,
+    **milesight.MANIFEST,
+    **develiot.MANIFEST,
+    **netvox.MANIFEST,
+}
+
+
+def list_codecs() -> list[dict[str, Any]]:
+    """Every built-in codec with its reference, kind and what it decodes."""
+    out = [{"ref": f"py:{name}", "kind": "python", **MANIFESTS.get(name, {})} for name in sorted(PYTHON_DECODERS)]
+    for name in builtin_js_names():
+        codec = load_js_file(JS_DIR / f"{name}.js")
+        out.append({"ref": f"js:{name}", "kind": "js", "style": "chirpstack-module" if codec.module else "tts-script",
+                    "entry": codec.style})
+    return out
+
+
 class Codec(Protocol):
     kind: str
     name: str
@@ -140,4 +158,4 @@ def decode(
     return codec.decode(int(fport), bytes(payload), dict(variables or {}), recv_time=recv_time)
 
 
-__all__ = ["Codec", "JsCodec", "PythonCodec", "PYTHON_DECODERS", "decode", "load_codec"]
+__all__ = ["Codec", "JsCodec", "PythonCodec", "PYTHON_DECODERS", "decode", "list_codecs", "load_codec"]

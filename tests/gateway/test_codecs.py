@@ -143,3 +143,15 @@ def test_decode_accepts_a_profile_like_object() -> None:
 def test_payload_must_be_bytes() -> None:
     with pytest.raises(TypeError):
         decode("py:aquacis-wm1", 1, "0140")  # type: ignore[arg-type]
+
+
+def test_list_codecs_describes_every_builtin() -> None:
+    from gateway.codecs import list_codecs
+
+    listed = {c["ref"]: c for c in list_codecs()}
+    assert {f"py:{n}" for n in PYTHON_DECODERS} <= set(listed)
+    assert listed["py:netvox-r718h"]["fports"] == [6, 7]
+    assert listed["js:aquacis-wm1-chirpstack"]["style"] == "chirpstack-module"
+    assert listed["js:aquacis-wm1-tts"]["style"] == "tts-script"
+    for ref in listed:  # every listed reference loads
+        assert load_codec(ref).kind in ("python", "js")
