@@ -155,3 +155,8 @@ def seed(
 from cloud.billing.cli import register as _register_billing  # noqa: E402
 
 _register_billing(app)
+
+# CFDI stamping worker, CFDI validation and the notification dispatcher live in their package.
+from cloud.cfdi.cli import register as _register_cfdi  # noqa: E402
+
+_register_cfdi(app)

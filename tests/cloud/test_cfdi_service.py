@@ -292,3 +292,20 @@ def test_batch_issue_skips_bad_invoices_and_keeps_the_rest(env) -> None:  # type
     assert res[0]["fiscal_status"] == "pending_fiscal"
     assert res[1]["invoice_id"] == bad.invoice_id and "must be positive" in res[1]["error"]
     assert svc.issue_invoices([good], "EXP-01")[0]["id"] == res[0]["id"]
+
+
+def test_invoice_issued_notice_carries_the_cfdi_xml_and_pdf(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.attachments import load_attachment
+    from cloud.notifications.channels import TestSink
+    from cloud.notifications.outbox import dispatch_due
+
+    svc, pac, clock = env
+    svc.issue_invoice(_domestic(svc, "60", email="ana@example.mx"), "EXP-01")
+    svc.stamp_due()
+    sink = TestSink(name="email")
+    assert dispatch_due(svc.engine, {"email": sink}, now=clock(), attachment_loader=load_attachment)["sent"] == 1
+    (m,) = sink.sent
+    names = sorted(a.name[-4:] for a in m.attachments)
+    assert names == [".pdf", ".xml"]
+    xml = next(a for a in m.attachments if a.name.endswith(".xml")).data
+    assert_valid_everywhere(xml)

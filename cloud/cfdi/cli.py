@@ -1,0 +1,121 @@
+"""`aquacis cloud cfdi …`: the stamping worker, the notification dispatcher, and a validator.
+
+Configuration comes from AQUACIS_* environment variables (see cloud.cfdi.settings and
+docs/cfdi.md, docs/notifications.md); flags override them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="CFDI 4.0: stamping worker, validation, customer notifications.", no_args_is_help=True)
+
+
+def _engine(db: str | None):  # type: ignore[no-untyped-def]
+    from cloud.db import create_or_migrate, make_engine
+    from cloud.settings import load_settings
+
+    engine = make_engine(load_settings(None, db_url=db).db_url)
+    create_or_migrate(engine)
+    return engine
+
+
+@app.command("stamp-worker")
+def stamp_worker(
+    db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+    interval: float = typer.Option(5.0, help="Seconds between passes over due documents.",
+                                   envvar="AQUACIS_CFDI_STAMP_INTERVAL"),
+    once: bool = typer.Option(False, help="One pass, then exit (cron style)."),
+) -> None:
+    """Stamp pending_fiscal CFDIs through the configured PAC; PAC outages retry on the stored schedule."""
+    from .wiring import service_from_settings
+
+    engine = _engine(db)
+    svc = service_from_settings(engine)
+    if not svc.pac.fiscally_valid:
+        typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
+    try:
+        while True:
+            counts = svc.stamp_due()
+            if counts:
+                typer.echo(json.dumps(counts))
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
+
+@app.command("notify-worker")
+def notify_worker(
+    db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+    smtp_host: str = typer.Option("", help="SMTP server; empty: write to the sink file instead.",
+                                  envvar="AQUACIS_SMTP_HOST"),
+    smtp_port: int = typer.Option(25, help="SMTP port.", envvar="AQUACIS_SMTP_PORT"),
+    smtp_user: str = typer.Option("", help="SMTP login user.", envvar="AQUACIS_SMTP_USER"),
+    smtp_password: str = typer.Option("", help="SMTP login password.", envvar="AQUACIS_SMTP_PASSWORD"),
+    smtp_starttls: bool = typer.Option(False, help="Use STARTTLS.", envvar="AQUACIS_SMTP_STARTTLS"),
+    sender: str = typer.Option("avisos@localhost", help="From address.", envvar="AQUACIS_SMTP_FROM"),
+    sink: str = typer.Option("notifications.jsonl", help="JSONL file of the local test sink.",
+                             envvar="AQUACIS_NOTIFY_SINK"),
+    interval: float = typer.Option(10.0, help="Seconds between passes.", envvar="AQUACIS_NOTIFY_INTERVAL"),
+    once: bool = typer.Option(False, help="One pass, then exit."),
+) -> None:
+    """Send due notifications (e-mail over SMTP, or the local sink); failures retry with backoff."""
+    from cloud.notifications.channels import SmtpChannel, TestSink
+    from cloud.notifications.outbox import dispatch_due
+
+    from .attachments import load_attachment
+
+    engine = _engine(db)
+    channels: dict = {"sink": TestSink(path=Path(sink))}  # type: ignore[type-arg]
+    channels["email"] = (
+        SmtpChannel(smtp_host, smtp_port, sender, username=smtp_user, password=smtp_password, starttls=smtp_starttls)
+        if smtp_host else TestSink(name="email", path=Path(sink))
+    )
+    try:
+        while True:
+            counts = dispatch_due(engine, channels, attachment_loader=load_attachment)
+            if any(counts.values()):
+                typer.echo(json.dumps(counts))
+            if once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
+
+@app.command("validate")
+def validate_file(
+    path: Path = typer.Argument(..., help="CFDI 4.0 XML file."),
+    full: bool = typer.Option(False, help="Also validate with SAT's untouched XSD (slow: ~4 ms/doc)."),
+) -> None:
+    """Validate a CFDI against SAT's XSD and catalogs and verify its seal; exit 1 when invalid."""
+    from lxml import etree
+
+    from .validate import seal_errors, validator
+
+    try:
+        root = etree.fromstring(path.read_bytes())
+    except (OSError, etree.XMLSyntaxError) as e:
+        typer.echo(f"error: cannot read {path}: {e}", err=True)
+        raise typer.Exit(2) from e
+    errors = validator().check(root).errors
+    if full:
+        errors += [f"full XSD: {e}" for e in validator(full=True).check(root).errors]
+    errors += seal_errors(root) if root.get("Sello") else ["document is not sealed"]
+    typer.echo(json.dumps({"file": str(path), "valid": not errors, "errors": errors}, ensure_ascii=False))
+    if errors:
+        raise typer.Exit(1)
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="cfdi", help="CFDI 4.0: stamping worker, validation, notifications.")
