@@ -16,6 +16,7 @@ Consumption from readings (docs/billing.md):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud.billing.bulk import RawJSON
 from cloud.db import metadata
 
 TZ = ZoneInfo("America/Mexico_City")
@@ -47,7 +49,7 @@ class BillableContract:
 class Consumption:
     litres: int
     estimated: bool
-    basis: dict[str, Any] = field(default_factory=dict)
+    basis: Any = field(default_factory=dict)  # dict, or RawJSON text of one
 
 
 class ConsumptionError(ValueError):
@@ -123,19 +125,27 @@ class RegistryContracts:
              .where(t.c.municipality == municipality, t.c.id >= first, t.c.id <= last, *self._where(t, zone))
              .order_by(t.c.id, mi.c.installed_at))
         out: dict[str, BillableContract] = {}
-        for r in conn.execute(q):
-            services = {s for s, on in (("water", r.water), ("sewerage", r.sewerage),
-                                        ("sanitation", r.sanitation)) if on}
+        for cid, muni, zone_, cls, water, sew, san, units, serial in conn.execute(q):
             # Later installations overwrite earlier ones (ordered by installed_at).
-            out[r.id] = BillableContract(r.id, r.municipality, r.zone, r.use_class, frozenset(services),
-                                         int(r.units or 1), r.meter_serial)
+            out[cid] = BillableContract(cid, muni, zone_, cls, _SERVICES[bool(water), bool(sew), bool(san)],
+                                        units or 1, serial)
         return list(out.values())
+
+
+_SERVICES = {
+    (w, a, s): frozenset(n for n, on in (("water", w), ("sewerage", a), ("sanitation", s)) if on)
+    for w in (False, True) for a in (False, True) for s in (False, True)
+}
+
+
+def _q(s: str) -> str:
+    return s if s.isprintable() and '"' not in s and "\\" not in s else json.dumps(s, ensure_ascii=False)[1:-1]
 
 
 class ReadingsConsumption:
     """Consumption from the cloud's `readings` table and the contract's invoice history."""
 
-    def __init__(self, lookback_days: int = 400) -> None:
+    def __init__(self, lookback_days: int = 92) -> None:
         self.lookback_days = lookback_days
 
     def consumption(self, conn: Connection, contracts: Sequence[BillableContract], start: date,
@@ -146,32 +156,42 @@ class ReadingsConsumption:
         start_ms = day_start_ms(start)
         end_ms = day_start_ms(end + timedelta(days=1)) - 1
         from_ms = start_ms - self.lookback_days * 86_400_000
-        serials = sorted({c.meter_serial for c in contracts if c.meter_serial})
         opening: dict[str, tuple[int, int, str]] = {}
         closing: dict[str, tuple[int, int, str]] = {}
-        if serials:
-            q = (sa.select(readings.c.meter_serial, readings.c.taken_at, readings.c.value_l, readings.c.id)
-                 .where(readings.c.meter_serial.in_(serials), readings.c.taken_at >= from_ms,
-                        readings.c.taken_at <= end_ms)
-                 .order_by(readings.c.meter_serial, readings.c.taken_at))
-            vee = metadata.tables.get("reading_validations")
-            if vee is not None:
-                # Readings the VEE found invalid are not a basis for billing.
-                q = q.outerjoin(vee, vee.c.reading_id == readings.c.id).where(
-                    sa.or_(vee.c.status.is_(None), vee.c.status != "invalid"))
-            for serial, taken, value, rid in conn.execute(q):
+        history: dict[str, list[tuple[date, date, int, bool]]] = {}
+        if not contracts:
+            return {}
+        # Chunks are contract-id ranges of one municipality: query by range and join, instead
+        # of binding thousands of serials/ids (much cheaper on both databases).
+        munis = {c.municipality for c in contracts}
+        first, last = min(c.id for c in contracts), max(c.id for c in contracts)
+        serials = {c.meter_serial for c in contracts if c.meter_serial}
+        ct, mi = _table("contracts"), _table("meter_installations")
+        q = (sa.select(readings.c.meter_serial, readings.c.taken_at, readings.c.value_l, readings.c.id)
+             .select_from(ct.join(mi, sa.and_(mi.c.service_point_id == ct.c.service_point_id,
+                                              mi.c.removed_at.is_(None)))
+                          .join(readings, readings.c.meter_serial == mi.c.meter_serial))
+             .where(ct.c.municipality.in_(sorted(munis)), ct.c.id >= first, ct.c.id <= last,
+                    readings.c.taken_at >= from_ms, readings.c.taken_at <= end_ms)
+             .order_by(readings.c.meter_serial, readings.c.taken_at))
+        vee = metadata.tables.get("reading_validations")
+        if vee is not None:
+            # Readings the VEE found invalid are not a basis for billing.
+            q = q.outerjoin(vee, vee.c.reading_id == readings.c.id).where(
+                sa.or_(vee.c.status.is_(None), vee.c.status != "invalid"))
+        for serial, taken, value, rid in conn.execute(q):
+            if serial in serials:
                 # Rows are ordered by time: the last one seen on each side wins.
                 (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
 
-        ids = [c.id for c in contracts]
-        history: dict[str, list[tuple[date, date, int, bool]]] = {}
-        if ids:
-            hq = (sa.select(invoices.c.contract_id, invoices.c.period_start, invoices.c.period_end,
-                            invoices.c.consumption_l, invoices.c.estimated)
-                  .where(invoices.c.contract_id.in_(ids), invoices.c.kind == "regular",
-                         invoices.c.period_end < start)
-                  .order_by(invoices.c.contract_id, invoices.c.period_end.desc()))
-            for cid, ps, pe, litres, est in conn.execute(hq):
+        ids = {c.id for c in contracts}
+        hq = (sa.select(invoices.c.contract_id, invoices.c.period_start, invoices.c.period_end,
+                        invoices.c.consumption_l, invoices.c.estimated)
+              .where(invoices.c.contract_id >= first, invoices.c.contract_id <= last,
+                     invoices.c.kind == "regular", invoices.c.period_end < start)
+              .order_by(invoices.c.contract_id, invoices.c.period_end.desc()))
+        for cid, ps, pe, litres, est in conn.execute(hq):
+            if cid in ids:
                 history.setdefault(cid, []).append((ps, pe, int(litres), bool(est)))
 
         days = (end - start).days + 1
@@ -192,12 +212,13 @@ class ReadingsConsumption:
                         "(rollover or meter replacement; needs review)")
                     continue
                 billed = max(0, litres - estimated_since)
-                basis: dict[str, Any] = {"method": "readings", "meter": c.meter_serial,
-                                         "opening": {"id": op[2], "taken_at": op[0], "value_l": op[1]},
-                                         "closing": {"id": cl[2], "taken_at": cl[0], "value_l": cl[1]}}
-                if estimated_since:
-                    basis["true_up"] = {"estimated_billed_l": estimated_since, "measured_l": litres,
-                                        "unrecovered_l": max(0, estimated_since - litres)}
+                true_up = (f',"true_up":{{"estimated_billed_l":{estimated_since},"measured_l":{litres},'
+                           f'"unrecovered_l":{max(0, estimated_since - litres)}}}' if estimated_since else "")
+                # Hand-built JSON text (stored as is): this runs once per contract.
+                basis = RawJSON(
+                    f'{{"method":"readings","meter":"{_q(c.meter_serial or "")}",'
+                    f'"opening":{{"id":"{_q(op[2])}","taken_at":{op[0]},"value_l":{op[1]}}},'
+                    f'"closing":{{"id":"{_q(cl[2])}","taken_at":{cl[0]},"value_l":{cl[1]}}}{true_up}}}')
                 out[c.id] = Consumption(billed, False, basis)
                 continue
             real = [(ps, pe, litres) for ps, pe, litres, est in hist if not est][:ESTIMATE_HISTORY]

@@ -13,15 +13,18 @@ unique on (contract, period, kind, revision), no invoice is ever issued twice.
 from __future__ import annotations
 
 import calendar
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.billing.bulk import RawJSON, bulk_insert, uuid7_batch
 from cloud.billing.inputs import (
     BillableContract,
     Consumption,
@@ -203,12 +206,10 @@ def _advance(conn: Connection, run_id: str, *, processed: int, invoiced: int, er
 
 
 def payment_reference(contract_id: str, period: str) -> str:
-    """Placeholder bank reference: digits of contract and period with a mod-10 check digit.
-    The real format comes with the payments module (bank/convenience-store references)."""
-    digits = "".join(ch for ch in contract_id if ch.isdigit())[-12:].rjust(12, "0") + period.replace("-", "")
-    weights = [3 if i % 2 == 0 else 1 for i in range(len(digits))]
-    check = (10 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 10) % 10
-    return digits + str(check)
+    """Placeholder bank reference: contract digits + period + two check digits (ISO 7064
+    mod 97-10 style). The real format comes with the payments module."""
+    digits = "".join(filter(str.isdigit, contract_id))[-12:].rjust(12, "0") + period[:4] + period[5:7]
+    return digits + f"{98 - (int(digits) * 100) % 97:02d}"
 
 
 @dataclass
@@ -226,12 +227,13 @@ def build_chunk(conn: Connection, run: dict[str, Any], claim: Claim, book: Tarif
     cons = consumption.consumption(conn, items, start, end)
     invs: list[dict[str, Any]] = []
     errs: list[dict[str, Any]] = []
-    for ct in items:
+    ids = uuid7_batch(len(items))
+    for ct, inv_id in zip(items, ids, strict=True):
         try:
             got = cons.get(ct.id)
             if isinstance(got, ConsumptionError) or got is None:
                 raise got or ConsumptionError("no_consumption", "no consumption computed")
-            invs.append(_invoice(ct, got, run, book, now))
+            invs.append(_invoice(inv_id, ct, got, run, book, now))
         except ConsumptionError as e:
             errs.append(_err(run, claim, ct, e.code, str(e), now))
         except TariffError as e:
@@ -247,23 +249,49 @@ def _err(run: dict[str, Any], claim: Claim, ct: BillableContract, code: str, rea
             "code": code, "reason": reason, "at": now}
 
 
-def _invoice(ct: BillableContract, cons: Consumption, run: dict[str, Any], book: TariffBook,
+@lru_cache(maxsize=4096)
+def _js(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def lines_json(lines: Any) -> RawJSON:
+    """The invoice's lines as JSON text (hand-built: this runs once per contract)."""
+    parts = []
+    for ln in lines:
+        extra = ""
+        if ln.quantity_m3 is not None:
+            extra += f',"quantity_m3":{ln.quantity_m3}'
+        if ln.days is not None:
+            extra += f',"days":{ln.days}'
+        parts.append(f'{{"concept":"{ln.concept}","description":{_js(ln.description)},"amount":"{ln.amount}",'
+                     f'"vat_rate":"{ln.vat_rate}","vat":"{ln.vat}","tariff_version":{_js(ln.tariff_version)},'
+                     f'"tariff_code":{_js(ln.tariff_code)}{extra}}}')
+    return RawJSON("[" + ",".join(parts) + "]")
+
+
+def _invoice(inv_id: str, ct: BillableContract, cons: Consumption, run: dict[str, Any], book: TariffBook,
              now: datetime) -> dict[str, Any]:
     m3 = Decimal(cons.litres) / 1000
     bill = compute_bill(book, BillRequest(ct.municipality, ct.use_class, m3, run["period_start"], run["period_end"],
                                           ct.services, ct.units))
     period = run["cycle"]
     return {
-        "id": uuid7(), "number": f"{ct.municipality}-{period.replace('-', '')}-{ct.id}",
+        "id": inv_id, "number": f"{ct.municipality}-{period[:4]}{period[5:7]}-{ct.id}",
         "municipality": ct.municipality, "zone": ct.zone, "contract_id": ct.id, "period": period,
         "kind": "regular", "revision": 0, "corrects": None, "run_id": run["id"],
         "period_start": run["period_start"], "period_end": run["period_end"], "issue_date": run["issue_date"],
         "due_date": run["due_date"], "use_class": ct.use_class, "units": ct.units, "consumption_l": cons.litres,
-        "billed_m3": bill.billed_m3, "estimated": cons.estimated, "tariff_versions": list(bill.tariff_versions),
-        "lines": [line_json(ln) for ln in bill.lines], "basis": cons.basis,
+        "billed_m3": bill.billed_m3, "estimated": cons.estimated,
+        "tariff_versions": RawJSON(_js_list(bill.tariff_versions)),
+        "lines": lines_json(bill.lines), "basis": cons.basis,
         "subtotal": bill.subtotal, "vat": bill.vat, "total": bill.total, "currency": "MXN",
         "payment_reference": payment_reference(ct.id, period), "created_at": now,
     }
+
+
+@lru_cache(maxsize=256)
+def _js_list(items: tuple[str, ...]) -> str:
+    return json.dumps(list(items), ensure_ascii=False)
 
 
 def line_json(ln: Any) -> dict[str, Any]:
@@ -294,14 +322,15 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
         if invs:
             # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
             existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
-                invoices.c.contract_id.in_([i["contract_id"] for i in invs]),
+                invoices.c.contract_id >= claim.first, invoices.c.contract_id <= claim.last,
                 invoices.c.period == invs[0]["period"], invoices.c.kind == "regular",
                 invoices.c.revision == 0)).scalars())
-            invs = [i for i in invs if i["contract_id"] not in existing]
+            if existing:
+                invs = [i for i in invs if i["contract_id"] not in existing]
         if invs:
-            conn.execute(invoices.insert(), invs)
+            bulk_insert(conn, invoices, invs)
             if events:
-                conn.execute(_events_table().insert(), invoice_event_rows(invs, now))
+                bulk_insert(conn, _events_table(), invoice_event_rows(invs, now))
         if result.errors:
             conn.execute(billing_run_errors.insert(), result.errors)
         _advance(conn, claim.run_id, processed=result.processed, invoiced=len(invs), errors=len(result.errors),

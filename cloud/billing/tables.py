@@ -73,7 +73,8 @@ invoices = sa.Table(
     "invoices",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("number", sa.String(40), nullable=False, unique=True),  # human folio
+    # Human folio; unique through (contract_id, period, kind, revision), so no index of its own.
+    sa.Column("number", sa.String(60), nullable=False),
     sa.Column("municipality", sa.String(20), nullable=False),
     sa.Column("zone", sa.String(40)),
     sa.Column("contract_id", sa.String(80), nullable=False),

@@ -38,7 +38,7 @@ class Overdue:
     months: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: construction is on the hot path
 class BillRequest:
     administration: str
     use_class: str
@@ -50,7 +50,7 @@ class BillRequest:
     overdue: tuple[Overdue, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: construction is on the hot path
 class BillLine:
     concept: str  # water | sewerage | sanitation | late_fee
     description: str  # Spanish, for the customer
@@ -67,7 +67,7 @@ class BillLine:
         return self.amount + self.vat
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: construction is on the hot path
 class Bill:
     billed_m3: int
     lookup_m3: int  # per-unit m³ used for the table look-up
@@ -93,11 +93,10 @@ def _line(concept: str, desc: str, m3: int | None, amount: Decimal, rate: Decima
 
 
 def compute_bill(book: TariffBook, req: BillRequest) -> Bill:
-    unknown = set(req.services) - SERVICES
-    if unknown:
-        raise TariffError(f"unknown services {sorted(unknown)}; known: {sorted(SERVICES)}")
-    if "water" not in req.services and req.services:
-        raise TariffError("sewerage and sanitation are billed as a share of water; the contract has no water")
+    if not req.services <= SERVICES:
+        raise TariffError(f"unknown services {sorted(req.services - SERVICES)}; known: {sorted(SERVICES)}")
+    if "water" not in req.services:
+        raise TariffError("the contract has no water service (sewerage and sanitation are a share of water)")
     if req.units < 1:
         raise TariffError(f"units must be at least 1, got {req.units}")
     if req.consumption_m3 < 0:
@@ -105,13 +104,12 @@ def compute_bill(book: TariffBook, req: BillRequest) -> Bill:
     billed = billed_m3(req.consumption_m3)
     lookup = billed if req.units == 1 else billed_m3(req.consumption_m3 / req.units)
 
-    segments = book.boundaries(req.period_start, req.period_end)
-    total_days = (req.period_end - req.period_start).days + 1
+    segments = book.segments(req.period_start, req.period_end)
+    total_days = segments[0][3]
     prorated = len(segments) > 1
     lines: list[BillLine] = []
     versions: list[str] = []
-    for version, first, last in segments:
-        days = (last - first).days + 1
+    for version, first, last, _, days in segments:
         entry = version.entry(req.administration, req.use_class, "water")
         full = entry.charge(lookup) * req.units
         water = cents(full * days / total_days) if prorated else cents(full)

@@ -95,6 +95,7 @@ class TariffBook:
         self.versions = sorted(versions, key=lambda v: v.valid_from)
         if not self.versions:
             raise TariffError("a tariff book needs at least one version")
+        self._segments: dict[tuple[date, date], list[tuple[TariffVersion, date, date, int, int]]] = {}
         names = [v.version for v in self.versions]
         if len(set(names)) != len(names):
             raise TariffError(f"duplicate tariff version names: {names}")
@@ -105,6 +106,19 @@ class TariffBook:
             if v.covers(day):
                 return v
         raise TariffError(f"no tariff version in force on {day.isoformat()}")
+
+    def segments(self, start: date, end: date) -> list[tuple[TariffVersion, date, date, int, int]]:
+        """`boundaries` plus (days in period, days in segment); cached, the run asks the same period
+        hundreds of thousands of times."""
+        key = (start, end)
+        got = self._segments.get(key)
+        if got is None:
+            total = (end - start).days + 1
+            got = [(v, a, b, total, (b - a).days + 1) for v, a, b in self.boundaries(start, end)]
+            if len(self._segments) > 1000:
+                self._segments.clear()
+            self._segments[key] = got
+        return got
 
     def boundaries(self, start: date, end: date) -> list[tuple[TariffVersion, date, date]]:
         """Split the inclusive period [start, end] into (version, first day, last day) segments."""
