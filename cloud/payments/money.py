@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+MAX_PESOS = Decimal(10) ** 13  # far above any bill; keeps quantize in range
 
 
 class MoneyError(ValueError):
@@ -19,6 +20,8 @@ def to_cents(value: Decimal | str | int) -> int:
         raise MoneyError(f"{value!r} is not an amount") from e
     if not d.is_finite():
         raise MoneyError(f"{value!r} is not an amount")
+    if abs(d) >= MAX_PESOS:
+        raise MoneyError(f"{value!r} is too large an amount")
     if d != d.quantize(CENT):
         raise MoneyError(f"{value!r} has more than two decimals")
     return int(d * 100)
