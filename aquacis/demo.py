@@ -78,17 +78,17 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
     _say(f"simulator: {meters} meters × {count} uplinks every {interval:g}s = {expected} uplinks")
 
     outage_at = time.monotonic() + duration / 3
-    cloud_down = False
+    cloud_down = outage_done = False
     outage_end = 0.0
     while sim.poll() is None:
         now = time.monotonic()
-        if not cloud_down and outage > 0 and now >= outage_at:
+        if not outage_done and not cloud_down and outage > 0 and now >= outage_at:
             stack.stop_cloud()
             cloud_down, outage_end = True, now + outage
             _say(f"\n*** cloud taken down for {outage:g}s: the gateway keeps ingesting and queueing")
         elif cloud_down and now >= outage_end:
             stack.start_cloud()
-            cloud_down = False
+            cloud_down, outage_done = False, True
             _say("\n*** cloud is back: the gateway drains its queue")
         _progress(stack, "cloud DOWN" if cloud_down else "publishing")
         time.sleep(1)
