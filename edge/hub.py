@@ -74,10 +74,10 @@ class HubStorage:
 
     def log_since(self, after: int, upto: int, scope: NodeScope, limit: int) -> list[LogEntry]:
         cur = self.conn.execute(
-            "SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone FROM _hub_log "
+            "SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone, reset FROM _hub_log "
             "WHERE seq > ? AND seq <= ? AND (municipality = ? OR old_municipality = ?) ORDER BY seq LIMIT ?",
             (after, upto, scope.municipality, scope.municipality, limit))
-        return [LogEntry(*r) for r in cur]
+        return [LogEntry(s, t, p, m, z, om, oz, bool(r)) for s, t, p, m, z, om, oz, r in cur]
 
     def log_head(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM _hub_log").fetchone()[0])

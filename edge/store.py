@@ -283,8 +283,11 @@ class EdgeStore:
     def load_row(self, table: str, pk: str) -> RowState | None:
         return self.load_rows(table, [pk]).get(pk)
 
-    def save_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None:
-        """Write merged states (before, after) and log them for the hub. Inside a transaction."""
+    def save_rows(self, pairs: list[tuple[RowState | None, RowState]], reset: bool = False) -> None:
+        """Write merged states (before, after) and log them for the hub. Inside a transaction.
+
+        ``reset``: the new state is not a merge but a replacement (undoing a refused write);
+        the hub then tells its handhelds to replace their copy instead of merging it."""
         if not pairs:
             return
         by_table: dict[str, list[tuple[RowState | None, RowState]]] = {}
@@ -303,8 +306,9 @@ class EdgeStore:
                                cbor2.dumps(clocks), a.cl, cbor2.dumps(extra) if extra else None))
             self.conn.executemany(f"INSERT OR REPLACE INTO {_q(table)} ({cols}) VALUES ({marks})", params)
             self.conn.executemany(
-                "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone) VALUES (?, ?, ?, ?, ?, ?)",
-                [(table, a.pk, a.municipality, a.zone, b.municipality if b else None, b.zone if b else None)
+                "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone, reset)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(table, a.pk, a.municipality, a.zone, b.municipality if b else None, b.zone if b else None, int(reset))
                  for b, a in items])
 
     def purge_row(self, table: str, pk: str) -> None:
@@ -488,7 +492,7 @@ class EdgeStore:
         local = self.load_row(r.table, r.pk)
         if local is None:
             if r.row is not None:
-                self.save_rows([(None, r.row)])
+                self.save_rows([(None, r.row)], reset=True)
             return
         if r.row is None and r.code == "out_of_scope":
             self.purge_row(r.table, r.pk)
@@ -508,7 +512,7 @@ class EdgeStore:
             after = merged
             after.cl = max(r.row.cl, local.cl) if pending_later else r.row.cl
         if row_changed(local, after):
-            self.save_rows([(local, after)])
+            self.save_rows([(local, after)], reset=True)
 
     def keep_hub_refusal(self, r: Refusal) -> None:
         """Keep a refusal for another site (a handheld this node relays for) to hand on at its pull."""
@@ -538,6 +542,11 @@ class EdgeStore:
         with self.transaction():
             # refusals first: their rows are current as of this pull, the pulled rows are newer
             self._keep_refusals(batch.refusals)
+            # evictions first: a row both evicted and sent is a replacement (the sender undid a
+            # refused write), which merging alone could not express
+            for table, pk in batch.evict:
+                if table in TABLES and TABLES[table].kind == "mutable":
+                    self.purge_row(table, pk)
             by_table: dict[str, list[RowState]] = {}
             for r in batch.rows:
                 if r.table in TABLES and TABLES[r.table].kind == "mutable":
@@ -555,9 +564,6 @@ class EdgeStore:
                         existing[r.pk] = after
             self.save_rows(pairs)
             changed += len(pairs)
-            for table, pk in batch.evict:
-                if table in TABLES and TABLES[table].kind == "mutable":
-                    self.purge_row(table, pk)
             self._meta_set(f"pull_cursor:{peer}", cbor2.dumps(batch.cursor))
             if batch.server_time_ms:
                 self.hlc.observe_server_time(batch.server_time_ms)
@@ -590,7 +596,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS _hub_nodes (site_id TEXT PRIMARY KEY, token_hash TEXT UNIQUE, role TEXT,"
         " municipality TEXT, zone TEXT)",
         "CREATE TABLE IF NOT EXISTS _hub_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT, pk TEXT,"
-        " municipality TEXT, zone TEXT, old_municipality TEXT, old_zone TEXT)",
+        " municipality TEXT, zone TEXT, old_municipality TEXT, old_zone TEXT, reset INTEGER NOT NULL DEFAULT 0)",
     ]
     for ts in TABLES.values():
         cols = ", ".join(f"{_q(n)} {_SQL_TYPES[f.type]}" + (" PRIMARY KEY" if n == "id" else "")

@@ -58,6 +58,8 @@ class LogEntry:
     zone: str | None
     old_municipality: str | None = None
     old_zone: str | None = None
+    #: the row was replaced, not merged (a hub undoing a refused write): receivers replace it too
+    reset: bool = False
 
 
 class ServerStorage(Protocol):
@@ -305,10 +307,13 @@ def _judge_row(ctx: _Ctx, ts: TableSpec, c: Change, origin: NodeScope, cur: RowS
         if not c.fields.get("municipality") or not c.fields.get("zone"):
             return "invalid", f"a new {ts.name} row needs municipality and zone"
     old_cl = cur.cl if cur is not None else 1
-    if c.cl > old_cl and c.cl % 2 == 0 and origin.role not in ts.delete_by:
-        return "field_not_writable", f"role {origin.role} may not delete {ts.name}"
-    if c.cl > old_cl + 1 and c.cl % 2 == 1 and origin.role not in ts.create_by:
-        return "field_not_writable", f"role {origin.role} may not re-create {ts.name}"
+    if c.cl > old_cl:
+        crosses_delete = c.cl % 2 == 0 or c.cl - old_cl >= 2
+        revives = c.cl % 2 == 1 and (old_cl % 2 == 0 or c.cl - old_cl >= 2)
+        if crosses_delete and old_cl % 2 == 1 and origin.role not in ts.delete_by:
+            return "field_not_writable", f"role {origin.role} may not delete {ts.name}"
+        if revives and origin.role not in ts.create_by:
+            return "field_not_writable", f"role {origin.role} may not re-create a deleted {ts.name}"
     return "", ""
 
 
@@ -350,7 +355,10 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     entries = entries[:limit]
     last = entries[-1].seq if more else max(after, head)
     wanted: dict[str, list[str]] = {}
+    resets: set[tuple[str, str]] = set()
     for e in entries:
+        if e.reset:
+            resets.add((e.table, e.pk))
         ts = TABLES.get(e.table)
         if ts is None:
             continue
@@ -371,6 +379,8 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
             if view is None:
                 evict.append((table, pk))
             else:
+                if (table, pk) in resets:
+                    evict.append((table, pk))  # evicted first, then re-sent: a replacement
                 rows.append(view)
     refusals, ref_last = storage.refusals_since(scope.site_id, ref_after)
     # a kept refusal carries the row as it is now, so the node's undo lands on current state

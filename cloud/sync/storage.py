@@ -34,6 +34,13 @@ def cloud_hlc() -> HLC:
         return _HLC
 
 
+def set_cloud_hlc(h: HLC | None) -> None:
+    """Replace the cloud clock (tests and simulations inject one; None = the wall clock again)."""
+    global _HLC
+    with _hlc_lock:
+        _HLC = h
+
+
 def cloud_site_id(conn: Connection) -> str:
     """The cloud's own site id (made once, kept in sync_meta)."""
     row = conn.execute(sa.select(t.sync_meta.c.value).where(t.sync_meta.c.key == "site_id")).first()

@@ -1,0 +1,493 @@
+"""Stateful property test: the cloud and 2-6 field nodes converge through a hostile network.
+
+Real parts: the cloud's SQLAlchemy storage (SQLite file, or PostgreSQL), each node's EdgeStore
+on its own SQLite file, the gateway's local hub, SyncClient and the CBOR wire format. The
+network is simulated: lost requests, lost answers after the receiver committed (a crash
+between commit and acknowledgement), duplicates, replays of old batches out of order,
+partitions; node clocks skewed by days and jumping; node restarts; zone moves.
+
+After healing, every node's subset equals the cloud's projection for its scope, every
+last-writer-wins cell equals an oracle folded over all accepted writes, every accepted fact is
+in the cloud, every refusal reached its origin, and re-applying any batch changes nothing.
+
+Examples per run come from the hypothesis profile (AQUACIS_HYPOTHESIS_PROFILE=ci runs more).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import cloud.auth
+import cloud.sync.tables as ct
+from cloud.db import make_engine, metadata
+from cloud.sync import writes
+from cloud.sync.storage import CloudStorage, cloud_site_id, get_rows, set_cloud_hlc
+from edge.hub import Hub
+from edge.store import EdgeStore
+from edge.sync_client import SyncClient, Unreachable
+from sync import server, wire
+from sync.changes import Cell, RowState
+from sync.hlc import HLC
+from sync.merge import merge_cell, same_fact
+from sync.schema import TABLES
+
+MUN = "EXP-01"
+Z1, Z2 = "EXP-01-Z01", "EXP-01-Z02"
+DAY = 86_400_000
+T0 = 1_790_000_000_000
+WO_IDS = [f"wo{i}" for i in range(5)]
+METER_IDS = [f"m{i}" for i in range(3)]
+SYNC_TABLES = [t for t in metadata.sorted_tables if t.name in ct.TABLES or t.name.startswith("sync_")]
+BASE = settings.default.max_examples
+
+
+def example_budget(factor: float) -> int:
+    return max(5, int(BASE * factor))
+
+
+class Node:
+    def __init__(self, world: Machine, name: str, role: str, zone: str, path: Path) -> None:
+        self.world = world
+        self.name = name
+        self.role = role
+        self.zone = zone
+        self.path = path
+        self.skew = 0
+        self.partitioned = False
+        self.token = f"tok-{name}"
+        self.store = EdgeStore.open(path, clock=self.clock)
+        self.site_id = self.store.site_id
+        self.scope = server.NodeScope(self.site_id, role, MUN, frozenset({zone}))
+
+    def clock(self) -> int:
+        return self.world.now + self.skew
+
+    def restart(self) -> None:
+        self.store.close()
+        self.store = EdgeStore.open(self.path, clock=self.clock)
+        if self.role == "gateway":
+            self.world.hub = Hub(self.store)
+
+
+class Net:
+    """A link to one receiver with the fault chosen for the next exchange."""
+
+    def __init__(self, world: Machine, node: Node, handler: Callable[[str, str | None, bytes], tuple[int, bytes]],
+                 peer: str) -> None:
+        self.world, self.node, self.handler, self.peer = world, node, handler, peer
+        self.fault = "none"
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        token = headers["Authorization"][7:]
+        if self.node.partitioned or (self.peer == "gw" and self.world.gateway.partitioned):
+            raise Unreachable("partitioned")
+        if self.fault == "lose_request":
+            raise Unreachable("request lost")
+        if path.endswith("/push"):
+            self.world.captured.append((self.peer, path, token, body))
+        status, data = self.handler(path, token, body)
+        if self.fault == "duplicate":
+            self.handler(path, token, body)
+        if self.fault == "lose_response":
+            raise Unreachable("answer lost after the receiver committed")
+        return status, data
+
+
+class Machine(RuleBasedStateMachine):
+    db_url: str | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="aqsync-"))
+        self.now = T0
+        self.cloud_hlc = HLC(lambda: self.now)
+        set_cloud_hlc(self.cloud_hlc)
+        if self.db_url:
+            self.engine = make_engine(self.db_url)
+            with self.engine.begin() as conn:
+                for t in reversed(SYNC_TABLES):
+                    conn.execute(t.delete())
+                conn.execute(cloud.auth.nodes.delete())
+        else:
+            shutil.copy(_template(), self.tmp / "cloud.db")  # a fresh cloud schema, without DDL per example
+            self.engine = make_engine(f"sqlite:///{self.tmp / 'cloud.db'}")
+        with self.engine.begin() as conn:
+            self.cloud_site = cloud_site_id(conn)
+        self.nodes: list[Node] = []
+        self.tokens: dict[str, server.NodeScope] = {}
+        self.captured: list[tuple[str, str, str, bytes]] = []
+        # oracle: (table, pk, field) -> accepted-or-pending writes [(site, seq, Cell)]
+        self.cell_writes: dict[tuple[str, str, str], list[tuple[str, int | None, Cell]]] = {}
+        self.fact_writes: list[tuple[str, int, dict[str, Any]]] = []
+        self.last_pull: dict[str, wire.PullBatch] = {}
+
+    # -- the receivers ---------------------------------------------------------------------
+    def cloud_handler(self, path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
+        scope = self.tokens.get(token or "")
+        if scope is None:
+            return 401, b""
+        msg = wire.decode(body)
+        with self.engine.begin() as conn:
+            st_ = CloudStorage(conn)
+            if isinstance(msg, wire.PushBatch):
+                res: wire.Message = server.push(st_, scope, msg, self.cloud_hlc)
+            else:
+                assert isinstance(msg, wire.PullRequest)
+                res = server.pull(st_, scope, msg, self.cloud_hlc)
+        return 200, wire.encode(res)
+
+    @property
+    def gateway(self) -> Node:
+        return self.nodes[0]
+
+    def client(self, node: Node, peer: str, fault: str = "none") -> SyncClient:
+        if peer == "gw":
+            net = Net(self, node, self.hub.handle, "gw")
+        else:
+            net = Net(self, node, self.cloud_handler, "cloud")
+        net.fault = fault
+        return SyncClient(node.store, net, node.token, peer=peer, max_changes=7, pull_rows=6)
+
+    # -- set-up ----------------------------------------------------------------------------
+    @initialize(n_handhelds=st.integers(1, 5), zones=st.lists(st.sampled_from([Z1, Z2]), min_size=5, max_size=5))
+    def setup(self, n_handhelds: int, zones: list[str]) -> None:
+        specs = [("gw", "gateway", Z1)] + [(f"hh{i}", "handheld", zones[i]) for i in range(n_handhelds)]
+        for name, role, zone in specs:
+            node = Node(self, name, role, zone, self.tmp / f"{name}.db")
+            self.nodes.append(node)
+            self.tokens[node.token] = node.scope
+            with self.engine.begin() as conn:
+                conn.execute(cloud.auth.nodes.insert().values(
+                    site_id=node.site_id, kind=role, municipality=MUN, zone=zone, token_sha256=f"h-{name}",
+                    active=True, created_at=datetime.now(UTC)))
+        self.hub = Hub(self.gateway.store)
+        for n in self.nodes[1:]:
+            if n.zone == Z1:
+                self.hub.register_node(n.token, n.site_id, "handheld", MUN, n.zone)
+        # the cloud's reference data
+        self._cloud_write_many("work_orders", [
+            {"id": wo, "municipality": MUN, "zone": [Z1, Z2][i % 2], "status": "assigned", "type": "leak",
+             "notes": f"orden {i}"} for i, wo in enumerate(WO_IDS)])
+        self._cloud_write_many("meters", [{"id": m, "municipality": MUN, "zone": [Z1, Z2][i % 2], "serial": f"S{i}"}
+                                          for i, m in enumerate(METER_IDS)])
+
+    def teardown(self) -> None:
+        try:
+            if self.nodes:
+                self.heal()
+                self.check()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        set_cloud_hlc(None)
+        for n in self.nodes:
+            n.store.close()
+        self.engine.dispose()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- recording writes for the oracle ---------------------------------------------------
+    def _cloud_write(self, table: str, pk: str, fields: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            writes.write_rows(conn, table, [{"id": pk, **fields}])
+        stamp = self.cloud_hlc.last
+        for k, v in fields.items():
+            self.cell_writes.setdefault((table, pk, k), []).append((self.cloud_site, None, Cell(v, stamp, self.cloud_site)))
+
+    def _cloud_write_many(self, table: str, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            writes.write_rows(conn, table, rows)
+            states = get_rows(conn, table, [r["id"] for r in rows])
+        for r in rows:
+            for k in r:
+                if k != "id":
+                    self.cell_writes.setdefault((table, r["id"], k), []).append(
+                        (self.cloud_site, None, states[r["id"]].cells[k]))
+
+    def _node_set(self, node: Node, table: str, pk: str, fields: dict[str, Any]) -> None:
+        node.store.set_fields(table, pk, fields)
+        seq, hlc = node.store.conn.execute("SELECT seq, hlc FROM _outbox WHERE site_id = ? ORDER BY seq DESC LIMIT 1",
+                                           (node.site_id,)).fetchone()
+        for k, v in fields.items():
+            self.cell_writes.setdefault((table, pk, k), []).append((node.site_id, seq, Cell(v, hlc, node.site_id)))
+
+    # -- rules: writes ---------------------------------------------------------------------
+    @rule(i=st.integers(0, len(WO_IDS) - 1), what=st.sampled_from(["notes", "move", "status", "delete", "priority"]),
+          v=st.integers(0, 9))
+    def cloud_edits_work_order(self, i: int, what: str, v: int) -> None:
+        wo = WO_IDS[i]
+        if what == "delete":
+            with self.engine.begin() as conn:
+                writes.delete_rows(conn, "work_orders", [wo])
+        elif what == "move":
+            self._cloud_write("work_orders", wo, {"zone": [Z1, Z2][v % 2]})
+        elif what == "status":
+            self._cloud_write("work_orders", wo, {"status": ["assigned", "in_progress", "completed", "created"][v % 4]})
+        else:
+            self._cloud_write("work_orders", wo, {what: f"c{v}"})
+
+    @rule(i=st.integers(0, len(METER_IDS) - 1), v=st.integers(0, 9))
+    def cloud_moves_or_edits_meter(self, i: int, v: int) -> None:
+        if v < 3:
+            self._cloud_write("meters", METER_IDS[i], {"zone": [Z1, Z2][v % 2]})
+        else:
+            self._cloud_write("meters", METER_IDS[i], {"access_notes": f"n{v}", "lat": 20.5 + v})
+
+    @rule(n=st.integers(0, 5), i=st.integers(0, 7), what=st.sampled_from(
+        ["notes", "status", "type", "delete", "meter_geo", "gw_create"]), v=st.integers(0, 9))
+    def node_edits(self, n: int, i: int, what: str, v: int) -> None:
+        node = self.nodes[n % len(self.nodes)]
+        if what == "gw_create":
+            if node.role == "gateway":
+                pk = f"gwo{v}"
+                if node.store.load_row("work_orders", pk) is None:
+                    self._node_set(node, "work_orders", pk, {"municipality": MUN, "zone": node.zone, "type": "inspect",
+                                                             "status": "created"})
+            return
+        table = "meters" if what == "meter_geo" else "work_orders"
+        local = [r[0] for r in node.store.conn.execute(f"SELECT id FROM {table} ORDER BY id")]  # tombstones too
+        if not local:
+            return
+        pk = local[i % len(local)]
+        if what == "delete":
+            node.store.delete(table, pk)  # refused for field roles: they may not delete
+            return
+        fields: dict[str, Any] = {
+            "notes": {"notes": f"{node.name}-{v}"},
+            "status": {"status": ["in_progress", "completed", "assigned"][v % 3]},
+            "type": {"type": f"t{v}"},  # not writable by field roles: refused
+            "meter_geo": {"lat": float(v), "lon": -100.0 - v},
+        }[what]
+        self._node_set(node, table, pk, fields)
+
+    @rule(n=st.integers(0, 5), k=st.integers(1, 12), other_zone=st.booleans(), steal=st.booleans())
+    def node_records_readings(self, n: int, k: int, other_zone: bool, steal: bool) -> None:
+        node = self.nodes[n % len(self.nodes)]
+        zone = Z2 if (node.zone == Z1) == other_zone else Z1
+        rows: list[dict[str, Any]] = [{"municipality": MUN, "zone": zone, "meter_serial": f"S{j % 3}",
+                                       "taken_at": node.clock() + j, "value_l": 1000 + j, "source": "handheld",
+                                       "alarms": ["leak"] if j % 5 == 0 else []} for j in range(k)]
+        if steal and self.fact_writes:
+            # same id as an existing reading, different content: quarantined, never overwritten
+            rows[0]["id"] = self.fact_writes[k % len(self.fact_writes)][2]["id"]
+            if node.store.get_fact("readings", rows[0]["id"]) is not None:
+                rows = rows[1:]
+        ids = node.store.insert_facts("readings", rows)
+        for rid, row in zip(ids, rows, strict=True):
+            got = node.store.conn.execute("SELECT seq FROM _outbox WHERE pk = ? AND site_id = ?", (rid, node.site_id)).fetchone()
+            if got is not None:
+                self.fact_writes.append((node.site_id, got[0], {**row, "id": rid}))
+
+    # -- rules: the network and time ---------------------------------------------------------
+    @rule(n=st.integers(0, 5), via_gw=st.booleans(), fault=st.sampled_from(["none", "none", "lose_request",
+                                                                            "lose_response", "duplicate"]),
+          rounds=st.integers(1, 3), pull=st.booleans())
+    def sync(self, n: int, via_gw: bool, fault: str, rounds: int, pull: bool) -> None:
+        node = self.nodes[n % len(self.nodes)]
+        peer = "gw" if via_gw and node.role == "handheld" and node.zone == Z1 else "cloud"
+        c = self.client(node, peer, fault)
+        try:
+            for _ in range(rounds):
+                if c.push_once() is None:
+                    break
+            if pull:
+                self.last_pull[node.name] = c.pull_once()
+        except Unreachable:
+            pass
+
+    @rule(i=st.integers(0, 10_000))
+    def replay_old_push(self, i: int) -> None:
+        """An old batch arrives again, late and out of order; its answer reaches the node."""
+        if not self.captured:
+            return
+        peer, path, token, body = self.captured[i % len(self.captured)]
+        handler = self.hub.handle if peer == "gw" else self.cloud_handler
+        status, data = handler(path, token, body)
+        assert status == 200, data
+        node = next(n for n in self.nodes if n.token == token)
+        res = wire.decode(data)
+        assert isinstance(res, wire.PushResult)
+        node.store.acknowledge(res)
+
+    @rule(dt=st.sampled_from([1, 1_000, 60_000, 3_600_000, 3 * DAY]))
+    def time_passes(self, dt: int) -> None:
+        self.now += dt
+
+    @rule(n=st.integers(0, 5), skew=st.sampled_from([0, 0, -2 * DAY, 2 * DAY, 10 * 60_000, -10 * 60_000]))
+    def clock_jumps(self, n: int, skew: int) -> None:
+        self.nodes[n % len(self.nodes)].skew = skew
+
+    @rule(n=st.integers(0, 5), on=st.booleans())
+    def partition(self, n: int, on: bool) -> None:
+        self.nodes[n % len(self.nodes)].partitioned = on
+
+    @rule(n=st.integers(0, 5))
+    def node_restarts(self, n: int) -> None:
+        self.nodes[n % len(self.nodes)].restart()
+
+    # -- healing and the final checks --------------------------------------------------------
+    @precondition(lambda self: bool(self.nodes))
+    @rule()
+    def heal_and_check(self) -> None:
+        self.heal()
+        self.check()
+
+    def heal(self) -> None:
+        for n in self.nodes:
+            n.partitioned = False
+        # everyone talks to everyone until nothing changes any more
+        before = None
+        for _ in range(12):
+            for n in self.nodes[1:]:
+                if n.zone == Z1 and self.hub.storage.node(n.site_id) is not None:
+                    self._drain(n, "gw")
+            self._drain(self.gateway, "cloud")
+            for n in self.nodes:
+                self.last_pull[n.name] = self._drain(n, "cloud")
+            after = [self.node_dump(n) for n in self.nodes]
+            if after == before and all(n.store.pending_count() == 0 for n in self.nodes):
+                break
+            before = after
+        else:
+            raise AssertionError("the network did not become quiescent")
+
+    def _drain(self, node: Node, peer: str) -> wire.PullBatch:
+        c = self.client(node, peer)
+        for _ in range(200):
+            if c.push_once() is None:
+                break
+        batch = c.pull_once()
+        while batch.more:
+            batch = c.pull_once()
+        return batch
+
+    def cloud_rows(self) -> dict[tuple[str, str], RowState]:
+        out = {}
+        with self.engine.connect() as conn:
+            for name, spec in TABLES.items():
+                if spec.kind == "mutable":
+                    pks = [r[0] for r in conn.execute(sa.select(ct.TABLES[name].c.id))]
+                    for pk, row in get_rows(conn, name, pks).items():
+                        out[(name, pk)] = row
+        return out
+
+    def refused(self) -> set[tuple[str, int]]:
+        out = set()
+        for n in self.nodes:
+            out |= {(r["site_id"], r["seq"]) for r in n.store.refusals() if r["site_id"] == n.site_id}
+        return out
+
+    def check(self) -> None:
+        cloud_rows = self.cloud_rows()
+        refused = self.refused()
+        # every refusal the cloud made reached its origin
+        with self.engine.connect() as conn:
+            cloud_refusals = {(r.site_id, r.seq) for r in conn.execute(sa.select(ct.sync_refusals))}
+        assert cloud_refusals <= refused, "a refusal did not reach its node"
+        # 1. each node's subset equals the cloud's projection of it
+        for n in self.nodes:
+            want = {}
+            for (table, pk), row in cloud_rows.items():
+                view = server.project(TABLES[table], row, n.scope)
+                if view is not None and view.alive:
+                    want[(table, pk)] = (view.cl, view.cells)
+            have = {}
+            for table, spec in TABLES.items():
+                if spec.kind != "mutable":
+                    continue
+                pks = [r[0] for r in n.store.conn.execute(f"SELECT id FROM {table}")]
+                for pk, row in n.store.load_rows(table, pks).items():
+                    if row.alive:
+                        have[(table, pk)] = (row.cl, row.cells)
+            assert have == want, f"{n.name} diverged: {sorted(set(have) ^ set(want))}"
+        # 2. every LWW / lattice cell equals the oracle over accepted writes
+        for (table, pk, field), ws in self.cell_writes.items():
+            accepted = [c for site, seq, c in ws if seq is None or (site, seq) not in refused]
+            if not accepted:
+                continue
+            lat = TABLES[table].lattices.get(field)
+            best: Cell | None = None
+            for c in accepted:
+                best = merge_cell(best, c, lat)
+            row = cloud_rows.get((table, pk))
+            assert row is not None, f"{table} {pk} lost"
+            assert row.cells.get(field) == best, f"{table}.{field} of {pk}: {row.cells.get(field)} != oracle {best}"
+        # 3. every accepted fact is in the cloud, unchanged
+        with self.engine.connect() as conn:
+            ids = [f["id"] for _, _, f in self.fact_writes]
+            from cloud.sync.storage import get_facts
+
+            cloud_facts = get_facts(conn, "readings", ids)
+        for site, seq, f in self.fact_writes:
+            if (site, seq) in refused:
+                continue
+            got = cloud_facts.get(f["id"])
+            assert got is not None, f"acknowledged reading {f['id']} lost"
+            assert same_fact(TABLES["readings"], got, f), f"reading {f['id']} changed"
+        # 4. re-applying any batch changes nothing
+        before = self.cloud_dump()
+        for peer, path, token, body in self.captured[-6:]:
+            if peer == "cloud":
+                assert self.cloud_handler(path, token, body)[0] == 200
+        assert self.cloud_dump() == before, "re-applying a push batch changed the cloud"
+        for n in self.nodes:
+            snap = self.node_dump(n)
+            n.store.apply_pull(self.last_pull[n.name], "cloud")
+            assert self.node_dump(n) == snap, f"re-applying a pull batch changed {n.name}"
+
+    def cloud_dump(self) -> dict[str, list[Any]]:
+        with self.engine.connect() as conn:
+            return {t.name: sorted(map(repr, conn.execute(sa.select(t)).all()))
+                    for t in SYNC_TABLES if t.name not in ("sync_sites", "sync_counter", "sync_meta")}
+
+    def node_dump(self, n: Node) -> dict[str, list[Any]]:
+        return {t: sorted(map(repr, n.store.conn.execute(f"SELECT * FROM {t}").fetchall()))
+                for t in TABLES}
+
+
+_TEMPLATE: list[Path] = []
+
+
+def _template() -> Path:
+    if not _TEMPLATE:
+        d = Path(tempfile.mkdtemp(prefix="aqsync-template-"))
+        engine = make_engine(f"sqlite:///{d / 'cloud.db'}")
+        metadata.create_all(engine, tables=[*SYNC_TABLES, cloud.auth.nodes])
+        engine.dispose()
+        _TEMPLATE.append(d / "cloud.db")
+    return _TEMPLATE[0]
+
+
+def _run(factor: float, db_url: str | None = None, steps: int = 20) -> None:
+    Machine.db_url = db_url
+    run_state_machine_as_test(Machine, settings=settings(
+        max_examples=example_budget(factor), stateful_step_count=steps, deadline=None,
+        suppress_health_check=list(HealthCheck)))
+
+
+def test_convergence_sqlite() -> None:
+    _run(0.2)
+
+
+@pytest.mark.postgres
+def test_convergence_postgresql(pg_url: str) -> None:
+    with make_engine(pg_url).begin() as conn:
+        metadata.create_all(conn, tables=[*SYNC_TABLES, cloud.auth.nodes])
+    _run(0.05, pg_url)
