@@ -93,19 +93,32 @@ def rule_rollover(reading: Reading, history: Sequence[Reading], cfg: MeterRules)
     })]
 
 
-def rule_reverse_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
-    prev = _prev(history, reading)
-    details: dict[str, Any] = {}
+def _reverse_signs(reading: Reading, prev: Reading | None, cfg: MeterRules) -> dict[str, Any]:
+    """What says this reading ran backwards: a register drop that is not a rollover, a
+    negative flow, the device's backflow flag."""
+    signs: dict[str, Any] = {}
     if prev is not None:
         drop = prev["value_l"] - reading["value_l"]
         if drop > cfg.reverse_tolerance_l and not _is_rollover(prev["value_l"], reading["value_l"], cfg):
-            details = {"register_drop_l": drop, "previous_l": prev["value_l"], "value_l": reading["value_l"]}
+            signs = {"register_drop_l": drop, "previous_l": prev["value_l"], "value_l": reading["value_l"]}
     flow = reading.get("flow_lph")
     if flow is not None and flow < 0:
-        details["flow_lph"] = flow
-    if "backflow" in (reading.get("alarms") or ()) and "backflow" not in ((prev or {}).get("alarms") or ()):
-        details["device_alarm"] = True
-    return [anomaly("reverse_flow", "warning", reading, details)] if details else []
+        signs["flow_lph"] = flow
+    if "backflow" in (reading.get("alarms") or ()):
+        signs["device_alarm"] = True
+    return signs
+
+
+def rule_reverse_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
+    """Raised when the meter starts running backwards (edge-triggered: a meter that keeps
+    backflowing raises one anomaly per episode, not one per reading)."""
+    prev = _prev(history, reading)
+    signs = _reverse_signs(reading, prev, cfg)
+    if not signs:
+        return []
+    if prev is not None and _reverse_signs(prev, _prev(history, prev), cfg):
+        return []  # already reversing at the previous reading: same episode
+    return [anomaly("reverse_flow", "warning", reading, signs)]
 
 
 def _static_since(history: Sequence[Reading], reading: Reading, cfg: MeterRules) -> int | None:

@@ -84,6 +84,11 @@ def test_reverse_flow_register_drop_flow_sign_and_alarm() -> None:
     assert kinds(evaluate(r(2, 1_000, flow_lph=-12.0), [r(1, 1_000)], rules=["reverse_flow"])) == ["reverse_flow"]
     assert kinds(evaluate(r(2, 1_000, alarms=["backflow"]), [r(1, 1_000)], rules=["reverse_flow"])) == ["reverse_flow"]
     assert evaluate(r(2, 999), [r(1, 1_000)], rules=["reverse_flow"]) == []  # within jitter tolerance
+    # still running backwards at the next reading: the same episode, not a new anomaly
+    assert evaluate(r(3, 800), [r(1, 1_000), r(2, 900)], rules=["reverse_flow"]) == []
+    # forward again, then backwards again: a new episode
+    hist = [r(1, 1_000), r(2, 900), r(3, 950)]
+    assert kinds(evaluate(r(4, 940), hist, rules=["reverse_flow"])) == ["reverse_flow"]
 
 
 @given(prev=st.integers(0, 99_999_999), cur=st.integers(0, 99_999_999))
