@@ -67,13 +67,28 @@ def _store_validation(conn: Connection, row: Any, res: vee.VeeResult, true_up_l:
         conn.execute(reading_validations.insert().values(reading_id=row["id"], **values))
 
 
+def _config_for(conn: Connection, municipality: str) -> vee.VeeConfig:
+    """VEE settings with the municipality's own observation codes (replicated catalogue):
+    codes marked `skip_reading` mean no reading was possible."""
+    oc = replicated.table("observation_codes")
+    skip = set(vee.SKIP_CODES)
+    for r in conn.execute(sa.select(oc.c.code, oc.c.skip_reading).where(
+            oc.c.municipality == municipality, replicated.alive(oc), oc.c.code.is_not(None))):
+        code = str(r.code).strip().upper()
+        if r.skip_reading:
+            skip.add(code)
+        else:
+            skip.discard(code)
+    return vee.VeeConfig(skip_codes=frozenset(skip))
+
+
 def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dials: int | None = None,
                      config: vee.VeeConfig | None = None) -> vee.VeeResult:
     """Run VEE for one stored reading and keep the outcome (and any true-up of estimates)."""
     if dials is None:
         m = meter_row(conn, row["meter_serial"])
         dials = m["dials"] if m is not None else None
-    cfg = config or vee.VeeConfig()
+    cfg = config or _config_for(conn, row["municipality"])
     # The checks look back at most history_days (plus the previous reading before that).
     hist = accepted_history(conn, row["meter_serial"], since=row["taken_at"] - (cfg.history_days + 60) * vee.DAY_MS)
     reading = vee.Reading(row["id"], row["taken_at"], row["value_l"], row.get("observation_code"))
@@ -126,12 +141,16 @@ def validate_pending(conn: Connection, *, limit: int = 5000, now: int | None = N
         .limit(limit)
     ).mappings().all()
     dials_cache: dict[str, int | None] = {}
+    configs: dict[str, vee.VeeConfig] = {}
     for row in rows:
         serial = row["meter_serial"]
         if serial not in dials_cache:
             m = meter_row(conn, serial)
             dials_cache[serial] = m["dials"] if m is not None else None
-        validate_reading(conn, row, now=now, dials=dials_cache[serial])
+        muni = row["municipality"]
+        if muni not in configs:
+            configs[muni] = _config_for(conn, muni)
+        validate_reading(conn, row, now=now, dials=dials_cache[serial], config=configs[muni])
     return len(rows)
 
 
