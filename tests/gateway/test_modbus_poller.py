@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import struct
@@ -380,3 +381,87 @@ def test_rtu_serial_station_is_configured_for_the_serial_client(tmp_path) -> Non
     # with no such serial device the poll is a gap with the reason, not a crash
     res = _poll(ModbusPoller(spec.station, backoff_initial_s=0.01))
     assert res.values == {} and all("/dev/ttyUSB7" in r for r in res.gaps.values())
+
+
+# --- RTU over a real serial line: a pty pair joined by a byte pump (a null-modem cable) -----
+
+
+class NullModem:
+    """Two pseudo-terminals whose traffic is copied both ways: a serial cable between them."""
+
+    def __init__(self) -> None:
+        import pty
+        import tty
+
+        self.fds = []
+        self.paths = []
+        for _ in range(2):
+            master, slave = pty.openpty()
+            tty.setraw(slave)
+            self.fds.append((master, slave))
+            self.paths.append(os.ttyname(slave))
+        self.running = True
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        import select
+
+        (m1, _), (m2, _) = self.fds
+        while self.running:
+            ready, _, _ = select.select([m1, m2], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                os.write(m2 if fd == m1 else m1, data)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(2)
+        for master, slave in self.fds:
+            os.close(master)
+            os.close(slave)
+
+
+def test_rtu_over_a_serial_line() -> None:
+    from pymodbus.server import ModbusSerialServer
+
+    cable = NullModem()
+    tables = _datastore(VALUES)
+    device = ModbusDeviceContext(
+        hr=ModbusSequentialDataBlock(1, tables["holding"]), ir=ModbusSequentialDataBlock(1, tables["input"]),
+        co=ModbusSequentialDataBlock(1, tables["coils"]), di=ModbusSequentialDataBlock(1, tables["discrete_inputs"]),
+    )
+    loop = asyncio.new_event_loop()
+    holder: dict = {}
+    ready = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            ctx = ModbusServerContext(devices={4: device}, single=False)
+            holder["srv"] = ModbusSerialServer(ctx, framer=FramerType.RTU, port=cable.paths[0], baudrate=9600)
+            ready.set()
+            await holder["srv"].serve_forever()
+
+        loop.run_until_complete(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ready.wait(5)
+    time.sleep(0.3)  # the server opens its end of the cable
+    try:
+        st = Station(name="pozo-rtu", registers=REGS, transport="rtu", serial_port=cable.paths[1], baudrate=9600,
+                     unit_id=4)
+        res = _poll(ModbusPoller(st))
+        wrong_unit = _poll(ModbusPoller(Station(name="nobody", registers=REGS.model_copy(
+            update={"timeout_s": 0.3, "retries": 0}), transport="rtu", serial_port=cable.paths[1], unit_id=9)))
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["srv"].shutdown(), loop).result(5)
+        t.join(5)
+        cable.close()
+    assert res.ok, res.gaps
+    assert res.values["totalizer_l"] == 3_000_123_456 and res.values["temperature_c"] == pytest.approx(19.75)
+    # a unit id nobody answers on an RS-485 line: every point a gap (timeout), no values
+    assert wrong_unit.values == {} and set(wrong_unit.gaps) == {p.name for p in REGS.points}
