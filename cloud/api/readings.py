@@ -19,6 +19,9 @@ from cloud.settings import CloudSettings
 
 router = APIRouter(prefix="/readings", tags=["readings"])
 
+# A register beyond 10^12 L (a billion m³) is not a water meter; also keeps values in BIGINT.
+MAX_L = 10**12
+
 
 class ReadingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,8 +30,9 @@ class ReadingIn(BaseModel):
     meter_serial: str = Field(min_length=1, max_length=60, examples=["WM-EXP-01-Z01-000001"])
     taken_at: dt.datetime = Field(description="When the register was read, timezone-aware ISO 8601",
                                   examples=["2026-03-01T09:30:00-06:00"])
-    value_l: int | None = Field(None, ge=0, description="Register in litres (give this or value_m3)")
-    value_m3: Decimal | None = Field(None, ge=0, description="Register in m³, up to 3 decimals")
+    value_l: int | None = Field(None, ge=0, le=MAX_L, description="Register in litres (give this or value_m3)")
+    value_m3: Decimal | None = Field(None, ge=0, le=MAX_L // 1000, max_digits=15, decimal_places=3,
+                                     description="Register in m³, up to 3 decimals")
     observation_code: str | None = Field(None, max_length=40, description="Reader observation code (observac)")
     reader_id: str | None = Field(None, max_length=80)
     lat: float | None = Field(None, ge=-90, le=90)
@@ -115,7 +119,7 @@ def list_readings(meter: str = Query(..., description="Meter serial"),
 
 class EditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value_l: int = Field(ge=0, description="The corrected register, litres")
+    value_l: int = Field(ge=0, le=MAX_L, description="The corrected register, litres")
     reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit trail)")
 
 

@@ -51,7 +51,7 @@ class MeterIn(BaseModel):
     dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$", description="LoRaWAN DevEUI")
     imei: str | None = Field(None, pattern=r"^\d{15}$", description="NB-IoT IMEI")
     device_profile: str | None = Field(None, max_length=80)
-    initial_l: int = Field(0, ge=0, description="Register at installation, litres")
+    initial_l: int = Field(0, ge=0, le=10**12, description="Register at installation, litres")
     installed_at: dt.datetime | None = None
 
 
@@ -169,6 +169,6 @@ class RouteIn(BaseModel):
 class ReplaceMeterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     new_meter: MeterIn
-    old_final_l: int = Field(ge=0, description="The old meter's final register, litres")
-    new_initial_l: int = Field(0, ge=0, description="The new meter's register at installation, litres")
+    old_final_l: int = Field(ge=0, le=10**12, description="The old meter's final register, litres")
+    new_initial_l: int = Field(0, ge=0, le=10**12, description="The new meter's register at installation, litres")
     at: dt.datetime = Field(description="When the replacement happened (timezone-aware)")

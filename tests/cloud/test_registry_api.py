@@ -151,6 +151,12 @@ def test_readings_validation_and_bad_input(world) -> None:
     assert r.status_code == 422 and "timezone" in r.json()["reason"]
     r = c.post("/api/v2/readings", headers=h, json={"meter_serial": serial, "taken_at": iso(BASE), "value_l": -5})
     assert r.status_code == 422
+    r = c.post("/api/v2/readings", headers=h, json={"meter_serial": serial, "taken_at": iso(BASE), "value_l": 10**30})
+    assert r.status_code == 422 and "value_l" in r.json()["reason"]
+    r = c.post("/api/v2/readings", headers=h, json=[1, 2])
+    assert r.status_code == 422
+    r = c.get(f"/api/v2/readings?meter={serial}&limit=abc", headers=h)
+    assert r.status_code == 422 and "limit" in r.json()["reason"]
     assert c.post("/api/v2/readings", json={"meter_serial": serial, "taken_at": iso(BASE), "value_l": 1}).status_code == 401
     collections = world.user("collections", "EXP-01")
     assert _post(c, collections, serial, BASE, 1).status_code == 403
