@@ -284,7 +284,7 @@ class CfdiService:
                 if paid is None:
                     raise CfdiRuleError(f"invoice {invoice_id} has no stamped CFDI to relate the payment to")
                 n, balance = self.next_installment(conn, dict(paid))
-                docs.append((paid, PaidDocument(paid["stamped_xml"], n, balance, amount)))
+                docs.append((paid, PaidDocument(paid["stamped_xml"], n, balance, Decimal(amount).quantize(Decimal("0.01")))))
             info = PaymentInfo(payment_id, paid_at, form, tuple(d for _, d in docs), folio=folio or payment_id[-12:],
                                issued_at=_local(self.clock()))
             doc = build_payment(self.issuer, receiver, info)

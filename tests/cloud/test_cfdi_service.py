@@ -309,3 +309,31 @@ def test_invoice_issued_notice_carries_the_cfdi_xml_and_pdf(env) -> None:  # typ
     assert names == [".pdf", ".xml"]
     xml = next(a for a in m.attachments if a.name.endswith(".xml")).data
     assert_valid_everywhere(xml)
+
+
+def test_payments_ledger_payment_becomes_a_pagos20_complement(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.from_billing import issue_for_billing
+    from cloud.cfdi.from_payments import complement_for_payment
+    from cloud.payments.ledger import PaymentIn, record_payments
+
+    svc, pac, clock = env
+    ids = _billing_fixture(svc.engine, n_with_tax=1, n_without=1)
+    issue_for_billing(svc, ids)
+    with svc.engine.begin() as conn:
+        out = record_payments(conn, [
+            PaymentIn("EXP-01-0000000", 10000, "counter", "T-1", T0, invoice_id="inv-b0"),
+            PaymentIn("EXP-01-0000001", 5000, "counter", "T-2", T0, invoice_id="inv-b1"),
+        ], now=T0)
+    taxed, untaxed = out[0].payment_id, out[1].payment_id
+    with pytest.raises(CfdiRuleError, match="no stamped CFDI"):
+        complement_for_payment(svc, taxed)  # the invoice's CFDI is not stamped yet: try later
+    svc.stamp_due()
+    doc = complement_for_payment(svc, taxed)
+    assert complement_for_payment(svc, taxed)["id"] == doc["id"]
+    assert complement_for_payment(svc, untaxed) is None  # público en general: global invoice
+    svc.stamp_due()
+    root = assert_valid_everywhere(_doc(svc, doc["id"])["stamped_xml"])
+    pago = root.find(".//pago20:Pago", NS)
+    dr = pago.find("pago20:DoctoRelacionado", NS)
+    assert (pago.get("FormaDePagoP"), pago.get("Monto")) == ("01", "100.00")
+    assert (dr.get("ImpSaldoAnt"), dr.get("ImpPagado"), dr.get("ImpSaldoInsoluto")) == ("235.03", "100.00", "135.03")

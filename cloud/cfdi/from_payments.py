@@ -1,0 +1,69 @@
+"""Bridge from the payments ledger to Pagos 2.0: one complement per payment of PPD invoices.
+
+A payment's allocations to invoices that have a stamped PPD CFDI become the complement's
+DoctoRelacionado entries. Payments of customers without tax data are covered by the global
+invoice instead (no complement). The channel maps to c_FormaPago.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from .from_billing import receiver_for
+from .rules import CfdiRuleError
+from .tables import cfdi_documents
+
+FORMA_PAGO = {
+    "counter": "01",  # efectivo en ventanilla
+    "store": "01",  # efectivo en tienda de conveniencia
+    "bank_statement": "03",  # transferencia / depósito referenciado
+    "transfer": "03",
+    "card": "04",  # tarjeta de crédito (débito would be 28; the ledger does not tell them apart)
+}
+
+
+def complement_for_payment(svc: Any, payment_id: str) -> dict[str, Any] | None:
+    """Issue (idempotently) the Pagos 2.0 CFDI of a payment; None when none is due.
+
+    Raises CfdiRuleError when an allocated PPD invoice has no stamped CFDI yet (call again later).
+    """
+    from cloud.payments.tables import allocations, payments
+    from cloud.registry.tables import contracts, customers
+
+    with svc.engine.connect() as conn:
+        pay = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).mappings().first()
+        if pay is None:
+            raise CfdiRuleError(f"payment {payment_id} not found")
+        cust = conn.execute(
+            sa.select(customers).join(contracts, contracts.c.customer_id == customers.c.id)
+            .where(contracts.c.id == pay["contract_id"])
+        ).mappings().first()
+        receiver = receiver_for(dict(cust) if cust else None)
+        if receiver.tax is None:
+            return None  # público en general: the global invoice covers it
+        allocs = conn.execute(
+            sa.select(allocations.c.invoice_id, sa.func.sum(allocations.c.amount_cents).label("cents"))
+            .where(allocations.c.payment_id == payment_id, allocations.c.kind == "allocation",
+                   allocations.c.invoice_id.is_not(None))
+            .group_by(allocations.c.invoice_id)
+        ).all()
+        ppd = set(conn.execute(
+            sa.select(cfdi_documents.c.invoice_id).where(
+                cfdi_documents.c.invoice_id.in_([a.invoice_id for a in allocs]),
+                cfdi_documents.c.kind == "ingreso", cfdi_documents.c.metodo_pago == "PPD",
+                cfdi_documents.c.fiscal_status.notin_(("cancelled", "rejected")))
+        ).scalars())
+    parts = [(a.invoice_id, (Decimal(a.cents) / 100).quantize(Decimal("0.01"))) for a in allocs if a.invoice_id in ppd and a.cents > 0]
+    if not parts:
+        return None
+    received = pay["received_at"]
+    from zoneinfo import ZoneInfo
+
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=ZoneInfo("UTC"))
+    local = received.astimezone(ZoneInfo("America/Mexico_City")).replace(tzinfo=None)
+    return svc.issue_payment(payment_id, pay["municipality"], receiver.tax, local,
+                             FORMA_PAGO.get(pay["channel"], "99"), parts)  # type: ignore[no-any-return]
