@@ -113,3 +113,22 @@ def codec_test(
     out: dict[str, Any] = run_codec_test(codec, fport, payload, value_field=value_field, unit=unit)
     typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
     raise typer.Exit(1 if out.get("errors") else 0)
+
+
+@app.command()
+def restore(
+    replica: str = typer.Option(..., envvar="AQUACIS_GATEWAY_REPLICA",
+                                help="Litestream replica to restore from (directory, file:// or s3:// URL)."),
+    db: Path = typer.Option(..., envvar="AQUACIS_GATEWAY_DB", help="Path of the gateway database to recreate."),
+    force: bool = typer.Option(False, help="Overwrite an existing database at --db."),
+) -> None:
+    """Recreate a lost gateway database from its Litestream replica (see docs/gateway.md)."""
+    from gateway.replica import ReplicaError
+    from gateway.replica import restore as do_restore
+
+    try:
+        out = do_restore(replica, db, force=force)
+    except ReplicaError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    typer.echo(json.dumps({"restored": str(db), **out}))

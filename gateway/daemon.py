@@ -214,6 +214,9 @@ class Daemon:
         doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
         doc["committed_messages"] = ing.committed if ing else 0
         doc["queue_depth"] = ing.q.qsize() if ing else 0
+        if self.replicator is not None:
+            doc["replication_alive"] = self.replicator.alive()
+            ok = ok and self.replicator.alive()
         try:
             doc.update(gather(self.cfg.db))
         except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503

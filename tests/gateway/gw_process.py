@@ -23,20 +23,21 @@ def free_port() -> int:
 
 
 class GatewayProc:
-    def __init__(self, workdir: Path, broker_url: str, cloud: str = "http://127.0.0.1:9", extra: list[str] | None = None):
+    def __init__(self, workdir: Path, broker_url: str, cloud: str = "http://127.0.0.1:9", extra: list[str] | None = None, token: str = "test-token"):
         self.workdir = workdir
         self.db = workdir / "gateway.db"
         self.broker_url = broker_url
         self.cloud = cloud
         self.port = free_port()
         self.extra = extra or []
+        self.token = token
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
         argv = [sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "run",
-                "--cloud", self.cloud, "--token", "test-token", "--broker", self.broker_url,
+                "--cloud", self.cloud, "--token", self.token, "--broker", self.broker_url,
                 "--db", str(self.db), "--listen", f"127.0.0.1:{self.port}",
                 "--site-id", SITE, "--municipality", "EXP-01", "--zone", "EXP-01-Z01",
                 "--sync-interval", "0.5", *self.extra]
