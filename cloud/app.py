@@ -202,10 +202,19 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
             worker = threading.Thread(target=_vee_loop, args=(engine, settings.vee_interval_s, stop),
                                       name="vee", daemon=True)
             worker.start()
+        dispatcher = None
+        if settings.workorder_interval_s > 0:
+            from cloud.workorders.dispatcher import loop as workorder_loop
+
+            dispatcher = threading.Thread(target=workorder_loop, args=(engine, settings.workorder_interval_s, stop),
+                                          name="workorders", daemon=True)
+            dispatcher.start()
         yield
         stop.set()
         if worker is not None:
             worker.join(timeout=30)
+        if dispatcher is not None:
+            dispatcher.join(timeout=30)
         # Only dispose an engine we made.
         if app.state.owns_engine:
             engine.dispose()

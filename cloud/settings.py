@@ -36,6 +36,9 @@ class CloudSettings(BaseSettings):
     # Seconds between background VEE passes over readings that arrived by sync (0 = off; the
     # readings are then validated when first read through the API).
     vee_interval_s: float = 5.0
+    # Seconds between background work-order passes: open orders from new edge anomalies and
+    # apply completed orders to metering (0 = off; POST /api/v2/work-orders/dispatch runs one).
+    workorder_interval_s: float = 5.0
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

@@ -1,0 +1,138 @@
+"""Work-order endpoints under /api/v2/work-orders."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import get_engine, not_found
+from cloud.auth import Principal, require_roles
+
+from . import domain, service
+
+router = APIRouter(prefix="/work-orders", tags=["work-orders"])
+
+DISPATCH = require_roles("dispatcher")
+FIELD = require_roles("dispatcher", "technician", "reader")
+
+OrderType = Literal["install_meter", "replace_meter", "inspect_anomaly", "leak_repair", "cut_off",
+                    "reconnection", "reading_check"]
+Status = Literal["created", "assigned", "in_progress", "completed", "verified", "cancelled"]
+
+
+class WorkOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: OrderType = Field(description="What the crew does.")
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    meter_serial: str | None = Field(None, description="The meter concerned (sets municipality and zone).")
+    service_point_id: str | None = Field(None, description="Or the service point concerned.")
+    zone: str | None = Field(None, description="Or only a zone (e.g. EXP-01-Z01) for network work.")
+    description: str = Field("", max_length=2000)
+    due: dt.datetime | None = Field(None, description="Due date and time (timezone-aware).")
+    assigned_to: str | None = Field(None, description="Technician or crew id; the order starts assigned.")
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assigned_to: str = Field(min_length=1, max_length=120)
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status
+    notes: str | None = Field(None, max_length=4000)
+    result: dict[str, Any] | None = Field(
+        None, description="Completion data, e.g. for replace_meter: old_final_l, new_initial_l, new_serial.")
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except service.NotFound as exc:
+        raise HTTPException(404, f"{exc.args[0]} not found") from exc
+    except service.WorkOrderError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+
+
+@router.post("", status_code=201, summary="Create a work order (one open order per meter and cause)")
+def create(body: WorkOrderIn, response: Response, principal: Principal = Depends(DISPATCH),
+           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """Create an order. When an open order of the same type exists for the same meter (or
+    service point), that order is returned with `200` and `deduplicated: true`."""
+    due = int(body.due.timestamp() * 1000) if body.due else None
+    if body.due is not None and body.due.tzinfo is None:
+        raise HTTPException(422, "due must carry a timezone (e.g. 2026-12-01T09:00:00-06:00)")
+    with engine.begin() as conn:
+        order, created = _call(service.create_order, conn, principal, type=body.type, priority=body.priority,
+                               meter_serial=body.meter_serial, service_point_id=body.service_point_id,
+                               zone=body.zone, description=body.description, due_at=due,
+                               assigned_to=body.assigned_to)
+    if not created:
+        response.status_code = 200
+    return {**order, "deduplicated": not created}
+
+
+@router.get("", summary="List and filter work orders")
+def list_orders(
+    status: Status | None = None,
+    type: OrderType | None = None,
+    zone: str | None = None,
+    assigned_to: str | None = None,
+    meter_serial: str | None = None,
+    open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    principal: Principal = Depends(FIELD),
+    engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    with engine.connect() as conn:
+        items = service.list_orders(conn, principal, status=status, type=type, zone=zone, assigned_to=assigned_to,
+                                    meter_serial=meter_serial, open_only=open_only, limit=limit, offset=offset)
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+@router.get("/types", summary="Work-order types with their Spanish labels")
+def types(principal: Principal = Depends(FIELD)) -> dict[str, str]:
+    return dict(domain.TYPES)
+
+
+@router.get("/{order_id}", summary="One work order with its history and completion effect")
+def get_order(order_id: str, principal: Principal = Depends(FIELD),
+              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    with engine.connect() as conn:
+        order = service.get_order(conn, order_id)
+        if order is None or not principal.sees_zone(order["municipality"], order["zone"]):
+            raise not_found("work order", order_id)
+        order["events"] = service.order_events(conn, order_id)
+        order["effect"] = service.effects(conn, [order_id]).get(order_id)
+    return order
+
+
+@router.post("/{order_id}/assign", summary="Assign to a technician or crew")
+def assign(order_id: str, body: AssignIn, principal: Principal = Depends(DISPATCH),
+           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    with engine.begin() as conn:
+        return _call(service.assign, conn, principal, order_id, body.assigned_to)  # type: ignore[no-any-return]
+
+
+@router.post("/{order_id}/status", summary="Move an order forward along its status lattice")
+def change_status(order_id: str, body: StatusIn, principal: Principal = Depends(require_roles("dispatcher", "technician")),
+                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """created < assigned < in_progress < completed < verified; cancelled is final. A status
+    never goes back; completing a replacement needs the old final and new initial readings."""
+    with engine.begin() as conn:
+        order = _call(service.change_status, conn, principal, order_id, body.status, notes=body.notes,
+                      result=body.result)
+    service.process(engine)  # completion effects right away, not only at the next background pass
+    return order  # type: ignore[no-any-return]
+
+
+@router.post("/dispatch", summary="Open orders from new anomalies and apply completions now")
+def dispatch(principal: Principal = Depends(DISPATCH), engine: Engine = Depends(get_engine)) -> dict[str, int]:
+    """The background pass runs every few seconds; this runs it at once."""
+    return service.process(engine)
