@@ -67,3 +67,28 @@ def complement_for_payment(svc: Any, payment_id: str) -> dict[str, Any] | None:
     local = received.astimezone(ZoneInfo("America/Mexico_City")).replace(tzinfo=None)
     return svc.issue_payment(payment_id, pay["municipality"], receiver.tax, local,
                              FORMA_PAGO.get(pay["channel"], "99"), parts)  # type: ignore[no-any-return]
+
+
+def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
+    """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass)."""
+    from cloud.payments.tables import allocations, payments
+
+    with svc.engine.connect() as conn:
+        have = sa.select(cfdi_documents.c.source_id).where(cfdi_documents.c.kind == "pago")
+        ids = conn.execute(
+            sa.select(payments.c.id).distinct()
+            .join(allocations, allocations.c.payment_id == payments.c.id)
+            .join(cfdi_documents, sa.and_(cfdi_documents.c.invoice_id == allocations.c.invoice_id,
+                                          cfdi_documents.c.kind == "ingreso",
+                                          cfdi_documents.c.metodo_pago == "PPD",
+                                          cfdi_documents.c.fiscal_status == "stamped"))
+            .where(allocations.c.kind == "allocation", payments.c.id.notin_(have))
+            .limit(limit)
+        ).scalars().all()
+    counts = {"issued": 0, "waiting": 0, "none": 0}
+    for pid in ids:
+        try:
+            counts["issued" if complement_for_payment(svc, pid) else "none"] += 1
+        except CfdiRuleError:
+            counts["waiting"] += 1
+    return counts

@@ -331,9 +331,20 @@ def test_payments_ledger_payment_becomes_a_pagos20_complement(env) -> None:  # t
     doc = complement_for_payment(svc, taxed)
     assert complement_for_payment(svc, taxed)["id"] == doc["id"]
     assert complement_for_payment(svc, untaxed) is None  # público en general: global invoice
+    from cloud.cfdi.from_payments import sweep_payment_complements
+
+    assert sweep_payment_complements(svc)["issued"] == 0  # already issued: the sweep finds nothing
+    with svc.engine.begin() as conn:
+        record_payments(conn, [PaymentIn("EXP-01-0000000", 3503, "card", "T-3", T0, invoice_id="inv-b0")], now=T0)
+    assert sweep_payment_complements(svc) == {"issued": 1, "waiting": 0, "none": 0}  # the worker's pass
     svc.stamp_due()
     root = assert_valid_everywhere(_doc(svc, doc["id"])["stamped_xml"])
     pago = root.find(".//pago20:Pago", NS)
     dr = pago.find("pago20:DoctoRelacionado", NS)
     assert (pago.get("FormaDePagoP"), pago.get("Monto")) == ("01", "100.00")
     assert (dr.get("ImpSaldoAnt"), dr.get("ImpPagado"), dr.get("ImpSaldoInsoluto")) == ("235.03", "100.00", "135.03")
+    with svc.engine.connect() as conn:
+        second = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.kind == "pago",
+                                                              cfdi_documents.c.id != doc["id"])).mappings().one()
+    dr2 = etree.fromstring(second["sealed_xml"]).find(".//pago20:DoctoRelacionado", NS)
+    assert (dr2.get("NumParcialidad"), dr2.get("ImpSaldoAnt"), dr2.get("ImpPagado")) == ("2", "135.03", "35.03")
