@@ -262,10 +262,11 @@ def lines_json(lines: Any) -> RawJSON:
         if ln.quantity_m3 is not None:
             extra += f',"quantity_m3":{ln.quantity_m3}'
         if ln.days is not None:
-            extra += f',"days":{ln.days}'
+            # Prorated: each line says which version and how many days it covers. Otherwise the
+            # invoice's single tariff version applies to every line (kept once, not per line).
+            extra += f',"days":{ln.days},"tariff_version":{_js(ln.tariff_version)}'
         parts.append(f'{{"concept":"{ln.concept}","description":{_js(ln.description)},"amount":"{ln.amount}",'
-                     f'"vat_rate":"{ln.vat_rate}","vat":"{ln.vat}","tariff_version":{_js(ln.tariff_version)},'
-                     f'"tariff_code":{_js(ln.tariff_code)}{extra}}}')
+                     f'"vat_rate":"{ln.vat_rate}","vat":"{ln.vat}"{extra}}}')
     return RawJSON("[" + ",".join(parts) + "]")
 
 
@@ -296,12 +297,12 @@ def _js_list(items: tuple[str, ...]) -> str:
 
 def line_json(ln: Any) -> dict[str, Any]:
     d = {"concept": ln.concept, "description": ln.description, "amount": str(ln.amount),
-         "vat_rate": str(ln.vat_rate), "vat": str(ln.vat), "tariff_version": ln.tariff_version,
-         "tariff_code": ln.tariff_code}
+         "vat_rate": str(ln.vat_rate), "vat": str(ln.vat)}
     if ln.quantity_m3 is not None:
         d["quantity_m3"] = ln.quantity_m3
     if ln.days is not None:
         d["days"] = ln.days
+        d["tariff_version"] = ln.tariff_version
     return d
 
 

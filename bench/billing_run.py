@@ -1,0 +1,125 @@
+"""Benchmark: a monthly billing run of N synthetic contracts across the 13 administrations.
+
+    .venv/bin/python bench/billing_run.py                      # 50,000 contracts, SQLite
+    .venv/bin/python bench/billing_run.py --contracts 500000   # full size (target < 120 s)
+    .venv/bin/python bench/billing_run.py --db postgresql://…/empty_db --workers 2
+
+Prints seed and planning time, the run's wall time and contracts/s, peak worker memory, and
+the tariff computation alone (contracts/s, same process, same contracts) as the upper bound.
+Workers are real `billing-worker` processes sharing the run through the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import sqlalchemy as sa  # noqa: E402
+
+from billing_seed import contracts, ensure_readings_table, seed  # noqa: E402
+from cloud.billing.runs import RunSpec, create_run, load_run  # noqa: E402
+from cloud.db import create_or_migrate, make_engine  # noqa: E402
+from cloud.tariffs import BillRequest, compute_bill, default_book  # noqa: E402
+
+BOOT = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]; import billing_seed as s; "
+        "s.ensure_readings_table(); from cloud.billing.cli import main; main()")
+
+
+def tariff_only(n: int) -> float:
+    book = default_book()
+    start, end = date(2026, 2, 1), date(2026, 2, 28)
+    reqs = [BillRequest(c["municipality"], c["use_class"], Decimal(c["litres"]) / 1000, start, end,
+                        frozenset({"water", "sewerage", "sanitation"} if c["sewerage"] else {"water"}), c["units"])
+            for c in contracts(n)]
+    t0 = time.perf_counter()
+    for r in reqs:
+        compute_bill(book, r)
+    return len(reqs) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--contracts", type=int, default=50_000, help="synthetic contracts (full size: 500000)")
+    ap.add_argument("--db", default="", help="database URL (an EMPTY database); default: a temporary SQLite file")
+    ap.add_argument("--workers", type=int, default=2, help="billing-worker processes")
+    ap.add_argument("--chunk-size", type=int, default=2000, help="contracts per chunk")
+    ap.add_argument("--baseline-sample", type=int, default=50_000, help="contracts for the tariff-only baseline")
+    a = ap.parse_args()
+
+    tmp = None
+    url = a.db
+    if not url:
+        tmp = tempfile.TemporaryDirectory(prefix="aquacis-bench-")
+        url = f"sqlite:///{tmp.name}/billing.db"
+    ensure_readings_table()
+    engine = make_engine(url)
+    create_or_migrate(engine)
+    print(f"database: {engine.dialect.name}; contracts: {a.contracts:,}; workers: {a.workers}; "
+          f"chunk: {a.chunk_size}")
+
+    t0 = time.perf_counter()
+    seed(engine, a.contracts, progress=lambda d: print(f"  seeded {d:,}", end="\r", flush=True))
+    seed_s = time.perf_counter() - t0
+    print(f"seed: {seed_s:.1f} s (contracts, customers, meters, 2 readings each)          ")
+
+    base = tariff_only(min(a.baseline_sample, a.contracts))
+    print(f"tariff computation alone: {base:,.0f} contracts/s (baseline, {min(a.baseline_sample, a.contracts):,} "
+          "bills)")
+
+    munis = tuple(f"EXP-{i:02d}" for i in range(1, 14))
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        run_id = create_run(conn, RunSpec(munis, "2026-02", chunk_size=a.chunk_size, parallelism=a.workers))
+    plan_s = time.perf_counter() - t0
+    print(f"plan: {plan_s:.2f} s")
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    wurl = url.replace("postgresql+psycopg://", "postgresql://")
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", BOOT, "billing-worker", "--db", wurl, "--run", run_id,
+                               "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+             for _ in range(a.workers)]
+    while any(p.poll() is None for p in procs):
+        time.sleep(1.0)
+        with engine.connect() as conn:
+            r = load_run(conn, run_id)
+        assert r is not None
+        el = time.perf_counter() - t0
+        print(f"  {el:6.1f} s  {r['contracts_processed']:>9,}/{r['contracts_total']:,}  "
+              f"{r['contracts_processed'] / el:8,.0f} contracts/s", end="\r", flush=True)
+    wall = time.perf_counter() - t0
+    rc = [p.returncode for p in procs]
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with engine.connect() as conn:
+        r = load_run(conn, run_id)
+        n_inv = conn.execute(sa.text("SELECT count(*) FROM invoices")).scalar_one()
+    assert r is not None
+    rate = r["contracts_processed"] / wall
+    print(" " * 80, end="\r")
+    print(f"run: phase={r['phase']} contracts={r['contracts_processed']:,} invoices={r['invoices_generated']:,} "
+          f"(rows {n_inv:,}) errors={r['errors_count']:,} worker exit codes={rc}")
+    print(f"wall time: {wall:.1f} s; throughput: {rate:,.0f} contracts/s")
+    print(f"peak worker memory (max RSS of one worker): {peak_mb:.0f} MB")
+    print(f"ratio run / tariff-only: {rate / base:.2f} (the run does I/O, consumption, JSON, events)")
+    if a.contracts:
+        print(f"projected 500,000 contracts at this rate: {500_000 / rate:.0f} s (target < 120 s)")
+    if tmp is not None:
+        size = sum(f.stat().st_size for f in Path(tmp.name).iterdir())
+        print(f"SQLite files: {size / 1e6:.0f} MB")
+        engine.dispose()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
