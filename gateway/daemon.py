@@ -155,6 +155,16 @@ class Daemon:
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         self.subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
         self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms)
+        bound = int(cfg.disk_bound_mb * 1024 * 1024)
+
+        def housekeeping() -> None:
+            from gateway.retention import housekeeping as run_housekeeping
+
+            r = run_housekeeping(processor.store, bound)
+            if r.over_bound:
+                log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
+
+        self.ingestor.housekeeping = housekeeping
         self.ingestor.start()
         self._start_uplink(who)
         self._start_http(who)

@@ -46,6 +46,7 @@ class Device:
 @dataclass
 class Outcome:
     readings: list[dict[str, Any]] = field(default_factory=list)
+    telemetry: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     battery: float | None = None
     rssi: float | None = None
@@ -107,7 +108,7 @@ class Decoder:
 
     def decode(self, up: Uplink) -> Outcome:
         if up.kind == "status":
-            return Outcome(battery=up.battery)
+            return self._status(up)
         if up.format == "nbiot":
             return self._nbiot(up)
         dev = self._device(up)
@@ -141,6 +142,23 @@ class Decoder:
             row["municipality"] = self.municipality
             row["zone"] = self.zone
             out.readings.append(row)
+        return out
+
+    def _telemetry(self, up: Uplink, serial: str | None, metric: str, value: float, unit: str,
+                   source: str) -> dict[str, Any]:
+        return {"device_id": up.dev_eui, "meter_serial": serial, "taken_at": up.received_at_ms, "metric": metric,
+                "value": float(value), "unit": unit, "source": source,
+                "municipality": self.municipality, "zone": self.zone}
+
+    def _status(self, up: Uplink) -> Outcome:
+        """ChirpStack status event: battery (%) and link margin (dB) as raw telemetry samples."""
+        dev = self.lookup(up.dev_eui)
+        serial = dev.meter_serial if dev else None
+        out = Outcome(battery=up.battery)
+        if up.battery is not None:
+            out.telemetry.append(self._telemetry(up, serial, "battery", up.battery, "%", "lorawan"))
+        if up.margin is not None:
+            out.telemetry.append(self._telemetry(up, serial, "margin", up.margin, "dB", "lorawan"))
         return out
 
     def _nbiot(self, up: Uplink) -> Outcome:
@@ -180,7 +198,11 @@ class Decoder:
             "lon": float(loc["lon"]) if _is_num(loc.get("lon")) else None,
             "alarms": alarms,
         }
-        return Outcome(readings=[row], battery=row["battery"])
+        out = Outcome(readings=[row], battery=row["battery"])
+        signal = diag.get("signal")
+        if _is_num(signal):
+            out.telemetry.append(self._telemetry(up, str(serial), "signal", signal, "dBm", "nbiot"))
+        return out
 
 
 def _is_num(v: Any) -> bool:

@@ -119,6 +119,7 @@ class Processor:
         conn = self.store.conn
         now = self.now_ms()
         rows: list[dict[str, Any]] = []
+        telemetry: list[dict[str, Any]] = []
         seen_rows: list[tuple[str, int]] = []
         devices: dict[str, tuple[Any, ...]] = {}
         self._dead_rows = []
@@ -154,11 +155,14 @@ class Processor:
             seen.add(key)
             seen_rows.append((key, now))
             rows.extend(out.readings)
+            telemetry.extend(out.telemetry)
             devices[up.dev_eui] = self._device_row(up, out, now, devices.get(up.dev_eui))
             res.stored += 1
         if rows:
             self.store.edge.insert_facts("readings", rows)
             res.readings = len(rows)
+        if telemetry:
+            self.store.edge.insert_facts("telemetry", telemetry)
         if seen_rows:
             conn.executemany("INSERT OR IGNORE INTO uplink_seen(dedup_key, seen_at) VALUES (?, ?)", seen_rows)
         if devices:
@@ -206,34 +210,40 @@ class Processor:
             return
         self._dead_rows.append((uuid7(), now, it.topic, it.payload, reason[:MAX_REASON], d))
 
-    def reprocess_parked(self, limit: int = 1000) -> int:
+    def reprocess_parked(self, chunk: int = 1000) -> int:
         """Decode parked uplinks again (after reference data arrived); returns how many left parking."""
-        rows = self.store.conn.execute(
-            "SELECT id, received_at, topic, payload FROM parked ORDER BY id LIMIT ?", (limit,)
-        ).fetchall()
         moved = 0
-        if not rows:
-            return 0
-        self._dead_rows = []
-        with self.store.transaction():
-            readings: list[dict[str, Any]] = []
-            for pid, received_at, topic, payload in rows:
-                try:
-                    up = parse(topic, bytes(payload), received_at)
-                    out = self.decoder.decode(up)
-                except UnknownDevice:
-                    continue
-                except (ParseError, DecodeError) as e:
-                    self._dead(Inbound(topic, bytes(payload), 0, 0, 0, False, 0.0), received_at, f"decode: {e}")
-                else:
-                    readings.extend(out.readings)
-                    self._device(up, out, received_at)
-                self.store.conn.execute("DELETE FROM parked WHERE id = ?", (pid,))
-                moved += 1
-            if readings:
-                self.store.edge.insert_facts("readings", readings)
-            self._flush_dead()
-        return moved
+        last = 0
+        while True:
+            rows = self.store.conn.execute(
+                "SELECT id, received_at, topic, payload FROM parked WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            ).fetchall()
+            if not rows:
+                return moved
+            last = rows[-1][0]
+            self._dead_rows = []
+            with self.store.transaction():
+                readings: list[dict[str, Any]] = []
+                telemetry: list[dict[str, Any]] = []
+                for pid, received_at, topic, payload in rows:
+                    try:
+                        up = parse(topic, bytes(payload), received_at)
+                        out = self.decoder.decode(up)
+                    except UnknownDevice:
+                        continue
+                    except (ParseError, DecodeError) as e:
+                        self._dead(Inbound(topic, bytes(payload), 0, 0, 0, False, 0.0), received_at, f"decode: {e}")
+                    else:
+                        readings.extend(out.readings)
+                        telemetry.extend(out.telemetry)
+                        self._device(up, out, received_at)
+                    self.store.conn.execute("DELETE FROM parked WHERE id = ?", (pid,))
+                    moved += 1
+                if readings:
+                    self.store.edge.insert_facts("readings", readings)
+                if telemetry:
+                    self.store.edge.insert_facts("telemetry", telemetry)
+                self._flush_dead()
 
 
 def _merge(a: BatchResult, b: BatchResult) -> None:
@@ -276,10 +286,9 @@ class Ingestor:
     def _idle(self) -> None:
         if self._reprocess.is_set():
             self._reprocess.clear()
-            while self.processor.reprocess_parked() > 0:
-                if not self.q.empty():
-                    self._reprocess.set()  # live traffic first; come back when idle
-                    break
+            moved = self.processor.reprocess_parked()
+            if moved:
+                log.info("parked_uplinks_resolved", count=moved)
         if self.housekeeping and time.monotonic() - self._last_housekeeping > 60:
             self._last_housekeeping = time.monotonic()
             self.housekeeping()

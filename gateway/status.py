@@ -76,7 +76,10 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             ) or 0,
             "dead_letters": _one(con, "SELECT count(*) FROM dead_letters") or 0,
             "dead_letter_reasons": reasons,
-            "disk": {**disk_usage(path), "bound_bytes": state.get("disk_bound_bytes")},
+            "disk": {**disk_usage(path), "bound_bytes": state.get("disk_bound_bytes"),
+                     "over_bound": (state.get("disk") or {}).get("over_bound", False),
+                     "telemetry_downsampled": (state.get("disk") or {}).get("telemetry_downsampled", 0)},
+            "telemetry": _one(con, "SELECT count(*) FROM telemetry") or 0,
             "replication": state.get("replication"),
         }
     finally:

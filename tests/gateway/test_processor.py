@@ -105,3 +105,38 @@ def test_unknown_device_named_after_its_meter_in_the_lns(tmp_path):
     assert p.process([inbound(*cs_msg(4, 1))]).stored == 1
     assert [r["meter_serial"] for r in store.edge.rows("readings")] == [serial(4)]
     store.close()
+
+
+def test_status_events_become_telemetry_and_retention_downsamples_only_synced_telemetry(tmp_path):
+    import json
+
+    from gateway.retention import DAY_MS, housekeeping
+    from sync.wire import PushResult
+
+    store = GatewayStore.open(tmp_path / "gw.db")
+    p = Processor(store, Decoder(MUNI, ZONE, directory(2)))
+    day0 = 497_222 * 3_600_000  # on an hour boundary
+    msgs = []
+    for k in range(12):  # 12 status events 5 minutes apart: one hour of samples
+        body = {"deduplicationId": f"s{k}", "time": None, "deviceInfo": {"devEui": "a0c1010100000001"},
+                "batteryLevel": 90 - k * 0.1, "margin": 7}
+        body.pop("time")
+        msgs.append(inbound("application/a/device/a0c1010100000001/event/status", json.dumps(body).encode()))
+    for k, m in enumerate(msgs):
+        p.now_ms = lambda k=k: day0 + k * 300_000
+        p.process([m])
+    p.process([inbound(*cs_msg(1, 1))])
+    assert count(p, "telemetry") == 24 and count(p, "readings") == 1
+    (r,) = store.edge.rows("telemetry", metric="margin", taken_at=day0)
+    assert r["meter_serial"] == serial(1) and r["value"] == 7.0 and r["unit"] == "dB"
+
+    later = day0 + 3 * DAY_MS
+    # not yet acknowledged by the cloud: nothing is dropped even above the bound
+    res = housekeeping(store, bound_bytes=1, now_ms=later)
+    assert res.telemetry_downsampled == 0 and res.over_bound
+    store.edge.acknowledge(PushResult(acked={store.edge.site_id: 10**9}))
+    res = housekeeping(store, bound_bytes=1, now_ms=later)
+    assert res.telemetry_downsampled == 22  # one battery and one margin sample kept for that hour
+    assert count(p, "telemetry") == 2 and count(p, "readings") == 1  # readings never
+    assert housekeeping(store, bound_bytes=0, now_ms=later + 30 * DAY_MS).seen_pruned == 13
+    store.close()
