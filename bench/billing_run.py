@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import sqlalchemy as sa  # noqa: E402
-
 from billing_seed import contracts, ensure_readings_table, seed  # noqa: E402
+
 from cloud.billing.runs import RunSpec, create_run, load_run  # noqa: E402
 from cloud.db import create_or_migrate, make_engine  # noqa: E402
 from cloud.tariffs import BillRequest, compute_bill, default_book  # noqa: E402

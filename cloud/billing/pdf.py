@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from textwrap import wrap
 from typing import Any
 
 MONTHS = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"]
@@ -73,7 +74,7 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
     # Consumption history: bars of billed m³ per period, estimated periods hatched in grey.
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 6, _t("Historial de consumo (m³)"), new_x="LMARGIN", new_y="NEXT")
-    x0, y0, w, h = pdf.l_margin + 5, pdf.get_y() + 2, 170.0, 40.0
+    x0, y0, w, h = pdf.l_margin + 5, pdf.get_y() + 6, 170.0, 40.0  # room for the top bar's label
     hist = history[-12:]
     top = max([m for _, m, _ in hist] + [1])
     pdf.set_draw_color(120, 120, 120)
@@ -131,13 +132,16 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
     pdf.set_font("Courier", "B", 13)
     pdf.cell(0, 8, _t(inv["payment_reference"]), border="LR", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
-    pdf.multi_cell(0, 4, _t("Referencia provisional: páguese en ventanillas de la CEA. La referencia bancaria y "
-                            "de tiendas de conveniencia se asignará con el módulo de cobranza."),
-                   border="LBR", new_x="LMARGIN", new_y="NEXT")
+    note = wrap(_t("Referencia provisional: páguese en ventanillas de la CEA. La referencia bancaria y "
+                   "de tiendas de conveniencia se asignará con el módulo de cobranza."), 120)
+    for k, text in enumerate(note):
+        pdf.cell(0, 4, text, border="LBR" if k == len(note) - 1 else "LR", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     pdf.set_font("Helvetica", "", 7)
-    pdf.multi_cell(0, 3.5, _t(
-        "El agua para uso doméstico tiene tasa 0 % de IVA (Ley del IVA, art. 2-A, fracc. II, inciso h). "
-        "Alcantarillado y saneamiento causan 16 % (SCJN 2a./J. 29/2011). Recargos de 1.47 % mensual sobre "
-        "saldo vencido a partir del segundo mes. Este recibo no es un comprobante fiscal digital (CFDI)."))
+    # Pre-wrapped fixed text: fpdf2's multi_cell line breaking costs more than the rest of the page.
+    for text in wrap(_t(
+            "El agua para uso doméstico tiene tasa 0 % de IVA (Ley del IVA, art. 2-A, fracc. II, inciso h). "
+            "Alcantarillado y saneamiento causan 16 % (SCJN 2a./J. 29/2011). Recargos de 1.47 % mensual sobre "
+            "saldo vencido a partir del segundo mes. Este recibo no es un comprobante fiscal digital (CFDI)."), 140):
+        pdf.cell(0, 3.5, text, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
