@@ -97,22 +97,25 @@ def status(
 
 @app.command("codec-test")
 def codec_test(
-    codec: str = typer.Option(..., "--codec", help="Codec: a .js file (vendor codec), py:NAME or js:NAME."),
-    fport: int = typer.Option(..., "--fport", help="LoRaWAN frame port of the uplink."),
+    codec: str = typer.Option(..., "--codec", help="Codec: a vendor .js file, py:NAME or js:NAME."),
+    fport: int = typer.Option(..., "--fport", help="LoRaWAN frame port of the uplink (0-255)."),
     hex_bytes: str = typer.Option(..., "--hex", help="Payload bytes in hex (spaces allowed)."),
-    value_field: str = typer.Option(None, help="Decoded field holding the register (else the profile's or auto)."),
-    unit: str = typer.Option(None, help="Unit of that field: L, m3 or gal."),
+    profile: str = typer.Option(None, "--profile", help="Device profile (name or TOML file) for the reading."),
+    value_field: str = typer.Option(None, help="Decoded field holding the register (overrides the profile)."),
+    unit: str = typer.Option(None, help="Unit of that field: L, m3 or gal (overrides the profile)."),
 ) -> None:
     """Decode one payload and print the decoded JSON, warnings, errors and the reading it would store."""
-    from gateway.codec_test import run_codec_test
+    from gateway.codecs.cli_support import CodecTestError, exit_code
+    from gateway.codecs.cli_support import codec_test as run_codec_test
 
     try:
-        payload = bytes.fromhex(hex_bytes.replace(" ", "").replace(":", ""))
-    except ValueError as e:
-        raise typer.BadParameter(f"--hex is not hexadecimal: {e}") from e
-    out: dict[str, Any] = run_codec_test(codec, fport, payload, value_field=value_field, unit=unit)
+        out: dict[str, Any] = run_codec_test(codec, fport, hex_bytes, profile=profile, value_field=value_field,
+                                             unit=unit)
+    except CodecTestError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     typer.echo(json.dumps(out, indent=2, ensure_ascii=False, default=str))
-    raise typer.Exit(1 if out.get("errors") else 0)
+    raise typer.Exit(exit_code(out))
 
 
 @app.command()

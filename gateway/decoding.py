@@ -95,6 +95,20 @@ class Decoder:
         # A device missing from the zone's reference data may still be named after its meter in
         # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
         self.name_is_serial = name_is_serial
+        self._by_name: dict[str, Any] = {}
+
+    def profile_named(self, name: Any) -> Any:
+        """The device profile the LNS names (ChirpStack deviceProfileName), when we know it."""
+        if not isinstance(name, str) or not name or _profiles is None:
+            return None
+        if name not in self._by_name:
+            try:
+                self._by_name[name] = _profiles.get_profile(name)
+            except Exception:  # noqa: BLE001 - an LNS profile we have no codec profile for
+                self._by_name[name] = None
+            if len(self._by_name) > 1000:  # names come from the network: keep the cache bounded
+                self._by_name.clear()
+        return self._by_name.get(name)
 
     def _device(self, up: Uplink) -> Device:
         dev = self.lookup(up.dev_eui)
@@ -112,7 +126,7 @@ class Decoder:
         if up.format == "nbiot":
             return self._nbiot(up)
         dev = self._device(up)
-        profile = dev.profile or self.profile
+        profile = dev.profile or self.profile_named(up.meta.get("profile")) or self.profile
         if up.decoded is not None:
             result = builtin_codec.DecodeResult(data=up.decoded)
         else:

@@ -140,3 +140,25 @@ def test_status_events_become_telemetry_and_retention_downsamples_only_synced_te
     assert count(p, "telemetry") == 2 and count(p, "readings") == 1  # readings never
     assert housekeeping(store, bound_bytes=0, now_ms=later + 30 * DAY_MS).seen_pruned == 13
     store.close()
+
+
+def test_lns_device_profile_name_selects_the_vendor_codec(proc):
+    """A Milesight EM300-DI (vendor payload from ../shared/vectors) named by its ChirpStack profile."""
+    import base64
+    import json
+
+    from gateway.codecs import decode
+    from gateway.lns import parse
+    from gateway.profiles import get_profile, to_reading
+
+    body = {"deduplicationId": "em-1", "time": "2026-11-28T03:00:00Z", "fPort": 85,
+            "deviceInfo": {"devEui": "a0c1010100000005", "deviceProfileName": "milesight-em300-di"},
+            "data": base64.b64encode(bytes.fromhex("01755c05c800010000")).decode()}
+    topic = "application/a/device/a0c1010100000005/event/up"
+    res = proc.process([inbound(topic, json.dumps(body).encode())])
+    assert res.stored == 1 and res.readings == 1
+    (r,) = proc.store.edge.rows("readings", meter_serial=serial(5))
+    prof = get_profile("milesight-em300-di")
+    up = parse(topic, json.dumps(body).encode(), 0)
+    want = to_reading(prof, up, decode(prof, 85, up.payload))
+    assert r["value_l"] == want["value_l"] and r["battery"] == 92
