@@ -124,3 +124,17 @@ def test_background_vee_validates_synced_readings(tmp_path) -> None:
                 n = conn.execute(sa.select(sa.func.count()).select_from(reading_validations)).scalar()
             time.sleep(0.05)
     assert n == 1
+
+
+def test_settings_precedence_flags_env_file(tmp_path, monkeypatch) -> None:
+    from cloud.settings import load_settings
+
+    cfg = tmp_path / "aquacis.toml"
+    cfg.write_text('[cloud]\nport = 9001\nhost = "0.0.0.0"\nlog_level = "debug"\n')
+    monkeypatch.setenv("AQUACIS_HOST", "10.0.0.1")
+    s = load_settings(str(cfg), port=None, log_level="warning")
+    assert s.port == 9001  # from the file
+    assert s.host == "10.0.0.1"  # environment beats the file
+    assert s.log_level == "warning"  # flags beat both
+    monkeypatch.setenv("AQUACIS_CONFIG", str(cfg))
+    assert load_settings().port == 9001
