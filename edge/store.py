@@ -337,7 +337,7 @@ class EdgeStore:
                 raise StoreError(f"{table}.{name} must be one of {', '.join(lat.order)}")
         with self.transaction():
             before = self.load_row(table, pk)
-            if before is None and not (fields.get("municipality") and fields.get("zone")):
+            if before is None and not (fields.get("municipality") and (fields.get("zone") or ts.scope == "municipality")):
                 raise StoreError(f"new {table} row {pk} needs municipality and zone")
             stamp = self._stamp()
             cl = 1 if before is None else (before.cl if before.alive else before.cl + 1)

@@ -304,7 +304,7 @@ def _judge_row(ctx: _Ctx, ts: TableSpec, c: Change, origin: NodeScope, cur: RowS
     if cur is None:
         if origin.role not in ts.create_by:
             return "field_not_writable", f"role {origin.role} may not create {ts.name}"
-        if not c.fields.get("municipality") or not c.fields.get("zone"):
+        if not c.fields.get("municipality") or not (c.fields.get("zone") or ts.scope == "municipality"):
             return "invalid", f"a new {ts.name} row needs municipality and zone"
     old_cl = cur.cl if cur is not None else 1
     if c.cl > old_cl:

@@ -47,7 +47,11 @@ def cloud_site_id(conn: Connection) -> str:
     if row is not None:
         return str(row[0])
     sid = uuid7()
-    conn.execute(t.sync_meta.insert().values(key="site_id", value=sid))
+    try:
+        with conn.begin_nested():  # two first writers may race: the loser reads the winner's id
+            conn.execute(t.sync_meta.insert().values(key="site_id", value=sid))
+    except sa.exc.IntegrityError:
+        return str(conn.execute(sa.select(t.sync_meta.c.value).where(t.sync_meta.c.key == "site_id")).scalar_one())
     return sid
 
 

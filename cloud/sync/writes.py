@@ -74,7 +74,7 @@ def write_rows(conn: Connection, table: str, rows: Iterable[dict[str, Any]], pri
             if name in fields and fields[name] not in lat:
                 raise WriteError(f"{table}.{name} must be one of {', '.join(lat.order)}")
         cur = current.get(pk)
-        if cur is None and not (fields.get("municipality") and fields.get("zone")):
+        if cur is None and not (fields.get("municipality") and (fields.get("zone") or spec.scope == "municipality")):
             raise WriteError(f"new {table} row {pk} needs municipality and zone")
         stamp = hlc.now()
         cl = 1 if cur is None else (cur.cl if cur.alive else cur.cl + 1)
