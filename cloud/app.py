@@ -169,17 +169,18 @@ def _install_metrics(app: FastAPI) -> None:
 
 
 def _vee_loop(engine: Any, interval: float, stop: threading.Event) -> None:
-    """Validate readings that arrived by sync, in small transactions, until stopped."""
+    """Validate readings that arrived by sync, until stopped. Small transactions (200 readings)
+    keep the SQLite write lock short for concurrent sync pushes."""
     from cloud.metering.service import validate_pending
 
     while not stop.wait(interval):
         try:
             while not stop.is_set():
                 with engine.begin() as conn:
-                    done = validate_pending(conn, limit=500)
+                    done = validate_pending(conn, limit=200)
                 if done:
                     log.info("vee_pass", validated=done)
-                if done < 500:
+                if done < 200:
                     break
         except Exception:  # keep validating on the next pass; the error is logged
             log.exception("vee_pass_failed")

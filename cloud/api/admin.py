@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, scope_municipality
+from cloud.api.deps import ERROR_RESPONSES, get_engine, scope_municipality
 from cloud.auth import (
     NODE_KINDS,
     USER_ROLES,
@@ -23,7 +23,7 @@ from cloud.auth import (
 )
 from cloud.events import events_for_entity, record_event
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
 
 class WhoAmI(BaseModel):

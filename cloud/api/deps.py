@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import HTTPException, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from cloud.auth import Principal
@@ -39,3 +40,20 @@ def scope_municipality(principal: Principal, requested: str | None) -> str | Non
     if requested is not None and requested != principal.municipality:
         raise HTTPException(status_code=403, detail=f"no access to municipality {requested!r}")
     return principal.municipality
+
+
+class ErrorOut(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(examples=["not_found"], description="Machine-readable code")
+    reason: str = Field(examples=["contract 'EXP-02-0000001' not found"], description="What went wrong, for people")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed JSON"},
+    401: {"model": ErrorOut, "description": "No, malformed or unknown bearer token"},
+    403: {"model": ErrorOut, "description": "The caller's role or municipality may not do this"},
+    404: {"model": ErrorOut, "description": "Not found (rows of another municipality do not exist for the caller)"},
+    409: {"model": ErrorOut, "description": "Conflicts with existing data"},
+    422: {"model": ErrorOut, "description": "Invalid input; `details` lists the fields"},
+}

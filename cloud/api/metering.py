@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found, scope_municipality
 from cloud.api.registry import _call
 from cloud.auth import STAFF_ROLES, Principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, zones
 
-router = APIRouter(prefix="/metering", tags=["metering"])
+router = APIRouter(prefix="/metering", tags=["metering"], responses=ERROR_RESPONSES)
 staff = require_roles(*STAFF_ROLES)
 
 

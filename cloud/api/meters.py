@@ -10,14 +10,14 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, not_found
+from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found
 from cloud.api.registry import _call
 from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.models import MeterOut, ReplaceMeterIn
 
-router = APIRouter(prefix="/meters", tags=["registry"])
+router = APIRouter(prefix="/meters", tags=["registry"], responses=ERROR_RESPONSES)
 
 
 def _meter_or_404(conn: Any, principal: Principal, serial: str) -> Any:

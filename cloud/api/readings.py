@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, get_settings, not_found
+from cloud.api.deps import ERROR_RESPONSES, get_engine, get_settings, not_found
 from cloud.api.registry import _call
 from cloud.auth import Principal, current_principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.settings import CloudSettings
 
-router = APIRouter(prefix="/readings", tags=["readings"])
+router = APIRouter(prefix="/readings", tags=["readings"], responses=ERROR_RESPONSES)
 
 # A register beyond 10^12 L (a billion m³) is not a water meter; also keeps values in BIGINT.
 MAX_L = 10**12

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found, scope_municipality
 from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
 from cloud.registry import service
 from cloud.registry.models import (
@@ -24,7 +24,7 @@ from cloud.registry.models import (
 from cloud.registry.municipalities import MUNICIPALITIES
 from cloud.registry.tables import zones
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], responses=ERROR_RESPONSES)
 
 staff = require_roles(*STAFF_ROLES)
 registrars = require_roles("admin", "dispatcher")
