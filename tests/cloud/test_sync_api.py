@@ -203,6 +203,7 @@ def test_late_commit_is_not_skipped(pg_url: str) -> None:
         c = Cloud(client)
         hh = c.node("handheld")
         scope = server.NodeScope(hh["site_id"], "handheld", MUN, frozenset({Z1}))
+        c.write("meters", [{"id": "early", "municipality": MUN, "zone": Z2}])  # cloud site id exists
         slow = c.engine.connect()
         tx = slow.begin()
         writes.write_rows(slow, "meters", [{"id": "late", "municipality": MUN, "zone": Z1}])
