@@ -25,6 +25,7 @@ class GatewayConfig:
     zone: str | None = None
     site_id: str | None = None
     log_level: str = "info"
+    rules: bool = True  # run the edge rules on committed readings
 
     def listen_addr(self) -> tuple[str, int] | None:
         if not self.listen:

@@ -108,6 +108,7 @@ class Daemon:
         self.http: Any = None
         self.replicator: Any = None
         self.hub: Any = None
+        self.rules: Any = None
         self._accepting = True
 
     # -- start-up ------------------------------------------------------------------------
@@ -167,6 +168,11 @@ class Daemon:
         self.ingestor.housekeeping = housekeeping
         self.ingestor.start()
         self._start_uplink(who)
+        if cfg.rules:
+            from gateway.rules_worker import RulesWorker
+
+            self.rules = RulesWorker(cfg.db, who.site_id)
+            self.rules.start()
         self._start_http(who)
         self._start_replication()
         self.subscriber.start()
@@ -260,6 +266,8 @@ class Daemon:
         if self.subscriber:
             time.sleep(0.1)  # let paho flush the last PUBACKs before DISCONNECT
             self.subscriber.stop()
+        if self.rules:
+            self.rules.stop()
         if self.uplink:
             self.uplink.stop()
         if self.http:

@@ -9,6 +9,8 @@ Local-only tables (never replicated):
 - `parked(id, received_at, topic, payload BLOB, dev_eui)`: uplinks of devices not (yet) in the
   zone's reference data, decoded again after each pull;
 - `gateway_state(key PK, value)`: enrolment (site, municipality, zone), last cloud contact.
+
+Plus a local index on `readings(meter_serial, taken_at)` for the edge rules' history.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS parked (
     payload BLOB NOT NULL, dev_eui TEXT
 );
 CREATE TABLE IF NOT EXISTS gateway_state (key TEXT PRIMARY KEY, value TEXT);
+CREATE INDEX IF NOT EXISTS gw_readings_meter_time ON readings(meter_serial, taken_at);
 """
 
 
