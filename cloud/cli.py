@@ -151,6 +151,28 @@ def seed(
     _print(result.as_dict())
 
 
+@app.command()
+def validate(
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Run VEE on every reading not validated yet (e.g. after a bulk import) and print the count."""
+    from cloud.metering.service import validate_pending
+
+    engine = _engine(db, config)
+    total = 0
+    try:
+        while True:
+            with engine.begin() as conn:
+                done = validate_pending(conn, limit=2000)
+            total += done
+            if done < 2000:
+                break
+    finally:
+        engine.dispose()
+    _print({"validated": total})
+
+
 # Billing (billing-worker, billing-run) and tariff (tariffs import/quote) commands live in their package.
 from cloud.billing.cli import register as _register_billing  # noqa: E402
 

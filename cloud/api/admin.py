@@ -120,3 +120,27 @@ def entity_events(entity: str, entity_id: str, principal: Principal = Depends(re
     with engine.connect() as conn:
         return events_for_entity(conn, entity, entity_id,
                                  municipality=None if principal.all_municipalities else principal.municipality)
+
+
+@router.get("/events", tags=["events"])
+def list_events(type: str | None = Query(None, description="e.g. ContractCreated, MeterReplaced"),
+                entity: str | None = Query(None, description="e.g. contract, meter, reading, invoice"),
+                after: int | None = Query(None, description="Only events after this `seq` (keyset pagination)"),
+                limit: int = Query(200, ge=1, le=5000),
+                principal: Principal = Depends(require_roles("admin")),
+                engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+    """The event log of the caller's municipality in order (oldest first), filtered."""
+    from cloud.events.log import _out
+    from cloud.events.tables import events
+
+    q = sa.select(events)
+    if not principal.all_municipalities:
+        q = q.where(events.c.municipality == principal.municipality)
+    if type:
+        q = q.where(events.c.type == type)
+    if entity:
+        q = q.where(events.c.entity == entity)
+    if after is not None:
+        q = q.where(events.c.seq > after)
+    with engine.connect() as conn:
+        return [_out(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit)).mappings()]

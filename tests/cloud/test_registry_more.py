@@ -34,6 +34,9 @@ def test_zones_routes_users_via_api(cloud) -> None:
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "reader", "municipality": "EXP-06"}).status_code == 403
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "gateway", "municipality": "EXP-05"}).status_code == 422
     assert [u["name"] for u in c.get("/api/v2/users", headers=admin).json() if u["role"] == "reader"] == ["Luis"]
+    ev = c.get("/api/v2/events?type=UserCreated", headers=admin).json()
+    assert [e["data"]["name"] for e in ev] == ["Luis"] and ev[0]["municipality"] == "EXP-05"
+    assert c.get("/api/v2/events", headers=cloud.user("admin", "EXP-06")).json() == []
     assert "token" not in c.get("/api/v2/users", headers=admin).json()[0]
 
 
@@ -68,3 +71,15 @@ def test_seed_cli_prints_summary(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli_app, ["seed", "--db", db, "--municipality", "EXP-77", "--contracts", "2"])
     assert r.exit_code == 2 and "unknown municipality" in r.output
+    # readings imported in bulk (as sync would) are validated by `validate`
+    from cloud.db import make_engine
+
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        replicated.insert_facts(conn, "readings", [
+            {"municipality": "EXP-04", "zone": "EXP-04-Z01", "meter_serial": "WM-EXP-04-Z01-000001",
+             "taken_at": 1_767_225_600_000 + k * 86_400_000 * 30, "value_l": 1000 * k, "source": "api", "alarms": []}
+            for k in range(3)], None)
+    engine.dispose()
+    r = CliRunner().invoke(cli_app, ["validate", "--db", db])
+    assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1]) == {"validated": 3}
