@@ -58,6 +58,8 @@ def run(
     zone: str = typer.Option(None, envvar="AQUACIS_ZONE", help="Offline enrolment: zone (with --municipality, --site-id)."),
     site_id: str = typer.Option(None, envvar="AQUACIS_SITE_ID", help="Offline enrolment: this node's site id."),
     log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
+    stations: Path = typer.Option(None, envvar="AQUACIS_GATEWAY_STATIONS",
+                                  help="Modbus stations file (TOML [[station]] tables, docs/modbus.md) to poll."),
     rules: bool = typer.Option(True, "--rules/--no-rules", envvar="AQUACIS_GATEWAY_RULES",
                                help="Run the edge rules (leaks, backflow, tamper, ...) on committed readings."),
 ) -> None:
@@ -69,6 +71,7 @@ def run(
         cloud=cloud, token=token, broker=broker, db=Path(db), listen=listen, client_id=client_id,
         batch_max=batch_max, batch_ms=batch_ms, sync_interval=sync_interval, disk_bound_mb=disk_bound_mb,
         replica=replica, municipality=municipality, zone=zone, site_id=site_id, log_level=log_level, rules=rules,
+        stations=Path(stations) if stations else None,
     )
     raise typer.Exit(run_daemon(cfg))
 

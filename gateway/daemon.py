@@ -109,6 +109,7 @@ class Daemon:
         self.replicator: Any = None
         self.hub: Any = None
         self.rules: Any = None
+        self.modbus: Any = None
         self._accepting = True
 
     # -- start-up ------------------------------------------------------------------------
@@ -168,6 +169,11 @@ class Daemon:
         self.ingestor.housekeeping = housekeeping
         self.ingestor.start()
         self._start_uplink(who)
+        if cfg.stations:
+            from gateway.modbus_runner import ModbusRunner
+
+            self.modbus = ModbusRunner(cfg.stations, cfg.db, who.site_id, who.municipality, who.zone)
+            self.modbus.start()
         if cfg.rules:
             from gateway.rules_worker import RulesWorker
 
@@ -230,6 +236,8 @@ class Daemon:
         doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
         doc["committed_messages"] = ing.committed if ing else 0
         doc["queue_depth"] = ing.q.qsize() if ing else 0
+        if self.modbus is not None:
+            doc["modbus"] = {"alive": self.modbus.alive(), "polls": self.modbus.polls, "gaps": self.modbus.gaps}
         if self.replicator is not None:
             doc["replication_alive"] = self.replicator.alive()
             ok = ok and self.replicator.alive()
@@ -266,6 +274,8 @@ class Daemon:
         if self.subscriber:
             time.sleep(0.1)  # let paho flush the last PUBACKs before DISCONNECT
             self.subscriber.stop()
+        if self.modbus:
+            self.modbus.stop()
         if self.rules:
             self.rules.stop()
         if self.uplink:
