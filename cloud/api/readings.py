@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Literal
 
+import sqlalchemy as sa  # noqa: I001
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import Engine
@@ -15,6 +16,7 @@ from cloud.api.registry import _call
 from cloud.auth import Principal, current_principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
+from cloud.registry.tables import contracts, meter_installations
 from cloud.settings import CloudSettings
 
 router = APIRouter(prefix="/readings", tags=["readings"], responses=ERROR_RESPONSES)
@@ -102,18 +104,33 @@ def post_reading(body: ReadingIn, response: Response,
 
 
 @router.get("", response_model=list[ReadingOut])
-def list_readings(meter: str = Query(..., description="Meter serial"),
+def list_readings(meter: str | None = Query(None, description="Meter serial"),
+                  contract: str | None = Query(None, description="Contract id: readings of every meter it has had"),
                   since: dt.datetime | None = Query(None), until: dt.datetime | None = Query(None),
                   limit: int = Query(500, ge=1, le=5000),
                   principal: Principal = Depends(current_principal), engine: Engine = Depends(get_engine)) -> list[Any]:
-    """Readings of one meter, oldest first, each with its validation."""
+    """Readings of one meter (or of a contract's meters), oldest first, each with its validation."""
+    if (meter is None) == (contract is None):
+        raise HTTPException(422, "give exactly one of meter or contract")
     with engine.begin() as conn:
-        m = service.meter_row(conn, meter)
-        if m is None or not principal.sees_zone(m["municipality"], m["zone"]):
-            raise not_found("meter", meter)
+        if meter is not None:
+            m = service.meter_row(conn, meter)
+            if m is None or not principal.sees_zone(m["municipality"], m["zone"]):
+                raise not_found("meter", meter)
+            serials = [meter]
+        else:
+            ct = conn.execute(sa.select(contracts.c.municipality, contracts.c.zone, contracts.c.service_point_id)
+                              .where(contracts.c.id == contract)).first()
+            if ct is None or not principal.sees_zone(ct.municipality, ct.zone):
+                raise not_found("contract", contract)
+            serials = [r[0] for r in conn.execute(
+                sa.select(meter_installations.c.meter_serial)
+                .where(meter_installations.c.service_point_id == ct.service_point_id)
+                .order_by(meter_installations.c.installed_at))]
         # Readings that arrived by sync are validated on first look (and by the background pass).
-        metering.validate_pending_for_meter(conn, meter)
-        return metering.list_readings(conn, meter, since=_call(service.to_ms, since) if since else None,
+        for serial in serials:
+            metering.validate_pending_for_meter(conn, serial)
+        return metering.list_readings(conn, serials, since=_call(service.to_ms, since) if since else None,
                                       until=_call(service.to_ms, until) if until else None, limit=limit)
 
 

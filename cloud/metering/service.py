@@ -229,13 +229,13 @@ def _out(row: Any, v: Any | None) -> dict[str, Any]:
     return doc
 
 
-def list_readings(conn: Connection, serial: str, *, since: int | None = None, until: int | None = None,
+def list_readings(conn: Connection, serial: str | list[str], *, since: int | None = None, until: int | None = None,
                   limit: int = 500) -> list[dict[str, Any]]:
     rd = replicated.table("readings")
     q = (
         sa.select(rd, *[c.label(f"v_{c.name}") for c in reading_validations.c])
         .outerjoin(reading_validations, reading_validations.c.reading_id == rd.c.id)
-        .where(rd.c.meter_serial == serial)
+        .where(rd.c.meter_serial.in_([serial] if isinstance(serial, str) else serial))
     )
     if since is not None:
         q = q.where(rd.c.taken_at >= since)
@@ -259,6 +259,8 @@ def review_reading(conn: Connection, principal: Principal, reading_id: str, stat
         .values(status=status, reviewed_by=principal.id, review_note=note)
     )
     row = get_reading(conn, reading_id)
+    if row is None:
+        raise RegistryError(f"unknown reading {reading_id!r}")
     record_event(conn, "ReadingValidated", "meter", row["meter_serial"], principal,
                  {"reading_id": reading_id, "status": status, "note": note}, municipality=row["municipality"])
 

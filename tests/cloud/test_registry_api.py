@@ -214,6 +214,12 @@ def test_rollover_replacement_estimation_true_up(world) -> None:
     # old: 40,000 → 50,000 (final); new: 100 (initial) → 6,100
     assert cons["consumption_l"] == 16_000, cons
     assert [s["meter_serial"] for s in cons["segments"]] == ["ROLL-1", "NEW-ROLL-2"]
+    # the contract's readings span both meters
+    contract_id = sp["contract_id"]
+    both = c.get(f"/api/v2/readings?contract={contract_id}", headers=h).json()
+    assert {x["meter_serial"] for x in both} == {"ROLL-1", "NEW-ROLL-2"}
+    assert c.get(f"/api/v2/readings?contract={contract_id}", headers=world.billing2).status_code == 404
+    assert c.get(f"/api/v2/readings?contract={contract_id}&meter=ROLL-1", headers=h).status_code == 422
     ev = c.get("/api/v2/events/meter/ROLL-1", headers=admin).json()
     assert "MeterReplaced" in [x["type"] for x in ev]
     old = c.get("/api/v2/meters/ROLL-1", headers=h).json()
