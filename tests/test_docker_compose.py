@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
-import click
 import typer.main
 import yaml
 
@@ -36,6 +36,12 @@ def _aquacis_invocations(service: dict) -> list[list[str]]:
     entry = service.get("entrypoint") or _dockerfile_entrypoint(service["build"])
     command = service.get("command") or _dockerfile_cmd(service["build"])
     argv = list(entry) + list(command)
+    if argv[0].endswith(".sh"):
+        # An entry script ends in `exec aquacis <words> "$@"`: its words prefix the command.
+        script = (ROOT / "docker" / Path(argv[0]).name).read_text()
+        m = re.search(r'^exec aquacis (.*?) "\$@"$', script, re.M)
+        assert m, f"{argv[0]} does not exec aquacis"
+        return [m.group(1).split() + list(command)]
     if argv[:2] == ["sh", "-c"]:
         script = " ".join(argv[2:])
         found = []
@@ -49,12 +55,17 @@ def _aquacis_invocations(service: dict) -> list[list[str]]:
     return [argv[1:]]
 
 
-def _resolve(argv: list[str]) -> tuple[click.Command, list[str]]:
-    cmd: click.Command = typer.main.get_command(app)
+def _is_group(cmd: object) -> bool:
+    # typer may ship its own click; duck-type instead of isinstance(click.Group).
+    return hasattr(cmd, "list_commands")
+
+
+def _resolve(argv: list[str]) -> tuple[Any, list[str]]:
+    cmd: Any = typer.main.get_command(app)
     rest = list(argv)
-    while isinstance(cmd, click.Group) and rest and not rest[0].startswith("-"):
+    while _is_group(cmd) and rest and not rest[0].startswith("-"):
         name = rest.pop(0)
-        sub = cmd.get_command(click.Context(cmd), name)
+        sub = cmd.get_command(cmd.context_class(cmd), name)
         assert sub is not None, f"`aquacis … {name}` does not exist"
         cmd = sub
     return cmd, rest
@@ -73,7 +84,7 @@ def test_every_compose_command_exists_in_the_cli():
             continue
         for argv in _aquacis_invocations(service):
             cmd, rest = _resolve(argv)
-            assert not isinstance(cmd, click.Group), f"{name}: `{argv}` names a group, not a command"
+            assert not _is_group(cmd), f"{name}: `{argv}` names a group, not a command"
             declared = {o for p in cmd.params for o in getattr(p, "opts", [])}
             for word in rest:
                 if word.startswith("--"):
