@@ -3,6 +3,7 @@ reverse them, and derive every balance from the rows. Runs in the caller's trans
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from cloud.collections.tables import charges
 from cloud.events.tables import events
 from cloud.ids import uuid7
 from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
-from cloud.payments.money import dec_cents, fmt
+from cloud.payments.bulk import insert_rows, new_ids
+from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
 from cloud.registry.tables import contracts
 
 CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
-_CHUNK = 900  # IN-list size (SQLite's default variable limit is 999 on old builds)
+# IN-list size: SQLite before 3.32 allowed only 999 variables per statement.
+_CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 
 
 class PaymentError(ValueError):
@@ -81,20 +84,23 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
     ids = sorted(set(contract_ids))
     items: dict[str, list[DebtItem]] = defaultdict(list)
     chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    # totals as integer centavos computed by the database (no Decimal per row)
+    total_cents = sa.cast(sa.func.round(invoices.c.total * 100), sa.BigInteger)
     for part in _chunks(ids):
         for r in conn.execute(sa.select(
-                invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.number,
-                invoices.c.due_date, invoices.c.total).where(invoices.c.contract_id.in_(part))):
-            chains[(r.contract_id, r.period)].append(r)
+                invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id, invoices.c.number,
+                invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part))).all():
+            chains[(r[0], r[1])].append(r)
     by_invoice: dict[str, DebtItem] = {}
     for (cid, period), revs in chains.items():
-        revs.sort(key=lambda r: r.revision)
+        if len(revs) > 1:
+            revs.sort(key=lambda r: r[2])
         latest = revs[-1]
-        it = DebtItem("invoice", latest.id, cid, latest.number, period, latest.due_date, dec_cents(latest.total),
-                      chain=tuple(r.id for r in revs))
+        it = DebtItem("invoice", latest[3], cid, latest[4], period, latest[5], int(latest[6]),
+                      chain=tuple(r[3] for r in revs))
         items[cid].append(it)
         for r in revs:
-            by_invoice[r.id] = it
+            by_invoice[r[3]] = it
     by_charge: dict[str, DebtItem] = {}
     for part in _chunks(ids):
         for r in conn.execute(sa.select(charges).where(charges.c.contract_id.in_(part))):
@@ -106,7 +112,7 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
              .where(allocations.c.contract_id.in_(part))
              .where(sa.or_(allocations.c.invoice_id.is_not(None), allocations.c.charge_id.is_not(None)))
              .group_by(allocations.c.invoice_id, allocations.c.charge_id))
-        for inv, chg, total in conn.execute(q):
+        for inv, chg, total in conn.execute(q).all():
             target = by_invoice.get(inv) if inv else by_charge.get(chg)
             if target is not None:
                 target.paid_cents += int(total)
@@ -174,6 +180,7 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
     existing_alloc = _allocations_of(conn, [r.id for r in seen.values()])
     items = load_items(conn, cids)
     out: list[PaymentOutcome] = []
+    ids = iter(new_ids(2 * len(specs)))
     pay_rows: list[dict[str, Any]] = []
     alloc_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
@@ -193,7 +200,7 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             res = allocate(items[s.contract_id], s.amount_cents, s.invoice_id)
         except UnknownInvoice as e:
             raise PaymentError("invalid", str(e)) from e
-        pid = uuid7()
+        pid = next(ids)
         row = {"id": pid, "municipality": munis[s.contract_id], "contract_id": s.contract_id, "channel": s.channel,
                "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents, "received_at": s.received_at,
                "reference": s.reference, "invoice_id": s.invoice_id, "statement_line_id": s.statement_line_id,
@@ -208,16 +215,13 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
                                "amount_cents": a.amount_cents, "kind": "credit" if a.kind == "credit" else "allocation",
                                "source_payment_id": None, "created_at": now})
             outs.append({"kind": a.kind, "target": a.target_id, "amount": fmt(a.amount_cents)})
-        event_rows.append(_event(now, "PaymentReceived", pid, munis[s.contract_id], principal, {
+        event_rows.append(_event(now, "PaymentReceived", pid, munis[s.contract_id], principal, next(ids), {
             "contract_id": s.contract_id, "amount": fmt(s.amount_cents), "channel": s.channel,
             "channel_txn_id": s.channel_txn_id, "reference": s.reference, "allocations": outs}))
         out.append(PaymentOutcome(pid, s.contract_id, False, s.amount_cents, outs))
-    if pay_rows:
-        conn.execute(payments.insert(), pay_rows)
-    if alloc_rows:
-        conn.execute(allocations.insert(), alloc_rows)
-    if event_rows:
-        conn.execute(events.insert(), event_rows)
+    insert_rows(conn, payments, pay_rows)
+    insert_rows(conn, allocations, alloc_rows)
+    insert_rows(conn, events, event_rows)
     return out
 
 
@@ -232,10 +236,10 @@ def _allocations_of(conn: Connection, payment_ids: list[str]) -> dict[str, list[
     return out
 
 
-def _event(now: datetime, type_: str, entity_id: str, municipality: str, principal: Any,
+def _event(now: datetime, type_: str, entity_id: str, municipality: str, principal: Any, event_id: str,
            data: dict[str, Any]) -> dict[str, Any]:
     """An event row of exactly the shape cloud.events.record_event writes (bulk insert)."""
-    return {"id": uuid7(), "at": now, "type": type_, "entity": "payment", "entity_id": entity_id,
+    return {"id": event_id, "at": now, "type": type_, "entity": "payment", "entity_id": entity_id,
             "municipality": municipality, "actor_kind": getattr(principal, "kind", "system"),
             "actor_id": getattr(principal, "id", "system"), "actor_role": getattr(principal, "role", None),
             "data": data}
@@ -262,7 +266,7 @@ def reverse_payment(conn: Connection, payment_id: str, reason: str, principal: A
                "source_payment_id": None, "created_at": now} for r in rows if r.kind != "reversal"]
     if mirror:
         conn.execute(allocations.insert(), mirror)
-    conn.execute(events.insert(), [_event(now, "PaymentReversed", payment_id, p.municipality, principal, {
+    conn.execute(events.insert(), [_event(now, "PaymentReversed", payment_id, p.municipality, principal, uuid7(), {
         "contract_id": p.contract_id, "amount": fmt(int(p.amount_cents)), "reason": reason.strip(),
         "reversal_id": rid})])
     return {"paymentId": payment_id, "reversalId": rid, "contractId": p.contract_id,

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cloud.ids import uuid7
+from cloud.payments.bulk import insert_rows, new_ids
 from cloud.payments.ledger import PaymentIn, _chunks, record_payments
 from cloud.payments.money import fmt
 from cloud.payments.resolve import Resolution, resolve_many
@@ -113,7 +114,7 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
         resolution[i] = r
     specs: list[PaymentIn] = []
     spec_line: list[int] = []
-    line_ids = {i: uuid7() for i in range(len(lines))}
+    line_ids = dict(enumerate(new_ids(len(lines))))
     for i, ln in todo:
         r = resolution[i]
         if r.status == "ok" and r.municipality != municipality:
@@ -161,8 +162,6 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
         sha256=hashlib.sha256(text.encode()).hexdigest(), lines_total=rep.lines, applied=rep.applied,
         duplicates=rep.duplicates, unmatched=rep.unmatched, ambiguous=rep.ambiguous, rejected=rep.rejected,
         created_at=now, created_by=getattr(principal, "id", None)))
-    if rows:
-        conn.execute(statement_lines.insert(), rows)
-    if applied_rows:
-        conn.execute(statement_applied.insert(), applied_rows)
+    insert_rows(conn, statement_lines, rows)
+    insert_rows(conn, statement_applied, applied_rows)
     return rep

@@ -114,7 +114,7 @@ class ParsedReference:
 
 def parse(ref: str) -> ParsedReference:
     """Validate and take apart a reference as keyed in or scanned. Raises ReferenceError."""
-    r = re.sub(r"[\s-]", "", ref or "")
+    r = ref if ref.isdigit() else re.sub(r"[\s-]", "", ref or "")
     if not r.isdigit():
         raise ReferenceError(f"reference {ref!r} has characters other than digits")
     if len(r) == BANK_LEN:

@@ -46,7 +46,12 @@ class StatementLine:
 
 
 def _date(s: str, fmt: str) -> date:
-    return datetime.strptime(s.strip(), fmt).date()
+    s = s.strip()
+    if fmt == "%Y-%m-%d" and len(s) == 10:
+        return date.fromisoformat(s)  # fast path; strptime is slow per line
+    if fmt == "%Y%m%d" and len(s) == 8 and s.isdigit():
+        return date(int(s[:4]), int(s[4:6]), int(s[6:]))
+    return datetime.strptime(s, fmt).date()
 
 
 def parse_csv(text: str) -> list[StatementLine]:
