@@ -67,6 +67,11 @@ def _converted(ts: TableSpec) -> list[tuple[int, str]]:
     return got
 
 
+def _converted_names(ts: TableSpec) -> list[tuple[str, str]]:
+    names = list(ts.fields)
+    return [(names[i], t) for i, t in _converted(ts)]
+
+
 class StoreError(ValueError):
     """A write the store cannot accept (unknown table, missing scope fields, ...)."""
 
@@ -237,9 +242,10 @@ class EdgeStore:
     def _fact_from_sql(self, ts: TableSpec, names: list[str], row: Iterable[Any]) -> dict[str, Any]:
         out = dict(zip(names, row, strict=True))
         extra = out.pop("_extra", None)
-        for n, f in ts.fields.items():
-            if f.type in ("json", "bool") and out.get(n) is not None:
-                out[n] = _from_sql(f.type, out[n])
+        for n, ftype in _converted_names(ts):
+            v = out.get(n)
+            if v is not None:
+                out[n] = _from_sql(ftype, v)
         if extra:
             out.update(cbor2.loads(extra))
         return out
@@ -422,7 +428,8 @@ class EdgeStore:
             if not changes:
                 return None
             batch = wire.PushBatch(self.site_id, changes)
-            size = len(wire.encode(batch))
+            batch.encoded = wire.encode(batch)
+            size = len(batch.encoded)
             if size <= max_bytes or n == 1:
                 return batch
             n = max(1, min(n - 1, int(len(changes) * max_bytes / size * 0.9)))

@@ -44,6 +44,8 @@ class PushBatch:
     changes: list[Change]
     protocol: int = PROTOCOL_VERSION
     schema: int = SCHEMA_VERSION
+    #: the encoded body, kept by whoever built the batch to avoid encoding it twice
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -141,13 +143,14 @@ def _uuid7_parts(values: list[Any]) -> tuple[list[int], list[int]] | None:
     tails: list[int] = []
     for v in values:
         # only canonical lower-case text round-trips through the integer form
-        if type(v) is not str or len(v) != 36 or v[8] != "-" or v[23] != "-":
+        if (type(v) is not str or len(v) != 36 or v[8] != "-" or v[13] != "-" or v[18] != "-" or v[23] != "-"
+                or v != v.lower() or "-" in v[24:] or " " in v or "+" in v or "_" in v):
             return None
         try:
             parts = ids.split(v)
         except ValueError:
             return None
-        if parts is None or ids.format_int(ids.tail_to_bits(*parts)) != v:
+        if parts is None:
             return None
         ms.append(parts[0])
         tails.append(parts[1])
@@ -169,7 +172,7 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     if n == 0:
         return ["e"]
     first = values[0]
-    if all(type(v) is type(first) and v == first for v in values):
+    if values.count(first) == n and all(type(v) is type(first) for v in values):
         return ["k", first, n]
     if any(v is None for v in values):
         present = [v is not None for v in values]
@@ -264,9 +267,9 @@ def _encode_run(run: list[Change]) -> dict[str, Any]:
         key_name = next((k for k in _KEY_COLUMNS if k in names), None)
         keys = [c.fields.get(key_name) for c in run] if key_name else None
         # which fields each row actually carries, when not all rows carry all of them
-        have = [tuple(k in c.fields for k in names) for c in run]
-        if any(not all(h) for h in have):
-            out["h"] = encode_column([list(h) for h in have])
+        full = names.keys()
+        if not all(c.fields.keys() == full for c in run):
+            out["h"] = encode_column([[k in c.fields for k in names] for c in run])
         out["f"] = list(names)
         out["k"] = key_name
         out["v"] = [encode_column([c.fields.get(k) for c in run], keys if k != key_name else None) for k in names]
@@ -396,6 +399,8 @@ def _payload(msg: Message) -> dict[str, Any]:
 
 
 def encode(msg: Message, compress: bool = True) -> bytes:
+    if isinstance(msg, PushBatch) and msg.encoded is not None and compress:
+        return msg.encoded
     body = cbor2.dumps(_payload(msg))
     payload: Any = body
     if compress and len(body) > 256:

@@ -1,0 +1,121 @@
+"""Backlog drain: readings queued on a gateway, pushed to a real cloud server until acknowledged.
+
+    .venv/bin/python bench/sync_drain.py                      # 100,000 readings, SQLite cloud (~1 min)
+    .venv/bin/python bench/sync_drain.py --readings 1000000   # the full backlog of issue 3
+    .venv/bin/python bench/sync_drain.py --db-url postgresql://user@127.0.0.1:55432/bench
+
+Prints readings/s end to end (read outbox, encode, HTTP, judge + merge + commit in the cloud,
+answer, acknowledge) against a plain SQLite ``executemany`` of the same rows in the same run,
+bytes per reading on the wire against JSON for the same batches, and the peak memory of the
+gateway (this process) and of the cloud server process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sqlalchemy as sa  # noqa: E402
+
+from sync_common import MUN, ZONE, CloudProcess, chunks, peak_self_mb, readings  # noqa: E402
+from cloud.auth import create_node  # noqa: E402
+from cloud.db import create_or_migrate, make_engine  # noqa: E402
+from cloud.sync import tables as ct  # noqa: E402
+from edge.store import EdgeStore  # noqa: E402
+from edge.sync_client import HttpxTransport, SyncClient  # noqa: E402
+from sync import wire  # noqa: E402
+from sync.schema import TABLES  # noqa: E402
+
+
+def plain_insert(path: Path, n: int, batch: int) -> float:
+    """Baseline: the same rows into a table of the same columns, executemany, one commit per batch."""
+    spec = TABLES["readings"]
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    cols = list(spec.fields)
+    conn.execute(f"CREATE TABLE readings ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in cols)})")
+    from sync.ids import UUID7Generator
+
+    gen = UUID7Generator()
+    import json
+
+    t = time.perf_counter()
+    for rows in chunks(readings(n), batch):
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO readings VALUES ({', '.join('?' * len(cols))})",
+                         [tuple(gen() if c == "id" else json.dumps(r[c]) if c == "alarms" else r.get(c) for c in cols)
+                          for r in rows])
+        conn.execute("COMMIT")
+    dt = time.perf_counter() - t
+    conn.close()
+    return n / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--readings", type=int, default=100_000, help="backlog size")
+    ap.add_argument("--batch", type=int, default=5000, help="changes per push batch")
+    ap.add_argument("--db-url", default=None, help="cloud database (default: a SQLite file)")
+    ap.add_argument("--with-vee", action="store_true",
+                    help="keep the cloud's background reading validation (VEE) running during the drain")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="aqdrain-"))
+    db_url = args.db_url or f"sqlite:///{tmp / 'cloud.db'}"
+    engine = make_engine(db_url)
+    create_or_migrate(engine)
+    with engine.begin() as conn:
+        cred = create_node(conn, kind="gateway", municipality=MUN, zone=ZONE)
+
+    store = EdgeStore.open(tmp / "gateway.db", site_id=cred["site_id"])
+    t = time.perf_counter()
+    for rows in chunks(readings(args.readings), args.batch):
+        store.insert_facts("readings", rows)
+    queue_rate = args.readings / (time.perf_counter() - t)
+    base_rate = plain_insert(tmp / "plain.db", args.readings, args.batch)
+
+    # wire size of the first batches against JSON of the same changes
+    samples = []
+    for _ in range(3):
+        b = store.next_push_batch(args.batch)
+        assert b is not None
+        samples.append((len(b.changes), len(wire.encode(b)), wire.json_size(b)))
+        break
+    n_s = sum(s[0] for s in samples)
+    cbor_per = sum(s[1] for s in samples) / n_s
+    json_per = sum(s[2] for s in samples) / n_s
+
+    cloud = CloudProcess(db_url, vee_interval_s=1.0 if args.with_vee else 0.0)
+    try:
+        client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=120), cred["token"], max_changes=args.batch)
+        t = time.perf_counter()
+        client.push_all()
+        dt = time.perf_counter() - t
+        cloud_peak = cloud.peak_rss_mb()
+    finally:
+        cloud.stop()
+    with engine.connect() as conn:
+        landed = conn.execute(sa.select(sa.func.count()).select_from(ct.readings)).scalar()
+    assert landed == args.readings and store.pending_count() == 0, (landed, store.pending_count())
+    rate = args.readings / dt
+    db = "PostgreSQL" if db_url.startswith("postgres") else "SQLite"
+    print(f"backlog drain, {args.readings:,} readings, cloud on {db}, batches of {args.batch}")
+    print(f"  drain end to end       {rate:12,.0f} readings/s  ({dt:.1f} s, {client.stats.push_batches} batches)")
+    print(f"  baseline executemany   {base_rate:12,.0f} readings/s  -> drain is {rate / base_rate:.0%} of plain insert")
+    print(f"  gateway queueing       {queue_rate:12,.0f} readings/s  (insert_facts, outbox in the same transaction)")
+    print(f"  wire, whole drain      {client.stats.bytes_up / args.readings:12.2f} bytes/reading up, "
+          f"{client.stats.bytes_down} bytes down")
+    print(f"  wire, first batch      {cbor_per:12.2f} bytes/reading CBOR vs {json_per:.1f} JSON  "
+          f"(JSON/CBOR = {json_per / cbor_per:.0f}x)")
+    print(f"  peak memory            gateway {peak_self_mb():.0f} MB, cloud server {cloud_peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
