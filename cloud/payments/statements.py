@@ -55,8 +55,15 @@ def _date(s: str, fmt: str) -> date:
 
 
 def parse_csv(text: str) -> list[StatementLine]:
+    try:
+        return _parse_csv(text)
+    except csv.Error as e:
+        raise StatementError(f"malformed CSV: {e}") from e
+
+
+def _parse_csv(text: str) -> list[StatementLine]:
     text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration as e:
