@@ -45,22 +45,46 @@ REQ, OPT, EACH, APPLY, IF = range(5)
 Op = tuple  # type: ignore[type-arg]
 
 
-def _path(select: str, nsmap: dict[str, str]) -> str:
-    """XPath child path like './a:B/a:C' or './/a:D' → ElementPath with Clark names."""
-    if select in (".", "./*"):
-        return select
+def _path(select: str, nsmap: dict[str, str]) -> tuple[str, ...]:
+    """XPath './a:B/a:C' → ("B", "C") as Clark names; '.' → (); './*' → ("*",); './/a:D' → ("//", "D").
+
+    Walked with lxml's C iterators (iterchildren/iterdescendants): ElementPath's Python-level
+    evaluation would cost more than everything else in the cadena.
+    """
+    if select == ".":
+        return ()
+    if select == "./*":
+        return ("*",)
     if not select.startswith("./"):
         raise Unsupported(select)
-    out = []
-    for part in select[2:].split("/"):
-        if part == "":
-            out.append("")  # from './/x'
-            continue
+    parts = select[2:].split("/")
+    out: list[str] = []
+    if parts[0] == "":  # './/x'
+        if len(parts) != 2:
+            raise Unsupported(select)
+        out.append("//")
+        parts = parts[1:]
+    for part in parts:
         prefix, _, local = part.partition(":")
         if not local or prefix not in nsmap or not re.fullmatch(r"[\w]+", local):
             raise Unsupported(select)
         out.append(f"{{{nsmap[prefix]}}}{local}")
-    return ".//" + "/".join(out[1:]) if out[0] == "" else "./" + "/".join(out)
+    return tuple(out)
+
+
+def _select(el: etree._Element, path: tuple[str, ...]) -> list[etree._Element]:
+    if not path:
+        return [el]
+    if path[0] == "*":
+        return [c for c in el if isinstance(c.tag, str)]
+    if path[0] == "//":
+        return list(el.iterdescendants(path[1]))
+    nodes = [el]
+    for tag in path:
+        nodes = [c for n in nodes for c in n.iterchildren(tag)]
+        if not nodes:
+            break
+    return nodes
 
 
 class _Compiler:
@@ -122,12 +146,12 @@ class _Compiler:
                 if v is not None:  # the XSLT tests the attribute node's existence
                     append(_normalize(v) if _NEEDS.search(v) else v)
             elif kind == EACH:
-                for child in ((el,) if op[1] == "." else el.iterfind(op[1])):
+                for child in _select(el, op[1]):
                     self.run(child, op[2], out)
             elif kind == APPLY:
-                for child in ((el,) if op[1] == "." else el.iterfind(op[1])):
+                for child in _select(el, op[1]):
                     self.apply(child, out)
-            elif el.find(op[1]) is not None:  # IF
+            elif _select(el, op[1]):  # IF
                 self.run(el, op[2], out)
 
     def apply(self, el: etree._Element, out: list[str]) -> None:

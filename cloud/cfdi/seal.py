@@ -20,6 +20,7 @@ from satcfdi.models import Signer
 
 from .cadena import fast_cadena
 from .validate import cadena_of
+from .xml import comprobante_xml
 
 
 @dataclass
@@ -40,7 +41,9 @@ def seal(doc: CFDI, signer: Signer) -> Sealed:
     number, cert_b64 = _cert_fields(signer)
     doc["NoCertificado"] = number
     doc["Certificado"] = cert_b64
-    root = doc.to_xml()
+    root = comprobante_xml(doc)
+    if root is None:  # outside the fast serialiser's subset (complements, addenda, ...)
+        root = doc.to_xml()
     cadena = fast_cadena(root) or cadena_of(root)  # same rules; libxslt when outside the compiled subset
     signature = signer.key.sign(cadena.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     root.set("Sello", base64.b64encode(signature).decode("ascii"))

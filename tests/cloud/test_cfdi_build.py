@@ -295,3 +295,41 @@ def test_any_invoice_validates_and_adds_up(signer, issuer, lines, use) -> None: 
         assert rate == ("0.000000" if (k is LineKind.WATER and use is UseType.DOMESTIC) else "0.160000")
         assert c.get("ObjetoImp") == "02"
     assert independent_seal_ok(sealed.xml())
+    _same_xml_as_satcfdi(build_invoice(inv))
+
+
+def _same_xml_as_satcfdi(doc) -> None:  # type: ignore[no-untyped-def]
+    from lxml import etree
+
+    from cloud.cfdi.xml import comprobante_xml
+
+    fast = comprobante_xml(doc)
+    assert fast is not None
+    assert etree.tostring(fast, encoding="UTF-8") == etree.tostring(doc.to_xml(), encoding="UTF-8")
+
+
+def test_fast_serialiser_matches_satcfdi_for_every_builder(issuer, stamped_ppd) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.model import Line, VatTreatment
+    from cloud.cfdi.xml import comprobante_xml
+
+    docs = [
+        build_invoice(_domestic(issuer, folio="70")),
+        build_invoice(invoice(issuer, COMPANY_TAX, (
+            Line("Constancia", "83101500", "E48", D("1"), D("50"), VatTreatment.EXEMPT, unit_name="Servicio"),
+            Line("Recargo", "83101500", "E48", D("2.5"), D("12.34"), VatTreatment.NOT_OBJECT, discount=D("1.00")),
+            line(LineKind.WATER, "120", "31.20", UseType.COMMERCIAL)), folio="71",
+            paid_in_full_at_issue=True, payment_form="04")),
+        build_substitute(_domestic(issuer, folio="72"), stamped_ppd.uuid),
+        build_global(issuer, GlobalPeriod("05", "13", 2026),
+                     [invoice(issuer, None, (line(LineKind.WATER, "3", "9.99"), line(LineKind.SEWERAGE, "1", "3")),
+                              folio="73")],
+                     series="G", folio="1", issued_at=datetime(2026, 3, 1, 8, 0), payment_form="01"),
+        build_credit_note(issuer, None, stamped_ppd.uuid, [line(LineKind.SANITATION, "1", "5")], series="NC",
+                          folio="74", issued_at=datetime(2026, 12, 1)),
+    ]
+    for doc in docs:
+        doc["NoCertificado"], doc["Certificado"] = "30001000000400002434", "QUJD"
+        _same_xml_as_satcfdi(doc)
+    pago = build_payment(issuer, CUSTOMER_TAX, PaymentInfo(
+        "p", datetime(2026, 12, 3), "01", (PaidDocument(stamped_ppd.stamped_xml, 1, D("363.25"), D("1")),)))
+    assert comprobante_xml(pago) is None  # complement: satcfdi serialises it
