@@ -143,3 +143,25 @@ def test_frequent_readings_skip_rate_checks_and_short_zero_runs() -> None:
     assert validate(Reading("b", hourly[-1].taken_at + 3_600_000, hourly[-1].value_l + 20_000), hourly).status == "valid"
     flat = [Reading(f"f{i}", T0 + i * 3_600_000, 5_000) for i in range(6)]
     assert "zero_consumption" not in validate(Reading("z", T0 + 6 * 3_600_000, 5_000), flat).flags
+
+
+@given(
+    st.lists(st.integers(0, 5_000), min_size=2, max_size=6),  # daily use per historical month (L/day)
+    st.lists(st.integers(1, 60), min_size=1, max_size=4),  # days between estimates
+    st.integers(0, 500_000),  # real consumption found by the next real reading
+)
+def test_estimates_plus_true_up_bill_exactly_the_real_consumption(daily: list[int], gaps: list[int], real: int) -> None:
+    values = [1_000]
+    for d in daily:
+        values.append(values[-1] + d * 30)
+    hist = monthly(values)
+    ests: list[Estimate] = []
+    at = hist[-1].taken_at
+    for g in gaps:
+        at += g * DAY_MS
+        e = estimate(hist, at, last_estimate=ests[-1] if ests else None)
+        assert e is not None
+        ests.append(e)
+    new = Reading("new", at + DAY_MS, hist[-1].value_l + real)
+    billed = sum(e.consumption_l for e in ests) + true_up(hist[-1], ests, new)
+    assert billed == real
