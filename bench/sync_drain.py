@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
-
 from sync_common import MUN, ZONE, CloudProcess, chunks, peak_self_mb, readings  # noqa: E402
+
 from cloud.auth import create_node  # noqa: E402
 from cloud.db import create_or_migrate, make_engine  # noqa: E402
 from cloud.sync import tables as ct  # noqa: E402

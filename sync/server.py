@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from .changes import Cell, Change, Refusal, RowState
 from .hlc import HLC, physical
-from .merge import merge_fact, merge_rows, normalize_fact, row_changed
+from .merge import merge_fact, merge_rows, row_changed
 from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
 from .wire import PullBatch, PullRequest, PushBatch, PushResult
 
@@ -113,17 +113,22 @@ def add_seqs(intervals: list[tuple[int, int]], seqs: Iterable[int]) -> list[tupl
 
 # -- validation -------------------------------------------------------------------------------
 
-_PY = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_PY: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_EXACT: dict[str, set[type]] = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}}
+_CHECKS: dict[str, dict[str, set[type]]] = {}
 
 
 def _type_error(ts: TableSpec, fields: dict[str, Any]) -> str | None:
+    checks = _CHECKS.get(ts.name)
+    if checks is None:
+        checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
     for k, v in fields.items():
-        f = ts.fields.get(k)
-        if f is None or v is None or f.type == "json":
+        if v is None:
             continue
-        ok = _PY[f.type]
-        if not isinstance(v, ok) or (f.type != "bool" and isinstance(v, bool)):
-            return f"{ts.name}.{k} must be {f.type}, got {type(v).__name__}"
+        allowed = checks.get(k)
+        if allowed is not None and type(v) not in allowed:
+            if isinstance(v, bool) or not isinstance(v, _PY[ts.fields[k].type]):
+                return f"{ts.name}.{k} must be {ts.fields[k].type}, got {type(v).__name__}"
     return None
 
 
@@ -241,7 +246,7 @@ def _push_facts(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]])
             continue
         if c.pk not in existing:
             existing[c.pk] = kept
-            new_rows.append(normalize_fact(ts, c.fields))
+            new_rows.append(kept)  # normalized by merge_fact
             new_changes.append(c)
         accepted.append(c)
     if new_rows:

@@ -270,6 +270,9 @@ def _encode_run(run: list[Change]) -> dict[str, Any]:
         full = names.keys()
         if not all(c.fields.keys() == full for c in run):
             out["h"] = encode_column([[k in c.fields for k in names] for c in run])
+        if "id" in names and all(c.fields.get("id") == c.pk for c in run) and "h" not in out:
+            del names["id"]  # the key again: sent once as "pk"
+            out["idpk"] = True
         out["f"] = list(names)
         out["k"] = key_name
         out["v"] = [encode_column([c.fields.get(k) for c in run], keys if k != key_name else None) for k in names]
@@ -298,6 +301,9 @@ def _decode_run(run: dict[str, Any]) -> list[Change]:
             key_vals = decode_column(run["v"][names.index(key_name)]) if key_name in names else None
             columns = [decode_column(enc, key_vals if nm != key_name else None) for nm, enc in zip(names, run["v"], strict=True)]
             have = decode_column(run["h"]) if "h" in run else None
+            if run.get("idpk"):
+                names = ["id", *names]
+                columns = [pk, *columns]
             rows: list[dict[str, Any]] = []
             for i in range(n):
                 if have is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -137,19 +138,31 @@ def get_facts(conn: Connection, name: str, pks: list[str]) -> dict[str, dict[str
     return out
 
 
-def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], origins: list[tuple[str | None, int | None]]) -> None:
+def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], origins: list[tuple[str | None, int | None]],
+                     normalized: bool = False) -> None:
+    """Bulk insert through the driver's executemany: this is the hot path of a backlog drain."""
+    if not rows:
+        return
     spec = SPECS[name]
+    fields = list(spec.fields)
+    pg = conn.dialect.name == "postgresql"
+    json_cols = {n for n in fields if spec.fields[n].type == "json"} | {"extra"}
+    cols = [*fields, "extra", "origin_site", "origin_seq"]
+    marks = ", ".join(("%s::jsonb" if c in json_cols else "%s") if pg else "?" for c in cols)
+    sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({marks})"
+    dumps = json.dumps
+    json_idx = [i for i, n in enumerate(fields) if n in json_cols]
     params = []
     for r, (site, seq) in zip(rows, origins, strict=True):
-        n = normalize_fact(spec, r)
-        p = {k: n[k] for k in spec.fields}
-        extra = {k: v for k, v in n.items() if k not in spec.fields}
-        p["extra"] = extra or None
-        p["origin_site"] = site
-        p["origin_seq"] = seq
-        params.append(p)
-    if params:
-        conn.execute(t.TABLES[name].insert(), params)
+        n = r if normalized else normalize_fact(spec, r)
+        vals = [n[k] for k in fields]
+        for i in json_idx:
+            if vals[i] is not None:
+                vals[i] = dumps(vals[i], separators=(",", ":"))
+        extra = {k: v for k, v in n.items() if k not in spec.fields} if len(n) > len(fields) else None
+        vals += [dumps(extra) if extra else None, site, seq]
+        params.append(tuple(vals))
+    conn.exec_driver_sql(sql, params)
 
 
 def quarantine(conn: Connection, name: str, pk: str, row: dict[str, Any], reason: str,
@@ -183,7 +196,7 @@ class CloudStorage:
         return get_facts(self.conn, table, pks)
 
     def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
-        insert_fact_rows(self.conn, table, rows, [(c.site_id, c.seq) for c in changes])
+        insert_fact_rows(self.conn, table, rows, [(c.site_id, c.seq) for c in changes], normalized=True)
 
     def quarantine(self, change: Change, reason: str) -> None:
         quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
