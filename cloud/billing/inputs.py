@@ -43,6 +43,7 @@ class BillableContract:
     services: frozenset[str]
     units: int = 1
     meter_serial: str | None = None
+    service_point_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +120,16 @@ class RegistryContracts:
         mi = _table("meter_installations")
         # The meter currently installed at the contract's service point (not yet removed).
         q = (sa.select(t.c.id, t.c.municipality, t.c.zone, t.c.use_class, t.c.water, t.c.sewerage,
-                       t.c.sanitation, t.c.units, mi.c.meter_serial)
+                       t.c.sanitation, t.c.units, mi.c.meter_serial, t.c.service_point_id)
              .select_from(t.outerjoin(mi, sa.and_(mi.c.service_point_id == t.c.service_point_id,
                                                   mi.c.removed_at.is_(None))))
              .where(t.c.municipality == municipality, t.c.id >= first, t.c.id <= last, *self._where(t, zone))
              .order_by(t.c.id, mi.c.installed_at))
         out: dict[str, BillableContract] = {}
-        for cid, muni, zone_, cls, water, sew, san, units, serial in conn.execute(q):
+        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in conn.execute(q):
             # Later installations overwrite earlier ones (ordered by installed_at).
             out[cid] = BillableContract(cid, muni, zone_, cls, _SERVICES[bool(water), bool(sew), bool(san)],
-                                        units or 1, serial)
+                                        units or 1, serial, sp)
         return list(out.values())
 
 
@@ -147,6 +148,20 @@ class ReadingsConsumption:
 
     def __init__(self, lookback_days: int = 92) -> None:
         self.lookback_days = lookback_days
+
+    @staticmethod
+    def _from_metering(conn: Connection, c: BillableContract, start_ms: int, end_ms: int) -> Consumption | None:
+        try:
+            from cloud.metering.service import service_point_consumption
+        except ImportError:  # metering not installed: the plain rule applies
+            return None
+        if not c.service_point_id:
+            return None
+        r = service_point_consumption(conn, c.service_point_id, start_ms, end_ms)
+        litres = r.get("consumption_l")
+        if litres is None or litres < 0 or r.get("meters_without_reading"):
+            return None
+        return Consumption(int(litres), False, {"method": "metering", "segments": r.get("segments", [])})
 
     def consumption(self, conn: Connection, contracts: Sequence[BillableContract], start: date,
                     end: date) -> dict[str, Consumption | ConsumptionError]:
@@ -176,13 +191,21 @@ class ReadingsConsumption:
              .order_by(readings.c.meter_serial, readings.c.taken_at))
         vee = metadata.tables.get("reading_validations")
         if vee is not None:
-            # Readings the VEE found invalid are not a basis for billing.
+            # Readings the VEE found invalid, or suspect and not yet reviewed, are not a basis for
+            # billing; readings the VEE has not looked at yet are.
             q = q.outerjoin(vee, vee.c.reading_id == readings.c.id).where(
-                sa.or_(vee.c.status.is_(None), vee.c.status != "invalid"))
+                sa.or_(vee.c.status.is_(None), vee.c.status == "valid"))
         for serial, taken, value, rid in conn.execute(q):
             if serial in serials:
                 # Rows are ordered by time: the last one seen on each side wins.
                 (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
+
+        # Service points whose meter was replaced during the period: the metering module sums
+        # the old meter's final and the new one's initial register (replacement accounting).
+        replaced = set(conn.execute(
+            sa.select(mi.c.service_point_id).select_from(ct.join(mi, mi.c.service_point_id == ct.c.service_point_id))
+            .where(ct.c.municipality.in_(sorted(munis)), ct.c.id >= first, ct.c.id <= last,
+                   mi.c.removed_at >= start_ms, mi.c.removed_at <= end_ms)).scalars())
 
         ids = {c.id for c in contracts}
         hq = (sa.select(invoices.c.contract_id, invoices.c.period_start, invoices.c.period_end,
@@ -200,6 +223,13 @@ class ReadingsConsumption:
             hist = history.get(c.id, [])
             op = opening.get(c.meter_serial or "")
             cl = closing.get(c.meter_serial or "")
+            if c.service_point_id in replaced or (op and cl and cl[1] < op[1]):
+                # Replacement or a register that went backwards (rollover?): the metering
+                # module's per-service-point consumption knows installations and dials.
+                got = self._from_metering(conn, c, start_ms, end_ms)
+                if got is not None:
+                    out[c.id] = got
+                    continue
             if op and cl:
                 opened = datetime.fromtimestamp(op[0] / 1000, UTC).astimezone(TZ).date()
                 # Estimates billed after the opening reading are settled now (true-up).

@@ -10,12 +10,15 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
 from cloud.billing.inputs import ConsumptionSource, ContractSource
 from cloud.billing.runs import (
+    ChunkResult,
+    Claim,
     Clock,
     build_chunk,
     claim_chunk,
@@ -48,43 +51,81 @@ def worker_name() -> str:
 def work(engine: Engine, *, run_id: str | None = None, book: TariffBook | None = None,
          contracts: ContractSource | None = None, consumption: ConsumptionSource | None = None,
          name: str | None = None, max_chunks: int | None = None, events: bool = True,
-         stop: threading.Event | None = None, clock: Clock = utcnow) -> WorkerStats:
-    """Process chunks until none is claimable (or `max_chunks`, or `stop` is set)."""
+         stop: threading.Event | None = None, clock: Clock = utcnow, pipeline: bool = False) -> WorkerStats:
+    """Process chunks until none is claimable (or `max_chunks`, or `stop` is set).
+
+    With `pipeline`, chunk N commits on a helper thread (the database works with the GIL
+    released) while chunk N+1 is built; the next chunk is claimed before N's commit starts, so
+    on SQLite the claim never waits behind that commit's write lock. It pays only with a spare
+    core (on the loaded 2-core test machine it was ~15 % slower), so it is off by default."""
     book = book or default_book()
     dc, dn = default_sources()
     contracts, consumption = contracts or dc, consumption or dn
     name = name or worker_name()
     stats = WorkerStats()
-    while not (stop and stop.is_set()) and (max_chunks is None or stats.chunks < max_chunks):
-        claim = claim_chunk(engine, name, run_id, clock=clock)
-        if claim is None:
-            break
-        t0 = time.perf_counter()
+
+    def claim() -> Claim | None:
+        if (stop and stop.is_set()) or (max_chunks is not None and stats.chunks + in_flight >= max_chunks):
+            return None
+        return claim_chunk(engine, name, run_id, clock=clock)
+
+    def build(c: Claim) -> ChunkResult | None:
         try:
             with engine.connect() as conn:
-                run = load_run(conn, claim.run_id)
+                run = load_run(conn, c.run_id)
                 assert run is not None
-                result = build_chunk(conn, run, claim, book, contracts, consumption, clock())
-            ok = commit_chunk(engine, claim, result, events=events, clock=clock)
+                return build_chunk(conn, run, c, book, contracts, consumption, clock())
         except Exception as e:  # chunk-level failure: give it back for a retry, keep going
-            log.exception("billing_chunk_failed", run=claim.run_id, chunk=claim.chunk_no, attempt=claim.attempts)
-            stats.chunk_failures += 1
-            try:
-                release_chunk(engine, claim, f"{type(e).__name__}: {e}")
-            except Exception:
-                log.exception("billing_chunk_release_failed", run=claim.run_id, chunk=claim.chunk_no)
-            continue
+            _failed(c, e)
+            return None
+
+    def commit(c: Claim, r: ChunkResult, t0: float) -> None:
+        try:
+            ok = commit_chunk(engine, c, r, events=events, clock=clock)
+        except Exception as e:
+            _failed(c, e)
+            return
         if not ok:
             stats.lost_claims += 1
-            log.warning("billing_claim_lost", run=claim.run_id, chunk=claim.chunk_no)
-            continue
+            log.warning("billing_claim_lost", run=c.run_id, chunk=c.chunk_no)
+            return
         stats.chunks += 1
-        stats.contracts += result.processed
-        stats.invoices += len(result.invoices)
-        stats.errors += len(result.errors)
-        log.info("billing_chunk_done", run=claim.run_id, chunk=claim.chunk_no, contracts=result.processed,
-                 invoices=len(result.invoices), errors=len(result.errors),
-                 ms=round((time.perf_counter() - t0) * 1000, 1))
+        stats.contracts += r.processed
+        stats.invoices += len(r.invoices)
+        stats.errors += len(r.errors)
+        log.info("billing_chunk_done", run=c.run_id, chunk=c.chunk_no, contracts=r.processed,
+                 invoices=len(r.invoices), errors=len(r.errors), ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def _failed(c: Claim, e: Exception) -> None:
+        log.exception("billing_chunk_failed", run=c.run_id, chunk=c.chunk_no, attempt=c.attempts)
+        stats.chunk_failures += 1
+        try:
+            release_chunk(engine, c, f"{type(e).__name__}: {e}")
+        except Exception:
+            log.exception("billing_chunk_release_failed", run=c.run_id, chunk=c.chunk_no)
+
+    in_flight = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="billing-commit") as pool:
+        pending: Future[None] | None = None
+        current = claim()
+        while current is not None:
+            t0 = time.perf_counter()
+            result = build(current)
+            if pending is not None:
+                pending.result()
+                pending = None
+                in_flight = 0
+            nxt = claim() if result is None else None
+            if result is not None and not pipeline:
+                commit(current, result, t0)
+                nxt = claim()
+            elif result is not None:
+                in_flight = 1
+                nxt = claim()  # before the commit starts: see the docstring
+                pending = pool.submit(commit, current, result, t0)
+            current = nxt
+        if pending is not None:
+            pending.result()
     return stats
 
 
