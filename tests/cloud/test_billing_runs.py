@@ -280,3 +280,46 @@ def test_estimate_when_no_reading_then_true_up(cloud, monkeypatch):
     mar = got["2026-03"]
     assert (mar["consumptionL"], mar["estimated"], mar["billedM3"]) == (20_968, False, 21)
     assert mar["basis"]["true_up"] == {"estimated_billed_l": 9_032, "measured_l": 30_000, "unrecovered_l": 0}
+
+
+def test_meter_replacement_mid_period_sums_both_meters(cloud, monkeypatch):
+    """Old meter: 12,000 L on 31 Jan, removed 15 Feb at 20,000 L; new meter installed at 0 L,
+    27 Feb: 5,000 L. Consumption = (20,000 − 12,000) + (5,000 − 0) = 13,000 L → 13 m³.
+    EXP-05 DOM_MEDIO precios[13] = 512.9622 → 512.96 (VAT 0 %)."""
+    import uuid
+
+    from test_billing_support import ms
+
+    from cloud.db import metadata
+
+    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    t = metadata.tables
+    with cloud.engine.begin() as conn:
+        seed_contracts(conn, [{"id": "EXP-05-0000001", "municipality": "EXP-05", "zone": "EXP-05-Z01",
+                               "use_class": "DOM_MEDIO", "serial": "OLD1",
+                               "readings": [(date(2026, 1, 31), 12_000)]}])
+        sp = conn.execute(sa.select(t["contracts"].c.service_point_id)).scalar_one()
+        at = ms(date(2026, 2, 15))
+        conn.execute(t["meter_installations"].update().where(t["meter_installations"].c.meter_serial == "OLD1")
+                     .values(removed_at=at, final_l=20_000))
+        conn.execute(t["meter_installations"].insert().values(
+            id=str(uuid.uuid4()), municipality="EXP-05", service_point_id=sp, meter_serial="NEW1",
+            installed_at=at + 1, initial_l=0))
+        rid = str(uuid.uuid4())
+        conn.execute(t["readings"].insert().values(id=rid, municipality="EXP-05", zone="EXP-05-Z01",
+                                                   meter_serial="NEW1", taken_at=ms(date(2026, 2, 27)),
+                                                   value_l=5_000))
+        # The metering module bills only VEE-accepted readings: mark both as valid.
+        for r in conn.execute(sa.select(t["readings"])).mappings().all():
+            conn.execute(t["reading_validations"].insert().values(
+                reading_id=r["id"], municipality="EXP-05", zone="EXP-05-Z01", meter_serial=r["meter_serial"],
+                taken_at=r["taken_at"], status="valid", flags=[], validated_at=datetime.now(UTC)))
+    h = cloud.user("billing", "EXP-05")
+    run = start(cloud, h, zone="EXP-05-Z01")
+    work(cloud.engine, run_id=run["id"])
+    st = cloud.client.get(f"/api/v2/billing-runs/{run['id']}", headers=h).json()["status"]
+    assert st["errors"] == [] and st["invoicesGenerated"] == 1
+    inv = cloud.client.get("/api/v2/invoices", headers=h).json()["items"][0]
+    assert (inv["consumptionL"], inv["billedM3"], inv["total"]) == (13_000, 13, "512.96")
+    assert inv["basis"]["method"] == "metering"
+    assert {s["meter_serial"] for s in inv["basis"]["segments"]} == {"OLD1", "NEW1"}
