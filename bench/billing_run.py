@@ -52,7 +52,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contracts", type=int, default=50_000, help="synthetic contracts (full size: 500000)")
     ap.add_argument("--db", default="", help="database URL (an EMPTY database); default: a temporary SQLite file")
-    ap.add_argument("--workers", type=int, default=2, help="billing-worker processes")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="billing-worker processes (default: 1 on SQLite, whose writes are serial; 2 otherwise)")
+    ap.add_argument("--pipeline", action="store_true", help="workers build the next chunk while one commits")
     ap.add_argument("--chunk-size", type=int, default=2000, help="contracts per chunk")
     ap.add_argument("--baseline-sample", type=int, default=50_000, help="contracts for the tariff-only baseline")
     a = ap.parse_args()
@@ -64,6 +66,7 @@ def main() -> None:
         url = f"sqlite:///{tmp.name}/billing.db"
     ensure_readings_table()
     engine = make_engine(url)
+    a.workers = a.workers or (1 if engine.dialect.name == "sqlite" else 2)
     create_or_migrate(engine)
     print(f"database: {engine.dialect.name}; contracts: {a.contracts:,}; workers: {a.workers}; "
           f"chunk: {a.chunk_size}")
@@ -88,7 +91,7 @@ def main() -> None:
     wurl = url.replace("postgresql+psycopg://", "postgresql://")
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", BOOT, "billing-worker", "--db", wurl, "--run", run_id,
-                               "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+                               "--log-level", "warning", *(["--pipeline"] if a.pipeline else [])], env=env, stdout=subprocess.DEVNULL)
              for _ in range(a.workers)]
     while any(p.poll() is None for p in procs):
         time.sleep(1.0)
