@@ -323,3 +323,28 @@ def test_meter_replacement_mid_period_sums_both_meters(cloud, monkeypatch):
     assert (inv["consumptionL"], inv["billedM3"], inv["total"]) == (13_000, 13, "512.96")
     assert inv["basis"]["method"] == "metering"
     assert {s["meter_serial"] for s in inv["basis"]["segments"]} == {"OLD1", "NEW1"}
+
+
+def test_post_runs_in_process_workers_with_live_progress(cloud, monkeypatch):
+    """Without external workers, `POST /billing-runs` starts `parallelism` threads in the server;
+    `GET` shows the progress until the run completes."""
+    import time
+
+    monkeypatch.delenv("AQUACIS_BILLING_INPROCESS_WORKERS", raising=False)
+    with cloud.engine.begin() as conn:
+        seed_contracts(conn, zone_specs(12))
+    h = cloud.user("billing", "EXP-01")
+    r = cloud.client.post("/api/v2/billing-runs", json={"cycle": "2026-02", "zone": "EXP-01-Z01",
+                                                        "parallelism": 2, "chunkSize": 3}, headers=h)
+    assert r.status_code == 202, r.text
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = cloud.client.get(f"/api/v2/billing-runs/{r.json()['id']}", headers=h).json()["status"]
+        seen.append(st["contractsProcessed"])
+        if st["phase"] in ("completed", "failed"):
+            break
+        time.sleep(0.05)
+    assert st["phase"] == "completed" and st["contractsProcessed"] == 12
+    assert st["invoicesGenerated"] == 10 and st["errorsCount"] == 2  # contracts 5 and 7 as above
+    assert seen == sorted(seen)  # progress only moves forward
