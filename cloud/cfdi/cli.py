@@ -84,8 +84,11 @@ def notify_worker(
         SmtpChannel(smtp_host, smtp_port, sender, username=smtp_user, password=smtp_password, starttls=smtp_starttls)
         if smtp_host else TestSink(name="email", path=Path(sink))
     )
+    from cloud.notifications.from_events import sweep_events
+
     try:
         while True:
+            sweep_events(engine)  # payments and cut-off decisions → notices
             counts = dispatch_due(engine, channels, attachment_loader=load_attachment)
             if any(counts.values()):
                 typer.echo(json.dumps(counts))

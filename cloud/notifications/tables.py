@@ -27,3 +27,11 @@ notifications = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Index("ix_notifications_due", "status", "next_attempt_at"),
 )
+
+# How far the event sweep has read the event log (events.id is a UUIDv7: time-ordered).
+notification_cursors = sa.Table(
+    "notification_cursors",
+    metadata,
+    sa.Column("source", sa.String(40), primary_key=True),
+    sa.Column("last_event_id", sa.String(36), nullable=False),
+)

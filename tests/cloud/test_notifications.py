@@ -175,3 +175,35 @@ def test_sink_records_messages(tmp_path, engine) -> None:  # type: ignore[no-unt
     with pytest.raises(ValueError, match="recipient"):
         with engine.begin() as conn:
             enqueue(conn, "payment_received", " ", {}, dedup_key="p:2")
+
+
+def test_payment_and_cutoff_events_become_spanish_notices_once(engine) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from cloud.events.log import record_event
+    from cloud.notifications.from_events import sweep_events
+    from cloud.payments.ledger import PaymentIn, record_payments
+    from cloud.registry.tables import contracts, customers
+
+    with engine.begin() as conn:
+        for i, email in enumerate(["ana@example.mx", None]):
+            conn.execute(customers.insert().values(id=f"cu{i}", municipality="EXP-01", name=f"Cliente {i}",
+                                                   email=email, created_at=T0))
+            conn.execute(contracts.insert().values(id=f"EXP-01-000000{i}", municipality="EXP-01", zone="EXP-01-Z01",
+                                                   customer_id=f"cu{i}", service_point_id=f"sp{i}", use_class="DOM",
+                                                   start_date=date(2020, 1, 1), created_at=T0))
+        record_payments(conn, [PaymentIn("EXP-01-0000000", 15000, "store", "OXXO-1", T0),
+                               PaymentIn("EXP-01-0000001", 100, "counter", "C-1", T0)], now=T0)
+        record_event(conn, "DebtStatusChanged", "contract", "EXP-01-0000000", None,
+                     {"from": "overdue", "to": "cutoff_pending", "overdue": "1250.00"}, municipality="EXP-01", at=T0)
+        record_event(conn, "DebtStatusChanged", "contract", "EXP-01-0000000", None,
+                     {"from": "current", "to": "overdue", "overdue": "10.00"}, municipality="EXP-01", at=T0)
+    assert sweep_events(engine, now=T0) == {"queued": 0, "no_contact": 0, "skipped": 0}  # not settled yet
+    later = T0 + timedelta(minutes=1)
+    assert sweep_events(engine, now=later) == {"queued": 2, "no_contact": 1, "skipped": 1}
+    assert sweep_events(engine, now=later + timedelta(minutes=1)) == {"queued": 0, "no_contact": 0, "skipped": 0}
+    rows = {r["kind"]: r for r in _rows(engine)}
+    pay, cut = rows["payment_received"], rows["cutoff_scheduled"]
+    assert pay["recipient"] == "ana@example.mx" and pay["subject"] == "Recibimos su pago de $150.00 MXN"
+    assert "Estimado(a) Cliente 0" in pay["body"] and "(canal: store)" in pay["body"]
+    assert "adeudo de $1250.00 MXN" in cut["body"] and "04/12/2026" in cut["body"]  # notice + 7 days, local date
