@@ -305,11 +305,22 @@ class EdgeStore:
             cols = ", ".join([*(_q(n) for n in ["id", *names]), "_clocks", "_cl", "_extra"])
             marks = ", ".join("?" * (len(names) + 4))
             params = []
+            conv = [(i, t) for i, n in enumerate(names) if (t := ts.fields[n].type) in ("json", "bool")]
+            fields = ts.fields
             for _, a in items:
-                clocks = {k: [c.hlc, c.site_id] for k, c in a.cells.items()}
-                extra = {k: c.value for k, c in a.cells.items() if k not in ts.fields}
-                params.append((a.pk, *(_to_sql(ts.fields[n].type, a.value(n)) for n in names),
-                               cbor2.dumps(clocks), a.cl, cbor2.dumps(extra) if extra else None))
+                cells = a.cells
+                vals: list[Any] = [a.pk]
+                for n in names:
+                    c = cells.get(n)
+                    vals.append(None if c is None else c.value)
+                for i, t in conv:
+                    if vals[i + 1] is not None:
+                        vals[i + 1] = _to_sql(t, vals[i + 1])
+                clocks = {k: [c.hlc, c.site_id] for k, c in cells.items()}
+                extra = {k: c.value for k, c in cells.items() if k not in fields} if len(cells) > len(names) + 1 or any(
+                    k not in fields for k in cells) else None
+                vals += [cbor2.dumps(clocks), a.cl, cbor2.dumps(extra) if extra else None]
+                params.append(tuple(vals))
             self.conn.executemany(f"INSERT OR REPLACE INTO {_q(table)} ({cols}) VALUES ({marks})", params)
             self.conn.executemany(
                 "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone, reset)"

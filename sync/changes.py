@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Op = Literal["insert", "set"]
 
@@ -35,8 +35,9 @@ class Change:
     zone: str = ""
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
+    """One replicated field: its value and the clock of the write that set it."""
+
     value: Any
     hlc: int
     site_id: str

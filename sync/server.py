@@ -337,8 +337,20 @@ def project(ts: TableSpec, row: RowState, scope: NodeScope) -> RowState | None:
     """The node's view of a row: None outside its subset; personal fields withheld by role."""
     if not in_projection(ts, row, scope):
         return None
-    cells = {k: c for k, c in row.cells.items() if ts.visible(scope.role, k)}
+    hidden = _hidden(ts, scope.role)
+    cells = {k: c for k, c in row.cells.items() if k not in hidden} if hidden else dict(row.cells)
     return RowState(row.table, row.pk, cells, row.cl)
+
+
+_HIDDEN: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _hidden(ts: TableSpec, role: str) -> frozenset[str]:
+    key = (ts.name, role)
+    got = _HIDDEN.get(key)
+    if got is None:
+        got = _HIDDEN[key] = frozenset(n for n in ts.fields if not ts.visible(role, n))
+    return got
 
 
 def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -> PullBatch:
@@ -359,7 +371,7 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     more = len(entries) > limit
     entries = entries[:limit]
     last = entries[-1].seq if more else max(after, head)
-    wanted: dict[str, list[str]] = {}
+    wanted: dict[str, dict[str, None]] = {}  # ordered sets
     resets: set[tuple[str, str]] = set()
     for e in entries:
         if e.reset:
@@ -370,14 +382,12 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
         now_in = e.municipality is not None and scope.covers(ts, e.municipality, e.zone or "")
         was_in = e.old_municipality is not None and scope.covers(ts, e.old_municipality, e.old_zone or "")
         if now_in or was_in:
-            wanted.setdefault(e.table, [])
-            if e.pk not in wanted[e.table]:
-                wanted[e.table].append(e.pk)
+            wanted.setdefault(e.table, {})[e.pk] = None
     rows: list[RowState] = []
     evict: list[tuple[str, str]] = []
     for table, pks in wanted.items():
         ts = TABLES[table]
-        states = storage.get_rows(table, pks)
+        states = storage.get_rows(table, list(pks))
         for pk in pks:
             st = states.get(pk)
             view = project(ts, st, scope) if st is not None else None

@@ -369,7 +369,7 @@ def _decode_rows(groups: list[dict[str, Any]]) -> list[RowState]:
             for name, venc, henc, senc in g["f"]:
                 for r, v, h, s in zip(rows, decode_column(venc), decode_column(henc), decode_column(senc), strict=True):
                     if h is not None:
-                        r.cells[name] = Cell(v, h, s)
+                        r.cells[name] = Cell(v, h, s)  # noqa: PERF401 (hot loop; a NamedTuple)
             out.extend(rows)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, WireError):
