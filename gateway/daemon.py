@@ -235,7 +235,7 @@ class Daemon:
         doc["ingest_alive"] = bool(ing and ing.alive())
         doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
         doc["committed_messages"] = ing.committed if ing else 0
-        doc["queue_depth"] = ing.q.qsize() if ing else 0
+        doc["queue_depth"] = ing.depth() if ing else 0
         if self.modbus is not None:
             doc["modbus"] = {"alive": self.modbus.alive(), "polls": self.modbus.polls, "gaps": self.modbus.gaps}
         if self.replicator is not None:

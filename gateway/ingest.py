@@ -12,8 +12,8 @@ cannot hold up the others; a message that still fails is dead-lettered with the 
 
 from __future__ import annotations
 
+import collections
 import hashlib
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -265,7 +265,11 @@ class Ingestor:
         self.ack = ack
         self.batch_max = batch_max
         self.batch_s = batch_ms / 1000.0
-        self.q: queue.Queue[Inbound | None] = queue.Queue(maxsize=queue_max)
+        # A deque handoff: append/popleft need no lock, unlike queue.Queue, whose Condition
+        # round trips cost as much as parsing a message.
+        self.q: collections.deque[Inbound | None] = collections.deque()
+        self.queue_max = queue_max
+        self._has = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._stop = threading.Event()
         self.committed = 0
@@ -294,35 +298,50 @@ class Ingestor:
             self.housekeeping()
 
     def submit(self, item: Inbound) -> None:
-        # Blocking put: when the writer falls behind, the MQTT thread stops reading the socket
-        # and TCP pushes back on the broker, instead of memory growing without bound.
-        self.q.put(item)
+        # Blocking when full: the MQTT thread stops reading the socket and TCP pushes back on
+        # the broker, instead of memory growing without bound.
+        while len(self.q) >= self.queue_max and self._thread.is_alive():
+            time.sleep(0.002)
+        self.q.append(item)
+        if not self._has.is_set():
+            self._has.set()
+
+    def depth(self) -> int:
+        return len(self.q)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self.q.put(None)
+        self.q.append(None)
+        self._has.set()
         self._thread.join(timeout)
 
+    def _wait(self, timeout: float) -> bool:
+        """Until the deque has something or `timeout` passes (clear-then-check avoids lost wake-ups)."""
+        if self.q:
+            return True
+        self._has.clear()
+        if self.q:
+            return True
+        return self._has.wait(timeout) and bool(self.q)
+
     def _take(self) -> list[Inbound] | None:
-        while True:
-            try:
-                first = self.q.get(timeout=0.5)
-                break
-            except queue.Empty:
-                self._idle()
+        while not self._wait(0.5):
+            self._idle()
+        q = self.q
+        first = q.popleft()
         if first is None:
             return None
         batch = [first]
         deadline = time.monotonic() + self.batch_s
         while len(batch) < self.batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                it = self.q.get(timeout=remaining) if remaining > 0 else self.q.get_nowait()
-            except queue.Empty:
-                break
+            if not q:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._wait(remaining):
+                    break
+            it = q.popleft()
             if it is None:
                 self._stop.set()
                 break
@@ -350,9 +369,9 @@ class Ingestor:
                 if self.after_commit:
                     self.after_commit(batch, now)
                 self.last_commit_mono = now
-                if self._stop.is_set() and self.q.empty():
+                if self._stop.is_set() and not self.q:
                     return
-                if self._reprocess.is_set() and self.q.empty():
+                if self._reprocess.is_set() and not self.q:
                     self._idle()
         except BaseException as e:  # the daemon's health turns red and the process exits
             self.error = e

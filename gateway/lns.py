@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,20 +61,24 @@ def parse_time_ms(value: Any) -> int:
     if isinstance(value, int):
         return value if value > 10**11 else value * 1000
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ParseError("bad timestamp")
         return int(value * 1000) if value < 10**11 else int(value)
     if not isinstance(value, str) or not value:
         raise ParseError("missing or bad timestamp")
-    s = value.strip()
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    # Go and ChirpStack emit up to nanoseconds; Python parses up to microseconds.
-    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", s)
-    if m and m.group(2) and len(m.group(2)) > 7:
-        s = m.group(1) + m.group(2)[:7] + m.group(3)
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError as e:
-        raise ParseError(f"bad timestamp {value!r}") from e
+    try:  # Python 3.11 reads 'Z', offsets and long fractions directly: the common case
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        s = value.strip()
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", s)
+        if m and m.group(2) and len(m.group(2)) > 7:
+            s = m.group(1) + m.group(2)[:7] + m.group(3)
+        try:
+            dt = datetime.fromisoformat(s)
+        except ValueError as e:
+            raise ParseError(f"bad timestamp {value!r}") from e
     if dt.tzinfo is None:
         raise ParseError(f"timestamp without timezone {value!r}")
     return int(dt.timestamp() * 1000)
