@@ -83,11 +83,14 @@ def start_run(body: BillingRunIn, request: Request, principal: Principal = Depen
     with engine.begin() as conn:
         run_id = create_run(conn, spec, created_by=principal.id)
         run_event(conn, run_id, "BillingRunStarted", datetime.now(UTC), principal)
-    threads = int(os.environ.get("AQUACIS_BILLING_INPROCESS_WORKERS", body.parallelism))
+    # `parallelism` threads in this server, capped by AQUACIS_BILLING_INPROCESS_WORKERS
+    # (0: leave the work to `billing-worker` processes).
+    cap = os.environ.get("AQUACIS_BILLING_INPROCESS_WORKERS")
+    threads = min(body.parallelism, int(cap)) if cap is not None and cap.strip().isdigit() else body.parallelism
     if threads > 0:
         from cloud.billing.worker import start_threads
 
-        start_threads(engine, run_id, min(threads, body.parallelism or threads))
+        start_threads(engine, run_id, threads)
     with engine.connect() as conn:
         return run_status(conn, _visible_run(conn, principal, run_id))
 
