@@ -39,13 +39,15 @@ def stamp_worker(
     if not svc.pac.fiscally_valid:
         typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
     try:
-        from .from_payments import sweep_payment_complements
+        from .from_payments import cancel_reversed_complements, sweep_payment_complements
 
         while True:
             counts = svc.stamp_due()
             swept = sweep_payment_complements(svc)
             if swept["issued"]:
                 counts["payment_complements"] = swept["issued"]
+            if cancelled := cancel_reversed_complements(svc):
+                counts["complements_cancelled"] = cancelled
             if counts:
                 typer.echo(json.dumps(counts))
             if once:

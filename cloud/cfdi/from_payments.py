@@ -92,3 +92,18 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
         except CfdiRuleError:
             counts["waiting"] += 1
     return counts
+
+
+def cancel_reversed_complements(svc: Any) -> int:
+    """Cancel (motive 02) the stamped complement of every reversed payment; returns how many."""
+    from cloud.payments.tables import payment_reversals
+
+    with svc.engine.connect() as conn:
+        ids = conn.execute(
+            sa.select(cfdi_documents.c.id)
+            .join(payment_reversals, payment_reversals.c.payment_id == cfdi_documents.c.source_id)
+            .where(cfdi_documents.c.kind == "pago", cfdi_documents.c.fiscal_status == "stamped")
+        ).scalars().all()
+    for doc_id in ids:
+        svc.cancel(doc_id, "02")  # "comprobante emitido con errores sin relación": the payment did not stand
+    return len(ids)

@@ -255,14 +255,18 @@ class CfdiService:
         )
 
     def next_installment(self, conn: Connection, paid: dict[str, Any]) -> tuple[int, Decimal]:
-        """(NumParcialidad, ImpSaldoAnt) for the next payment of a stamped PPD document."""
+        """(NumParcialidad, ImpSaldoAnt) for the next payment of a stamped PPD document.
+
+        The number follows the highest one ever used (a cancelled complement's number is not
+        reused, so numbers stay unique); the balance counts only complements not cancelled.
+        """
         parts = conn.execute(
-            sa.select(cfdi_payment_parts.c.installment, cfdi_payment_parts.c.amount)
+            sa.select(cfdi_payment_parts.c.installment, cfdi_payment_parts.c.amount, cfdi_documents.c.fiscal_status)
             .join(cfdi_documents, cfdi_documents.c.id == cfdi_payment_parts.c.document_id)
-            .where(cfdi_payment_parts.c.paid_uuid == paid["uuid"], cfdi_documents.c.fiscal_status != "cancelled")
+            .where(cfdi_payment_parts.c.paid_uuid == paid["uuid"])
         ).all()
-        paid_so_far = sum((Decimal(p.amount) for p in parts), Decimal(0))
-        return len(parts) + 1, Decimal(paid["total"]) - paid_so_far
+        paid_so_far = sum((Decimal(p.amount) for p in parts if p.fiscal_status != "cancelled"), Decimal(0))
+        return max((p.installment for p in parts), default=0) + 1, Decimal(paid["total"]) - paid_so_far
 
     def issue_payment(
         self, payment_id: str, municipality: str, receiver: TaxData, paid_at: datetime, form: str,

@@ -348,3 +348,17 @@ def test_payments_ledger_payment_becomes_a_pagos20_complement(env) -> None:  # t
                                                               cfdi_documents.c.id != doc["id"])).mappings().one()
     dr2 = etree.fromstring(second["sealed_xml"]).find(".//pago20:DoctoRelacionado", NS)
     assert (dr2.get("NumParcialidad"), dr2.get("ImpSaldoAnt"), dr2.get("ImpPagado")) == ("2", "135.03", "35.03")
+    # The first payment is reversed: its complement is cancelled and no longer counts.
+    from cloud.cfdi.from_payments import cancel_reversed_complements
+    from cloud.payments.ledger import reverse_payment
+
+    with svc.engine.begin() as conn:
+        reverse_payment(conn, taxed, "cheque devuelto", now=T0)
+    assert cancel_reversed_complements(svc) == 1
+    assert _doc(svc, doc["id"])["fiscal_status"] == "cancelled" and _doc(svc, doc["id"])["cancel_motive"] == "02"
+    assert cancel_reversed_complements(svc) == 0
+    with svc.engine.connect() as conn:
+        paid = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.invoice_id == "inv-b0",
+                                                            cfdi_documents.c.kind == "ingreso")).mappings().one()
+        # Number 3 (1 and 2 were used; a cancelled number is not reused), balance 235.03 − 35.03.
+        assert svc.next_installment(conn, dict(paid)) == (3, Decimal("200.00"))
