@@ -1,0 +1,75 @@
+"""Failing cases the stateful test found, kept as explicit regressions (same steps, same checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from test_convergence import DAY, Z1, Machine
+
+
+def run(steps: Callable[[Machine], None]) -> None:
+    Machine.db_url = None
+    m = Machine()
+    try:
+        steps(m)
+        m.heal()
+        m.check()
+    finally:
+        m._close()
+
+
+def test_gateway_restart_keeps_serving_its_handhelds() -> None:
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        m.node_restarts(n=0)
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_order_made_by_a_skewed_gateway_is_withdrawn_from_its_handheld() -> None:
+    """The gateway served a work order it stamped 10 minutes ahead; the cloud refused it."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        m.heal_and_check()
+        m.clock_jumps(n=0, skew=600_000)
+        m.node_edits(i=0, n=0, v=8, what="gw_create")
+        m.sync(n=1, via_gw=True, fault="none", rounds=1, pull=True)  # the handheld gets it from the hub
+        m.clock_jumps(n=0, skew=0)
+        m.clock_jumps(n=1, skew=2 * DAY)
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_refused_delete_served_by_the_hub_is_undone_on_the_handheld() -> None:
+    """A gateway may not delete work orders; its handheld had already merged the tombstone."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=4, zones=[Z1] * 5)
+        m.heal_and_check()
+        m.node_edits(i=1, n=0, v=5, what="delete")
+        m.sync(n=1, via_gw=True, fault="none", rounds=1, pull=True)
+        m.replay_old_push(i=47)
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_lost_answers_duplicates_and_replays() -> None:
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=2, zones=[Z1, "EXP-01-Z02", Z1, Z1, Z1])
+        m.heal_and_check()
+        m.node_records_readings(n=1, k=5, other_zone=False, steal=False)
+        m.node_records_readings(n=2, k=3, other_zone=True, steal=True)
+        m.node_edits(n=1, i=0, what="status", v=1)
+        m.sync(n=1, via_gw=True, fault="lose_response", rounds=2, pull=False)
+        m.sync(n=1, via_gw=False, fault="duplicate", rounds=2, pull=True)
+        m.sync(n=0, via_gw=False, fault="lose_response", rounds=2, pull=True)
+        m.cloud_edits_work_order(i=0, what="move", v=1)
+        m.replay_old_push(i=0)
+        m.replay_old_push(i=1)
+        m.heal_and_check()
+
+    run(steps)
