@@ -43,7 +43,7 @@ class BillingRunIn(BaseModel):
     parallelism: int = Field(2, ge=0, le=16, description="Worker threads the server starts for this run "
                              "(external `aquacis cloud billing-worker` processes may join; 0: only those).")
     chunkSize: int = Field(1000, ge=1, le=20_000, description="Contracts per claimed chunk.")
-    retryPolicy: RetryPolicy = Field(default_factory=RetryPolicy)
+    retryPolicy: RetryPolicy = Field(default_factory=lambda: RetryPolicy(maxAttempts=3, leaseSeconds=300))
 
 
 def _visible_run(conn: Any, principal: Principal, run_id: str) -> dict[str, Any]:

@@ -57,17 +57,17 @@ def parse_version(doc: dict[str, Any]) -> TariffVersion:
                 raise TariffError(f"{name}.{code}: unknown schedule {t.get('schedule')!r}")
         elif t.get("kind") != "linear":
             raise TariffError(f"{name}.{code}: kind must be table or linear")
-        e = TariffEntry(
+        entry = TariffEntry(
             administration=t["administration"], use_class=t["useClass"], service=t["service"],
             kind=t["kind"], name=t.get("name", code),
             fixed_charge=_dec(t["fixedCharge"], f"{name}.{code}.fixedCharge"),
             unit_price=_dec(t["unitPrice"], f"{name}.{code}.unitPrice"),
             vat_rate=_dec(t["vatRate"], f"{name}.{code}.vatRate"), schedule=sched, code=code,
         )
-        key = (e.administration, e.use_class, e.service)
+        key = (entry.administration, entry.use_class, entry.service)
         if key in v.entries:
             raise TariffError(f"{name}: two tariffs for {key}")
-        v.entries[key] = e
+        v.entries[key] = entry
     return v
 
 
