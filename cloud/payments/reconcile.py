@@ -78,6 +78,9 @@ def _by_description(conn: Connection, lines: list[tuple[int, StatementLine]]) ->
 def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, principal: Any = None,
                      filename: str | None = None, now: datetime | None = None) -> ImportReport:
     now = now or datetime.now(UTC)
+    if conn.dialect.name == "sqlite":
+        # A large import touches many index pages; SQLite's default 2 MB page cache thrashes.
+        conn.exec_driver_sql("PRAGMA cache_size=-65536")
     try:
         lines = parse(text, fmt_)
     except StatementError as e:
