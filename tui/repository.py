@@ -147,6 +147,10 @@ class OrderClosed(RuntimeError):
 
 
 OPEN_STATUSES = ("created", "assigned", "in_progress")
+METER_COLUMNS = ("id", "municipality", "zone", "serial", "service_point_id", "route_id", "brand", "model", "dials",
+                 "unit", "status", "last_value_l", "last_read_at", "access_notes")
+SP_COLUMNS = ("id", "municipality", "zone", "address", "use_type", "route_id", "route_order", "meter_serial",
+              "status", "lat", "lon", "access_notes")
 
 
 class Repository:
@@ -177,6 +181,7 @@ class Repository:
             )
             # local index only (not part of the replicated schema): meter history lookups
             db.execute("CREATE INDEX IF NOT EXISTS tui_readings_serial ON readings (meter_serial, taken_at)")
+            db.execute("CREATE INDEX IF NOT EXISTS tui_readings_taken ON readings (taken_at)")
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         row = self.store.db.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
@@ -223,14 +228,25 @@ class Repository:
         return list(self.store.refusals())
 
     # ---- reference data -----------------------------------------------------------------------
+    def _live(self, table: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Live rows of a mutable table, only the columns the app needs.
+
+        Reads EdgeStore's typed columns directly (one column per declared field, `_cl` odd =
+        alive: edge/store.py); the generic `rows()` decodes every field and costs most of the
+        start-up on a 2,000-meter route. Only plain str/int/float/bool columns are read here.
+        """
+        cols = ", ".join(f'"{c}"' for c in columns)
+        cur = self.store.conn.execute(f'SELECT {cols} FROM "{table}" WHERE _cl % 2 = 1')
+        return [dict(zip(columns, row, strict=True)) for row in cur]
+
     def reload(self) -> None:
         """Rebuild the in-memory index from the store (after enrolment or a pull)."""
-        self._routes = {r["id"]: r for r in self.store.rows("routes")}
+        self._routes = {r["id"]: r for r in self._live("routes", ("id", "name", "period", "cycle", "reader_id"))}
         self._meters = {}
-        for m in self.store.rows("meters"):
+        for m in self._live("meters", METER_COLUMNS):
             if m.get("serial"):
                 self._meters[str(m["serial"])] = m
-        self._sps = {sp["id"]: sp for sp in self.store.rows("service_points")}
+        self._sps = {sp["id"]: sp for sp in self._live("service_points", SP_COLUMNS)}
         self._sp_by_serial = {}
         route_lists: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for m in self._meters.values():
@@ -249,8 +265,8 @@ class Repository:
                     route_lists[str(sp["route_id"])].append((int(order) if order is not None else 1 << 30, serial))
         self._route_serials = {rid: [s for _, s in sorted(items)] for rid, items in route_lists.items()}
         self._codes = {}
-        for c in self.store.rows("observation_codes"):
-            if c.get("active") is False or not c.get("code"):
+        for c in self._live("observation_codes", ("code", "description", "skip_reading", "requires_photo", "active")):
+            if c.get("active") in (False, 0) or not c.get("code"):
                 continue
             self._codes[str(c["code"])] = ObservationCode(
                 str(c["code"]), str(c.get("description") or c["code"]), bool(c.get("skip_reading")),
@@ -271,14 +287,20 @@ class Repository:
     def _rebuild_cycle_status(self) -> None:
         status: dict[str, str] = {}
         serial_route = {s: rid for rid, serials in self._route_serials.items() for s in serials}
-        starts: dict[str, int] = {}
-        readings = [r for r in self.store.rows("readings") if r.get("meter_serial") in serial_route]
+        starts = {rid: self.cycle_start(rid) for rid in self._route_serials}
+        if not starts:
+            self._cycle_status = status
+            return
+        # only this cycle's readings (fact table, typed columns; indexed by tui_readings_serial)
+        cur = self.store.conn.execute(
+            'SELECT id, meter_serial, taken_at, value_l, supersedes FROM "readings" WHERE taken_at >= ?',
+            (min(starts.values()),))
+        names = ("id", "meter_serial", "taken_at", "value_l", "supersedes")
+        readings = [r for r in (dict(zip(names, row, strict=True)) for row in cur) if r["meter_serial"] in serial_route]
         superseded = {r["supersedes"] for r in readings if r.get("supersedes")}
         for r in sorted(readings, key=lambda r: (r.get("taken_at") or 0, r["id"])):
             serial = r["meter_serial"]
             rid = serial_route[serial]
-            if rid not in starts:
-                starts[rid] = self.cycle_start(rid)
             if r["id"] in superseded or (r.get("taken_at") or 0) < starts[rid]:
                 continue
             status[serial] = "read" if r.get("value_l") is not None else "skipped"

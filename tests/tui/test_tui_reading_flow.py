@@ -46,8 +46,7 @@ async def test_normal_reading_is_committed_and_route_progress_moves(handheld: Pa
         await pilot.press("escape")
         assert isinstance(app.screen, RouteScreen)
         assert "1 leídos" in str(app.screen.query_one("#progress").render())
-        table = app.screen.query_one("#meters", DataTable)
-        assert table.get_row_at(0)[3] == "leído"
+        assert app.screen.query_one("#meters").rows[0][3] == "leído"
 
 
 async def test_non_numeric_reading_shows_spanish_error_and_saves_nothing(handheld: Path) -> None:

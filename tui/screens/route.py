@@ -8,12 +8,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from ..i18n import t
 from ..repository import MeterRow
 from ..validation import format_m3
 from ..widgets.form import ErrorLine
+from ..widgets.meterlist import MeterList, format_row
 from ..widgets.syncbar import SyncBar
 
 
@@ -35,25 +36,23 @@ class RouteScreen(Screen[None]):
         yield Static("", id="progress", classes="title")
         yield Input(placeholder=t("search_placeholder"), id="search")
         yield ErrorLine(id="error", classes="error")
-        yield DataTable(id="meters", cursor_type="row", zebra_stripes=True)
+        yield Static(format_row([t("col_seq"), t("col_serial"), t("col_address"), t("col_status"), t("col_last")]),
+                     id="meters-head", classes="colhead")
+        yield MeterList(id="meters")
         yield SyncBar(id="syncbar")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#meters", DataTable)
-        table.add_column(t("col_seq"), key="seq")
-        table.add_column(t("col_serial"), key="serial")
-        table.add_column(t("col_address"), key="address", width=36)
-        table.add_column(t("col_status"), key="status")
-        table.add_column(t("col_last"), key="last")
         self.refresh_data()
         if self.route_id is None:
             self.query_one("#search", Input).focus()
         else:
-            table.focus()
+            self.query_one("#meters", MeterList).focus()
 
     def on_screen_resume(self) -> None:
-        self.refresh_data()
+        if getattr(self, "_shown", False):  # the first resume comes right after mount
+            self.refresh_data()
+        self._shown = True
 
     def _rows(self) -> list[MeterRow]:
         repo = self.app.repo  # type: ignore[attr-defined]
@@ -73,17 +72,12 @@ class RouteScreen(Screen[None]):
                                   pending=r.pending, total=r.total))
         else:
             progress.update(t("key_search"))
-        table = self.query_one("#meters", DataTable)
-        keep = table.cursor_row
-        table.clear()
         rows = self._rows()
-        table.add_rows(
-            (m.seq, m.serial, m.address[:36], t(f"status_{m.status}"), format_m3(m.last_value_l)) for m in rows
+        self.query_one("#meters", MeterList).set_rows(
+            [(str(m.seq), m.serial, m.address, t(f"status_{m.status}"), format_m3(m.last_value_l)) for m in rows],
+            [m.status != "pending" for m in rows],
         )
-        # keys = serial, so selection maps back without a second lookup
         self._serials = [m.serial for m in rows]
-        if rows:
-            table.move_cursor(row=min(keep, len(rows) - 1))
         self.query_one(SyncBar).refresh_status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -93,7 +87,7 @@ class RouteScreen(Screen[None]):
         self.filter = query
         self.refresh_data()
         if not query:
-            self.query_one("#meters", DataTable).focus()
+            self.query_one("#meters", MeterList).focus()
             return
         if not self._serials:
             repo = self.app.repo  # type: ignore[attr-defined]
@@ -103,14 +97,16 @@ class RouteScreen(Screen[None]):
             else:
                 err.show(t("search_none", q=query))
             return
+        meters = self.query_one("#meters", MeterList)
+        meters.cursor = 0
         if len(self._serials) == 1:
             self._open(self._serials[0])
         else:
-            self.query_one("#meters", DataTable).focus()
+            meters.focus()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if 0 <= event.cursor_row < len(self._serials):
-            self._open(self._serials[event.cursor_row])
+    def on_meter_list_selected(self, event: MeterList.Selected) -> None:
+        if 0 <= event.index < len(self._serials):
+            self._open(self._serials[event.index])
 
     def _open(self, serial: str) -> None:
         from .meter import MeterScreen
@@ -123,7 +119,7 @@ class RouteScreen(Screen[None]):
             self.query_one("#search", Input).value = ""
             self.query_one(ErrorLine).clear()
             self.refresh_data()
-            self.query_one("#meters", DataTable).focus()
+            self.query_one("#meters", MeterList).focus()
             return
         self.app.pop_screen()
 
@@ -132,12 +128,12 @@ class RouteScreen(Screen[None]):
 
     def action_next_pending(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
-        table = self.query_one("#meters", DataTable)
+        meters = self.query_one("#meters", MeterList)
         n = len(self._serials)
         for step in range(1, n + 1):
-            i = (table.cursor_row + step) % n
+            i = (meters.cursor + step) % n
             if repo.meter_status(self._serials[i]) == "pending":
-                table.move_cursor(row=i)
+                meters.cursor = i
                 return
 
     def action_sync(self) -> None:
