@@ -39,10 +39,15 @@ def stamp_worker(
     if not svc.pac.fiscally_valid:
         typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
     try:
+        from .from_billing import sweep_billing_invoices
         from .from_payments import cancel_reversed_complements, sweep_payment_complements
 
         while True:
+            billed = sweep_billing_invoices(svc)  # billing invoices of customers with tax data
             counts = svc.stamp_due()
+            if billed["issued"] or billed["errors"]:
+                counts["issued_from_billing"] = billed["issued"]
+                counts["billing_errors"] = billed["errors"]
             swept = sweep_payment_complements(svc)
             if swept["issued"]:
                 counts["payment_complements"] = swept["issued"]

@@ -106,3 +106,29 @@ def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[An
             for r in svc.issue_invoices(invs[i:i + 200], muni):
                 (out["errors"] if "error" in r else out["issued"]).append(r)
     return out
+
+
+def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
+    """Issue CFDIs for billing invoices of customers with tax data that have none yet (worker pass).
+
+    Invoices of customers without tax data are left to the global invoice and never scanned here.
+    """
+    from cloud.billing.tables import invoices
+    from cloud.registry.tables import contracts, customers
+
+    from .tables import cfdi_documents
+
+    has_cfdi = sa.exists().where(cfdi_documents.c.invoice_id == invoices.c.id, cfdi_documents.c.kind == "ingreso")
+    with svc.engine.connect() as conn:
+        ids = conn.execute(
+            sa.select(invoices.c.id)
+            .join(contracts, contracts.c.id == invoices.c.contract_id)
+            .join(customers, customers.c.id == contracts.c.customer_id)
+            .where(customers.c.tax_id.is_not(None), customers.c.tax_regime.is_not(None),
+                   customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC, ~has_cfdi)
+            .order_by(invoices.c.id).limit(limit)
+        ).scalars().all()
+    if not ids:
+        return {"issued": 0, "errors": 0}
+    out = issue_for_billing(svc, ids)
+    return {"issued": len(out["issued"]), "errors": len(out["errors"])}

@@ -284,6 +284,16 @@ def test_billing_invoices_become_nominative_cfdi_or_wait_for_the_global(env) -> 
     assert _doc(svc, g["id"])["fiscal_status"] == "stamped"
 
 
+def test_worker_sweep_issues_billing_invoices_once(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.from_billing import sweep_billing_invoices
+
+    svc, pac, clock = env
+    _billing_fixture(svc.engine, n_with_tax=3, n_without=2)
+    assert sweep_billing_invoices(svc) == {"issued": 3, "errors": 0}
+    assert sweep_billing_invoices(svc) == {"issued": 0, "errors": 0}  # nothing left; untaxed never scanned
+    assert svc.stamp_due() == {"stamped": 3}
+
+
 def test_batch_issue_skips_bad_invoices_and_keeps_the_rest(env) -> None:  # type: ignore[no-untyped-def]
     svc, pac, clock = env
     good = _domestic(svc, "40")
