@@ -61,6 +61,13 @@ class CloudProcess:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        import os
+
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -104,3 +111,10 @@ def peak_self_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_note() -> str:
+    import os
+
+    la = os.getloadavg()[0]
+    return f"load average {la:.1f} on {os.cpu_count()} cores (other engineers share this machine)"

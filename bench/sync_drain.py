@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
-from sync_common import MUN, ZONE, CloudProcess, chunks, peak_self_mb, readings  # noqa: E402
+from sync_common import MUN, ZONE, CloudProcess, chunks, load_note, peak_self_mb, readings  # noqa: E402
 
 from cloud.auth import create_node  # noqa: E402
 from cloud.db import create_or_migrate, make_engine  # noqa: E402
@@ -95,9 +95,11 @@ def main() -> None:
     cloud = CloudProcess(db_url, vee_interval_s=1.0 if args.with_vee else 0.0)
     try:
         client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=120), cred["token"], max_changes=args.batch)
+        cpu0, srv0 = time.process_time(), cloud.cpu_s()
         t = time.perf_counter()
         client.push_all()
         dt = time.perf_counter() - t
+        cpu, srv = time.process_time() - cpu0, cloud.cpu_s() - srv0
         cloud_peak = cloud.peak_rss_mb()
     finally:
         cloud.stop()
@@ -108,6 +110,8 @@ def main() -> None:
     db = "PostgreSQL" if db_url.startswith("postgres") else "SQLite"
     print(f"backlog drain, {args.readings:,} readings, cloud on {db}, batches of {args.batch}")
     print(f"  drain end to end       {rate:12,.0f} readings/s  ({dt:.1f} s, {client.stats.push_batches} batches)")
+    print(f"  CPU time               gateway {cpu:.1f} s + cloud server {srv:.1f} s -> "
+          f"{args.readings / (cpu + srv):,.0f} readings per CPU-second ({load_note()})")
     print(f"  baseline executemany   {base_rate:12,.0f} readings/s  -> drain is {rate / base_rate:.0%} of plain insert")
     print(f"  gateway queueing       {queue_rate:12,.0f} readings/s  (insert_facts, outbox in the same transaction)")
     print(f"  wire, whole drain      {client.stats.bytes_up / args.readings:12.2f} bytes/reading up, "

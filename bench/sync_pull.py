@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_common import MUN, ZONE, CloudProcess, peak_self_mb  # noqa: E402
+from sync_common import MUN, ZONE, CloudProcess, load_note, peak_self_mb  # noqa: E402
 
 from cloud.auth import create_node  # noqa: E402
 from cloud.db import create_or_migrate, make_engine  # noqa: E402
@@ -79,9 +79,11 @@ def main() -> None:
     try:
         store = EdgeStore.open(tmp / "handheld.db", site_id=cred["site_id"])
         client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=300), cred["token"], pull_rows=args.page)
+        cpu0, srv0 = time.process_time(), cloud.cpu_s()
         t = time.perf_counter()
         client.pull_all()
         dt = time.perf_counter() - t
+        cpu, srv = time.process_time() - cpu0, cloud.cpu_s() - srv0
         cloud_peak = cloud.peak_rss_mb()
     finally:
         cloud.stop()
@@ -91,6 +93,8 @@ def main() -> None:
     print(f"initial pull of a {args.meters:,}-meter zone to a fresh handheld, cloud on {db}")
     print(f"  pull end to end        {dt:8.2f} s  ({args.meters / dt:,.0f} rows/s, {client.stats.pull_batches} batches,"
           f" {client.stats.bytes_down / args.meters:.1f} bytes/row down)")
+    print(f"  CPU time               handheld {cpu:.2f} s + cloud server {srv:.2f} s = {cpu + srv:.2f} s "
+          f"({load_note()})")
     print(f"  baseline executemany   {base_s:8.2f} s  -> pull takes {dt / base_s:.1f}x the plain insert")
     print(f"  cloud seed via writes  {seed_s:8.2f} s  ({len(mine) * 6 // 5 / seed_s:,.0f} rows/s)")
     print(f"  peak memory            handheld {peak_self_mb():.0f} MB, cloud server {cloud_peak:.0f} MB")
