@@ -42,12 +42,15 @@ class Outcome:
 
 
 def http_transport(url: str) -> Transport:
-    return HttpxTransport.to(url, timeout=TIMEOUT_S)
+    transport = HttpxTransport.to(url, timeout=TIMEOUT_S)
+    transport.owned = True  # type: ignore[attr-defined]  # made here, so closed here
+    return transport
 
 
 def close_transport(transport: Transport) -> None:
+    """Close clients this module opened; a transport lent by the caller stays open."""
     client = getattr(transport, "client", None)
-    if client is not None:
+    if client is not None and getattr(transport, "owned", False):
         client.close()
 
 
