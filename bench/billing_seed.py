@@ -81,7 +81,7 @@ def seed(engine: sa.Engine, n: int, *, batch: int = 20_000, progress: Any = None
     buf: list[dict[str, Any]] = []
 
     def flush() -> None:
-        cu, co, mi, rd = [], [], [], []
+        cu, co, mi, rd, va = [], [], [], [], []
         for c in buf:
             sp = "sp-" + c["id"]
             serial = "SN" + c["id"].replace("-", "")
@@ -98,6 +98,10 @@ def seed(engine: sa.Engine, n: int, *, batch: int = 20_000, progress: Any = None
             for k, (at, v) in enumerate(((open_ms, base), (close_ms, base + c["litres"]))):
                 rd.append({"id": f"rd-{c['id']}-{k}", "municipality": c["municipality"], "zone": c["zone"],
                            "meter_serial": serial, "taken_at": at, "value_l": v, "source": "lorawan"})
+                # Billing takes only VEE-accepted readings (docs/contracts.md).
+                va.append({"reading_id": f"rd-{c['id']}-{k}", "municipality": c["municipality"],
+                           "zone": c["zone"], "meter_serial": serial, "taken_at": at, "status": "valid",
+                           "flags": [], "validated_at": now})
         with engine.begin() as conn:
             # The billing run's own raw executemany path: SQLAlchemy's per-row processing would
             # make seeding 500,000 contracts slower than billing them.
@@ -105,6 +109,7 @@ def seed(engine: sa.Engine, n: int, *, batch: int = 20_000, progress: Any = None
             bulk_insert(conn, t["contracts"], co)
             bulk_insert(conn, t["meter_installations"], mi)
             bulk_insert(conn, readings, rd)
+            bulk_insert(conn, t["reading_validations"], va)
         buf.clear()
 
     done = 0

@@ -191,10 +191,9 @@ class ReadingsConsumption:
              .order_by(readings.c.meter_serial, readings.c.taken_at))
         vee = metadata.tables.get("reading_validations")
         if vee is not None:
-            # Readings the VEE found invalid, or suspect and not yet reviewed, are not a basis for
-            # billing; readings the VEE has not looked at yet are.
-            q = q.outerjoin(vee, vee.c.reading_id == readings.c.id).where(
-                sa.or_(vee.c.status.is_(None), vee.c.status == "valid"))
+            # Only readings the VEE accepted are billable (docs/contracts.md): invalid, suspect
+            # (until reviewed) and not-yet-validated readings are not a basis for a bill.
+            q = q.join(vee, vee.c.reading_id == readings.c.id).where(vee.c.status == "valid")
         for serial, taken, value, rid in conn.execute(q):
             if serial in serials:
                 # Rows are ordered by time: the last one seen on each side wins.

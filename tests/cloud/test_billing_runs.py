@@ -309,8 +309,8 @@ def test_meter_replacement_mid_period_sums_both_meters(cloud, monkeypatch):
         conn.execute(t["readings"].insert().values(id=rid, municipality="EXP-05", zone="EXP-05-Z01",
                                                    meter_serial="NEW1", taken_at=ms(date(2026, 2, 27)),
                                                    value_l=5_000))
-        # The metering module bills only VEE-accepted readings: mark both as valid.
-        for r in conn.execute(sa.select(t["readings"])).mappings().all():
+        # Only VEE-accepted readings are billable: mark the new meter's reading valid.
+        for r in conn.execute(sa.select(t["readings"]).where(t["readings"].c.id == rid)).mappings().all():
             conn.execute(t["reading_validations"].insert().values(
                 reading_id=r["id"], municipality="EXP-05", zone="EXP-05-Z01", meter_serial=r["meter_serial"],
                 taken_at=r["taken_at"], status="valid", flags=[], validated_at=datetime.now(UTC)))
@@ -348,3 +348,22 @@ def test_post_runs_in_process_workers_with_live_progress(cloud, monkeypatch):
     assert st["phase"] == "completed" and st["contractsProcessed"] == 12
     assert st["invoicesGenerated"] == 10 and st["errorsCount"] == 2  # contracts 5 and 7 as above
     assert seen == sorted(seen)  # progress only moves forward
+
+
+def test_only_vee_valid_readings_are_billed(cloud, monkeypatch):
+    """A meter whose readings the VEE holds as suspect has no billable reading: with no billed
+    history to estimate from, the contract goes to the error list instead of being billed."""
+    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    with cloud.engine.begin() as conn:
+        seed_contracts(conn, [
+            {"id": "EXP-06-0000001", "municipality": "EXP-06", "zone": "EXP-06-Z01", "use_class": "DOM_MEDIO",
+             "serial": "V1", "readings": [(JAN31, 0), (FEB27, 9_000)]},
+            {"id": "EXP-06-0000002", "municipality": "EXP-06", "zone": "EXP-06-Z01", "use_class": "DOM_MEDIO",
+             "serial": "V2", "readings": [(JAN31, 0), (FEB27, 9_000)], "vee": "suspect"},
+        ])
+    h = cloud.user("billing", "EXP-06")
+    run = start(cloud, h, zone="EXP-06-Z01")
+    work(cloud.engine, run_id=run["id"])
+    st = cloud.client.get(f"/api/v2/billing-runs/{run['id']}", headers=h).json()["status"]
+    assert st["invoicesGenerated"] == 1
+    assert [(e["contractId"], e["code"]) for e in st["errors"]] == [("EXP-06-0000002", "no_consumption")]

@@ -50,6 +50,7 @@ def seed_contracts(conn: Any, specs: list[dict[str, Any]]) -> None:
     if zrows:
         conn.execute(t["zones"].insert(), zrows)
     custs, cons, inst, reads = [], [], [], []
+    spec_of = {s["serial"]: s for s in specs if s.get("serial")}
     for s in specs:
         cid = str(uuid.uuid4())
         sp = str(uuid.uuid4())
@@ -72,3 +73,10 @@ def seed_contracts(conn: Any, specs: list[dict[str, Any]]) -> None:
         conn.execute(t["meter_installations"].insert(), inst)
     if reads:
         conn.execute(readings.insert(), reads)
+        # Billing uses only readings the VEE accepted: mark these valid (tests of VEE itself are
+        # the metering module's).
+        conn.execute(t["reading_validations"].insert(), [
+            {"reading_id": r["id"], "municipality": r["municipality"], "zone": r["zone"],
+             "meter_serial": r["meter_serial"], "taken_at": r["taken_at"], "status": s.get("vee", "valid"),
+             "flags": [], "validated_at": now}
+            for r, s in ((r, spec_of[r["meter_serial"]]) for r in reads)])
