@@ -181,7 +181,7 @@ def test_bad_profiles_are_refused(tmp_path: Path) -> None:
 
 
 def test_cli_serves_for_a_duration(port: int) -> None:
-    from conftest import wait_port  # tests/sim/conftest.py
+    from sim_helpers import wait_port
 
     p = subprocess.Popen([sys.executable, "-m", "firmware_sim", "modbus", "--port", str(port),
                           "--stations", "2", "--duration", "2", "--quiet"], stdout=subprocess.PIPE, text=True)
