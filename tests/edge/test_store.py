@@ -164,3 +164,37 @@ def test_hub_relays_unchanged_and_refuses_per_change(tmp_path: Path) -> None:
     with pytest.raises(PeerRefused, match="401"):
         SyncClient(hh, CallableTransport(hub.handle), "wrong").push_once()
     assert hh.pending_count() == 1  # nothing acknowledged without an answer
+
+
+def test_client_backs_off_while_unreachable_then_syncs(store: EdgeStore, tmp_path: Path) -> None:
+    from edge.sync_client import Unreachable
+
+    gw = EdgeStore.open(tmp_path / "gw2.db")
+    hub = Hub(gw)
+    hub.register_node("t", store.site_id, "handheld", MUN, Z1)
+    store.insert_facts("readings", [reading(1)])
+    calls: list[str] = []
+
+    def flaky(path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
+        calls.append(path)
+        if len(calls) <= 2:
+            raise Unreachable("no link")
+        if len(calls) == 3:
+            return 503, b""
+        return hub.handle(path, token, body)
+
+    sleeps: list[float] = []
+    SyncClient(store, CallableTransport(flaky), "t").sync_with_retry(sleep=sleeps.append)
+    assert len(sleeps) == 3 and store.pending_count() == 0 and gw.pending_count() == 1
+
+
+def test_cli_status_and_refusals(store: EdgeStore) -> None:
+    from typer.testing import CliRunner
+
+    from edge.cli import app
+
+    store.insert_facts("readings", [reading(1)])
+    path = store.conn.execute("PRAGMA database_list").fetchone()[2]
+    out = CliRunner().invoke(app, ["status", "--db", path])
+    assert out.exit_code == 0 and '"pending": 1' in out.output
+    assert CliRunner().invoke(app, ["refusals", "--db", path]).exit_code == 0
