@@ -7,10 +7,13 @@ docs/cfdi.md, docs/notifications.md); flags override them.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import typer
+
+log = logging.getLogger("cloud.cfdi.worker")
 
 app = typer.Typer(help="CFDI 4.0: stamping worker, validation, customer notifications.", no_args_is_help=True)
 
@@ -22,6 +25,30 @@ def _engine(db: str | None):  # type: ignore[no-untyped-def]
     engine = make_engine(load_settings(None, db_url=db).db_url)
     create_or_migrate(engine)
     return engine
+
+
+def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """One pass of the stamp worker. A failing step is logged and retried next pass; it never
+    stops the others (a PAC outage while cancelling must not stop stamping)."""
+    counts: dict[str, int] = {}
+    steps = (
+        ("issued_from_billing", lambda: sweep_billing(svc)["issued"]),
+        ("stamp", lambda: svc.stamp_due()),  # {"stamped": n, "pending_fiscal": n, "rejected": n}
+        ("payment_complements", lambda: sweep_payments(svc)["issued"]),
+        ("complements_cancelled", lambda: cancel_reversed(svc)),
+    )
+    for name, step in steps:
+        try:
+            n = step()
+        except Exception as e:  # noqa: BLE001 - logged, retried on the next pass
+            log.warning("stamp worker step %s failed: %s", name, e)
+            counts[f"{name}_failed"] = 1
+            continue
+        if isinstance(n, dict):
+            counts.update({k: v for k, v in n.items() if v})
+        elif n:
+            counts[name] = n
+    return counts
 
 
 @app.command("stamp-worker")
@@ -43,16 +70,7 @@ def stamp_worker(
         from .from_payments import cancel_reversed_complements, sweep_payment_complements
 
         while True:
-            billed = sweep_billing_invoices(svc)  # billing invoices of customers with tax data
-            counts = svc.stamp_due()
-            if billed["issued"] or billed["errors"]:
-                counts["issued_from_billing"] = billed["issued"]
-                counts["billing_errors"] = billed["errors"]
-            swept = sweep_payment_complements(svc)
-            if swept["issued"]:
-                counts["payment_complements"] = swept["issued"]
-            if cancelled := cancel_reversed_complements(svc):
-                counts["complements_cancelled"] = cancelled
+            counts = worker_pass(svc, sweep_billing_invoices, sweep_payment_complements, cancel_reversed_complements)
             if counts:
                 typer.echo(json.dumps(counts))
             if once:
@@ -95,7 +113,10 @@ def notify_worker(
 
     try:
         while True:
-            sweep_events(engine)  # payments and cut-off decisions → notices
+            try:
+                sweep_events(engine)  # payments and cut-off decisions → notices
+            except Exception as e:  # noqa: BLE001 - logged; sending what is queued goes on
+                log.warning("notification event sweep failed: %s", e)
             counts = dispatch_due(engine, channels, attachment_loader=load_attachment)
             if any(counts.values()):
                 typer.echo(json.dumps(counts))

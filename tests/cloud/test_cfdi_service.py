@@ -372,3 +372,21 @@ def test_payments_ledger_payment_becomes_a_pagos20_complement(env) -> None:  # t
                                                             cfdi_documents.c.kind == "ingreso")).mappings().one()
         # Number 3 (1 and 2 were used; a cancelled number is not reused), balance 235.03 − 35.03.
         assert svc.next_installment(conn, dict(paid)) == (3, Decimal("200.00"))
+
+
+def test_worker_pass_keeps_stamping_when_another_step_fails(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.cli import worker_pass
+    from cloud.cfdi.from_billing import sweep_billing_invoices
+    from cloud.cfdi.pac import PacUnavailable
+
+    svc, pac, clock = env
+    _billing_fixture(svc.engine, n_with_tax=2, n_without=0)
+
+    def cancel_fails(_svc):  # type: ignore[no-untyped-def]
+        raise PacUnavailable("PAC cancellation service down")
+
+    counts = worker_pass(svc, sweep_billing_invoices, lambda _s: {"issued": 0}, cancel_fails)
+    assert counts == {"issued_from_billing": 2, "stamped": 2, "complements_cancelled_failed": 1}
+    pac.down = True
+    svc.issue_invoice(_domestic(svc, "90"), "EXP-01")
+    assert worker_pass(svc, sweep_billing_invoices, lambda _s: {"issued": 0}, lambda _s: 0) == {"pending_fiscal": 1}
