@@ -45,10 +45,17 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
         for r in conn.execute(sa.select(invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision)
                               .where(invoices.c.contract_id.in_(part))):
             chains[(r.contract_id, r.period)][r.revision] = r.id
+    printed = _printed_references(conn, [r.strip() for r, p in zip(refs, parsed, strict=True)
+                                         if isinstance(p, ReferenceError) and r and r.strip().isdigit()])
     out: list[Resolution] = []
     for i, (ref, p) in enumerate(zip(refs, parsed, strict=True)):
         if isinstance(p, ReferenceError):
-            out.append(Resolution(ref, "unmatched", str(p)))
+            hit = printed.get((ref or "").strip())
+            if hit is not None:
+                # the reference the billing run printed on the invoice (its own format)
+                out.append(Resolution(ref, "ok", "invoice's printed reference", None, hit[1], hit[2], hit[0]))
+            else:
+                out.append(Resolution(ref, "unmatched", str(p)))
             continue
         cid = p.contract_id
         if cid not in munis:
@@ -74,3 +81,14 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
 
 def resolve_one(conn: Connection, ref: str, amount: int | None = None) -> Resolution:
     return resolve_many(conn, [ref], [amount])[0]
+
+
+def _printed_references(conn: Connection, refs: list[str]) -> dict[str, tuple[str, str, str]]:
+    """`invoices.payment_reference` (the billing run's printed reference) → (invoice id,
+    contract id, municipality), for references that are not in our own formats."""
+    found: dict[str, tuple[str, str, str]] = {}
+    for part in _chunks(sorted(set(refs))):
+        for r in conn.execute(sa.select(invoices.c.payment_reference, invoices.c.id, invoices.c.contract_id,
+                                        invoices.c.municipality).where(invoices.c.payment_reference.in_(part))):
+            found[r.payment_reference] = (r.id, r.contract_id, r.municipality)
+    return found

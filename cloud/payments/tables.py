@@ -124,3 +124,10 @@ statement_applied = sa.Table(
     sa.Column("line_id", sa.String(36), nullable=False),
     sa.Column("payment_id", sa.String(36), nullable=False),
 )
+
+
+# Statement lines may carry the reference the billing run printed on the invoice
+# (`invoices.payment_reference`); an additive index on billing's table makes that lookup cheap.
+from cloud.billing.tables import invoices as _invoices  # noqa: E402
+
+sa.Index("ix_invoices_payment_reference", _invoices.c.payment_reference)

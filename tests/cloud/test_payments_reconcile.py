@@ -130,3 +130,19 @@ def test_bad_files_are_refused_whole(cloud) -> None:
     assert _import(cloud, h, HDR, "xml").status_code == 422
     r = cloud.client.post("/api/v2/bank-statements", params={"format": "csv"}, content=b"\xff\xfe\x00", headers=h)
     assert r.status_code == 422 and "UTF-8" in r.json()["reason"]
+
+
+def test_reference_printed_by_the_billing_run_matches(cloud) -> None:
+    """Invoices carry the billing run's own printed reference; a deposit quoting it is applied."""
+    with cloud.engine.begin() as conn:
+        a = make_contract(conn, 1)
+        inv = make_invoice(conn, a, "2026-02", "278.39", due=date(2026, 3, 20),
+                           printed_reference="00000000000120260299")
+    h = cloud.user("collections")
+    rep = _import(cloud, h, HDR + "0123,M1,2026-03-02,278.39,00000000000120260299,\n").json()
+    assert rep["applied"] == 1, rep
+    p = cloud.client.post("/api/v2/payments", json={"reference": "00000000000120260299", "amount": "1.00",
+                                                    "channel": "counter", "channelTxnId": "z"}, headers=h)
+    assert p.status_code == 201 and p.json()["allocations"][0]["kind"] == "credit"
+    assert _balance(cloud, h, a) == "-1.00"
+    del inv

@@ -41,7 +41,7 @@ def make_contracts(conn: Any, count: int, municipality: str = "EXP-01", first: i
 
 
 def invoice_row(contract_id: str, period: str, total: str, revision: int = 0, corrects: str | None = None,
-                due: date | None = None) -> dict[str, Any]:
+                due: date | None = None, printed_reference: str = "0") -> dict[str, Any]:
     y, m = int(period[:4]), int(period[5:])
     start = date(y, m, 1)
     end = date(y + (m == 12), m % 12 + 1, 1)
@@ -54,7 +54,7 @@ def invoice_row(contract_id: str, period: str, total: str, revision: int = 0, co
         "due_date": due or date(end.year, end.month, 20), "use_class": "DOM_MEDIO", "units": 1,
         "consumption_l": 15000, "billed_m3": 15, "estimated": False, "tariff_versions": [], "lines": [],
         "basis": {}, "subtotal": Decimal(total), "vat": Decimal("0.00"), "total": Decimal(total),
-        "currency": "MXN", "payment_reference": "0", "created_at": datetime.now(UTC),
+        "currency": "MXN", "payment_reference": printed_reference, "created_at": datetime.now(UTC),
     }
 
 
