@@ -110,6 +110,7 @@ class Daemon:
         self.hub: Any = None
         self.rules: Any = None
         self.modbus: Any = None
+        self.processor: Any = None
         self._accepting = True
 
     # -- start-up ------------------------------------------------------------------------
@@ -152,20 +153,31 @@ class Daemon:
         n = self.directory.reload(self.store)
         log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
         decoder = Decoder(who.municipality, who.zone, self.directory.lookup)
-        processor = Processor(self.store, decoder, metrics=self.metrics)
+        processor: Any
+        bound = int(cfg.disk_bound_mb * 1024 * 1024)
+        if cfg.writer_process:
+            from gateway.writer_proc import RemoteProcessor
+
+            processor = RemoteProcessor(cfg.db, who.site_id, who.municipality, who.zone, self.metrics, cfg.log_level)
+
+            def housekeeping() -> None:
+                size, over = processor.housekeeping(bound)
+                if over:
+                    log.warning("disk_over_bound", bytes=size, bound=bound)
+        else:
+            processor = Processor(self.store, decoder, metrics=self.metrics)
+
+            def housekeeping() -> None:
+                from gateway.retention import housekeeping as run_housekeeping
+
+                r = run_housekeeping(processor.store, bound)
+                if r.over_bound:
+                    log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
+
         self.processor = processor
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         self.subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
         self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms)
-        bound = int(cfg.disk_bound_mb * 1024 * 1024)
-
-        def housekeeping() -> None:
-            from gateway.retention import housekeeping as run_housekeeping
-
-            r = run_housekeeping(processor.store, bound)
-            if r.over_bound:
-                log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
-
         self.ingestor.housekeeping = housekeeping
         self.ingestor.start()
         self._start_uplink(who)
@@ -232,6 +244,9 @@ class Daemon:
         ing = self.ingestor
         if ing is None or ing.error is not None or not ing.alive():
             ok = False
+        if self.processor is not None and hasattr(self.processor, "alive") and not self.processor.alive():
+            ok = False
+            doc["writer_process_alive"] = False
         doc["ingest_alive"] = bool(ing and ing.alive())
         doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
         doc["committed_messages"] = ing.committed if ing else 0
@@ -271,6 +286,8 @@ class Daemon:
         self._accepting = False
         if self.ingestor:
             self.ingestor.stop()  # commits and acks what is queued
+        if self.processor is not None and hasattr(self.processor, "close"):
+            self.processor.close()
         if self.subscriber:
             time.sleep(0.1)  # let paho flush the last PUBACKs before DISCONNECT
             self.subscriber.stop()

@@ -86,8 +86,9 @@ def assert_exactly_once(gw: GatewayProc, msgs) -> None:
     assert set(got) == want
 
 
-def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path):
-    gw = GatewayProc(tmp_path, mosquitto.url)
+@pytest.mark.parametrize("writer", ["--in-process-writer", "--writer-process"])
+def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, writer):
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=[writer])
     gw.start()
     msgs = stream(50, 60)  # 3000 uplinks
     pub = Publisher(mosquitto.port)
