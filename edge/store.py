@@ -431,25 +431,32 @@ class EdgeStore:
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])
 
-    def next_push_batch(self, max_changes: int = 5000, max_bytes: int = wire.DEFAULT_BATCH_BYTES) -> wire.PushBatch | None:
-        """The oldest queued changes, as one batch (the same batch again until acknowledged)."""
+    def next_push_batch(self, max_changes: int = 5000, max_bytes: int = wire.DEFAULT_BATCH_BYTES,
+                        after: wire.PushBatch | None = None) -> wire.PushBatch | None:
+        """The oldest queued changes, as one batch (the same batch again until acknowledged).
+
+        ``after``: the changes following that (still unacknowledged) batch, so a client can
+        prepare the next batch while the previous one is in flight."""
         n = max_changes
+        after_oid = after.last_oid if after is not None else 0
         while True:
-            changes = self._outbox_changes(n)
+            changes, last_oid = self._outbox_changes(n, after_oid)
             if not changes:
                 return None
             batch = wire.PushBatch(self.site_id, changes)
+            batch.last_oid = last_oid
             batch.encoded = wire.encode(batch)
             size = len(batch.encoded)
             if size <= max_bytes or n == 1:
                 return batch
             n = max(1, min(n - 1, int(len(changes) * max_bytes / size * 0.9)))
 
-    def _outbox_changes(self, n: int) -> list[Change]:
+    def _outbox_changes(self, n: int, after_oid: int = 0) -> tuple[list[Change], int]:
         ob = self.conn.execute(
-            "SELECT oid, site_id, seq, tbl, pk, hlc, body FROM _outbox ORDER BY oid LIMIT ?", (n,)).fetchall()
+            "SELECT oid, site_id, seq, tbl, pk, hlc, body FROM _outbox WHERE oid > ? ORDER BY oid LIMIT ?",
+            (after_oid, n)).fetchall()
         if not ob:
-            return []
+            return [], after_oid
         lo, hi = ob[0][0], ob[-1][0]
         facts: dict[tuple[str, str], dict[str, Any]] = {}
         for table in {r[3] for r in ob if r[6] is None}:
@@ -471,7 +478,7 @@ class EdgeStore:
             else:
                 b = cbor2.loads(body)
                 out.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))
-        return out
+        return out, hi
 
     def relay(self, changes: list[Change]) -> None:
         """Append received changes to this node's outbox unchanged (origin site_id and seq kept)."""

@@ -130,9 +130,29 @@ class SyncClient:
         return result
 
     def push_all(self) -> int:
+        """Push until the outbox is empty. The next batch is read and encoded while the previous
+        one is in flight (one batch ahead, never acknowledged before its own answer)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         n = 0
-        while (r := self.push_once()) is not None:
-            n += len(r.acked)
+        batch = self.store.next_push_batch(self.max_changes, self.max_bytes)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-push") as pool:
+            while batch is not None:
+                sent = self.clock()
+                future = pool.submit(self._post, PUSH_PATH, batch)
+                try:
+                    following = self.store.next_push_batch(self.max_changes, self.max_bytes, after=batch)
+                finally:
+                    result = future.result()  # raises Unreachable/PeerRefused: the outbox is intact
+                if not isinstance(result, wire.PushResult):
+                    raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
+                self.store.acknowledge(result)
+                self.store.observe_server_time(result.server_time_ms, sent, self.clock())
+                self.stats.pushed += len(batch.changes)
+                self.stats.push_batches += 1
+                self.stats.refused += len(result.refusals)
+                n += len(result.acked)
+                batch = following
         return n
 
     def pull_once(self) -> wire.PullBatch:

@@ -13,8 +13,7 @@ REFUSAL_CODES = (
 )
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One write, as recorded in the origin's outbox.
 
     ``op == "insert"``: a fact row (``fields`` is the whole row, ``cl`` is 0).

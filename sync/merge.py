@@ -54,6 +54,8 @@ def row_changed(before: RowState | None, after: RowState | None) -> bool:
 
 def normalize_fact(spec: TableSpec, row: dict[str, Any]) -> dict[str, Any]:
     """Every declared field present (None when absent); unknown fields kept unless None."""
+    if row.keys() == spec.fields.keys():
+        return row  # already complete (the common case: rows read from a store)
     out = {name: row.get(name) for name in spec.fields}
     for k, v in row.items():
         if k not in out and v is not None:

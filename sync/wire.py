@@ -46,6 +46,8 @@ class PushBatch:
     schema: int = SCHEMA_VERSION
     #: the encoded body, kept by whoever built the batch to avoid encoding it twice
     encoded: bytes | None = field(default=None, compare=False, repr=False)
+    #: position of the last change in the sender's outbox (local bookkeeping, not sent)
+    last_oid: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass
@@ -305,10 +307,10 @@ def _decode_run(run: dict[str, Any]) -> list[Change]:
                 names = ["id", *names]
                 columns = [pk, *columns]
             rows: list[dict[str, Any]] = []
-            for i in range(n):
-                if have is None:
-                    rows.append({nm: col[i] for nm, col in zip(names, columns, strict=True)})
-                else:
+            if have is None:
+                rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)] if columns else [{} for _ in range(n)]
+            else:
+                for i in range(n):
                     rows.append({nm: col[i] for nm, col, h in zip(names, columns, have[i], strict=True) if h})
             cl: list[Any] = [0] * n
         else:
@@ -316,7 +318,8 @@ def _decode_run(run: dict[str, Any]) -> list[Change]:
             cl = decode_column(c["cl"])
         if not all(len(x) == n for x in (pk, site, seq, hlc, mun, zone, rows, cl)):
             raise WireError("column lengths differ")
-        return [Change(table, pk[i], site[i], seq[i], hlc[i], op, rows[i], cl[i], mun[i], zone[i]) for i in range(n)]
+        return [Change(table, p, s, q, h, op, r, c, m, z)
+                for p, s, q, h, r, c, m, z in zip(pk, site, seq, hlc, rows, cl, mun, zone, strict=True)]
     except (KeyError, IndexError, TypeError, ValueError) as e:
         if isinstance(e, WireError):
             raise
