@@ -55,7 +55,7 @@ ES: dict[str, str] = {
     "status_read": "leído",
     "status_skipped": "obs.",
     "status_pending": "pendiente",
-    "route_progress": "Ruta {name}: {read} leídos · {skipped} con observación · {pending} pendientes de {total}",
+    "route_progress": "{name}: {read} leídos · {skipped} con observación · {pending} pendientes de {total}",
     "search_placeholder": "Buscar por medidor o domicilio (Enter)",
     "search_none": "Ningún medidor coincide con «{q}».",
     "search_unknown_meter": "Medidor desconocido: «{q}». Revise el número de serie.",
@@ -77,6 +77,7 @@ ES: dict[str, str] = {
     "col_source": "Origen",
     "col_state": "",
     "superseded": "corregida",
+    "source_reference": "nube (última conocida)",
     # reading entry
     "reading_title": "Lectura de {serial}",
     "reading_correct_title": "Corrección de lectura de {serial}",
@@ -227,7 +228,7 @@ EN: dict[str, str] = {
     "status_read": "read",
     "status_skipped": "obs.",
     "status_pending": "pending",
-    "route_progress": "Route {name}: {read} read · {skipped} with observation · {pending} pending of {total}",
+    "route_progress": "{name}: {read} read · {skipped} with observation · {pending} pending of {total}",
     "search_placeholder": "Search by meter serial or address (Enter)",
     "search_none": "No meter matches “{q}”.",
     "search_unknown_meter": "Unknown meter: “{q}”. Check the serial number.",
@@ -248,6 +249,7 @@ EN: dict[str, str] = {
     "col_source": "Source",
     "col_state": "",
     "superseded": "corrected",
+    "source_reference": "cloud (last known)",
     "reading_title": "Reading of {serial}",
     "reading_correct_title": "Correction of {serial}",
     "reading_value": "Reading (m³)",
@@ -355,7 +357,7 @@ def language() -> str:
 def t(key: str, **params: object) -> str:
     """Translate `key` into the current language, formatting `params` into it."""
     catalog = CATALOGS[language()]
-    text = catalog.get(key) or ES.get(key) or key
+    text = catalog[key] if key in catalog else ES.get(key, key)
     try:
         return text.format(**params)
     except (KeyError, IndexError):

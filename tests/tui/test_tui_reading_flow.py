@@ -163,3 +163,17 @@ async def test_search_by_address_and_unknown_serial(handheld: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MeterScreen) and app.screen.serial == "WM00000002"
+
+
+async def test_everything_fits_80x24(handheld: Path) -> None:
+    app = ReaderApp(handheld, auto_sync_s=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_first_meter(pilot)
+        await pilot.press("l")
+        await pilot.pause()
+        screen = app.screen
+        for widget in [*screen.query(Input), screen.query_one("#error")]:
+            r = widget.region
+            if widget.display:
+                assert r.y >= 0 and r.bottom <= 24 and r.right <= 80, (widget, r)
+        assert len(list(screen.query(Input))) == 5

@@ -20,7 +20,7 @@ class MeterScreen(Screen[None]):
         Binding("enter", "read", t("key_read"), show=False),
         Binding("o", "observation", t("key_skip")),
         Binding("c", "correct", t("key_correct")),
-        Binding("n", "next", "→"),
+        Binding("n", "next", "→", show=False),
         Binding("s", "sync", t("key_sync")),
     ]
 
@@ -87,6 +87,10 @@ class MeterScreen(Screen[None]):
         for r in info.readings[:12]:
             table.add_row(format_local(r.taken_at), format_m3(r.value_l), r.observation_code or "", r.source,
                           t("superseded") if r.superseded else "")
+        last_at, last_v = info.meter.get("last_read_at"), info.meter.get("last_value_l")
+        if last_at is not None and last_v is not None and all(r.taken_at != last_at for r in info.readings):
+            # the value the office knows, so the reader sees history even on a first visit
+            table.add_row(format_local(int(last_at)), format_m3(int(last_v)), "", t("source_reference"), "")
         self.query_one(SyncBar).refresh_status()
 
     def action_back(self) -> None:
