@@ -132,3 +132,67 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
         return {"issued": 0, "errors": 0}
     out = issue_for_billing(svc, ids)
     return {"issued": len(out["issued"]), "errors": len(out["errors"])}
+
+
+def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> dict[str, Any] | None:
+    """The month's global CFDI to público en general: every receipt of a customer without tax
+    data that became fully paid by the end of the month and is in no global CFDI yet.
+
+    A receipt enters the global of the month in which it is fully paid (partial payments wait).
+    FormaPago is the channel that paid the largest amount. Idempotent per municipality and
+    month (a second call returns the first document). None when there is nothing to include.
+    """
+    from datetime import date
+    from datetime import datetime as dt
+
+    from cloud.billing.tables import invoices
+    from cloud.payments.tables import allocations, payments
+    from cloud.registry.tables import contracts, customers
+
+    from .from_payments import FORMA_PAGO
+    from .model import GlobalPeriod
+    from .tables import cfdi_global_members
+
+    end_local = date(year + (month == 12), month % 12 + 1, 1)
+    end = dt(end_local.year, end_local.month, 1, tzinfo=MX)
+    untaxed = sa.or_(customers.c.tax_id.is_(None), customers.c.tax_regime.is_(None),
+                     customers.c.fiscal_zip.is_(None), customers.c.tax_id == PUBLIC_RFC)
+    in_global = sa.exists().where(cfdi_global_members.c.invoice_id == invoices.c.id)
+    folio = f"{municipality}-{year}{month:02d}"
+    with svc.engine.connect() as conn:
+        done = svc.existing(conn, f"global:{municipality}:{year}-04-{month:02d}:{folio}")
+        if done:
+            return done  # type: ignore[no-any-return]
+        paid = (
+            sa.select(allocations.c.invoice_id, sa.func.sum(allocations.c.amount_cents).label("cents"))
+            .join(payments, payments.c.id == allocations.c.payment_id)
+            .where(payments.c.received_at < end, allocations.c.invoice_id.is_not(None))
+            .group_by(allocations.c.invoice_id)
+        ).subquery()
+        rows = conn.execute(
+            sa.select(invoices, customers.c.id.label("customer_id"), customers.c.name.label("customer_name"))
+            .join(contracts, contracts.c.id == invoices.c.contract_id)
+            .join(customers, customers.c.id == contracts.c.customer_id)
+            .join(paid, paid.c.invoice_id == invoices.c.id)
+            .where(invoices.c.municipality == municipality, untaxed, ~in_global,
+                   paid.c.cents >= sa.cast(invoices.c.total * 100, sa.BigInteger))
+            .order_by(invoices.c.id)
+        ).mappings().all()
+        if not rows:
+            return None
+        forms = conn.execute(
+            sa.select(payments.c.channel, sa.func.sum(allocations.c.amount_cents).label("cents"))
+            .join(payments, payments.c.id == allocations.c.payment_id)
+            .where(allocations.c.invoice_id.in_([r["id"] for r in rows]), allocations.c.amount_cents > 0)
+            .group_by(payments.c.channel).order_by(sa.desc("cents"))
+        ).first()
+    receipts = [invoice_from_billing(dict(r), svc.issuer, Receiver(r["customer_id"], r["customer_name"])) for r in rows]
+    return svc.issue_global(  # type: ignore[no-any-return]
+        municipality, GlobalPeriod("04", f"{month:02d}", year), receipts,
+        folio=folio, payment_form=FORMA_PAGO.get(forms.channel if forms else "", "01"),
+        issued_at=_now_local(svc),
+    )
+
+
+def _now_local(svc: Any) -> datetime:
+    return svc.clock().astimezone(MX).replace(tzinfo=None, microsecond=0)  # type: ignore[no-any-return]

@@ -390,3 +390,37 @@ def test_worker_pass_keeps_stamping_when_another_step_fails(env) -> None:  # typ
     pac.down = True
     svc.issue_invoice(_domestic(svc, "90"), "EXP-01")
     assert worker_pass(svc, sweep_billing_invoices, lambda _s: {"issued": 0}, lambda _s: 0) == {"pending_fiscal": 1}
+
+
+def test_monthly_global_takes_receipts_fully_paid_in_the_month(env) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.from_billing import issue_monthly_global
+    from cloud.payments.ledger import PaymentIn, record_payments
+
+    svc, pac, clock = env
+    _billing_fixture(svc.engine, n_with_tax=1, n_without=2)  # inv-b1, inv-b2: público en general, 235.03
+    nov = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
+    with svc.engine.begin() as conn:
+        record_payments(conn, [
+            PaymentIn("EXP-01-0000001", 23503, "store", "OX-1", nov, invoice_id="inv-b1"),
+            PaymentIn("EXP-01-0000002", 10000, "counter", "CT-1", nov, invoice_id="inv-b2"),  # partial
+            PaymentIn("EXP-01-0000000", 23503, "counter", "CT-2", nov, invoice_id="inv-b0"),  # has tax data
+        ], now=nov)
+    clock.now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    g = issue_monthly_global(svc, "EXP-01", 2026, 11)
+    assert issue_monthly_global(svc, "EXP-01", 2026, 11)["id"] == g["id"]
+    svc.stamp_due()
+    root = assert_valid_everywhere(_doc(svc, g["id"])["stamped_xml"])
+    assert {c.get("NoIdentificacion") for c in root.iterfind("cfdi:Conceptos/cfdi:Concepto", NS)} == {
+        "A-EXP-01-202611-EXP-01-0000001"}
+    assert (root.get("Total"), root.get("FormaPago"), root.get("MetodoPago")) == ("235.03", "01", "PUE")
+    ig = root.find("cfdi:InformacionGlobal", NS)
+    assert (ig.get("Periodicidad"), ig.get("Meses"), ig.get("Año")) == ("04", "11", "2026")
+    # The partial receipt is completed in December: it goes into December's global.
+    dec = datetime(2026, 12, 10, 18, 0, tzinfo=UTC)
+    with svc.engine.begin() as conn:
+        record_payments(conn, [PaymentIn("EXP-01-0000002", 13503, "transfer", "TR-1", dec, invoice_id="inv-b2")],
+                        now=dec)
+    clock.now = datetime(2027, 1, 1, 15, 0, tzinfo=UTC)
+    g2 = issue_monthly_global(svc, "EXP-01", 2026, 12)
+    assert g2 is not None and g2["id"] != g["id"] and g2["total"] == Decimal("235.03")
+    assert issue_monthly_global(svc, "EXP-01", 2027, 1) is None
