@@ -129,6 +129,29 @@ def notify_worker(
         engine.dispose()
 
 
+@app.command("global-invoice")
+def global_invoice(
+    municipality: str = typer.Option(..., help="Municipality (tenant), e.g. EXP-01."),
+    year: int = typer.Option(..., help="Year of the period."),
+    month: int = typer.Option(..., min=1, max=12, help="Month of the period (1-12)."),
+    db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+) -> None:
+    """Issue the month's global CFDI to público en general (receipts fully paid in the month)."""
+    from .from_billing import issue_monthly_global
+    from .wiring import service_from_settings
+
+    engine = _engine(db)
+    try:
+        doc = issue_monthly_global(service_from_settings(engine), municipality, year, month)
+    except ValueError as e:  # rule violations (CfdiRuleError, ValidationError) with their reason
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps({"document_id": doc["id"], "fiscal_status": doc["fiscal_status"], "total": str(doc["total"])}
+                          if doc else {"document_id": None, "reason": "no receipts to include"}))
+
+
 @app.command("validate")
 def validate_file(
     path: Path = typer.Argument(..., help="CFDI 4.0 XML file."),

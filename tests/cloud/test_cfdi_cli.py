@@ -31,3 +31,14 @@ def test_workers_run_once_on_an_empty_database(tmp_path, monkeypatch) -> None:  
     r = runner.invoke(app, ["cloud", "cfdi", "notify-worker", "--db", db, "--once",
                             "--sink", str(tmp_path / "n.jsonl")])
     assert r.exit_code == 0, r.output
+
+
+def test_global_invoice_command_with_nothing_to_include(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    r = runner.invoke(app, ["cloud", "cfdi", "global-invoice", "--municipality", "EXP-01", "--year", "2026",
+                            "--month", "11", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["document_id"] is None
+    r = runner.invoke(app, ["cloud", "cfdi", "global-invoice", "--municipality", "EXP-01", "--year", "2026",
+                            "--month", "13", "--db", db])
+    assert r.exit_code == 2
