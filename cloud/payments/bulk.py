@@ -18,6 +18,9 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     cols = list(rows[0].keys())
     dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy_rows(conn, table, cols, rows)
+        return
     procs = [table.c[c].type._cached_bind_processor(dialect) for c in cols]  # noqa: SLF001
     compiled = table.insert().values({c: sa.bindparam(c) for c in cols}).compile(dialect=dialect)
     sql = str(compiled)
@@ -61,3 +64,21 @@ def new_ids(n: int) -> list[str]:
         h = f"{x:032x}"
         out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return out
+
+
+def _copy_rows(conn: Connection, table: sa.Table, cols: list[str], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY … FROM STDIN through psycopg (an order of magnitude faster than
+    executemany). JSON columns are wrapped as Jsonb; other values adapt as psycopg binds them."""
+    from psycopg.types.json import Jsonb
+
+    json_cols = {c for c in cols if isinstance(table.c[c].type, sa.JSON)}
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    with dbapi.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as cp:
+        if json_cols:
+            for r in rows:
+                cp.write_row([Jsonb(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
+        else:
+            for r in rows:
+                cp.write_row([r[c] for c in cols])
