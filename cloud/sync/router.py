@@ -10,6 +10,7 @@ import cbor2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from cloud.auth import Principal, current_principal
 from sync import server, wire
@@ -52,9 +53,15 @@ async def push(request: Request, principal: Principal = Depends(current_principa
     if not isinstance(msg, wire.PushBatch):
         return _cbor(400, {"error": f"expected a PushBatch, got {type(msg).__name__}"})
     engine: Engine = request.app.state.engine
-    with engine.begin() as conn:
-        result = server.push(CloudStorage(conn), scope, msg, cloud_hlc())
-    return Response(wire.encode(result), media_type=wire.CONTENT_TYPE)
+    batch = msg
+
+    def work() -> bytes:
+        with engine.begin() as conn:
+            result = server.push(CloudStorage(conn), scope, batch, cloud_hlc())
+        return wire.encode(result)  # only after the commit
+
+    # database work off the event loop, so other requests keep being served meanwhile
+    return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)
 
 
 @router.post("/pull", response_class=Response, summary="Pull a CBOR PullBatch of the node's subset since its cursor")
@@ -68,6 +75,11 @@ async def pull(request: Request, principal: Principal = Depends(current_principa
     if not isinstance(msg, wire.PullRequest):
         return _cbor(400, {"error": f"expected a PullRequest, got {type(msg).__name__}"})
     engine: Engine = request.app.state.engine
-    with engine.begin() as conn:
-        batch = server.pull(CloudStorage(conn), scope, msg, cloud_hlc())
-    return Response(wire.encode(batch), media_type=wire.CONTENT_TYPE)
+    req = msg
+
+    def work() -> bytes:
+        with engine.begin() as conn:
+            batch = server.pull(CloudStorage(conn), scope, req, cloud_hlc())
+        return wire.encode(batch)
+
+    return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)

@@ -115,7 +115,7 @@ def put_rows(conn: Connection, pairs: list[tuple[RowState | None, RowState]]) ->
         if ins:
             conn.execute(table.insert(), ins)
         if upd:
-            cols = {k: sa.bindparam(k) for k in upd[0] if k != "_pk"}
+            cols: dict[str, Any] = {k: sa.bindparam(k) for k in upd[0] if k != "_pk"}
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("_pk")).values(cols), upd)
     first = allocate_seqs(conn, len(pairs))
     conn.execute(t.sync_log.insert(), [

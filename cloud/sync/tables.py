@@ -14,12 +14,14 @@ so a cursor can never pass a row that commits late (PostgreSQL sequences would a
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from cloud.db import JSONType, metadata
 from sync.schema import TABLES as SPECS
 
-_TYPES: dict[str, sa.types.TypeEngine[object] | type] = {
+_TYPES: dict[str, Any] = {
     "str": sa.Text, "int": sa.BigInteger, "float": sa.Float, "bool": sa.Boolean, "json": JSONType,
 }
 

@@ -98,7 +98,7 @@ def delete_rows(conn: Connection, table: str, pks: Iterable[str], principal: Any
     spec = _spec(table, "mutable")
     keys = list(pks)
     rows = storage.get_rows(conn, table, keys)
-    pairs = []
+    pairs: list[tuple[RowState | None, RowState]] = []
     for pk in keys:
         cur = rows.get(pk)
         if cur is not None and cur.alive:
