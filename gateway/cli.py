@@ -98,7 +98,8 @@ def status(
     q = doc["queues"]
     typer.echo(f"site {doc['site_id']} zone {doc['zone']}")
     typer.echo(f"outbox {q['outbox']}  parked {q['parked_unknown_devices']}  refusals {q['refusals']}")
-    typer.echo(f"last cloud contact: {doc['seconds_since_cloud_contact']} s ago")
+    ago = doc["seconds_since_cloud_contact"]
+    typer.echo("last cloud contact: " + ("never" if ago is None else f"{ago} s ago"))
     typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']}")
     typer.echo(f"disk {doc['disk']['total']} bytes")
 
