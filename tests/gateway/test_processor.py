@@ -162,3 +162,24 @@ def test_lns_device_profile_name_selects_the_vendor_codec(proc):
     up = parse(topic, json.dumps(body).encode(), 0)
     want = to_reading(prof, up, decode(prof, 85, up.payload))
     assert r["value_l"] == want["value_l"] and r["battery"] == 92
+
+
+def test_tts_uplink_stored_and_deduplicated_by_fcnt_and_session(proc):
+    import base64
+    import json
+
+    from gw_helpers import eui, wm1
+
+    def tts(fcnt, session="AXk=", vol=5000):
+        return json.dumps({
+            "end_device_ids": {"device_id": serial(7).lower(), "dev_eui": eui(7).upper()},
+            "received_at": "2026-11-28T04:00:00Z",
+            "uplink_message": {"f_port": 1, "f_cnt": fcnt, "session_key_id": session,
+                               "frm_payload": base64.b64encode(wm1(vol)).decode()}}).encode()
+
+    t = f"v3/aquacis@cea/devices/{serial(7).lower()}/up"
+    res = proc.process([inbound(t, tts(3)), inbound(t, tts(3)), inbound(t, tts(3, session="new")),
+                        inbound(t, tts(4, vol=5010))])
+    assert (res.stored, res.duplicates) == (3, 1)
+    rows = proc.store.edge.rows("readings", meter_serial=serial(7))
+    assert sorted(r["value_l"] for r in rows) == [5000, 5000, 5010]
