@@ -20,7 +20,7 @@ from satcfdi.models import Signer
 
 from .cadena import fast_cadena
 from .validate import cadena_of
-from .xml import comprobante_xml
+from .xml import comprobante_xml_and_cadena
 
 
 @dataclass
@@ -41,10 +41,12 @@ def seal(doc: CFDI, signer: Signer) -> Sealed:
     number, cert_b64 = _cert_fields(signer)
     doc["NoCertificado"] = number
     doc["Certificado"] = cert_b64
-    root = comprobante_xml(doc)
-    if root is None:  # outside the fast serialiser's subset (complements, addenda, ...)
+    got = comprobante_xml_and_cadena(doc)
+    if got is not None:
+        root, cadena = got
+    else:  # outside the fast serialiser's subset (complements, addenda, ...)
         root = doc.to_xml()
-    cadena = fast_cadena(root) or cadena_of(root)  # same rules; libxslt when outside the compiled subset
+        cadena = fast_cadena(root) or cadena_of(root)  # same rules; libxslt outside the compiled subset
     signature = signer.key.sign(cadena.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     root.set("Sello", base64.b64encode(signature).decode("ascii"))
     return Sealed(root, cadena)

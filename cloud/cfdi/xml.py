@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 from satcfdi.transform.helpers import fmt_decimal, strcode
 
+from .cadena import _NEEDS, _normalize
 from .validate import CFDI_NS
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -47,7 +48,9 @@ def _items(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _traslado(parent: etree._Element, tag: str, t: dict[str, Any], retention: bool) -> None:
+def _traslado(parent: etree._Element, tag: str, t: dict[str, Any], out: list[str]) -> None:
+    """A Concepto's or the Comprobante's Traslado/Retencion (Base, Impuesto, TipoFactor, TasaOCuota,
+    Importe — also their cadena order)."""
     el = etree.SubElement(parent, tag)
     a = el.attrib
     if "Base" in t and t["Base"] is not None:
@@ -59,23 +62,25 @@ def _traslado(parent: etree._Element, tag: str, t: dict[str, Any], retention: bo
         a["TasaOCuota"] = fmt_decimal(v)
     if (v := t.get("Importe")) is not None:
         a["Importe"] = fmt_decimal(v)
+    out.extend(a.values())
 
 
-def _concepto(parent: etree._Element, c: dict[str, Any]) -> None:
+def _concepto(parent: etree._Element, c: dict[str, Any], out: list[str]) -> None:
     _present(c, _CONCEPTO_KEYS)
     el = etree.SubElement(parent, C + "Concepto")
     imp = c.get("Impuestos")
+    taxes: list[str] = []  # in the cadena the taxes follow the concepto's own attributes
     if imp is not None:
         _present(imp, {"Traslados", "Retenciones"})
         ie = etree.SubElement(el, C + "Impuestos")
         if imp.get("Traslados") is not None:
             st = etree.SubElement(ie, C + "Traslados")
             for t in _items(imp["Traslados"]):
-                _traslado(st, C + "Traslado", t, False)
+                _traslado(st, C + "Traslado", t, taxes)
         if imp.get("Retenciones") is not None:
             st = etree.SubElement(ie, C + "Retenciones")
             for t in _items(imp["Retenciones"]):
-                _traslado(st, C + "Retencion", t, True)
+                _traslado(st, C + "Retencion", t, taxes)
     a = el.attrib
     a["ClaveProdServ"] = strcode(c["ClaveProdServ"])
     if (v := c.get("NoIdentificacion")) is not None:
@@ -90,10 +95,28 @@ def _concepto(parent: etree._Element, c: dict[str, Any]) -> None:
     if (v := c.get("Descuento")) is not None:
         a["Descuento"] = fmt_decimal(v)
     a["ObjetoImp"] = strcode(c["ObjetoImp"])
+    out.extend(a.values())
+    out.extend(taxes)
 
 
 def comprobante_xml(doc: Any) -> etree._Element | None:
     """The lxml tree satcfdi's `to_xml()` would produce, or None when outside our subset."""
+    got = comprobante_xml_and_cadena(doc)
+    return got[0] if got else None
+
+
+def _cadena(values: list[str]) -> str:
+    # normalize-space() of each value, as SAT's utilerias.xslt does.
+    return "||" + "|".join(_normalize(v) if _NEEDS.search(v) else v for v in values) + "||"
+
+
+def comprobante_xml_and_cadena(doc: Any) -> tuple[etree._Element, str] | None:
+    """The tree satcfdi's `to_xml()` would produce and, in the same pass, its cadena original.
+
+    Within this subset (cfdi namespace only) SAT's cadenaoriginal_4_0.xslt lists each node's
+    attributes in the same order as the XSD (hence as written here), Sello and Certificado
+    excluded, children after their parent; tests assert equality with SAT's XSLT.
+    """
     if getattr(doc, "tag", None) != C + "Comprobante" or doc.get("Version") != "4.0":
         return None
     try:
@@ -102,20 +125,26 @@ def comprobante_xml(doc: Any) -> etree._Element | None:
             if part in doc and doc[part] is not None and doc[part].get("_nsmap") is not None:
                 raise _Fallback("_nsmap")
         root = etree.Element(C + "Comprobante", nsmap=NSMAP)
+        body: list[str] = []  # cadena values after the Comprobante's own attributes
         if (ig := doc.get("InformacionGlobal")) is not None:
-            etree.SubElement(root, C + "InformacionGlobal", {
+            g = etree.SubElement(root, C + "InformacionGlobal", {
                 "Periodicidad": strcode(ig["Periodicidad"]), "Meses": strcode(ig["Meses"]), "Año": str(ig["Año"])})
+            body.extend(g.attrib.values())
         for rel in _items(doc.get("CfdiRelacionados")):
             re_ = etree.SubElement(root, C + "CfdiRelacionados")
-            for u in _items(rel["CfdiRelacionado"]):
-                etree.SubElement(re_, C + "CfdiRelacionado", {"UUID": str(u)})
+            uuids = [str(u) for u in _items(rel["CfdiRelacionado"])]
+            for u in uuids:
+                etree.SubElement(re_, C + "CfdiRelacionado", {"UUID": u})
             re_.attrib["TipoRelacion"] = strcode(rel["TipoRelacion"])
+            body.append(re_.attrib["TipoRelacion"])
+            body.extend(uuids)
         em = doc["Emisor"]
         _present(em, {"Rfc", "Nombre", "RegimenFiscal", "FacAtrAdquirente"})
         e = etree.SubElement(root, C + "Emisor", {"Rfc": str(em["Rfc"]), "Nombre": em["Nombre"],
                                                   "RegimenFiscal": strcode(em["RegimenFiscal"])})
         if (v := em.get("FacAtrAdquirente")) is not None:
             e.attrib["FacAtrAdquirente"] = v
+        body.extend(e.attrib.values())
         rc = doc["Receptor"]
         _present(rc, {"Rfc", "Nombre", "DomicilioFiscalReceptor", "ResidenciaFiscal", "NumRegIdTrib",
                       "RegimenFiscalReceptor", "UsoCFDI"})
@@ -127,25 +156,30 @@ def comprobante_xml(doc: Any) -> etree._Element | None:
             r.attrib["NumRegIdTrib"] = v
         r.attrib["RegimenFiscalReceptor"] = strcode(rc["RegimenFiscalReceptor"])
         r.attrib["UsoCFDI"] = strcode(rc["UsoCFDI"])
+        body.extend(r.attrib.values())
         cs = etree.SubElement(root, C + "Conceptos")
         for c in _items(doc["Conceptos"]):
-            _concepto(cs, c)
+            _concepto(cs, c, body)
         if (imp := doc.get("Impuestos")) is not None:
             _present(imp, {"Retenciones", "Traslados", "TotalImpuestosRetenidos", "TotalImpuestosTrasladados"})
             ie = etree.SubElement(root, C + "Impuestos")
             if imp.get("Retenciones") is not None:
                 st = etree.SubElement(ie, C + "Retenciones")
                 for t in _items(imp["Retenciones"]):
-                    etree.SubElement(st, C + "Retencion", {"Impuesto": strcode(t["Impuesto"]),
-                                                           "Importe": fmt_decimal(t["Importe"])})
+                    ret = etree.SubElement(st, C + "Retencion", {"Impuesto": strcode(t["Impuesto"]),
+                                                                 "Importe": fmt_decimal(t["Importe"])})
+                    body.extend(ret.attrib.values())
+            if (v := imp.get("TotalImpuestosRetenidos")) is not None:
+                body.append(fmt_decimal(v))
             if imp.get("Traslados") is not None:
                 st = etree.SubElement(ie, C + "Traslados")
                 for t in _items(imp["Traslados"]):
-                    _traslado(st, C + "Traslado", t, False)
+                    _traslado(st, C + "Traslado", t, body)
             if (v := imp.get("TotalImpuestosRetenidos")) is not None:
                 ie.attrib["TotalImpuestosRetenidos"] = fmt_decimal(v)
             if (v := imp.get("TotalImpuestosTrasladados")) is not None:
                 ie.attrib["TotalImpuestosTrasladados"] = fmt_decimal(v)
+                body.append(ie.attrib["TotalImpuestosTrasladados"])
         a = root.attrib
         a["Version"] = doc["Version"]
         if (v := doc.get("Serie")) is not None:
@@ -174,7 +208,8 @@ def comprobante_xml(doc: Any) -> etree._Element | None:
         a["LugarExpedicion"] = strcode(doc["LugarExpedicion"])
         if (v := doc.get("Confirmacion")) is not None:
             a["Confirmacion"] = v
+        head = [v for k, v in a.items() if k not in ("Sello", "Certificado")]
         a[f"{{{XSI}}}schemaLocation"] = SCHEMA_LOCATION
-        return root
+        return root, _cadena(head + body)
     except (_Fallback, KeyError, TypeError, AttributeError):
         return None

@@ -301,11 +301,15 @@ def test_any_invoice_validates_and_adds_up(signer, issuer, lines, use) -> None: 
 def _same_xml_as_satcfdi(doc) -> None:  # type: ignore[no-untyped-def]
     from lxml import etree
 
-    from cloud.cfdi.xml import comprobante_xml
+    from cloud.cfdi.validate import cadena_of
+    from cloud.cfdi.xml import comprobante_xml_and_cadena
 
-    fast = comprobante_xml(doc)
-    assert fast is not None
-    assert etree.tostring(fast, encoding="UTF-8") == etree.tostring(doc.to_xml(), encoding="UTF-8")
+    got = comprobante_xml_and_cadena(doc)
+    assert got is not None
+    fast, cadena = got
+    reference = doc.to_xml()
+    assert etree.tostring(fast, encoding="UTF-8") == etree.tostring(reference, encoding="UTF-8")
+    assert cadena == cadena_of(reference)  # SAT's XSLT on satcfdi's own tree
 
 
 def test_fast_serialiser_matches_satcfdi_for_every_builder(issuer, stamped_ppd) -> None:  # type: ignore[no-untyped-def]
@@ -326,6 +330,9 @@ def test_fast_serialiser_matches_satcfdi_for_every_builder(issuer, stamped_ppd) 
                      series="G", folio="1", issued_at=datetime(2026, 3, 1, 8, 0), payment_form="01"),
         build_credit_note(issuer, None, stamped_ppd.uuid, [line(LineKind.SANITATION, "1", "5")], series="NC",
                           folio="74", issued_at=datetime(2026, 12, 1)),
+        build_invoice(invoice(issuer, CUSTOMER_TAX, (  # whitespace the cadena must normalise
+            line(LineKind.WATER, "1", "10", concept="  Agua \t potable\n 12 m³ "),
+            line(LineKind.SEWERAGE, "1", "3", concept="Alcantarillado\u00a0 (NBSP)")), folio="75")),
     ]
     for doc in docs:
         doc["NoCertificado"], doc["Certificado"] = "30001000000400002434", "QUJD"
