@@ -194,7 +194,7 @@ class ReadingsConsumption:
             # Only readings the VEE accepted are billable (docs/contracts.md): invalid, suspect
             # (until reviewed) and not-yet-validated readings are not a basis for a bill.
             q = q.join(vee, vee.c.reading_id == readings.c.id).where(vee.c.status == "valid")
-        for serial, taken, value, rid in conn.execute(q):
+        for serial, taken, value, rid in conn.execute(q).all():  # fetchall: far cheaper than row by row
             if serial in serials:
                 # Rows are ordered by time: the last one seen on each side wins.
                 (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
@@ -212,7 +212,7 @@ class ReadingsConsumption:
               .where(invoices.c.contract_id >= first, invoices.c.contract_id <= last,
                      invoices.c.kind == "regular", invoices.c.period_end < start)
               .order_by(invoices.c.contract_id, invoices.c.period_end.desc()))
-        for cid, ps, pe, litres, est in conn.execute(hq):
+        for cid, ps, pe, litres, est in conn.execute(hq).all():
             if cid in ids:
                 history.setdefault(cid, []).append((ps, pe, int(litres), bool(est)))
 
@@ -230,7 +230,7 @@ class ReadingsConsumption:
                     out[c.id] = got
                     continue
             if op and cl:
-                opened = datetime.fromtimestamp(op[0] / 1000, UTC).astimezone(TZ).date()
+                opened = datetime.fromtimestamp(op[0] / 1000, UTC).astimezone(TZ).date() if hist else start
                 # Estimates billed after the opening reading are settled now (true-up).
                 estimated_since = sum(litres for ps, pe, litres, est in hist if est and pe >= opened)
                 litres = cl[1] - op[1]
