@@ -634,6 +634,15 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     try:
         for s in stmts:
             conn.execute(s)
+        # expand-only upgrades of stores made by earlier versions
+        have = {r[1] for r in conn.execute("PRAGMA table_info(_hub_log)")}
+        if "reset" not in have:
+            conn.execute("ALTER TABLE _hub_log ADD COLUMN reset INTEGER NOT NULL DEFAULT 0")
+        for ts in TABLES.values():
+            existing = {r[1] for r in conn.execute(f"PRAGMA table_info({_q(ts.name)})")}
+            for n, f in ts.fields.items():
+                if n not in existing:  # a field added to the schema: a new nullable column
+                    conn.execute(f"ALTER TABLE {_q(ts.name)} ADD COLUMN {_q(n)} {_SQL_TYPES[f.type]}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
