@@ -9,4 +9,4 @@ eval "$(bash scripts/start-services.sh)"
 export AQUACIS_HYPOTHESIS_PROFILE="${AQUACIS_HYPOTHESIS_PROFILE:-ci}"
 .venv/bin/ruff check .
 .venv/bin/mypy sync edge
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"
