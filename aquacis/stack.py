@@ -197,6 +197,8 @@ class Stack:
                 f"listener {self.broker_port} 127.0.0.1\nallow_anonymous true\n"
                 f"persistence true\npersistence_location {store}/\n"
                 "max_queued_messages 0\nmax_inflight_messages 0\n"
+                # As root, mosquitto would drop to its own user and fail to write its store here.
+                + ("user root\n" if os.geteuid() == 0 else "")
             )
             proc = self.spawn("mosquitto", [binary, "-c", str(conf)])
             wait_port(self.broker_port, proc=proc)
