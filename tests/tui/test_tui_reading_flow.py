@@ -177,3 +177,22 @@ async def test_everything_fits_80x24(handheld: Path) -> None:
             if widget.display:
                 assert r.y >= 0 and r.bottom <= 24 and r.right <= 80, (widget, r)
         assert len(list(screen.query(Input))) == 5
+
+
+async def test_observation_needing_a_photo_asks_for_it(handheld: Path) -> None:
+    app = ReaderApp(handheld, auto_sync_s=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_first_meter(pilot)
+        await pilot.press("l")
+        for ch in "1019":
+            await pilot.press(ch)
+        app.screen.query_one("#obs", Input).value = "05"  # damaged meter: photo required
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "requiere la referencia de una foto" in str(app.screen.query_one("#error").render())
+        assert readings(handheld) == []
+        app.screen.query_one("#photo", Input).value = "IMG_0042.jpg"
+        await pilot.press("enter")
+        await pilot.pause()
+        (row,) = readings(handheld)
+        assert (row["value_l"], row["observation_code"], row["photo_ref"]) == (1_019_000, "05", "IMG_0042.jpg")

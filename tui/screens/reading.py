@@ -130,8 +130,12 @@ class ReadingScreen(ModalScreen[str | None]):
         last_ms = max((p.taken_at_ms for p in history), default=None)
         taken_at = parse_taken_at(self.query_one("#date", Input).value, repo.clock(), last_ms)
         lat, lon = parse_gps(self.query_one("#gps", Input).value)
+        photo = self.query_one("#photo", Input).value.strip() or None
+        code = repo.observation(obs) if obs else None
+        if code is not None and code.requires_photo and not photo:
+            raise EntryError("err_photo_required", code=obs)
         self._history = history
-        return Entry(value_l, taken_at, obs, lat, lon, self.query_one("#photo", Input).value.strip() or None)
+        return Entry(value_l, taken_at, obs, lat, lon, photo)
 
     def _submit(self) -> None:
         self.query_one(ErrorLine).clear()
@@ -167,7 +171,7 @@ class ReadingScreen(ModalScreen[str | None]):
             def chosen(code: str | None) -> None:
                 if code:
                     self.query_one("#obs", Input).value = code
-                    self._save(Entry(entry.value_l, entry.taken_at, code, entry.lat, entry.lon, entry.photo_ref), ())
+                    self._submit()  # re-checked with the code (e.g. a photo it requires)
             self.app.push_screen(ObservationScreen(), chosen)
         else:
             if not self.observation_only:
