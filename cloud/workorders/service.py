@@ -274,8 +274,22 @@ def _apply_one(conn: Connection, order: dict[str, Any]) -> tuple[str, str | None
     if kind in ("cut_off", "reconnection") and order["service_point_id"]:
         state = "cut_off" if kind == "cut_off" else "active"
         replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"], "status": state}], SYSTEM)
+        if kind == "cut_off":
+            _debt_status_cut_off(conn, order)
         return f"service_{state}", None
     return "none", None
+
+
+def _debt_status_cut_off(conn: Connection, order: dict[str, Any]) -> None:
+    """Collections learns that the crew executed the cut-off (DebtStatusChanged)."""
+    import datetime as dt
+
+    from cloud.collections.service import mark_cut_off
+
+    sp = replicated.table("service_points")
+    contract_id = conn.execute(sa.select(sp.c.contract_id).where(sp.c.id == order["service_point_id"])).scalar()
+    if contract_id:
+        mark_cut_off(conn, contract_id, order["municipality"], dt.date.today(), SYSTEM)
 
 
 def _replace(conn: Connection, order: dict[str, Any], result: dict[str, Any]) -> tuple[str, str | None]:

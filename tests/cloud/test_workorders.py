@@ -153,3 +153,18 @@ def test_domain_rules_are_pure_and_strict():
         domain.check_transition("assigned", "verified", "leak_repair", None)
     domain.check_transition("assigned", "completed", "leak_repair", None)
     assert domain.completion_problem("replace_meter", {"old_final_l": "x", "new_initial_l": 0, "new_serial": "A"})
+
+
+def test_completed_cut_off_marks_the_service_point_and_the_debt_status(seeded):
+    disp, tech = seeded.user("dispatcher"), seeded.user("technician")
+    oid = _create(seeded, disp, type="cut_off").json()["id"]
+    r = seeded.client.post(f"/api/v2/work-orders/{oid}/status", json={"status": "completed"}, headers=tech)
+    assert r.status_code == 200, r.text
+    detail = seeded.client.get(f"/api/v2/work-orders/{oid}", headers=disp).json()
+    assert detail["effect"] == {"effect": "service_cut_off", "error": None}
+    sp = seeded.client.get(f"/api/v2/meters/{SERIAL}/service-point", headers=disp).json()
+    contract_id = sp.get("contract_id") or sp.get("contract", {}).get("id")
+    events = seeded.client.get("/api/v2/events", params={"type": "DebtStatusChanged"}, headers=seeded.user("admin"))
+    assert events.status_code == 200, events.text
+    items = events.json()["items"] if isinstance(events.json(), dict) else events.json()
+    assert any(e.get("entity_id") == contract_id and e.get("data", {}).get("to") == "cut_off" for e in items), items
