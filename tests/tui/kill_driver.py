@@ -30,11 +30,11 @@ async def main(db: str) -> None:
             text = f"{value_l // 1000}.{value_l % 1000:03d}"
             for ch in text:
                 await pilot.press(ch)
-            seen = len(app._notifications)
+            seen = {n.identity for n in app._notifications}  # they expire, so compare ids
             await pilot.press("enter")
-            while not (isinstance(app.screen, MeterScreen) and len(app._notifications) > seen):
+            while not (isinstance(app.screen, MeterScreen) and any(n.identity not in seen for n in app._notifications)):
                 await pilot.pause(0.01)
-            msg = list(app._notifications)[-1].message
+            msg = next(n.message for n in app._notifications if n.identity not in seen)
             assert "Lectura guardada" in msg, msg
             print(f"CONFIRMED {serial} {value_l}", flush=True)  # what the reader saw on screen
             await pilot.press("escape")
