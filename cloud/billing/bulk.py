@@ -29,7 +29,8 @@ def _json(v: Any) -> str:
     return v if isinstance(v, RawJSON) else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
-def _sqlite_dt(v: datetime) -> str:
+def sqlite_datetime(v: datetime) -> str:
+    """A datetime as SQLAlchemy stores it in SQLite (naive UTC text)."""
     if v.tzinfo is not None:
         v = v.astimezone(UTC).replace(tzinfo=None)
     return v.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -48,7 +49,7 @@ def _converter(sqlite: bool, is_json: bool, sample: Any) -> Any:
                 return None
             got = memo.get(v)
             if got is None:
-                got = memo[v] = _sqlite_dt(v)
+                got = memo[v] = sqlite_datetime(v)
             return got
 
         return conv
@@ -79,6 +80,18 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
             t[i] = f(t[i])
         data.append(tuple(t))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})", data)
+
+
+def insert_rows(conn: Connection, table: sa.Table, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """executemany of tuples already in the database's storage form (`cols` order); JSON
+    columns hold serialised text. The billing run builds its rows this way directly."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in cols)
+    else:
+        marks = ", ".join("CAST(%s AS jsonb)" if isinstance(table.c[c].type, sa.JSON) else "%s" for c in cols)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})", rows)
 
 
 def uuid7_batch(n: int) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from cloud.billing.bulk import RawJSON, uuid7_batch
+from cloud.billing.bulk import RawJSON, sqlite_datetime, uuid7_batch
 from cloud.events import record_event
 
 
@@ -31,6 +31,26 @@ def invoice_event_rows(invoices: list[dict[str, Any]], now: datetime) -> list[di
                         f'"run_id":"{i["run_id"]}","total":"{i["total"]}",'
                         f'"estimated":{"true" if i["estimated"] else "false"}}}'),
     } for eid, i in zip(ids, invoices, strict=True)]
+
+
+EVENT_COLS = ("id", "at", "type", "entity", "entity_id", "municipality", "actor_kind", "actor_id", "actor_role",
+              "data")
+
+
+def invoice_event_tuples(rows: list[tuple[Any, ...]], now: datetime, *, sqlite: bool) -> list[tuple[Any, ...]]:
+    """InvoiceGenerated rows (EVENT_COLS order, storage form) for invoice rows in
+    `cloud.billing.runs.INVOICE_COLS` order; same content as `invoice_event_rows`."""
+    from cloud.billing.runs import I_CONTRACT, I_ESTIMATED, I_ID, I_MUNI, I_NUMBER, I_PERIOD, I_RUN, I_TOTAL
+
+    at = sqlite_datetime(now) if sqlite else now
+    ids = uuid7_batch(len(rows))
+    return [(
+        eid, at, "InvoiceGenerated", "invoice", i[I_ID], i[I_MUNI], "system", "billing-worker", None,
+        # Hand-built JSON: this runs once per invoice.
+        RawJSON(f'{{"number":"{_esc(i[I_NUMBER])}","contract_id":"{_esc(i[I_CONTRACT])}",'
+                f'"period":"{i[I_PERIOD]}","run_id":"{i[I_RUN]}","total":"{i[I_TOTAL]}",'
+                f'"estimated":{"true" if i[I_ESTIMATED] else "false"}}}'),
+    ) for eid, i in zip(ids, rows, strict=True)]
 
 
 def run_event(conn: Connection, run_id: str, type_: str, now: datetime, principal: Any = None,

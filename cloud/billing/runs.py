@@ -24,10 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.billing.bulk import RawJSON, bulk_insert, uuid7_batch
+from cloud.billing.bulk import RawJSON, insert_rows, sqlite_datetime, uuid7_batch
 from cloud.billing.inputs import (
     BillableContract,
-    Consumption,
     ConsumptionError,
     ConsumptionSource,
     ContractSource,
@@ -214,26 +213,104 @@ def payment_reference(contract_id: str, period: str) -> str:
 
 @dataclass
 class ChunkResult:
-    invoices: list[dict[str, Any]]
+    # Invoice rows as tuples in INVOICE_COLS order, values already in the storage form of the
+    # database they were built for (see `_row_forms`): the commit inserts them as they are.
+    invoices: list[tuple[Any, ...]]
     errors: list[dict[str, Any]]
     processed: int
 
 
+INVOICE_COLS = ("id", "number", "municipality", "zone", "contract_id", "period", "kind", "revision", "corrects",
+                "run_id", "period_start", "period_end", "issue_date", "due_date", "use_class", "units",
+                "consumption_l", "billed_m3", "estimated", "tariff_versions", "lines", "basis", "subtotal", "vat",
+                "total", "currency", "payment_reference", "created_at")
+# Positions the commit and the event rows read back.
+I_ID, I_NUMBER, I_MUNI, I_CONTRACT, I_PERIOD, I_RUN, I_ESTIMATED, I_TOTAL = 0, 1, 2, 4, 5, 9, 18, 24
+
+
+class BillCache:
+    """Bills already computed, by everything a periodic bill depends on.
+
+    Without overdue balances a bill is a function of (administration, use class, billed m³,
+    per-unit look-up m³, units, services, period, tariff book): a chunk of 2,000 contracts has
+    far fewer distinct keys than contracts, and a worker's whole run a few thousand. Each entry
+    keeps the invoice columns that come from the bill, already serialised; a TariffError is
+    kept as its message. Bounded: cleared when it grows past `limit` keys."""
+
+    def __init__(self, book: TariffBook, limit: int = 200_000) -> None:
+        self.book = book
+        self.limit = limit
+        self._d: dict[tuple[Any, ...], tuple[Any, ...] | str] = {}
+
+    def columns(self, ct: BillableContract, litres: int, start: date, end: date,
+                sqlite: bool) -> tuple[Any, ...]:
+        """(billed_m3, tariff_versions JSON, lines JSON, subtotal, vat, total) for one contract."""
+        units = ct.units
+        if litres < 0 or units < 1:  # the engine's own error, not cached
+            return self._compute(ct, litres, start, end, sqlite)
+        key = (ct.municipality, ct.use_class, ct.services, units, whole_m3(litres, 1),
+               whole_m3(litres, units), start, end, sqlite)
+        got = self._d.get(key)
+        if got is None:
+            try:
+                got = self._compute(ct, litres, start, end, sqlite)
+            except TariffError as e:
+                got = str(e)
+            if len(self._d) >= self.limit:
+                self._d.clear()
+            self._d[key] = got
+        if type(got) is str:
+            raise TariffError(got)
+        return got  # type: ignore[return-value]
+
+    def _compute(self, ct: BillableContract, litres: int, start: date, end: date,
+                 sqlite: bool) -> tuple[Any, ...]:
+        bill = compute_bill(self.book, BillRequest(ct.municipality, ct.use_class, Decimal(litres) / 1000, start, end,
+                                                   ct.services, ct.units))
+        money = (str(bill.subtotal), str(bill.vat), str(bill.total)) if sqlite else (bill.subtotal, bill.vat,
+                                                                                      bill.total)
+        return (bill.billed_m3, RawJSON(_js_list(bill.tariff_versions)), lines_json(bill.lines), *money)
+
+
+def whole_m3(litres: int, units: int) -> int:
+    """litres ÷ (1000 × units) rounded like `cloud.tariffs.rounding.billed_m3` (above .50 up,
+    at or below down), in integers: the cache key of the billed and per-unit look-up m³."""
+    q, r = divmod(litres, 1000 * units)
+    return q + (2 * r > 1000 * units)
+
+
 def build_chunk(conn: Connection, run: dict[str, Any], claim: Claim, book: TariffBook,
-                contracts: ContractSource, consumption: ConsumptionSource, now: datetime) -> ChunkResult:
+                contracts: ContractSource, consumption: ConsumptionSource, now: datetime,
+                bills: BillCache | None = None) -> ChunkResult:
     """Compute every invoice of one chunk (reads only). A failing contract becomes an error row."""
     start, end = run["period_start"], run["period_end"]
     items = contracts.load(conn, claim.municipality, claim.first, claim.last, run["zone"])
     cons = consumption.consumption(conn, items, start, end)
-    invs: list[dict[str, Any]] = []
+    if bills is None or bills.book is not book:
+        bills = BillCache(book)
+    sqlite = conn.dialect.name == "sqlite"
+    period = run["cycle"]
+    yyyymm = period[:4] + period[5:7]
+    run_id = run["id"]
+    ps, pe, issue, due, created = _row_forms(sqlite, run, now)
+    invs: list[tuple[Any, ...]] = []
     errs: list[dict[str, Any]] = []
     ids = uuid7_batch(len(items))
+    columns = bills.columns
     for ct, inv_id in zip(items, ids, strict=True):
         try:
             got = cons.get(ct.id)
             if isinstance(got, ConsumptionError) or got is None:
                 raise got or ConsumptionError("no_consumption", "no consumption computed")
-            invs.append(_invoice(inv_id, ct, got, run, book, now))
+            litres = got.litres
+            billed, versions, lines, subtotal, vat, total = columns(ct, litres, start, end, sqlite)
+            basis = got.basis
+            cid, muni = ct.id, ct.municipality
+            invs.append((
+                inv_id, f"{muni}-{yyyymm}-{cid}", muni, ct.zone, cid, period, "regular", 0, None, run_id,
+                ps, pe, issue, due, ct.use_class, ct.units, litres, billed, got.estimated, versions, lines,
+                basis if isinstance(basis, RawJSON) else RawJSON(_dumps(basis)), subtotal, vat, total, "MXN",
+                payment_reference(cid, period), created))
         except ConsumptionError as e:
             errs.append(_err(run, claim, ct, e.code, str(e), now))
         except TariffError as e:
@@ -241,6 +318,19 @@ def build_chunk(conn: Connection, run: dict[str, Any], claim: Claim, book: Tarif
         except Exception as e:  # one bad contract must not stop the run; the reason is kept
             errs.append(_err(run, claim, ct, "internal", f"{type(e).__name__}: {e}", now))
     return ChunkResult(invs, errs, len(items))
+
+
+def _row_forms(sqlite: bool, run: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    """The run's dates and the creation time as stored: SQLAlchemy's SQLite text formats, or
+    the objects themselves for PostgreSQL's driver."""
+    vals = (run["period_start"], run["period_end"], run["issue_date"], run["due_date"])
+    if not sqlite:
+        return (*vals, now)
+    return (*(d.isoformat() for d in vals), sqlite_datetime(now))
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
 def _err(run: dict[str, Any], claim: Claim, ct: BillableContract, code: str, reason: str,
@@ -270,26 +360,6 @@ def lines_json(lines: Any) -> RawJSON:
     return RawJSON("[" + ",".join(parts) + "]")
 
 
-def _invoice(inv_id: str, ct: BillableContract, cons: Consumption, run: dict[str, Any], book: TariffBook,
-             now: datetime) -> dict[str, Any]:
-    m3 = Decimal(cons.litres) / 1000
-    bill = compute_bill(book, BillRequest(ct.municipality, ct.use_class, m3, run["period_start"], run["period_end"],
-                                          ct.services, ct.units))
-    period = run["cycle"]
-    return {
-        "id": inv_id, "number": f"{ct.municipality}-{period[:4]}{period[5:7]}-{ct.id}",
-        "municipality": ct.municipality, "zone": ct.zone, "contract_id": ct.id, "period": period,
-        "kind": "regular", "revision": 0, "corrects": None, "run_id": run["id"],
-        "period_start": run["period_start"], "period_end": run["period_end"], "issue_date": run["issue_date"],
-        "due_date": run["due_date"], "use_class": ct.use_class, "units": ct.units, "consumption_l": cons.litres,
-        "billed_m3": bill.billed_m3, "estimated": cons.estimated,
-        "tariff_versions": RawJSON(_js_list(bill.tariff_versions)),
-        "lines": lines_json(bill.lines), "basis": cons.basis,
-        "subtotal": bill.subtotal, "vat": bill.vat, "total": bill.total, "currency": "MXN",
-        "payment_reference": payment_reference(ct.id, period), "created_at": now,
-    }
-
-
 @lru_cache(maxsize=256)
 def _js_list(items: tuple[str, ...]) -> str:
     return json.dumps(list(items), ensure_ascii=False)
@@ -309,7 +379,7 @@ def line_json(ln: Any) -> dict[str, Any]:
 def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: bool = True,
                  clock: Clock = utcnow) -> bool:
     """Write one chunk's outcome atomically; False when the claim was lost (another worker has it)."""
-    from cloud.billing.events import invoice_event_rows, run_event
+    from cloud.billing.events import EVENT_COLS, invoice_event_tuples, run_event
 
     now = clock()
     c = billing_run_chunks
@@ -324,14 +394,15 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
             # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
             existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
                 invoices.c.contract_id >= claim.first, invoices.c.contract_id <= claim.last,
-                invoices.c.period == invs[0]["period"], invoices.c.kind == "regular",
+                invoices.c.period == invs[0][I_PERIOD], invoices.c.kind == "regular",
                 invoices.c.revision == 0)).scalars())
             if existing:
-                invs = [i for i in invs if i["contract_id"] not in existing]
+                invs = [i for i in invs if i[I_CONTRACT] not in existing]
         if invs:
-            bulk_insert(conn, invoices, invs)
+            insert_rows(conn, invoices, INVOICE_COLS, invs)
             if events:
-                bulk_insert(conn, _events_table(), invoice_event_rows(invs, now))
+                insert_rows(conn, _events_table(), EVENT_COLS,
+                            invoice_event_tuples(invs, now, sqlite=conn.dialect.name == "sqlite"))
         if result.errors:
             conn.execute(billing_run_errors.insert(), result.errors)
         _advance(conn, claim.run_id, processed=result.processed, invoiced=len(invs), errors=len(result.errors),

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.billing.inputs import ConsumptionSource, ContractSource
 from cloud.billing.runs import (
+    BillCache,
     ChunkResult,
     Claim,
     Clock,
@@ -63,6 +64,7 @@ def work(engine: Engine, *, run_id: str | None = None, book: TariffBook | None =
     contracts, consumption = contracts or dc, consumption or dn
     name = name or worker_name()
     stats = WorkerStats()
+    bills = BillCache(book)  # bills repeat across a run's contracts: computed once per worker
 
     def claim() -> Claim | None:
         if (stop and stop.is_set()) or (max_chunks is not None and stats.chunks + in_flight >= max_chunks):
@@ -74,7 +76,7 @@ def work(engine: Engine, *, run_id: str | None = None, book: TariffBook | None =
             with engine.connect() as conn:
                 run = load_run(conn, c.run_id)
                 assert run is not None
-                return build_chunk(conn, run, c, book, contracts, consumption, clock())
+                return build_chunk(conn, run, c, book, contracts, consumption, clock(), bills)
         except Exception as e:  # chunk-level failure: give it back for a retry, keep going
             _failed(c, e)
             return None

@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.billing.bulk import uuid7_batch
+from cloud.billing.inputs import BillableContract
 from cloud.billing.pdf import render_invoice_pdf
-from cloud.billing.runs import line_json, lines_json, payment_reference
-from cloud.tariffs import BillRequest, TariffBook, compute_bill, default_book
+from cloud.billing.runs import BillCache, line_json, lines_json, payment_reference, whole_m3
+from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill, default_book
+from cloud.tariffs.rounding import billed_m3
 from cloud.tariffs.store import parse_version
 
 
@@ -35,6 +37,39 @@ def test_payment_reference_check_digits(contract, year, month):
     ref = payment_reference(contract, f"{year}-{month:02d}")
     assert ref.isdigit() and len(ref) == 20
     assert int(ref) % 97 == 1  # ISO 7064 mod 97-10: a mistyped digit is caught
+
+
+@given(st.integers(0, 10**9), st.integers(1, 12))
+def test_integer_m3_rounding_is_the_tariff_rule(litres, units):
+    # The bill cache keys on this integer form; it must round exactly like the engine.
+    assert whole_m3(litres, units) == billed_m3(D(litres) / 1000 / units)
+    assert whole_m3(litres, 1) == billed_m3(D(litres) / 1000)
+
+
+@given(st.sampled_from(["DOM_MEDIO", "COMERCIAL", "PUB_HIDRANTE", "GANADERO"]),
+       st.sampled_from([frozenset({"water"}), frozenset({"water", "sewerage", "sanitation"}), frozenset({"sewerage"})]),
+       st.integers(0, 400_000), st.integers(0, 5), st.booleans())
+def test_bill_cache_gives_the_engines_bill(use_class, services, litres, units, sqlite):
+    book = default_book()
+    cache = BillCache(book, limit=3)  # tiny: exercises the clearing too
+    ct = BillableContract("EXP-02-0000001", "EXP-02", None, use_class, services, units)
+    period = (date(2026, 2, 1), date(2026, 2, 28))
+    try:
+        bill = compute_bill(book, BillRequest("EXP-02", use_class, D(litres) / 1000, *period, services, units))
+    except TariffError as e:
+        for _ in range(2):  # computed, then from the cache
+            try:
+                cache.columns(ct, litres, *period, sqlite)
+                raise AssertionError("expected TariffError")
+            except TariffError as got:
+                assert str(got) == str(e)
+        return
+    money = [bill.subtotal, bill.vat, bill.total]
+    want = (bill.billed_m3, json.dumps(list(bill.tariff_versions)), [line_json(ln) for ln in bill.lines],
+            *([str(m) for m in money] if sqlite else money))
+    for _ in range(2):
+        got = cache.columns(ct, litres, *period, sqlite)
+        assert (got[0], got[1], json.loads(got[2]), *got[3:]) == want
 
 
 def test_uuid7_batch():
