@@ -38,11 +38,12 @@ def demo(
     duration: float = typer.Option(40.0, help="Seconds the simulated fleet publishes."),
     outage: float = typer.Option(10.0, help="Seconds the cloud is taken down midway."),
     workdir: str = typer.Option(".demo", help="Folder for the demo's databases and logs."),
+    broker: str = typer.Option("auto", help="auto (Mosquitto when installed, else embedded), mosquitto or embedded."),
 ) -> None:
     """Run the whole path locally: simulator → broker → gateway → cloud → billing run."""
     from aquacis.demo import run_demo
 
-    raise typer.Exit(run_demo(meters=meters, duration=duration, outage=outage, workdir=workdir))
+    raise typer.Exit(run_demo(meters=meters, duration=duration, outage=outage, workdir=workdir, broker=broker))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from aquacis.stack import Stack
+from aquacis.stack import Stack, mosquitto_binary
 
 MUNICIPALITY = "EXP-01"
 
@@ -36,7 +36,7 @@ def _progress(stack: Stack, phase: str, published: int | None = None) -> None:
 
 
 def run_demo(meters: int = 300, duration: float = 40.0, outage: float = 10.0,
-             workdir: str = ".demo", interval: float = 2.0) -> int:
+             workdir: str = ".demo", interval: float = 2.0, broker: str = "auto") -> int:
     root = Path(workdir)
     if root.exists():
         shutil.rmtree(root)
@@ -44,7 +44,7 @@ def run_demo(meters: int = 300, duration: float = 40.0, outage: float = 10.0,
     # Ctrl-C and SIGTERM end in the finally below, which stops every process we started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        return _run(stack, meters, duration, outage, interval)
+        return _run(stack, meters, duration, outage, interval, broker)
     except KeyboardInterrupt:
         _say("\ninterrupted: stopping every process the demo started")
         return 130
@@ -52,9 +52,12 @@ def run_demo(meters: int = 300, duration: float = 40.0, outage: float = 10.0,
         stack.close()
 
 
-def _run(stack: Stack, meters: int, duration: float, outage: float, interval: float) -> int:
+def _run(stack: Stack, meters: int, duration: float, outage: float, interval: float, broker: str) -> int:
     t0 = time.monotonic()
-    kind = stack.start_broker()
+    if broker == "mosquitto" and mosquitto_binary() is None:
+        _say("Mosquitto is not installed (apt-get install mosquitto), or use --broker embedded")
+        return 2
+    kind = stack.start_broker(prefer_mosquitto=broker != "embedded")
     _say(f"broker: {kind} on {stack.broker_url}")
     stack.start_cloud()
     _say(f"cloud: {stack.cloud_url} (SQLite {stack.cloud_db})  OpenAPI: {stack.cloud_url}/docs")
@@ -110,6 +113,10 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
         time.sleep(1)
     _say("")
 
+    # Billing uses VEE-valid readings only; the cloud validates synced readings in the
+    # background every few seconds, and this makes sure the last ones are done.
+    validated = stack.run_cli("cloud", "validate", "--db", stack.cloud_db_url).strip()
+    _say(f"VEE: {validated or 'done'}")
     invoices = _billing_run(stack, billing_token, zone)
     edge, cloud = stack.edge_counts(), stack.cloud_counts()
     lost = published - cloud["distinct"]
