@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from aquacis.stack import free_port, wait_port
 
 # Hypothesis profiles: "dev" is quick for local edits; "ci" (set by scripts/test.sh) runs
 # more examples. Tests that need their own budget scale from these with @settings.
@@ -27,23 +27,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev"))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="session")
