@@ -96,6 +96,18 @@ class Decoder:
         # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
         self.name_is_serial = name_is_serial
         self._by_name: dict[str, Any] = {}
+        # id(profile) -> (profile, wm1 fast-path plan or None); profiles are few and long-lived
+        self._plans: dict[int, tuple[Any, builtin_codec.Wm1Plan | None]] = {}
+
+    def _plan(self, profile: Any) -> builtin_codec.Wm1Plan | None:
+        hit = self._plans.get(id(profile))
+        if hit is not None and hit[0] is profile:
+            return hit[1]
+        plan = builtin_codec.wm1_plan(profile) if _profiles is not None and _codecs is not None else None
+        if len(self._plans) > 1000:
+            self._plans.clear()
+        self._plans[id(profile)] = (profile, plan)
+        return plan
 
     def profile_named(self, name: Any) -> Any:
         """The device profile the LNS names (ChirpStack deviceProfileName), when we know it."""
@@ -127,6 +139,17 @@ class Decoder:
             return self._nbiot(up)
         dev = self._device(up)
         profile = dev.profile or self.profile_named(up.meta.get("profile")) or self.profile
+        if up.decoded is None:
+            plan = self._plan(profile)
+            if plan is not None:
+                fast = builtin_codec.wm1_fast(plan, up.fport, up.payload, up.received_at_ms, up.format)
+                if fast is not None:
+                    row, warnings, battery = fast
+                    row["meter_serial"] = dev.meter_serial
+                    row["municipality"] = self.municipality
+                    row["zone"] = self.zone
+                    return Outcome(readings=[row], warnings=warnings, rssi=up.rssi,
+                                   battery=None if battery is None else float(battery))
         if up.decoded is not None:
             result = builtin_codec.DecodeResult(data=up.decoded)
         else:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import cbor2
+import orjson
 
 
 class ParseError(ValueError):
@@ -85,9 +86,11 @@ def parse_time_ms(value: Any) -> int:
 
 
 def _json_obj(payload: bytes) -> dict[str, Any]:
+    # orjson: several times faster than json on these documents (strict RFC 8259: NaN,
+    # Infinity and integers beyond 64 bits are refused, and dead-lettered like other bad JSON)
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as e:
+        doc = orjson.loads(payload)
+    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
         raise ParseError(f"not JSON: {e}") from e
     if not isinstance(doc, dict):
         raise ParseError("JSON document is not an object")
@@ -108,6 +111,8 @@ def _b64(value: Any) -> bytes:
 def _int(value: Any, name: str, default: int | None = None) -> int | None:
     if value is None:
         return default
+    if type(value) is int:  # the common case, before the general checks
+        return value
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ParseError(f"{name} is not an integer")
     try:
