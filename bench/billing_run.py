@@ -113,6 +113,10 @@ def main() -> None:
     print(f"run: phase={r['phase']} contracts={r['contracts_processed']:,} invoices={r['invoices_generated']:,} "
           f"(rows {n_inv:,}) errors={r['errors_count']:,} worker exit codes={rc}")
     print(f"wall time: {wall:.1f} s; throughput: {rate:,.0f} contracts/s")
+    if r["started_at"] and r["finished_at"]:
+        # Without the workers' start-up (imports, migrations check, tariff book): first claim to last commit.
+        busy = (r["finished_at"] - r["started_at"]).total_seconds()
+        print(f"run time (first claim → completed): {busy:.1f} s; {r['contracts_processed'] / busy:,.0f} contracts/s")
     print(f"peak worker memory (max RSS of one worker): {peak_mb:.0f} MB")
     print(f"ratio run / tariff-only: {rate / base:.2f} (the run does I/O, consumption, JSON, events)")
     if a.contracts:

@@ -126,7 +126,7 @@ class RegistryContracts:
              .where(t.c.municipality == municipality, t.c.id >= first, t.c.id <= last, *self._where(t, zone))
              .order_by(t.c.id, mi.c.installed_at))
         out: dict[str, BillableContract] = {}
-        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in conn.execute(q):
+        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in conn.execute(q).all():  # fetchall: cheaper
             # Later installations overwrite earlier ones (ordered by installed_at).
             out[cid] = BillableContract(cid, muni, zone_, cls, _SERVICES[bool(water), bool(sew), bool(san)],
                                         units or 1, serial, sp)
