@@ -169,6 +169,8 @@ class SyncClient:
         return batch
 
     def pull_all(self) -> None:
+        # sequential on purpose: prefetching the next page measured slower (decode and apply
+        # share this process's GIL), see docs/sync.md
         while self.pull_once().more:
             pass
 
