@@ -6,6 +6,7 @@
 Measured in the same run:
 - start-up (in process): ReaderApp created → the 2,000-meter route screen mounted with every row,
   headless at 80x24. Baseline: a bare Textual app with one empty screen, same harness.
+  Also the same app with a 10-meter route, which isolates what the route's size costs.
 - start-up (cold process): a new interpreter imports the app, opens the store and shows the
   route screen (includes Python and Textual imports). Baseline: a new interpreter running the
   bare Textual app.
@@ -216,7 +217,12 @@ def main() -> None:
 
         ins = [asyncio.run(startup_in_process(db)) for _ in range(rounds)]
         bare = [asyncio.run(bare_in_process()) for _ in range(rounds)]
+        small_db = Path(tmp) / "small.sqlite"
+        make_store(small_db, 10)
+        small = [asyncio.run(startup_in_process(small_db)) for _ in range(rounds)]
         s_med, b_med = statistics.median(ins), statistics.median(bare)
+        print(f"start-up in process, same app with a 10-meter route: median {statistics.median(small) * 1000:.0f} ms "
+              f"| 2,000 vs 10 meters ratio {s_med / statistics.median(small):.2f}x (what the route size costs)")
         print(flush=True, end="")
         print(f"start-up in process to route screen ({args.meters} rows): median {s_med * 1000:.0f} ms "
               f"(min {min(ins) * 1000:.0f}, max {max(ins) * 1000:.0f})  | bare Textual app {b_med * 1000:.0f} ms "

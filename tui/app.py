@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -10,11 +11,12 @@ from textual.binding import Binding
 
 from edge.store import EdgeStore
 
-from .enrol import read_enrolment
 from .i18n import t
-from .repository import Repository
-from .syncer import Outcome, TransportFactory, http_transport, sync_once
+from .repository import Repository, read_enrolment
 from .widgets.syncbar import SyncBar
+
+if TYPE_CHECKING:  # httpx/tenacity load with the first sync, not at start-up
+    from .syncer import Outcome, TransportFactory
 
 AUTO_SYNC_S = 60.0
 
@@ -27,16 +29,24 @@ class ReaderApp(App[None]):
         Binding("ctrl+q", "quit", t("key_quit"), show=False),
     ]
 
-    def __init__(self, db_path: str | Path, *, transport_factory: TransportFactory = http_transport,
+    def __init__(self, db_path: str | Path, *, transport_factory: TransportFactory | None = None,
                  auto_sync_s: float | None = AUTO_SYNC_S) -> None:
         super().__init__()
         self.db_path = str(db_path)
-        self.transport_factory = transport_factory
+        self._transport_factory = transport_factory
         self.auto_sync_s = auto_sync_s
         self.repo: Repository | None = None
         self.sync_running_peer: str | None = None
         self.sync_problem = ""
         self.last_outcome: Outcome | None = None
+
+    @property
+    def transport_factory(self) -> TransportFactory:
+        if self._transport_factory is None:
+            from .syncer import http_transport
+
+            self._transport_factory = http_transport
+        return self._transport_factory
 
     def on_mount(self) -> None:
         enrolment = read_enrolment(self.db_path)
@@ -87,6 +97,8 @@ class ReaderApp(App[None]):
     @work(thread=True, exclusive=True, group="sync")
     def _sync_worker(self, probe: bool) -> None:
         assert self.repo is not None
+        from .syncer import Outcome, sync_once
+
         try:
             outcome = sync_once(self.repo, self.transport_factory, probe=probe)
         except Exception as exc:  # noqa: BLE001 - a sync bug must not take down the reader's app

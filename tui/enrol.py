@@ -23,7 +23,7 @@ from edge.store import EdgeStore
 from edge.sync_client import PeerRefused, Unreachable
 from sync import wire
 
-from .repository import Enrolment, Repository
+from .repository import Enrolment, Repository, read_enrolment
 from .syncer import Outcome, TransportFactory, close_transport, http_transport, is_credential_error, sync_once
 
 FIELD_ROLES = ("handheld", "reader", "technician")
@@ -100,26 +100,6 @@ def check_credential(url: str, cred: Credential, transport_factory: TransportFac
         if is_credential_error(exc) or 400 <= status < 500:
             raise EnrolError("err_enrol_refused", reason=f"HTTP {status}")
         raise EnrolError("err_enrol_unreachable", url=url, reason=f"HTTP {status}")
-
-
-def read_enrolment(db_path: str | Path) -> Enrolment | None:
-    """The enrolment stored in a handheld file, read without creating anything."""
-    import sqlite3
-
-    path = Path(db_path)
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM tui_settings WHERE key = 'enrolment'").fetchone()
-    except sqlite3.OperationalError:
-        return None
-    finally:
-        conn.close()
-    if row is None:
-        return None
-    data = json.loads(row[0])
-    return Enrolment(**{k: data.get(k, "") for k in Enrolment.__dataclass_fields__})
 
 
 def enrol(

@@ -11,11 +11,13 @@ Screens never touch SQL or the store directly; they call this layer, which
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .validation import DAY_MS, MX_TZ, Past
@@ -151,6 +153,24 @@ METER_COLUMNS = ("id", "municipality", "zone", "serial", "service_point_id", "ro
                  "unit", "status", "last_value_l", "last_read_at", "access_notes")
 SP_COLUMNS = ("id", "municipality", "zone", "address", "use_type", "route_id", "route_order", "meter_serial",
               "status", "lat", "lon", "access_notes")
+
+
+def read_enrolment(db_path: str | Path) -> Enrolment | None:
+    """The enrolment stored in a handheld file, read without creating anything."""
+    path = Path(db_path)
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM tui_settings WHERE key = 'enrolment'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    return Enrolment(**{k: data.get(k, "") for k in Enrolment.__dataclass_fields__})
 
 
 class Repository:
