@@ -489,7 +489,7 @@ def _run(factor: float, db_url: str | None = None, steps: int = 20, floor: int =
 
 
 def test_convergence_sqlite() -> None:
-    _run(0.1)
+    _run(0.2)
 
 
 @pytest.mark.postgres
