@@ -7,6 +7,7 @@ that knows them all.
 import typer
 
 from cloud.cli import app as cloud_app
+from edge.cli import app as edge_app
 from firmware_sim.cli import app as sim_app
 from gateway.cli import app as gateway_app
 from tui.cli import app as handheld_app
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(cloud_app, name="cloud", help="Cloud core: API server, users, nodes, billing workers.")
 app.add_typer(gateway_app, name="gateway", help="Zone gateway daemon and technician tools.")
+app.add_typer(edge_app, name="edge", help="A field node's local store: status, refusals, sync (technicians).")
 app.add_typer(sim_app, name="sim", help="Device simulators and fault injection (firmware-sim).")
 app.add_typer(handheld_app, name="handheld", help="Reader app without a terminal: enrol, sync, status, read (scripts).")
 
