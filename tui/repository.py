@@ -348,6 +348,13 @@ class Repository:
     def route(self, route_id: str) -> RouteSummary | None:
         return next((r for r in self.routes() if r.id == route_id), None)
 
+    def route_serials(self, route_id: str) -> list[str]:
+        """Serials of a route in walking order (cheap: the screen formats rows lazily)."""
+        return list(self._route_serials.get(route_id, []))
+
+    def meter_row(self, seq: int, serial: str) -> MeterRow:
+        return self._meter_row(seq, serial)
+
     def _meter_row(self, seq: int, serial: str) -> MeterRow:
         m = self._meters[serial]
         sp = self._sp_by_serial.get(serial) or {}

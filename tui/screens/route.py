@@ -14,8 +14,12 @@ from ..i18n import t
 from ..repository import MeterRow
 from ..validation import format_m3
 from ..widgets.form import ErrorLine
-from ..widgets.meterlist import MeterList, format_row
+from ..widgets.meterlist import LazyRows, MeterList, format_row
 from ..widgets.syncbar import SyncBar
+
+
+def row_cells(m: MeterRow) -> tuple[str, ...]:
+    return (str(m.seq), m.serial, m.address, t(f"status_{m.status}"), format_m3(m.last_value_l))
 
 
 class RouteScreen(Screen[None]):
@@ -72,12 +76,16 @@ class RouteScreen(Screen[None]):
                                   pending=r.pending, total=r.total))
         else:
             progress.update(t("key_search"))
-        rows = self._rows()
-        self.query_one("#meters", MeterList).set_rows(
-            [(str(m.seq), m.serial, m.address, t(f"status_{m.status}"), format_m3(m.last_value_l)) for m in rows],
-            [m.status != "pending" for m in rows],
-        )
-        self._serials = [m.serial for m in rows]
+        meters = self.query_one("#meters", MeterList)
+        if self.filter or self.route_id is None:
+            rows = self._rows()
+            meters.set_rows([row_cells(m) for m in rows], [m.status != "pending" for m in rows])
+            self._serials = [m.serial for m in rows]
+        else:
+            serials = repo.route_serials(self.route_id)
+            meters.set_rows(LazyRows(len(serials), lambda i: row_cells(repo.meter_row(i + 1, serials[i]))),
+                            [repo.meter_status(s) != "pending" for s in serials])
+            self._serials = serials
         self.query_one(SyncBar).refresh_status()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

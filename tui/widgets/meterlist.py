@@ -7,7 +7,7 @@ opening a route is O(visible rows). Columns have fixed widths chosen for 80 colu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,6 +28,28 @@ def fit(text: str, width: int) -> str:
 
 def format_row(cells: Sequence[str]) -> str:
     return " ".join(fit(str(c), w) for c, w in zip(cells, WIDTHS, strict=False))
+
+
+class LazyRows(Sequence[tuple[str, ...]]):
+    """Rows made on first access: a 2,000-meter route formats only what is shown."""
+
+    def __init__(self, n: int, make: Callable[[int], tuple[str, ...]]) -> None:
+        self._n = n
+        self._make = make
+        self._cache: dict[int, tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: int) -> tuple[str, ...]:  # type: ignore[override]
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError(index)
+        row = self._cache.get(index)
+        if row is None:
+            row = self._cache[index] = self._make(index)
+        return row
 
 
 class MeterList(ScrollView, can_focus=True):
@@ -59,14 +81,14 @@ class MeterList(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.rows: list[tuple[str, ...]] = []
-        self.done: list[bool] = []
+        self.rows: Sequence[tuple[str, ...]] = []
+        self.done: Sequence[bool] = []
 
     @property
     def row_count(self) -> int:
         return len(self.rows)
 
-    def set_rows(self, rows: list[tuple[str, ...]], done: list[bool], keep_cursor: bool = True) -> None:
+    def set_rows(self, rows: Sequence[tuple[str, ...]], done: Sequence[bool], keep_cursor: bool = True) -> None:
         self.rows = rows
         self.done = done
         self.virtual_size = Size(sum(WIDTHS) + len(WIDTHS), len(rows))
