@@ -13,6 +13,7 @@ cannot hold up the others; a message that still fails is dead-lettered with the 
 from __future__ import annotations
 
 import collections
+import gc
 import hashlib
 import threading
 import time
@@ -255,13 +256,38 @@ def _merge(a: BatchResult, b: BatchResult) -> None:
     a.ackable.extend(b.ackable)
 
 
+_GC_TUNED = False
+
+
+def tune_gc(gen0: int = 20_000) -> None:
+    """Keep full garbage collections off the ack path (once per process).
+
+    A batch keeps its messages, uplinks and rows alive across young collections, so they reach
+    the old generation and trigger full collections, which walk every object of the process
+    (the device directory alone is 50,000 entries): measured 60-160 ms pauses in the writer
+    thread, the largest share of the p99 broker-to-commit latency. Freezing what exists at
+    start (modules, profiles, the directory) takes it out of those walks, and a larger young
+    generation makes collections rarer; garbage is still freed by reference counting at once.
+    """
+    global _GC_TUNED
+    if _GC_TUNED:
+        return
+    _GC_TUNED = True
+    gc.collect()
+    gc.freeze()
+    t0, t1, t2 = gc.get_threshold()
+    gc.set_threshold(max(t0, gen0), t1, t2)
+
+
 class Ingestor:
     """Queue + writer thread around a Processor; acks through `ack(item) -> bool`."""
 
     def __init__(self, processor: Processor, ack: Callable[[Inbound], bool], batch_max: int = 1000,
                  batch_ms: float = 20.0, queue_max: int = 20000,
-                 after_commit: Callable[[list[Inbound], float], None] | None = None) -> None:
+                 after_commit: Callable[[list[Inbound], float], None] | None = None,
+                 gc_tuning: bool = True) -> None:
         self.processor = processor
+        self.gc_tuning = gc_tuning
         self.ack = ack
         self.batch_max = batch_max
         self.batch_s = batch_ms / 1000.0
@@ -310,6 +336,8 @@ class Ingestor:
         return len(self.q)
 
     def start(self) -> None:
+        if self.gc_tuning:
+            tune_gc()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
