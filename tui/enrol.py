@@ -96,8 +96,8 @@ def check_credential(url: str, cred: Credential, transport_factory: TransportFac
     finally:
         close_transport(transport)
     if status != 200:
-        exc = PeerRefused(status, data[:200].decode("utf-8", "replace"))
-        if is_credential_error(exc) or 400 <= status < 500:
+        refused = PeerRefused(status, data[:200].decode("utf-8", "replace"))
+        if is_credential_error(refused) or 400 <= status < 500:
             raise EnrolError("err_enrol_refused", reason=f"HTTP {status}")
         raise EnrolError("err_enrol_unreachable", url=url, reason=f"HTTP {status}")
 

@@ -539,7 +539,7 @@ class Repository:
         old_serial = str(order.get("meter_serial") or "")
         enrol = self.enrolment()
         at = self.clock()
-        base = {
+        base: dict[str, Any] = {
             "municipality": order.get("municipality") or (enrol.municipality if enrol else ""),
             "zone": order.get("zone") or (enrol.zone if enrol else ""),
             "taken_at": at, "source": "handheld", "alarms": [],
