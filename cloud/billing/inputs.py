@@ -91,6 +91,17 @@ def _table(name: str) -> sa.Table:
     return t
 
 
+def _plain_rows(conn: Connection, q: Any) -> list[tuple[Any, ...]]:
+    """All rows as the driver's plain tuples, skipping SQLAlchemy's Row objects (a chunk reads
+    thousands of rows). Only for columns the driver already returns as the Python values we
+    use (strings, integers, booleans as 0/1): no result type processing happens here."""
+    res = conn.execute(q)
+    try:
+        return res.cursor.fetchall() if res.cursor is not None else []
+    finally:
+        res.close()
+
+
 class RegistryContracts:
     """Contracts from the registry's `contracts` table: active ones of the run's scope."""
 
@@ -126,7 +137,7 @@ class RegistryContracts:
              .where(t.c.municipality == municipality, t.c.id >= first, t.c.id <= last, *self._where(t, zone))
              .order_by(t.c.id, mi.c.installed_at))
         out: dict[str, BillableContract] = {}
-        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in conn.execute(q).all():  # fetchall: cheaper
+        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in _plain_rows(conn, q):
             # Later installations overwrite earlier ones (ordered by installed_at).
             out[cid] = BillableContract(cid, muni, zone_, cls, _SERVICES[bool(water), bool(sew), bool(san)],
                                         units or 1, serial, sp)
@@ -194,7 +205,7 @@ class ReadingsConsumption:
             # Only readings the VEE accepted are billable (docs/contracts.md): invalid, suspect
             # (until reviewed) and not-yet-validated readings are not a basis for a bill.
             q = q.join(vee, vee.c.reading_id == readings.c.id).where(vee.c.status == "valid")
-        for serial, taken, value, rid in conn.execute(q).all():  # fetchall: far cheaper than row by row
+        for serial, taken, value, rid in _plain_rows(conn, q):
             if serial in serials:
                 # Rows are ordered by time: the last one seen on each side wins.
                 (opening if taken < start_ms else closing)[serial] = (taken, value, rid)
