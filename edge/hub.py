@@ -44,12 +44,7 @@ class HubStorage:
         self.conn.execute("INSERT OR REPLACE INTO _hub_seen VALUES (?, ?)", (site_id, cbor2.dumps([list(i) for i in intervals])))
 
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
-        out = {}
-        for pk in pks:
-            f = self.store.get_fact(table, pk)
-            if f is not None:
-                out[pk] = f
-        return out
+        return self.store.get_facts(table, pks)
 
     def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
         self.store._put_facts(self.store._fact_spec(table), rows)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from .changes import Cell, Change, Refusal, RowState
 from .hlc import HLC, physical
-from .merge import merge_fact, merge_rows, row_changed
+from .merge import merge_fact, merge_rows, normalize_fact, row_changed
 from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
 from .wire import PullBatch, PullRequest, PushBatch, PushResult
 
@@ -100,8 +100,14 @@ def covered(intervals: list[tuple[int, int]], seq: int) -> bool:
 
 
 def add_seqs(intervals: list[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:
-    pts = sorted(set(seqs))
-    items = sorted(intervals + [(s, s) for s in pts])
+    # the new seqs as runs first: a batch is mostly one contiguous run, so little is left to sort
+    runs: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    items = sorted(intervals + [(lo, hi) for lo, hi in runs])
     out: list[tuple[int, int]] = []
     for lo, hi in items:
         if out and lo <= out[-1][1] + 1:
@@ -218,7 +224,43 @@ def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowSta
     return Refusal(r.site_id, r.seq, r.table, r.pk, r.code, r.reason, row, r.hlc, r.fields)
 
 
+_NONE = type(None)
+
+
+def _facts_all_valid(ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> bool:
+    """True when every fact passes every check; decided per batch, not per row.
+
+    Keys, places and roles are checked once per distinct (origin, municipality, zone); types
+    once per column. False sends the batch down the per-change path, which finds the refusals
+    (in the same order as always)."""
+    if any(c.fields.get("id") != c.pk for c, _ in items):
+        return False
+    places = {(id(o), c.fields.get("municipality"), c.fields.get("zone")): o for c, o in items}
+    for (_, mun, zone), origin in places.items():
+        if not origin.covers(ts, str(mun or ""), str(zone or "")) or not ts.may_insert(origin.role):
+            return False
+    checks = _CHECKS.get(ts.name)
+    if checks is None:
+        checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
+    # one type signature per distinct shape of row (a handful per batch), checked once each
+    shapes = {(tuple(f), tuple(map(type, f.values()))) for f in (c.fields for c, _ in items)}
+    for names, types in shapes:
+        for k, ty in zip(names, types, strict=True):
+            if ty is not _NONE and (allowed := checks.get(k)) is not None and ty not in allowed:
+                return False  # maybe a subclass the per-row check accepts: let it judge
+    return True
+
+
 def _push_facts(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> list[Change]:
+    if _facts_all_valid(ts, items):
+        pks = [c.pk for c, _ in items]
+        existing = ctx.storage.get_facts(ts.name, list(dict.fromkeys(pks)))
+        if not existing and len(set(pks)) == len(pks):
+            # the bulk case: all new, all distinct — straight to one insert
+            oks = [c for c, _ in items]
+            ctx.storage.insert_facts(ts.name, [normalize_fact(ts, c.fields) for c in oks], oks)
+            return oks
+        return _merge_facts(ctx, ts, [c for c, _ in items], existing)
     ok: list[Change] = []
     checked: tuple[NodeScope, str, str] | None = None  # (origin, municipality, zone) last found in scope
     for c, origin in items:
@@ -244,7 +286,10 @@ def _push_facts(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]])
             checked = (origin, row.get("municipality"), row.get("zone"))  # type: ignore[assignment]
     if not ok:
         return []
-    existing = ctx.storage.get_facts(ts.name, list({c.pk for c in ok}))
+    return _merge_facts(ctx, ts, ok, ctx.storage.get_facts(ts.name, list({c.pk for c in ok})))
+
+
+def _merge_facts(ctx: _Ctx, ts: TableSpec, ok: list[Change], existing: dict[str, dict[str, Any]]) -> list[Change]:
     new_rows: list[dict[str, Any]] = []
     new_changes: list[Change] = []
     accepted: list[Change] = []

@@ -17,6 +17,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import cbor2
@@ -24,6 +25,8 @@ import cbor2
 from . import ids
 from .changes import Cell, Change, Refusal, RowState
 from .schema import PROTOCOL_VERSION, SCHEMA_VERSION
+
+_new_tuple = tuple.__new__
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_BATCH_BYTES = 1024 * 1024
@@ -176,7 +179,7 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     first = values[0]
     if values.count(first) == n and all(type(v) is type(first) for v in values):
         return ["k", first, n]
-    if any(v is None for v in values):
+    if None in values:  # builtin values never equal None, so this is an identity test
         present = [v is not None for v in values]
         bitmap = bytearray((n + 7) // 8)
         for i, p in enumerate(present):
@@ -184,7 +187,7 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
                 bitmap[i >> 3] |= 1 << (i & 7)
         sub_keys = [k for k, p in zip(keys, present, strict=True) if p] if keys is not None else None
         return ["z", n, bytes(bitmap), encode_column([v for v in values if v is not None], sub_keys)]
-    if all(_is_int(v) for v in values):
+    if all(type(v) is int for v in values):
         return _enc_ints(values, keys)
     parts = _uuid7_parts(values)
     if parts is not None:
@@ -196,7 +199,7 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     uniq: list[Any] = []
     idx: list[int] = []
     for v in values:
-        h = _hashable(v)
+        h = v if type(v) is str else _hashable(v)
         found = index.get(h)
         if found is None:
             found = index[h] = len(uniq)
@@ -262,22 +265,32 @@ def _encode_run(run: list[Change]) -> dict[str, Any]:
     first = run[0]
     out: dict[str, Any] = {"t": first.table, "o": first.op, "n": len(run), "c": cols}
     if first.op == "insert":
-        names: dict[str, None] = {}
-        for c in run:
-            for k in c.fields:
-                names.setdefault(k, None)
+        first_names = tuple(first.fields)
+        uniform = all(tuple(c.fields) == first_names for c in run)
+        names: dict[str, None] = dict.fromkeys(first_names)
+        columns: dict[str, list[Any]] | None = None
+        if uniform:
+            # every row has the same fields in the same order (the bulk case): columns in one pass
+            columns = dict(zip(first_names, map(list, zip(*(c.fields.values() for c in run), strict=True)), strict=True)) \
+                if first_names else {}
+        else:
+            for c in run:
+                for k in c.fields:
+                    names.setdefault(k, None)
         key_name = next((k for k in _KEY_COLUMNS if k in names), None)
-        keys = [c.fields.get(key_name) for c in run] if key_name else None
+        keys = (columns[key_name] if columns is not None else [c.fields.get(key_name) for c in run]) if key_name else None
         # which fields each row actually carries, when not all rows carry all of them
         full = names.keys()
-        if not all(c.fields.keys() == full for c in run):
+        if not uniform and not all(c.fields.keys() == full for c in run):
             out["h"] = encode_column([[k in c.fields for k in names] for c in run])
-        if "id" in names and all(c.fields.get("id") == c.pk for c in run) and "h" not in out:
+        if "id" in names and "h" not in out and (
+                columns["id"] == [c.pk for c in run] if columns is not None else all(c.fields.get("id") == c.pk for c in run)):
             del names["id"]  # the key again: sent once as "pk"
             out["idpk"] = True
         out["f"] = list(names)
         out["k"] = key_name
-        out["v"] = [encode_column([c.fields.get(k) for c in run], keys if k != key_name else None) for k in names]
+        out["v"] = [encode_column(columns[k] if columns is not None else [c.fields.get(k) for c in run],
+                                  keys if k != key_name else None) for k in names]
     else:
         cols["cl"] = encode_column([c.cl for c in run])
         out["v"] = [c.fields for c in run]
@@ -370,9 +383,12 @@ def _decode_rows(groups: list[dict[str, Any]]) -> list[RowState]:
             cls = decode_column(g["cl"])
             rows = [RowState(str(g["t"]), pk, {}, cl) for pk, cl in zip(pks, cls, strict=True)]
             for name, venc, henc, senc in g["f"]:
-                for r, v, h, s in zip(rows, decode_column(venc), decode_column(henc), decode_column(senc), strict=True):
+                hlcs = decode_column(henc)
+                # Cells made in C (tuple.__new__ gives the same NamedTuple without its Python frame)
+                cells = map(_new_tuple, repeat(Cell), zip(decode_column(venc), hlcs, decode_column(senc), strict=True))
+                for r, h, cell in zip(rows, hlcs, cells, strict=True):
                     if h is not None:
-                        r.cells[name] = Cell(v, h, s)  # noqa: PERF401 (hot loop; a NamedTuple)
+                        r.cells[name] = cell
             out.extend(rows)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, WireError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,8 @@ from sync.wire import decode_refusal, encode_refusal
 from . import tables as t
 
 _CHUNK = 1000
+#: tuple.__new__ makes the same Cell as Cell(...) without the Python-level constructor frame
+_new_cell = tuple.__new__
 _hlc_lock = threading.Lock()
 _HLC: HLC | None = None
 
@@ -84,12 +87,26 @@ def state_from_row(name: str, row: Any) -> RowState:
 
 
 def get_rows(conn: Connection, name: str, pks: list[str]) -> dict[str, RowState]:
+    """Same states as :func:`state_from_row`, read by position (the hot path of a pull)."""
     table = t.TABLES[name]
+    fields = SPECS[name].fields
+    pos = {c.name: i for i, c in enumerate(table.c)}
+    ci, xi, cli, idi = pos["clocks"], pos["extra"], pos["cl"], pos["id"]
     out: dict[str, RowState] = {}
     for i in range(0, len(pks), _CHUNK):
         for row in conn.execute(sa.select(table).where(table.c.id.in_(pks[i:i + _CHUNK]))):
-            st = state_from_row(name, row)
-            out[st.pk] = st
+            extra: dict[str, Any] | None = None
+            cells: dict[str, Cell] = {}
+            for k, (h, s) in (row[ci] or {}).items():
+                if k in fields:
+                    v = row[pos[k]]
+                else:
+                    if extra is None:
+                        extra = row[xi] or {}
+                    v = extra.get(k)
+                cells[k] = _new_cell(Cell, (v, h if type(h) is int else int(h), s if type(s) is str else str(s)))
+            pk = str(row[idi])
+            out[pk] = RowState(name, pk, cells, int(row[cli]))
     return out
 
 
@@ -124,11 +141,25 @@ def put_rows(conn: Connection, pairs: list[tuple[RowState | None, RowState]]) ->
         for i, (b, a) in enumerate(pairs)])
 
 
+def existing_ids(conn: Connection, name: str, pks: list[str]) -> set[str]:
+    """Which of ``pks`` are already stored: one set-based query per chunk, driver-level
+    (no statement compiling per batch; the duplicate check of every pushed fact batch)."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    found: set[str] = set()
+    for i in range(0, len(pks), _CHUNK):
+        chunk = tuple(pks[i:i + _CHUNK])
+        sql = f"SELECT id FROM {name} WHERE id IN ({', '.join([mark] * len(chunk))})"
+        found.update(r[0] for r in conn.exec_driver_sql(sql, chunk))
+    return found
+
+
 def get_facts(conn: Connection, name: str, pks: list[str]) -> dict[str, dict[str, Any]]:
     table = t.TABLES[name]
     spec = SPECS[name]
     cols = [table.c[n] for n in spec.fields] + [table.c.extra]
     out: dict[str, dict[str, Any]] = {}
+    # full rows only for the keys that exist (duplicates are rare; a drain has none)
+    pks = sorted(existing_ids(conn, name, pks))
     for i in range(0, len(pks), _CHUNK):
         for row in conn.execute(sa.select(*cols).where(table.c.id.in_(pks[i:i + _CHUNK]))):
             d = dict(row._mapping)
@@ -152,14 +183,18 @@ def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], or
     sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({marks})"
     dumps = json.dumps
     json_idx = [i for i, n in enumerate(fields) if n in json_cols]
+    take = operator.itemgetter(*fields)
+    nf = len(fields)
     params = []
     for r, (site, seq) in zip(rows, origins, strict=True):
         n = r if normalized else normalize_fact(spec, r)
-        vals = [n[k] for k in fields]
+        vals = list(take(n)) if nf > 1 else [n[fields[0]]]
         for i in json_idx:
-            if vals[i] is not None:
-                vals[i] = dumps(vals[i], separators=(",", ":"))
-        extra = {k: v for k, v in n.items() if k not in spec.fields} if len(n) > len(fields) else None
+            v = vals[i]
+            if v is not None:
+                # the common empty list without the encoder
+                vals[i] = "[]" if type(v) is list and not v else dumps(v, separators=(",", ":"))
+        extra = {k: v for k, v in n.items() if k not in spec.fields} if len(n) > nf else None
         vals += [dumps(extra) if extra else None, site, seq]
         params.append(tuple(vals))
     conn.exec_driver_sql(sql, params)
