@@ -30,6 +30,8 @@ from sync.schema import TABLES, TableSpec, spec
 
 _SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "json": "TEXT"}
 _CHUNK = 500
+#: tuple.__new__ makes the same NamedTuple as its constructor, without the Python frame (hot loops)
+_new_tuple = tuple.__new__
 
 
 def _q(name: str) -> str:
@@ -512,7 +514,7 @@ class EdgeStore:
                 fact = facts.get((table, pk))
                 if fact is None:  # the fact row was removed locally; nothing left to send
                     continue
-                out.append(Change(table, pk, site, seq, hlc, "insert", fact, 0, fact["municipality"], fact["zone"]))
+                out.append(_new_tuple(Change, (table, pk, site, seq, hlc, "insert", fact, 0, fact["municipality"], fact["zone"])))
             else:
                 b = cbor2.loads(body)
                 out.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))

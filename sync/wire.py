@@ -162,7 +162,12 @@ def _uuid7_parts(values: list[Any]) -> tuple[list[int], list[int]] | None:
     return ms, tails
 
 
+_EMPTY_LIST_KEY = ("\x00cbor", cbor2.dumps([], canonical=True))
+
+
 def _hashable(v: Any) -> Any:
+    if type(v) is list and not v:
+        return _EMPTY_LIST_KEY  # the common empty list (no alarms) without encoding it each time
     if isinstance(v, list | dict):
         return ("\x00cbor", cbor2.dumps(v, canonical=True))
     if isinstance(v, float):
@@ -177,7 +182,8 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     if n == 0:
         return ["e"]
     first = values[0]
-    if values.count(first) == n and all(type(v) is type(first) for v in values):
+    types = set(map(type, values))  # one C-level pass answers every "all of one type" question
+    if len(types) == 1 and values.count(first) == n:
         return ["k", first, n]
     if None in values:  # builtin values never equal None, so this is an identity test
         present = [v is not None for v in values]
@@ -187,9 +193,9 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
                 bitmap[i >> 3] |= 1 << (i & 7)
         sub_keys = [k for k, p in zip(keys, present, strict=True) if p] if keys is not None else None
         return ["z", n, bytes(bitmap), encode_column([v for v in values if v is not None], sub_keys)]
-    if all(type(v) is int for v in values):
+    if types == {int}:
         return _enc_ints(values, keys)
-    parts = _uuid7_parts(values)
+    parts = _uuid7_parts(values) if types == {str} else None
     if parts is not None:
         return ["u7", _enc_ints(parts[0]), _enc_ints(parts[1])]
     if all(isinstance(v, float) for v in values):
@@ -199,7 +205,7 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     uniq: list[Any] = []
     idx: list[int] = []
     for v in values:
-        h = v if type(v) is str else _hashable(v)
+        h = v if type(v) in (str, int) else _hashable(v)
         found = index.get(h)
         if found is None:
             found = index[h] = len(uniq)
@@ -331,8 +337,9 @@ def _decode_run(run: dict[str, Any]) -> list[Change]:
             cl = decode_column(c["cl"])
         if not all(len(x) == n for x in (pk, site, seq, hlc, mun, zone, rows, cl)):
             raise WireError("column lengths differ")
-        return [Change(table, p, s, q, h, op, r, c, m, z)
-                for p, s, q, h, r, c, m, z in zip(pk, site, seq, hlc, rows, cl, mun, zone, strict=True)]
+        # Changes made in C (tuple.__new__: the same NamedTuple without its Python constructor frame)
+        return list(map(_new_tuple, repeat(Change),
+                        zip(repeat(table), pk, site, seq, hlc, repeat(op), rows, cl, mun, zone)))
     except (KeyError, IndexError, TypeError, ValueError) as e:
         if isinstance(e, WireError):
             raise

@@ -25,6 +25,7 @@ from . import tables as t
 _CHUNK = 1000
 #: tuple.__new__ makes the same Cell as Cell(...) without the Python-level constructor frame
 _new_cell = tuple.__new__
+_site_seq = operator.attrgetter("site_id", "seq")
 _hlc_lock = threading.Lock()
 _HLC: HLC | None = None
 
@@ -231,7 +232,7 @@ class CloudStorage:
         return get_facts(self.conn, table, pks)
 
     def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
-        insert_fact_rows(self.conn, table, rows, [(c.site_id, c.seq) for c in changes], normalized=True)
+        insert_fact_rows(self.conn, table, rows, list(map(_site_seq, changes)), normalized=True)
 
     def quarantine(self, change: Change, reason: str) -> None:
         quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
