@@ -169,7 +169,8 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
         acked[c.site_id] = max(acked.get(c.site_id, 0), c.seq)
         if c.site_id not in seen:
             seen[c.site_id] = storage.seen(c.site_id)
-        if not covered(seen[c.site_id], c.seq):
+        iv = seen[c.site_id]
+        if not iv or c.seq > iv[-1][1] or not covered(iv, c.seq):  # fresh seqs skip the search
             todo.append(c)
 
     facts: dict[str, list[tuple[Change, NodeScope]]] = {}
@@ -207,8 +208,11 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
     storage.put_rows([(b, a) for b, a in touched.values() if row_changed(b, a)])
     for site in seen:
         storage.set_seen(site, add_seqs(seen[site], (c.seq for c in batch.changes if c.site_id == site)))
-    accepted_keys = {(c.site_id, c.seq) for c in accepted}
-    storage.relay([c for c in batch.changes if (c.site_id, c.seq) in accepted_keys])
+    if len(accepted) == len(batch.changes):
+        storage.relay(batch.changes)  # all accepted (the bulk case): batch order, no lookups
+    else:
+        accepted_keys = {(c.site_id, c.seq) for c in accepted}
+        storage.relay([c for c in batch.changes if (c.site_id, c.seq) in accepted_keys])
     refusals = [_with_row(ctx, r, touched) for r in ctx.refusals]
     storage.keep_refusals(refusals)
     return PushResult(acked, refusals, hlc.wall())
