@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,21 +95,49 @@ def get_rows(conn: Connection, name: str, pks: list[str]) -> dict[str, RowState]
     pos = {c.name: i for i, c in enumerate(table.c)}
     ci, xi, cli, idi = pos["clocks"], pos["extra"], pos["cl"], pos["id"]
     out: dict[str, RowState] = {}
-    for i in range(0, len(pks), _CHUNK):
-        for row in conn.execute(sa.select(table).where(table.c.id.in_(pks[i:i + _CHUNK]))):
-            extra: dict[str, Any] | None = None
-            cells: dict[str, Cell] = {}
-            for k, (h, s) in (row[ci] or {}).items():
-                if k in fields:
-                    v = row[pos[k]]
-                else:
-                    if extra is None:
-                        extra = row[xi] or {}
-                    v = extra.get(k)
-                cells[k] = _new_cell(Cell, (v, h if type(h) is int else int(h), s if type(s) is str else str(s)))
-            pk = str(row[idi])
-            out[pk] = RowState(name, pk, cells, int(row[cli]))
+    for row in _select_by_ids(conn, name, pks):
+        extra: dict[str, Any] | None = None
+        cells: dict[str, Cell] = {}
+        for k, (h, s) in (row[ci] or {}).items():
+            if k in fields:
+                v = row[pos[k]]
+            else:
+                if extra is None:
+                    extra = row[xi] or {}
+                v = extra.get(k)
+            cells[k] = _new_cell(Cell, (v, h if type(h) is int else int(h), s if type(s) is str else str(s)))
+        pk = str(row[idi])
+        out[pk] = RowState(name, pk, cells, int(row[cli]))
     return out
+
+
+def _select_by_ids(conn: Connection, name: str, pks: list[str]) -> Iterator[Sequence[Any]]:
+    """Whole rows of ``name`` for ``pks``, columns in table order, values as SQLAlchemy gives them.
+
+    On SQLite this reads through the driver and converts only what SQLAlchemy would (JSON text,
+    0/1 booleans): the result-processing layer was most of a pull's cost. PostgreSQL's driver
+    already returns Python values for jsonb, so it keeps the SQLAlchemy path."""
+    table = t.TABLES[name]
+    if conn.dialect.name != "sqlite":
+        for i in range(0, len(pks), _CHUNK):
+            yield from conn.execute(sa.select(table).where(table.c.id.in_(pks[i:i + _CHUNK])))
+        return
+    conv: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(table.c):
+        if isinstance(c.type, sa.Boolean):
+            conv.append((i, bool))
+        elif isinstance(c.type, sa.JSON):
+            conv.append((i, json.loads))
+    cols = ", ".join(f'"{c.name}"' for c in table.c)
+    for i in range(0, len(pks), _CHUNK):
+        chunk = tuple(pks[i:i + _CHUNK])
+        rows = conn.exec_driver_sql(f'SELECT {cols} FROM "{name}" WHERE id IN ({", ".join("?" * len(chunk))})', chunk)
+        for raw in rows:
+            vals = list(raw)
+            for j, f in conv:
+                if vals[j] is not None:
+                    vals[j] = f(vals[j])
+            yield vals
 
 
 def put_rows(conn: Connection, pairs: list[tuple[RowState | None, RowState]]) -> None:
