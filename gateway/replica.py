@@ -87,6 +87,12 @@ class Replicator:
             self.proc.kill()
             self.proc.wait(5)
         log.info("litestream_stopped", rc=self.proc.returncode)
+        # Litestream's own final sync on SIGTERM can be cut short on a loaded box; one explicit
+        # pass makes "stopped gracefully" mean "the replica holds every commit".
+        try:
+            replicate_once(self.db, self.url, timeout=timeout * 2)
+        except (ReplicaError, subprocess.TimeoutExpired, OSError) as exc:
+            log.warning("litestream_final_pass_failed", error=str(exc))
 
 
 def replicate_once(db: Path | str, replica: str, timeout: float = 60.0) -> None:
