@@ -100,7 +100,7 @@ def _in_munis(contracts: sa.Table, munis: Sequence[str]) -> Any:
     return contracts.c.municipality.concat("").in_(list(munis))
 
 
-def _plain_rows(conn: Connection, q: Any) -> list[tuple[Any, ...]]:
+def _plain_rows(conn: Connection, q: Any) -> Sequence[Any]:
     """All rows as the driver's plain tuples, skipping SQLAlchemy's Row objects (a chunk reads
     thousands of rows). Only for columns the driver already returns as the Python values we
     use (strings, integers, booleans as 0/1): no result type processing happens here."""
