@@ -6,6 +6,8 @@ PushResult knows its changes are durable.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cbor2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -42,44 +44,33 @@ async def _message(request: Request) -> wire.Message | Response:
         return _cbor(400, {"error": str(e)})
 
 
-@router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")
-async def push(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+async def _serve(request: Request, principal: Principal, expected: type, answer: Any) -> Response:
+    """Scope, decode and type-check one CBOR request, then run `answer(storage, scope, msg)` in
+    one transaction off the event loop; the reply is encoded only after the commit."""
     scope = _scope(principal)
     if isinstance(scope, Response):
         return scope
     msg = await _message(request)
     if isinstance(msg, Response):
         return msg
-    if not isinstance(msg, wire.PushBatch):
-        return _cbor(400, {"error": f"expected a PushBatch, got {type(msg).__name__}"})
+    if not isinstance(msg, expected):
+        return _cbor(400, {"error": f"expected a {expected.__name__}, got {type(msg).__name__}"})
     engine: Engine = request.app.state.engine
-    batch = msg
 
     def work() -> bytes:
         with engine.begin() as conn:
-            result = server.push(CloudStorage(conn), scope, batch, cloud_hlc())
-        return wire.encode(result)  # only after the commit
+            out = answer(CloudStorage(conn), scope, msg, cloud_hlc())
+        return wire.encode(out)
 
     # database work off the event loop, so other requests keep being served meanwhile
     return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)
 
 
+@router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")
+async def push(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+    return await _serve(request, principal, wire.PushBatch, server.push)
+
+
 @router.post("/pull", response_class=Response, summary="Pull a CBOR PullBatch of the node's subset since its cursor")
 async def pull(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-    scope = _scope(principal)
-    if isinstance(scope, Response):
-        return scope
-    msg = await _message(request)
-    if isinstance(msg, Response):
-        return msg
-    if not isinstance(msg, wire.PullRequest):
-        return _cbor(400, {"error": f"expected a PullRequest, got {type(msg).__name__}"})
-    engine: Engine = request.app.state.engine
-    req = msg
-
-    def work() -> bytes:
-        with engine.begin() as conn:
-            batch = server.pull(CloudStorage(conn), scope, req, cloud_hlc())
-        return wire.encode(batch)
-
-    return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)
+    return await _serve(request, principal, wire.PullRequest, server.pull)
