@@ -58,6 +58,20 @@ def serve(
     uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
 
 
+def _register_credential(db: str | None, config: str | None, register: Any) -> None:
+    """Create a credential in one transaction and print it as JSON; bad input exits 2 with a reason."""
+    engine = _engine(db, config)
+    try:
+        with engine.begin() as conn:
+            cred = register(conn)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    _print(cred)
+
+
 @app.command("add-user")
 def add_user(
     municipality: str = typer.Option(..., help="Municipality code EXP-01..EXP-13, or '*' for central staff."),
@@ -71,19 +85,13 @@ def add_user(
     from cloud.auth import create_user
     from cloud.events import record_event
 
-    engine = _engine(db, config)
-    try:
-        with engine.begin() as conn:
-            cred = create_user(conn, name=name, role=role, municipality=municipality, zone=zone)
-            record_event(conn, "UserCreated", "user", cred["id"], None,
-                         {"name": name, "role": role, "zone": zone},
-                         municipality=None if municipality == "*" else municipality)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
-    _print(cred)
+    def register(conn: Any) -> dict[str, Any]:
+        cred = create_user(conn, name=name, role=role, municipality=municipality, zone=zone)
+        record_event(conn, "UserCreated", "user", cred["id"], None, {"name": name, "role": role, "zone": zone},
+                     municipality=None if municipality == "*" else municipality)
+        return cred
+
+    _register_credential(db, config, register)
 
 
 @app.command("add-node")
@@ -99,18 +107,13 @@ def add_node(
     from cloud.auth import create_node
     from cloud.events import record_event
 
-    engine = _engine(db, config)
-    try:
-        with engine.begin() as conn:
-            cred = create_node(conn, kind=kind, municipality=municipality, zone=zone, name=name)
-            record_event(conn, "NodeRegistered", "node", cred["site_id"], None,
-                         {"kind": kind, "zone": zone}, municipality=municipality)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
-    _print(cred)
+    def register(conn: Any) -> dict[str, Any]:
+        cred = create_node(conn, kind=kind, municipality=municipality, zone=zone, name=name)
+        record_event(conn, "NodeRegistered", "node", cred["site_id"], None, {"kind": kind, "zone": zone},
+                     municipality=municipality)
+        return cred
+
+    _register_credential(db, config, register)
 
 
 @app.command()
