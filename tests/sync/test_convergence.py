@@ -15,6 +15,7 @@ Examples per run come from the hypothesis profile (AQUACIS_HYPOTHESIS_PROFILE=ci
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -59,6 +60,16 @@ SYNC_TABLES = [t for t in metadata.sorted_tables if t.name in ct.TABLES or t.nam
 BASE = settings.default.max_examples
 
 
+def _scratch() -> str | None:
+    """Where examples keep their SQLite files: RAM-backed tmpfs when the machine has one (still real
+    files with WAL and locking, just no disk flushes), else the default temp directory."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+SCRATCH = _scratch()
+
+
 def example_budget(factor: float, floor: int = 5) -> int:
     """Examples for this run: a share of the profile's budget (each example is a whole simulated
     network on real SQLite files), or AQUACIS_SYNC_EXAMPLES for a long soak run."""
@@ -78,6 +89,7 @@ class Node:
         self.skew = 0
         self.partitioned = False
         self.token = f"tok-{name}"
+        shutil.copyfile(_edge_template(), path)  # the store's schema without its DDL per node
         self.store = EdgeStore.open(path, clock=self.clock)
         self.site_id = self.store.site_id
         self.scope = server.NodeScope(self.site_id, role, MUN, frozenset({zone}))
@@ -121,19 +133,11 @@ class Machine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="aqsync-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="aqsync-", dir=SCRATCH))
         self.now = T0
         self.cloud_hlc = HLC(lambda: self.now)
         set_cloud_hlc(self.cloud_hlc)
-        if self.db_url:
-            self.engine = make_engine(self.db_url)
-            with self.engine.begin() as conn:
-                for t in reversed(SYNC_TABLES):
-                    conn.execute(t.delete())
-                conn.execute(cloud.auth.nodes.delete())
-        else:
-            shutil.copy(_template(), self.tmp / "cloud.db")  # a fresh cloud schema, without DDL per example
-            self.engine = make_engine(f"sqlite:///{self.tmp / 'cloud.db'}")
+        self.engine = cloud_db(self.db_url).reset()
         with self.engine.begin() as conn:
             self.cloud_site = cloud_site_id(conn)
         self.nodes: list[Node] = []
@@ -206,7 +210,6 @@ class Machine(RuleBasedStateMachine):
         set_cloud_hlc(None)
         for n in self.nodes:
             n.store.close()
-        self.engine.dispose()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- recording writes for the oracle ---------------------------------------------------
@@ -468,17 +471,62 @@ class Machine(RuleBasedStateMachine):
                 for t in TABLES}
 
 
-_TEMPLATE: list[Path] = []
+class CloudDB:
+    """The cloud's database for a whole test run, emptied between examples: a schema and an engine
+    per example cost more than the example itself (the engine's compiled-statement cache too)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.tables = [*SYNC_TABLES, cloud.auth.nodes]
+        with self.engine.begin() as conn:
+            metadata.create_all(conn, tables=self.tables)
+
+    def reset(self) -> sa.Engine:
+        """Back to a fresh, empty schema (identity counters included, so a seed replays exactly)."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in self.tables)
+                conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+            else:
+                for t in reversed(self.tables):
+                    conn.execute(t.delete())
+                if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first():
+                    conn.exec_driver_sql("DELETE FROM sqlite_sequence")
+        return self.engine
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.url.startswith("sqlite:///"):
+            shutil.rmtree(Path(self.url[len("sqlite:///"):]).parent, ignore_errors=True)
 
 
-def _template() -> Path:
-    if not _TEMPLATE:
-        d = Path(tempfile.mkdtemp(prefix="aqsync-template-"))
-        engine = make_engine(f"sqlite:///{d / 'cloud.db'}")
-        metadata.create_all(engine, tables=[*SYNC_TABLES, cloud.auth.nodes])
-        engine.dispose()
-        _TEMPLATE.append(d / "cloud.db")
-    return _TEMPLATE[0]
+_CLOUD: dict[str | None, CloudDB] = {}
+_EDGE_TEMPLATE: list[Path] = []
+
+
+def _edge_template() -> Path:
+    """An edge store file with its schema and no site id: EdgeStore.open gives each copy its own."""
+    if not _EDGE_TEMPLATE:
+        d = Path(tempfile.mkdtemp(prefix="aqsync-edge-", dir=SCRATCH))
+        atexit.register(shutil.rmtree, d, True)
+        store = EdgeStore.open(d / "edge.db", site_id="template")
+        store.conn.execute("DELETE FROM _sync_meta")
+        store.close()
+        _EDGE_TEMPLATE.append(d / "edge.db")
+    return _EDGE_TEMPLATE[0]
+
+
+def cloud_db(url: str | None) -> CloudDB:
+    """The shared cloud database for `url` (None: a SQLite file in the scratch directory)."""
+    if url not in _CLOUD:
+        if url is None:
+            d = Path(tempfile.mkdtemp(prefix="aqsync-cloud-", dir=SCRATCH))
+            _CLOUD[None] = CloudDB(f"sqlite:///{d / 'cloud.db'}")
+            atexit.register(_CLOUD[None].dispose)
+        else:
+            _CLOUD[url] = CloudDB(url)
+    return _CLOUD[url]
 
 
 def _run(factor: float, db_url: str | None = None, steps: int = 20, floor: int = 5) -> None:
@@ -494,6 +542,7 @@ def test_convergence_sqlite() -> None:
 
 @pytest.mark.postgres
 def test_convergence_postgresql(pg_url: str) -> None:
-    with make_engine(pg_url).begin() as conn:
-        metadata.create_all(conn, tables=[*SYNC_TABLES, cloud.auth.nodes])
-    _run(0.05, pg_url, floor=3)
+    try:
+        _run(0.05, pg_url, floor=3)
+    finally:
+        _CLOUD.pop(pg_url).dispose()
