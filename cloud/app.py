@@ -210,12 +210,21 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
             dispatcher = threading.Thread(target=workorder_loop, args=(engine, settings.workorder_interval_s, stop),
                                           name="workorders", daemon=True)
             dispatcher.start()
+        housekeeper = None
+        if settings.sync_maintenance_interval_s > 0:
+            from cloud.sync.maintenance import maintenance_loop
+
+            housekeeper = threading.Thread(target=maintenance_loop, name="sync-maintenance", daemon=True,
+                                           args=(engine, settings.sync_maintenance_interval_s, stop, log))
+            housekeeper.start()
         yield
         stop.set()
         if worker is not None:
             worker.join(timeout=30)
         if dispatcher is not None:
             dispatcher.join(timeout=30)
+        if housekeeper is not None:
+            housekeeper.join(timeout=30)
         # Only dispose an engine we made.
         if app.state.owns_engine:
             engine.dispose()

@@ -185,3 +185,8 @@ _register_billing(app)
 from cloud.cfdi.cli import register as _register_cfdi  # noqa: E402
 
 _register_cfdi(app)
+
+# Sync housekeeping (sync purge) lives in its package.
+from cloud.sync.cli import register as _register_sync  # noqa: E402
+
+_register_sync(app)

@@ -39,6 +39,9 @@ class CloudSettings(BaseSettings):
     # Seconds between background work-order passes: open orders from new edge anomalies and
     # apply completed orders to metering (0 = off; POST /api/v2/work-orders/dispatch runs one).
     workorder_interval_s: float = 5.0
+    # Seconds between background sync maintenance passes: purge tombstones every active node
+    # has applied, compact the changelog (0 = off; `aquacis cloud sync purge` runs one).
+    sync_maintenance_interval_s: float = 3600.0
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

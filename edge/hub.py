@@ -19,6 +19,7 @@ from sync.changes import Change, Refusal, RowState
 from sync.server import LogEntry, NodeScope
 from sync.wire import decode_refusal
 
+from .maintenance import fence_outbox
 from .store import EdgeStore, _q
 
 
@@ -28,8 +29,13 @@ def hash_token(token: str) -> str:
 
 class HubStorage:
     def __init__(self, store: EdgeStore) -> None:
+        from .maintenance import ensure_schema
+
         self.store = store
         self.conn = store.conn
+        #: the cursor the pulling handheld sent (what it has applied), recorded by note_pull
+        self._sent: int | None = None
+        ensure_schema(store)
 
     def node(self, site_id: str) -> NodeScope | None:
         row = self.conn.execute("SELECT site_id, role, municipality, zone FROM _hub_nodes WHERE site_id = ?",
@@ -68,6 +74,8 @@ class HubStorage:
             self.store.keep_hub_refusal(r)
 
     def log_since(self, after: int, upto: int, scope: NodeScope, limit: int) -> list[LogEntry]:
+        if self._sent is None:
+            self._sent = max(0, min(after, upto))
         cur = self.conn.execute(
             "SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone, reset FROM _hub_log "
             "WHERE seq > ? AND seq <= ? AND (municipality = ? OR old_municipality = ?) ORDER BY seq LIMIT ?",
@@ -83,7 +91,11 @@ class HubStorage:
         return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
 
     def note_pull(self, site_id: str, cursor: int) -> None:
-        return None
+        """Remember what the handheld has applied: the cursor it sent, not the one it is
+        answered with (that answer may be lost). Tombstone purge and compaction go by it."""
+        sent, self._sent = self._sent or 0, None
+        self.conn.execute("INSERT INTO _hub_cursors (site_id, seq, at_ms) VALUES (?, ?, ?) ON CONFLICT(site_id) "
+                          "DO UPDATE SET seq = excluded.seq, at_ms = excluded.at_ms", (site_id, sent, self.store.clock()))
 
 
 class HubError(Exception):
@@ -104,6 +116,13 @@ class Hub:
         with self.store.transaction():
             self.store.conn.execute("INSERT OR REPLACE INTO _hub_nodes VALUES (?, ?, ?, ?, ?)",
                                     (site_id, hash_token(token), role, municipality, zone))
+
+    def unregister_node(self, site_id: str) -> None:
+        """Retire a handheld: it may no longer sync here and no longer holds back tombstone
+        purge or log compaction (a returning device must start from an empty store)."""
+        with self.store.transaction():
+            self.store.conn.execute("DELETE FROM _hub_nodes WHERE site_id = ?", (site_id,))
+            self.store.conn.execute("DELETE FROM _hub_cursors WHERE site_id = ?", (site_id,))
 
     def authenticate(self, token: str | None) -> NodeScope:
         if not token:
@@ -136,6 +155,8 @@ class Hub:
         with self.store.transaction():
             result = server.push(self.storage, scope, batch, self.store.hlc)
             self.store._dirty_meta = True
+            # relayed writes to rows this gateway holds deleted carry the tombstone's causal length
+            fence_outbox(self.store)
         return result  # only after commit
 
     def pull(self, scope: NodeScope, req: wire.PullRequest) -> wire.PullBatch:

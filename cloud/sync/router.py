@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from cloud.auth import Principal, current_principal
 from sync import server, wire
 
-from .storage import CloudStorage, cloud_hlc, scope_of
+from .maintenance import TrackingStorage
+from .storage import cloud_hlc, scope_of
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 
@@ -59,7 +60,8 @@ async def _serve(request: Request, principal: Principal, expected: type, answer:
 
     def work() -> bytes:
         with engine.begin() as conn:
-            out = answer(CloudStorage(conn), scope, msg, cloud_hlc())
+            # TrackingStorage: a pull records the cursor the node sent (what it has applied)
+            out = answer(TrackingStorage(conn), scope, msg, cloud_hlc())
         return wire.encode(out)
 
     # database work off the event loop, so other requests keep being served meanwhile

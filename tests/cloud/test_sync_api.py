@@ -17,7 +17,7 @@ from cloud.auth import create_node, create_user
 from cloud.settings import CloudSettings
 from cloud.sync import tables as ct
 from cloud.sync import writes
-from cloud.sync.storage import CloudStorage, purge_tombstones
+from cloud.sync.storage import CloudStorage
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, PeerRefused, SyncClient
 from sync import server, wire
@@ -175,24 +175,6 @@ def test_unknown_fields_are_kept(cloud: Cloud) -> None:
     assert r.status_code == 200
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(ct.readings.c.extra)).scalar() == {"new_field_v3": {"a": 1}}
-
-
-def test_tombstones_purged_only_after_every_site_pulled_past(cloud: Cloud, tmp_path: Path) -> None:
-    seed(cloud)
-    a, b = cloud.node("handheld"), cloud.node("handheld")
-    sa_, sb = edge(tmp_path, a, "a"), edge(tmp_path, b, "b")
-    cloud.sync_client(sa_, a).sync()
-    cloud.sync_client(sb, b).sync()
-    with cloud.engine.begin() as conn:
-        assert writes.delete_rows(conn, "meters", ["m2"]) == 1
-    cloud.sync_client(sa_, a).sync()
-    with cloud.engine.begin() as conn:
-        assert purge_tombstones(conn) == 0  # b has not seen the delete yet
-    cloud.sync_client(sb, b).sync()
-    assert sb.get("meters", "m2") is None
-    with cloud.engine.begin() as conn:
-        assert purge_tombstones(conn) == 1
-        assert conn.execute(sa.select(ct.meters.c.id).where(ct.meters.c.id == "m2")).first() is None
 
 
 def test_late_commit_is_not_skipped(pg_url: str) -> None:
