@@ -361,8 +361,10 @@ class Machine(RuleBasedStateMachine):
     def heal(self) -> None:
         for n in self.nodes:
             n.partitioned = False
-        # everyone talks to everyone until nothing changes any more
-        before = None
+        # everyone talks to everyone until a whole round changes nothing in any node's file (rounds
+        # are deterministic, so one more would change nothing either; an already quiet network
+        # takes one round)
+        before = [self.node_state(n) for n in self.nodes]
         for _ in range(12):
             for n in self.nodes[1:]:
                 if n.zone == Z1 and self.hub.storage.node(n.site_id) is not None:
@@ -370,7 +372,7 @@ class Machine(RuleBasedStateMachine):
             self._drain(self.gateway, "cloud")
             for n in self.nodes:
                 self.last_pull[n.name] = self._drain(n, "cloud")
-            after = [self.node_dump(n) for n in self.nodes]
+            after = [self.node_state(n) for n in self.nodes]
             if after == before and all(n.store.pending_count() == 0 for n in self.nodes):
                 break
             before = after
@@ -463,8 +465,19 @@ class Machine(RuleBasedStateMachine):
 
     def cloud_dump(self) -> dict[str, list[Any]]:
         with self.engine.connect() as conn:
-            return {t.name: sorted(map(repr, conn.execute(sa.select(t)).all()))
+            return {t.name: sorted(map(repr, conn.exec_driver_sql(f'SELECT * FROM "{t.name}"').all()))
                     for t in SYNC_TABLES if t.name not in ("sync_sites", "sync_counter", "sync_meta")}
+
+    def node_state(self, n: Node) -> list[Any]:
+        """All a round of syncing could change in a node's file (data, outbox, refusals, quarantine,
+        hub state) but its HLC, which moves with every exchange, and its pull cursors, which move past
+        changes out of its scope."""
+        conn = n.store.conn
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name "
+                                            "NOT LIKE 'sqlite%' AND name != '_sync_meta' ORDER BY name")]
+        return [sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall())) for t in names] + [
+            conn.execute("SELECT key, value FROM _sync_meta WHERE key NOT LIKE 'hlc%' AND key NOT LIKE "
+                         "'pull_cursor:%' ORDER BY key").fetchall()]
 
     def node_dump(self, n: Node) -> dict[str, list[Any]]:
         return {t: sorted(map(repr, n.store.conn.execute(f"SELECT * FROM {t}").fetchall()))
@@ -481,13 +494,18 @@ class CloudDB:
         self.tables = [*SYNC_TABLES, cloud.auth.nodes]
         with self.engine.begin() as conn:
             metadata.create_all(conn, tables=self.tables)
+            if self.engine.dialect.name == "postgresql":
+                # DELETE on these few rows is one round trip; TRUNCATE costs ~10 ms a table
+                seqs = [r[0] for r in conn.exec_driver_sql(
+                    "SELECT sequence_schema || '.' || sequence_name FROM information_schema.sequences")]
+                self.pg_reset = "; ".join([f'DELETE FROM "{t.name}"' for t in reversed(self.tables)]
+                                          + [f"ALTER SEQUENCE {s} RESTART" for s in seqs])
 
     def reset(self) -> sa.Engine:
         """Back to a fresh, empty schema (identity counters included, so a seed replays exactly)."""
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
-                names = ", ".join(f'"{t.name}"' for t in self.tables)
-                conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+                conn.exec_driver_sql(self.pg_reset)
             else:
                 for t in reversed(self.tables):
                     conn.execute(t.delete())
