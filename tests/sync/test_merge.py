@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.changes import Cell, RowState
 from sync.merge import merge_cell, merge_fact, merge_rows
 from sync.schema import TABLES, WORK_ORDER_STATUS
+
+# The merge functions are cheap: five times the profile's budget, so CI ("ci": 200) checks each
+# property on 1,000 examples.
+many = settings(max_examples=5 * settings.default.max_examples)
 
 WO = TABLES["work_orders"]
 READINGS = TABLES["readings"]
@@ -20,12 +24,17 @@ cells = st.builds(Cell, values, hlcs, sites)
 status_cells = st.builds(Cell, st.sampled_from(WORK_ORDER_STATUS.order), hlcs, sites)
 
 
+row_cells = st.dictionaries(st.sampled_from(["notes", "priority", "zone", "x_future"]), cells, max_size=4)
+causal_lengths = st.integers(1, 6)
+
+
 @st.composite
 def rows(draw: st.DrawFn) -> RowState:
-    cs = draw(st.dictionaries(st.sampled_from(["notes", "priority", "zone", "x_future"]), cells, max_size=4))
+    # strategies built once, not per draw: building them was most of each example's cost
+    cs = draw(row_cells)
     if draw(st.booleans()):
         cs["status"] = draw(status_cells)
-    return RowState("work_orders", "wo1", cs, draw(st.integers(1, 6)))
+    return RowState("work_orders", "wo1", cs, draw(causal_lengths))
 
 
 def same(a: RowState | None, b: RowState | None) -> bool:
@@ -33,37 +42,44 @@ def same(a: RowState | None, b: RowState | None) -> bool:
     return a.cl == b.cl and a.cells == b.cells
 
 
+@many
 @given(cells, cells)
 def test_cell_commutative(a: Cell, b: Cell) -> None:
     assert merge_cell(a, b) == merge_cell(b, a)
 
 
+@many
 @given(cells, cells, cells)
 def test_cell_associative(a: Cell, b: Cell, c: Cell) -> None:
     assert merge_cell(merge_cell(a, b), c) == merge_cell(a, merge_cell(b, c))
 
 
+@many
 @given(cells)
 def test_cell_idempotent(a: Cell) -> None:
     assert merge_cell(a, a) == a
 
 
+@many
 @given(cells, cells)
 def test_lww_greatest_stamp_wins(a: Cell, b: Cell) -> None:
     m = merge_cell(a, b)
     assert m is not None and (m.hlc, m.site_id) == max((a.hlc, a.site_id), (b.hlc, b.site_id))
 
 
+@many
 @given(rows(), rows())
 def test_rows_commutative(a: RowState, b: RowState) -> None:
     assert same(merge_rows(WO, a, b), merge_rows(WO, b, a))
 
 
+@many
 @given(rows(), rows(), rows())
 def test_rows_associative(a: RowState, b: RowState, c: RowState) -> None:
     assert same(merge_rows(WO, merge_rows(WO, a, b), c), merge_rows(WO, a, merge_rows(WO, b, c)))
 
 
+@many
 @given(rows(), rows())
 def test_rows_idempotent(a: RowState, b: RowState) -> None:
     ab = merge_rows(WO, a, b)
@@ -71,6 +87,7 @@ def test_rows_idempotent(a: RowState, b: RowState) -> None:
     assert same(merge_rows(WO, ab, b), ab)
 
 
+@many
 @given(status_cells, status_cells)
 def test_status_never_goes_back(a: Cell, b: Cell) -> None:
     m = merge_cell(a, b, WORK_ORDER_STATUS)
@@ -85,6 +102,7 @@ def test_stale_assigned_cannot_reopen_completed() -> None:
     assert merge_cell(Cell("cancelled", 1, "a"), Cell("verified", 50, "b"), WORK_ORDER_STATUS).value == "cancelled"
 
 
+@many
 @given(rows(), st.integers(1, 6))
 def test_causal_length_max_deletes_win_until_reinsert(a: RowState, cl: int) -> None:
     b = RowState("work_orders", "wo1", {}, cl)
@@ -96,6 +114,7 @@ fact_rows = st.fixed_dictionaries({"id": st.just("r1"), "municipality": st.just(
                                    "value_l": st.integers(0, 3), "alarms": st.lists(st.sampled_from(["leak"]), max_size=1)})
 
 
+@many
 @given(fact_rows, fact_rows)
 def test_fact_same_key_different_content_is_conflict(a: dict, b: dict) -> None:
     kept, conflict = merge_fact(READINGS, a, b)
