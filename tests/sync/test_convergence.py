@@ -10,7 +10,11 @@ After healing, every node's subset equals the cloud's projection for its scope, 
 last-writer-wins cell equals an oracle folded over all accepted writes, every accepted fact is
 in the cloud, every refusal reached its origin, and re-applying any batch changes nothing.
 
-Examples per run come from the hypothesis profile (AQUACIS_HYPOTHESIS_PROFILE=ci runs more).
+One example: the cloud, a gateway and 1-5 handhelds (2-6 nodes) on fresh databases, driven
+through STEPS steps (the set-up, then rules drawn at random, mid-run heal-and-checks among them),
+then healed and checked. The "ci" hypothesis profile (scripts/test.sh) runs 1,000 examples on
+SQLite (in SHARDS tests) and 100 on PostgreSQL; the "dev" profile 20 and 5;
+AQUACIS_SYNC_EXAMPLES=N runs N on each database (soak runs).
 """
 
 from __future__ import annotations
@@ -57,7 +61,10 @@ T0 = 1_790_000_000_000
 WO_IDS = [f"wo{i}" for i in range(5)]
 METER_IDS = [f"m{i}" for i in range(3)]
 SYNC_TABLES = [t for t in metadata.sorted_tables if t.name in ct.TABLES or t.name.startswith("sync_")]
-BASE = settings.default.max_examples
+STEPS = 20
+SHARDS = 4
+PROFILE = os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev")  # as tests/conftest.py
+SOAK = os.environ.get("AQUACIS_SYNC_EXAMPLES")
 
 
 def _scratch() -> str | None:
@@ -70,13 +77,12 @@ def _scratch() -> str | None:
 SCRATCH = _scratch()
 
 
-def example_budget(factor: float, floor: int = 5) -> int:
-    """Examples for this run: a share of the profile's budget (each example is a whole simulated
-    network on real SQLite files), or AQUACIS_SYNC_EXAMPLES for a long soak run."""
-    override = os.environ.get("AQUACIS_SYNC_EXAMPLES")
-    if override:
-        return int(override)
-    return max(floor, int(BASE * factor))
+def example_budget(ci: int, dev: int) -> int:
+    """Examples on one database for this run: `ci` under the ci profile, `dev` under any other,
+    or AQUACIS_SYNC_EXAMPLES for a long soak run."""
+    if SOAK:
+        return int(SOAK)
+    return ci if PROFILE == "ci" else dev
 
 
 class Node:
@@ -547,20 +553,28 @@ def cloud_db(url: str | None) -> CloudDB:
     return _CLOUD[url]
 
 
-def _run(factor: float, db_url: str | None = None, steps: int = 20, floor: int = 5) -> None:
+def _run(examples: int, db_url: str | None = None) -> None:
     Machine.db_url = db_url
     run_state_machine_as_test(Machine, settings=settings(
-        max_examples=example_budget(factor, floor), stateful_step_count=steps, deadline=None,
+        max_examples=examples, stateful_step_count=STEPS, deadline=None,
         suppress_health_check=list(HealthCheck)))
 
 
-def test_convergence_sqlite() -> None:
-    _run(0.2)
+# no time limit on a soak run; 15 minutes otherwise, as shrinking a failure can take minutes
+patience = pytest.mark.timeout(0 if SOAK else 900)
 
 
+@patience
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_convergence_sqlite(shard: int) -> None:
+    """One of SHARDS independent hypothesis runs sharing the SQLite budget."""
+    _run(-(-example_budget(1000, 20) // SHARDS))
+
+
+@patience
 @pytest.mark.postgres
 def test_convergence_postgresql(pg_url: str) -> None:
     try:
-        _run(0.05, pg_url, floor=3)
+        _run(example_budget(100, 5), pg_url)
     finally:
         _CLOUD.pop(pg_url).dispose()
