@@ -183,9 +183,11 @@ class GatewayPipeline:
 
     def __init__(self, port: int, db: Path, cid: str, devices: int, remote: bool = False) -> None:
         from gateway.decoding import Decoder, Device
-        from gateway.ingest import Ingestor, Metrics, Processor
+        from gateway.ingest import Ingestor, Metrics, Processor, tune_gc
         from gateway.mqtt_client import MqttSubscriber
         from gateway.store import GatewayStore
+
+        tune_gc()  # what Ingestor.start() does once per process; the daemon does it before subscribing
 
         site = "0190aaaa-0000-7000-8000-0000000000be"
         self.store = GatewayStore.open(db, site_id=site)
@@ -210,7 +212,7 @@ class GatewayPipeline:
         self.lat: list[float] | None = None
         self.stamps: dict[bytes, float] | None = None
         self.sub = MqttSubscriber(f"mqtt://127.0.0.1:{port}", cid, self._submit, topics=TOPICS)
-        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed)
+        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed, ack_many=self.sub.ack_many)
 
     def _submit(self, item):  # type: ignore[no-untyped-def]
         self.ing.submit(item)

@@ -177,7 +177,8 @@ class Daemon:
         self.processor = processor
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         self.subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
-        self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms)
+        self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms,
+                                 ack_many=self.subscriber.ack_many)
         self.ingestor.housekeeping = housekeeping
         self.ingestor.start()
         self._start_uplink(who)

@@ -57,6 +57,14 @@ _EUI = re.compile(r"^[0-9A-Fa-f]{16}$")
 
 def parse_time_ms(value: Any) -> int:
     """RFC 3339 / ISO 8601 (nanosecond fractions allowed, 'Z' or offset) or epoch ms → epoch ms."""
+    if type(value) is str:  # the common case first: an LNS time that Python reads directly
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if dt.tzinfo is not None:
+                return int(dt.timestamp() * 1000)
     if isinstance(value, bool):
         raise ParseError("bad timestamp")
     if isinstance(value, int):
@@ -102,6 +110,10 @@ def _b64(value: Any) -> bytes:
         return b""
     if not isinstance(value, str):
         raise ParseError("payload is not a base64 string")
+    try:  # what b64decode(validate=True) does, without its Python layer; errors take the long way
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:

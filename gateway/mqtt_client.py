@@ -12,6 +12,7 @@ already given to a newer message); the redelivered copy is deduplicated and acke
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
 log = structlog.get_logger("gateway.mqtt")
+
+_PUBACK = 0x40
+_pack_puback = struct.Struct("!BBH").pack
 
 DEFAULT_TOPICS = (
     "application/+/device/+/event/up",
@@ -87,6 +91,9 @@ class MqttSubscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # One write for the PUBACKs of a whole batch (see ack_many); paho 2.x queues outgoing
+        # packets through this method, and a client without it acks one message at a time.
+        self._queue_packet: Callable[..., object] | None = getattr(self.client, "_packet_queue", None)
 
     @property
     def generation(self) -> int:
@@ -125,6 +132,31 @@ class MqttSubscriber:
                 return False
             self.client.ack(item.mid, item.qos)
         return True
+
+    def ack_many(self, items: list[Inbound]) -> int:
+        """PUBACK, in arrival order, every message of `items` that came on the current connection.
+
+        The PUBACK packets of the batch go to paho's output queue as one buffer: one wake-up of
+        the network thread and one socket write instead of one of each per message (measured
+        ~15 % of the writer thread's time with `ack()` per message). Returns how many were acked.
+        """
+        mids: list[int] = []
+        done = 0
+        queue = self._queue_packet
+        with self._lock:
+            gen = self._gen
+            for it in items:
+                if it.qos == 0:
+                    done += 1
+                elif it.gen == gen:
+                    if it.qos == 1 and queue is not None:
+                        mids.append(it.mid)
+                    else:
+                        self.client.ack(it.mid, it.qos)
+                        done += 1
+            if mids and queue is not None:
+                queue(_PUBACK, b"".join([_pack_puback(_PUBACK, 2, m) for m in mids]), 0, 0)
+        return done + len(mids)
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
