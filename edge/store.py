@@ -176,23 +176,70 @@ class EdgeStore:
         quarantined locally (``_quarantine``) and not queued.
         """
         ts = self._fact_spec(table)
-        batch = [dict(r) for r in rows]
-        for r in batch:
-            if not r.get("id"):
-                r["id"] = self.ids()
-            if not r.get("municipality") or not r.get("zone"):
-                raise StoreError(f"{table} row {r['id']} needs municipality and zone")
-        if not batch:
+        rows = rows if isinstance(rows, list) else list(rows)
+        ids, params = self._fact_tuples(ts, rows)
+        if not ids:
             return []
         with self.transaction():
             stamp = self._stamp()
-            fresh = self._put_facts(ts, batch)
+            fresh = self._insert_fact_tuples(ts, ids, params, rows)
             first = self._take_seq(len(fresh))
+            site = self.site_id
             self.conn.executemany(
                 "INSERT INTO _outbox (site_id, seq, tbl, pk, hlc) VALUES (?, ?, ?, ?, ?)",
-                [(self.site_id, first + i, table, r["id"], stamp) for i, r in enumerate(fresh)],
+                [(site, seq, table, pk, stamp) for seq, pk in enumerate(fresh, first)],
             )
-        return [str(r["id"]) for r in batch]
+        return [pk if type(pk) is str else str(pk) for pk in ids]
+
+    def _fact_tuples(self, ts: TableSpec, rows: list[dict[str, Any]]) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """(ids, SQL parameter tuples) of fact rows, ids made where missing; the rows are not changed.
+
+        The bulk path of ``insert_facts`` (the gateway commits ~1,000 readings per batch): one
+        ``map`` over the field names per row instead of per-field lookups and a copy of each row,
+        ids made in one run, the common empty JSON list without the encoder.
+        """
+        names = tuple(ts.fields)
+        nfields = len(names)
+        fieldset = ts.fields.keys()
+        id_at, muni_at, zone_at = names.index("id"), names.index("municipality"), names.index("zone")
+        conv = _converted(ts)
+        vals_list = [list(map(r.get, names)) for r in rows]
+        missing = [vals for vals in vals_list if not vals[id_at]]
+        if missing:
+            for vals, new_id in zip(missing, self.ids.many(len(missing)), strict=True):
+                vals[id_at] = new_id
+        params: list[tuple[Any, ...]] = []
+        for r, vals in zip(rows, vals_list, strict=True):
+            if not vals[muni_at] or not vals[zone_at]:
+                raise StoreError(f"{ts.name} row {vals[id_at]} needs municipality and zone")
+            for i, ftype in conv:
+                v = vals[i]
+                if v is not None:
+                    vals[i] = "[]" if v == [] and ftype == "json" else _to_sql(ftype, v)
+            extra = None
+            if len(r) > nfields or not r.keys() <= fieldset:
+                ex = {k: v for k, v in r.items() if k not in fieldset and v is not None}
+                extra = cbor2.dumps(ex) if ex else None
+            vals.append(extra)
+            params.append(tuple(vals))
+        return [v[id_at] for v in vals_list], params
+
+    def _insert_fact_tuples(self, ts: TableSpec, ids: list[Any], params: list[tuple[Any, ...]],
+                            rows: list[dict[str, Any]]) -> list[Any]:
+        """Insert the prepared rows; the ids actually new. When one exists already (a repeat or a
+        conflict), the row-by-row merge of ``_put_facts`` decides for the whole batch."""
+        cols = ", ".join([*(_q(n) for n in ts.fields), "_extra"])
+        marks = ", ".join("?" * (len(ts.fields) + 1))
+        try:
+            self.conn.execute("SAVEPOINT facts")
+            self.conn.executemany(f"INSERT INTO {_q(ts.name)} ({cols}) VALUES ({marks})", params)
+            self.conn.execute("RELEASE facts")
+            return ids
+        except sqlite3.IntegrityError:
+            self.conn.execute("ROLLBACK TO facts")
+            self.conn.execute("RELEASE facts")
+        batch = [{**r, "id": pk} for r, pk in zip(rows, ids, strict=True)]
+        return [r["id"] for r in self._put_facts(ts, batch)]
 
     def _fact_spec(self, table: str) -> TableSpec:
         ts = spec(table)
