@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -507,65 +508,78 @@ class EdgeStore:
         n = max_changes
         after_oid = after.last_oid if after is not None else 0
         while True:
-            changes, last_oid = self._outbox_changes(n, after_oid)
-            if not changes:
+            runs, last_oid = self._outbox_runs(n, after_oid)
+            if not runs:
                 return None
-            batch = wire.PushBatch(self.site_id, changes)
+            batch = wire.PushBatch(self.site_id, runs=runs)
             batch.last_oid = last_oid
             batch.encoded = wire.encode(batch)
             size = len(batch.encoded)
+            count = batch.count
             if size <= max_bytes or n == 1:
                 return batch
-            n = max(1, min(n - 1, int(len(changes) * max_bytes / size * 0.9)))
+            n = max(1, min(n - 1, int(count * max_bytes / size * 0.9)))
 
-    def _outbox_changes(self, n: int, after_oid: int = 0) -> tuple[list[Change], int]:
+    def _outbox_runs(self, n: int, after_oid: int = 0) -> tuple[list[wire.Run], int]:
+        """The next ``n`` outbox entries as runs: consecutive facts of one table as columns
+        (:class:`wire.FactRun`), field writes as changes."""
         ob = self.conn.execute(
             "SELECT oid, site_id, seq, tbl, pk, hlc, body FROM _outbox WHERE oid > ? ORDER BY oid LIMIT ?",
             (after_oid, n)).fetchall()
         if not ob:
             return [], after_oid
-        lo, hi = ob[0][0], ob[-1][0]
-        facts: dict[tuple[str, str], dict[str, Any]] = {}
-        for table in {r[3] for r in ob if r[6] is None}:
-            ts = spec(table)
-            cur = self.conn.execute(
-                f"SELECT r.* FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
-                "WHERE o.oid BETWEEN ? AND ? AND o.tbl = ?", (lo, hi, table))
-            names = [d[0] for d in cur.description]
-            if names[-1] != "_extra":  # not the layout _create_schema makes: the general path
-                for row in cur:
-                    f = self._fact_from_sql(ts, names, row)
-                    facts[(table, f["id"])] = f
-                continue
-            # hot path of a drain: columns converted by position, no per-row lookups of names
-            fnames = names[:-1]
-            conv = [(fnames.index(n), ftype) for n, ftype in _converted_names(ts) if n in fnames]
-            id_at = fnames.index("id")
-            loads = cbor2.loads
-            for row in cur:
-                extra = row[-1]
-                if conv:
-                    vals = list(row[:-1])
-                    for i, ftype in conv:
-                        if vals[i] is not None:
-                            vals[i] = _from_sql(ftype, vals[i])
-                    f = dict(zip(fnames, vals, strict=True))
-                else:
-                    f = dict(zip(fnames, row, strict=False))
-                if extra:
-                    f.update(loads(extra))
-                facts[(table, row[id_at])] = f
-        out = []
-        for _, site, seq, table, pk, hlc, body in ob:
-            if body is None:
-                fact = facts.get((table, pk))
-                if fact is None:  # the fact row was removed locally; nothing left to send
-                    continue
-                out.append(_new_tuple(Change, (table, pk, site, seq, hlc, "insert", fact, 0, fact["municipality"], fact["zone"])))
+        runs: list[wire.Run] = []
+        i, end = 0, len(ob)
+        while i < end:
+            table, fact = ob[i][3], ob[i][6] is None
+            j = i + 1
+            while j < end and ob[j][3] == table and (ob[j][6] is None) is fact:
+                j += 1
+            if fact:
+                runs.extend(self._fact_runs(table, ob[i:j]))
             else:
-                b = cbor2.loads(body)
-                out.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))
-        return out, hi
+                changes = []
+                for _, site, seq, _, pk, hlc, body in ob[i:j]:
+                    b = cbor2.loads(body)
+                    changes.append(Change(table, pk, site, seq, hlc, "set", b["f"], b["cl"], b["m"], b["z"]))
+                runs.append(changes)
+            i = j
+        return runs, ob[-1][0]
+
+    def _fact_runs(self, table: str, seg: list[Any]) -> list[wire.Run]:
+        """Outbox entries ``seg`` (consecutive, all facts of ``table``) with their rows."""
+        ts = spec(table)
+        cur = self.conn.execute(
+            f"SELECT r.* FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
+            "WHERE o.oid BETWEEN ? AND ? AND o.tbl = ? ORDER BY o.oid", (seg[0][0], seg[-1][0], table))
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        if rows and len(rows) == len(seg) and names[-1] == "_extra":
+            columns = list(map(list, zip(*rows, strict=True)))
+            if columns[-1].count(None) == len(rows):  # no unknown fields kept: the bulk case
+                # columns converted by position, no per-row dicts (the hot path of a drain)
+                del columns[-1]
+                fnames = names[:-1]
+                for name, ftype in _converted_names(ts):
+                    if name in fnames:
+                        k = fnames.index(name)
+                        columns[k] = [_from_sql(ftype, v) for v in columns[k]]
+                _, sites, seqs, _, pks, hlcs, _ = map(list, zip(*seg, strict=True))
+                columns[fnames.index("id")] = pks  # equal by the join: one list, so the key is sent once
+                return [wire.FactRun(table, fnames, columns, pks, sites, seqs, hlcs,
+                                     columns[fnames.index("municipality")], columns[fnames.index("zone")])]
+        # the general path: rows by key (a fact removed locally has nothing left to send)
+        facts: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            f = self._fact_from_sql(ts, names, row)
+            facts[f["id"]] = f
+        out = []
+        for _, site, seq, _, pk, hlc, _ in seg:
+            fact = facts.get(pk)
+            if fact is not None:
+                out.append(_new_tuple(Change, (table, pk, site, seq, hlc, "insert", fact, 0, fact["municipality"],
+                                               fact["zone"])))
+        return [out] if out else []
 
     def relay(self, changes: list[Change]) -> None:
         """Append received changes to this node's outbox unchanged (origin site_id and seq kept)."""
@@ -660,9 +674,18 @@ class EdgeStore:
                 if table in TABLES and TABLES[table].kind == "mutable":
                     self.purge_row(table, pk)
             by_table: dict[str, list[RowState]] = {}
-            for r in batch.rows:
-                if r.table in TABLES and TABLES[r.table].kind == "mutable":
-                    by_table.setdefault(r.table, []).append(r)
+            if batch.runs is not None:
+                # columns as decoded: rows new to this node go straight to executemany
+                for run in batch.runs:
+                    if run.table in TABLES and TABLES[run.table].kind == "mutable":
+                        inserted, rest = self._insert_new_rows(TABLES[run.table], run)
+                        changed += inserted
+                        if rest:
+                            by_table.setdefault(run.table, []).extend(rest)
+            else:
+                for r in batch.rows:
+                    if r.table in TABLES and TABLES[r.table].kind == "mutable":
+                        by_table.setdefault(r.table, []).append(r)
             pairs: list[tuple[RowState | None, RowState]] = []
             for table, rows in by_table.items():
                 ts = TABLES[table]
@@ -687,6 +710,70 @@ class EdgeStore:
                 self._dirty_meta = True
         return changed
 
+    def _insert_new_rows(self, ts: TableSpec, run: wire.RowRun) -> tuple[int, list[RowState]]:
+        """Insert the rows of ``run`` that are new to this node straight from its columns (an
+        initial pull: no RowState, Cell or clocks dict per row). Returns how many were inserted
+        and the other rows, as states, to merge."""
+        n = len(run.pk)
+        names = [f[0] for f in run.fields]
+        if not n or len(set(run.pk)) != n or len(set(names)) != len(names) or not set(names) <= ts.fields.keys():
+            return 0, run.states()  # duplicates or fields unknown here (kept in _extra): the general path
+        known: set[str] = set()
+        for i in range(0, n, _CHUNK):
+            chunk = run.pk[i:i + _CHUNK]
+            known.update(r[0] for r in self.conn.execute(
+                f"SELECT id FROM {_q(ts.name)} WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+        if not known:
+            self._insert_run(ts, run)
+            return n, []
+        if len(known) == n:
+            return 0, run.states()
+        new = [pk not in known for pk in run.pk]
+        old = [not x for x in new]
+
+        def part(mask: list[bool]) -> wire.RowRun:
+            return wire.RowRun(run.table, list(compress(run.pk, mask)), list(compress(run.cl, mask)),
+                               [(nm, list(compress(v, mask)), list(compress(h, mask)), list(compress(st, mask)))
+                                for nm, v, h, st in run.fields])
+
+        fresh = part(new)
+        self._insert_run(ts, fresh)
+        return len(fresh.pk), part(old).states()
+
+    def _insert_run(self, ts: TableSpec, run: wire.RowRun) -> None:
+        """Rows known to be new, from columns: one executemany for the rows, one for the hub log."""
+        n = len(run.pk)
+        given = {name: (values, hlcs) for name, values, hlcs, _ in run.fields}
+        names = [nm for nm in ts.fields if nm != "id"]
+        columns: list[Iterable[Any]] = [run.pk]
+        for nm in names:
+            got = given.get(nm)
+            if got is None:
+                columns.append(repeat(None, n))
+                continue
+            values, hlcs = got
+            if None in hlcs:  # rows without this cell store no value
+                values = [v if h is not None else None for v, h in zip(values, hlcs, strict=True)]
+            ftype = ts.fields[nm].type
+            if ftype in ("json", "bool"):
+                values = [None if v is None else _to_sql(ftype, v) for v in values]
+            columns.append(values)
+        columns += [_clock_blobs(run), run.cl, repeat(None, n)]
+        cols = ", ".join([*(_q(nm) for nm in ["id", *names]), "_clocks", "_cl", "_extra"])
+        marks = ", ".join("?" * (len(names) + 4))
+        self.conn.executemany(f"INSERT OR REPLACE INTO {_q(ts.name)} ({cols}) VALUES ({marks})", zip(*columns, strict=True))
+
+        def place(name: str) -> Iterable[str]:  # RowState.municipality / .zone of each row
+            got = given.get(name)
+            if got is None:
+                return repeat("", n)
+            return [str(v or "") if h is not None else "" for v, h in zip(*got, strict=True)]
+
+        self.conn.executemany(
+            "INSERT INTO _hub_log (tbl, pk, municipality, zone, old_municipality, old_zone, reset)"
+            " VALUES (?, ?, ?, ?, NULL, NULL, 0)",
+            zip(repeat(ts.name), run.pk, place("municipality"), place("zone")))
+
     def observe_server_time(self, server_ms: int, sent_ms: int | None = None, received_ms: int | None = None) -> None:
         with self.transaction():
             self.hlc.observe_server_time(server_ms, sent_ms, received_ms)
@@ -694,6 +781,29 @@ class EdgeStore:
 
     def normalize(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
         return normalize_fact(spec(table), row)
+
+
+def _clock_blobs(run: wire.RowRun) -> list[bytes]:
+    """The ``_clocks`` blob of each row of a run: the CBOR map field -> [hlc, site] of its cells."""
+    dumps = cbor2.dumps
+    names = [f[0] for f in run.fields]
+    if not names:
+        return [dumps({})] * len(run.pk)
+    h0, s0 = run.fields[0][2], run.fields[0][3]
+    if None not in h0 and all(f[2] is h0 or f[2] == h0 for f in run.fields) \
+            and all(f[3] is s0 or f[3] == s0 for f in run.fields):
+        # every cell of a row from one write (the common case): the field names, the first with
+        # that [hlc, site] marked shareable (CBOR tag 28) and the others referring to it (tag 29,
+        # index 0). Any CBOR decoder with value sharing (cbor2.loads) reads the same map; each
+        # blob is one small encoding between two constant parts, and about half the size
+        keys = [dumps(k) for k in names]
+        full = dumps(dict.fromkeys(names, 0))  # header, then each key followed by 0x00
+        head = full[:len(full) - sum(len(k) + 1 for k in keys)] + keys[0] + b"\xd8\x1c"
+        tail = b"".join(k + b"\xd8\x1d\x00" for k in keys[1:])
+        return [head + dumps([h, s]) + tail for h, s in zip(h0, s0, strict=True)]
+    return [dumps({k: [h, s] for k, h, s in zip(names, hs, ss, strict=True) if h is not None})
+            for hs, ss in zip(zip(*(f[2] for f in run.fields), strict=True), zip(*(f[3] for f in run.fields), strict=True),
+                              strict=True)]
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

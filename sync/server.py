@@ -14,13 +14,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from itertools import compress
+from typing import Any, Protocol, runtime_checkable
 
 from .changes import Cell, Change, Refusal, RowState
 from .hlc import HLC, physical
 from .merge import merge_fact, merge_rows, normalize_fact, row_changed
 from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
-from .wire import PullBatch, PullRequest, PushBatch, PushResult
+from .wire import FactRun, PullBatch, PullRequest, PushBatch, PushResult, RowRun, row_runs
 
 #: Roles a gateway may relay for (handhelds registered to its zone).
 RELAYABLE_ROLES = frozenset({"handheld"})
@@ -92,6 +93,30 @@ class ServerStorage(Protocol):
     def note_pull(self, site_id: str, cursor: int) -> None: ...
 
 
+@runtime_checkable
+class FactRunStorage(Protocol):
+    """A receiver that can take whole runs of new facts as columns (the cloud).
+
+    It is the end of the line (it relays nothing), so a batch of new facts needs no
+    :class:`Change` objects at all."""
+
+    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
+        """Insert every row of ``runs`` whose key is new (origin = the run's site and seq);
+        per run, the positions of the rows that were not inserted because the key exists."""
+        ...
+
+
+@runtime_checkable
+class RowRunStorage(Protocol):
+    """A receiver that can read mutable rows as columns (the cloud): pulls then build no
+    :class:`RowState` per row."""
+
+    def get_row_run(self, table: str, pks: list[str]) -> RowRun | None:
+        """The stored rows among ``pks`` as one run (in any order; absent keys left out), or None
+        when some row needs the general path (e.g. fields unknown to this schema)."""
+        ...
+
+
 # -- intervals of applied seqs per origin (idempotent push by (site_id, seq)) ---------------------
 
 def covered(intervals: list[tuple[int, int]], seq: int) -> bool:
@@ -161,6 +186,10 @@ class _Ctx:
 
 def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult:
     """Judge and merge one batch. Run inside the receiver's transaction; answer after commit."""
+    if batch.runs is not None and isinstance(storage, FactRunStorage):
+        fast = _push_fact_runs(storage, principal, batch, hlc)
+        if fast is not None:
+            return fast
     ctx = _Ctx(storage, hlc, principal)
     acked: dict[str, int] = {}
     seen: dict[str, list[tuple[int, int]]] = {}
@@ -229,6 +258,94 @@ def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowSta
 
 
 _NONE = type(None)
+
+
+def _push_fact_runs(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult | None:
+    """A batch of new facts only, judged and inserted as columns; None = not that case.
+
+    Every check of the change-by-change path is made once per column or per distinct value:
+    origin and scope per distinct (site, municipality, zone), types per column, freshness per
+    origin (every seq above what was seen: no replay to sort out), duplicates by the insert
+    itself (rows whose key exists are skipped by it and then merged one by one: the same fact
+    again is a no-op, different content is quarantined). Anything unusual returns None and the
+    batch goes down the general path, which finds the exact refusals."""
+    runs = batch.runs
+    if (runs is None or batch.sender_site_id != principal.site_id or batch.schema < MIN_SCHEMA_VERSION
+            or not all(type(r) is FactRun for r in runs)):
+        return None
+    fact_runs: list[FactRun] = runs  # type: ignore[assignment]
+    ctx = _Ctx(storage, hlc, principal)
+    try:
+        bounds = _fact_runs_valid(ctx, fact_runs)
+    except TypeError:  # unhashable garbage in a column: the general path refuses it properly
+        return None
+    if bounds is None:
+        return None
+    lows, highs = bounds
+    seen = {site: storage.seen(site) for site in lows}
+    if any(iv and lows[site] <= iv[-1][1] for site, iv in seen.items()):
+        return None  # some seqs may have been applied before: judge them one by one
+    skipped = storage.insert_fact_runs(fact_runs)  # type: ignore[attr-defined]
+    for r, positions in zip(fact_runs, skipped, strict=True):
+        if positions:  # the key exists: the same fact again (a no-op) or a conflict (quarantine)
+            changes = r.changes()
+            dup = [changes[i] for i in positions]
+            _merge_facts(ctx, TABLES[r.table], dup, storage.get_facts(r.table, list({c.pk for c in dup})))
+    refusals = ctx.refusals  # facts only: no row to attach
+    storage.keep_refusals(refusals)
+    for site, iv in seen.items():
+        seqs: list[int] = []
+        for r in fact_runs:
+            seqs.extend(r.seq if r.site.count(site) == len(r.site)
+                        else [q for s, q in zip(r.site, r.seq, strict=True) if s == site])
+        storage.set_seen(site, add_seqs(iv, seqs))
+    return PushResult(highs, refusals, hlc.wall())
+
+
+def _fact_runs_valid(ctx: _Ctx, runs: list[FactRun]) -> tuple[dict[str, int], dict[str, int]] | None:
+    """(lowest, highest seq per origin) when every fact of ``runs`` passes every check, else None."""
+    lows: dict[str, int] = {}
+    highs: dict[str, int] = {}
+    for r in runs:
+        if not r.pk:
+            continue
+        ts = TABLES.get(r.table)
+        if ts is None or ts.kind != "fact" or len(set(r.names)) != len(r.names) \
+                or not all(type(n) is str and n in ts.fields for n in r.names):
+            return None
+        cols = dict(zip(r.names, r.columns, strict=True))
+        ids = cols.get("id")
+        if ids is None or (ids is not r.pk and ids != r.pk):
+            return None
+        checks = _CHECKS.get(ts.name)
+        if checks is None:
+            checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
+        for name, col in cols.items():
+            allowed = checks.get(name)
+            if allowed is not None and not set(map(type, col)) <= allowed | {_NONE}:
+                return None
+        if not set(map(type, r.site)) <= {str} or not set(map(type, r.seq)) <= {int}:
+            return None
+        sites = r.site
+        for site in set(sites):
+            origin = ctx.origin(site)
+            if origin is None or not ts.may_insert(origin.role):
+                return None
+        muns = cols.get("municipality") or [None] * len(sites)
+        zones = cols.get("zone") or [None] * len(sites)
+        for site, mun, zone in set(zip(sites, muns, zones, strict=True)):
+            origin = ctx.origin(site)
+            if origin is None or not origin.covers(ts, str(mun or ""), str(zone or "")):
+                return None
+        if sites.count(sites[0]) == len(sites):
+            site, lo, hi = sites[0], min(r.seq), max(r.seq)
+            lows[site] = min(lows.get(site, lo), lo)
+            highs[site] = max(highs.get(site, hi), hi)
+        else:
+            for site, seq in zip(sites, r.seq, strict=True):
+                lows[site] = min(lows.get(site, seq), seq)
+                highs[site] = max(highs.get(site, seq), seq)
+    return lows, highs
 
 
 def _facts_all_valid(ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> bool:
@@ -443,9 +560,15 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
         if now_in or was_in:
             wanted.setdefault(e.table, {})[e.pk] = None
     rows: list[RowState] = []
+    runs: list[RowRun] = []
     evict: list[tuple[str, str]] = []
+    columnar = isinstance(storage, RowRunStorage)
     for table, pks in wanted.items():
         ts = TABLES[table]
+        run = storage.get_row_run(table, list(pks)) if columnar else None  # type: ignore[attr-defined]
+        if run is not None:
+            runs.append(_project_run(ts, run, list(pks), scope, resets, evict))
+            continue
         states = storage.get_rows(table, list(pks))
         for pk in pks:
             st = states.get(pk)
@@ -461,7 +584,61 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     refusals = [_current_row(storage, scope, r) for r in refusals]
     cursor = [last, max(ref_after, ref_last)]
     storage.note_pull(scope.site_id, last)
+    if runs:
+        runs.extend(row_runs(rows))
+        return PullBatch(None, evict, cursor, more, hlc.wall(), refusals, runs=[r for r in runs if r.pk])
     return PullBatch(rows, evict, cursor, more, hlc.wall(), refusals)
+
+
+def _project_run(ts: TableSpec, run: RowRun, pks: list[str], scope: NodeScope, resets: set[tuple[str, str]],
+                 evict: list[tuple[str, str]]) -> RowRun:
+    """:func:`project` of every row of a run, column by column: rows outside the node's subset
+    become evictions (so do keys not stored), personal fields are withheld; rows keep the order
+    of ``pks``."""
+    table = ts.name
+    at = {pk: i for i, pk in enumerate(run.pk)}
+    values = {name: vals for name, vals, _, _ in run.fields}
+    n = len(run.pk)
+    keep = [True] * n
+    # in scope: decided once per distinct (municipality, zone)
+    muns = values.get("municipality") or [None] * n
+    zones = values.get("zone") or [None] * n
+    places = {p: scope.covers(ts, str(p[0] or ""), str(p[1] or "")) for p in set(zip(muns, zones, strict=True))}
+    if not all(places.values()):
+        keep = [places[p] for p in zip(muns, zones, strict=True)]
+    for name, closed in ts.closed.items():  # closed rows (alive) leave the field
+        col = values.get(name)
+        if col is not None and not closed.isdisjoint(v for v in col if type(v) is str):
+            keep = [k and not (type(v) is str and v in closed and cl % 2 == 1)
+                    for k, v, cl in zip(keep, col, run.cl, strict=True)]
+    order: list[int] = []
+    for pk in pks:
+        i = at.get(pk)
+        if i is None or not keep[i]:
+            evict.append((table, pk))
+        else:
+            if (table, pk) in resets:
+                evict.append((table, pk))  # evicted first, then re-sent: a replacement
+            order.append(i)
+    hidden = _hidden(ts, scope.role)
+    fields = [f for f in run.fields if f[0] not in hidden] if hidden else run.fields
+    if order == list(range(n)):
+        return RowRun(table, run.pk, run.cl, fields)
+    if len(order) == n:  # same rows, another order
+        def pick(col: list[Any]) -> list[Any]:
+            return [col[i] for i in order]
+    else:
+        mask = [False] * n
+        for i in order:
+            mask[i] = True
+        if [i for i in range(n) if mask[i]] == order:
+            def pick(col: list[Any]) -> list[Any]:
+                return list(compress(col, mask))
+        else:
+            def pick(col: list[Any]) -> list[Any]:
+                return [col[i] for i in order]
+    return RowRun(table, pick(run.pk), pick(run.cl),
+                  [(name, pick(v), pick(h), pick(s)) for name, v, h, s in fields])
 
 
 def _current_row(storage: ServerStorage, scope: NodeScope, r: Refusal) -> Refusal:

@@ -13,16 +13,17 @@ See docs/sync.md for the layout and the measured bytes per reading.
 
 from __future__ import annotations
 
+import operator
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from typing import Any
+from itertools import accumulate, repeat
+from typing import Any, NamedTuple
 
 import cbor2
 
-from . import ids
 from .changes import Cell, Change, Refusal, RowState
 from .schema import PROTOCOL_VERSION, SCHEMA_VERSION
 
@@ -41,16 +42,84 @@ class TooLarge(WireError):
     pass
 
 
-@dataclass
+class FactRun(NamedTuple):
+    """Fact inserts of one table as columns, the way the wire carries them.
+
+    Every row carries every field of ``names`` (``columns[i]`` holds ``names[i]`` of each row);
+    ``names`` includes ``"id"``, equal to ``pk``. Bulk facts (a backlog drain) go from the
+    sender's SQL rows to the wire and from the wire to the receiver's ``executemany`` in this
+    form, with no per-row dicts or :class:`Change` objects (docs/sync.md, "Hot paths")."""
+
+    table: str
+    names: list[str]
+    columns: list[list[Any]]
+    pk: list[str]
+    site: list[str]
+    seq: list[int]
+    hlc: list[int]
+    mun: list[Any]
+    zone: list[Any]
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.pk)
+
+    def changes(self) -> list[Change]:
+        rows = [dict(zip(self.names, vals, strict=True)) for vals in zip(*self.columns, strict=True)] \
+            if self.columns else [{} for _ in self.pk]
+        return list(map(_new_tuple, repeat(Change), zip(repeat(self.table), self.pk, self.site, self.seq, self.hlc,
+                                                        repeat("insert"), rows, repeat(0), self.mun, self.zone)))
+
+
+#: A run of a push batch: fact inserts as columns, or changes one by one.
+Run = FactRun | list[Change]
+
+
 class PushBatch:
-    sender_site_id: str
-    changes: list[Change]
-    protocol: int = PROTOCOL_VERSION
-    schema: int = SCHEMA_VERSION
-    #: the encoded body, kept by whoever built the batch to avoid encoding it twice
-    encoded: bytes | None = field(default=None, compare=False, repr=False)
-    #: position of the last change in the sender's outbox (local bookkeeping, not sent)
-    last_oid: int = field(default=0, compare=False, repr=False)
+    """Changes from ``sender_site_id``, oldest first.
+
+    Built either from ``changes`` or from ``runs`` (as decoded from the wire or read from an
+    outbox); ``changes`` is then made on first use only, so the columnar fast paths never pay
+    for per-row objects."""
+
+    def __init__(self, sender_site_id: str, changes: list[Change] | None = None, protocol: int = PROTOCOL_VERSION,
+                 schema: int = SCHEMA_VERSION, *, runs: list[Run] | None = None) -> None:
+        if changes is None and runs is None:
+            raise ValueError("a PushBatch needs changes or runs")
+        self.sender_site_id = sender_site_id
+        self._changes = changes
+        self.runs = runs
+        self.protocol = protocol
+        self.schema = schema
+        #: the encoded body, kept by whoever built the batch to avoid encoding it twice
+        self.encoded: bytes | None = None
+        #: position of the last change in the sender's outbox (local bookkeeping, not sent)
+        self.last_oid = 0
+
+    @property
+    def changes(self) -> list[Change]:
+        if self._changes is None:
+            assert self.runs is not None
+            self._changes = [c for r in self.runs for c in (r.changes() if isinstance(r, FactRun) else r)]
+        return self._changes
+
+    @property
+    def count(self) -> int:
+        """Number of changes, without making them."""
+        if self._changes is not None:
+            return len(self._changes)
+        assert self.runs is not None
+        return sum(map(len, self.runs))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PushBatch):
+            return NotImplemented
+        return (self.sender_site_id, self.protocol, self.schema, self.changes) == \
+            (other.sender_site_id, other.protocol, other.schema, other.changes)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PushBatch(sender_site_id={self.sender_site_id!r}, changes={self.count}, schema={self.schema})"
 
 
 @dataclass
@@ -71,16 +140,78 @@ class PullRequest:
     schema: int = SCHEMA_VERSION
 
 
-@dataclass
+class RowRun(NamedTuple):
+    """Pulled rows of one table as columns, the way the wire carries them.
+
+    ``fields[i] = (name, values, hlcs, sites)``, one entry per row in each list; a row has the
+    cell ``name`` where its hlc is not None (its value is then None where it has none). An
+    initial pull goes from the sender's SQL rows to the wire and from the wire to the node's
+    ``executemany`` in this form, with no :class:`RowState` or :class:`Cell` per row
+    (docs/sync.md, "Hot paths"). Columns may be shared between fields: treat them as read-only."""
+
+    table: str
+    pk: list[str]
+    cl: list[int]
+    fields: list[tuple[str, list[Any], list[Any], list[Any]]]
+
+    def states(self) -> list[RowState]:
+        rows = [RowState(self.table, pk, {}, cl) for pk, cl in zip(self.pk, self.cl, strict=True)]
+        for name, values, hlcs, sites in self.fields:
+            # Cells made in C (tuple.__new__ gives the same NamedTuple without its Python frame)
+            cells = map(_new_tuple, repeat(Cell), zip(values, hlcs, sites, strict=True))
+            for r, h, cell in zip(rows, hlcs, cells, strict=True):
+                if h is not None:
+                    r.cells[name] = cell
+        return rows
+
+
 class PullBatch:
-    rows: list[RowState]
-    evict: list[tuple[str, str]] = field(default_factory=list)
-    cursor: Any = None
-    more: bool = False
-    server_time_ms: int = 0
-    refusals: list[Refusal] = field(default_factory=list)
-    protocol: int = PROTOCOL_VERSION
-    schema: int = SCHEMA_VERSION
+    """Rows of the node's subset, evictions, the new cursor and kept refusals.
+
+    Built either from ``rows`` (:class:`RowState`) or from ``runs`` (:class:`RowRun`, as the
+    cloud reads them and as decoded from the wire); ``rows`` is then made on first use only."""
+
+    def __init__(self, rows: list[RowState] | None = None, evict: list[tuple[str, str]] | None = None,
+                 cursor: Any = None, more: bool = False, server_time_ms: int = 0,
+                 refusals: list[Refusal] | None = None, protocol: int = PROTOCOL_VERSION,
+                 schema: int = SCHEMA_VERSION, *, runs: list[RowRun] | None = None) -> None:
+        self._rows = rows if rows is not None or runs is not None else []
+        self.runs = runs if rows is None else None
+        self.evict = evict if evict is not None else []
+        self.cursor = cursor
+        self.more = more
+        self.server_time_ms = server_time_ms
+        self.refusals = refusals if refusals is not None else []
+        self.protocol = protocol
+        self.schema = schema
+
+    @property
+    def rows(self) -> list[RowState]:
+        if self._rows is None:
+            assert self.runs is not None
+            self._rows = [r for run in self.runs for r in run.states()]
+        return self._rows
+
+    @property
+    def count(self) -> int:
+        """Number of rows, without making them."""
+        if self._rows is not None:
+            return len(self._rows)
+        assert self.runs is not None
+        return sum(len(r.pk) for r in self.runs)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PullBatch):
+            return NotImplemented
+        return (self.rows, self.evict, self.cursor, self.more, self.server_time_ms, self.refusals, self.protocol,
+                self.schema) == (other.rows, other.evict, other.cursor, other.more, other.server_time_ms,
+                                 other.refusals, other.protocol, other.schema)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"PullBatch(rows={self.count}, evict={len(self.evict)}, cursor={self.cursor!r}, more={self.more},"
+                f" refusals={len(self.refusals)})")
 
 
 Message = PushBatch | PushResult | PullRequest | PullBatch
@@ -100,17 +231,21 @@ def _size(obj: Any) -> int:
 
 def _enc_ints(values: list[int], keys: list[Any] | None = None) -> list[Any]:
     first = values[0]
-    deltas = [b - a for a, b in zip(values, values[1:], strict=False)]
-    if deltas and all(d == deltas[0] for d in deltas):
-        return ["r", first, deltas[0], len(values)]
-    if not deltas:
+    n = len(values)
+    if n == 1:
         return ["r", first, 0, 1]
+    deltas = list(map(operator.sub, values[1:], values))  # in C: b - a of each neighbour pair
+    step = deltas[0]
+    if deltas.count(step) == n - 1:
+        return ["r", first, step, n]
     cands: list[list[Any]] = [["i", values], ["d", first, deltas]]
     if keys is not None:
         last: dict[Any, int] = {}
+        get = last.get
         kd = []
+        append = kd.append
         for k, v in zip(keys, values, strict=True):
-            kd.append(v - last.get(k, 0))
+            append(v - get(k, 0))
             last[k] = v
         cands.append(["dk", kd])
     return min(cands, key=_size)
@@ -120,16 +255,11 @@ def _dec_ints(enc: list[Any], keys: list[Any] | None) -> list[int]:
     tag = enc[0]
     if tag == "r":
         first, step, n = enc[1], enc[2], enc[3]
-        return [first + i * step for i in range(n)]
+        return list(range(first, first + n * step, step)) if step else [first] * n
     if tag == "i":
         return list(enc[1])
     if tag == "d":
-        out = [enc[1]]
-        acc = enc[1]
-        for d in enc[2]:
-            acc += d
-            out.append(acc)
-        return out
+        return list(accumulate(enc[2], initial=enc[1]))
     if tag == "dk":
         if keys is None:
             raise WireError("keyed delta column without a key column")
@@ -143,23 +273,26 @@ def _dec_ints(enc: list[Any], keys: list[Any] | None) -> list[int]:
     raise WireError(f"unknown int encoding {tag!r}")
 
 
-def _uuid7_parts(values: list[Any]) -> tuple[list[int], list[int]] | None:
-    ms: list[int] = []
-    tails: list[int] = []
-    for v in values:
-        # only canonical lower-case text round-trips through the integer form
-        if (type(v) is not str or len(v) != 36 or v[8] != "-" or v[13] != "-" or v[18] != "-" or v[23] != "-"
-                or v != v.lower() or "-" in v[24:] or " " in v or "+" in v or "_" in v):
-            return None
-        try:
-            parts = ids.split(v)
-        except ValueError:
-            return None
-        if parts is None:
-            return None
-        ms.append(parts[0])
-        tails.append(parts[1])
-    return ms, tails
+#: a column of canonical (lower-case) UUIDv7 texts, one per line: only these round-trip
+#: through the integer form
+_UUID7_LINES = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n)+")
+_M62 = (1 << 62) - 1
+_V7_BITS = (0x7 << 76) | (0b10 << 62)
+
+
+def _uuid7_parts(values: list[str]) -> tuple[list[int], list[int]] | None:
+    """(milliseconds, 74-bit tails) of a column of UUIDv7 texts, or None (checked in one regex
+    pass over the whole column, not value by value)."""
+    if _UUID7_LINES.fullmatch("\n".join(values) + "\n") is None:
+        return None
+    ns = [int(v.replace("-", ""), 16) for v in values]
+    return [n >> 80 for n in ns], [((n >> 64) & 0xFFF) << 62 | (n & _M62) for n in ns]
+
+
+def _join_uuid7(ms: list[int], tails: list[int]) -> list[str]:
+    """The texts of UUIDv7s from (milliseconds, tail) columns (:func:`sync.ids.join`, inlined)."""
+    hexes = [f"{(m << 80) | _V7_BITS | ((t >> 62) << 64) | (t & _M62):032x}" for m, t in zip(ms, tails, strict=True)]
+    return [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in hexes]
 
 
 _EMPTY_LIST_KEY = ("\x00cbor", cbor2.dumps([], canonical=True))
@@ -232,12 +365,12 @@ def decode_column(enc: list[Any], keys: list[Any] | None = None) -> list[Any]:
         if tag in ("r", "i", "d", "dk"):
             return _dec_ints(enc, keys)
         if tag == "u7":
-            return [ids.join(m, t) for m, t in zip(_dec_ints(enc[1], None), _dec_ints(enc[2], None), strict=True)]
+            return _join_uuid7(_dec_ints(enc[1], None), _dec_ints(enc[2], None))
         if tag in ("f", "l"):
             return list(enc[1])
         if tag == "s":
             uniq = enc[1]
-            return [uniq[i] for i in _dec_ints(enc[2], None)]
+            return list(map(uniq.__getitem__, _dec_ints(enc[2], None)))
     except (IndexError, TypeError, KeyError, StopIteration, ValueError) as e:
         raise WireError(f"malformed column: {e}") from e
     raise WireError(f"unknown column encoding {tag!r}")
@@ -259,51 +392,62 @@ def _runs(changes: Sequence[Change]) -> list[list[Change]]:
     return runs
 
 
+def _context_columns(pk: list[Any], site: list[Any], seq: list[Any], hlc: list[Any], mun: list[Any],
+                     zone: list[Any]) -> dict[str, Any]:
+    return {"pk": encode_column(pk), "site": encode_column(site), "seq": encode_column(seq),
+            "hlc": encode_column(hlc), "mun": encode_column(mun), "zone": encode_column(zone)}
+
+
+def _encode_fact_run(run: FactRun) -> dict[str, Any]:
+    columns = dict(zip(run.names, run.columns, strict=True))
+    names: dict[str, None] = dict.fromkeys(run.names)
+    out: dict[str, Any] = {"t": run.table, "o": "insert", "n": len(run.pk),
+                           "c": _context_columns(run.pk, run.site, run.seq, run.hlc, run.mun, run.zone)}
+    key_name = next((k for k in _KEY_COLUMNS if k in names), None)
+    keys = columns[key_name] if key_name else None
+    if "id" in names and (columns["id"] is run.pk or columns["id"] == run.pk):
+        del names["id"]  # the key again: sent once as "pk"
+        out["idpk"] = True
+    out["f"] = list(names)
+    out["k"] = key_name
+    out["v"] = [encode_column(columns[k], keys if k != key_name else None) for k in names]
+    return out
+
+
 def _encode_run(run: list[Change]) -> dict[str, Any]:
-    cols: dict[str, Any] = {
-        "pk": encode_column([c.pk for c in run]),
-        "site": encode_column([c.site_id for c in run]),
-        "seq": encode_column([c.seq for c in run]),
-        "hlc": encode_column([c.hlc for c in run]),
-        "mun": encode_column([c.municipality for c in run]),
-        "zone": encode_column([c.zone for c in run]),
-    }
     first = run[0]
-    out: dict[str, Any] = {"t": first.table, "o": first.op, "n": len(run), "c": cols}
     if first.op == "insert":
         first_names = tuple(first.fields)
-        uniform = all(tuple(c.fields) == first_names for c in run)
-        names: dict[str, None] = dict.fromkeys(first_names)
-        columns: dict[str, list[Any]] | None = None
-        if uniform:
+        if all(tuple(c.fields) == first_names for c in run):
             # every row has the same fields in the same order (the bulk case): columns in one pass
-            columns = dict(zip(first_names, map(list, zip(*(c.fields.values() for c in run), strict=True)), strict=True)) \
-                if first_names else {}
-        else:
-            for c in run:
-                for k in c.fields:
-                    names.setdefault(k, None)
+            columns = list(map(list, zip(*(c.fields.values() for c in run), strict=True))) if first_names \
+                else [[] for _ in first_names]
+            ctx = [list(x) for x in zip(*((c.pk, c.site_id, c.seq, c.hlc, c.municipality, c.zone) for c in run),
+                                        strict=True)]
+            return _encode_fact_run(FactRun(first.table, list(first_names), columns, *ctx))
+    cols = _context_columns([c.pk for c in run], [c.site_id for c in run], [c.seq for c in run],
+                            [c.hlc for c in run], [c.municipality for c in run], [c.zone for c in run])
+    out: dict[str, Any] = {"t": first.table, "o": first.op, "n": len(run), "c": cols}
+    if first.op == "insert":
+        # rows of different shapes: the union of their fields, and which ones each row carries
+        names: dict[str, None] = {}
+        for c in run:
+            for k in c.fields:
+                names.setdefault(k, None)
         key_name = next((k for k in _KEY_COLUMNS if k in names), None)
-        keys = (columns[key_name] if columns is not None else [c.fields.get(key_name) for c in run]) if key_name else None
-        # which fields each row actually carries, when not all rows carry all of them
-        full = names.keys()
-        if not uniform and not all(c.fields.keys() == full for c in run):
+        keys = [c.fields.get(key_name) for c in run] if key_name else None
+        if not all(c.fields.keys() == names.keys() for c in run):
             out["h"] = encode_column([[k in c.fields for k in names] for c in run])
-        if "id" in names and "h" not in out and (
-                columns["id"] == [c.pk for c in run] if columns is not None else all(c.fields.get("id") == c.pk for c in run)):
-            del names["id"]  # the key again: sent once as "pk"
-            out["idpk"] = True
         out["f"] = list(names)
         out["k"] = key_name
-        out["v"] = [encode_column(columns[k] if columns is not None else [c.fields.get(k) for c in run],
-                                  keys if k != key_name else None) for k in names]
+        out["v"] = [encode_column([c.fields.get(k) for c in run], keys if k != key_name else None) for k in names]
     else:
         cols["cl"] = encode_column([c.cl for c in run])
         out["v"] = [c.fields for c in run]
     return out
 
 
-def _decode_run(run: dict[str, Any]) -> list[Change]:
+def _decode_run(run: dict[str, Any]) -> Run:
     try:
         n = int(run["n"])
         table, op = str(run["t"]), run["o"]
@@ -316,26 +460,27 @@ def _decode_run(run: dict[str, Any]) -> list[Change]:
         hlc = decode_column(c["hlc"])
         mun = decode_column(c["mun"])
         zone = decode_column(c["zone"])
+        if not all(len(x) == n for x in (pk, site, seq, hlc, mun, zone)):
+            raise WireError("column lengths differ")
         if op == "insert":
             names: list[str] = list(run["f"])
             key_name = run.get("k")
             key_vals = decode_column(run["v"][names.index(key_name)]) if key_name in names else None
             columns = [decode_column(enc, key_vals if nm != key_name else None) for nm, enc in zip(names, run["v"], strict=True)]
-            have = decode_column(run["h"]) if "h" in run else None
+            if not all(len(col) == n for col in columns):
+                raise WireError("column lengths differ")
             if run.get("idpk"):
                 names = ["id", *names]
                 columns = [pk, *columns]
-            rows: list[dict[str, Any]] = []
-            if have is None:
-                rows = [dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)] if columns else [{} for _ in range(n)]
-            else:
-                for i in range(n):
-                    rows.append({nm: col[i] for nm, col, h in zip(names, columns, have[i], strict=True) if h})
+            if "h" not in run:
+                return FactRun(table, names, columns, pk, site, seq, hlc, mun, zone)
+            have = decode_column(run["h"])
+            rows = [{nm: col[i] for nm, col, h in zip(names, columns, have[i], strict=True) if h} for i in range(n)]
             cl: list[Any] = [0] * n
         else:
             rows = [dict(v) for v in run["v"]]
             cl = decode_column(c["cl"])
-        if not all(len(x) == n for x in (pk, site, seq, hlc, mun, zone, rows, cl)):
+        if len(rows) != n or len(cl) != n:
             raise WireError("column lengths differ")
         # Changes made in C (tuple.__new__: the same NamedTuple without its Python constructor frame)
         return list(map(_new_tuple, repeat(Change),
@@ -354,9 +499,9 @@ def _dec_row(v: list[Any]) -> RowState:
     return RowState(str(v[0]), str(v[1]), {str(k): Cell(c[0], int(c[1]), str(c[2])) for k, c in v[3].items()}, int(v[2]))
 
 
-def _encode_rows(rows: list[RowState]) -> list[dict[str, Any]]:
-    """Rows grouped by table, columnar: per field a value, hlc and site column."""
-    groups: list[dict[str, Any]] = []
+def row_runs(rows: list[RowState]) -> list[RowRun]:
+    """Consecutive rows of one table as columns: per field a value, hlc and site column."""
+    runs: list[RowRun] = []
     i = 0
     while i < len(rows):
         j = i
@@ -367,36 +512,64 @@ def _encode_rows(rows: list[RowState]) -> list[dict[str, Any]]:
         for r in run:
             for k in r.cells:
                 names.setdefault(k, None)
-        fcols = []
+        fields: list[tuple[str, list[Any], list[Any], list[Any]]] = []
         for k in names:
             cells = [r.cells.get(k) for r in run]
-            fcols.append([
-                k,
-                encode_column([c.value if c is not None else None for c in cells]),
-                encode_column([c.hlc if c is not None else None for c in cells]),
-                encode_column([c.site_id if c is not None else None for c in cells]),
-            ])
-        groups.append({"t": run[0].table, "pk": encode_column([r.pk for r in run]),
-                       "cl": encode_column([r.cl for r in run]), "f": fcols})
+            fields.append((k, [c.value if c is not None else None for c in cells],
+                           [c.hlc if c is not None else None for c in cells],
+                           [c.site_id if c is not None else None for c in cells]))
+        runs.append(RowRun(run[0].table, [r.pk for r in run], [r.cl for r in run], fields))
         i = j
-    return groups
+    return runs
 
 
-def _decode_rows(groups: list[dict[str, Any]]) -> list[RowState]:
-    out: list[RowState] = []
+def _same_column(a: list[Any], b: list[Any]) -> bool:
+    # == alone would take 1 for 1.0 or True, which encode differently
+    return a is b or (a == b and list(map(type, a)) == list(map(type, b)))
+
+
+def _encode_row_run(run: RowRun) -> dict[str, Any]:
+    # the cells of a row usually share one write, so the hlc and site columns of its fields are
+    # often equal: encoded once (the message is the same; deflate takes the repeats)
+    done: list[tuple[list[Any], list[Any]]] = []
+
+    def clock_column(col: list[Any]) -> list[Any]:
+        for prev, enc in done:
+            if _same_column(prev, col):
+                return enc
+        enc = encode_column(col)
+        done.append((col, enc))
+        return enc
+
+    fcols = [[name, encode_column(values), clock_column(hlcs), clock_column(sites)]
+             for name, values, hlcs, sites in run.fields]
+    return {"t": run.table, "pk": encode_column(run.pk), "cl": encode_column(run.cl), "f": fcols}
+
+
+def _encode_rows(msg: PullBatch) -> list[dict[str, Any]]:
+    """Rows grouped by table, columnar: per field a value, hlc and site column."""
+    runs = msg.runs if msg.runs is not None else row_runs(msg.rows)
+    return [_encode_row_run(r) for r in runs if r.pk]
+
+
+def _decode_rows(groups: list[dict[str, Any]]) -> list[RowRun]:
+    out: list[RowRun] = []
     try:
         for g in groups:
             pks = decode_column(g["pk"])
             cls = decode_column(g["cl"])
-            rows = [RowState(str(g["t"]), pk, {}, cl) for pk, cl in zip(pks, cls, strict=True)]
+            n = len(pks)
+            fields: list[tuple[str, list[Any], list[Any], list[Any]]] = []
             for name, venc, henc, senc in g["f"]:
-                hlcs = decode_column(henc)
-                # Cells made in C (tuple.__new__ gives the same NamedTuple without its Python frame)
-                cells = map(_new_tuple, repeat(Cell), zip(decode_column(venc), hlcs, decode_column(senc), strict=True))
-                for r, h, cell in zip(rows, hlcs, cells, strict=True):
-                    if h is not None:
-                        r.cells[name] = cell
-            out.extend(rows)
+                if type(name) is not str:
+                    raise WireError(f"field name {name!r} is not text")
+                values, hlcs, sites = decode_column(venc), decode_column(henc), decode_column(senc)
+                if len(values) != n or len(hlcs) != n or len(sites) != n:
+                    raise WireError("column lengths differ")
+                fields.append((name, values, hlcs, sites))
+            if len(cls) != n:
+                raise WireError("column lengths differ")
+            out.append(RowRun(str(g["t"]), pks, cls, fields))
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, WireError):
             raise
@@ -421,12 +594,14 @@ def decode_refusal(d: dict[str, Any]) -> Refusal:
 
 def _payload(msg: Message) -> dict[str, Any]:
     if isinstance(msg, PushBatch):
-        return {"from": msg.sender_site_id, "runs": [_encode_run(r) for r in _runs(msg.changes)]}
+        runs = msg.runs if msg.runs is not None else _runs(msg.changes)
+        return {"from": msg.sender_site_id,
+                "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
     if isinstance(msg, PushResult):
         return {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
     if isinstance(msg, PullRequest):
         return {"site": msg.site_id, "cursor": msg.cursor, "max": msg.max_rows}
-    return {"rows": _encode_rows(msg.rows), "evict": [list(e) for e in msg.evict], "cursor": msg.cursor,
+    return {"rows": _encode_rows(msg), "evict": [list(e) for e in msg.evict], "cursor": msg.cursor,
             "more": msg.more, "time": msg.server_time_ms, "refusals": [encode_refusal(r) for r in msg.refusals]}
 
 
@@ -488,17 +663,16 @@ def decode(data: bytes) -> Message:
         raise WireError("payload must be a map")
     try:
         if kind == "push":
-            changes = [c for run in p["runs"] for c in _decode_run(run)]
-            return PushBatch(str(p["from"]), changes, protocol, schema)
+            return PushBatch(str(p["from"]), None, protocol, schema, runs=[_decode_run(run) for run in p["runs"]])
         if kind == "pushed":
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
                               [decode_refusal(r) for r in p["refusals"]], int(p["time"]), protocol, schema)
         if kind == "pull":
             return PullRequest(str(p["site"]), p.get("cursor"), int(p.get("max", 5000)), protocol, schema)
         if kind == "pulled":
-            return PullBatch(_decode_rows(p["rows"]), [(str(t), str(k)) for t, k in p["evict"]], p.get("cursor"),
+            return PullBatch(None, [(str(t), str(k)) for t, k in p["evict"]], p.get("cursor"),
                              bool(p.get("more")), int(p["time"]), [decode_refusal(r) for r in p.get("refusals", [])],
-                             protocol, schema)
+                             protocol, schema, runs=_decode_rows(p["rows"]))
     except WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -7,9 +7,11 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import cbor2
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -19,7 +21,7 @@ from sync.ids import uuid7
 from sync.merge import normalize_fact
 from sync.schema import TABLES as SPECS
 from sync.server import LogEntry, NodeScope
-from sync.wire import decode_refusal, encode_refusal
+from sync.wire import FactRun, RowRun, decode_refusal, encode_refusal
 
 from . import tables as t
 
@@ -111,12 +113,154 @@ def get_rows(conn: Connection, name: str, pks: list[str]) -> dict[str, RowState]
     return out
 
 
-def _select_by_ids(conn: Connection, name: str, pks: list[str]) -> Iterator[Sequence[Any]]:
+_NONE_TYPE = type(None)
+
+
+def get_row_run(conn: Connection, name: str, pks: list[str]) -> RowRun | None:
+    """The stored rows among ``pks`` as columns (the initial pull's hot path: no RowState or
+    Cell per row, values converted per column). None when a row keeps fields unknown to this
+    schema (``extra``) or odd clocks: the caller then reads :func:`get_rows`."""
+    table = t.TABLES[name]
+    spec = SPECS[name]
+    pos = {c.name: i for i, c in enumerate(table.c)}
+    sqlite = conn.dialect.name == "sqlite"
+    rows: list[Sequence[Any]] = []
+    if sqlite:  # driver tuples as they are; converted below, per column
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # this transaction's
+        cols = ", ".join(f'"{c.name}"' for c in table.c)
+        for i in range(0, len(pks), _CHUNK):
+            chunk = tuple(pks[i:i + _CHUNK])
+            cur.execute(f'SELECT {cols} FROM "{name}" WHERE id IN ({", ".join("?" * len(chunk))})', chunk)
+            rows += cur.fetchall()
+    else:
+        rows = list(_select_by_ids(conn, name, pks))
+    if not rows:
+        return RowRun(name, [], [], [])
+
+    def column(n: str) -> list[Any]:
+        return list(map(operator.itemgetter(pos[n]), rows))
+
+    if any(x != "null" for x in column("extra") if x):  # fields unknown to this schema are kept there
+        return None
+    clocks = _clock_columns(column("clocks"), spec.fields.keys())
+    pk, cl = column("id"), column("cl")
+    if clocks is None or not set(map(type, pk)) <= {str} or not set(map(type, cl)) <= {int}:
+        return None
+    fields: list[tuple[str, list[Any], list[Any], list[Any]]] = []
+    for k in spec.fields:
+        if k not in clocks:
+            continue
+        hlcs, sites = clocks[k]
+        values = column(k)
+        if None in hlcs:  # rows without this cell: no value either
+            values = [v if h is not None else None for v, h in zip(values, hlcs, strict=True)]
+        ftype = spec.fields[k].type
+        if sqlite and ftype == "json":
+            values = [None if v is None or v == "null" else json.loads(v) for v in values]
+        elif sqlite and ftype == "bool":
+            values = [None if v is None else bool(v) for v in values]
+        fields.append((k, values, hlcs, sites))
+    return RowRun(name, pk, cl, fields)
+
+
+def _clock_columns(raw: list[Any], known: Any) -> dict[str, tuple[list[Any], list[Any]]] | None:
+    """Per field, the hlc and site column of the ``clocks`` of each row (None where a row has
+    no such cell); None when a clock names a field outside ``known`` or is malformed.
+
+    Fast path: the cells of a row mostly come from one write, so its JSON text is the field
+    names each followed by one same ``[hlc, site]``. That text is found once per row, the key
+    set parsed once per distinct shape, and all the pairs in one parse; fields that every row
+    has then share one hlc and one site column."""
+    got = _uniform_clocks(raw)
+    if got is not None:
+        keysets, hlcs, sites = got
+        if not set(map(type, hlcs)) <= {int} or not set(map(type, sites)) <= {str}:
+            return None
+        distinct = {id(ks): ks for ks in keysets}.values()
+        have: frozenset[str] = frozenset().union(*distinct)
+        if not have <= known:
+            return None
+        if len(distinct) == 1:
+            return {k: (hlcs, sites) for k in have}
+        out: dict[str, tuple[list[Any], list[Any]]] = {}
+        for k in have:
+            mask = [k in ks for ks in keysets]
+            out[k] = ([h if m else None for h, m in zip(hlcs, mask, strict=True)],
+                      [s if m else None for s, m in zip(sites, mask, strict=True)])
+        return out
+    # the general case: every clocks map parsed
+    try:
+        parsed = [orjson.loads(c) if type(c) is str else c for c in raw]
+    except orjson.JSONDecodeError:  # something orjson is stricter about than json
+        parsed = [json.loads(c) if type(c) is str else c for c in raw]
+    maps = [c or {} for c in parsed]
+    if not set(map(type, maps)) <= {dict}:
+        return None
+    names: set[str] = set().union(*maps)
+    if not names <= known:
+        return None
+    out = {}
+    prev: tuple[list[Any], list[Any]] | None = None
+    for k in names:
+        clock = [c.get(k) for c in maps]
+        if None in clock:
+            hl = [c[0] if c is not None else None for c in clock]
+            sl = [c[1] if c is not None else None for c in clock]
+        else:
+            hl, sl = map(list, zip(*clock, strict=True))
+        if not set(map(type, hl)) <= {int, _NONE_TYPE} or not set(map(type, sl)) <= {str, _NONE_TYPE}:
+            return None
+        if prev is not None:  # equal columns shared, so the encoder sees them once
+            hl = prev[0] if hl == prev[0] else hl
+            sl = prev[1] if sl == prev[1] else sl
+        out[k] = prev = (hl, sl)
+    return out
+
+
+def _uniform_clocks(raw: list[Any]) -> tuple[list[frozenset[str]], list[Any], list[Any]] | None:
+    """(field names, hlc, site) of each row when every row's clocks text gives all its cells
+    one same ``[hlc, site]``; None otherwise (or when the clocks are not JSON text)."""
+    shapes: dict[str, frozenset[str]] = {}
+    keysets: list[frozenset[str]] = []
+    pairs: list[str] = []
+    loads = orjson.loads
+    for text in raw:
+        if type(text) is not str:
+            return None
+        i = text.find("[")
+        j = text.find("]", i)
+        if i < 0 or j < 0:
+            return None
+        pair = text[i:j + 1]
+        shape = text.replace(pair, "0")  # {"a": 0, "b": 0, ...} when every cell has that pair
+        keys = shapes.get(shape)
+        if keys is None:
+            try:
+                d = loads(shape)
+            except orjson.JSONDecodeError:
+                return None
+            if type(d) is not dict or not all(type(x) is int and x == 0 for x in d.values()):
+                return None
+            keys = shapes[shape] = frozenset(d)
+        keysets.append(keys)
+        pairs.append(pair)
+    try:
+        both = loads("[" + ",".join(pairs) + "]")
+    except orjson.JSONDecodeError:
+        return None
+    if not all(type(p) is list and len(p) == 2 for p in both):
+        return None
+    hlcs, sites = map(list, zip(*both, strict=True))
+    return keysets, hlcs, sites
+
+
+def _select_by_ids(conn: Connection, name: str, pks: list[str], raw: frozenset[str] = frozenset()) -> Iterator[Sequence[Any]]:
     """Whole rows of ``name`` for ``pks``, columns in table order, values as SQLAlchemy gives them.
 
     On SQLite this reads through the driver and converts only what SQLAlchemy would (JSON text,
     0/1 booleans): the result-processing layer was most of a pull's cost. PostgreSQL's driver
-    already returns Python values for jsonb, so it keeps the SQLAlchemy path."""
+    already returns Python values for jsonb, so it keeps the SQLAlchemy path. Columns named in
+    ``raw`` are left as the driver gives them (JSON text on SQLite)."""
     table = t.TABLES[name]
     if conn.dialect.name != "sqlite":
         for i in range(0, len(pks), _CHUNK):
@@ -124,19 +268,23 @@ def _select_by_ids(conn: Connection, name: str, pks: list[str]) -> Iterator[Sequ
         return
     conv: list[tuple[int, Callable[[Any], Any]]] = []
     for i, c in enumerate(table.c):
+        if c.name in raw:
+            continue
         if isinstance(c.type, sa.Boolean):
             conv.append((i, bool))
         elif isinstance(c.type, sa.JSON):
             conv.append((i, json.loads))
     cols = ", ".join(f'"{c.name}"' for c in table.c)
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # this transaction's
     for i in range(0, len(pks), _CHUNK):
         chunk = tuple(pks[i:i + _CHUNK])
-        rows = conn.exec_driver_sql(f'SELECT {cols} FROM "{name}" WHERE id IN ({", ".join("?" * len(chunk))})', chunk)
-        for raw in rows:
-            vals = list(raw)
+        cur.execute(f'SELECT {cols} FROM "{name}" WHERE id IN ({", ".join("?" * len(chunk))})', chunk)
+        for got in cur.fetchall():
+            vals = list(got)
             for j, f in conv:
-                if vals[j] is not None:
-                    vals[j] = f(vals[j])
+                v = vals[j]
+                if v is not None:
+                    vals[j] = None if v == "null" else f(v)  # SQLAlchemy's JSON keeps None as 'null'
             yield vals
 
 
@@ -230,6 +378,45 @@ def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], or
     conn.exec_driver_sql(sql, params)
 
 
+def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
+    """Insert a run of facts straight from its columns, skipping keys that exist; returns the
+    positions of the skipped rows. The hot path of a backlog drain: no per-row dicts (the
+    tuples of ``executemany`` are made by ``zip`` in C) and no look-up before the insert
+    (``ON CONFLICT DO NOTHING``; only when fewer rows than sent were inserted are the keys read
+    back to find which)."""
+    spec = SPECS[run.table]
+    pg = conn.dialect.name == "postgresql"
+    fields = list(spec.fields)
+    cols = [*fields, "extra", "origin_site", "origin_seq"]
+    json_cols = {n for n in fields if spec.fields[n].type == "json"} | {"extra"}
+    marks = ", ".join(("%s::jsonb" if c in json_cols else "%s") if pg else "?" for c in cols)
+    sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+    given = dict(zip(run.names, run.columns, strict=True))
+    n = len(run.pk)
+    dumps = json.dumps
+    columns: list[Any] = []
+    for name in fields:
+        col = given.get(name)
+        if col is None:
+            columns.append(repeat(None, n))
+        elif name in json_cols:
+            # the common empty list without the encoder
+            columns.append([None if v is None else "[]" if type(v) is list and not v
+                            else dumps(v, separators=(",", ":")) for v in col])
+        else:
+            columns.append(col)
+    inserted = conn.exec_driver_sql(sql, list(zip(*columns, repeat(None, n), run.site, run.seq, strict=True))).rowcount
+    if inserted == n:
+        return []
+    # some keys existed (or the driver did not count): the rows that are not this run's own
+    table = t.TABLES[run.table]
+    origin: dict[str, tuple[Any, Any]] = {}
+    for i in range(0, n, _CHUNK):
+        q = sa.select(table.c.id, table.c.origin_site, table.c.origin_seq).where(table.c.id.in_(run.pk[i:i + _CHUNK]))
+        origin.update((r[0], (r[1], r[2])) for r in conn.execute(q))
+    return [i for i, key in enumerate(zip(run.site, run.seq, strict=True)) if origin.get(run.pk[i]) != key]
+
+
 def quarantine(conn: Connection, name: str, pk: str, row: dict[str, Any], reason: str,
                site_id: str | None = None, seq: int | None = None) -> None:
     conn.execute(t.sync_quarantine.insert().values(tbl=name, pk=pk, site_id=site_id, seq=seq, row=row, reason=reason,
@@ -263,11 +450,17 @@ class CloudStorage:
     def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
         insert_fact_rows(self.conn, table, rows, list(map(_site_seq, changes)), normalized=True)
 
+    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
+        return [insert_fact_columns(self.conn, run) if run.pk else [] for run in runs]
+
     def quarantine(self, change: Change, reason: str) -> None:
         quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
 
     def get_rows(self, table: str, pks: list[str]) -> dict[str, RowState]:
         return get_rows(self.conn, table, pks)
+
+    def get_row_run(self, table: str, pks: list[str]) -> RowRun | None:
+        return get_row_run(self.conn, table, pks)
 
     def put_rows(self, pairs: list[tuple[RowState | None, RowState]]) -> None:
         put_rows(self.conn, pairs)
@@ -297,6 +490,19 @@ class CloudStorage:
         if scope.zones:
             shared = [n for n, s in SPECS.items() if s.scope == "municipality"]
             cond.append(sa.or_(log.c.zone.in_(scope.zones), log.c.old_zone.in_(scope.zones), log.c.tbl.in_(shared)))
+        if self.conn.dialect.name == "sqlite":  # plain tuples through the driver (an initial pull reads the zone's log)
+            sql = ("SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone FROM sync_log"
+                   " WHERE seq > ? AND seq <= ? AND (municipality = ? OR old_municipality = ?)")
+            params: list[Any] = [after, upto, scope.municipality, scope.municipality]
+            if scope.zones:
+                zones = sorted(scope.zones)
+                shared = [n for n, s in SPECS.items() if s.scope == "municipality"]
+                marks = ", ".join("?" * len(zones))
+                sql += f" AND (zone IN ({marks}) OR old_zone IN ({marks}) OR tbl IN ({', '.join('?' * len(shared))}))"
+                params += [*zones, *zones, *shared]
+            cur = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # this transaction's
+            cur.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit])
+            return [LogEntry(*r) for r in cur.fetchall()]
         rows = self.conn.execute(sa.select(log).where(*cond).order_by(log.c.seq).limit(limit))
         return [LogEntry(r.seq, r.tbl, r.pk, r.municipality, r.zone, r.old_municipality, r.old_zone) for r in rows]
 
