@@ -26,6 +26,11 @@ _TYPES: dict[str, Any] = {
 }
 
 
+#: High-volume facts that are only ever read per meter or device and time: each extra index
+#: costs every insert of a backlog drain (docs/sync.md, "Hot paths"), so they get just one.
+TIME_SERIES = frozenset({"readings", "telemetry"})
+
+
 def _table(name: str) -> sa.Table:
     spec = SPECS[name]
     cols: list[sa.Column[object]] = []
@@ -41,6 +46,8 @@ def _table(name: str) -> sa.Table:
         cols += [sa.Column("extra", JSONType, nullable=True), sa.Column("origin_site", sa.String(36)),
                  sa.Column("origin_seq", sa.BigInteger)]
     t = sa.Table(name, metadata, *cols)
+    if name in TIME_SERIES:
+        return t  # indexed by (meter or device, time) in cloud/registry/tables.py, nothing else
     sa.Index(f"ix_{name}_scope", t.c.municipality, t.c.zone)
     if "meter_serial" in t.c:
         sa.Index(f"ix_{name}_meter", t.c.meter_serial)
