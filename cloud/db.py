@@ -75,6 +75,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # 32 MiB of page cache (default 2 MiB): the (meter, time) index of a growing readings
             # table takes random inserts; measured 13 % less CPU per drained reading at 300k rows
             cur.execute("PRAGMA cache_size=-32768")
+            # checkpoint every 64 MiB of WAL (default 4 MiB): a drain rewrites the same index
+            # leaves batch after batch, and each checkpoint copies and syncs them once
+            cur.execute("PRAGMA wal_autocheckpoint=16384")
             cur.close()
 
         return engine
