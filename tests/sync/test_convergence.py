@@ -470,9 +470,15 @@ class Machine(RuleBasedStateMachine):
             assert self.node_dump(n) == snap, f"re-applying a pull batch changed {n.name}"
 
     def cloud_dump(self) -> dict[str, list[Any]]:
-        with self.engine.connect() as conn:
-            return {t.name: sorted(map(repr, conn.exec_driver_sql(f'SELECT * FROM "{t.name}"').all()))
-                    for t in SYNC_TABLES if t.name not in ("sync_sites", "sync_counter", "sync_meta")}
+        with self.engine.connect() as conn:  # through the driver: the comparison needs plain tuples only
+            cur = conn.connection.cursor()
+            out = {}
+            for t in SYNC_TABLES:
+                if t.name not in ("sync_sites", "sync_counter", "sync_meta"):
+                    cur.execute(f'SELECT * FROM "{t.name}"')
+                    out[t.name] = sorted(map(repr, cur.fetchall()))
+            cur.close()
+            return out
 
     def node_state(self, n: Node) -> list[Any]:
         """All a round of syncing could change in a node's file (data, outbox, refusals, quarantine,
