@@ -7,7 +7,6 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any
 
 import cbor2
@@ -386,26 +385,26 @@ def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
     back to find which)."""
     spec = SPECS[run.table]
     pg = conn.dialect.name == "postgresql"
-    fields = list(spec.fields)
-    cols = [*fields, "extra", "origin_site", "origin_seq"]
-    json_cols = {n for n in fields if spec.fields[n].type == "json"} | {"extra"}
-    marks = ", ".join(("%s::jsonb" if c in json_cols else "%s") if pg else "?" for c in cols)
-    sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
     given = dict(zip(run.names, run.columns, strict=True))
     n = len(run.pk)
     dumps = json.dumps
+    cols: list[str] = []
     columns: list[Any] = []
-    for name in fields:
+    for name, f in spec.fields.items():
         col = given.get(name)
-        if col is None:
-            columns.append(repeat(None, n))
-        elif name in json_cols:
+        if col is None or col.count(None) == n:
+            continue  # absent or empty in the whole run (lat, lon, photo... of meter readings): NULL by default
+        cols.append(name)
+        if f.type == "json":
             # the common empty list without the encoder
             columns.append([None if v is None else "[]" if type(v) is list and not v
                             else dumps(v, separators=(",", ":")) for v in col])
         else:
             columns.append(col)
-    inserted = conn.exec_driver_sql(sql, list(zip(*columns, repeat(None, n), run.site, run.seq, strict=True))).rowcount
+    cols += ["origin_site", "origin_seq"]
+    marks = ", ".join(("%s::jsonb" if c in given and spec.fields[c].type == "json" else "%s") if pg else "?" for c in cols)
+    sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+    inserted = conn.exec_driver_sql(sql, list(zip(*columns, run.site, run.seq, strict=True))).rowcount
     if inserted == n:
         return []
     # some keys existed (or the driver did not count): the rows that are not this run's own
