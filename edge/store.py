@@ -81,6 +81,12 @@ def _converted_names(ts: TableSpec) -> list[tuple[str, str]]:
     return got
 
 
+def _was_fenced(conn: sqlite3.Connection, site_id: str, seq: int) -> bool:
+    from .maintenance import was_fenced  # edge/maintenance.py: the outbox fence
+
+    return was_fenced(conn, site_id, seq)
+
+
 class StoreError(ValueError):
     """A write the store cannot accept (unknown table, missing scope fields, ...)."""
 
@@ -631,7 +637,12 @@ class EdgeStore:
                 if not pending_later:
                     self.purge_row(r.table, r.pk)
                     return
-            after = RowState(r.table, r.pk, kept, local.cl)
+            cl = local.cl
+            if r.cl % 2 == 0 and r.cl == local.cl and not pending_later and not _was_fenced(self.conn, r.site_id, r.seq):
+                # a refused delete of a row the receiver does not hold (a handheld got it from the
+                # cloud before its gateway did): the row stays alive here, as everywhere else
+                cl = r.cl - 1
+            after = RowState(r.table, r.pk, kept, cl)
         else:
             merged = merge_rows(ts, r.row, RowState(r.table, r.pk, kept, r.row.cl))
             assert merged is not None

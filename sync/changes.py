@@ -84,6 +84,8 @@ class Refusal:
     row: RowState | None = None
     hlc: int = 0
     fields: tuple[str, ...] = ()
+    #: causal length the refused write gave the row (even: it was a delete); 0 for facts
+    cl: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"site_id": self.site_id, "seq": self.seq, "table": self.table, "pk": self.pk,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,12 +126,16 @@ def covered(intervals: list[tuple[int, int]], seq: int) -> bool:
 
 def add_seqs(intervals: list[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:
     # the new seqs as runs first: a batch is mostly one contiguous run, so little is left to sort
+    new = seqs if isinstance(seqs, list) else list(seqs)
     runs: list[list[int]] = []
-    for s in sorted(set(seqs)):
-        if runs and s == runs[-1][1] + 1:
-            runs[-1][1] = s
-        else:
-            runs.append([s, s])
+    if new and new == list(range(new[0], new[0] + len(new))):
+        runs.append([new[0], new[-1]])  # the usual drain batch: gap-free and in order (checked in C)
+    else:
+        for s in sorted(set(new)):
+            if runs and s == runs[-1][1] + 1:
+                runs[-1][1] = s
+            else:
+                runs.append([s, s])
     items = sorted(intervals + [(lo, hi) for lo, hi in runs])
     out: list[tuple[int, int]] = []
     for lo, hi in items:
@@ -173,7 +177,8 @@ class _Ctx:
 
     def refuse(self, c: Change, code: str, reason: str) -> None:
         fields = tuple(c.fields) if c.op == "set" else ()
-        self.refusals.append(Refusal(c.site_id, c.seq, c.table, c.pk, code, reason, None, c.hlc, fields))
+        self.refusals.append(Refusal(c.site_id, c.seq, c.table, c.pk, code, reason, None, c.hlc, fields,
+                                     c.cl if c.op == "set" else 0))
 
     def origin(self, site_id: str) -> NodeScope | None:
         if site_id == self.principal.site_id:
@@ -254,7 +259,7 @@ def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowSta
     scope = ctx.origin(r.site_id) or ctx.principal
     cur = touched[(r.table, r.pk)][1] if (r.table, r.pk) in touched else ctx.storage.get_rows(r.table, [r.pk]).get(r.pk)
     row = project(ts, cur, scope) if cur is not None else None
-    return Refusal(r.site_id, r.seq, r.table, r.pk, r.code, r.reason, row, r.hlc, r.fields)
+    return replace(r, row=row)
 
 
 _NONE = type(None)
@@ -333,7 +338,12 @@ def _fact_runs_valid(ctx: _Ctx, runs: list[FactRun]) -> tuple[dict[str, int], di
                 return None
         muns = cols.get("municipality") or [None] * len(sites)
         zones = cols.get("zone") or [None] * len(sites)
-        for site, mun, zone in set(zip(sites, muns, zones, strict=True)):
+        n = len(sites)
+        if sites.count(sites[0]) == n and muns.count(muns[0]) == n and zones.count(zones[0]) == n:
+            places = {(sites[0], muns[0], zones[0])}  # one origin, one place (a gateway's own backlog)
+        else:
+            places = set(zip(sites, muns, zones, strict=True))
+        for site, mun, zone in places:
             origin = ctx.origin(site)
             if origin is None or not origin.covers(ts, str(mun or ""), str(zone or "")):
                 return None
@@ -539,6 +549,11 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     after, ref_after = 0, 0
     if isinstance(req.cursor, list | tuple) and len(req.cursor) == 2:
         after, ref_after = int(req.cursor[0]), int(req.cursor[1])
+    # what the node has committed: its cursor, or less when it pipelines (asks for the next page
+    # while applying the previous one); tombstone purge and compaction go by this figure
+    applied = after
+    if isinstance(req.applied, list | tuple) and len(req.applied) == 2:
+        applied = min(after, int(req.applied[0]))
     limit = max(1, min(req.max_rows, 20000))
     # the head first: every seq up to it is committed (commit-ordered log), so a cursor never
     # passes a row that commits late
@@ -583,7 +598,7 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     # a kept refusal carries the row as it is now, so the node's undo lands on current state
     refusals = [_current_row(storage, scope, r) for r in refusals]
     cursor = [last, max(ref_after, ref_last)]
-    storage.note_pull(scope.site_id, last)
+    storage.note_pull(scope.site_id, max(0, min(applied, head)))
     if runs:
         runs.extend(row_runs(rows))
         return PullBatch(None, evict, cursor, more, hlc.wall(), refusals, runs=[r for r in runs if r.pk])
@@ -647,4 +662,4 @@ def _current_row(storage: ServerStorage, scope: NodeScope, r: Refusal) -> Refusa
         return r
     cur = storage.get_rows(r.table, [r.pk]).get(r.pk)
     row = project(ts, cur, scope) if cur is not None else None
-    return Refusal(r.site_id, r.seq, r.table, r.pk, r.code, r.reason, row, r.hlc, r.fields)
+    return replace(r, row=row)

@@ -138,6 +138,9 @@ class PullRequest:
     max_rows: int = 5000
     protocol: int = PROTOCOL_VERSION
     schema: int = SCHEMA_VERSION
+    #: the cursor the node has committed, when it asks for the page after one it has not applied
+    #: yet (a pipelined pull); None = ``cursor`` itself. Sent only when set (older peers ignore it)
+    applied: Any = None
 
 
 class RowRun(NamedTuple):
@@ -242,7 +245,7 @@ def _enc_ints(values: list[int], keys: list[Any] | None = None) -> list[Any]:
     if keys is not None:
         last: dict[Any, int] = {}
         get = last.get
-        kd = []
+        kd: list[int] = []
         append = kd.append
         for k, v in zip(keys, values, strict=True):
             append(v - get(k, 0))
@@ -334,8 +337,13 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     if all(isinstance(v, float) for v in values):
         return ["f", values]
     # per-column dictionary, in order of first appearance (so fresh values index 0, 1, 2, ...)
+    if types <= {str, int}:  # plain keys (meter serials): the dictionary is built in C
+        uniq = list(dict.fromkeys(values))
+        if len(uniq) == n:
+            return ["l", values]
+        return ["s", uniq, _enc_ints(list(map({v: i for i, v in enumerate(uniq)}.__getitem__, values)))]
     index: dict[Any, int] = {}
-    uniq: list[Any] = []
+    uniq = []
     idx: list[int] = []
     for v in values:
         h = v if type(v) in (str, int) else _hashable(v)
@@ -579,13 +587,13 @@ def _decode_rows(groups: list[dict[str, Any]]) -> list[RowRun]:
 
 def encode_refusal(r: Refusal) -> dict[str, Any]:
     return {"site": r.site_id, "seq": r.seq, "t": r.table, "pk": r.pk, "code": r.code, "reason": r.reason,
-            "row": _enc_row(r.row) if r.row is not None else None, "hlc": r.hlc, "f": list(r.fields)}
+            "row": _enc_row(r.row) if r.row is not None else None, "hlc": r.hlc, "f": list(r.fields), "cl": r.cl}
 
 
 def decode_refusal(d: dict[str, Any]) -> Refusal:
     return Refusal(str(d["site"]), int(d["seq"]), str(d["t"]), str(d["pk"]), str(d["code"]), str(d["reason"]),
                    _dec_row(d["row"]) if d.get("row") is not None else None, int(d.get("hlc", 0)),
-                   tuple(d.get("f", ())))
+                   tuple(d.get("f", ())), int(d.get("cl", 0)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,7 +608,10 @@ def _payload(msg: Message) -> dict[str, Any]:
     if isinstance(msg, PushResult):
         return {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
     if isinstance(msg, PullRequest):
-        return {"site": msg.site_id, "cursor": msg.cursor, "max": msg.max_rows}
+        req = {"site": msg.site_id, "cursor": msg.cursor, "max": msg.max_rows}
+        if msg.applied is not None:
+            req["applied"] = msg.applied
+        return req
     return {"rows": _encode_rows(msg), "evict": [list(e) for e in msg.evict], "cursor": msg.cursor,
             "more": msg.more, "time": msg.server_time_ms, "refusals": [encode_refusal(r) for r in msg.refusals]}
 
@@ -668,7 +679,8 @@ def decode(data: bytes) -> Message:
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
                               [decode_refusal(r) for r in p["refusals"]], int(p["time"]), protocol, schema)
         if kind == "pull":
-            return PullRequest(str(p["site"]), p.get("cursor"), int(p.get("max", 5000)), protocol, schema)
+            return PullRequest(str(p["site"]), p.get("cursor"), int(p.get("max", 5000)), protocol, schema,
+                               p.get("applied"))
         if kind == "pulled":
             return PullBatch(None, [(str(t), str(k)) for t, k in p["evict"]], p.get("cursor"),
                              bool(p.get("more")), int(p["time"]), [decode_refusal(r) for r in p.get("refusals", [])],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from test_convergence import DAY, Z1, Machine
 
 
@@ -76,17 +75,50 @@ def test_lost_answers_duplicates_and_replays() -> None:
     run(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: a refused delete the hub cannot undo stays a tombstone on the handheld")
 def test_delete_refused_by_a_hub_without_the_row_is_undone() -> None:
     """Found by the 1,000-example CI run. A handheld of the gateway's zone got an order from the
     cloud directly, before its gateway had it, and deleted it (field roles may not). The hub
-    refuses with no row to restore (it has none), so the handheld keeps its own tombstone
-    (cl 2), and no later merge of the order (cl 1, from the hub or the cloud) revives it."""
+    refuses with no row to restore (it has none); the refusal carries the refused write's
+    causal length, so the handheld takes its delete back (cl 2 -> 1) and keeps the order."""
 
     def steps(m: Machine) -> None:
         m.setup(n_handhelds=1, zones=[Z1] * 5)
         m.sync(n=1, via_gw=False, fault="none", rounds=1, pull=True)
         m.node_edits(n=1, i=0, v=0, what="delete")
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_queued_gateway_write_does_not_bring_back_an_order_purged_meanwhile() -> None:
+    """The gateway queues a write that carries municipality and zone (enough to create the row);
+    the office deletes the order; everyone pulls twice without pushing, so the cloud purges the
+    tombstone; only then does the gateway push. The fenced write is refused, the order stays gone."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        m.heal_and_check()
+        m.gateway_reprioritises(i=0, v=1)
+        m.maintenance(cloud_pass=True, n=1, pull_first=True, delete=0)
+        assert ("work_orders", "wo0") in m.purged
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_purge_with_a_lost_pull_answer_and_compaction_behind_a_zone_move() -> None:
+    """A handheld's pull answer is lost after the cloud moved and deleted an order; the passes
+    run in between; the handheld must still get the eviction."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=2, zones=[Z1, Z1, Z1, Z1, Z1])
+        m.heal_and_check()
+        m.cloud_edits_work_order(i=0, what="move", v=1)
+        m.sync(n=1, via_gw=False, fault="lose_response", rounds=1, pull=True)
+        m.cloud_edits_work_order(i=0, what="delete", v=0)
+        m.maintenance(cloud_pass=True, n=2, pull_first=False, delete=None)
+        m.sync(n=2, via_gw=True, fault="none", rounds=1, pull=True)
+        m.maintenance(cloud_pass=True, n=0, pull_first=True, delete=None)
         m.heal_and_check()
 
     run(steps)

@@ -52,3 +52,15 @@ def test_arithmetic_runs_are_four_numbers(first: int, step: int, n: int) -> None
     enc = wire.encode_column(values)
     assert enc == (["k", first, n] if step == 0 else ["r", first, step, n])
     assert wire.decode_column(enc) == values
+
+
+def test_refusals_carry_the_refused_causal_length() -> None:
+    """A refused delete says so (even ``cl``), so a node can take it back when the receiver has
+    no row to restore; refusals from peers that do not send ``cl`` read as 0."""
+    from sync.changes import Refusal
+
+    r = Refusal("site", 7, "work_orders", "wo1", "field_not_writable", "may not delete", None, 5, (), 2)
+    assert wire.decode_refusal(wire.encode_refusal(r)) == r
+    old = wire.encode_refusal(r)
+    del old["cl"]
+    assert wire.decode_refusal(old).cl == 0
