@@ -93,7 +93,8 @@ class HubStorage:
     def note_pull(self, site_id: str, cursor: int) -> None:
         """Remember what the handheld has applied: the cursor it sent, not the one it is
         answered with (that answer may be lost). Tombstone purge and compaction go by it."""
-        sent, self._sent = self._sent or 0, None
+        # ``cursor`` is what the handheld says it has applied (less than it sent when it pipelines)
+        sent, self._sent = min(cursor, self._sent or 0), None
         self.conn.execute("INSERT INTO _hub_cursors (site_id, seq, at_ms) VALUES (?, ?, ?) ON CONFLICT(site_id) "
                           "DO UPDATE SET seq = excluded.seq, at_ms = excluded.at_ms", (site_id, sent, self.store.clock()))
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import weakref
 from typing import Any
@@ -44,6 +45,8 @@ def ensure_schema(store: EdgeStore) -> None:
         # queued row changes by row (facts have no body and stay out of the index: no cost to a drain)
         c.execute("CREATE INDEX IF NOT EXISTS _outbox_rows ON _outbox (tbl, pk) WHERE body IS NOT NULL")
         c.execute("CREATE INDEX IF NOT EXISTS _hub_log_row ON _hub_log (tbl, pk)")
+        # queued writes the fence gave a tombstone's causal length (their refusal is not a refused delete)
+        c.execute("CREATE TABLE IF NOT EXISTS _fenced (site_id TEXT, seq INTEGER, PRIMARY KEY (site_id, seq))")
     _READY[store] = True
 
 
@@ -59,19 +62,29 @@ def fence_outbox(store: EdgeStore) -> int:
     with store.transaction():
         for table in MUTABLE:
             rows = store.conn.execute(
-                f"SELECT o.oid, o.pk, o.body, r._cl FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
+                f"SELECT o.oid, o.site_id, o.seq, o.pk, o.body, r._cl FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
                 "WHERE o.tbl = ? AND o.body IS NOT NULL AND r._cl % 2 = 0", (table,)).fetchall()
             if not rows:
                 continue
-            bodies = [(oid, pk, cbor2.loads(body), cl) for oid, pk, body, cl in rows]
+            bodies = [(oid, site, seq, pk, cbor2.loads(body), cl) for oid, site, seq, pk, body, cl in rows]
             # a tombstone only this node's own queued delete made is not known anywhere yet: leave it
-            local_delete = {pk for _, pk, b, cl in bodies if b["cl"] >= cl}
-            for oid, pk, b, cl in bodies:
+            local_delete = {pk for _, _, _, pk, b, cl in bodies if b["cl"] >= cl}
+            for oid, site, seq, pk, b, cl in bodies:
                 if b["cl"] < cl and pk not in local_delete:
                     b["cl"] = cl
                     store.conn.execute("UPDATE _outbox SET body = ? WHERE oid = ?", (cbor2.dumps(b), oid))
+                    store.conn.execute("INSERT OR IGNORE INTO _fenced VALUES (?, ?)", (site, seq))
                     n += 1
     return n
+
+
+def was_fenced(conn: sqlite3.Connection, site_id: str, seq: int) -> bool:
+    """Whether the fence raised this queued write's causal length (EdgeStore._undo_refused: its
+    refusal by a receiver that purged the row must leave the row deleted here)."""
+    try:
+        return conn.execute("SELECT 1 FROM _fenced WHERE site_id = ? AND seq = ?", (site_id, seq)).fetchone() is not None
+    except sqlite3.OperationalError:  # never fenced anything
+        return False
 
 
 # -- who holds what on a hub --------------------------------------------------------------------

@@ -642,6 +642,10 @@ class EdgeStore:
                 # a refused delete of a row the receiver does not hold (a handheld got it from the
                 # cloud before its gateway did): the row stays alive here, as everywhere else
                 cl = r.cl - 1
+            elif r.cl % 2 == 1 and r.cl > 1 and r.cl == local.cl and not pending_later:
+                # a refused re-creation (a write to a deleted row) at a receiver that holds nothing,
+                # e.g. one that purged the tombstone (edge/maintenance.py): the row stays deleted
+                cl = r.cl - 1
             after = RowState(r.table, r.pk, kept, cl)
         else:
             merged = merge_rows(ts, r.row, RowState(r.table, r.pk, kept, r.row.cl))

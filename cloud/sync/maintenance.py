@@ -52,7 +52,8 @@ class TrackingStorage(CloudStorage):
         return super().log_since(after, upto, scope, limit)
 
     def note_pull(self, site_id: str, cursor: int) -> None:
-        super().note_pull(site_id, self._sent if self._sent is not None else 0)
+        # ``cursor`` is what the node says it has applied (less than it sent when it pipelines)
+        super().note_pull(site_id, min(cursor, self._sent) if self._sent is not None else 0)
         self._sent = None
 
 

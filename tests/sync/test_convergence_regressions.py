@@ -122,3 +122,34 @@ def test_purge_with_a_lost_pull_answer_and_compaction_behind_a_zone_move() -> No
         m.heal_and_check()
 
     run(steps)
+
+
+def test_refused_re_creation_after_the_cloud_purged_the_tombstone_stays_deleted() -> None:
+    """Found by the stateful test with purging in play: a handheld wrote to an order it held as a
+    tombstone (a re-creation, cl 3, which field roles may not make) while it was queued the cloud
+    purged the tombstone; the refusal then had no row to restore, and the handheld kept the
+    order alive. The refusal's causal length now takes the re-creation back (cl 3 -> 2)."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=["EXP-01-Z02", Z1, Z1, Z1, Z1])
+        m.maintenance(cloud_pass=True, delete=None, n=0, pull_first=True)
+        m.node_edits(i=0, n=0, v=0, what="notes")
+        m.cloud_edits_work_order(i=3, v=2, what="delete")
+        m.node_edits(i=7, n=2, v=8, what="type")
+        m.clock_jumps(n=0, skew=0)
+        m.clock_jumps(n=5, skew=2 * DAY)
+        m.heal_and_check()
+        m.cloud_edits_work_order(i=4, v=2, what="notes")
+        m.clock_jumps(n=4, skew=0)
+        m.heal_and_check()
+        m.maintenance(cloud_pass=False, delete=None, n=4, pull_first=True)
+        m.heal_and_check()
+        m.node_edits(i=1, n=3, v=3, what="status")
+        m.maintenance(cloud_pass=True, delete=3, n=3, pull_first=True)
+        m.maintenance(cloud_pass=False, delete=None, n=5, pull_first=False)
+        m.node_edits(i=7, n=1, v=2, what="gw_create")
+        m.maintenance(cloud_pass=False, delete=None, n=4, pull_first=False)
+        m.maintenance(cloud_pass=False, delete=0, n=5, pull_first=False)
+        m.maintenance(cloud_pass=False, delete=None, n=0, pull_first=False)
+
+    run(steps)
