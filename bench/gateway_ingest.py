@@ -202,6 +202,7 @@ class GatewayPipeline:
                     ("serial", serial(i)), ("dev_eui", eui(i)), ("municipality", MUNI), ("zone", ZONE))}))
                     for i in range(1, devices + 1)])
             self.remote = RemoteProcessor(db, site, MUNI, ZONE, Metrics(), "warning")
+            self.remote.reprocess_parked()  # a round trip: the child is up (the daemon starts it before subscribing)
             self.proc = self.remote
         else:
             table = {eui(i): Device(serial(i)) for i in range(1, devices + 1)}
@@ -212,7 +213,8 @@ class GatewayPipeline:
         self.lat: list[float] | None = None
         self.stamps: dict[bytes, float] | None = None
         self.sub = MqttSubscriber(f"mqtt://127.0.0.1:{port}", cid, self._submit, topics=TOPICS)
-        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed, ack_many=self.sub.ack_many)
+        batched = {"ack_many": self.sub.ack_many} if hasattr(self.sub, "ack_many") else {}  # A/B against older code
+        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed, **batched)
 
     def _submit(self, item):  # type: ignore[no-untyped-def]
         self.ing.submit(item)
@@ -252,32 +254,43 @@ def pct(xs: list[float], p: float) -> float:
 
 def throughput(broker: Broker, work: Path, n: int, rounds: int, devices: int) -> None:
     print(f"\n== throughput: drain {n:,} queued QoS 1 uplinks, {rounds} alternating rounds ==")
-    bare_rates, gw_rates, twoproc_rates = [], [], []
+    rates: dict[str, list[float]] = {"bare": [], "gateway": [], "gateway-2p": []}
+    cpus: dict[str, list[float]] = {"bare": [], "gateway": [], "gateway-2p": []}
     for r in range(rounds):
         for kind in ("bare", "gateway", "gateway-2p"):
             cid = f"{kind}-{r}"
             register_session(broker.port, cid)
             publish(broker.port, stream(n, devices, offset=r * 1000))
+            # CPU of this process (every thread; not the broker, not the --writer-process child)
+            # during the drain: steadier than rates on a shared machine
+            c0 = time.process_time()
             if kind == "bare":
                 dt = drain_bare(broker.port, cid, n)
-                bare_rates.append(n / dt)
+                cpu = time.process_time() - c0
             else:
                 gp = GatewayPipeline(broker.port, work / f"tp-{kind}-{r}.db", cid, devices,
                                      remote=kind == "gateway-2p")
+                c0 = time.process_time()
                 dt = gp.drain(n)
+                cpu = time.process_time() - c0
                 gp.stop()
                 con = sqlite3.connect(work / f"tp-{kind}-{r}.db")
                 rows = con.execute("SELECT count(*) FROM readings").fetchone()[0]
                 con.close()
                 assert rows == n, f"committed {rows} of {n}"
-                (gw_rates if kind == "gateway" else twoproc_rates).append(n / dt)
-            print(f"  round {r + 1} {kind:8s} {n / dt:10,.0f} uplinks/s  ({dt:.2f} s)")
-    b, g, g1 = statistics.median(bare_rates), statistics.median(gw_rates), statistics.median(twoproc_rates)
-    print(f"  bare paho subscriber (count only)       : {b:10,.0f} uplinks/s (median)")
-    print(f"  gateway decode+commit+ack (one process) : {g:10,.0f} uplinks/s (median)")
-    print(f"  gateway with --writer-process           : {g1:10,.0f} uplinks/s (median)")
+            rates[kind].append(n / dt)
+            cpus[kind].append(cpu / n * 1e6)
+            print(f"  round {r + 1} {kind:10s} {n / dt:10,.0f} uplinks/s  ({dt:.2f} s, CPU {cpu / n * 1e6:6.1f} us/uplink)"
+                  f"  load {os.getloadavg()[0]:.2f}")
+    b, g, g1 = (statistics.median(rates[k]) for k in ("bare", "gateway", "gateway-2p"))
+    cb, cg, cg1 = (statistics.median(cpus[k]) for k in ("bare", "gateway", "gateway-2p"))
+    print(f"  bare paho subscriber (count only)       : {b:10,.0f} uplinks/s (median), CPU {cb:6.1f} us/uplink")
+    print(f"  gateway decode+commit+ack (one process) : {g:10,.0f} uplinks/s (median), CPU {cg:6.1f} us/uplink")
+    print(f"  gateway with --writer-process           : {g1:10,.0f} uplinks/s (median), CPU {cg1:6.1f} us/uplink"
+          " (parent only)")
     print(f"  ratio gateway / bare                    : {g / b:10.1%}   (target >= 60%, >= 5,000/s)")
     print(f"  ratio --writer-process gateway / bare   : {g1 / b:10.1%}")
+    print(f"  CPU per uplink, gateway / bare          : {cg / cb:10.2f}x")
 
 
 def processor_only(work: Path, n: int, devices: int) -> None:

@@ -37,6 +37,9 @@ CloudUnavailable = Unreachable  # network error, timeout, 5xx or 429: retried wi
 CloudRefused = PeerRefused  # a 4xx: the body says why; retried slowly, visible in status
 
 
+GATEWAY_PUSH_CHANGES = 5000
+
+
 class Uplinker:
     def __init__(self, cfg: Any, who: Any, directory: Any, on_reference: Callable[[], None] | None = None,
                  metrics_registry: CollectorRegistry | None = None, max_backoff: float = 10.0,
@@ -44,7 +47,10 @@ class Uplinker:
         self.cfg = cfg
         self.store = EdgeStore.open(str(cfg.db), site_id=who.site_id)
         self.transport = HttpxTransport.to(cfg.cloud.rstrip("/"))
-        self.sync = SyncClient(self.store, self.transport, cfg.token, peer="cloud")
+        # 5,000 changes per push batch: the client builds the next batch while one is in flight,
+        # and at the edge store's 20,000 two batches of a queued backlog cost the small box ~25 MB
+        # (measured: `gateway run` with 50,000 queued readings, 147 MB RSS instead of 123 MB).
+        self.sync = SyncClient(self.store, self.transport, cfg.token, peer="cloud", max_changes=GATEWAY_PUSH_CHANGES)
         self.directory = directory
         self.on_reference = on_reference
         self.interval = float(cfg.sync_interval)
