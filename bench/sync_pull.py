@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sync_pull.py                   # 50,000 meters (issue 3 target: under 10 s)
     .venv/bin/python bench/sync_pull.py --meters 5000
+    .venv/bin/python bench/sync_pull.py --sequential      # one page at a time (no pipelining), to compare
     .venv/bin/python bench/sync_pull.py --db-url postgresql://user@127.0.0.1:55432/bench
 
 Seeds the zone through `cloud.sync.writes` (plus a second zone the handheld must not get),
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import sqlite3
 import sys
@@ -55,11 +57,28 @@ def plain_insert(path: Path, rows: list[dict[str, object]]) -> float:
     return time.perf_counter() - t
 
 
+def reset_peaks(*pids: int) -> None:
+    """Start each process's peak-RSS figure (VmHWM) afresh (Linux: clear_refs 5)."""
+    for pid in pids:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_self_mb()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--meters", type=int, default=50_000, help="meters in the handheld's zone")
     ap.add_argument("--page", type=int, default=5000, help="rows per pull batch")
     ap.add_argument("--db-url", default=None, help="cloud database (default: a SQLite file)")
+    ap.add_argument("--sequential", action="store_true", help="one page at a time (pull_once), no pipelining")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aqpull-"))
     db_url = args.db_url or f"sqlite:///{tmp / 'cloud.db'}"
@@ -84,8 +103,13 @@ def main() -> None:
         store = EdgeStore.open(tmp / "handheld.db", site_id=cred["site_id"])
         client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=300), cred["token"], pull_rows=args.page)
         cpu0, srv0 = time.process_time(), cloud.cpu_s()
+        reset_peaks(os.getpid(), cloud.proc.pid)  # peak memory of the pull itself, not of the seeding
         t = time.perf_counter()
-        client.pull_all()
+        if args.sequential:
+            while client.pull_once().more:
+                pass
+        else:
+            client.pull_all()
         dt = time.perf_counter() - t
         cpu, srv = time.process_time() - cpu0, cloud.cpu_s() - srv0
         cloud_peak = cloud.peak_rss_mb()
@@ -101,7 +125,8 @@ def main() -> None:
           f"({load_note()})")
     print(f"  baseline executemany   {base_s:8.2f} s  -> pull takes {dt / base_s:.1f}x the plain insert")
     print(f"  cloud seed via writes  {seed_s:8.2f} s  ({seeded / seed_s:,.0f} rows/s)")
-    print(f"  peak memory            handheld {peak_self_mb():.0f} MB, cloud server {cloud_peak:.0f} MB")
+    print(f"  peak memory            handheld {peak_rss_mb(os.getpid()):.0f} MB, cloud server {cloud_peak:.0f} MB"
+          " (during the pull)")
 
 
 if __name__ == "__main__":

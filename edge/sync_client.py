@@ -111,6 +111,10 @@ class SyncClient:
         self._maintained_ms = self.clock()
 
     def _post(self, path: str, msg: wire.Message | bytes) -> wire.Message:
+        return wire.decode(self._post_raw(path, msg))
+
+    def _post_raw(self, path: str, msg: wire.Message | bytes) -> bytes:
+        """The answer's body, not decoded (a 200 answer; else Unreachable or PeerRefused)."""
         body = msg if isinstance(msg, bytes) else wire.encode(msg)
         headers = {"Content-Type": wire.CONTENT_TYPE, "Accept": wire.CONTENT_TYPE, "Authorization": f"Bearer {self.token}"}
         self.stats.bytes_up += len(body)
@@ -120,7 +124,7 @@ class SyncClient:
             raise Unreachable(f"HTTP {status}")
         if status != 200:
             raise PeerRefused(status, _reason(data))
-        return wire.decode(data)
+        return data
 
     def push_once(self) -> wire.PushResult | None:
         """Send the oldest queued changes; acknowledge them from the post-commit answer."""
@@ -173,24 +177,62 @@ class SyncClient:
                     sent = following_sent
         return n
 
-    def pull_once(self) -> wire.PullBatch:
-        req = wire.PullRequest(self.store.site_id, self.store.pull_cursor(self.peer), self.pull_rows)
+    def _fetch_pull(self, cursor: Any, applied: Any) -> tuple[bytes, int, int]:
+        """One pull request (``applied``: the cursor committed here, when it is behind ``cursor``);
+        the answer not decoded yet (a pipelined pull decodes it on the applying thread)."""
+        req = wire.PullRequest(self.store.site_id, cursor, self.pull_rows,
+                               applied=None if applied == cursor else (applied or [0, 0]))
         sent = self.clock()
-        batch = self._post(PULL_PATH, req)
+        data = self._post_raw(PULL_PATH, req)
+        return data, sent, self.clock()
+
+    @staticmethod
+    def _pulled(data: bytes) -> wire.PullBatch:
+        batch = wire.decode(data)
         if not isinstance(batch, wire.PullBatch):
             raise PeerRefused(200, f"expected PullBatch, got {type(batch).__name__}")
-        self.store.apply_pull(batch, self.peer)
-        self.store.observe_server_time(batch.server_time_ms, sent, self.clock())
+        return batch
+
+    def _apply_pulled(self, batch: wire.PullBatch, sent: int, received: int) -> None:
+        self.store.apply_pull(batch, self.peer)  # rows, evictions, refusals and cursor: one transaction
+        self.store.observe_server_time(batch.server_time_ms, sent, received)
         self.stats.pulled_rows += batch.count
         self.stats.evicted += len(batch.evict)
         self.stats.pull_batches += 1
+
+    def pull_once(self) -> wire.PullBatch:
+        cursor = self.store.pull_cursor(self.peer)
+        data, sent, received = self._fetch_pull(cursor, cursor)
+        batch = self._pulled(data)
+        self._apply_pulled(batch, sent, received)
         return batch
 
     def pull_all(self) -> None:
-        # sequential on purpose: prefetching the next page measured slower (decode and apply
-        # share this process's GIL), see docs/sync.md
-        while self.pull_once().more:
-            pass
+        """Pull until up to date, keeping the peer busy: as soon as a page arrives, the request
+        for the next one (from that page's cursor) goes out, and the page is applied here while
+        the peer reads and encodes the next (one page in flight, two processes at work). Pages
+        are applied in order, each with its cursor in one transaction; a failure anywhere leaves
+        the last applied page's cursor. The request tells the peer which cursor is committed
+        here (``applied``), so its tombstone purge never counts on a page still in flight."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        applied = self.store.pull_cursor(self.peer)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-pull") as pool:
+            future = pool.submit(self._fetch_pull, applied, applied)
+            while True:
+                data, sent, received = future.result()
+                batch = self._pulled(data)
+                following = pool.submit(self._fetch_pull, batch.cursor, applied) if batch.more else None
+                try:
+                    self._apply_pulled(batch, sent, received)
+                except BaseException:
+                    if following is not None:
+                        following.cancel()
+                    raise
+                if following is None:
+                    return
+                applied = batch.cursor
+                future = following
 
     def sync(self) -> SyncStats:
         """One full round: push everything queued, then pull until up to date."""

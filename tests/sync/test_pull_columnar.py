@@ -132,3 +132,53 @@ def test_shared_clock_blob_reads_back() -> None:
     mixed = run._replace(fields=[*run.fields[:2], ("dials", [1, None], [6, None], [site, None])])
     assert [cbor2.loads(b) for b in _clock_blobs(mixed)] == [
         {"zone": [5, site], "serial": [5, site], "dials": [6, site]}, {"zone": [2**62, "x"], "serial": [2**62, "x"]}]
+
+
+def test_pipelined_pull_tells_the_applied_cursor(tmp_path: Path) -> None:
+    """pull_all asks for the next page while it applies the previous one; each request says what
+    is committed on the node, and the cloud records that (never a page still in flight)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from cloud.sync import tables as ct
+    from cloud.sync.maintenance import TrackingStorage
+    from edge.sync_client import CallableTransport, SyncClient
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+    create_or_migrate(engine)
+    _seed(engine)
+    scope = scope_of("handheld", MUN, Z1, SITE)
+    store = EdgeStore.open(tmp_path / "hh.db", site_id=SITE)
+    seen: list[tuple[Any, Any, Any, int]] = []
+
+    def committed() -> Any:
+        with sqlite3.connect(tmp_path / "hh.db") as c:  # what another reader sees: committed state only
+            row = c.execute("SELECT value FROM _sync_meta WHERE key = 'pull_cursor:cloud'").fetchone()
+        return None if row is None else cbor2.loads(row[0])
+
+    def handler(path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
+        req = wire.decode(body)
+        assert isinstance(req, wire.PullRequest)
+        now = committed()
+        with engine.begin() as conn:
+            out = server.pull(TrackingStorage(conn), scope, req, cloud_hlc())
+        with engine.begin() as conn:
+            noted = conn.execute(sa.select(ct.sync_sites.c.last_pull_seq)
+                                 .where(ct.sync_sites.c.site_id == SITE)).scalar_one()
+        seen.append((req.cursor, req.applied, now, noted))
+        return 200, wire.encode(out)
+
+    client = SyncClient(store, CallableTransport(handler), "t", peer="cloud", pull_rows=7)
+    client.pull_all()
+    assert len(seen) > 3 and client.stats.pull_batches == len(seen)
+    for cursor, applied, now, noted in seen:
+        mine = (applied if applied is not None else cursor) or [0, 0]
+        assert mine[0] <= (now or [0, 0])[0]  # the request never claims a page still in flight
+        assert noted == mine[0]  # and the cloud records what it says
+    assert any(applied is not None for _, applied, _, _ in seen)  # pages were in flight while applying
+    slow = EdgeStore.open(tmp_path / "seq.db", site_id=SITE)
+    seq_client = SyncClient(slow, CallableTransport(handler), "t", peer="cloud", pull_rows=7)
+    while seq_client.pull_once().more:
+        pass
+    assert _state(slow) == _state(store)

@@ -56,6 +56,9 @@ def test_push_result_and_request_round_trip() -> None:
     assert wire.decode(wire.encode(r)) == r
     q = wire.PullRequest(uuid7(), [3, 4], 100)
     assert wire.decode(wire.encode(q)) == q
+    assert "applied" not in cbor2.loads(cbor2.loads(wire.encode(q, compress=False))[3].value)  # as older nodes send it
+    q = wire.PullRequest(uuid7(), [3, 4], 100, applied=[2, 4])  # a pipelined pull: [2, 4] is what is committed
+    assert wire.decode(wire.encode(q)) == q
 
 
 def test_versions_readable_and_old_protocol_rejected() -> None:
