@@ -519,9 +519,8 @@ class EdgeStore:
                 return None
             batch = wire.PushBatch(self.site_id, runs=runs)
             batch.last_oid = last_oid
-            batch.encoded = wire.encode(batch)
-            size = len(batch.encoded)
             count = batch.count
+            size = len(batch.encode_and_release())
             if size <= max_bytes or n == 1:
                 return batch
             n = max(1, min(n - 1, int(count * max_bytes / size * 0.9)))
@@ -563,6 +562,7 @@ class EdgeStore:
         if rows and len(rows) == len(seg) and names[-1] == "_extra":
             columns = list(map(list, zip(*rows, strict=True)))
             if columns[-1].count(None) == len(rows):  # no unknown fields kept: the bulk case
+                del rows  # the row tuples go before encoding: a batch's memory is its columns
                 # columns converted by position, no per-row dicts (the hot path of a drain)
                 del columns[-1]
                 fnames = names[:-1]

@@ -94,10 +94,16 @@ class PushBatch:
         self.encoded: bytes | None = None
         #: position of the last change in the sender's outbox (local bookkeeping, not sent)
         self.last_oid = 0
+        self._count = -1
 
     @property
     def changes(self) -> list[Change]:
         if self._changes is None:
+            if self.runs is None:  # released after encoding: the encoded body still has them
+                assert self.encoded is not None
+                decoded = decode(self.encoded)
+                assert isinstance(decoded, PushBatch)
+                self.runs = decoded.runs
             assert self.runs is not None
             self._changes = [c for r in self.runs for c in (r.changes() if isinstance(r, FactRun) else r)]
         return self._changes
@@ -105,10 +111,20 @@ class PushBatch:
     @property
     def count(self) -> int:
         """Number of changes, without making them."""
-        if self._changes is not None:
-            return len(self._changes)
-        assert self.runs is not None
-        return sum(map(len, self.runs))
+        if self._count < 0:
+            self._count = len(self._changes) if self._changes is not None else sum(map(len, self.runs or ()))
+        return self._count
+
+    def encode_and_release(self) -> bytes:
+        """Encode once and keep only the body: a sender holding a batch in flight and the next
+        one ready keeps two bodies (~100 kB each), not two batches of Python values. The changes
+        can still be had, decoded from the body."""
+        if self.encoded is None:
+            self.encoded = encode(self)
+        self.count  # noqa: B018 -- counted while the runs are at hand
+        self.runs = None
+        self._changes = None
+        return self.encoded
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PushBatch):
