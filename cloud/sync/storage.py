@@ -522,18 +522,3 @@ class CloudStorage:
                               .values(last_pull_seq=cursor, last_pull_at=now)).rowcount
         if not n:
             self.conn.execute(t.sync_sites.insert().values(site_id=site_id, last_pull_seq=cursor, last_pull_at=now))
-
-
-def purge_tombstones(conn: Connection) -> int:
-    """Delete tombstoned rows whose last change every known site has pulled past."""
-    low = conn.execute(sa.select(sa.func.min(t.sync_sites.c.last_pull_seq))).scalar()
-    if low is None:
-        return 0
-    purged = 0
-    for name, spec in SPECS.items():
-        if spec.kind != "mutable":
-            continue
-        table = t.TABLES[name]
-        newest = sa.select(sa.func.max(t.sync_log.c.seq)).where(t.sync_log.c.tbl == name, t.sync_log.c.pk == table.c.id)
-        purged += conn.execute(sa.delete(table).where(table.c.cl % 2 == 0, newest.scalar_subquery() <= low)).rowcount
-    return purged
