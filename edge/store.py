@@ -638,7 +638,8 @@ class EdgeStore:
                     self.purge_row(r.table, r.pk)
                     return
             cl = local.cl
-            if r.cl % 2 == 0 and r.cl == local.cl and not pending_later and not _was_fenced(self.conn, r.site_id, r.seq):
+            if (r.cl % 2 == 0 and r.cl == local.cl and not r.gone and not pending_later
+                    and not _was_fenced(self.conn, r.site_id, r.seq)):
                 # a refused delete of a row the receiver does not hold (a handheld got it from the
                 # cloud before its gateway did): the row stays alive here, as everywhere else
                 cl = r.cl - 1

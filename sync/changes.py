@@ -86,6 +86,8 @@ class Refusal:
     fields: tuple[str, ...] = ()
     #: causal length the refused write gave the row (even: it was a delete); 0 for facts
     cl: int = 0
+    #: the receiver is the root (the cloud) and holds no such row: it was purged
+    gone: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"site_id": self.site_id, "seq": self.seq, "table": self.table, "pk": self.pk,

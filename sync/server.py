@@ -259,7 +259,9 @@ def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowSta
     scope = ctx.origin(r.site_id) or ctx.principal
     cur = touched[(r.table, r.pk)][1] if (r.table, r.pk) in touched else ctx.storage.get_rows(r.table, [r.pk]).get(r.pk)
     row = project(ts, cur, scope) if cur is not None else None
-    return replace(r, row=row)
+    # the root (the cloud) holding no such row means it is gone (purged), not that it has not
+    # arrived yet as on a gateway: the node must not take a refused delete of it back
+    return replace(r, row=row, gone=cur is None and bool(getattr(ctx.storage, "root", False)))
 
 
 _NONE = type(None)
@@ -662,4 +664,4 @@ def _current_row(storage: ServerStorage, scope: NodeScope, r: Refusal) -> Refusa
         return r
     cur = storage.get_rows(r.table, [r.pk]).get(r.pk)
     row = project(ts, cur, scope) if cur is not None else None
-    return replace(r, row=row)
+    return replace(r, row=row, gone=cur is None and bool(getattr(storage, "root", False)))

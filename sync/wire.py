@@ -603,13 +603,14 @@ def _decode_rows(groups: list[dict[str, Any]]) -> list[RowRun]:
 
 def encode_refusal(r: Refusal) -> dict[str, Any]:
     return {"site": r.site_id, "seq": r.seq, "t": r.table, "pk": r.pk, "code": r.code, "reason": r.reason,
-            "row": _enc_row(r.row) if r.row is not None else None, "hlc": r.hlc, "f": list(r.fields), "cl": r.cl}
+            "row": _enc_row(r.row) if r.row is not None else None, "hlc": r.hlc, "f": list(r.fields), "cl": r.cl,
+            "gone": r.gone}
 
 
 def decode_refusal(d: dict[str, Any]) -> Refusal:
     return Refusal(str(d["site"]), int(d["seq"]), str(d["t"]), str(d["pk"]), str(d["code"]), str(d["reason"]),
                    _dec_row(d["row"]) if d.get("row") is not None else None, int(d.get("hlc", 0)),
-                   tuple(d.get("f", ())), int(d.get("cl", 0)))
+                   tuple(d.get("f", ())), int(d.get("cl", 0)), bool(d.get("gone", False)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -427,6 +427,9 @@ def quarantine(conn: Connection, name: str, pk: str, row: dict[str, Any], reason
 
 
 class CloudStorage:
+    #: the root of the replication tree: a row it does not hold is gone (sync.server refusals)
+    root = True
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 

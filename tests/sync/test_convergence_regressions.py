@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from test_convergence import DAY, Z1, Machine
 
 
@@ -156,12 +155,12 @@ def test_refused_re_creation_after_the_cloud_purged_the_tombstone_stays_deleted(
     run(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: an own queued delete refused after the cloud purged the row is taken back")
 def test_own_queued_delete_refused_after_the_purge_keeps_the_row_alive() -> None:
     """Found by the stateful test with purging in play. The gateway deletes an order (it may not:
     refused later); the office deletes it too; everyone pulls twice, the cloud purges it; the
-    gateway's delete is refused with no row, which the node takes for a delete the receiver
-    never saw (the hub-lag case) and takes it back: the order is alive on the gateway only."""
+    gateway's delete is refused with no row. The cloud says the row is gone (it is the root and
+    holds none), so the node keeps its tombstone rather than taking the delete back, as it does
+    when a gateway that has not got the row yet refuses (the hub-lag case)."""
 
     def steps(m: Machine) -> None:
         m.setup(n_handhelds=2, zones=[Z1] * 5)

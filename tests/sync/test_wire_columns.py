@@ -56,11 +56,13 @@ def test_arithmetic_runs_are_four_numbers(first: int, step: int, n: int) -> None
 
 def test_refusals_carry_the_refused_causal_length() -> None:
     """A refused delete says so (even ``cl``), so a node can take it back when the receiver has
-    no row to restore; refusals from peers that do not send ``cl`` read as 0."""
+    no row to restore, unless the receiver is the root and says the row is ``gone`` (purged);
+    refusals from peers that send neither read as 0 and not gone."""
     from sync.changes import Refusal
 
-    r = Refusal("site", 7, "work_orders", "wo1", "field_not_writable", "may not delete", None, 5, (), 2)
-    assert wire.decode_refusal(wire.encode_refusal(r)) == r
+    for gone in (False, True):
+        r = Refusal("site", 7, "work_orders", "wo1", "field_not_writable", "may not delete", None, 5, (), 2, gone)
+        assert wire.decode_refusal(wire.encode_refusal(r)) == r
     old = wire.encode_refusal(r)
-    del old["cl"]
-    assert wire.decode_refusal(old).cl == 0
+    del old["cl"], old["gone"]
+    assert wire.decode_refusal(old).cl == 0 and not wire.decode_refusal(old).gone
