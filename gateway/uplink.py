@@ -28,7 +28,7 @@ from tenacity import (
 )
 
 from edge.store import EdgeStore
-from edge.sync_client import HttpxTransport, PeerRefused, SyncClient, Unreachable
+from edge.sync_client import PUSH_BATCH_CHANGES, HttpxTransport, PeerRefused, SyncClient, Unreachable
 
 log = structlog.get_logger("gateway.uplink")
 
@@ -37,7 +37,7 @@ CloudUnavailable = Unreachable  # network error, timeout, 5xx or 429: retried wi
 CloudRefused = PeerRefused  # a 4xx: the body says why; retried slowly, visible in status
 
 
-GATEWAY_PUSH_CHANGES = 5000
+GATEWAY_PUSH_CHANGES = PUSH_BATCH_CHANGES
 
 
 class Uplinker:
@@ -47,9 +47,10 @@ class Uplinker:
         self.cfg = cfg
         self.store = EdgeStore.open(str(cfg.db), site_id=who.site_id)
         self.transport = HttpxTransport.to(cfg.cloud.rstrip("/"))
-        # 5,000 changes per push batch: the client builds the next batch while one is in flight,
-        # and at the edge store's 20,000 two batches of a queued backlog cost the small box ~25 MB
-        # (measured: `gateway run` with 50,000 queued readings, 147 MB RSS instead of 123 MB).
+        # the sync client's 20,000-change push batches: a drain of a week's backlog runs at the
+        # cloud's pace only with batches this size (docs/sync.md); a batch waiting to be sent is
+        # kept as its encoded body, so the box holds one batch of values at a time (measured:
+        # `gateway run` with 50,000 devices and a queued backlog, 136.6 MB RSS).
         self.sync = SyncClient(self.store, self.transport, cfg.token, peer="cloud", max_changes=GATEWAY_PUSH_CHANGES)
         self.directory = directory
         self.on_reference = on_reference
