@@ -12,7 +12,7 @@ in the cloud, every refusal reached its origin, and re-applying any batch change
 
 One example: the cloud, a gateway and 1-5 handhelds (2-6 nodes) on fresh databases, driven
 through STEPS steps (the set-up, then rules drawn at random, mid-run heal-and-checks among them),
-then healed and checked. The "ci" hypothesis profile (scripts/test.sh) runs 600 examples on
+then healed and checked. The "ci" hypothesis profile (scripts/test.sh) runs 400 examples on
 SQLite (in SHARDS tests) and 60 on PostgreSQL (about 0.25 CPU-s an example, most of it the
 sync exchanges of the heals); the "dev" profile 20 and 5; AQUACIS_SYNC_EXAMPLES=N runs N on
 each database (soak runs).
@@ -655,7 +655,7 @@ patience = pytest.mark.timeout(0 if SOAK else 900)
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_convergence_sqlite(shard: int) -> None:
     """One of SHARDS independent hypothesis runs sharing the SQLite budget."""
-    _run(-(-example_budget(600, 20) // SHARDS))
+    _run(-(-example_budget(400, 20) // SHARDS))
 
 
 @patience
