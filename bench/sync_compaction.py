@@ -153,12 +153,17 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     history_s = time.perf_counter() - t0
     load = os.getloadavg()[0]
 
-    log_before = count(engine, ct.sync_log)
-    hub_before = int(gw.conn.execute("SELECT count(*) FROM _hub_log").fetchone()[0])
-    fresh1 = EdgeStore.open(tmp / "fresh1.db")
-    before_pull = cloud_pull(engine, fresh1, server.NodeScope(fresh1.site_id, "gateway", MUN, frozenset({Z1})), hlc)
-    fresh_hh1 = EdgeStore.open(tmp / "fresh_hh1.db")
-    before_hub = hub_pull(hub, fresh_hh1, server.NodeScope(fresh_hh1.site_id, "handheld", MUN, frozenset({Z1})))
+    def measure(tag: str) -> tuple[int, int, Any, Any]:
+        """Changelog sizes, and a fresh gateway's and a fresh handheld's first pull."""
+        log_n = count(engine, ct.sync_log)
+        hub_n = int(gw.conn.execute("SELECT count(*) FROM _hub_log").fetchone()[0])
+        node = EdgeStore.open(tmp / f"fresh-{tag}.db")
+        pulled = cloud_pull(engine, node, server.NodeScope(node.site_id, "gateway", MUN, frozenset({Z1})), hlc)
+        hh_node = EdgeStore.open(tmp / f"fresh-hh-{tag}.db")
+        from_hub = hub_pull(hub, hh_node, server.NodeScope(hh_node.site_id, "handheld", MUN, frozenset({Z1})))
+        return log_n, hub_n, pulled, from_hub
+
+    log_before, hub_before, before_pull, before_hub = measure("before")
 
     c0 = time.process_time()
     summary = run_maintenance(engine)
@@ -167,12 +172,7 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     edge_summary = edge_maintenance(gw)
     edge_pass_cpu = time.process_time() - c0
 
-    log_after = count(engine, ct.sync_log)
-    hub_after = int(gw.conn.execute("SELECT count(*) FROM _hub_log").fetchone()[0])
-    fresh2 = EdgeStore.open(tmp / "fresh2.db")
-    after_pull = cloud_pull(engine, fresh2, server.NodeScope(fresh2.site_id, "gateway", MUN, frozenset({Z1})), hlc)
-    fresh_hh2 = EdgeStore.open(tmp / "fresh_hh2.db")
-    after_hub = hub_pull(hub, fresh_hh2, server.NodeScope(fresh_hh2.site_id, "handheld", MUN, frozenset({Z1})))
+    log_after, hub_after, after_pull, after_hub = measure("after")
     c0 = time.process_time()
     again = run_maintenance(engine)
     incr_cpu = time.process_time() - c0

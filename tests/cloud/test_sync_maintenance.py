@@ -147,13 +147,19 @@ def test_deactivated_nodes_never_block_and_never_pulled_ones_block_their_scope(c
     assert cloud.exists("meters", "m1")
 
 
-def test_a_row_that_left_a_zone_waits_for_that_zone_too(cloud: Cloud) -> None:
-    seed(cloud)
+def two_zone_nodes_synced(cloud: Cloud) -> tuple[dict[str, Any], dict[str, Any], EdgeStore, EdgeStore, SyncClient, SyncClient]:
+    """A node of Z1 and one of Z2 that have both synced once: credentials, stores, clients."""
     a, b = cloud.node(zone=Z1), cloud.node(zone=Z2)
     sa_, sb = cloud.edge(a), cloud.edge(b)
     ca, cb = cloud.client_for(sa_, a), cloud.client_for(sb, b)
     ca.sync()
     cb.sync()
+    return a, b, sa_, sb, ca, cb
+
+
+def test_a_row_that_left_a_zone_waits_for_that_zone_too(cloud: Cloud) -> None:
+    seed(cloud)
+    a, b, sa_, sb, ca, cb = two_zone_nodes_synced(cloud)
     cloud.write("meters", [{"id": "m0", "zone": Z2}])  # Z1 -> Z2
     cloud.delete("meters", ["m0"])
     cb.sync()
@@ -187,11 +193,7 @@ def test_a_queued_edit_of_a_row_deleted_elsewhere_does_not_resurrect_it(cloud: C
 
 def test_compaction_keeps_what_a_node_behind_needs(cloud: Cloud) -> None:
     seed(cloud)
-    a, b = cloud.node(zone=Z1), cloud.node(zone=Z2)
-    sa_, sb = cloud.edge(a), cloud.edge(b)
-    ca, cb = cloud.client_for(sa_, a), cloud.client_for(sb, b)
-    ca.sync()
-    cb.sync()
+    a, b, sa_, sb, ca, cb = two_zone_nodes_synced(cloud)
     for i in range(5):
         cloud.write("meters", [{"id": "m0", "access_notes": f"n{i}"}])
     cloud.write("meters", [{"id": "m0", "zone": Z2}])  # leaves a's zone
