@@ -20,8 +20,8 @@ import httpx
 import structlog
 
 from edge.hub import Hub, HubError
-from edge.store import EdgeStore
 from gateway.httpd import Response
+from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.hub")
 
@@ -36,7 +36,7 @@ class GatewayHub:
     def __init__(self, db: str, site_id: str, municipality: str, zone: str, cloud: str | None,
                  on_relay: Callable[[], None] | None = None,
                  whoami: Callable[[str], dict[str, Any]] | None = None) -> None:
-        self.store = EdgeStore.open(db, site_id=site_id)
+        self.store = open_edge(db, site_id=site_id)
         self.hub = Hub(self.store)
         self.municipality = municipality
         self.zone = zone

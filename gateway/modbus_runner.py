@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from edge.store import EdgeStore
+from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.modbus")
 
@@ -26,7 +26,7 @@ class ModbusRunner:
         from gateway.modbus.stations import load_stations
 
         self.specs = load_stations(stations_file)
-        self.store = EdgeStore.open(str(db), site_id=site_id)
+        self.store = open_edge(db, site_id=site_id)
         self.scope = {"municipality": municipality, "zone": zone}
         self.poller_kw = poller_kw
         self.polls = 0

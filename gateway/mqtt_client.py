@@ -16,6 +16,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
@@ -33,6 +34,74 @@ DEFAULT_TOPICS = (
     "v3/+/devices/+/up",
     "nbiot/+/telemetry",
 )
+
+
+READ_CHUNK = 256 * 1024  # bytes per socket read: hundreds of uplinks
+READ_BURST = 256  # packets per loop_read() before paho's loop gets to write PUBACKs again
+
+
+class BufferedSocket:
+    """The broker connection's socket, read in large chunks and handed to paho piece by piece.
+
+    paho reads every packet with three or four `recv()` calls (command byte, each byte of the
+    remaining length, the body) and a `select()` before each packet. Each of those system calls
+    releases the GIL, and the ingest writer thread, busy with Python, then holds it for up to the
+    switch interval: measured as half of the network thread's time during a backlog drain. Here
+    one `recv()` brings in whole packets and the rest are slices of memory. `pending()` tells
+    paho's loop that buffered bytes are waiting, as it already asks of TLS sockets, so it does
+    not sleep in `select()` while packets sit in this buffer.
+    """
+
+    __slots__ = ("_sock", "_buf", "_pos")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            data: bytes = self._sock.recv(READ_CHUNK)  # BlockingIOError etc. go to paho as before
+            if len(data) <= bufsize:
+                self._buf, self._pos = b"", 0
+                return data
+            self._buf, self._pos = data, bufsize
+            return data[:bufsize]
+        end = pos + bufsize
+        if end >= len(self._buf):
+            out = self._buf[pos:] if pos else self._buf
+            self._buf, self._pos = b"", 0
+            return out
+        self._pos = end
+        return self._buf[pos:end]
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def __getattr__(self, name: str) -> Any:  # send, setblocking, close, ...: the real socket's
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client with a buffered socket and packets read in bursts (see `BufferedSocket`)."""
+
+    def _create_socket(self) -> Any:
+        return BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        # paho reads one packet per call when no QoS 2 flow is open; read on while bytes are
+        # buffered, then let its loop write (PUBACKs, pings) and come back without sleeping.
+        for _ in range(READ_BURST):
+            rc = super().loop_read(max_packets)
+            sock = self._sock
+            if rc or sock is None or not isinstance(sock, BufferedSocket) or not sock.pending():
+                return rc
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 @dataclass(slots=True)
@@ -76,7 +145,7 @@ class MqttSubscriber:
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.connects = 0
-        self.client = mqtt.Client(
+        self.client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from edge.store import EdgeStore
+from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.rules")
 
@@ -42,7 +42,7 @@ class RulesWorker:
             window_ms = window_ms or history_window_ms()
         self.evaluate_batch = evaluate_batch
         self.window_ms = window_ms or 15 * 86_400_000
-        self.store = EdgeStore.open(str(db), site_id=site_id)
+        self.store = open_edge(db, site_id=site_id)
         self.chunk = chunk
         self.idle_s = idle_s
         self._stop = threading.Event()

@@ -44,6 +44,24 @@ CREATE INDEX IF NOT EXISTS gw_readings_meter_time ON readings(meter_serial, take
 """
 
 
+WAL_AUTOCHECKPOINT_PAGES = 16_384
+
+
+def open_edge(path: str | Path, site_id: str | None = None) -> EdgeStore:
+    """The edge store on the gateway's database, as every gateway connection opens it.
+
+    SQLite checkpoints the WAL into the database at the commit that takes it past
+    `wal_autocheckpoint` pages, in the committing thread. A 1,000-uplink batch dirties more than
+    the default 1,000 pages (random dedup keys, per-device rows, the meter/time index), so with the
+    default every ingest commit ran a checkpoint: 64 MiB between checkpoints writes a page
+    rewritten by many batches back once (measured ~20 % less writer time per uplink). Every
+    connection gets it: a checkpoint runs on whichever connection commits past the threshold.
+    """
+    store = EdgeStore.open(str(path), site_id=site_id)
+    store.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    return store
+
+
 class GatewayStore:
     def __init__(self, edge: EdgeStore, path: Path) -> None:
         self.edge = edge
@@ -56,7 +74,7 @@ class GatewayStore:
     def open(cls, path: str | Path, site_id: str | None = None) -> GatewayStore:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        return cls(EdgeStore.open(str(p), site_id=site_id), p)
+        return cls(open_edge(p, site_id=site_id), p)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -29,6 +29,7 @@ from tenacity import (
 
 from edge.store import EdgeStore
 from edge.sync_client import PUSH_BATCH_CHANGES, HttpxTransport, PeerRefused, SyncClient, Unreachable
+from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.uplink")
 
@@ -45,7 +46,7 @@ class Uplinker:
                  metrics_registry: CollectorRegistry | None = None, max_backoff: float = 10.0,
                  clock: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
-        self.store = EdgeStore.open(str(cfg.db), site_id=who.site_id)
+        self.store = open_edge(cfg.db, site_id=who.site_id)
         self.transport = HttpxTransport.to(cfg.cloud.rstrip("/"))
         # the sync client's 20,000-change push batches: a drain of a week's backlog runs at the
         # cloud's pace only with batches this size (docs/sync.md); a batch waiting to be sent is
