@@ -9,8 +9,10 @@
    only counts (auto-ack), and by the gateway's own pipeline (gateway.mqtt_client +
    gateway.ingest: parse, dedup, decode, one SQLite transaction per batch with readings through
    EdgeStore.insert_facts and the outbox, then the manual PUBACKs). Rounds alternate so machine
-   noise hits all (the gateway as the daemon runs it by default, all in one process, and with
-   `--writer-process`, decode+commit in a child process). Rate = N / time to the N-th count (bare) or to the N-th ack after commit.
+   noise hits all (the gateway's two arrangements: paho in the gateway process, `--mqtt-in-process`,
+   the daemon's default, and the MQTT session in its receiver child process, `--mqtt-process`). For information, a fourth subscriber
+   counts like the bare one but reads the socket as the gateway does (gateway.mqtt_client's
+   buffered socket and burst reads): the gateway's ratio to it is what decode+commit+ack cost. Rate = N / time to the N-th count (bare) or to the N-th ack after commit.
    Targets (issue 4): >= 5,000/s and >= 60% of the bare subscriber.
 2. Latency at 1,000 uplinks/s: publish time -> commit (and ack) time per uplink, p50/p99, for the
    gateway, and publish -> on_message for the bare subscriber in the same run. Target p99 < 200 ms.
@@ -146,7 +148,7 @@ def publish(port: int, msgs: list[tuple[str, bytes]], rate: float = 0.0,
 
 
 def drain_bare(port: int, cid: str, n: int, stamps: dict[bytes, float] | None = None,
-               lat: list[float] | None = None) -> float:
+               lat: list[float] | None = None, buffered: bool = False) -> float:
     count = 0
     done = threading.Event()
     first: list[float] = []
@@ -164,7 +166,13 @@ def drain_bare(port: int, cid: str, n: int, stamps: dict[bytes, float] | None = 
         if count >= n:
             done.set()
 
-    c = client(port, cid)
+    if buffered:  # the same counting subscriber on the gateway's socket reading (information only)
+        from gateway.mqtt_client import _Client
+
+        c = _Client(CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False)
+        c.max_inflight_messages_set(1000)
+    else:
+        c = client(port, cid)
     c.on_message = on_message
     c.on_connect = lambda cl, *a: cl.subscribe([(t, 1) for t in TOPICS])
     t0 = time.monotonic()
@@ -181,40 +189,29 @@ def drain_bare(port: int, cid: str, n: int, stamps: dict[bytes, float] | None = 
 class GatewayPipeline:
     """The daemon's ingest path in-process: MqttSubscriber -> Ingestor -> Processor (SQLite)."""
 
-    def __init__(self, port: int, db: Path, cid: str, devices: int, remote: bool = False) -> None:
+    def __init__(self, port: int, db: Path, cid: str, devices: int, mqtt_process: bool = False) -> None:
         from gateway.decoding import Decoder, Device
-        from gateway.ingest import Ingestor, Metrics, Processor, tune_gc
+        from gateway.ingest import Ingestor, Processor, tune_gc
         from gateway.mqtt_client import MqttSubscriber
+        from gateway.mqtt_process import MqttProcess
         from gateway.store import GatewayStore
 
         tune_gc()  # what Ingestor.start() does once per process; the daemon does it before subscribing
 
         site = "0190aaaa-0000-7000-8000-0000000000be"
         self.store = GatewayStore.open(db, site_id=site)
-        self.remote = None
-        if remote:  # `--writer-process`: decode+commit in a child process
-            from gateway.writer_proc import RemoteProcessor
-            from sync.changes import Cell, RowState
-
-            with self.store.transaction():  # the child resolves devices from reference data
-                h = self.store.edge.hlc.now()
-                self.store.edge.save_rows([(None, RowState("meters", f"m-{i}", {k: Cell(v, h, site) for k, v in (
-                    ("serial", serial(i)), ("dev_eui", eui(i)), ("municipality", MUNI), ("zone", ZONE))}))
-                    for i in range(1, devices + 1)])
-            self.remote = RemoteProcessor(db, site, MUNI, ZONE, Metrics(), "warning")
-            self.remote.reprocess_parked()  # a round trip: the child is up (the daemon starts it before subscribing)
-            self.proc = self.remote
-        else:
-            table = {eui(i): Device(serial(i)) for i in range(1, devices + 1)}
-            self.proc = Processor(self.store, Decoder(MUNI, ZONE, table.get))
+        table = {eui(i): Device(serial(i)) for i in range(1, devices + 1)}
+        self.proc = Processor(self.store, Decoder(MUNI, ZONE, table.get))
         self.acked = 0
         self.target = 0
         self.done = threading.Event()
         self.lat: list[float] | None = None
         self.stamps: dict[bytes, float] | None = None
-        self.sub = MqttSubscriber(f"mqtt://127.0.0.1:{port}", cid, self._submit, topics=TOPICS)
-        batched = {"ack_many": self.sub.ack_many} if hasattr(self.sub, "ack_many") else {}  # A/B against older code
-        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed, **batched)
+        url = f"mqtt://127.0.0.1:{port}"
+        # the daemon's two arrangements: paho in this process, or in the MQTT receiver process
+        self.sub = (MqttProcess(url, cid, self._submit, topics=TOPICS, log_level="warning") if mqtt_process
+                    else MqttSubscriber(url, cid, self._submit, topics=TOPICS))
+        self.ing = Ingestor(self.proc, self.sub.ack, after_commit=self._committed, ack_many=self.sub.ack_many)
 
     def _submit(self, item):  # type: ignore[no-untyped-def]
         self.ing.submit(item)
@@ -242,8 +239,6 @@ class GatewayPipeline:
     def stop(self) -> None:
         self.ing.stop()
         self.sub.stop()
-        if self.remote:
-            self.remote.close()
         self.store.close()
 
 
@@ -254,22 +249,23 @@ def pct(xs: list[float], p: float) -> float:
 
 def throughput(broker: Broker, work: Path, n: int, rounds: int, devices: int) -> None:
     print(f"\n== throughput: drain {n:,} queued QoS 1 uplinks, {rounds} alternating rounds ==")
-    rates: dict[str, list[float]] = {"bare": [], "gateway": [], "gateway-2p": []}
-    cpus: dict[str, list[float]] = {"bare": [], "gateway": [], "gateway-2p": []}
+    kinds = ("bare", "bare-buf", "gateway", "gateway-2p")
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpus: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(rounds):
-        for kind in ("bare", "gateway", "gateway-2p"):
+        for kind in kinds:
             cid = f"{kind}-{r}"
             register_session(broker.port, cid)
             publish(broker.port, stream(n, devices, offset=r * 1000))
-            # CPU of this process (every thread; not the broker, not the --writer-process child)
+            # CPU of this process (every thread; not the broker, not the MQTT receiver child)
             # during the drain: steadier than rates on a shared machine
             c0 = time.process_time()
-            if kind == "bare":
-                dt = drain_bare(broker.port, cid, n)
+            if kind.startswith("bare"):
+                dt = drain_bare(broker.port, cid, n, buffered=kind == "bare-buf")
                 cpu = time.process_time() - c0
             else:
                 gp = GatewayPipeline(broker.port, work / f"tp-{kind}-{r}.db", cid, devices,
-                                     remote=kind == "gateway-2p")
+                                     mqtt_process=kind == "gateway-2p")
                 c0 = time.process_time()
                 dt = gp.drain(n)
                 cpu = time.process_time() - c0
@@ -282,15 +278,18 @@ def throughput(broker: Broker, work: Path, n: int, rounds: int, devices: int) ->
             cpus[kind].append(cpu / n * 1e6)
             print(f"  round {r + 1} {kind:10s} {n / dt:10,.0f} uplinks/s  ({dt:.2f} s, CPU {cpu / n * 1e6:6.1f} us/uplink)"
                   f"  load {os.getloadavg()[0]:.2f}")
-    b, g, g1 = (statistics.median(rates[k]) for k in ("bare", "gateway", "gateway-2p"))
-    cb, cg, cg1 = (statistics.median(cpus[k]) for k in ("bare", "gateway", "gateway-2p"))
+    b, bb, g, g1 = (statistics.median(rates[k]) for k in kinds)
+    cb, cbb, cg, cg1 = (statistics.median(cpus[k]) for k in kinds)
     print(f"  bare paho subscriber (count only)       : {b:10,.0f} uplinks/s (median), CPU {cb:6.1f} us/uplink")
-    print(f"  gateway decode+commit+ack (one process) : {g:10,.0f} uplinks/s (median), CPU {cg:6.1f} us/uplink")
-    print(f"  gateway with --writer-process           : {g1:10,.0f} uplinks/s (median), CPU {cg1:6.1f} us/uplink"
-          " (parent only)")
-    print(f"  ratio gateway / bare                    : {g / b:10.1%}   (target >= 60%, >= 5,000/s)")
-    print(f"  ratio --writer-process gateway / bare   : {g1 / b:10.1%}")
-    print(f"  CPU per uplink, gateway / bare          : {cg / cb:10.2f}x")
+    print(f"  the same, gateway's buffered socket     : {bb:10,.0f} uplinks/s (median), CPU {cbb:6.1f} us/uplink"
+          "  (information: receive cost alone)")
+    print(f"  gateway, one process (default)          : {g:10,.0f} uplinks/s (median), CPU {cg:6.1f} us/uplink")
+    print(f"  gateway, --mqtt-process                 : {g1:10,.0f} uplinks/s (median), CPU {cg1:6.1f} us/uplink"
+          " (gateway process only)")
+    print(f"  ratio one-process gateway / bare        : {g / b:10.1%}   (target >= 60%, >= 5,000/s)")
+    print(f"  ratio --mqtt-process gateway / bare     : {g1 / b:10.1%}")
+    print(f"  ratio --mqtt-in-process / buffered bare : {g / bb:10.1%}   (what decode+commit+ack cost on top of receiving)")
+    print(f"  CPU per uplink, one-process gateway / bare: {cg / cb:8.2f}x")
 
 
 def processor_only(work: Path, n: int, devices: int) -> None:
@@ -315,19 +314,21 @@ def processor_only(work: Path, n: int, devices: int) -> None:
 def latency(broker: Broker, work: Path, seconds: float, rate: float, devices: int) -> None:
     n = int(seconds * rate)
     print(f"\n== latency: {n:,} uplinks at {rate:,.0f}/s, publish -> commit+ack ==")
-    stamps: dict[bytes, float] = {}
-    lat_gw: list[float] = []
-    gp = GatewayPipeline(broker.port, work / "lat.db", "gw-lat", devices)
-    gp.stamps, gp.lat = stamps, lat_gw
-    gp.target = n
-    gp.ing.start()
-    gp.sub.start()
-    gp.sub.connected.wait(10)
-    time.sleep(0.5)
-    msgs = stream(n, devices, offset=50_000)
-    publish(broker.port, msgs, rate=rate, stamps=stamps)
-    gp.done.wait(120)
-    gp.stop()
+    for offset, (label, two) in enumerate((("one process   ", False), ("--mqtt-process", True))):
+        stamps: dict[bytes, float] = {}
+        lat_gw: list[float] = []
+        gp = GatewayPipeline(broker.port, work / f"lat-{two}.db", f"gw-lat-{two}", devices, mqtt_process=two)
+        gp.stamps, gp.lat = stamps, lat_gw
+        gp.target = n
+        gp.ing.start()
+        gp.sub.start()
+        gp.sub.connected.wait(10)
+        time.sleep(0.5)
+        publish(broker.port, stream(n, devices, offset=50_000 + 1000 * offset), rate=rate, stamps=stamps)
+        gp.done.wait(120)
+        gp.stop()
+        print(f"  gateway {label} publish->commit+ack  p50 {pct(lat_gw, 50):7.1f} ms  p99 {pct(lat_gw, 99):7.1f} ms  "
+              f"max {max(lat_gw) * 1000:7.1f} ms  (n={len(lat_gw):,}; target p99 < 200 ms)")
     # baseline: bare subscriber, same rate, publish -> on_message
     stamps_b: dict[bytes, float] = {}
     lat_b: list[float] = []
@@ -337,9 +338,7 @@ def latency(broker: Broker, work: Path, seconds: float, rate: float, devices: in
     time.sleep(0.5)
     publish(broker.port, stream(n, devices, offset=60_000), rate=rate, stamps=stamps_b)
     th.join(120)
-    print(f"  gateway publish->commit+ack  p50 {pct(lat_gw, 50):7.1f} ms  p99 {pct(lat_gw, 99):7.1f} ms  "
-          f"max {max(lat_gw) * 1000:7.1f} ms  (n={len(lat_gw):,}; target p99 < 200 ms)")
-    print(f"  bare   publish->on_message   p50 {pct(lat_b, 50):7.1f} ms  p99 {pct(lat_b, 99):7.1f} ms  "
+    print(f"  bare paho                publish->on_message   p50 {pct(lat_b, 50):7.1f} ms  p99 {pct(lat_b, 99):7.1f} ms  "
           f"max {max(lat_b) * 1000:7.1f} ms  (n={len(lat_b):,})")
 
 
@@ -369,11 +368,11 @@ time.sleep(3600)
 """
 
 
-def memory(broker: Broker, work: Path, devices: int) -> None:
-    print(f"\n== memory: `aquacis gateway run` with {devices:,} registered devices, one uplink each ==")
+def memory(broker: Broker, work: Path, devices: int, arrangement: str) -> None:
+    print(f"\n== memory: `aquacis gateway run{' ' + arrangement if arrangement else ''}` with {devices:,} registered devices, one uplink each ==")
     from edge.store import EdgeStore
 
-    db = work / "mem.db"
+    db = work / f"mem{arrangement}.db"
     site = "0190aaaa-0000-7000-8000-0000000000cc"
     t = time.monotonic()
     from sync.changes import Cell, RowState
@@ -388,12 +387,14 @@ def memory(broker: Broker, work: Path, devices: int) -> None:
     st.close()
     print(f"  {devices:,} meters registered in the zone's reference data in {time.monotonic() - t:.1f} s")
     hport = free_port()
+    cid = f"gw-mem{arrangement}"
+    register_session(broker.port, cid)
     gw = subprocess.Popen(
         [sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "run",
          "--cloud", "http://127.0.0.1:9", "--token", "t", "--broker", f"mqtt://127.0.0.1:{broker.port}",
          "--db", str(db), "--listen", f"127.0.0.1:{hport}", "--site-id", site, "--municipality", MUNI,
-         "--zone", ZONE, "--client-id", "gw-mem", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=open(work / "mem-gateway.log", "wb"))
+         "--zone", ZONE, "--client-id", cid, "--log-level", "warning", *arrangement.split()],
+        stdout=subprocess.DEVNULL, stderr=open(work / "mem-gateway.log", "ab"))
     bare = subprocess.Popen([sys.executable, "-c", BARE_SCRIPT, str(broker.port), str(devices)],
                             stdout=subprocess.PIPE)
     try:
@@ -409,6 +410,9 @@ def memory(broker: Broker, work: Path, devices: int) -> None:
         while not health().get("mqtt_connected") and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)
+        idle = rss_kb(gw.pid)[0] + sum(rss_kb(int(k))[0] for k in
+                                       Path(f"/proc/{gw.pid}/task/{gw.pid}/children").read_text().split())
+        print(f"  before any uplink: {idle / 1024:.1f} MB")
         publish(broker.port, stream(devices, devices, offset=90_000))
         deadline = time.monotonic() + 300
         h = {}
@@ -422,14 +426,16 @@ def memory(broker: Broker, work: Path, devices: int) -> None:
         time.sleep(1.0)
         g_rss, g_hwm = rss_kb(gw.pid)
         kids = [int(p) for p in Path(f"/proc/{gw.pid}/task/{gw.pid}/children").read_text().split()]
-        for kid in kids:  # the --writer-process child (the default with 2+ CPUs) counts too
+        parts = [f"gateway {g_rss / 1024:.1f}"]
+        for kid in kids:  # the MQTT receiver process (`--mqtt-process`) counts too
             k_rss, k_hwm = rss_kb(kid)
             g_rss, g_hwm = g_rss + k_rss, g_hwm + k_hwm
+            parts.append(f"child {k_rss / 1024:.1f}")
         b_rss, b_hwm = rss_kb(bare.pid)
         print(f"  gateway: committed {h.get('committed_messages')}, devices_seen {h.get('devices_seen')}, "
               f"readings {h.get('readings')}")
         print(f"  gateway RSS {g_rss / 1024:7.1f} MB  peak {g_hwm / 1024:7.1f} MB   (target < 150 MB; "
-              f"{1 + len(kids)} process{'es' if kids else ''}, summed)")
+              f"{1 + len(kids)} process{'es' if kids else ''}, summed: {' + '.join(parts)} MB)")
         print(f"  bare paho subscriber RSS {b_rss / 1024:7.1f} MB  peak {b_hwm / 1024:7.1f} MB   "
               f"ratio gateway/bare RSS {g_rss / max(b_rss, 1):.1f}x")
     finally:
@@ -466,7 +472,8 @@ def main() -> None:
             processor_only(work, n, devices=5_000)
         latency(broker, work, 30.0 if a.full else 6.0, a.rate, devices=5_000)
         if not a.skip_memory:
-            memory(broker, work, a.devices)
+            for arrangement in ("", "--mqtt-process"):
+                memory(broker, work, a.devices, arrangement)
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -501,6 +501,26 @@ class EdgeStore:
                 out.append(d)
         return out
 
+    def columns(self, table: str, *names: str) -> Iterator[tuple[Any, ...]]:
+        """The live rows' values of `names`, one tuple per row, read lazily.
+
+        For callers that need a few fields of many rows (the gateway's device directory reads
+        two of 50,000 meters): no row dicts, no `_extra` decoding, and no list of every row.
+        """
+        ts = spec(table)
+        for n in names:
+            if n not in ts.fields:
+                raise StoreError(f"{table} has no field {n}")
+        live = " WHERE _cl % 2 = 1" if ts.kind == "mutable" else ""
+        types = [ts.fields[n].type for n in names]
+        plain = all(t not in ("json", "bool") for t in types)
+        cur = self.conn.execute(f"SELECT {', '.join(_q(n) for n in names)} FROM {_q(table)}{live}")
+        if plain:
+            yield from cur
+            return
+        for row in cur:
+            yield tuple(_from_sql(t, v) for t, v in zip(types, row, strict=True))
+
     # -- outbox -------------------------------------------------------------------------------
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])

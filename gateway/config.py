@@ -26,7 +26,7 @@ class GatewayConfig:
     site_id: str | None = None
     log_level: str = "info"
     rules: bool = True  # run the edge rules on committed readings
-    writer_process: bool = False  # decode+commit in a child process (see docs/gateway.md)
+    mqtt_process: bool = False  # MQTT session in a child process: a second core, ~25 MB more (docs/gateway.md)
     stations: Path | None = None  # Modbus stations file (docs/modbus.md); None = no polling
 
     def listen_addr(self) -> tuple[str, int] | None:

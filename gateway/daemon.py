@@ -76,8 +76,7 @@ class DeviceDirectory:
 
     def reload(self, store: GatewayStore) -> int:
         new: dict[str, Device] = {}
-        for row in meter_rows(store):
-            eui, serial = row.get("dev_eui"), row.get("serial")
+        for eui, serial in meter_columns(store):
             if isinstance(eui, str) and eui and isinstance(serial, str) and serial:
                 new[eui.lower()] = Device(serial)
         with self._lock:
@@ -88,11 +87,9 @@ class DeviceDirectory:
         return len(self._map)
 
 
-def meter_rows(store: GatewayStore) -> list[dict[str, Any]]:
-    try:
-        return list(store.edge.rows("meters"))
-    except Exception:  # noqa: BLE001 - no meters pulled yet
-        return []
+def meter_columns(store: GatewayStore) -> list[tuple[Any, Any]]:
+    """(dev_eui, serial) of the zone's meters, without building a row per meter (memory)."""
+    return list(store.edge.columns("meters", "dev_eui", "serial"))
 
 
 class Daemon:
@@ -102,7 +99,7 @@ class Daemon:
         self.metrics = Metrics()
         self.directory = DeviceDirectory()
         self.store: GatewayStore | None = None
-        self.subscriber: MqttSubscriber | None = None
+        self.subscriber: Any = None  # MqttSubscriber, or MqttProcess (the session in a child process)
         self.ingestor: Ingestor | None = None
         self.uplink: Any = None
         self.http: Any = None
@@ -153,30 +150,26 @@ class Daemon:
         n = self.directory.reload(self.store)
         log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
         decoder = Decoder(who.municipality, who.zone, self.directory.lookup)
-        processor: Any
         bound = int(cfg.disk_bound_mb * 1024 * 1024)
-        if cfg.writer_process:
-            from gateway.writer_proc import RemoteProcessor
+        processor = Processor(self.store, decoder, metrics=self.metrics)
 
-            processor = RemoteProcessor(cfg.db, who.site_id, who.municipality, who.zone, self.metrics, cfg.log_level)
+        def housekeeping() -> None:
+            from gateway.retention import housekeeping as run_housekeeping
 
-            def housekeeping() -> None:
-                size, over = processor.housekeeping(bound)
-                if over:
-                    log.warning("disk_over_bound", bytes=size, bound=bound)
-        else:
-            processor = Processor(self.store, decoder, metrics=self.metrics)
-
-            def housekeeping() -> None:
-                from gateway.retention import housekeeping as run_housekeeping
-
-                r = run_housekeeping(processor.store, bound)
-                if r.over_bound:
-                    log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
+            r = run_housekeeping(processor.store, bound)
+            if r.over_bound:
+                log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
 
         self.processor = processor
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
-        self.subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
+        subscriber: Any
+        if cfg.mqtt_process:
+            from gateway.mqtt_process import MqttProcess
+
+            subscriber = MqttProcess(cfg.broker, client_id, self._on_message, log_level=cfg.log_level)
+        else:
+            subscriber = MqttSubscriber(cfg.broker, client_id, self._on_message)
+        self.subscriber = subscriber
         self.ingestor = Ingestor(processor, self.subscriber.ack, batch_max=cfg.batch_max, batch_ms=cfg.batch_ms,
                                  ack_many=self.subscriber.ack_many)
         self.ingestor.housekeeping = housekeeping
@@ -245,9 +238,9 @@ class Daemon:
         ing = self.ingestor
         if ing is None or ing.error is not None or not ing.alive():
             ok = False
-        if self.processor is not None and hasattr(self.processor, "alive") and not self.processor.alive():
-            ok = False
-            doc["writer_process_alive"] = False
+        if self.subscriber is not None and hasattr(self.subscriber, "alive"):
+            doc["mqtt_process_alive"] = self.subscriber.alive()
+            ok = ok and doc["mqtt_process_alive"]
         doc["ingest_alive"] = bool(ing and ing.alive())
         doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
         doc["committed_messages"] = ing.committed if ing else 0
@@ -279,6 +272,12 @@ class Daemon:
                 log.error("ingest_failed_exiting", error=str(self.ingestor.error))
                 self.stop()
                 return 1
+            sub = self.subscriber
+            if sub is not None and hasattr(sub, "alive") and not sub.alive():
+                # unacked messages come back from the broker to the next run (systemd restarts us)
+                log.error("mqtt_process_failed_exiting", error=sub.error)
+                self.stop()
+                return 1
         self.stop()
         return 0
 
@@ -287,8 +286,6 @@ class Daemon:
         self._accepting = False
         if self.ingestor:
             self.ingestor.stop()  # commits and acks what is queued
-        if self.processor is not None and hasattr(self.processor, "close"):
-            self.processor.close()
         if self.subscriber:
             time.sleep(0.1)  # let paho flush the last PUBACKs before DISCONNECT
             self.subscriber.stop()

@@ -37,7 +37,7 @@ class UnknownDevice(LookupError):
     """The device is not (yet) in the zone's reference data; the uplink is parked, not lost."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 50,000 of them on a zone gateway
 class Device:
     meter_serial: str
     profile: Any = None  # a DeviceProfile; None = the default profile

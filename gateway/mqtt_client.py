@@ -20,10 +20,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
-log = structlog.get_logger("gateway.mqtt")
+
+def _structlog() -> Any:
+    # imported on first use: the MQTT receiver process logs without structlog (16 MB less)
+    import structlog
+
+    return structlog.get_logger("gateway.mqtt")
 
 _PUBACK = 0x40
 _pack_puback = struct.Struct("!BBH").pack
@@ -132,6 +136,8 @@ class MqttSubscriber:
         topics: tuple[str, ...] = DEFAULT_TOPICS,
         keepalive: int = 30,
         clock: Callable[[], float] | None = None,
+        on_state: Callable[[bool, int], None] | None = None,
+        logger: Any = None,
     ) -> None:
         import time
 
@@ -140,6 +146,8 @@ class MqttSubscriber:
         self.topics = topics
         self.keepalive = keepalive
         self._deliver = on_message
+        self._on_state = on_state  # (connected, generation) after each connect and disconnect
+        self.log = logger if logger is not None else _structlog()
         self._clock = clock or time.monotonic
         self._gen = 0
         self._lock = threading.Lock()
@@ -170,7 +178,7 @@ class MqttSubscriber:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
         if getattr(rc, "is_failure", False):
-            log.warning("mqtt_connect_refused", reason=str(rc))
+            self.log.warning("mqtt_connect_refused", reason=str(rc))
             return
         with self._lock:
             self._gen += 1
@@ -178,14 +186,18 @@ class MqttSubscriber:
         # Subscribing again on a present session is harmless and covers a broker that lost it.
         client.subscribe([(t, 1) for t in self.topics])
         self.connected.set()
-        log.info("mqtt_connected", broker=f"{self.host}:{self.port}", generation=self._gen,
+        if self._on_state is not None:
+            self._on_state(True, self._gen)
+        self.log.info("mqtt_connected", broker=f"{self.host}:{self.port}", generation=self._gen,
                  session_present=getattr(flags, "session_present", None))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
         self.connected.clear()
         with self._lock:
             self._gen += 1  # nothing received before this point may be acked any more
-        (log.warning if getattr(rc, "is_failure", True) else log.info)("mqtt_disconnected", reason=str(rc))
+        if self._on_state is not None:
+            self._on_state(False, self._gen)
+        (self.log.warning if getattr(rc, "is_failure", True) else self.log.info)("mqtt_disconnected", reason=str(rc))
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._deliver(

@@ -110,7 +110,7 @@ class Uplinker:
             log.info("pushed", changes=pushed, pending=self.store.pending_count())
         return pushed, changed
 
-    # `DeviceDirectory.reload` reads `.edge.rows(...)`; this object offers the same.
+    # `DeviceDirectory.reload` reads `.edge.columns(...)`; this object offers the same.
     @property
     def edge(self) -> EdgeStore:
         return self.store

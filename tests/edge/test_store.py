@@ -198,3 +198,18 @@ def test_cli_status_and_refusals(store: EdgeStore) -> None:
     out = CliRunner().invoke(app, ["status", "--db", path])
     assert out.exit_code == 0 and '"pending": 1' in out.output
     assert CliRunner().invoke(app, ["refusals", "--db", path]).exit_code == 0
+
+
+def test_columns_reads_live_rows_lazily_with_sql_types_converted(store: EdgeStore) -> None:
+    with store.transaction():
+        for i in range(3):
+            store.set_fields("meters", f"m{i}", {"municipality": MUN, "zone": Z1, "serial": f"S{i}",
+                                                 "dev_eui": f"a0c10101000000{i:02x}"})
+        store.delete("meters", "m1")
+    cols = store.columns("meters", "dev_eui", "serial")
+    assert not isinstance(cols, list)  # an iterator: 50,000 meters are not held at once
+    assert sorted(cols) == [("a0c1010100000000", "S0"), ("a0c1010100000002", "S2")]  # m1 is deleted
+    store.insert_facts("readings", [reading(1), reading(2)])
+    assert sorted(store.columns("readings", "meter_serial", "alarms")) == [("M1", ["leak"]), ("M2", [])]
+    with pytest.raises(StoreError):
+        list(store.columns("meters", "no_such_field"))

@@ -6,9 +6,12 @@ mid-stream, through a broker restart mid-stream, with duplicates and garbage mix
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -86,9 +89,28 @@ def assert_exactly_once(gw: GatewayProc, msgs) -> None:
     assert set(got) == want
 
 
-@pytest.mark.parametrize("writer", ["--in-process-writer", "--writer-process"])
-def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, writer):
-    gw = GatewayProc(tmp_path, mosquitto.url, extra=[writer])
+def receiver_pid(gw: GatewayProc) -> int:
+    assert gw.proc is not None
+    (kid,) = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
+    return int(kid)
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":
+            return  # exited; its reaper has not collected it yet
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs")
+
+
+@pytest.mark.parametrize("arrangement", ["--mqtt-in-process", "--mqtt-process"])
+def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, arrangement):
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=[arrangement])
     gw.start()
     msgs = stream(50, 60)  # 3000 uplinks
     pub = Publisher(mosquitto.port)
@@ -98,7 +120,10 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, writ
     try:
         for threshold in (400, 1400):
             wait_count(gw, "SELECT count(*) FROM readings", threshold, 60)
+            kid = receiver_pid(gw) if arrangement == "--mqtt-process" else None
             gw.kill9()
+            if kid is not None:  # the MQTT receiver must not outlive the gateway (nor hold the session)
+                wait_gone(kid, 5)
             kills += 1
             time.sleep(0.3)
             gw.start()
@@ -119,8 +144,36 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, writ
     assert kills == 2
 
 
-def test_broker_restart_mid_stream(mosquitto, tmp_path):
-    gw = GatewayProc(tmp_path, mosquitto.url)
+def test_kill9_of_the_mqtt_receiver_process_stops_the_gateway_and_loses_nothing(mosquitto, tmp_path):
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=["--mqtt-process"])
+    gw.start()
+    msgs = stream(40, 50)  # 2000 uplinks
+    pub = Publisher(mosquitto.port)
+    t = threading.Thread(target=pub.publish, args=(msgs, 1500.0))
+    t.start()
+    try:
+        wait_count(gw, "SELECT count(*) FROM readings", 300, 60)
+        os.kill(receiver_pid(gw), signal.SIGKILL)
+        assert gw.proc is not None
+        # health turns red, then the daemon exits non-zero for its supervisor to restart it
+        assert gw.proc.wait(15) == 1, gw.log_tail()
+        assert "mqtt_process_failed_exiting" in gw.log_tail()
+        gw.start()
+        t.join()
+        pub.wait_all()
+        assert wait_count(gw, "SELECT count(*) FROM readings", len(msgs)) == len(msgs)
+        assert_exactly_once(gw, msgs)
+        assert gw.terminate() == 0
+    finally:
+        t.join()
+        pub.close()
+        if gw.proc and gw.proc.poll() is None:
+            gw.kill9()
+
+
+@pytest.mark.parametrize("arrangement", ["--mqtt-in-process", "--mqtt-process"])
+def test_broker_restart_mid_stream(mosquitto, tmp_path, arrangement):
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=[arrangement])
     gw.start()
     msgs = stream(40, 40)
     pub = Publisher(mosquitto.port)
