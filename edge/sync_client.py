@@ -158,9 +158,13 @@ class SyncClient:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-push") as pool:
             sent = self.clock()
             future = pool.submit(self._post, PUSH_PATH, batch)
+            # The first answer comes before any read-ahead: while the peer is unreachable (an
+            # outage retries every minute for days) an attempt reads one batch, not two.
+            answered: Any = future.result()  # raises Unreachable/PeerRefused: the outbox is intact
             while batch is not None:
                 following = self.store.next_push_batch(self.max_changes, self.max_bytes, after=batch)
-                result = future.result()  # raises Unreachable/PeerRefused: the outbox is intact
+                result = answered if answered is not None else future.result()  # raises as above
+                answered = None
                 if following is not None:
                     following_sent = self.clock()
                     future = pool.submit(self._post, PUSH_PATH, following)

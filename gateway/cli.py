@@ -60,9 +60,10 @@ def run(
     log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
     stations: Path = typer.Option(None, envvar="AQUACIS_GATEWAY_STATIONS",
                                   help="Modbus stations file (TOML [[station]] tables, docs/modbus.md) to poll."),
-    mqtt_process: bool = typer.Option(
-        False, "--mqtt-process/--mqtt-in-process", envvar="AQUACIS_GATEWAY_MQTT_PROCESS",
-        help="MQTT session in a child process: receiving and committing on two cores (about 25 MB more)."),
+    mqtt_process: bool | None = typer.Option(
+        None, "--mqtt-process/--mqtt-in-process", envvar="AQUACIS_GATEWAY_MQTT_PROCESS",
+        help="MQTT session in a child process, receiving and committing on two cores "
+             "(default: when the box has 2 or more CPUs)."),
     rules: bool = typer.Option(True, "--rules/--no-rules", envvar="AQUACIS_GATEWAY_RULES",
                                help="Run the edge rules (leaks, backflow, tamper, ...) on committed readings."),
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,15 @@ class GatewayConfig:
     site_id: str | None = None
     log_level: str = "info"
     rules: bool = True  # run the edge rules on committed readings
-    mqtt_process: bool = False  # MQTT session in a child process: a second core, ~25 MB more (docs/gateway.md)
+    mqtt_process: bool | None = None  # MQTT session in a child process; None = when 2+ CPUs (docs/gateway.md)
     stations: Path | None = None  # Modbus stations file (docs/modbus.md); None = no polling
+
+    def uses_mqtt_process(self) -> bool:
+        """Receive in a child process when a second CPU is there to run it."""
+        if self.mqtt_process is not None:
+            return self.mqtt_process
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cpus >= 2
 
     def listen_addr(self) -> tuple[str, int] | None:
         if not self.listen:

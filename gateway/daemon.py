@@ -163,7 +163,7 @@ class Daemon:
         self.processor = processor
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         subscriber: Any
-        if cfg.mqtt_process:
+        if cfg.uses_mqtt_process():
             from gateway.mqtt_process import MqttProcess
 
             subscriber = MqttProcess(cfg.broker, client_id, self._on_message, log_level=cfg.log_level)

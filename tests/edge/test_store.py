@@ -188,6 +188,43 @@ def test_client_backs_off_while_unreachable_then_syncs(store: EdgeStore, tmp_pat
     assert len(sleeps) == 3 and store.pending_count() == 0 and gw.pending_count() == 1
 
 
+def test_an_unreachable_peer_costs_one_batch_read_per_attempt(store: EdgeStore, tmp_path: Path) -> None:
+    """No read-ahead before the peer first answers: an outage does not read (and hold) two
+    batches per retry; once it answers, the next batch is read while one is in flight."""
+    from edge.sync_client import Unreachable
+
+    gw = EdgeStore.open(tmp_path / "gw3.db")
+    hub = Hub(gw)
+    hub.register_node("t", store.site_id, "handheld", MUN, Z1)
+    store.insert_facts("readings", [reading(i) for i in range(1, 31)])
+    reads: list[object] = []
+    real = store.next_push_batch
+
+    def counted(*a, **kw):  # type: ignore[no-untyped-def]
+        b = real(*a, **kw)
+        reads.append(b)
+        return b
+
+    store.next_push_batch = counted  # type: ignore[method-assign]
+    up = False
+
+    def link(path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
+        if not up:
+            raise Unreachable("no link")
+        return hub.handle(path, token, body)
+
+    client = SyncClient(store, CallableTransport(link), "t", max_changes=10)
+    for _ in range(3):
+        with pytest.raises(Unreachable):
+            client.push_all()
+    assert len(reads) == 3  # one batch per attempt
+    up = True
+    reads.clear()
+    client.push_all()
+    assert len(reads) == 4  # three batches of 10, then the empty read that ends the loop
+    assert store.pending_count() == 0 and gw.pending_count() == 30
+
+
 def test_cli_status_and_refusals(store: EdgeStore) -> None:
     from typer.testing import CliRunner
 

@@ -135,3 +135,17 @@ def test_the_receiver_dies_with_the_gateway(mosquitto, tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_the_receiver_process_is_the_default_with_a_second_cpu(monkeypatch, tmp_path):
+    from gateway.config import GatewayConfig
+
+    def cfg(**kw: object) -> GatewayConfig:
+        return GatewayConfig(cloud="http://c", token="t", broker="mqtt://b", db=tmp_path / "g.db", **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert cfg().uses_mqtt_process()
+    assert not cfg(mqtt_process=False).uses_mqtt_process()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # one usable CPU: paho would only wait its turn
+    assert not cfg().uses_mqtt_process()
+    assert cfg(mqtt_process=True).uses_mqtt_process()
