@@ -307,6 +307,9 @@ class Daemon:
 
 
 def run(cfg: GatewayConfig) -> int:
+    from gateway.malloc_tuning import tune_malloc
+
+    tune_malloc()  # before any thread starts (see gateway.malloc_tuning)
     configure_logging(cfg.log_level)
     os.umask(0o027)
     return Daemon(cfg).run_forever()

@@ -149,3 +149,21 @@ def test_the_receiver_process_is_the_default_with_a_second_cpu(monkeypatch, tmp_
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # one usable CPU: paho would only wait its turn
     assert not cfg().uses_mqtt_process()
     assert cfg(mqtt_process=True).uses_mqtt_process()
+
+
+def test_malloc_tuning_applies_on_glibc_and_reaches_child_processes():
+    code = textwrap.dedent("""
+        import os, subprocess, sys
+        from gateway.malloc_tuning import is_glibc, tune_malloc
+        print(is_glibc(), tune_malloc(), tune_malloc())
+        print(subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('MALLOC_ARENA_MAX'),"
+                              " os.environ.get('MALLOC_MMAP_THRESHOLD_'))"], capture_output=True, text=True).stdout)
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split("\n")
+    glibc = out[0].split()[0] == "True"
+    if not glibc:
+        assert out[0] == "False False False" and out[1] == "None None"
+    else:
+        assert out[0] == "True True True"  # a second call is harmless
+        assert out[1] == "2 131072"
