@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,41 +40,34 @@ from sync.hlc import HLC
 MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
 
 
-def cloud_pull(engine: Any, store: EdgeStore, scope: server.NodeScope, hlc: HLC) -> tuple[float, float, int]:
-    """Pull everything from the cloud in process: (cloud CPU s, node CPU s, rows)."""
+def pull_all(serve: Callable[[wire.PullRequest], wire.PullBatch], store: EdgeStore, peer: str) -> tuple[float, float, int]:
+    """Pull everything from `peer` in process, over the wire encoding: (serving CPU s, node CPU s, rows)."""
     c_cpu = n_cpu = 0.0
     rows = 0
     while True:
         t0 = time.process_time()
-        with engine.begin() as conn:
-            batch = server.pull(TrackingStorage(conn), scope, wire.PullRequest(store.site_id, store.pull_cursor("cloud"),
-                                                                               5000), hlc)
+        batch = serve(wire.PullRequest(store.site_id, store.pull_cursor(peer), 5000))
         data = wire.encode(batch)
         t1 = time.process_time()
-        store.apply_pull(wire.decode(data), "cloud")  # type: ignore[arg-type]
+        store.apply_pull(wire.decode(data), peer)  # type: ignore[arg-type]
         t2 = time.process_time()
         c_cpu += t1 - t0
         n_cpu += t2 - t1
         rows += len(batch.rows)
         if not batch.more:
             return c_cpu, n_cpu, rows
+
+
+def cloud_pull(engine: Any, store: EdgeStore, scope: server.NodeScope, hlc: HLC) -> tuple[float, float, int]:
+    def serve(req: wire.PullRequest) -> wire.PullBatch:
+        with engine.begin() as conn:
+            return server.pull(TrackingStorage(conn), scope, req, hlc)
+
+    return pull_all(serve, store, "cloud")
 
 
 def hub_pull(hub: Hub, store: EdgeStore, scope: server.NodeScope) -> tuple[float, float, int]:
-    c_cpu = n_cpu = 0.0
-    rows = 0
-    while True:
-        t0 = time.process_time()
-        batch = hub.pull(scope, wire.PullRequest(store.site_id, store.pull_cursor("gw"), 5000))
-        data = wire.encode(batch)
-        t1 = time.process_time()
-        store.apply_pull(wire.decode(data), "gw")  # type: ignore[arg-type]
-        t2 = time.process_time()
-        c_cpu += t1 - t0
-        n_cpu += t2 - t1
-        rows += len(batch.rows)
-        if not batch.more:
-            return c_cpu, n_cpu, rows
+    return pull_all(lambda req: hub.pull(scope, req), store, "gw")
 
 
 def count(engine: Any, table: sa.Table) -> int:

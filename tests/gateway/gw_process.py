@@ -22,6 +22,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs (an exited one its reaper has not collected yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 class GatewayProc:
     def __init__(self, workdir: Path, broker_url: str, cloud: str = "http://127.0.0.1:9", extra: list[str] | None = None, token: str = "test-token"):
         self.workdir = workdir

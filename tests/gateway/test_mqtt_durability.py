@@ -11,12 +11,14 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from gw_helpers import cs_msg
-from gw_process import GatewayProc
+from gw_process import GatewayProc, running
 from paho.mqtt.enums import CallbackAPIVersion
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(180)]
@@ -97,27 +99,40 @@ def receiver_pid(gw: GatewayProc) -> int:
 
 def wait_gone(pid: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return
-        if state == "Z":
-            return  # exited; its reaper has not collected it yet
+    while running(pid):
+        assert time.monotonic() < deadline, f"process {pid} still runs"
         time.sleep(0.05)
-    raise AssertionError(f"process {pid} still runs")
+
+
+@contextmanager
+def streaming_into(gw: GatewayProc, port: int, msgs, rate: float = 1500.0) -> Iterator[Callable[[], None]]:
+    """The gateway runs while `msgs` are published in the background; yields a function that
+    waits until all are at the broker. Afterwards the publisher is closed and a gateway left
+    running is killed."""
+    gw.start()
+    pub = Publisher(port)
+    t = threading.Thread(target=pub.publish, args=(msgs, rate))
+    t.start()
+
+    def all_published() -> None:
+        t.join()
+        pub.wait_all()
+
+    try:
+        yield all_published
+    finally:
+        t.join()
+        pub.close()
+        if gw.proc and gw.proc.poll() is None:
+            gw.kill9()
 
 
 @pytest.mark.parametrize("arrangement", ["--mqtt-in-process", "--mqtt-process"])
 def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, arrangement):
     gw = GatewayProc(tmp_path, mosquitto.url, extra=[arrangement])
-    gw.start()
     msgs = stream(50, 60)  # 3000 uplinks
-    pub = Publisher(mosquitto.port)
-    t = threading.Thread(target=pub.publish, args=(msgs, 1500.0))
-    t.start()
     kills = 0
-    try:
+    with streaming_into(gw, mosquitto.port, msgs) as all_published:
         for threshold in (400, 1400):
             wait_count(gw, "SELECT count(*) FROM readings", threshold, 60)
             kid = receiver_pid(gw) if arrangement == "--mqtt-process" else None
@@ -127,8 +142,7 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, arra
             kills += 1
             time.sleep(0.3)
             gw.start()
-        t.join()
-        pub.wait_all()
+        all_published()
         n = wait_count(gw, "SELECT count(*) FROM readings", len(msgs))
         assert n == len(msgs)
         assert_exactly_once(gw, msgs)
@@ -136,22 +150,13 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path, arra
         # outbox holds every reading once (the cloud is unreachable in this test)
         assert gw.count("SELECT count(*) FROM _outbox") == len(msgs)
         assert gw.terminate() == 0
-    finally:
-        t.join()
-        pub.close()
-        if gw.proc and gw.proc.poll() is None:
-            gw.kill9()
     assert kills == 2
 
 
 def test_kill9_of_the_mqtt_receiver_process_stops_the_gateway_and_loses_nothing(mosquitto, tmp_path):
     gw = GatewayProc(tmp_path, mosquitto.url, extra=["--mqtt-process"])
-    gw.start()
     msgs = stream(40, 50)  # 2000 uplinks
-    pub = Publisher(mosquitto.port)
-    t = threading.Thread(target=pub.publish, args=(msgs, 1500.0))
-    t.start()
-    try:
+    with streaming_into(gw, mosquitto.port, msgs) as all_published:
         wait_count(gw, "SELECT count(*) FROM readings", 300, 60)
         os.kill(receiver_pid(gw), signal.SIGKILL)
         assert gw.proc is not None
@@ -159,16 +164,10 @@ def test_kill9_of_the_mqtt_receiver_process_stops_the_gateway_and_loses_nothing(
         assert gw.proc.wait(15) == 1, gw.log_tail()
         assert "mqtt_process_failed_exiting" in gw.log_tail()
         gw.start()
-        t.join()
-        pub.wait_all()
+        all_published()
         assert wait_count(gw, "SELECT count(*) FROM readings", len(msgs)) == len(msgs)
         assert_exactly_once(gw, msgs)
         assert gw.terminate() == 0
-    finally:
-        t.join()
-        pub.close()
-        if gw.proc and gw.proc.poll() is None:
-            gw.kill9()
 
 
 @pytest.mark.parametrize("arrangement", ["--mqtt-in-process", "--mqtt-process"])

@@ -18,6 +18,7 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
+from gw_process import running
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.mqtt_client import Inbound
@@ -100,14 +101,6 @@ def test_the_gateway_notices_a_dead_receiver(mosquitto):
         assert sub.ack_many([Inbound("t/0/up", b"", 1, 1, sub.generation, False, 0.0)]) == 0
     finally:
         sub.stop()
-
-
-def running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
 
 
 def test_the_receiver_dies_with_the_gateway(mosquitto, tmp_path):
