@@ -151,7 +151,7 @@ def entry_latencies(path: Path, n: int) -> list[float]:
         info = repo.meter(serial)
         now = repo.clock()
         v = validate(1_020_000 + i, info.history(), now, register_max_l=info.register_max_l,
-                     default_daily_l=info.default_daily_l)
+                     use_class=info.use_class)
         repo.record_reading(serial, v.value_l, taken_at=now)
         out.append(time.perf_counter() - t0)
     store.close()

@@ -49,6 +49,7 @@ ROUTERS: list[str] = [
     "cloud.api.cfdi:router",
     "cloud.workorders.api:router",
     "cloud.api.work_orders:router",
+    "cloud.observations.api:router",
 ]
 
 log = get_logger("cloud.app")
@@ -59,6 +60,7 @@ TAGS = [
     {"name": "metering", "description": "Consumption analytics, non-revenue water, anomalies."},
     {"name": "events", "description": "The append-only event log (audit trail)."},
     {"name": "admin", "description": "Users and field nodes (admin only)."},
+    {"name": "observation-codes", "description": "Reader observation codes per municipality."},
 ]
 
 

@@ -121,12 +121,17 @@ def migrate(
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
     config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
-    """Create or migrate the schema to the newest revision, then exit."""
+    """Create or migrate the schema to the newest revision, load the default observation codes
+    for every municipality that lacks them, then exit."""
     from cloud.db import current_revision
+    from cloud.observations.service import load_all_defaults
 
     engine = _engine(db, config)
-    _print({"revision": current_revision(engine)})
-    engine.dispose()
+    try:
+        added = load_all_defaults(engine)
+        _print({"revision": current_revision(engine), "observation_codes_added": sum(added.values())})
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -190,3 +195,8 @@ _register_cfdi(app)
 from cloud.sync.cli import register as _register_sync  # noqa: E402
 
 _register_sync(app)
+
+# The observation-code catalogue lives in its package.
+from cloud.observations.cli import register as _register_observations  # noqa: E402
+
+_register_observations(app)

@@ -25,10 +25,6 @@ from .validation import DAY_MS, MX_TZ, Past
 SETTINGS = "tui_settings"
 SYNC_LOG = "tui_sync_log"
 
-# Without history, a domestic connection in Querétaro uses roughly this much a day
-# (≈18 m³/month); the range built on it is wide, it only catches gross typing mistakes.
-DEFAULT_DAILY_L = {"domestic": 600, "domestico": 600, "commercial": 2_000, "comercial": 2_000}
-
 # When a route carries no period, readings this recent count for the current cycle.
 CYCLE_FALLBACK = timedelta(days=20)
 
@@ -105,17 +101,21 @@ class MeterInfo:
         return int(10 ** int(dials)) * 1000 - 1
 
     @property
-    def default_daily_l(self) -> int | None:
-        use = str(self.service_point.get("use_type") or "domestic").lower()
-        return DEFAULT_DAILY_L.get(use)
+    def use_class(self) -> str | None:
+        """The tariff class of the connection (e.g. DOM_MEDIO): the plausibility rule's default use."""
+        use = self.service_point.get("use_type")
+        return str(use) if use else None
 
-    def history(self) -> list[Past]:
-        """Effective past register values: local/pulled readings plus the meter's last known."""
-        past = [Past(r.taken_at, r.value_l) for r in self.readings if not r.superseded and r.value_l is not None]
+    def history(self, excluding: str | None = None) -> list[Past]:
+        """Effective past register values: local readings plus the meter's last known value from
+        the registry, dated or not (an undated one still bounds the next reading). `excluding`
+        drops the entry a correction replaces."""
+        past = [Past(r.taken_at, r.value_l) for r in self.readings
+                if not r.superseded and r.value_l is not None and r.id != excluding]
         last_at, last_v = self.meter.get("last_read_at"), self.meter.get("last_value_l")
-        if last_at is not None and last_v is not None and all(p.taken_at_ms != last_at for p in past):
-            past.append(Past(int(last_at), int(last_v)))
-        return sorted(past, key=lambda p: p.taken_at_ms)
+        if last_v is not None and all(p.taken_at_ms != last_at for p in past):
+            past.append(Past(int(last_at) if last_at is not None else None, int(last_v)))
+        return sorted(past, key=lambda p: (p.taken_at_ms is not None, p.taken_at_ms or 0))
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,12 @@ from typing import Any
 from sync import wire
 from sync.changes import Cell, RowState
 from sync.hlc import pack
+from sync.observations import DEFAULT_CATALOGUE
 
 MUNICIPALITY = "EXP-01"
 ZONE = "EXP-01-Z01"
 SERVER_SITE = "00000000-0000-7000-8000-000000000000"  # the "cloud" that wrote the sample rows
 
-OBSERVATION_CODES = [
-    ("01", "Predio cerrado", True, False),
-    ("02", "Perro bravo", True, False),
-    ("03", "Medidor enterrado", True, False),
-    ("04", "Carátula ilegible", True, True),
-    ("05", "Medidor dañado", False, True),
-    ("06", "Medidor manipulado", False, True),
-    ("07", "Fuga visible", False, True),
-]
 
 STREETS = ["Av. Universidad", "Calle Hidalgo", "Calle Madero", "Av. Zaragoza", "Calle Allende", "Calle Juárez"]
 
@@ -37,10 +29,8 @@ def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *,
     hlc = pack(now_ms - 1000)
     scope = {"municipality": MUNICIPALITY, "zone": ZONE}
     rows: list[RowState] = []
-    for code, desc, skip, photo in OBSERVATION_CODES:
-        rows.append(_row("observation_codes", f"obs-{code}", {**scope, "code": code, "description": desc,
-                                                             "skip_reading": skip, "requires_photo": photo,
-                                                             "active": True}, hlc))
+    for oc in DEFAULT_CATALOGUE:  # the catalogue a standard cloud set-up loads
+        rows.append(_row("observation_codes", f"obs-{oc.code}", {**scope, **oc.replicated_fields()}, hlc))
     n = 0
     for r in range(1, routes + 1):
         rid = f"R{r:02d}"

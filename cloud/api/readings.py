@@ -18,6 +18,7 @@ from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, meter_installations
 from cloud.settings import CloudSettings
+from sync import plausibility
 
 router = APIRouter(prefix="/readings", tags=["readings"], responses=ERROR_RESPONSES)
 
@@ -39,6 +40,9 @@ class ReadingIn(BaseModel):
     reader_id: str | None = Field(None, max_length=80)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
+    confirmed: bool = Field(False, description="The value was checked and is right although implausible (lower "
+                            "than the last known value, or far above the usual use): without it such a value is "
+                            "refused with 422 implausible_reading")
 
     @model_validator(mode="after")
     def _one_value(self) -> ReadingIn:
@@ -74,11 +78,13 @@ class ReadingOut(BaseModel):
     meter_serial: str
     taken_at: int = Field(description="Epoch milliseconds")
     taken_at_iso: str
-    value_l: int
+    value_l: int | None = Field(description="Litres; null for an observation-only entry (no value possible)")
     source: str | None
     reader_id: str | None = None
     observation_code: str | None = None
     supersedes: str | None = None
+    alarms: list[str] = Field(default_factory=list, description="Device alarms and reading flags "
+                              "(confirmed_out_of_range: a person confirmed an implausible value)")
     validation: Validation | None = Field(None, description="VEE outcome; null until validated")
 
 
@@ -92,15 +98,41 @@ def post_reading(body: ReadingIn, response: Response,
         meter = service.meter_row(conn, body.meter_serial)
         if meter is None or not principal.sees_zone(meter["municipality"], meter["zone"]):
             raise HTTPException(422, {"error": "unknown_meter", "reason": f"unknown meter {body.meter_serial!r}"})
+        taken_at = _call(service.to_ms, body.taken_at)
+        verdict = metering.plausibility_of(conn, meter, body.litres(), taken_at)
+        # an observation code is the reader's explanation (as in the app): kept, and VEE flags it
+        if verdict.implausible and not body.confirmed and not body.observation_code \
+                and not _same_id_stored(conn, body.id):
+            raise HTTPException(422, {"error": "implausible_reading", "reason": _implausible_reason(verdict)})
         doc, created = _call(
             metering.record_reading, conn, principal, meter, reading_id=body.id.lower() if body.id else None,
-            taken_at=_call(service.to_ms, body.taken_at), value_l=body.litres(), source="api",
+            taken_at=taken_at, value_l=body.litres(), source="api",
             observation_code=body.observation_code, reader_id=body.reader_id or principal.id, lat=body.lat, lon=body.lon,
             future_tolerance_ms=settings.future_tolerance_s * 1000,
+            alarms=[plausibility.CONFIRMED_FLAG] if body.confirmed and verdict.implausible else [],
         )
     if not created:
         response.status_code = 200
     return doc  # type: ignore[no-any-return]
+
+
+def _m3(litres: int) -> str:
+    return f"{Decimal(litres) / 1000:,.3f} m³"
+
+
+def _implausible_reason(v: plausibility.Verdict) -> str:
+    last = _m3(v.last.value_l) if v.last else "?"
+    if plausibility.Issue.LOWER_THAN_LAST in v.issues:
+        why = f"lower than the last known value {last}"
+    else:
+        high = _m3(v.bounds.high_l) if v.bounds else "?"
+        why = f"above the plausible maximum {high} after the last known value {last}"
+    return f"value_l: {_m3(v.value_l)} is {why}; resend with confirmed=true if the register really shows it"
+
+
+def _same_id_stored(conn: Any, reading_id: str | None) -> bool:
+    # a retry of a reading already stored answers as before (idempotent), never a new refusal
+    return reading_id is not None and metering.get_reading(conn, reading_id.lower()) is not None
 
 
 @router.get("", response_model=list[ReadingOut])

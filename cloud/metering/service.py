@@ -18,6 +18,7 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from sync import plausibility
 
 SOURCES = ("lorawan", "nbiot", "modbus", "handheld", "api")
 
@@ -68,31 +69,49 @@ def _store_validation(conn: Connection, row: Any, res: vee.VeeResult, true_up_l:
 
 
 def _config_for(conn: Connection, municipality: str) -> vee.VeeConfig:
-    """VEE settings with the municipality's own observation codes (replicated catalogue):
-    codes marked `skip_reading` mean no reading was possible."""
-    oc = replicated.table("observation_codes")
+    """VEE settings with the municipality's own observation codes (cloud/observations):
+    codes that replace a reading mean no reading was possible; codes that accompany one and
+    open a work order (tampered, leak seen, bypass) make it suspect."""
+    from cloud.observations.service import list_codes
+
     skip = set(vee.SKIP_CODES)
-    for r in conn.execute(sa.select(oc.c.code, oc.c.skip_reading).where(
-            oc.c.municipality == municipality, replicated.alive(oc), oc.c.code.is_not(None))):
-        code = str(r.code).strip().upper()
-        if r.skip_reading:
-            skip.add(code)
+    suspect = set(vee.SUSPECT_CODES)
+    for c in list_codes(conn, municipality):
+        if c.replaces_reading:
+            skip.add(c.code)
+            suspect.discard(c.code)
         else:
-            skip.discard(code)
-    return vee.VeeConfig(skip_codes=frozenset(skip))
+            skip.discard(c.code)
+            if c.opens_work_order:
+                suspect.add(c.code)
+    return vee.VeeConfig(skip_codes=frozenset(skip), suspect_codes=frozenset(suspect))
+
+
+def known_of(conn: Connection, meter: Any | None) -> vee.Known:
+    """The registry's last value of the meter (dated or not) and its connection's tariff class."""
+    if meter is None:
+        return vee.Known()
+    use_class = None
+    if meter.get("service_point_id"):
+        sp = replicated.table("service_points")
+        use_class = conn.execute(sa.select(sp.c.use_type).where(sp.c.id == meter["service_point_id"])).scalar()
+    return vee.Known(meter.get("last_value_l"), meter.get("last_read_at"), use_class)
 
 
 def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dials: int | None = None,
-                     config: vee.VeeConfig | None = None) -> vee.VeeResult:
+                     config: vee.VeeConfig | None = None, known: vee.Known | None = None) -> vee.VeeResult:
     """Run VEE for one stored reading and keep the outcome (and any true-up of estimates)."""
-    if dials is None:
+    if dials is None or known is None:
         m = meter_row(conn, row["meter_serial"])
-        dials = m["dials"] if m is not None else None
+        if dials is None:
+            dials = m["dials"] if m is not None else None
+        if known is None:
+            known = known_of(conn, m)
     cfg = config or _config_for(conn, row["municipality"])
     # The checks look back at most history_days (plus the previous reading before that).
     hist = accepted_history(conn, row["meter_serial"], since=row["taken_at"] - (cfg.history_days + 60) * vee.DAY_MS)
     reading = vee.Reading(row["id"], row["taken_at"], row["value_l"], row.get("observation_code"))
-    res = vee.validate(reading, hist, dials=dials, now=now, config=cfg)
+    res = vee.validate(reading, hist, dials=dials, now=now, config=cfg, known=known)
     if row.get("supersedes"):
         # An audited manual edit: a person decided the value; keep the checks as information.
         res = vee.VeeResult(vee.VALID, ("manual_edit", *res.flags), res.consumption_l, res.days, res.daily_avg_l,
@@ -151,17 +170,18 @@ def validate_pending(conn: Connection, *, limit: int = 5000, now: int | None = N
         .order_by(rd.c.meter_serial, rd.c.taken_at, rd.c.id)
         .limit(limit)
     ).mappings().all()
-    dials_cache: dict[str, int | None] = {}
+    meters: dict[str, tuple[int | None, vee.Known]] = {}
     configs: dict[str, vee.VeeConfig] = {}
     for row in rows:
         serial = row["meter_serial"]
-        if serial not in dials_cache:
+        if serial not in meters:
             m = meter_row(conn, serial)
-            dials_cache[serial] = m["dials"] if m is not None else None
+            meters[serial] = (m["dials"] if m is not None else None, known_of(conn, m))
         muni = row["municipality"]
         if muni not in configs:
             configs[muni] = _config_for(conn, muni)
-        validate_reading(conn, row, now=now, dials=dials_cache[serial], config=configs[muni])
+        dials, known = meters[serial]
+        validate_reading(conn, row, now=now, dials=dials, config=configs[muni], known=known)
     return len(rows)
 
 
@@ -176,8 +196,9 @@ def validate_pending_for_meter(conn: Connection, serial: str, *, now: int | None
     ).mappings().all()
     if rows:
         m = meter_row(conn, serial)
+        known = known_of(conn, m)
         for row in rows:
-            validate_reading(conn, row, now=now, dials=m["dials"] if m is not None else None)
+            validate_reading(conn, row, now=now, dials=m["dials"] if m is not None else None, known=known)
     return len(rows)
 
 
@@ -185,7 +206,7 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
                    value_l: int, source: str = "api", observation_code: str | None = None,
                    reader_id: str | None = None, lat: float | None = None, lon: float | None = None,
                    supersedes: str | None = None, now: int | None = None,
-                   future_tolerance_ms: int = 300_000) -> tuple[dict[str, Any], bool]:
+                   future_tolerance_ms: int = 300_000, alarms: list[str] | None = None) -> tuple[dict[str, Any], bool]:
     """Store one reading (a fact) for `meter` and validate it; (reading with validation, created)."""
     now = now if now is not None else now_ms()
     if taken_at > now + future_tolerance_ms:
@@ -195,7 +216,7 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
         "id": reading_id or uuid7(), "municipality": meter["municipality"], "zone": meter["zone"],
         "meter_serial": meter["serial"], "taken_at": taken_at, "value_l": value_l, "source": source,
         "reader_id": reader_id, "observation_code": observation_code, "supersedes": supersedes,
-        "lat": lat, "lon": lon, "photo_ref": None, "flow_lph": None, "battery": None, "alarms": [],
+        "lat": lat, "lon": lon, "photo_ref": None, "flow_lph": None, "battery": None, "alarms": sorted(set(alarms or ())),
     }
     existing = conn.execute(sa.select(rd).where(rd.c.id == row["id"])).mappings().first()
     if existing is not None:
@@ -209,6 +230,19 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
                  {"reading_id": row["id"], "taken_at": taken_at, "value_l": value_l, "source": source,
                   "supersedes": supersedes}, municipality=meter["municipality"])
     return reading_out(conn, row), True
+
+
+def plausibility_of(conn: Connection, meter: Any, value_l: int, taken_at: int) -> plausibility.Verdict:
+    """The one plausibility rule (sync.plausibility) for a value about to be recorded: against
+    the meter's accepted readings, else the registry's last known value (dated or not)."""
+    hist = accepted_history(conn, meter["serial"], before=taken_at + 1)[-plausibility.MAX_HISTORY:]
+    points = [plausibility.Point(r.taken_at, r.value_l) for r in hist]
+    known = known_of(conn, meter)
+    if not points and known.last_value_l is not None:
+        points.append(plausibility.Point(known.last_read_at, known.last_value_l))
+    cap = vee.register_capacity_l(meter["dials"])
+    return plausibility.check(value_l, points, taken_at, use_class=known.use_class,
+                              register_max_l=cap - 1 if cap is not None else None)
 
 
 def reading_out(conn: Connection, row: Any) -> dict[str, Any]:

@@ -12,6 +12,11 @@ A reading is checked against the meter's accepted history (oldest first):
 - `zero_consumption`: no consumption for `zero_periods` periods in a row spanning at least
   `zero_min_days` (suspect);
 - reader observation codes: codes that mean "no reading" make it invalid, others suspect;
+- `implausible:<issue>` (suspect): the one plausibility rule every component uses
+  (`sync.plausibility`), against the previous accepted reading or, without one, the
+  registry's last known value (dated or not), with the tariff class's daily use when the
+  meter has no average of its own. A reader's confirmation does not make it billable: an
+  implausible value waits for a person's review either way.
 - `future`: taken after `now` + tolerance (invalid).
 
 Values are integer litres; instants epoch milliseconds.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from sync import plausibility
 
 DAY_MS = 86_400_000
 
@@ -35,8 +42,18 @@ SUSPECT_CODES = frozenset({"TAMPER", "REVERSED", "LEAK", "BYPASS", "FOGGED", "ES
 class Reading:
     id: str
     taken_at: int  # epoch ms
-    value_l: int
+    value_l: int  # stored observation-only entries carry None (checked first in `validate`)
     observation_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the registry knows of the meter beside its readings: the last value (possibly
+    undated: seeded and migrated meters) and the connection's tariff class."""
+
+    last_value_l: int | None = None
+    last_read_at: int | None = None
+    use_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,9 +148,21 @@ def average_daily_l(history: Sequence[Reading], dials: int | None = None, *, unt
     return total / span_days
 
 
+def _plausibility(reading: Reading, earlier: Sequence[Reading], known: Known | None, dials: int | None,
+                  daily_avg: float | None) -> plausibility.Verdict:
+    points = [plausibility.Point(r.taken_at, r.value_l) for r in earlier[-plausibility.MAX_HISTORY:]]
+    if known is not None and known.last_value_l is not None and not earlier:
+        points.append(plausibility.Point(known.last_read_at, known.last_value_l))
+    cap = register_capacity_l(dials)
+    return plausibility.check(reading.value_l, points, reading.taken_at, use_class=known.use_class if known else None,
+                              daily_l=round(daily_avg) if daily_avg is not None else None,
+                              register_max_l=cap - 1 if cap is not None else None)
+
+
 def validate(reading: Reading, history: Sequence[Reading], *, dials: int | None = None, now: int | None = None,
-             config: VeeConfig | None = None) -> VeeResult:
-    """Validate `reading` against the meter's accepted `history` (any order)."""
+             config: VeeConfig | None = None, known: Known | None = None) -> VeeResult:
+    """Validate `reading` against the meter's accepted `history` (any order) and what the
+    registry knows of the meter (`known`)."""
     cfg = config or VeeConfig()
     acc = _Acc()
     hist = sorted((r for r in history if r.id != reading.id), key=lambda r: (r.taken_at, r.id))
@@ -146,6 +175,10 @@ def validate(reading: Reading, history: Sequence[Reading], *, dials: int | None 
         acc.add(f"observation:{code}", INVALID)
     elif code in cfg.suspect_codes:
         acc.add(f"observation:{code}", SUSPECT)
+    if reading.value_l is None:
+        # an observation-only entry (closed house, dog): a visit without a register value
+        acc.add("no_value", INVALID)
+        return VeeResult(acc.status, tuple(acc.flags), None, None, None, None)
 
     same_instant = [r for r in hist if r.taken_at == reading.taken_at]
     if any(r.value_l == reading.value_l for r in same_instant):
@@ -157,6 +190,10 @@ def validate(reading: Reading, history: Sequence[Reading], *, dials: int | None 
     earlier = [r for r in hist if r.taken_at < reading.taken_at]
     if not earlier:
         acc.flags.append("first_reading")
+        verdict = _plausibility(reading, earlier, known, dials, None)
+        for issue in verdict.issues:
+            if issue in plausibility.IMPLAUSIBLE and not verdict.rollover_plausible:
+                acc.add(f"implausible:{issue.value}", SUSPECT)
         return VeeResult(acc.status, tuple(acc.flags), None, None, None, None)
     prev = earlier[-1]
     days = (reading.taken_at - prev.taken_at) / DAY_MS
@@ -168,6 +205,11 @@ def validate(reading: Reading, history: Sequence[Reading], *, dials: int | None 
         return VeeResult(acc.status, tuple(acc.flags), consumption, days, None, prev.id)
 
     avg = average_daily_l(earlier, dials, until=prev.taken_at, days=cfg.history_days, min_periods=cfg.min_periods)
+    # below the previous value is `negative_consumption` above; beyond the plausible bounds (over
+    # intervals long enough for a daily rate to mean something, as for high/low):
+    if days >= cfg.min_check_days and \
+            plausibility.Issue.TOO_HIGH in _plausibility(reading, earlier, known, dials, avg).issues:
+        acc.add("implausible:too_high", SUSPECT)
     daily = consumption / days if days > 0 else None
     if avg is not None and daily is not None and days >= cfg.min_check_days:
         if avg > 0 and daily > cfg.high_factor * avg:

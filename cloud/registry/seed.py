@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.ids import uuid7
 from cloud.metering.tables import reading_validations
+from cloud.observations.service import load_defaults as load_observation_defaults
 from cloud.registry import replicated
 from cloud.registry.municipalities import MUNICIPALITIES, zone_code
 from cloud.registry.service import next_contract_id
@@ -112,6 +113,8 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                 conn.execute(zones.insert().values(code=code, municipality=municipality, name=f"Zona {code[-3:]}",
                                                    district_meters=[f"DM-{code}-01"], created_at=now))
         next_id = next_contract_id(conn, municipality)
+        # a standard set-up gives readers the default observation codes (its own edits are kept)
+        load_observation_defaults(conn, municipality)
     next_n = int(next_id.rsplit("-", 1)[1])
 
     for zi, code in enumerate(zone_codes):

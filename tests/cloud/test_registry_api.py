@@ -122,26 +122,33 @@ def _post(c, h, serial, at, value, **kw):
 def test_readings_validation_and_bad_input(world) -> None:
     c, h = world.client, world.billing1
     serial = "WM-EXP-01-Z01-000001"
-    vals = [100_000, 115_000, 130_000, 145_000]
+    # the registry's last value of the seeded meter (undated) is where its readings go on from
+    base = c.get(f"/api/v2/meters/{serial}", headers=h).json()["last_value_l"]
+    vals = [base + v for v in (100_000, 115_000, 130_000, 145_000)]
     for k, v in enumerate(vals):
         r = _post(c, h, serial, BASE + dt.timedelta(days=30 * k), v)
         assert r.status_code == 201, r.text
     assert r.json()["validation"]["status"] == "valid" and r.json()["validation"]["consumption_l"] == 15_000
-    high = _post(c, h, serial, BASE + dt.timedelta(days=120), 245_000)
+    # 100 m³ in 30 days after 500 L/day is beyond the plausible maximum: refused unless confirmed
+    high = _post(c, h, serial, BASE + dt.timedelta(days=120), base + 245_000)
+    assert high.status_code == 422 and high.json()["error"] == "implausible_reading"
+    assert "value_l" in high.json()["reason"] and "confirmed" in high.json()["reason"]
+    high = _post(c, h, serial, BASE + dt.timedelta(days=120), base + 245_000, confirmed=True)
     assert high.status_code == 201 and high.json()["validation"]["status"] == "suspect"
-    assert "high" in high.json()["validation"]["flags"]
+    assert {"high", "implausible:too_high"} <= set(high.json()["validation"]["flags"])
+    assert high.json()["alarms"] == ["confirmed_out_of_range"]
     # idempotent by id; same id with other content is a conflict
     rid = "01890a5d-ac96-774b-bcce-b302099a8057"
-    first = _post(c, h, serial, BASE + dt.timedelta(days=121), 246_000, id=rid)
+    first = _post(c, h, serial, BASE + dt.timedelta(days=121), base + 246_000, id=rid, confirmed=True)
     assert first.status_code == 201
-    again = _post(c, h, serial, BASE + dt.timedelta(days=121), 246_000, id=rid)
+    again = _post(c, h, serial, BASE + dt.timedelta(days=121), base + 246_000, id=rid, confirmed=True)
     assert again.status_code == 200 and again.json()["id"] == rid
-    clash = _post(c, h, serial, BASE + dt.timedelta(days=121), 999_000, id=rid)
+    clash = _post(c, h, serial, BASE + dt.timedelta(days=121), base + 999_000, id=rid, confirmed=True)
     assert clash.status_code == 409 and "different content" in clash.json()["reason"]
     # unknown meter, future, malformed JSON, both values, naive timestamp
     r = _post(c, h, "NOPE", BASE, 1)
     assert r.status_code == 422 and "unknown meter" in r.json()["reason"]
-    r = _post(c, h, serial, dt.datetime.now(UTC) + dt.timedelta(days=2), 300_000)
+    r = _post(c, h, serial, dt.datetime.now(UTC) + dt.timedelta(days=2), base + 300_000)
     assert r.status_code == 422 and "future" in r.json()["reason"]
     r = c.post("/api/v2/readings", headers={**h, "Content-Type": "application/json"}, content=b'{"meter_serial": ')
     assert r.status_code == 400 and r.json()["error"] == "malformed_json"
@@ -162,19 +169,19 @@ def test_readings_validation_and_bad_input(world) -> None:
     assert _post(c, collections, serial, BASE, 1).status_code == 403
     # listing: oldest first, each with its validation
     got = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()
-    assert [g["value_l"] for g in got] == [*vals, 245_000, 246_000]
+    assert [g["value_l"] for g in got] == [*vals, base + 245_000, base + 246_000]
     assert got[0]["validation"]["flags"] == ["first_reading"]
     # review the suspect one as valid; edit another (new row supersedes, audit event)
     r = c.post(f"/api/v2/readings/{high.json()['id']}/review", headers=h, json={"status": "valid", "note": "pool filled"})
     assert r.status_code == 200 and r.json()["validation"]["status"] == "valid"
-    r = c.post(f"/api/v2/readings/{got[1]['id']}/edit", headers=h, json={"value_l": 116_000, "reason": "misread digit"})
+    r = c.post(f"/api/v2/readings/{got[1]['id']}/edit", headers=h, json={"value_l": base + 116_000, "reason": "misread digit"})
     assert r.status_code == 201 and r.json()["supersedes"] == got[1]["id"]
     assert "manual_edit" in r.json()["validation"]["flags"]
     ev = c.get(f"/api/v2/events/reading/{got[1]['id']}", headers=world.admin1).json()
-    assert ev[0]["type"] == "ReadingEdited" and ev[0]["data"]["before_l"] == 115_000 and ev[0]["data"]["reason"] == "misread digit"
+    assert ev[0]["type"] == "ReadingEdited" and ev[0]["data"]["before_l"] == base + 115_000 and ev[0]["data"]["reason"] == "misread digit"
     # the original reading is still there, unchanged
     again = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()
-    assert [g["value_l"] for g in again if g["id"] == got[1]["id"]] == [115_000]
+    assert [g["value_l"] for g in again if g["id"] == got[1]["id"]] == [base + 115_000]
 
 
 def test_rollover_replacement_estimation_true_up(world) -> None:
@@ -233,8 +240,9 @@ def test_rollover_replacement_estimation_true_up(world) -> None:
 def test_sync_ingested_readings_are_validated_and_analytics(world) -> None:
     c, h = world.client, world.billing1
     serial = "WM-EXP-01-Z01-000002"
+    base = c.get(f"/api/v2/meters/{serial}", headers=h).json()["last_value_l"]
     rows = []
-    for k, v in enumerate([0, 10_000, 20_000, 20_000, 20_000, 20_000]):
+    for k, v in enumerate([base + x for x in (0, 10_000, 20_000, 20_000, 20_000, 20_000)]):
         at = int((BASE + dt.timedelta(days=30 * k)).timestamp() * 1000)
         rows.append({"municipality": "EXP-01", "zone": "EXP-01-Z01", "meter_serial": serial, "taken_at": at,
                      "value_l": v, "source": "lorawan", "alarms": []})

@@ -186,7 +186,7 @@ async def test_observation_needing_a_photo_asks_for_it(handheld: Path) -> None:
         await pilot.press("l")
         for ch in "1019":
             await pilot.press(ch)
-        app.screen.query_one("#obs", Input).value = "05"  # damaged meter: photo required
+        app.screen.query_one("#obs", Input).value = "06"  # tampered meter: photo required
         await pilot.press("enter")
         await pilot.pause()
         assert "requiere la referencia de una foto" in str(app.screen.query_one("#error").render())
@@ -195,4 +195,4 @@ async def test_observation_needing_a_photo_asks_for_it(handheld: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         (row,) = readings(handheld)
-        assert (row["value_l"], row["observation_code"], row["photo_ref"]) == (1_019_000, "05", "IMG_0042.jpg")
+        assert (row["value_l"], row["observation_code"], row["photo_ref"]) == (1_019_000, "06", "IMG_0042.jpg")

@@ -1,4 +1,5 @@
-"""The pure reading-validation module: parsing, expected range, prompts."""
+"""The app's entry module: parsing, dates, and the shared plausibility rule behind `validate`
+(its own cases: tests/sync/test_plausibility.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from tui.validation import (
     EntryError,
     Issue,
     Past,
-    average_daily_l,
-    expected_range,
     parse_reading_m3,
     parse_taken_at,
     validate,
@@ -62,27 +61,6 @@ def test_parse_reading_round_trips_any_litre_value(litres: int) -> None:
     assert parse_reading_m3(m3) == litres
 
 
-def test_average_daily_ignores_backward_steps() -> None:
-    h = hist(1_000_000, 1_030_000, 1_060_000)  # 30 m³ per 30 days = 1000 L/day
-    assert average_daily_l(h) == 1000
-    h_wrap = [*h, Past(T0 + 90 * DAY_MS, 5_000)]  # a rollover step is not usual use
-    assert average_daily_l(h_wrap) == 1000
-    assert average_daily_l(hist(5)) is None
-
-
-def test_expected_range_grows_with_elapsed_days() -> None:
-    h = hist(1_000_000, 1_030_000, 1_060_000)
-    at = T0 + 90 * DAY_MS  # 30 days after the last reading
-    rng = expected_range(h, at)
-    assert rng is not None
-    assert rng.daily_l == 1000
-    assert rng.low_l == 1_060_000 + 6_000  # 20 % of 30 m³
-    assert rng.high_l == 1_060_000 + 90_000 + 2_000
-    assert expected_range([], at) is None
-    assert expected_range(hist(5), at) is None
-    assert expected_range(hist(5), at, default_daily_l=100) is not None
-
-
 def test_validate_normal_value_has_no_issue() -> None:
     h = hist(1_000_000, 1_030_000, 1_060_000)
     v = validate(1_090_000, h, T0 + 90 * DAY_MS)
@@ -112,6 +90,12 @@ def test_validate_without_history_accepts_anything_in_the_register() -> None:
     with pytest.raises(EntryError) as err:
         validate(100_000_000, [], T0, register_max_l=99_999_999)
     assert err.value.key == "err_reading_over_register"
+
+
+def test_validate_uses_the_undated_registry_value_and_the_tariff_class() -> None:
+    # issue 14: every seeded meter has last_value_l and no last_read_at
+    assert validate(15_000, [Past(None, 19_113)], T0, use_class="DOM_MEDIO").issues == (Issue.LOWER_THAN_LAST,)
+    assert validate(88_888_000, [Past(None, 669_414)], T0, use_class="DOM_MEDIO").issues == (Issue.TOO_HIGH,)
 
 
 def test_validate_ignores_history_after_the_reading_time() -> None:

@@ -7,9 +7,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from sync.plausibility import expected_bounds
+
 from ..i18n import t
 from ..repository import MeterInfo
-from ..validation import expected_range, format_local, format_m3
+from ..validation import format_local, format_m3
 from ..widgets.syncbar import SyncBar
 
 
@@ -69,7 +71,7 @@ class MeterScreen(Screen[None]):
             lines.append(f"{t('meter_access')}: {access}")
         self.query_one("#meter-info", Static).update("\n".join(lines))
         now = repo.clock()
-        rng = expected_range(info.history(), now, info.default_daily_l)
+        rng = expected_bounds(info.history(), now, info.use_class)
         self.query_one("#meter-expected", Static).update(
             t("meter_expected", low=format_m3(rng.low_l), high=format_m3(rng.high_l), daily=rng.daily_l)
             if rng else t("meter_expected_none")

@@ -122,12 +122,8 @@ class ReadingScreen(ModalScreen[str | None]):
         elif obs is None:
             raise EntryError("reading_need_value_or_obs")
         # a correction replaces the entry it supersedes, so that entry is not "the last reading"
-        history = [p for p in info.history()]
-        if self.supersedes:
-            old = next((r for r in info.readings if r.id == self.supersedes), None)
-            if old is not None:
-                history = [p for p in history if not (p.taken_at_ms == old.taken_at and p.value_l == old.value_l)]
-        last_ms = max((p.taken_at_ms for p in history), default=None)
+        history = info.history(excluding=self.supersedes)
+        last_ms = max((p.taken_at_ms for p in history if p.taken_at_ms is not None), default=None)
         taken_at = parse_taken_at(self.query_one("#date", Input).value, repo.clock(), last_ms)
         lat, lon = parse_gps(self.query_one("#gps", Input).value)
         photo = self.query_one("#photo", Input).value.strip() or None
@@ -145,7 +141,7 @@ class ReadingScreen(ModalScreen[str | None]):
             if entry.value_l is not None:
                 info = self.info
                 verdict = validate(entry.value_l, self._history, entry.taken_at,
-                                   register_max_l=info.register_max_l, default_daily_l=info.default_daily_l)
+                                   register_max_l=info.register_max_l, use_class=info.use_class)
         except EntryError as exc:
             self._error(exc)
             return
@@ -222,8 +218,8 @@ class CheckScreen(ModalScreen[str | None]):
         lines = []
         for issue in v.issues:
             lines.append(t(f"issue_{issue.value}", value=value,
-                           high=format_m3(v.expected.high_l) if v.expected else "—",
-                           low=format_m3(v.expected.low_l) if v.expected else "—",
+                           high=format_m3(v.bounds.high_l) if v.bounds else "—",
+                           low=format_m3(v.bounds.low_l) if v.bounds else "—",
                            last=format_m3(v.last.value_l) if v.last else "—"))
         if v.rollover_plausible and v.consumption_l is not None:
             lines.append(t("rollover_hint", used=format_m3(v.consumption_l)))

@@ -1,0 +1,1 @@
+"""Reader observation codes per municipality: catalogue, defaults, work-order effects."""

@@ -1,0 +1,111 @@
+"""Observation codes of a municipality under /api/v2/observation-codes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+
+from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found
+from cloud.auth import Principal, current_principal, require_roles
+from cloud.registry.municipalities import MUNICIPALITIES
+from sync.observations import WORK_ORDER_TYPES, ObservationError
+
+from . import service
+
+router = APIRouter(prefix="/observation-codes", tags=["observation-codes"], responses=ERROR_RESPONSES)
+
+Reader = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(require_roles("admin"))]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+class CodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=1, max_length=80, examples=["Casa cerrada / sin acceso al medidor"],
+                             description="What the reader sees (Spanish)")
+    replaces_reading: bool = Field(description="True: no register value was possible; false: it accompanies one")
+    opens_work_order: bool = False
+    work_order_type: str | None = Field(None, description=f"One of {', '.join(WORK_ORDER_TYPES)}")
+    requires_photo: bool = False
+    active: bool = True
+
+
+class CodeOut(BaseModel):
+    code: str
+    description: str
+    replaces_reading: bool
+    opens_work_order: bool
+    work_order_type: str | None
+    requires_photo: bool
+    active: bool
+
+
+def _municipality(principal: Principal, requested: str | None) -> str:
+    muni = requested or (None if principal.all_municipalities else principal.municipality)
+    if muni is None:
+        raise HTTPException(422, "municipality: required for central staff")
+    if muni not in MUNICIPALITIES:
+        raise HTTPException(422, f"municipality: unknown {muni!r}")
+    if not principal.sees(muni):
+        raise HTTPException(403, f"no access to municipality {muni!r}")
+    return muni
+
+
+def _bad(exc: ObservationError) -> HTTPException:
+    return HTTPException(422, f"{exc.field}: {exc.reason}")
+
+
+@router.get("", response_model=list[CodeOut])
+def list_codes(principal: Reader, engine: EngineDep,
+               municipality: Annotated[str | None, Query(max_length=20)] = None,
+               active_only: bool = False) -> list[dict[str, Any]]:
+    """The municipality's catalogue, by code."""
+    muni = _municipality(principal, municipality)
+    with engine.begin() as conn:
+        return [c.as_dict() for c in service.list_codes(conn, muni, include_inactive=not active_only)]
+
+
+@router.put("/{code}", response_model=CodeOut, responses={201: {"description": "Created"}})
+def put_code(code: str, body: CodeIn, principal: Admin, engine: EngineDep, response: Response,
+             municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    """Create or replace one code; it reaches the handhelds at their next sync."""
+    muni = _municipality(principal, municipality)
+    try:
+        oc = service.code_from_input(code, body.model_dump())
+    except ObservationError as exc:
+        raise _bad(exc) from exc
+    with engine.begin() as conn:
+        try:
+            out, created = service.put_code(conn, principal, muni, oc)
+        except ObservationError as exc:
+            raise _bad(exc) from exc
+    response.status_code = 201 if created else 200
+    return out.as_dict()
+
+
+@router.delete("/{code}", response_model=CodeOut)
+def deactivate(code: str, principal: Admin, engine: EngineDep,
+               municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    """Retire a code: it stays in the catalogue (old readings still name it) but readers no longer see it."""
+    muni = _municipality(principal, municipality)
+    with engine.begin() as conn:
+        existing = service.get_code(conn, muni, code)
+        if existing is None:
+            raise not_found("observation code", code)
+        out, _ = service.put_code(conn, principal, muni, service.code_from_input(
+            existing.code, {**existing.as_dict(), "active": False}))
+    return out.as_dict()
+
+
+@router.post("/load-defaults")
+def load_defaults(principal: Admin, engine: EngineDep,
+                  municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
+    """Add the default catalogue's codes the municipality lacks (its own edits are kept)."""
+    muni = _municipality(principal, municipality)
+    with engine.begin() as conn:
+        added = service.load_defaults(conn, muni, principal)
+    return {"municipality": muni, "added": added}
+
