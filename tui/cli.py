@@ -82,12 +82,18 @@ def status(db: str = typer.Option("", envvar="AQUACIS_TUI_DB", help=DB_HELP)) ->
 def read(
     serial: str = typer.Argument(..., help="Meter serial."),
     value: str = typer.Argument("", help="Register value in m³ (e.g. 1234.567); empty with --observation."),
-    observation: str = typer.Option("", help="Observation code (e.g. 01 closed premises)."),
+    observation: str = typer.Option("", help="Observation code (e.g. 01 closed house, 07 leak seen)."),
+    confirm: bool = typer.Option(False, "--confirm", help="The value is right although implausible "
+                                 "(lower than the last one, or far above the usual use)."),
+    correct: bool = typer.Option(False, "--correct", help="The meter was already read this cycle: this "
+                                 "entry replaces (supersedes) that one."),
     db: str = typer.Option("", envvar="AQUACIS_TUI_DB", help=DB_HELP),
 ) -> None:
-    """Record one reading; prints its id once it is committed."""
+    """Record one reading; prints its id once it is committed. Implausible values are refused
+    without --confirm; a second entry in the same cycle needs --correct."""
     try:
-        _out({"id": do_read(_db(db), serial, value or None, observation or None)})
+        _out({"id": do_read(_db(db), serial, value or None, observation or None, confirm=confirm,
+                            correct=correct)})
     except HandheldError as exc:
         _fail(exc)
 

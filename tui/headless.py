@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.store import EdgeStore
+from sync.plausibility import CONFIRMED_FLAG
 
 from .enrol import EnrolError, enrol, read_enrolment
 from .i18n import t
 from .repository import Repository
 from .syncer import TransportFactory, http_transport, sync_once
-from .validation import EntryError, parse_reading_m3
+from .validation import EntryError, format_local, format_m3, parse_reading_m3, validate
+from .verdicts import issue_lines
 
 
 class HandheldError(RuntimeError):
@@ -81,8 +83,14 @@ def do_status(db: str | Path) -> dict[str, Any]:
         repo.store.close()
 
 
-def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str | None = None) -> str:
-    """Record one reading (committed when this returns); errors as the screen shows them."""
+def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str | None = None, *,
+            confirm: bool = False, correct: bool = False) -> str:
+    """Record one reading (committed when this returns); errors as the screen shows them.
+
+    The same checks as the screen: an implausible value (sync.plausibility) is refused unless
+    `confirm` (then flagged `confirmed_out_of_range`); a meter already read this cycle is
+    refused unless `correct`, and then the new entry supersedes this cycle's one.
+    """
     repo = open_repo(db)
     try:
         if not repo.has_routes():
@@ -97,7 +105,27 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
             raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
         if value_l is None and not observation:
             raise HandheldError(t("reading_need_value_or_obs"))
-        return repo.record_reading(serial, value_l, observation_code=observation)
+        info = repo.meter(serial)
+        current = repo.current_reading(info)
+        if current is not None and not correct:
+            raise HandheldError(t("err_already_read_cli", serial=serial,
+                                  value=format_m3(current.value_l) if current.value_l is not None
+                                  else current.observation_code, when=format_local(current.taken_at)))
+        supersedes = current.id if current is not None else None
+        alarms: tuple[str, ...] = ()
+        if value_l is not None:
+            try:
+                verdict = validate(value_l, info.history(excluding=supersedes), repo.clock(),
+                                   register_max_l=info.register_max_l, use_class=info.use_class)
+            except EntryError as exc:
+                raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
+            # an observation code is the reader's explanation, as on the screen
+            if verdict.implausible and not observation:
+                if not confirm:
+                    raise HandheldError(" ".join([*issue_lines(verdict), t("err_implausible_cli")]))
+                alarms = (CONFIRMED_FLAG,)
+        return repo.record_reading(serial, value_l, observation_code=observation, alarms=alarms,
+                                   supersedes=supersedes)
     finally:
         repo.store.close()
 

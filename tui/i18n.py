@@ -92,6 +92,9 @@ ES: dict[str, str] = {
     "reading_corrected": "Corrección guardada: {value} m³ en {serial}.",
     "reading_need_value_or_obs": "Capture una lectura o elija un código de observación.",
     "obs_none": "(ninguna)",
+    "err_implausible_cli": "No se guardó. Si el registro realmente marca ese valor, repita con --confirm.",
+    "err_already_read_cli": "El medidor {serial} ya tiene lectura en este ciclo ({value}, {when}). "
+    "Para corregirla repita con --correct.",
     # validation prompts
     "check_title": "Revise la lectura",
     "issue_too_high": "La lectura {value} m³ es MÁS ALTA de lo esperado (máximo ≈{high} m³). "
@@ -264,6 +267,9 @@ EN: dict[str, str] = {
     "reading_corrected": "Correction saved: {value} m³ on {serial}.",
     "reading_need_value_or_obs": "Enter a reading or choose an observation code.",
     "obs_none": "(none)",
+    "err_implausible_cli": "Not saved. If the register really shows that value, repeat with --confirm.",
+    "err_already_read_cli": "Meter {serial} already has a reading this cycle ({value}, {when}). "
+    "To correct it repeat with --correct.",
     "check_title": "Check the reading",
     "issue_too_high": "The reading {value} m³ is HIGHER than expected (max ≈{high} m³). "
     "Real use, leak, or typing mistake?",

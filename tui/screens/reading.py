@@ -23,6 +23,7 @@ from ..validation import (
     parse_taken_at,
     validate,
 )
+from ..verdicts import issue_lines
 from ..widgets.form import ErrorLine, Field
 
 
@@ -214,15 +215,7 @@ class CheckScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         v = self.verdict
-        value = format_m3(v.value_l)
-        lines = []
-        for issue in v.issues:
-            lines.append(t(f"issue_{issue.value}", value=value,
-                           high=format_m3(v.bounds.high_l) if v.bounds else "—",
-                           low=format_m3(v.bounds.low_l) if v.bounds else "—",
-                           last=format_m3(v.last.value_l) if v.last else "—"))
-        if v.rollover_plausible and v.consumption_l is not None:
-            lines.append(t("rollover_hint", used=format_m3(v.consumption_l)))
+        lines = issue_lines(v)
         with Vertical(id="check", classes="dialog warning"):
             yield Static(t("check_title"), classes="title")
             yield Static("\n".join(lines), id="check-text")
