@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
+from textual.screen import Screen
 
 from edge.store import EdgeStore
 
@@ -25,8 +28,12 @@ class ReaderApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = t("app_title")
     BINDINGS = [
-        Binding("f5", "sync", t("key_sync")),
+        Binding("f5", "sync", t("key_sync"), show=False),
+        Binding("f1", "help", t("key_help"), show=False),
+        Binding("question_mark", "help", t("key_help")),
         Binding("ctrl+q", "quit", t("key_quit"), show=False),
+        # our own palette binding: the default one is labelled in English ("palette")
+        Binding("ctrl+p", "command_palette", t("key_palette"), show=False, priority=True),
     ]
 
     def __init__(self, db_path: str | Path, *, transport_factory: TransportFactory | None = None,
@@ -39,6 +46,9 @@ class ReaderApp(App[None]):
         self.sync_running_peer: str | None = None
         self.sync_problem = ""
         self.last_outcome: Outcome | None = None
+        # the banner's state: None until a sync or a probe has told us
+        self.online: bool | None = None
+        self.online_peer: str | None = None
 
     @property
     def transport_factory(self) -> TransportFactory:
@@ -64,6 +74,7 @@ class ReaderApp(App[None]):
         self.push_screen(RoutesScreen())
         if self.auto_sync_s:
             self.set_interval(self.auto_sync_s, self._auto_sync)
+            self.set_timer(1.0, self._auto_sync)  # the banner says online/offline from the start
 
     def enrolled(self, repo: Repository, outcome: Outcome) -> None:
         self.repo = repo
@@ -109,6 +120,8 @@ class ReaderApp(App[None]):
         self.sync_running_peer = None
         self.last_outcome = outcome
         assert self.repo is not None
+        self.online = bool(outcome.ok and outcome.peer is not None)
+        self.online_peer = outcome.peer.kind if outcome.ok and outcome.peer is not None else None
         if outcome.ok and outcome.peer is not None:
             self.sync_problem = ""
             self.repo.reload()
@@ -132,6 +145,37 @@ class ReaderApp(App[None]):
         refresh = getattr(screen, "refresh_data", None)
         if callable(refresh):
             refresh()
+
+    # ---- help and the command palette, in the reader's language ------------------------------
+    def action_help(self) -> None:
+        from .screens.dialogs import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=t("palette_placeholder")))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield SystemCommand(t("cmd_sync"), t("cmd_sync_help"), self.action_sync)
+        yield SystemCommand(t("cmd_help"), t("cmd_help_help"), self.action_help)
+        if self.repo is not None:
+            yield SystemCommand(t("cmd_orders"), t("cmd_orders_help"), self._open_orders)
+            yield SystemCommand(t("cmd_refusals"), t("cmd_refusals_help"), self._open_refusals)
+        yield SystemCommand(t("cmd_quit"), t("cmd_quit_help"), self.action_quit)
+
+    def _open_orders(self) -> None:
+        from .screens.orders import OrdersScreen
+
+        self.push_screen(OrdersScreen())
+
+    def _open_refusals(self) -> None:
+        from .screens.refusals import RefusalsScreen
+
+        self.push_screen(RefusalsScreen())
 
     def refresh_status(self) -> None:
         for bar in self.screen.query(SyncBar):

@@ -524,11 +524,14 @@ class Repository:
             self.store.insert_facts("work_order_events", [self._event(order, "note", notes=text)])
             self.store.set_fields("work_orders", order_id, {"notes": (old + "\n" + text).strip()})
 
-    def order_reading(self, order_id: str, value_l: int, serial: str | None = None) -> str:
+    def order_reading(self, order_id: str, value_l: int, serial: str | None = None,
+                      alarms: Iterable[str] = ()) -> str:
+        """A reading taken while working an order; the screen has run the plausibility rule first
+        (`alarms` carries the reader's confirmation when it questioned the value)."""
         order = self._open_order(order_id)
         serial = serial or str(order.get("meter_serial") or "")
         with self.store.transaction():
-            rid = self.record_reading(serial, value_l)
+            rid = self.record_reading(serial, value_l, alarms=alarms)
             self.store.insert_facts("work_order_events", [self._event(order, "reading", data={"reading_id": rid,
                                                                                                 "meter_serial": serial})])
         return rid

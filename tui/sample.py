@@ -53,7 +53,7 @@ def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *,
     for k in range(1, orders + 1):
         serial = f"WM{k:08d}"
         rows.append(_row("work_orders", f"WO{k:06d}", {
-            **scope, "type": "replace" if k == 1 else "inspect", "status": "assigned", "priority": "normal",
+            **scope, "type": "replace_meter" if k == 1 else "inspect_anomaly", "status": "assigned", "priority": "normal",
             "service_point_id": f"SP{k:07d}", "meter_serial": serial, "description": f"Orden de prueba {k}",
             "created_at": now_ms - 86_400_000,
         }, hlc))

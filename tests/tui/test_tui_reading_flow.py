@@ -135,6 +135,10 @@ async def test_correction_supersedes_never_overwrites(handheld: Path) -> None:
             await pilot.press(ch)
         await pilot.press("enter")
         await pilot.pause()
+        # saving moved on to the next pending meter; back to the one just read
+        assert isinstance(app.screen, MeterScreen) and app.screen.serial == "WM00000002"
+        await pilot.press("p")
+        assert app.screen.serial == "WM00000001"
         await pilot.press("c")  # correct this cycle's reading
         assert isinstance(app.screen, ReadingScreen) and app.screen.supersedes
         for ch in "1018":
@@ -145,6 +149,7 @@ async def test_correction_supersedes_never_overwrites(handheld: Path) -> None:
         rows = sorted(readings(handheld), key=lambda r: r["id"])
         assert [r["value_l"] for r in rows] == [1_019_000, 1_018_000]
         assert rows[1]["supersedes"] == rows[0]["id"]
+        await pilot.press("p")
         history = app.screen.query_one("#history", DataTable)
         assert "corregida" in [str(c) for c in history.get_row_at(1)]
 

@@ -13,6 +13,7 @@ from sync import wire
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from tui.app import ReaderApp
+from tui.screens.dialogs import ConfirmScreen
 from tui.repository import OrderClosed, Repository
 from tui.screens.orders import OrderScreen, OrdersScreen, PromptScreen, ReplacementScreen
 
@@ -54,6 +55,17 @@ async def test_replacement_order_completed_offline(handheld: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, OrderScreen)
         await pilot.press("t")
+        await pilot.pause()
+        # completing asks first; "no" leaves the order open
+        assert isinstance(app.screen, ConfirmScreen) and "Reposición de medidor" in str(
+            app.screen.query_one("#confirm-text").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, OrderScreen)
+        assert (app.repo.work_order("WO000001") or {})["status"] == "in_progress"
+        await pilot.press("t")
+        await pilot.pause()
+        await pilot.press("s")
         await pilot.pause()
     store = EdgeStore.open(handheld, site_id=SITE)
     order = store.get("work_orders", "WO000001")

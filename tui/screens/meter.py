@@ -9,21 +9,24 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from sync.plausibility import expected_bounds
 
-from ..i18n import t
+from ..i18n import has, t
 from ..repository import MeterInfo
 from ..validation import format_local, format_m3
 from ..widgets.syncbar import SyncBar
+from .dialogs import ConfirmScreen
 
 
 class MeterScreen(Screen[None]):
+    # the footer must fit 80 columns: sync (s / F5) and help are listed by `?`
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
         Binding("l", "read", t("key_read")),
         Binding("enter", "read", t("key_read"), show=False),
-        Binding("o", "observation", t("key_skip")),
+        Binding("o", "observation", t("key_obs_short")),
         Binding("c", "correct", t("key_correct")),
-        Binding("n", "next", "→", show=False),
-        Binding("s", "sync", t("key_sync")),
+        Binding("n", "next", t("key_next")),
+        Binding("p", "previous", t("key_prev")),
+        Binding("s", "sync", t("key_sync"), show=False),
     ]
 
     def __init__(self, serial: str, route_serials: list[str] | None = None) -> None:
@@ -87,7 +90,8 @@ class MeterScreen(Screen[None]):
         table = self.query_one("#history", DataTable)
         table.clear()
         for r in info.readings[:12]:
-            table.add_row(format_local(r.taken_at), format_m3(r.value_l), r.observation_code or "", r.source,
+            table.add_row(format_local(r.taken_at), format_m3(r.value_l), r.observation_code or "",
+                          t(f"source_{r.source}") if has(f"source_{r.source}") else r.source,
                           t("superseded") if r.superseded else "")
         last_at, last_v = info.meter.get("last_read_at"), info.meter.get("last_value_l")
         if last_at is not None and last_v is not None and all(r.taken_at != last_at for r in info.readings):
@@ -101,25 +105,75 @@ class MeterScreen(Screen[None]):
     def _entry(self, supersedes: str | None = None, observation_only: bool = False) -> None:
         from .reading import ReadingScreen
 
+        def saved(rid: str | None) -> None:
+            if rid is None:
+                self.refresh_data()
+                return
+            self._to_next_pending()
+
         self.app.push_screen(ReadingScreen(self.serial, supersedes=supersedes, observation_only=observation_only),
-                             lambda _r: self.refresh_data())
+                             saved)
+
+    def _offer_correction(self, observation_only: bool = False) -> None:
+        """A second entry in the same cycle is a correction of the first, never a silent second reading."""
+        cur = self.app.repo.current_reading(self.info)  # type: ignore[attr-defined]
+        if cur is None:
+            self._entry(observation_only=observation_only)
+            return
+        what = (t("already_read_value", value=format_m3(cur.value_l)) if cur.value_l is not None
+                else t("already_read_obs", code=cur.observation_code))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._entry(supersedes=cur.id, observation_only=observation_only)
+
+        self.app.push_screen(ConfirmScreen(t("already_read_title"), t(
+            "already_read_question", serial=self.serial, what=what, when=format_local(cur.taken_at))), answered)
 
     def action_read(self) -> None:
-        self._entry()
+        self._offer_correction()
 
     def action_correct(self) -> None:
         cur = self.app.repo.current_reading(self.info)  # type: ignore[attr-defined]
         self._entry(supersedes=cur.id if cur else None)
 
     def action_observation(self) -> None:
-        self._entry(observation_only=True)
+        self._offer_correction(observation_only=True)
+
+    def _move(self, serial: str) -> None:
+        self.serial = serial
+        self.refresh_data()
 
     def action_next(self) -> None:
         if self.serial in self.route_serials:
             i = self.route_serials.index(self.serial)
             if i + 1 < len(self.route_serials):
-                self.serial = self.route_serials[i + 1]
-                self.refresh_data()
+                self._move(self.route_serials[i + 1])
+                return
+        self.app.notify(t("route_last"))
+
+    def action_previous(self) -> None:
+        if self.serial in self.route_serials:
+            i = self.route_serials.index(self.serial)
+            if i > 0:
+                self._move(self.route_serials[i - 1])
+                return
+        self.app.notify(t("route_first"))
+
+    def _to_next_pending(self) -> None:
+        """After a save: on to the next pending meter of the route (walking order, wrapping)."""
+        repo = self.app.repo  # type: ignore[attr-defined]
+        serials = self.route_serials
+        start = serials.index(self.serial) if self.serial in serials else -1
+        for step in range(1, len(serials) + 1):
+            candidate = serials[(start + step) % len(serials)]
+            if repo.meter_status(candidate) == "pending":
+                self._move(candidate)
+                self.app.notify(t("next_pending", serial=candidate))
+                return
+        self.refresh_data()
+        if serials:
+            self.app.notify(t("route_done"))
 
     def action_sync(self) -> None:
         self.app.action_sync()  # type: ignore[attr-defined]

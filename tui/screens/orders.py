@@ -12,15 +12,27 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from ..i18n import t
+from sync.plausibility import CONFIRMED_FLAG
+
+from ..i18n import has, t
 from ..repository import OrderClosed, UnknownMeter
-from ..validation import EntryError, format_local, format_m3, parse_reading_m3
+from ..validation import EntryError, format_local, format_m3, parse_reading_m3, validate
 from ..widgets.form import ErrorLine, Field
+from ..widgets.meterlist import fit_end
 from ..widgets.syncbar import SyncBar
+from .dialogs import ConfirmScreen
 
 
 def status_text(status: object) -> str:
     return t(f"wo_status_{status}") if status else "—"
+
+
+def label(prefix: str, value: object) -> str:
+    """A work-order type, priority or event kind in the reader's language (raw when unknown)."""
+    if not value:
+        return "—"
+    key = f"{prefix}_{value}"
+    return t(key) if has(key) else str(value)
 
 
 class OrdersScreen(Screen[None]):
@@ -54,8 +66,8 @@ class OrdersScreen(Screen[None]):
         orders = repo.work_orders()
         self._ids = [o["id"] for o in orders]
         for o in orders:
-            table.add_row(str(o["id"])[-8:], o.get("type") or "", status_text(o.get("status")),
-                          o.get("priority") or "", o.get("meter_serial") or "",
+            table.add_row(str(o["id"])[-8:], label("wo_type", o.get("type")), status_text(o.get("status")),
+                          label("wo_prio", o.get("priority")), fit_end(str(o.get("meter_serial") or ""), 14),
                           format_local(o["due_at"])[:10] if o.get("due_at") else "")
         self.query_one("#orders-empty", Static).update("" if orders else t("orders_none"))
         self.query_one(SyncBar).refresh_status()
@@ -107,8 +119,8 @@ class OrderScreen(Screen[None]):
         o = repo.work_order(self.order_id) or {}
         sp = repo._sps.get(o.get("service_point_id") or "") or {}
         lines = [
-            f"{t('col_type')}: {o.get('type') or '—'}   {t('col_status')}: {status_text(o.get('status'))}"
-            f"   {t('col_priority')}: {o.get('priority') or '—'}",
+            f"{t('col_type')}: {label('wo_type', o.get('type'))}   {t('col_status')}: {status_text(o.get('status'))}"
+            f"   {t('col_priority')}: {label('wo_prio', o.get('priority'))}",
             f"{t('col_serial')}: {o.get('meter_serial') or '—'}   {t('meter_address')}: {sp.get('address') or '—'}",
             str(o.get("description") or ""),
         ]
@@ -118,7 +130,7 @@ class OrderScreen(Screen[None]):
         table = self.query_one("#events", DataTable)
         table.clear()
         for e in repo.order_events(self.order_id):
-            table.add_row(format_local(e["at"]) if e.get("at") else "", e.get("kind") or "",
+            table.add_row(format_local(e["at"]) if e.get("at") else "", label("wo_event", e.get("kind")),
                           (e.get("notes") or "")[:40])
         self.query_one(SyncBar).refresh_status()
 
@@ -152,14 +164,46 @@ class OrderScreen(Screen[None]):
         self.app.push_screen(PromptScreen(t("order_note"), "text"), done)
 
     def action_reading(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
-
         def done(text: str | None) -> None:
             if text:
-                value = parse_reading_m3(text)  # already validated by the prompt
-                self._guard(lambda: repo.order_reading(self.order_id, value), t("order_reading_saved"))
+                self._checked_reading(parse_reading_m3(text))  # already parsed by the prompt
 
         self.app.push_screen(PromptScreen(t("reading_value"), "reading"), done)
+
+    def _checked_reading(self, value_l: int) -> None:
+        """The same plausibility rule as a route reading: a questioned value is confirmed first."""
+        repo = self.app.repo  # type: ignore[attr-defined]
+        order = repo.work_order(self.order_id) or {}
+        serial = str(order.get("meter_serial") or "")
+        try:
+            info = repo.meter(serial)
+            verdict = validate(value_l, info.history(), repo.clock(), register_max_l=info.register_max_l,
+                               use_class=info.use_class)
+        except UnknownMeter:
+            self.app.notify(t("err_unknown_meter", serial=serial), severity="error")
+            return
+        except EntryError as exc:
+            self.app.notify(t(exc.key, **exc.params), severity="error")  # type: ignore[arg-type]
+            return
+
+        def save(alarms: tuple[str, ...]) -> None:
+            self._guard(lambda: repo.order_reading(self.order_id, value_l, alarms=alarms), t("order_reading_saved"))
+
+        if verdict.ok:
+            save(())
+            return
+
+        def decided(choice: str | None) -> None:
+            if choice == "confirm":
+                save((CONFIRMED_FLAG,))
+            elif choice == "rollover":
+                save(("rollover",))
+            elif choice == "reverse":
+                save(("reverse_flow",))
+
+        from .reading import CheckScreen
+
+        self.app.push_screen(CheckScreen(verdict, allow_observation=False), decided)
 
     def action_replace(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
@@ -178,7 +222,13 @@ class OrderScreen(Screen[None]):
         if o.get("status") in ("created", "assigned"):
             self.app.notify(t("order_not_started"), severity="warning")
             return
-        self._guard(lambda: repo.complete_order(self.order_id), t("order_completed"))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._guard(lambda: repo.complete_order(self.order_id), t("order_completed"))
+
+        self.app.push_screen(ConfirmScreen(t("complete_title"), t(
+            "complete_question", id=self.order_id[-8:], type=label("wo_type", o.get("type")))), answered)
 
     def action_impossible(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]

@@ -11,6 +11,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from sync.plausibility import CONFIRMED_FLAG
+
 from ..i18n import t
 from ..repository import MeterInfo
 from ..validation import (
@@ -159,7 +161,7 @@ class ReadingScreen(ModalScreen[str | None]):
 
     def _decide(self, entry: Entry, choice: str | None) -> None:
         if choice == "confirm":
-            self._save(entry, ("confirmed_out_of_range",))
+            self._save(entry, (CONFIRMED_FLAG,))
         elif choice == "rollover":
             self._save(entry, ("rollover",))
         elif choice == "reverse":
@@ -203,14 +205,17 @@ class CheckScreen(ModalScreen[str | None]):
         Binding("escape", "choose('reenter')", t("key_back")),
     ]
 
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Verdict, allow_observation: bool = True) -> None:
         super().__init__()
         self.verdict = verdict
+        self.allow_observation = allow_observation
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # rollover / reverse flow only explain a value below the previous one
         if action == "choose" and parameters and parameters[0] in ("rollover", "reverse"):
             return Issue.LOWER_THAN_LAST in self.verdict.issues
+        if action == "choose" and parameters and parameters[0] == "observation":
+            return self.allow_observation
         return True
 
     def compose(self) -> ComposeResult:
@@ -222,7 +227,9 @@ class CheckScreen(ModalScreen[str | None]):
             options = [t("btn_confirm")]
             if Issue.LOWER_THAN_LAST in v.issues:
                 options += [t("btn_rollover"), t("btn_reverse")]
-            options += [t("btn_observation"), t("btn_reenter")]
+            if self.allow_observation:
+                options.append(t("btn_observation"))
+            options.append(t("btn_reenter"))
             yield Static("\n".join(options), id="check-options", classes="hint")
 
     def action_choose(self, choice: str) -> None:

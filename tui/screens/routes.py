@@ -13,7 +13,7 @@ from ..widgets.syncbar import SyncBar
 
 class RoutesScreen(Screen[None]):
     BINDINGS = [
-        Binding("enter", "open", t("key_routes"), show=False),
+        Binding("enter", "open", t("key_open"), show=False),
         Binding("b", "search", t("key_search")),
         Binding("t", "orders", t("key_orders")),
         Binding("s", "sync", t("key_sync")),
@@ -31,8 +31,8 @@ class RoutesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#routes", DataTable)
-        table.add_column(t("col_route"), key="id")
-        table.add_column(t("col_name"), key="name")
+        # the route's name, never its id (a UUID for routes made by the cloud)
+        table.add_column(t("col_route"), key="name")
         table.add_column(t("col_read"), key="read")
         table.add_column(t("col_skipped"), key="skipped")
         table.add_column(t("col_pending"), key="pending")
@@ -50,7 +50,7 @@ class RoutesScreen(Screen[None]):
         table.clear()
         routes = repo.routes()
         for r in routes:
-            table.add_row(r.id, r.name, r.read, r.skipped, r.pending, r.total, key=r.id)
+            table.add_row(r.name, r.read, r.skipped, r.pending, r.total, key=r.id)
         self.query_one("#routes-empty", Static).update("" if routes else t("routes_none"))
         if routes:
             table.move_cursor(row=min(keep, len(routes) - 1))

@@ -19,15 +19,22 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 # (header key, width); the address takes what is left at 80 columns
-WIDTHS = (5, 12, 33, 11, 13)
+WIDTHS = (4, 14, 32, 10, 13)
+SERIAL_COLUMN = 1
 
 
 def fit(text: str, width: int) -> str:
     return text[:width].ljust(width) if len(text) <= width else text[: width - 1] + "…"
 
 
+def fit_end(text: str, width: int) -> str:
+    """Cut from the left: a serial's distinguishing end (…Z01-000123) stays visible."""
+    return text.ljust(width) if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
 def format_row(cells: Sequence[str]) -> str:
-    return " ".join(fit(str(c), w) for c, w in zip(cells, WIDTHS, strict=False))
+    return " ".join((fit_end if i == SERIAL_COLUMN else fit)(str(c), w)
+                    for i, (c, w) in enumerate(zip(cells, WIDTHS, strict=False)))
 
 
 class LazyRows(Sequence[tuple[str, ...]]):

@@ -1,4 +1,6 @@
-"""The always-visible sync status line: pending changes, last sync and with whom, refusals."""
+"""The always-visible banner: online/offline (and with whom), pending changes, last sync,
+refusals. One line, on every screen, so the reader always knows whether captured data has
+left the device."""
 
 from __future__ import annotations
 
@@ -22,7 +24,12 @@ class SyncBar(Static):
         if repo is None:
             self.update("")
             return
-        parts = [t("sync_pending", n=repo.pending_count())]
+        online = getattr(app, "online", None)
+        if online:
+            net = t("net_online", peer=t(f"peer_{getattr(app, 'online_peer', None) or 'cloud'}"))
+        else:
+            net = t("net_offline") if online is False else t("net_unknown")
+        parts = [net, t("sync_pending", n=repo.pending_count())]
         running = getattr(app, "sync_running_peer", None)
         last = repo.last_sync()
         if running:
@@ -30,7 +37,8 @@ class SyncBar(Static):
         elif last is None:
             parts.append(t("sync_never"))
         else:
-            parts.append(t("sync_last", when=format_local(last.at), peer=t(f"peer_{last.peer}")))
+            when = format_local(last.at)  # DD/MM/AAAA HH:MM → DD/MM HH:MM: the banner fits 80 columns
+            parts.append(t("sync_last", when=when[:5] + when[10:], peer=t(f"peer_{last.peer}")))
         n_ref = len(repo.refusals())
         if n_ref:
             parts.append(t("sync_refusals", n=n_ref))
@@ -38,4 +46,5 @@ class SyncBar(Static):
         if problem:
             parts.append(problem)
         self.set_class(bool(n_ref) or bool(problem), "-warning")
+        self.set_class(bool(online), "-online")
         self.update(" · ".join(parts))
