@@ -61,6 +61,18 @@ class ObservationCode:
         return asdict(self)
 
 
+def from_replicated(row: Mapping[str, Any]) -> ObservationCode | None:
+    """A code from a replicated `observation_codes` row (the fields `replicated_fields` writes);
+    None for a row without a usable code. The work-order part is not replicated (False/None)."""
+    code = str(row.get("code") or "").strip().upper()
+    if not code:
+        return None
+    desc = " ".join(str(row.get("description") or code).split())[:MAX_DESCRIPTION]
+    return ObservationCode(code=code, description=desc, replaces_reading=bool(row.get("skip_reading")),
+                           requires_photo=bool(row.get("requires_photo")),
+                           active=row.get("active") not in (False, 0))
+
+
 def normalise_code(raw: object) -> str:
     code = str(raw or "").strip().upper()
     if not CODE_RE.match(code):

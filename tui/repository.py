@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sync.observations import ObservationCode, from_replicated
+
 from .validation import DAY_MS, MX_TZ, Past
 
 SETTINGS = "tui_settings"
@@ -116,14 +118,6 @@ class MeterInfo:
         if last_v is not None and all(p.taken_at_ms != last_at for p in past):
             past.append(Past(int(last_at) if last_at is not None else None, int(last_v)))
         return sorted(past, key=lambda p: (p.taken_at_ms is not None, p.taken_at_ms or 0))
-
-
-@dataclass(frozen=True)
-class ObservationCode:
-    code: str
-    description: str
-    skip_reading: bool
-    requires_photo: bool
 
 
 @dataclass(frozen=True)
@@ -285,13 +279,10 @@ class Repository:
                     route_lists[str(sp["route_id"])].append((int(order) if order is not None else 1 << 30, serial))
         self._route_serials = {rid: [s for _, s in sorted(items)] for rid, items in route_lists.items()}
         self._codes = {}
-        for c in self._live("observation_codes", ("code", "description", "skip_reading", "requires_photo", "active")):
-            if c.get("active") in (False, 0) or not c.get("code"):
-                continue
-            self._codes[str(c["code"])] = ObservationCode(
-                str(c["code"]), str(c.get("description") or c["code"]), bool(c.get("skip_reading")),
-                bool(c.get("requires_photo")),
-            )
+        for row in self._live("observation_codes", ("code", "description", "skip_reading", "requires_photo", "active")):
+            code = from_replicated(row)
+            if code is not None and code.active:
+                self._codes[code.code] = code
         self._rebuild_cycle_status()
 
     def cycle_start(self, route_id: str | None) -> int:
@@ -421,7 +412,7 @@ class Repository:
         return sorted(self._codes.values(), key=lambda c: c.code)
 
     def observation(self, code: str) -> ObservationCode | None:
-        return self._codes.get(code)
+        return self._codes.get(code.strip().upper())
 
     # ---- writes: readings ----------------------------------------------------------------------
     def record_reading(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +18,14 @@ from sqlalchemy.engine import Connection
 from cloud.events import record_event
 from cloud.observations.tables import observation_code_effects as effects
 from cloud.registry import replicated
-from sync.observations import DEFAULT_CATALOGUE, MAX_CATALOGUE, ObservationCode, ObservationError, make
+from sync.observations import (
+    DEFAULT_CATALOGUE,
+    MAX_CATALOGUE,
+    ObservationCode,
+    ObservationError,
+    from_replicated,
+    make,
+)
 
 _NS = uuid.UUID("0190b3a2-6c1e-7d40-9a55-4f0b5c0de001")
 
@@ -36,13 +44,12 @@ def list_codes(conn: Connection, municipality: str, *, include_inactive: bool = 
     eff = {r.code: r for r in conn.execute(sa.select(effects).where(effects.c.municipality == municipality))}
     out = []
     for r in rows:
-        e = eff.get(str(r.code).upper())
-        code = ObservationCode(
-            code=str(r.code).upper(), description=str(r.description or r.code),
-            replaces_reading=bool(r.skip_reading), opens_work_order=bool(e.opens_work_order) if e else False,
-            work_order_type=(e.work_order_type if e and e.opens_work_order else None),
-            requires_photo=bool(r.requires_photo), active=r.active is not False,
-        )
+        code = from_replicated(r._mapping)
+        if code is None:
+            continue
+        e = eff.get(code.code)
+        if e is not None and e.opens_work_order:
+            code = replace(code, opens_work_order=True, work_order_type=e.work_order_type)
         if include_inactive or code.active:
             out.append(code)
     return sorted(out, key=lambda c: c.code)

@@ -29,7 +29,7 @@ class EnrolScreen(Screen[None]):
             yield ErrorLine(id="error", classes="error")
             yield Static("", id="enrol-status", classes="ok")
             yield Static(f"Enter = {t('enrol_go')} · Ctrl+Q = {t('key_quit')}", classes="hint")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         self.query_one("#url", Input).focus()

@@ -47,7 +47,7 @@ class OrdersScreen(Screen[None]):
         yield Static("", id="orders-empty", classes="hint")
         yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
         yield SyncBar(id="syncbar")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         table = self.query_one("#orders", DataTable)
@@ -104,7 +104,7 @@ class OrderScreen(Screen[None]):
         yield Static("", id="order-info")
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
         yield SyncBar(id="syncbar")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         table = self.query_one("#events", DataTable)

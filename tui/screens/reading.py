@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -243,12 +244,28 @@ class ObservationScreen(ModalScreen[str | None]):
         repo = self.app.repo  # type: ignore[attr-defined]
         with Vertical(id="obs-dialog", classes="dialog"):
             yield Static(t("obs_title"), classes="title")
-            yield OptionList(*[Option(f"{c.code:<6} {c.description}", id=c.code) for c in repo.observation_codes()],
-                             id="obs-list")
+            yield OptionList(*[Option(f"{c.code:<4} {c.description}" + (t("obs_replaces") if c.replaces_reading else ""),
+                                      id=c.code) for c in repo.observation_codes()], id="obs-list")
             yield Label(t("obs_help"), classes="hint")
 
     def on_mount(self) -> None:
+        self._typed = ""
         self.query_one(OptionList).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing a code's digits jumps to it (readers know the common codes by heart)."""
+        ch = event.character
+        if not ch or not ch.isalnum():
+            return
+        codes = [c.code for c in self.app.repo.observation_codes()]  # type: ignore[attr-defined]
+        typed = (self._typed + ch).upper()
+        if not any(code.startswith(typed) for code in codes):
+            typed = ch.upper()
+        match = next((i for i, code in enumerate(codes) if code.startswith(typed)), None)
+        if match is not None:
+            self._typed = typed
+            self.query_one(OptionList).highlighted = match
+            event.stop()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -20,7 +20,7 @@ class RefusalsScreen(Screen[None]):
         yield Static("", id="refusals-empty", classes="hint")
         yield DataTable(id="refusals", cursor_type="row", zebra_stripes=True)
         yield SyncBar(id="syncbar")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         table = self.query_one("#refusals", DataTable)

@@ -5,6 +5,7 @@ With route_id None it searches every downloaded route (search from the home scre
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +17,15 @@ from ..validation import format_m3
 from ..widgets.form import ErrorLine
 from ..widgets.meterlist import LazyRows, MeterList, format_row
 from ..widgets.syncbar import SyncBar
+
+
+def type_ahead_reserved(screen: Screen[None]) -> set[str]:
+    """Keys that stay commands on a list screen (its own and the app's bindings)."""
+    keys: set[str] = set()
+    for b in [*getattr(screen, "BINDINGS", []), *getattr(screen.app, "BINDINGS", [])]:
+        if isinstance(b, Binding):
+            keys.update(k.strip() for k in b.key.split(","))
+    return keys
 
 
 def row_cells(m: MeterRow) -> tuple[str, ...]:
@@ -30,10 +40,16 @@ class RouteScreen(Screen[None]):
         Binding("s", "sync", t("key_sync")),
     ]
 
-    def __init__(self, route_id: str | None) -> None:
+    def __init__(self, route_id: str | None, typed: str = "") -> None:
         super().__init__()
         self.route_id = route_id
         self.filter = ""
+        # characters typed (or scanned) before the search box had the focus: they are kept, in
+        # order, so a barcode scanner's burst ("WM-…-000123" + Enter) loses no key
+        self._typed_ahead = bool(typed)
+        self._initial = typed
+        self._mounted_search = False
+        self._submit_on_mount = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -44,10 +60,18 @@ class RouteScreen(Screen[None]):
                      id="meters-head", classes="colhead")
         yield MeterList(id="meters")
         yield SyncBar(id="syncbar")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         self.refresh_data()
+        self._mounted_search = True
+        if self._initial:
+            search = self.query_one("#search", Input)
+            search.value = self._initial + search.value
+            search.cursor_position = len(search.value)
+        if self._submit_on_mount:
+            self._submit(self.query_one("#search", Input).value)
+            return
         if self.route_id is None:
             self.query_one("#search", Input).focus()
         else:
@@ -88,8 +112,53 @@ class RouteScreen(Screen[None]):
             self._serials = serials
         self.query_one(SyncBar).refresh_status()
 
+    def on_key(self, event: events.Key) -> None:
+        if self.take_key(event.key, event.character):
+            event.stop()
+            event.prevent_default()
+
+    def take_key(self, key: str, character: str | None) -> bool:
+        """Type-ahead into the search box from the list. Focus moves only after the keys already
+        queued are handled, so each key of a burst is appended here, in order, until the box has
+        the focus; keys that arrive before the widgets exist are buffered. True = consumed."""
+        if not self._mounted_search:
+            if key == "enter" and self._typed_ahead:
+                self._submit_on_mount = True
+            elif character and character.isprintable():
+                self._initial += character
+                self._typed_ahead = True
+            else:
+                return False
+            return True
+        search = self.query_one("#search", Input)
+        if search.has_focus:
+            if self.app.screen is not self:  # fed by the home screen: the box is not reached yet
+                if key == "enter":
+                    self._submit(search.value)
+                elif character and character.isprintable():
+                    search.insert_text_at_cursor(character)
+                return True
+            return False
+        if key == "enter" and self._typed_ahead:
+            self._submit(search.value)
+            return True
+        if character and character.isprintable() and key not in type_ahead_reserved(self):
+            if not self._typed_ahead:
+                search.value = ""
+            self._typed_ahead = True
+            search.value += character
+            search.cursor_position = len(search.value)
+            search.focus()
+            return True
+        return False
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        query = event.value.strip()
+        event.stop()
+        self._submit(event.value)
+
+    def _submit(self, value: str) -> None:
+        self._typed_ahead = False
+        query = value.strip()
         err = self.query_one(ErrorLine)
         err.clear()
         self.filter = query

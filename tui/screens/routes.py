@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -9,9 +10,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ..i18n import t
 from ..widgets.syncbar import SyncBar
+from .route import RouteScreen, type_ahead_reserved
 
 
 class RoutesScreen(Screen[None]):
+    _search: RouteScreen | None = None
+
     BINDINGS = [
         Binding("enter", "open", t("key_open"), show=False),
         Binding("b", "search", t("key_search")),
@@ -27,7 +31,7 @@ class RoutesScreen(Screen[None]):
         yield Static("", id="routes-empty", classes="hint")
         yield DataTable(id="routes", cursor_type="row", zebra_stripes=True)
         yield SyncBar(id="syncbar")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # Ctrl+P is listed by ?: the keys need the width
 
     def on_mount(self) -> None:
         table = self.query_one("#routes", DataTable)
@@ -41,6 +45,7 @@ class RoutesScreen(Screen[None]):
         table.focus()
 
     def on_screen_resume(self) -> None:
+        self._search = None
         self.refresh_data()
 
     def refresh_data(self) -> None:
@@ -66,8 +71,6 @@ class RoutesScreen(Screen[None]):
             self._open(str(key.value))
 
     def _open(self, route_id: str) -> None:
-        from .route import RouteScreen
-
         self.app.push_screen(RouteScreen(route_id))
 
     def action_search(self) -> None:
@@ -75,8 +78,6 @@ class RoutesScreen(Screen[None]):
         if not repo.has_routes():
             self.app.notify(t("err_no_routes"), severity="error")
             return
-        from .route import RouteScreen
-
         self.app.push_screen(RouteScreen(None))
 
     def action_orders(self) -> None:
@@ -86,6 +87,24 @@ class RoutesScreen(Screen[None]):
 
     def action_sync(self) -> None:
         self.app.action_sync()  # type: ignore[attr-defined]
+
+    def on_key(self, event: events.Key) -> None:
+        """A serial typed or scanned on the home screen searches every route. The burst's first
+        key opens the search; keys still queued for this screen are passed on to it in order."""
+        if self._search is not None:
+            if self._search.take_key(event.key, event.character):
+                event.stop()
+                event.prevent_default()
+            return
+        ch = event.character
+        if not ch or not ch.isprintable() or ch.isspace() or event.key in type_ahead_reserved(self):
+            return
+        if not self.app.repo.has_routes():  # type: ignore[attr-defined]
+            return
+        event.stop()
+        event.prevent_default()
+        self._search = RouteScreen(None, typed=ch)
+        self.app.push_screen(self._search)
 
     def action_refusals(self) -> None:
         from .refusals import RefusalsScreen
