@@ -87,7 +87,7 @@ class OrderScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
         Binding("i", "start", t("key_start")),
-        Binding("n", "note", t("key_note")),
+        Binding("n", "note", t("key_note"), show=False),  # in the help (?): the footer fits 80 columns
         Binding("l", "reading", t("key_reading")),
         Binding("m", "replace", t("key_replace")),
         Binding("t", "complete", t("key_complete")),
