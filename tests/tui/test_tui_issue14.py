@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 from textual.widgets._footer import FooterKey
 from tui_helpers import SITE, GatewayPeer, readings
 from typer.testing import CliRunner

@@ -13,8 +13,8 @@ from sync import wire
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from tui.app import ReaderApp
-from tui.screens.dialogs import ConfirmScreen
 from tui.repository import OrderClosed, Repository
+from tui.screens.dialogs import ConfirmScreen
 from tui.screens.orders import OrderScreen, OrdersScreen, PromptScreen, ReplacementScreen
 
 pytestmark = pytest.mark.anyio
