@@ -18,12 +18,14 @@ from typing import Any
 import orjson
 import structlog
 
+from gateway.rules.meter import MANUAL_SOURCES, Known
 from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.rules")
 
 CURSOR_KEY = "rules_cursor_rowid"
-_COLS = "rowid, id, municipality, zone, meter_serial, taken_at, value_l, source, flow_lph, battery, alarms"
+_COLS = ("rowid, id, municipality, zone, meter_serial, taken_at, value_l, source, flow_lph, battery, alarms, "
+         "supersedes")
 
 
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
@@ -31,7 +33,8 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     # worker's time: every new reading and ~6 history rows per reading pass through here)
     a = r[10]
     return {"id": r[1], "municipality": r[2], "zone": r[3], "meter_serial": r[4], "taken_at": r[5], "value_l": r[6],
-            "source": r[7], "flow_lph": r[8], "battery": r[9], "alarms": orjson.loads(a) if a and a != "[]" else []}
+            "source": r[7], "flow_lph": r[8], "battery": r[9], "alarms": orjson.loads(a) if a and a != "[]" else [],
+            "supersedes": r[11]}
 
 
 class RulesWorker:
@@ -85,9 +88,10 @@ class RulesWorker:
                      "AND taken_at >= ? AND rowid <= ?")
                 for r in conn.execute(q, (*part, lo, cur)):
                     history.setdefault(r[4], []).append(_row(r))
+            known = self._known(sorted({r["meter_serial"] for r in new if r["source"] in MANUAL_SOURCES}))
         finally:
             conn.execute("COMMIT")  # ends the read snapshot
-        found = self.evaluate_batch(new, history)
+        found = self.evaluate_batch(new, history, known=known) if known else self.evaluate_batch(new, history)
         with self.store.transaction():
             if found:
                 self.store.insert_facts("anomalies", found)
@@ -97,6 +101,20 @@ class RulesWorker:
             self.anomalies += len(found)
             log.info("anomalies_raised", count=len(found), kinds=sorted({a["kind"] for a in found}))
         return len(new_rows)
+
+    def _known(self, serials: list[str]) -> dict[str, Known]:
+        """The registry's last value and tariff class of meters with typed readings in the chunk
+        (few: readers' entries), from the reference rows the gateway pulled."""
+        out: dict[str, Known] = {}
+        conn = self.store.conn
+        for i in range(0, len(serials), 500):
+            part = serials[i:i + 500]
+            q = ('SELECT m.serial, m.last_value_l, m.last_read_at, sp.use_type FROM "meters" m '
+                 'LEFT JOIN "service_points" sp ON sp.id = m.service_point_id AND sp._cl % 2 = 1 '
+                 f"WHERE m._cl % 2 = 1 AND m.serial IN ({','.join('?' * len(part))})")
+            for serial, last_l, last_at, use in conn.execute(q, part):
+                out[serial] = Known(last_l, last_at, use)
+        return out
 
     def _run(self) -> None:
         while not self._stop.is_set():

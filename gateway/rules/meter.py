@@ -11,17 +11,34 @@ Catalogue and thresholds: docs/edge-rules.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.rules.config import MeterRules
+from sync import plausibility
 
 Reading = Mapping[str, Any]
 Anomaly = dict[str, Any]
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 SOURCE = "gateway-rules"
+#: Readings a person typed: judged by the one plausibility rule (`sync.plausibility`), as the
+#: reader app, the handheld CLI and the cloud judge them, not by the register rules meant for
+#: automatic meters (a reader's corrected or confirmed value is not a reverse flow).
+MANUAL_SOURCES = frozenset({"handheld", "api"})
+REGISTER_RULES = frozenset({"range", "rollover", "reverse_flow", "spike"})
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the registry knows of a meter (the `meters`/`service_points` rows the gateway
+    pulled): its last value, possibly undated, and the connection's tariff class."""
+
+    last_value_l: int | None = None
+    last_read_at: int | None = None
+    use_class: str | None = None
 
 
 def anomaly(kind: str, severity: str, reading: Reading, details: dict[str, Any]) -> Anomaly:
@@ -271,6 +288,32 @@ def rule_low_battery(reading: Reading, history: Sequence[Reading], cfg: MeterRul
                                                      "threshold_pct": cfg.battery_low_pct})]
 
 
+def rule_plausibility(reading: Reading, history: Sequence[Reading], cfg: MeterRules,
+                      known: Known | None = None) -> list[Anomaly]:
+    """A typed reading the plausibility rule questions and nobody confirmed. The reader's own
+    explanations are kept as such: confirmed (the cloud's VEE still holds it for review),
+    rollover (VEE counts across the wrap), reverse flow (raised as the reader reported it)."""
+    alarms = reading.get("alarms") or ()
+    if "reverse_flow" in alarms:
+        return [anomaly("reverse_flow", "warning", reading, {"reported_by": "reader"})]
+    if plausibility.CONFIRMED_FLAG in alarms or "rollover" in alarms:
+        return []
+    points = [plausibility.Point(int(h["taken_at"]), int(h["value_l"])) for h in history
+              if h["taken_at"] < reading["taken_at"] and h.get("value_l") is not None]
+    if not points and known is not None and known.last_value_l is not None:
+        points.append(plausibility.Point(known.last_read_at, known.last_value_l))
+    verdict = plausibility.check(int(reading["value_l"]), points, int(reading["taken_at"]),
+                                 use_class=known.use_class if known else None,
+                                 register_max_l=cfg.rollover_l - 1 if cfg.rollover_l else None)
+    if not verdict.implausible:
+        return []
+    details: dict[str, Any] = {"rule": "plausibility", "issue": verdict.issues[0].value, "value_l": verdict.value_l,
+                               "last_l": verdict.last.value_l if verdict.last else None}
+    if verdict.bounds is not None:
+        details["high_l"] = verdict.bounds.high_l
+    return [anomaly("out_of_range", "warning", reading, details)]
+
+
 RULES: dict[str, Callable[[Reading, Sequence[Reading], MeterRules], list[Anomaly]]] = {
     "range": rule_range,
     "rollover": rule_rollover,
@@ -284,19 +327,34 @@ RULES: dict[str, Callable[[Reading, Sequence[Reading], MeterRules], list[Anomaly
 }
 
 
+def effective(history: Sequence[Reading]) -> list[Reading]:
+    """The readings that still count: an entry superseded by a correction is gone from history."""
+    superseded = {h.get("supersedes") for h in history if h.get("supersedes")}
+    return [h for h in history if h.get("id") not in superseded]
+
+
 def evaluate(
     reading: Reading,
     history: Sequence[Reading],
     cfg: MeterRules | None = None,
     *,
     rules: Sequence[str] | None = None,
+    known: Known | None = None,
 ) -> list[Anomaly]:
     """Run the meter rules on a new reading. `history` = the meter's earlier readings (any
-    order; at least `zero_days` of them for the zero-consumption rule)."""
+    order; at least `zero_days` of them for the zero-consumption rule). A correction (a reading
+    that supersedes another) never raises an anomaly of its own: a person decided its value."""
+    if reading.get("supersedes"):
+        return []
     cfg = cfg or MeterRules()
-    hist = sorted((h for h in history if h["taken_at"] < reading["taken_at"]), key=lambda h: h["taken_at"])
+    hist = sorted((h for h in effective(history) if h["taken_at"] < reading["taken_at"]),
+                  key=lambda h: h["taken_at"])
     out: list[Anomaly] = []
-    for name in rules or RULES:
+    names = list(rules or RULES)
+    if reading.get("source") in MANUAL_SOURCES:
+        names = [n for n in names if n not in REGISTER_RULES]
+        out.extend(rule_plausibility(reading, hist, cfg, known))
+    for name in names:
         out.extend(RULES[name](reading, hist, cfg))
     return out
 
@@ -311,9 +369,11 @@ def evaluate_batch(
     readings: Sequence[Reading],
     history_by_meter: Mapping[str, Sequence[Reading]],
     cfg: MeterRules | None = None,
+    known: Mapping[str, Known] | None = None,
 ) -> list[Anomaly]:
     """Rules for a batch of new readings (an ingest commit): per meter in time order, each new
-    reading sees the stored history plus the batch's earlier readings of the same meter."""
+    reading sees the stored history plus the batch's earlier readings of the same meter.
+    `known`: the registry's view of meters with typed readings (plausibility rule)."""
     cfg = cfg or MeterRules()
     by_meter: dict[str, list[Reading]] = {}
     for r in readings:
@@ -322,6 +382,6 @@ def evaluate_batch(
     for meter, new in by_meter.items():
         hist = sorted(history_by_meter.get(meter, ()), key=lambda h: h["taken_at"])
         for r in sorted(new, key=lambda h: h["taken_at"]):
-            out.extend(evaluate(r, hist, cfg))
+            out.extend(evaluate(r, hist, cfg, known=(known or {}).get(meter)))
             hist.append(r)
     return out
