@@ -30,7 +30,7 @@ def test_correction_downwards_raises_nothing() -> None:
     first = reading("r1", 0, 1_000_000)
     typo = reading("r2", 30, 1_190_000)  # a slipped digit, confirmed by mistake
     typo["alarms"] = ["confirmed_out_of_range"]
-    fix = reading("r3", 30, 1_019_000, supersedes="r2")
+    fix = reading("r3", 31, 1_019_000, supersedes="r2")  # entered the next day: raised reverse_flow before
     assert kinds(evaluate_batch([first, typo, fix], {})) == []
     # the next reading is judged against the correction, not the superseded typo
     nxt = reading("r4", 60, 1_037_000)
