@@ -96,9 +96,9 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
         if not repo.has_routes():
             raise HandheldError(t("err_no_routes"))
         if not repo.known_meter(serial):
-            raise HandheldError(t("err_unknown_meter", serial=serial))
+            raise HandheldError(t("err_unknown_meter", serial=serial[:60]))  # echo bounded
         if observation and repo.observation(observation) is None:
-            raise HandheldError(t("err_obs_unknown", code=observation))
+            raise HandheldError(t("err_obs_unknown", code=observation[:20]))
         try:
             value_l = parse_reading_m3(value_m3) if value_m3 else None
         except EntryError as exc:
@@ -108,9 +108,10 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
         info = repo.meter(serial)
         current = repo.current_reading(info)
         if current is not None and not correct:
-            raise HandheldError(t("err_already_read_cli", serial=serial,
-                                  value=format_m3(current.value_l) if current.value_l is not None
-                                  else current.observation_code, when=format_local(current.taken_at)))
+            what = (t("already_read_value", value=format_m3(current.value_l)) if current.value_l is not None
+                    else t("already_read_obs", code=current.observation_code))
+            raise HandheldError(t("err_already_read_cli", serial=serial, what=what,
+                                  when=format_local(current.taken_at)))
         supersedes = current.id if current is not None else None
         alarms: tuple[str, ...] = ()
         if value_l is not None:

@@ -164,7 +164,7 @@ ES: dict[str, str] = {
     "obs_none": "(ninguna)",
     "obs_replaces": "  · sin lectura",
     "err_implausible_cli": "No se guardó. Si el registro realmente marca ese valor, repita con --confirm.",
-    "err_already_read_cli": "El medidor {serial} ya tiene lectura en este ciclo ({value}, {when}). "
+    "err_already_read_cli": "El medidor {serial} ya tiene {what} de este ciclo ({when}). "
     "Para corregirla repita con --correct.",
     # validation prompts
     "check_title": "Revise la lectura",
@@ -409,7 +409,7 @@ EN: dict[str, str] = {
     "obs_none": "(none)",
     "obs_replaces": "  · no reading",
     "err_implausible_cli": "Not saved. If the register really shows that value, repeat with --confirm.",
-    "err_already_read_cli": "Meter {serial} already has a reading this cycle ({value}, {when}). "
+    "err_already_read_cli": "Meter {serial} already has {what} this cycle ({when}). "
     "To correct it repeat with --correct.",
     "check_title": "Check the reading",
     "issue_too_high": "The reading {value} m³ is HIGHER than expected (max ≈{high} m³). "

@@ -112,8 +112,9 @@ def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dial
     hist = accepted_history(conn, row["meter_serial"], since=row["taken_at"] - (cfg.history_days + 60) * vee.DAY_MS)
     reading = vee.Reading(row["id"], row["taken_at"], row["value_l"], row.get("observation_code"))
     res = vee.validate(reading, hist, dials=dials, now=now, config=cfg, known=known)
-    if row.get("supersedes"):
+    if row.get("supersedes") and row.get("value_l") is not None:
         # An audited manual edit: a person decided the value; keep the checks as information.
+        # (A correction to an observation-only entry has no value to accept.)
         res = vee.VeeResult(vee.VALID, ("manual_edit", *res.flags), res.consumption_l, res.days, res.daily_avg_l,
                             res.previous_id)
     true_up_l = None

@@ -80,3 +80,9 @@ def test_observation_only_entry_is_listed_not_a_500(cloud) -> None:  # type: ign
     (got,) = r.json()
     assert got["value_l"] is None and got["observation_code"] == "01"
     assert got["validation"]["status"] == "invalid" and "no_value" in got["validation"]["flags"]
+    # a correction that is itself observation-only has no value to accept either
+    fix = {**row, "observation_code": "02", "supersedes": got["id"], "taken_at": row["taken_at"] + 60_000}
+    with cloud.engine.begin() as conn:
+        replicated.insert_facts(conn, "readings", [fix], None)
+    got = cloud.client.get("/api/v2/readings?meter=PL-OBS-1", headers=h).json()
+    assert [(g["observation_code"], g["validation"]["status"]) for g in got] == [("01", "invalid"), ("02", "invalid")]
