@@ -125,8 +125,9 @@ class ReaderApp(App[None]):
         if outcome.ok and outcome.peer is not None:
             self.sync_problem = ""
             self.repo.reload()
-            self.notify(t("sync_ok", peer=t(f"peer_{outcome.peer.kind}"), pushed=outcome.pushed,
-                          pulled=outcome.pulled))
+            if not probe or outcome.pushed or outcome.pulled:  # a background round that moved nothing is quiet
+                self.notify(t("sync_ok", peer=t(f"peer_{outcome.peer.kind}"), pushed=outcome.pushed,
+                              pulled=outcome.pulled))
             if outcome.refused:
                 self.notify(t("sync_refused_some", n=outcome.refused), severity="warning", timeout=10)
         elif outcome.credential_rejected:

@@ -148,6 +148,7 @@ ES: dict[str, str] = {
     "col_state": "",
     "superseded": "corregida",
     "source_reference": "nube (última conocida)",
+    "no_date": "sin fecha",
     # reading entry
     "reading_title": "Lectura de {serial}",
     "reading_correct_title": "Corrección de lectura de {serial}",
@@ -394,6 +395,7 @@ EN: dict[str, str] = {
     "col_state": "",
     "superseded": "corrected",
     "source_reference": "cloud (last known)",
+    "no_date": "no date",
     "reading_title": "Reading of {serial}",
     "reading_correct_title": "Correction of {serial}",
     "reading_value": "Reading (m³)",

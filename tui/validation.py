@@ -35,7 +35,7 @@ class EntryError(ValueError):
         self.params = params
 
 
-_NUMBER = re.compile(r"^\d{1,9}([.,]\d{1,3})?$")
+_NUMBER = re.compile(r"^[0-9]{1,9}([.,][0-9]{1,3})?$")  # ASCII digits only: other scripts are garbage here
 
 
 def parse_reading_m3(text: str) -> int:

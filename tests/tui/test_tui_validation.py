@@ -45,6 +45,8 @@ def test_parse_reading_accepts_m3_with_dot_or_comma(text: str, litres: int) -> N
         ("1.2.3", "err_reading_not_number"),
         ("1234.5678", "err_reading_not_number"),
         ("-5", "err_reading_negative"),
+        ("١٢٣٤", "err_reading_not_number"),  # Arabic-Indic digits
+        ("１２", "err_reading_not_number"),  # full-width digits
     ],
 )
 def test_parse_reading_refuses_with_a_message_key(text: str, key: str) -> None:

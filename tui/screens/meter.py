@@ -94,9 +94,11 @@ class MeterScreen(Screen[None]):
                           t(f"source_{r.source}") if has(f"source_{r.source}") else r.source,
                           t("superseded") if r.superseded else "")
         last_at, last_v = info.meter.get("last_read_at"), info.meter.get("last_value_l")
-        if last_at is not None and last_v is not None and all(r.taken_at != last_at for r in info.readings):
-            # the value the office knows, so the reader sees history even on a first visit
-            table.add_row(format_local(int(last_at)), format_m3(int(last_v)), "", t("source_reference"), "")
+        if last_v is not None and all(r.taken_at != last_at for r in info.readings):
+            # the value the office knows (dated or not: the check uses it either way), so the
+            # reader sees history even on a first visit
+            table.add_row(format_local(int(last_at)) if last_at is not None else t("no_date"), format_m3(int(last_v)),
+                          "", t("source_reference"), "")
         self.query_one(SyncBar).refresh_status()
 
     def action_back(self) -> None:
