@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding
 from textual.command import CommandPalette
-from textual.screen import Screen
 
 from edge.store import EdgeStore
 
 from .i18n import t
+from .palette import ReaderCommands, ReaderPalette
 from .repository import Repository, read_enrolment
 from .widgets.syncbar import SyncBar
 
@@ -24,8 +24,17 @@ if TYPE_CHECKING:  # httpx/tenacity load with the first sync, not at start-up
 AUTO_SYNC_S = 60.0
 
 
+def reader_reason(error: str) -> str:
+    """A failed round's reason in the reader's words (the technical text stays in the sync log)."""
+    if error.startswith("HTTP "):
+        status = error[5:8]
+        return t("reason_server_error" if status.startswith("5") else "reason_refused", status=status)
+    return t("reason_unreachable")
+
+
 class ReaderApp(App[None]):
     CSS_PATH = "app.tcss"
+    COMMANDS = {ReaderCommands}  # Spanish commands instead of Textual's English system ones
     TITLE = t("app_title")
     BINDINGS = [
         Binding("f5", "sync", t("key_sync"), show=False),
@@ -136,7 +145,8 @@ class ReaderApp(App[None]):
         elif outcome.attempts:
             last = outcome.attempts[-1]
             self.sync_problem = ""
-            self.notify(t("sync_failed", peer=t(f"peer_{last.peer}"), reason=last.error), severity="warning")
+            self.notify(t("sync_failed", peer=t(f"peer_{last.peer}"), reason=reader_reason(last.error)),
+                        severity="warning")
         elif not probe:
             self.notify(t("sync_no_peer"), severity="warning")
         if not refresh_screen:
@@ -158,15 +168,15 @@ class ReaderApp(App[None]):
 
     def action_command_palette(self) -> None:
         if self.use_command_palette and not CommandPalette.is_open(self):  # type: ignore[arg-type]
-            self.push_screen(CommandPalette(id="--command-palette", placeholder=t("palette_placeholder")))
+            self.push_screen(ReaderPalette())
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield SystemCommand(t("cmd_sync"), t("cmd_sync_help"), self.action_sync)
-        yield SystemCommand(t("cmd_help"), t("cmd_help_help"), self.action_help)
+    def reader_commands(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
+        yield t("cmd_sync"), t("cmd_sync_help"), self.action_sync
+        yield t("cmd_help"), t("cmd_help_help"), self.action_help
         if self.repo is not None:
-            yield SystemCommand(t("cmd_orders"), t("cmd_orders_help"), self._open_orders)
-            yield SystemCommand(t("cmd_refusals"), t("cmd_refusals_help"), self._open_refusals)
-        yield SystemCommand(t("cmd_quit"), t("cmd_quit_help"), self.action_quit)
+            yield t("cmd_orders"), t("cmd_orders_help"), self._open_orders
+            yield t("cmd_refusals"), t("cmd_refusals_help"), self._open_refusals
+        yield t("cmd_quit"), t("cmd_quit_help"), self.action_quit
 
     def _open_orders(self) -> None:
         from .screens.orders import OrdersScreen

@@ -267,11 +267,21 @@ async def test_banner_says_online_after_a_sync_and_offline_when_it_fails(tmp_pat
 async def test_command_palette_is_spanish(handheld: Path) -> None:
     app = ReaderApp(handheld, auto_sync_s=None)
     async with app.run_test(size=(80, 24)) as pilot:
-        titles = [c.title for c in app.get_system_commands(app.screen)]
+        titles = [c[0] for c in app.reader_commands()]
         assert titles == ["Sincronizar ahora", "Ayuda", "Órdenes de trabajo", "Rechazos", "Salir"]
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert app.screen.query_one("CommandInput").placeholder == "Buscar comando…"
+        await type_text(pilot, "ordenes")  # no accent on a field keyboard
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, OrdersScreen)
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "xyzzy")
+        await pilot.pause(0.8)
+        shown = [str(o.prompt) for o in app.screen.query_one("CommandList").options]
+        assert shown == ["Ningún comando coincide"]
 
 
 @pytest.mark.parametrize("where", ["home", "route"])
