@@ -121,6 +121,10 @@ def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dial
     if res.status == vee.VALID and res.previous_id is not None:
         true_up_l = _true_up(conn, row, res, hist, dials)
     _store_validation(conn, row, res, true_up_l)
+    if row.get("observation_code"):
+        from cloud.observations.dispatch import order_for_reading
+
+        order_for_reading(conn, row)  # codes like 07 (leak seen) open a work order
     return res
 
 

@@ -17,3 +17,15 @@ observation_code_effects = sa.Table(
     sa.Column("work_order_type", sa.String(40)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# One row per reading whose observation code was considered for a work order: decided once,
+# also when VEE validates the reading again.
+observation_dispatch = sa.Table(
+    "observation_dispatch",
+    metadata,
+    sa.Column("reading_id", sa.String(64), primary_key=True),
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("work_order_id", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)

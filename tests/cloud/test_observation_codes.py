@@ -102,6 +102,22 @@ def test_codes_reach_vee(cloud) -> None:  # type: ignore[no-untyped-def]
         "observation_code": "07"})
     assert r.status_code == 201 and r.json()["validation"]["status"] == "suspect"
     assert "observation:07" in r.json()["validation"]["flags"]
+    # ... and opens a leak-repair order for the meter, once (a second sighting joins the open order)
+    dispatcher = cloud.user("dispatcher", "EXP-01")
+    orders = c.get(f"/api/v2/work-orders?meter_serial={SERIAL}", headers=dispatcher).json()["items"]
+    assert [(o["type"], o["status"]) for o in orders] == [("leak_repair", "created")]
+    assert "07" in orders[0]["description"]
+    r = c.post("/api/v2/readings", headers=billing, json={
+        "meter_serial": SERIAL, "taken_at": "2026-01-03T10:00:00-06:00", "value_l": base + 900,
+        "observation_code": "07"})
+    assert r.status_code == 201
+    assert len(c.get(f"/api/v2/work-orders?meter_serial={SERIAL}", headers=dispatcher).json()["items"]) == 1
+    # a code that opens nothing (02, dog) opened nothing
+    serial2 = "WM-EXP-01-Z01-000002"
+    r = c.post("/api/v2/readings", headers=billing, json={
+        "meter_serial": serial2, "taken_at": "2026-01-01T10:00:00-06:00", "value_l": 0, "observation_code": "02"})
+    assert r.status_code == 201
+    assert c.get(f"/api/v2/work-orders?meter_serial={serial2}", headers=dispatcher).json()["items"] == []
 
 
 def test_cli_migrate_loads_every_municipality_and_manages_codes(tmp_path: Path) -> None:
