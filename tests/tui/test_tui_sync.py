@@ -135,7 +135,7 @@ async def test_sync_key_updates_status_and_refusals_screen(tmp_path: Path, gatew
         await pilot.press("r")
         assert isinstance(app.screen, RefusalsScreen)
         row = app.screen.query_one("#refusals").get_row_at(0)
-        assert row[0] == "work_orders" and row[1] == "field_not_writable"
+        assert row[0] == "órdenes" and row[1] == "campo que no puede cambiar"  # in the reader's words
 
 
 async def test_expired_credential_is_explained_and_data_kept(tmp_path: Path, gateway: GatewayPeer) -> None:

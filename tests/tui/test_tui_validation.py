@@ -139,6 +139,14 @@ def test_catalogs_have_the_same_keys() -> None:
     assert set(i18n.ES) == set(i18n.EN)
 
 
+def test_every_refusal_code_and_work_order_state_has_a_spanish_label() -> None:
+    from sync.changes import REFUSAL_CODES
+    from sync.schema import WORK_ORDER_STATUS
+
+    assert all(f"refusal_{c}" in i18n.ES for c in REFUSAL_CODES)
+    assert all(f"wo_status_{s}" in i18n.ES for s in WORK_ORDER_STATUS.order)
+
+
 def test_language_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AQUACIS_LANG", "en")
     assert i18n.t("key_quit") == "Quit"

@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ..i18n import t
 from ..widgets.syncbar import SyncBar
+from .orders import label
 
 
 class RefusalsScreen(Screen[None]):
@@ -29,7 +30,8 @@ class RefusalsScreen(Screen[None]):
         table.add_column(t("col_reason"), key="reason", width=50)
         refusals = self.app.repo.refusals()  # type: ignore[attr-defined]
         for r in refusals:
-            table.add_row(r.get("table", ""), r.get("code", ""), str(r.get("reason", ""))[:50])
+            table.add_row(label("table", r.get("table")), label("refusal", r.get("code")),
+                          str(r.get("reason", ""))[:50])
         self.query_one("#refusals-empty", Static).update("" if refusals else t("refusals_none"))
         table.focus()
 
