@@ -17,6 +17,7 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("s", "answer(True)", t("key_yes")),
         Binding("enter", "answer(True)", t("key_yes"), show=False),
+        Binding("y", "answer(True)", t("key_yes"), show=False),  # English keyboards and habits
         Binding("n", "answer(False)", t("key_no")),
         Binding("escape", "answer(False)", t("key_no"), show=False),
     ]
@@ -64,7 +65,7 @@ class HelpScreen(ModalScreen[None]):
                 if key in seen:
                     continue
                 seen.add(key)
-                lines.append(f"  {key_label(key):<8} {b.description}")
+                lines.append(f"  {key_label(key):<8} {b.tooltip or b.description}")
         key = f"help_{type(self.under).__name__}"
         intro = t(key) if has(key) else ""
         with Vertical(classes="dialog", id="help"):

@@ -22,10 +22,10 @@ class MeterScreen(Screen[None]):
         Binding("escape", "back", t("key_back")),
         Binding("l", "read", t("key_read")),
         Binding("enter", "read", t("key_read"), show=False),
-        Binding("o", "observation", t("key_obs_short")),
+        Binding("o", "observation", t("key_obs_short"), tooltip=t("key_skip_long")),
         Binding("c", "correct", t("key_correct")),
-        Binding("n", "next", t("key_next")),
-        Binding("p", "previous", t("key_prev")),
+        Binding("n", "next", t("key_next"), tooltip=t("key_next_long")),
+        Binding("p", "previous", t("key_prev"), tooltip=t("key_prev_long")),
         Binding("s", "sync", t("key_sync"), show=False),
     ]
 
