@@ -83,3 +83,40 @@ def test_worker_reads_the_registry_and_skips_corrections(tmp_path) -> None:  # t
     assert [(a["kind"], a["reading_id"], a["details"]["issue"]) for a in found] == [
         ("out_of_range", ids[0], "too_high")]
     store.close()
+
+
+def test_reader_app_to_gateway_rules_contract(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real producer into the real consumer: the reader app's repository writes a reading and
+    its correction, syncs them to a gateway's hub, and the gateway's rules worker judges them."""
+    from edge.hub import Hub
+    from edge.store import EdgeStore
+    from edge.sync_client import CallableTransport
+    from tui.repository import Enrolment, Repository
+    from tui.sample import MUNICIPALITY, ZONE, load_sample
+    from tui.syncer import sync_once
+
+    hh_site, token, url = "0190a000-0000-7000-8000-0000000000ab", "hh-token", "http://gw.test:8080"
+    gw = GatewayStore.open(tmp_path / "gw.db", site_id=SITE)
+    load_sample(gw.edge)
+    hub = Hub(gw.edge)
+    hub.register_node(token, hh_site, "handheld", MUNICIPALITY, ZONE)
+    hh = EdgeStore.open(tmp_path / "hh.sqlite", site_id=hh_site)
+    load_sample(hh)
+    repo = Repository(hh)
+    repo.save_enrolment(Enrolment(site_id=hh_site, token=token, role="handheld", municipality=MUNICIPALITY,
+                                  zone=ZONE, cloud_url="http://127.0.0.1:9", gateway_url=url, reader_id="L-1"))
+    # WM00000001: last 1,001 m³; the reader types 1,019, then corrects it to 1,018 (a drop of 1 m³)
+    first = repo.record_reading("WM00000001", 1_019_000)
+    repo.record_reading("WM00000001", 1_018_000, supersedes=first, taken_at=repo.clock() + 60_000)
+    # WM00000002: a value below the last one, not confirmed (the CLI would refuse it; a script did not ask)
+    low = repo.record_reading("WM00000002", 500_000)
+    out = sync_once(repo, lambda u: CallableTransport(hub.handle))
+    assert out.ok and out.pushed == 3, out
+    w = RulesWorker(tmp_path / "gw.db", SITE)
+    while w.step():
+        pass
+    w.store.close()
+    found = [(a["kind"], a["reading_id"], a["details"].get("issue")) for a in gw.edge.rows("anomalies")]
+    assert found == [("out_of_range", low, "lower_than_last")]  # no reverse_flow for the correction
+    hh.close()
+    gw.close()
