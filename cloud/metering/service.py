@@ -21,6 +21,7 @@ from cloud.registry.tables import meter_installations
 from sync import plausibility
 
 SOURCES = ("lorawan", "nbiot", "modbus", "handheld", "api")
+MANUAL_SOURCES = frozenset({"handheld", "api"})  # typed by a person: the registry value bounds them
 
 
 def now_ms() -> int:
@@ -107,6 +108,10 @@ def validate_reading(conn: Connection, row: Any, *, now: int | None = None, dial
             dials = m["dials"] if m is not None else None
         if known is None:
             known = known_of(conn, m)
+    if row.get("source") not in MANUAL_SOURCES:
+        # an automatic meter's register is its own truth; the registry's install value only bounds
+        # what a person typed (as at the gateway: docs/edge-rules.md)
+        known = vee.Known(use_class=known.use_class if known else None)
     cfg = config or _config_for(conn, row["municipality"])
     # The checks look back at most history_days (plus the previous reading before that).
     hist = accepted_history(conn, row["meter_serial"], since=row["taken_at"] - (cfg.history_days + 60) * vee.DAY_MS)
