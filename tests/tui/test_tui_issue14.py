@@ -298,3 +298,15 @@ async def test_scanner_burst_loses_no_key(handheld: Path, where: str) -> None:
         await pilot.pause()
         await pilot.pause()
         assert isinstance(app.screen, MeterScreen) and app.screen.serial == "WM00000017"
+
+
+async def test_replacement_order_cannot_complete_without_the_replacement(handheld: Path) -> None:
+    app = ReaderApp(handheld, auto_sync_s=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        await pilot.press("enter")  # WO000001, replace_meter
+        await pilot.press("i")
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, OrderScreen)  # no confirmation offered: it would be lost
+        assert (app.repo.work_order("WO000001") or {})["status"] == "in_progress"

@@ -222,6 +222,10 @@ class OrderScreen(Screen[None]):
         if o.get("status") in ("created", "assigned"):
             self.app.notify(t("order_not_started"), severity="warning")
             return
+        if o.get("type") == "replace_meter" and not (o.get("result") or {}).get("replacement"):
+            # the office cannot apply a replacement it was not told about
+            self.app.notify(t("order_needs_replacement"), severity="error")
+            return
 
         def answered(yes: bool | None) -> None:
             if yes:
