@@ -284,13 +284,16 @@ async def test_command_palette_is_spanish(handheld: Path) -> None:
         assert shown == ["Ningún comando coincide"]
 
 
-@pytest.mark.parametrize("where", ["home", "route"])
+@pytest.mark.parametrize("where", ["home", "route", "meter"])
 async def test_scanner_burst_loses_no_key(handheld: Path, where: str) -> None:
     app = ReaderApp(handheld, auto_sync_s=None)
     async with app.run_test(size=(80, 24)) as pilot:
-        if where == "route":
+        if where in ("route", "meter"):
             await pilot.press("enter")
             assert isinstance(app.screen, RouteScreen)
+        if where == "meter":
+            await pilot.press("enter")
+            assert isinstance(app.screen, MeterScreen) and app.screen.serial == "WM00000001"
         # a scanner types the whole serial and Enter in one burst: every key queued at once
         for ch in "WM00000017":
             app.post_message(events.Key(ch, ch))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -33,6 +34,12 @@ class MeterScreen(Screen[None]):
         super().__init__()
         self.serial = serial
         self.route_serials = route_serials or []
+        from .route import ScanSearch
+
+        self._scan = ScanSearch(self)
+
+    def on_key(self, event: events.Key) -> None:
+        self._scan.key(event)  # scanning the next meter's barcode from here opens it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -55,6 +62,7 @@ class MeterScreen(Screen[None]):
         table.focus()
 
     def on_screen_resume(self) -> None:
+        self._scan.reset()
         self.refresh_data()
 
     @property

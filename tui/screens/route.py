@@ -28,6 +28,35 @@ def type_ahead_reserved(screen: Screen[None]) -> set[str]:
     return keys
 
 
+class ScanSearch:
+    """A serial typed or scanned on a screen without a search box opens the all-routes search.
+    The burst's first key opens it; keys still queued for this screen (Textual switches screens
+    after the keys already queued) are passed on to it in order, so none is lost."""
+
+    def __init__(self, screen: Screen[None]) -> None:
+        self.screen = screen
+        self.search: RouteScreen | None = None
+
+    def reset(self) -> None:  # the screen is active again: a new burst starts a new search
+        self.search = None
+
+    def key(self, event: events.Key) -> None:
+        if self.search is not None:
+            if self.search.take_key(event.key, event.character):
+                event.stop()
+                event.prevent_default()
+            return
+        ch = event.character
+        if not ch or not ch.isprintable() or ch.isspace() or event.key in type_ahead_reserved(self.screen):
+            return
+        if not self.screen.app.repo.has_routes():  # type: ignore[attr-defined]
+            return
+        event.stop()
+        event.prevent_default()
+        self.search = RouteScreen(None, typed=ch)
+        self.screen.app.push_screen(self.search)
+
+
 def row_cells(m: MeterRow) -> tuple[str, ...]:
     return (str(m.seq), m.serial, m.address, t(f"status_{m.status}"), format_m3(m.last_value_l))
 

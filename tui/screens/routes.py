@@ -10,12 +10,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ..i18n import t
 from ..widgets.syncbar import SyncBar
-from .route import RouteScreen, type_ahead_reserved
+from .route import RouteScreen, ScanSearch
 
 
 class RoutesScreen(Screen[None]):
-    _search: RouteScreen | None = None
-
     BINDINGS = [
         Binding("enter", "open", t("key_open"), show=False),
         Binding("b", "search", t("key_search")),
@@ -24,6 +22,10 @@ class RoutesScreen(Screen[None]):
         Binding("r", "refusals", t("key_refusals")),
         Binding("q", "app.quit", t("key_quit")),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scan = ScanSearch(self)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,7 +47,7 @@ class RoutesScreen(Screen[None]):
         table.focus()
 
     def on_screen_resume(self) -> None:
-        self._search = None
+        self._scan.reset()
         self.refresh_data()
 
     def refresh_data(self) -> None:
@@ -89,22 +91,7 @@ class RoutesScreen(Screen[None]):
         self.app.action_sync()  # type: ignore[attr-defined]
 
     def on_key(self, event: events.Key) -> None:
-        """A serial typed or scanned on the home screen searches every route. The burst's first
-        key opens the search; keys still queued for this screen are passed on to it in order."""
-        if self._search is not None:
-            if self._search.take_key(event.key, event.character):
-                event.stop()
-                event.prevent_default()
-            return
-        ch = event.character
-        if not ch or not ch.isprintable() or ch.isspace() or event.key in type_ahead_reserved(self):
-            return
-        if not self.app.repo.has_routes():  # type: ignore[attr-defined]
-            return
-        event.stop()
-        event.prevent_default()
-        self._search = RouteScreen(None, typed=ch)
-        self.app.push_screen(self._search)
+        self._scan.key(event)  # a serial typed or scanned here searches every route
 
     def action_refusals(self) -> None:
         from .refusals import RefusalsScreen
