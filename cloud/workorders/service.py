@@ -16,13 +16,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal
 from cloud.events.log import record_event
+from cloud.logging import get_logger
 from cloud.registry import replicated
+from sync.vocab.work_orders import Installation, Outcome, Replacement, WorkOrderType
 
 from . import domain
 from .tables import anomaly_dispatch, completion_effects
 
 # The actor recorded for what the cloud does by itself (anomaly dispatch, completion effects).
 SYSTEM = Principal(kind="user", id="system:workorders", role="admin", municipality="*")
+log = get_logger("cloud.workorders")
 
 
 class WorkOrderError(ValueError):
@@ -171,9 +174,11 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     order = _visible(conn, principal, pk)
     merged_result = {**(order["result"] or {}), **(result or {})} if result is not None else order["result"]
     try:
-        domain.check_transition(order["status"], status, order["type"], merged_result)
+        domain.check_transition(order["status"], status, order["type"], merged_result, order["meter_serial"])
     except domain.TransitionError as exc:
         raise Conflict(str(exc)) from exc
+    except domain.ResultError as exc:
+        raise WorkOrderError(str(exc)) from exc
     fields: dict[str, Any] = {"status": status}
     if notes:
         fields["notes"] = notes
@@ -195,9 +200,13 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
 
 def list_orders(conn: Connection, principal: Principal, *, status: str | None = None, type: str | None = None,
                 zone: str | None = None, assigned_to: str | None = None, meter_serial: str | None = None,
-                open_only: bool = False, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                open_only: bool = False, attention: bool = False, limit: int = 100,
+                offset: int = 0) -> list[dict[str, Any]]:
     t = _wo()
     where: list[Any] = [replicated.alive(t)]
+    if attention:  # completed in the field, but the completion could not take effect
+        where.append(sa.exists().where(completion_effects.c.work_order_id == t.c.id,
+                                       completion_effects.c.error.is_not(None)))
     if not principal.all_municipalities:
         where.append(t.c.municipality == principal.municipality)
     if principal.zone:
@@ -208,8 +217,12 @@ def list_orders(conn: Connection, principal: Principal, *, status: str | None = 
             where.append(col == val)
     if open_only:
         where.append(sa.or_(t.c.status.is_(None), t.c.status.in_(domain.OPEN)))
-    rows = conn.execute(sa.select(t).where(*where).order_by(t.c.id).limit(limit).offset(offset)).mappings()
-    return [_out(r) for r in rows]
+    rows = [_out(r) for r in conn.execute(sa.select(t).where(*where).order_by(t.c.id).limit(limit).offset(offset))
+            .mappings()]
+    done = effects(conn, [r["id"] for r in rows if r["status"] in domain.CLOSED])
+    for r in rows:
+        r["effect"] = done.get(r["id"])
+    return rows
 
 
 def order_events(conn: Connection, pk: str) -> list[dict[str, Any]]:
@@ -263,14 +276,19 @@ def apply_completions(conn: Connection, *, limit: int = 200) -> int:
 
 
 def _apply_one(conn: Connection, order: dict[str, Any]) -> tuple[str, str | None]:
-    result = order["result"] or {}
+    completion, problem = domain.completion_of(order["type"], order["result"], order["meter_serial"])
+    if completion is None:
+        assert problem is not None
+        _refuse(conn, order, problem)
+        return "refused", problem
+    if completion.outcome is Outcome.IMPOSSIBLE:
+        return "not_done", None
+    # A crew may replace a meter during any job (a leaking meter, say): the result decides.
+    if completion.replacement is not None:
+        return _replace(conn, order, completion.replacement)
+    if completion.installation is not None:
+        return _install(conn, order, completion.installation)
     kind = order["type"]
-    problem = domain.completion_problem(kind, result)
-    if problem:
-        return "none", problem
-    # A crew may replace a meter during any job (a leaking meter, say): the readings decide.
-    if kind == "replace_meter" or all(result.get(f) not in (None, "") for f in domain.REQUIRED_RESULT["replace_meter"]):
-        return _replace(conn, order, result)
     if kind in ("cut_off", "reconnection") and order["service_point_id"]:
         state = "cut_off" if kind == "cut_off" else "active"
         replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"], "status": state}], SYSTEM)
@@ -278,6 +296,31 @@ def _apply_one(conn: Connection, order: dict[str, Any]) -> tuple[str, str | None
             _debt_status_cut_off(conn, order)
         return f"service_{state}", None
     return "none", None
+
+
+def _refuse(conn: Connection, order: dict[str, Any], problem: str) -> None:
+    """A completion that cannot take effect is made visible where people look, not only kept
+    in the effects table: an event on the order's own history (replicated, so the crew's
+    handheld shows it), the audit log, a warning log line, and, for a meter change, a new
+    open order of the same type so the job is back on the dispatcher's board."""
+    follow_up = None
+    if order["type"] in (WorkOrderType.REPLACE_METER, WorkOrderType.INSTALL_METER) and (
+            order["meter_serial"] or order["service_point_id"]):
+        try:
+            created, _ = create_order(
+                conn, SYSTEM, type=order["type"], priority="high", meter_serial=order["meter_serial"],
+                service_point_id=order["service_point_id"],
+                description=f"Rehacer: la orden {order['id']} se completó pero no se aplicó ({problem})"[:2000])
+            follow_up = created["id"]
+        except (NotFound, WorkOrderError):
+            follow_up = None
+    data = {"reason": problem, "follow_up_order_id": follow_up}
+    _event(conn, SYSTEM, order["id"], order["municipality"], order["zone"], "completion_refused", order["status"],
+           problem, data)
+    record_event(conn, "WorkOrderCompletionRefused", "work_order", order["id"], SYSTEM,
+                 {"type": order["type"], **data}, municipality=order["municipality"])
+    log.warning("work_order_completion_refused", work_order_id=order["id"], type=order["type"],
+                municipality=order["municipality"], reason=problem, follow_up_order_id=follow_up)
 
 
 def _debt_status_cut_off(conn: Connection, order: dict[str, Any]) -> None:
@@ -292,29 +335,68 @@ def _debt_status_cut_off(conn: Connection, order: dict[str, Any]) -> None:
         mark_cut_off(conn, contract_id, order["municipality"], dt.date.today(), SYSTEM)
 
 
-def _replace(conn: Connection, order: dict[str, Any], result: dict[str, Any]) -> tuple[str, str | None]:
+def _replace(conn: Connection, order: dict[str, Any], rep: Replacement) -> tuple[str, str | None]:
     import datetime as dt
 
     from cloud.metering import service as metering
     from cloud.registry.models import MeterIn, ReplaceMeterIn
     from cloud.registry.service import meter_row
 
-    old = meter_row(conn, order["meter_serial"]) if order["meter_serial"] else None
+    old = meter_row(conn, rep.old_serial)
     if old is None:
-        return "none", f"meter {order['meter_serial']!r} not found"
-    at_ms = int(result.get("at") or order["completed_at"] or now_ms())
-    body = ReplaceMeterIn(
-        new_meter=MeterIn(serial=str(result["new_serial"]), brand=result.get("new_brand"),
-                          dials=result.get("new_dials") or old["dials"], device_profile=result.get("device_profile")),
-        old_final_l=int(result["old_final_l"]), new_initial_l=int(result["new_initial_l"]),
-        at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
-    )
+        problem = f"meter {rep.old_serial!r} not found"
+        _refuse(conn, order, problem)
+        return "refused", problem
+    at_ms = int(rep.at or order["completed_at"] or now_ms())
     try:
+        body = ReplaceMeterIn(
+            new_meter=MeterIn(serial=rep.new_serial, brand=rep.new_brand, dials=rep.new_dials or old["dials"]),
+            old_final_l=rep.old_final_l, new_initial_l=rep.new_initial_l,
+            at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
+        )
         with conn.begin_nested():
-            metering.replace_meter(conn, SYSTEM, old, body)
-    except Exception as exc:  # noqa: BLE001 - kept as the effect's error for a person to resolve
-        return "none", f"replacement not applied: {exc}"
+            metering.replace_meter(conn, SYSTEM, old, body, final_reading_id=rep.old_final_reading_id,
+                                   initial_reading_id=rep.new_initial_reading_id, source="handheld",
+                                   reader_id=order["assigned_to"])
+    except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
+        problem = f"replacement not applied: {exc}"[:1000]
+        _refuse(conn, order, problem)
+        return "refused", problem
     return "meter_replaced", None
+
+
+def _install(conn: Connection, order: dict[str, Any], ins: Installation) -> tuple[str, str | None]:
+    from cloud.metering import service as metering
+    from cloud.registry.models import MeterIn
+    from cloud.registry.service import install_meter, meter_row
+
+    if not order["service_point_id"]:
+        problem = "an installation needs the order's service point"
+        _refuse(conn, order, problem)
+        return "refused", problem
+    at_ms = int(ins.at or order["completed_at"] or now_ms())
+    try:
+        sp = replicated.table("service_points")
+        current = conn.execute(sa.select(sp.c.meter_serial, sp.c.route_id).where(
+            sp.c.id == order["service_point_id"])).first()
+        if current is not None and current.meter_serial and meter_row(conn, current.meter_serial) is not None:
+            raise ValueError(f"the service point already has meter {current.meter_serial!r}; use a replacement")
+        with conn.begin_nested():
+            install_meter(conn, SYSTEM, order["municipality"], order["zone"], order["service_point_id"],
+                          MeterIn(serial=ins.new_serial, brand=ins.new_brand, dials=ins.new_dials,
+                                  initial_l=ins.new_initial_l),
+                          route_id=current.route_id if current is not None else None, at_ms=at_ms)
+            replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"],
+                                                             "meter_serial": ins.new_serial}], SYSTEM)
+            new = meter_row(conn, ins.new_serial)
+            metering.record_reading(conn, SYSTEM, new, reading_id=ins.new_initial_reading_id, taken_at=at_ms,
+                                    value_l=ins.new_initial_l, source="handheld", observation_code="METER_INSTALLED",
+                                    reader_id=order["assigned_to"])
+    except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
+        problem = f"installation not applied: {exc}"[:1000]
+        _refuse(conn, order, problem)
+        return "refused", problem
+    return "meter_installed", None
 
 
 def process(engine: Engine, *, rounds: int = 10) -> dict[str, int]:

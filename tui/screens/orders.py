@@ -12,8 +12,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from sync.vocab.work_orders import ResultError
+
 from ..i18n import t
-from ..repository import OrderClosed, UnknownMeter
+from ..repository import IncompleteOrder, OrderClosed, UnknownMeter
 from ..validation import EntryError, format_local, format_m3, parse_reading_m3
 from ..widgets.form import ErrorLine, Field
 from ..widgets.syncbar import SyncBar
@@ -130,6 +132,12 @@ class OrderScreen(Screen[None]):
             return
         except UnknownMeter as exc:
             self.app.notify(t("err_unknown_meter", serial=str(exc)), severity="error")
+            return
+        except (IncompleteOrder, ResultError) as exc:
+            key = {"result.replacement": "order_needs_replacement",
+                   "result.installation": "order_needs_installation"}.get(exc.field)
+            self.app.notify(t(key) if key else t("order_result_invalid", field=exc.field, reason=exc.reason),
+                            severity="error", timeout=10)
             return
         self.app.notify(ok)
         self.app.after_local_write()  # type: ignore[attr-defined]
