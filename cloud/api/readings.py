@@ -74,7 +74,8 @@ class ReadingOut(BaseModel):
     meter_serial: str
     taken_at: int = Field(description="Epoch milliseconds")
     taken_at_iso: str
-    value_l: int
+    value_l: int | None = Field(description="Register in litres; null for an observation-only entry (the reader "
+                                            "could not read and left an observation code)")
     source: str | None
     reader_id: str | None = None
     observation_code: str | None = None
