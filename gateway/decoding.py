@@ -15,6 +15,9 @@ from typing import Any
 
 from gateway import builtin_codec
 from gateway.lns import Uplink
+from gateway.profiles.reading import boolean_flags, plausible_time
+from sync.vocab.readings import ALARMS
+from sync.vocab.units import UNIT_LITRES, normalise_unit
 
 # The codec engineer's modules (docs/contracts.md, "Gateway internals"), each optional.
 _codecs: Any
@@ -52,14 +55,6 @@ class Outcome:
     rssi: float | None = None
 
 
-UNIT_L: dict[str, Decimal] = {
-    "l": Decimal(1),
-    "litre": Decimal(1),
-    "liter": Decimal(1),
-    "m3": Decimal(1000),
-    "m³": Decimal(1000),
-    "gal": Decimal("3.785411784"),
-}
 
 
 def default_profile() -> Any:
@@ -202,20 +197,17 @@ class Decoder:
         doc = up.decoded or {}
         serial = doc.get("serialNumber") or doc.get("meterId")
         r = doc.get("readings") or {}
-        unit = str(r.get("unit") or "m3").strip().lower()
-        factor = UNIT_L.get(unit)
-        if factor is None:
-            raise DecodeError(f"unknown unit {r.get('unit')!r}")
+        try:
+            factor = UNIT_LITRES[normalise_unit(str(r.get("unit") or "m3")[:20])]
+        except ValueError:
+            raise DecodeError(f"unknown unit {str(r.get('unit'))[:20]!r}") from None
         total = _decimal(r.get("totalizer"), "readings.totalizer")
         if total < 0:
             raise DecodeError("negative totalizer")
         diag = doc.get("diagnostics") or {}
         loc = doc.get("location") or {}
-        alarms = [
-            name
-            for key, name in (("tamper", "tamper"), ("reverseFlow", "backflow"), ("leak", "leak"), ("burst", "burst"))
-            if diag.get(key) is True
-        ]
+        flags = boolean_flags(diag) if isinstance(diag, dict) else set()
+        alarms = [a for a in ALARMS if a in flags]
         flow = r.get("flowRate")
         flow_lph = None
         if flow is not None:
@@ -226,7 +218,8 @@ class Decoder:
             "meter_serial": str(serial),
             "municipality": self.municipality,
             "zone": self.zone,
-            "taken_at": up.received_at_ms,
+            # the meter's own clock when plausible (DESIGN §4: the document carries `timestamp`)
+            "taken_at": plausible_time(doc.get("timestamp"), up.received_at_ms) or up.received_at_ms,
             "value_l": int((total * factor).to_integral_value()),
             "source": "nbiot",
             "flow_lph": flow_lph,
