@@ -16,7 +16,7 @@ from typing import Any
 from gateway import builtin_codec
 from gateway.lns import Uplink
 from gateway.profiles.reading import boolean_flags, plausible_time
-from sync.vocab.readings import ALARMS
+from sync.vocab.readings import ALARMS, ReadingSource
 from sync.vocab.units import UNIT_LITRES, normalise_unit
 
 # The codec engineer's modules (docs/contracts.md, "Gateway internals"), each optional.
@@ -168,7 +168,7 @@ class Decoder:
             if not isinstance(row.get("value_l"), int):
                 raise DecodeError("decoded register value is not an integer of litres")
             row.setdefault("taken_at", up.received_at_ms)
-            row.setdefault("source", "lorawan")
+            row.setdefault("source", ReadingSource.LORAWAN.value)
             row.setdefault("alarms", [])
             row["meter_serial"] = dev.meter_serial
             row["municipality"] = self.municipality
@@ -221,7 +221,7 @@ class Decoder:
             # the meter's own clock when plausible (DESIGN §4: the document carries `timestamp`)
             "taken_at": plausible_time(doc.get("timestamp"), up.received_at_ms) or up.received_at_ms,
             "value_l": int((total * factor).to_integral_value()),
-            "source": "nbiot",
+            "source": ReadingSource.NBIOT.value,
             "flow_lph": flow_lph,
             "battery": round(battery) if _is_num(battery) else None,
             "lat": float(loc["lat"]) if _is_num(loc.get("lat")) else None,

@@ -24,6 +24,7 @@ from sync.ids import uuid7
 from sync.vocab.readings import ReadingSource
 from sync.vocab.work_orders import (
     OPEN_STATUSES,
+    EventKind,
     Outcome,
     Replacement,
     ResultError,
@@ -433,7 +434,7 @@ class Repository:
         """This cycle's effective (not superseded) entry of the meter, if any."""
         start = self.cycle_start(str(info.service_point.get("route_id") or info.meter.get("route_id") or ""))
         for r in info.readings:  # newest first
-            if not r.superseded and r.taken_at >= start and r.source == "handheld":
+            if not r.superseded and r.taken_at >= start and r.source == ReadingSource.HANDHELD:
                 return r
         return None
 
@@ -521,7 +522,7 @@ class Repository:
             "zone": order.get("zone") or (enrol.zone if enrol else ""),
             "work_order_id": order["id"],
             "at": self.clock(),
-            "kind": kind,
+            "kind": EventKind(kind).value,
             "status": status,
             "actor": (enrol.reader_id or enrol.site_id) if enrol else None,
             "notes": notes,
@@ -532,16 +533,16 @@ class Repository:
         order = self._open_order(order_id)
         at = self.clock()
         with self.store.transaction():
-            self.store.advance("work_orders", order_id, "status", "in_progress")
+            self.store.advance("work_orders", order_id, "status", WorkOrderStatus.IN_PROGRESS.value)
             self.store.set_fields("work_orders", order_id, {"started_at": at})
-            self.store.insert_facts("work_order_events", [self._event(order, "started", status="in_progress")])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.STARTED, status=WorkOrderStatus.IN_PROGRESS.value)])
 
     def add_note(self, order_id: str, text: str) -> None:
         order = self._open_order(order_id)
         old = str(order.get("notes") or "")
         with self.store.transaction():
             # the event is the durable record (grow-only); the field is the latest summary
-            self.store.insert_facts("work_order_events", [self._event(order, "note", notes=text)])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.NOTE, notes=text)])
             self.store.set_fields("work_orders", order_id, {"notes": (old + "\n" + text).strip()})
 
     def order_reading(self, order_id: str, value_l: int, serial: str | None = None) -> str:
@@ -549,7 +550,7 @@ class Repository:
         serial = serial or str(order.get("meter_serial") or "")
         with self.store.transaction():
             rid = self.record_reading(serial, value_l)
-            self.store.insert_facts("work_order_events", [self._event(order, "reading", data={"reading_id": rid,
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.READING, data={"reading_id": rid,
                                                                                                 "meter_serial": serial})])
         return rid
 
@@ -570,7 +571,7 @@ class Repository:
         result = {**dict(order.get("result") or {}), "replacement": rep.to_json()}
         with self.store.transaction():
             self.store.set_fields("work_orders", order_id, {"result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "replacement", data=rep.to_json())])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.REPLACEMENT, data=rep.to_json())])
         if old_serial in self._meters:
             # the old meter counts as read this cycle (its final register is taken)
             self._note_reading(old_serial, str(rep.old_final_reading_id), {"taken_at": rep.at, "value_l": old_final_l})
@@ -591,7 +592,7 @@ class Repository:
         with self.store.transaction():
             self.store.advance("work_orders", order_id, "status", WorkOrderStatus.COMPLETED.value)
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "completed", status="completed",
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.COMPLETED, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=notes or None)])
 
     def report_impossible(self, order_id: str, reason: str) -> None:
@@ -601,9 +602,9 @@ class Repository:
         result = dict(order.get("result") or {})
         result.update({"outcome": Outcome.IMPOSSIBLE.value, "reason": reason})
         with self.store.transaction():
-            self.store.advance("work_orders", order_id, "status", "completed")
+            self.store.advance("work_orders", order_id, "status", WorkOrderStatus.COMPLETED.value)
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "impossible", status="completed",
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.IMPOSSIBLE, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=reason)])
 
 

@@ -18,6 +18,8 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from sync.vocab.readings import ReadingSource
+from sync.vocab.registry import MeterStatus
 
 
 def now_ms() -> int:
@@ -180,7 +182,7 @@ def validate_pending_for_meter(conn: Connection, serial: str, *, now: int | None
 
 
 def record_reading(conn: Connection, principal: Principal, meter: Any, *, reading_id: str | None, taken_at: int,
-                   value_l: int, source: str = "api", observation_code: str | None = None,
+                   value_l: int, source: str = ReadingSource.API.value, observation_code: str | None = None,
                    reader_id: str | None = None, lat: float | None = None, lon: float | None = None,
                    supersedes: str | None = None, now: int | None = None,
                    future_tolerance_ms: int = 300_000) -> tuple[dict[str, Any], bool]:
@@ -308,7 +310,7 @@ def list_estimates(conn: Connection, serial: str) -> list[dict[str, Any]]:
 
 def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any, *,
                   final_reading_id: str | None = None, initial_reading_id: str | None = None,
-                  source: str = "api", reader_id: str | None = None) -> dict[str, Any]:
+                  source: str = ReadingSource.API.value, reader_id: str | None = None) -> dict[str, Any]:
     """Remove `old` with its final reading, install the new meter with its initial reading.
     The reading ids, when the field made them, keep a retried replacement from recording twice."""
     from cloud.registry.service import to_ms
@@ -321,7 +323,7 @@ def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any, *
     final, _ = record_reading(conn, principal, old, reading_id=final_reading_id, taken_at=at,
                               value_l=body.old_final_l, source=source, observation_code="METER_REMOVED",
                               reader_id=reader_id)
-    replicated.write_rows(conn, "meters", [{"id": old["id"], "status": "removed", "service_point_id": None}], principal)
+    replicated.write_rows(conn, "meters", [{"id": old["id"], "status": MeterStatus.REMOVED.value, "service_point_id": None}], principal)
     conn.execute(
         meter_installations.update()
         .where(meter_installations.c.meter_serial == old["serial"], meter_installations.c.removed_at.is_(None))

@@ -19,6 +19,7 @@ from sync.vocab.work_orders import (
     WorkOrderType,
     parse_result,
 )
+from sync.vocab.work_orders import WorkOrderStatus as S
 
 TYPES: dict[str, str] = dict(TYPE_LABELS_ES)
 __all__ = ["CLOSED", "OPEN", "PRIORITIES", "TYPES", "Completion", "ResultError"]
@@ -77,18 +78,18 @@ def check_transition(current: str, target: str, order_type: str, result: dict[st
     """
     if target not in WORK_ORDER_STATUS.order:
         raise TransitionError(f"unknown status {target!r}; one of {', '.join(WORK_ORDER_STATUS.order)}")
-    if current == "cancelled":
+    if current == S.CANCELLED:
         raise TransitionError("the order is cancelled; cancellation is final")
-    if target == "cancelled":
-        if current in ("completed", "verified"):
+    if target == S.CANCELLED:
+        if current in (S.COMPLETED, S.VERIFIED):
             raise TransitionError(f"a {current} order cannot be cancelled")
         return
     if WORK_ORDER_STATUS.rank(target) <= WORK_ORDER_STATUS.rank(current):
         raise TransitionError(f"status cannot go from {current} back to {target}")
-    if target == "verified" and current != "completed":
+    if target == S.VERIFIED and current != S.COMPLETED:
         raise TransitionError("only a completed order can be verified")
     # a result that does not fit the shared shape raises ResultError (a 422 naming the field)
-    parse_result(order_type, result, completing=target == "completed", meter_serial=meter_serial)
+    parse_result(order_type, result, completing=target == S.COMPLETED, meter_serial=meter_serial)
 
 
 def completion_of(order_type: str, result: dict[str, Any] | None,

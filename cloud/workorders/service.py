@@ -18,7 +18,16 @@ from cloud.auth import Principal
 from cloud.events.log import record_event
 from cloud.logging import get_logger
 from cloud.registry import replicated
-from sync.vocab.work_orders import Installation, Outcome, Replacement, WorkOrderType
+from sync.vocab.readings import ReadingSource
+from sync.vocab.registry import ServicePointStatus
+from sync.vocab.work_orders import (
+    EventKind,
+    Installation,
+    Outcome,
+    Replacement,
+    WorkOrderStatus,
+    WorkOrderType,
+)
 
 from . import domain
 from .tables import anomaly_dispatch, completion_effects
@@ -63,7 +72,7 @@ def _out(row: Any) -> dict[str, Any]:
             "anomaly_id", "assigned_to", "description", "notes", "result", "due_at", "created_at",
             "started_at", "completed_at")
     doc = {k: row[k] for k in keep}
-    doc["status"] = doc["status"] or "created"
+    doc["status"] = doc["status"] or WorkOrderStatus.CREATED.value
     doc["type_label"] = domain.TYPES.get(doc["type"] or "", doc["type"])
     return doc
 
@@ -123,14 +132,14 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
         assert found is not None
         return found, False
     now = now_ms()
-    status = "assigned" if assigned_to else "created"
+    status = (WorkOrderStatus.ASSIGNED if assigned_to else WorkOrderStatus.CREATED).value
     (pk,) = replicated.write_rows(conn, "work_orders", [{
         "municipality": muni, "zone": zone_code, "type": type, "status": status, "priority": priority,
         "service_point_id": sp_id, "meter_serial": serial, "anomaly_id": anomaly_id,
         "assigned_to": assigned_to, "description": description or domain.TYPES[type],
         "created_at": now, "due_at": due_at,
     }], principal)
-    _event(conn, principal, pk, muni, zone_code, "created", status, None, {"type": type, "priority": priority})
+    _event(conn, principal, pk, muni, zone_code, EventKind.CREATED, status, None, {"type": type, "priority": priority})
     record_event(conn, "WorkOrderCreated", "work_order", pk, principal,
                  {"type": type, "meter_serial": serial, "anomaly_id": anomaly_id, "priority": priority},
                  municipality=muni)
@@ -142,7 +151,7 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
 def _event(conn: Connection, principal: Principal, pk: str, muni: str, zone: str, kind: str,
            status: str | None, notes: str | None, data: dict[str, Any] | None) -> None:
     replicated.insert_facts(conn, "work_order_events", [{
-        "municipality": muni, "zone": zone, "work_order_id": pk, "at": now_ms(), "kind": kind,
+        "municipality": muni, "zone": zone, "work_order_id": pk, "at": now_ms(), "kind": EventKind(kind).value,
         "status": status, "actor": f"{principal.kind}:{principal.id}", "notes": notes, "data": data or {},
     }], principal)
 
@@ -159,10 +168,10 @@ def assign(conn: Connection, principal: Principal, pk: str, assignee: str) -> di
     if order["status"] in domain.CLOSED:
         raise Conflict(f"a {order['status']} order cannot be reassigned")
     fields: dict[str, Any] = {"assigned_to": assignee}
-    if order["status"] == "created":
-        fields["status"] = "assigned"
+    if order["status"] == WorkOrderStatus.CREATED:
+        fields["status"] = WorkOrderStatus.ASSIGNED.value
     replicated.write_rows(conn, "work_orders", [{"id": pk, **fields}], principal)
-    _event(conn, principal, pk, order["municipality"], order["zone"], "assigned",
+    _event(conn, principal, pk, order["municipality"], order["zone"], EventKind.ASSIGNED,
            fields.get("status", order["status"]), None, {"assigned_to": assignee})
     out = get_order(conn, pk)
     assert out is not None
@@ -184,13 +193,13 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
         fields["notes"] = notes
     if result is not None:
         fields["result"] = merged_result
-    if status == "in_progress":
+    if status == WorkOrderStatus.IN_PROGRESS:
         fields["started_at"] = now_ms()
-    if status == "completed":
+    if status == WorkOrderStatus.COMPLETED:
         fields["completed_at"] = now_ms()
     replicated.write_rows(conn, "work_orders", [{"id": pk, **fields}], principal)
-    _event(conn, principal, pk, order["municipality"], order["zone"], "status", status, notes, result)
-    if status == "completed":
+    _event(conn, principal, pk, order["municipality"], order["zone"], EventKind.STATUS, status, notes, result)
+    if status == WorkOrderStatus.COMPLETED:
         record_event(conn, "WorkOrderCompleted", "work_order", pk, principal,
                      {"type": order["type"], "result": merged_result}, municipality=order["municipality"])
     out = get_order(conn, pk)
@@ -263,7 +272,7 @@ def apply_completions(conn: Connection, *, limit: int = 200) -> int:
     """Feed metering and the service state from completed orders, exactly once each."""
     t = _wo()
     done = conn.execute(
-        sa.select(t).where(t.c.status.in_(("completed", "verified")), replicated.alive(t),
+        sa.select(t).where(t.c.status.in_((WorkOrderStatus.COMPLETED.value, WorkOrderStatus.VERIFIED.value)), replicated.alive(t),
                            ~sa.exists().where(completion_effects.c.work_order_id == t.c.id))
         .order_by(t.c.id).limit(limit)
     ).mappings().all()
@@ -289,10 +298,10 @@ def _apply_one(conn: Connection, order: dict[str, Any]) -> tuple[str, str | None
     if completion.installation is not None:
         return _install(conn, order, completion.installation)
     kind = order["type"]
-    if kind in ("cut_off", "reconnection") and order["service_point_id"]:
-        state = "cut_off" if kind == "cut_off" else "active"
+    if kind in (WorkOrderType.CUT_OFF, WorkOrderType.RECONNECTION) and order["service_point_id"]:
+        state = (ServicePointStatus.CUT_OFF if kind == WorkOrderType.CUT_OFF else ServicePointStatus.ACTIVE).value
         replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"], "status": state}], SYSTEM)
-        if kind == "cut_off":
+        if kind == WorkOrderType.CUT_OFF:
             _debt_status_cut_off(conn, order)
         return f"service_{state}", None
     return "none", None
@@ -315,7 +324,7 @@ def _refuse(conn: Connection, order: dict[str, Any], problem: str) -> None:
         except (NotFound, WorkOrderError):
             follow_up = None
     data = {"reason": problem, "follow_up_order_id": follow_up}
-    _event(conn, SYSTEM, order["id"], order["municipality"], order["zone"], "completion_refused", order["status"],
+    _event(conn, SYSTEM, order["id"], order["municipality"], order["zone"], EventKind.COMPLETION_REFUSED, order["status"],
            problem, data)
     record_event(conn, "WorkOrderCompletionRefused", "work_order", order["id"], SYSTEM,
                  {"type": order["type"], **data}, municipality=order["municipality"])
@@ -356,7 +365,7 @@ def _replace(conn: Connection, order: dict[str, Any], rep: Replacement) -> tuple
         )
         with conn.begin_nested():
             metering.replace_meter(conn, SYSTEM, old, body, final_reading_id=rep.old_final_reading_id,
-                                   initial_reading_id=rep.new_initial_reading_id, source="handheld",
+                                   initial_reading_id=rep.new_initial_reading_id, source=ReadingSource.HANDHELD.value,
                                    reader_id=order["assigned_to"])
     except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
         problem = f"replacement not applied: {exc}"[:1000]
@@ -390,7 +399,7 @@ def _install(conn: Connection, order: dict[str, Any], ins: Installation) -> tupl
                                                              "meter_serial": ins.new_serial}], SYSTEM)
             new = meter_row(conn, ins.new_serial)
             metering.record_reading(conn, SYSTEM, new, reading_id=ins.new_initial_reading_id, taken_at=at_ms,
-                                    value_l=ins.new_initial_l, source="handheld", observation_code="METER_INSTALLED",
+                                    value_l=ins.new_initial_l, source=ReadingSource.HANDHELD.value, observation_code="METER_INSTALLED",
                                     reader_id=order["assigned_to"])
     except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
         problem = f"installation not applied: {exc}"[:1000]

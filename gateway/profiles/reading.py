@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from gateway.profiles.model import ALARMS, FLOW_UNITS, DeviceProfile
-from sync.vocab.readings import alarm_for, alarms_in
+from sync.vocab.readings import ReadingSource, alarm_for, alarms_in
 
 # A meter's own clock is believed within these bounds of the gateway's receive time: a little
 # ahead (clock drift), or up to a month behind (a meter delivering its logged values late).
@@ -17,7 +17,9 @@ METER_CLOCK_AHEAD_MS = 5 * 60_000
 METER_CLOCK_BEHIND_MS = 31 * 86_400_000
 _TIME_KEYS = ("timestamp", "time", "datetime", "meterTime", "meter_time")
 
-_SOURCES = {"chirpstack": "lorawan", "tts": "lorawan", "lorawan": "lorawan", "nbiot": "nbiot", "modbus": "modbus"}
+_SOURCES = {"chirpstack": ReadingSource.LORAWAN.value, "tts": ReadingSource.LORAWAN.value,
+            "lorawan": ReadingSource.LORAWAN.value, "nbiot": ReadingSource.NBIOT.value,
+            "modbus": ReadingSource.MODBUS.value}
 
 
 class ReadingError(ValueError):

@@ -248,7 +248,7 @@ def _alarm_started(name: str, reading: Reading, history: Sequence[Reading]) -> b
 def rule_tamper(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
     if not _alarm_started(Alarm.TAMPER.value, reading, history):
         return []
-    return [anomaly(AnomalyKind.TAMPER, Severity.CRITICAL, reading, {"device_alarm": "tamper"})]
+    return [anomaly(AnomalyKind.TAMPER, Severity.CRITICAL, reading, {"device_alarm": Alarm.TAMPER.value})]
 
 
 def rule_device_alarms(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:

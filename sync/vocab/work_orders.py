@@ -62,6 +62,24 @@ class Priority(StrEnum):
 PRIORITIES: tuple[str, ...] = tuple(x.value for x in Priority)
 
 
+class EventKind(StrEnum):
+    """`work_order_events.kind`: what happened to an order (its history, a fact table)."""
+
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    STATUS = "status"                          # a status change made through the API
+    STARTED = "started"
+    NOTE = "note"
+    READING = "reading"
+    REPLACEMENT = "replacement"
+    COMPLETED = "completed"
+    IMPOSSIBLE = "impossible"
+    COMPLETION_REFUSED = "completion_refused"  # the cloud could not apply a completion
+
+
+EVENT_KINDS: tuple[str, ...] = tuple(x.value for x in EventKind)
+
+
 class Outcome(StrEnum):
     DONE = "done"
     IMPOSSIBLE = "impossible"  # the crew could not do the job (reason says why)
