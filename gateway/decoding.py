@@ -82,7 +82,7 @@ class Decoder:
     """Binds a zone (municipality, zone) and a device lookup."""
 
     def __init__(self, municipality: str, zone: str, lookup: Callable[[str], Device | None],
-                 name_is_serial: bool = True) -> None:
+                 name_is_serial: bool = True, serial_known: Callable[[str], bool | None] | None = None) -> None:
         self.municipality = municipality
         self.zone = zone
         self.lookup = lookup
@@ -90,6 +90,11 @@ class Decoder:
         # A device missing from the zone's reference data may still be named after its meter in
         # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
         self.name_is_serial = name_is_serial
+        # Whether a serial is one of the zone's meters (None = no reference data yet, cannot say).
+        # A DevEUI the registry does not know is taken by its LNS name only when that name is a
+        # meter of the zone; otherwise it is parked where status shows it, never stored as an
+        # orphan reading (issue 14).
+        self.serial_known = serial_known or (lambda serial: None)
         self._by_name: dict[str, Any] = {}
         # id(profile) -> (profile, wm1 fast-path plan or None); profiles are few and long-lived
         self._plans: dict[int, tuple[Any, builtin_codec.Wm1Plan | None]] = {}
@@ -124,7 +129,9 @@ class Decoder:
         if self.name_is_serial:
             name = up.meta.get("device_name") if up.format == "chirpstack" else up.device_id
             if isinstance(name, str) and 3 <= len(name) <= 64:
-                return Device(name.upper() if up.format == "tts" else name)
+                serial = name.upper() if up.format == "tts" else name
+                if self.serial_known(serial) is not False:
+                    return Device(serial)
         raise UnknownDevice(up.dev_eui)
 
     def decode(self, up: Uplink) -> Outcome:
@@ -196,6 +203,8 @@ class Decoder:
     def _nbiot(self, up: Uplink) -> Outcome:
         doc = up.decoded or {}
         serial = doc.get("serialNumber") or doc.get("meterId")
+        if self.serial_known(str(serial)) is False:
+            raise UnknownDevice(str(serial)[:64])
         r = doc.get("readings") or {}
         try:
             factor = UNIT_LITRES[normalise_unit(str(r.get("unit") or "m3")[:20])]
