@@ -135,6 +135,8 @@ def change_status(order_id: str, body: StatusIn, principal: Principal = Depends(
         order = _call(service.change_status, conn, principal, order_id, body.status.value, notes=body.notes,
                       result=body.result)
     service.process(engine)  # completion effects right away, not only at the next background pass
+    with engine.connect() as conn:
+        order["effect"] = service.effects(conn, [order_id]).get(order_id)
     return order  # type: ignore[no-any-return]
 
 

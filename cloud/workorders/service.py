@@ -188,6 +188,8 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
         raise Conflict(str(exc)) from exc
     except domain.ResultError as exc:
         raise WorkOrderError(str(exc)) from exc
+    if status == WorkOrderStatus.COMPLETED:
+        _check_new_meter(conn, merged_result)
     fields: dict[str, Any] = {"status": status}
     if notes:
         fields["notes"] = notes
@@ -205,6 +207,17 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     out = get_order(conn, pk)
     assert out is not None
     return out
+
+
+def _check_new_meter(conn: Connection, result: dict[str, Any] | None) -> None:
+    """A person completing through the API learns at once that the new serial is taken (a field
+    completion learns it from the refused effect, docs/workorders.md)."""
+    from cloud.registry.service import meter_row
+
+    rep = (result or {}).get("replacement") or (result or {}).get("installation") or {}
+    new_serial = rep.get("new_serial") if isinstance(rep, dict) else None
+    if new_serial and meter_row(conn, str(new_serial)) is not None:
+        raise Conflict(f"meter {new_serial!r} already exists; a replacement installs a new serial")
 
 
 def list_orders(conn: Connection, principal: Principal, *, status: str | None = None, type: str | None = None,

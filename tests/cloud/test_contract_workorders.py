@@ -184,6 +184,20 @@ _litres = st.integers(min_value=0, max_value=10**12)
 _serial = st.from_regex(r"\A[A-Z0-9][A-Z0-9-]{0,20}\Z")
 
 
+def test_api_completion_with_a_taken_serial_is_refused_at_once(seeded) -> None:
+    c = seeded
+    disp, tech = c.user("dispatcher"), c.user("technician")
+    oid = _order(c, disp, "replace_meter", LEAKING)
+    url = f"/api/v2/work-orders/{oid}/status"
+    assert c.client.post(url, json={"status": "in_progress"}, headers=tech).status_code == 200
+    taken = c.client.post(url, json={"status": "completed", "result": {"replacement": {
+        "old_serial": LEAKING, "old_final_l": 5, "new_serial": BROKEN, "new_initial_l": 0}}}, headers=tech)
+    assert taken.status_code == 409 and "already exists" in taken.json()["reason"]
+    done = c.client.post(url, json={"status": "completed", "result": {"replacement": {
+        "old_serial": LEAKING, "old_final_l": 5, "new_serial": "WM-NUEVO-0002", "new_initial_l": 0}}}, headers=tech)
+    assert done.status_code == 200 and done.json()["effect"] == {"effect": "meter_replaced", "error": None}
+
+
 @given(old=_serial, new=_serial, final=_litres, initial=_litres)
 def test_replacement_shape_round_trips(old: str, new: str, final: int, initial: int) -> None:
     doc = {"replacement": {"old_serial": old, "old_final_l": final, "new_serial": new, "new_initial_l": initial}}
