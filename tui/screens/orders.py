@@ -134,9 +134,13 @@ class OrderScreen(Screen[None]):
             self.app.notify(t("err_unknown_meter", serial=str(exc)), severity="error")
             return
         except (IncompleteOrder, ResultError) as exc:
+            # the reason itself is English (API and logs); field staff get Spanish by field
             key = {"result.replacement": "order_needs_replacement",
-                   "result.installation": "order_needs_installation"}.get(exc.field)
-            self.app.notify(t(key) if key else t("order_result_invalid", field=exc.field, reason=exc.reason),
+                   "result.installation": "order_needs_installation",
+                   "result.replacement.new_serial": "order_bad_new_serial",
+                   "result.replacement.old_final_l": "order_bad_litres",
+                   "result.replacement.new_initial_l": "order_bad_litres"}.get(exc.field)
+            self.app.notify(t(key) if key else t("order_result_invalid", field=exc.field),
                             severity="error", timeout=10)
             return
         self.app.notify(ok)
