@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from sync.vocab.work_orders import ResultError
+from sync.vocab.work_orders import ResultError, WorkOrderStatus
 
 from ..i18n import t
 from ..repository import IncompleteOrder, OrderClosed, UnknownMeter
@@ -187,7 +187,7 @@ class OrderScreen(Screen[None]):
     def action_complete(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
         o = repo.work_order(self.order_id) or {}
-        if o.get("status") in ("created", "assigned"):
+        if o.get("status") in (WorkOrderStatus.CREATED, WorkOrderStatus.ASSIGNED):
             self.app.notify(t("order_not_started"), severity="warning")
             return
         self._guard(lambda: repo.complete_order(self.order_id), t("order_completed"))
