@@ -24,6 +24,7 @@ to turn into a 4xx / exit code 2.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +75,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
-        if isinstance(value, float) and value != value:  # NaN is not JSON
+        if isinstance(value, float) and not math.isfinite(value):  # NaN and infinities are not JSON
             return None
         return value
     if isinstance(value, (bytes, bytearray)):
@@ -288,10 +289,25 @@ def _check_time(row: dict[str, Any], now_ms: int, tolerance_ms: int) -> None:
                               name)
 
 
+_INT_RANGE = range(-(2**63), 2**63)
+_TYPE_OK = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v in _INT_RANGE,
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "bool": lambda v: isinstance(v, bool),
+    "json": lambda v: True,
+}
+
+
 def _fact_row(table: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The declared fields of the fact (unknown ones dropped: a correction is what the schema says)."""
+    """The declared fields of the fact, type-checked against ``sync.schema`` (what was kept
+    came from a node; unknown fields are dropped: what is stored is what the schema says)."""
     spec = SPECS[table]
-    return {k: fields.get(k) for k in spec.fields}
+    row = {k: fields.get(k) for k in spec.fields}
+    for name, value in row.items():
+        if value is not None and not _TYPE_OK[spec.fields[name].type](value):
+            raise ReviewError(422, f"the kept fact's {name} is not a valid {spec.fields[name].type}; discard it", name)
+    return row
 
 
 def _now_ms() -> int:
@@ -324,7 +340,7 @@ def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action
         if meter["municipality"] != entry["scope_municipality"]:
             raise ReviewError(422, f"meter {meter_serial!r} is in {meter['municipality']}, the fact was sent by a node "
                                    f"of {entry['scope_municipality']}", "meter_serial")
-        row = _fact_row(entry["table"], entry["row"])
+        row = _fact_row(entry["table"], entry["row"] if isinstance(entry["row"], dict) else {})
         _check_time(row, now_ms if now_ms is not None else _now_ms(), future_tolerance_ms)
         row.update(id=entry["pk"], meter_serial=meter["serial"], municipality=meter["municipality"], zone=meter["zone"])
         table = t.TABLES[entry["table"]]
