@@ -1,11 +1,13 @@
 """`aquacis cloud sync ...` (housekeeping, staff review of quarantined and parked facts) and
 `aquacis cloud node ...` (field nodes: list, deactivate) from the command line.
 
-Bad input exits 2 with `error: <reason>` on stderr; an entry already decided exits 1.
+Bad input exits 2 with `error: <reason>` on stderr; an entry already decided exits 1; an
+unreachable database exits 3.
 Resolutions from here are recorded with the actor `cli:<--by>` (an operator on the server)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import typer
@@ -24,7 +26,7 @@ DbOpt = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP)
 ConfigOpt = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP)
 MuniOpt = typer.Option(None, "--municipality", help="Only this municipality (EXP-01..EXP-13); default: all.")
 NodeOpt = typer.Option(None, "--node", help="Only facts from this node (site id of the origin or sender).")
-AfterOpt = typer.Option(None, "--after", min=0, help="The previous page's next_after.")
+AfterOpt = typer.Option(None, "--after", min=0, max=2**62, help="The previous page's next_after.")
 LimitOpt = typer.Option(100, "--limit", min=1, max=500, help="Entries per page (1-500).")
 TextOpt = typer.Option(False, "--text", help="One line per entry instead of JSON.")
 ByOpt = typer.Option(..., "--by", help="Who decides (name of the staff member; kept in the audit trail).")
@@ -51,12 +53,29 @@ def _operator(by: str) -> Any:
     return Principal("user", f"cli:{by}", "admin", "*")
 
 
+def _escaped(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    units = ch.encode("utf-16-be")  # a JSON \u escape per UTF-16 unit (surrogate pairs beyond the BMP)
+    return "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+
+
+def _emit(doc: Any) -> None:
+    """JSON on stdout with every non-printable character escaped (json escapes only C0
+    controls; a node's strings may hold C1 or other terminal controls)."""
+    typer.echo("".join(map(_escaped, json.dumps(doc, ensure_ascii=False))))
+
+
 def _run(db: str | None, config: str | None, work: Any, *, write: bool = False) -> Any:
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     from cloud.sync.review import ReviewError
 
-    engine = _engine(db, config)
+    try:
+        engine = _engine(db, config)
+    except OperationalError as exc:
+        typer.echo(f"error: cannot reach the database: {str(exc.orig).splitlines()[0][:200]}", err=True)
+        raise typer.Exit(3) from exc
     try:
         with (engine.begin() if write else engine.connect()) as conn:
             return work(conn)
@@ -69,13 +88,26 @@ def _run(db: str | None, config: str | None, work: Any, *, write: bool = False) 
         engine.dispose()
 
 
+def _clean(text: Any) -> str:
+    """Printable text only: a node's strings must not drive the operator's terminal (escapes)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in " ".join(str(text).split()))
+
+
 def _list_text(items: list[dict[str, Any]], nxt: int | None) -> None:
+    """One line of at most 79 characters per entry (an 80-column terminal); JSON has it all."""
     for it in items:
         origin = it["origin"]
         where = it.get("scope_municipality") or "-"
         serial = (it.get("claimed") or {}).get("meter_serial") or (it.get("row") or {}).get("meter_serial") or "-"
-        typer.echo(f"{it['id']:>6} {it['status']:<9} {where:<6} {it['table']:<9} {serial:<18} "
-                   f"{origin.get('kind') or '?'}:{str(origin['site_id'])[:13]}  {it['reason'][:60]}")
+        # the tail of a UUIDv7 is its random part (the head is the time, shared by nodes made together)
+        node = f"{(origin.get('kind') or '?')[:2]}:{str(origin['site_id'])[-8:]}"
+        line = f"{it['id']:>6} {it['status']:<9} {where:<6} {it['table'][:9]:<9} {_clean(serial)[:24]:<24} {node}"
+        reason = _clean(it["reason"])
+        if len(line) + 1 + len(reason) <= 79:
+            typer.echo(f"{line} {reason}")
+        else:
+            typer.echo(line[:79])
+            typer.echo(f"       {reason}"[:79])
     typer.echo(f"({len(items)} shown{'; next page: --after ' + str(nxt) if nxt is not None else ''})")
 
 
@@ -93,12 +125,12 @@ def quarantine_list(
     if text:
         _list_text(items, nxt)
     else:
-        _print({"items": items, "next_after": nxt})
+        _emit({"items": items, "next_after": nxt})
 
 
 @quarantine_app.command("resolve")
 def quarantine_resolve(
-    entry_id: int = typer.Argument(..., min=1, help="The entry's id (from list)."),
+    entry_id: int = typer.Argument(..., min=1, max=2**62, help="The entry's id (from list)."),
     action: str = typer.Option(..., "--action", help="keep_existing or accept_as_correction."),
     by: str = ByOpt, note: str = NoteOpt, db: str = DbOpt, config: str = ConfigOpt,
 ) -> None:
@@ -107,7 +139,7 @@ def quarantine_resolve(
     from cloud.sync.review import resolve_quarantined
 
     who = _operator(by)
-    _print(_run(db, config, lambda conn: resolve_quarantined(conn, who, entry_id, action, note), write=True))
+    _emit(_run(db, config, lambda conn: resolve_quarantined(conn, who, entry_id, action, note), write=True))
 
 
 @parked_app.command("list")
@@ -124,12 +156,12 @@ def parked_list(
     if text:
         _list_text(items, nxt)
     else:
-        _print({"items": items, "next_after": nxt})
+        _emit({"items": items, "next_after": nxt})
 
 
 @parked_app.command("resolve")
 def parked_resolve(
-    entry_id: int = typer.Argument(..., min=1, help="The entry's id (from list)."),
+    entry_id: int = typer.Argument(..., min=1, max=2**62, help="The entry's id (from list)."),
     action: str = typer.Option(..., "--action", help="assign or discard."),
     meter: str = typer.Option(None, "--meter", help="For assign: the serial of a registry meter."),
     by: str = ByOpt, note: str = NoteOpt, db: str = DbOpt, config: str = ConfigOpt,
@@ -138,7 +170,7 @@ def parked_resolve(
     from cloud.sync.review import resolve_parked
 
     who = _operator(by)
-    _print(_run(db, config, lambda conn: resolve_parked(conn, who, entry_id, action, note, meter_serial=meter),
+    _emit(_run(db, config, lambda conn: resolve_parked(conn, who, entry_id, action, note, meter_serial=meter),
                 write=True))
 
 
@@ -173,12 +205,16 @@ def node_list(
 
     out = _run(db, config, lambda conn: list_nodes(conn, municipality, active=active, blocking=blocking))
     if not text:
-        _print({"nodes": out})
+        _emit({"nodes": out})
         return
-    for n in out:
-        extra = f"  blocks {n['tombstones_blocked']}" if blocking else ""
-        typer.echo(f"{n['site_id']}  {n['kind']:<8} {n['zone']:<11} {'active' if n['active'] else 'RETIRED':<7} "
-                   f"last pull {(n['last_pull_at'] or 'never')[:19]}{extra}")
+    for n in out:  # at most 79 columns: the full site id (to copy), kind, zone, state, last pull
+        kind = {"gateway": "gw", "handheld": "hh"}.get(n["kind"], n["kind"][:2])
+        last = (n["last_pull_at"] or "never").replace("T", " ")
+        line = f"{n['site_id']} {kind} {n['zone'][:11]:<11} {'active' if n['active'] else 'retired':<7} "
+        if blocking:
+            typer.echo(f"{line}{last[:10]:<10} blocks {n['tombstones_blocked']}"[:79])
+        else:
+            typer.echo(f"{line}{last[:16]}"[:79])
 
 
 @node_app.command("deactivate")
@@ -191,7 +227,7 @@ def node_deactivate(
     purge. Not reversible: a returning device is registered anew with an empty store."""
     from cloud.sync.nodes import deactivate_node
 
-    _print(_run(db, config, lambda conn: deactivate_node(conn, None, site_id, note), write=True))
+    _emit(_run(db, config, lambda conn: deactivate_node(conn, None, site_id, note), write=True))
 
 
 def register(parent: typer.Typer) -> None:

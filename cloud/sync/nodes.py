@@ -64,6 +64,8 @@ def list_nodes(conn: Connection, municipality: str | None, *, active: bool | Non
 def deactivate_node(conn: Connection, principal: Principal | None, site_id: str, note: str | None = None) -> dict[str, Any]:
     """Retire a node (``nodes.active`` = false) and record ``NodeDeactivated``. 404 when the
     caller (None = the command line) cannot see it, 409 when it is already inactive."""
+    if not isinstance(site_id, str) or not 0 < len(site_id) <= 64:
+        raise ReviewError(422, "site_id must be a node's site id (1-64 characters)", "site_id")
     row = conn.execute(sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone, nodes.c.active)
                        .where(nodes.c.site_id == site_id)).mappings().first()
     if row is None or (principal is not None and not principal.sees(row["municipality"])):

@@ -391,7 +391,7 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
         serial = row.get("meter_serial") or stored["meter_serial"]
         meter = _meter(conn, serial) if isinstance(serial, str) else None
         if meter is None or meter["municipality"] != stored["municipality"]:
-            raise ReviewError(422, f"meter {serial!r} of the quarantined content is not a registry meter of "
+            raise ReviewError(422, f"meter {str(serial)[:64]!r} of the quarantined content is not a registry meter of "
                                    f"{stored['municipality']}", "meter_serial")
         _check_time(row, now_ms if now_ms is not None else _now_ms(), future_tolerance_ms)
         new_id = uuid7()
