@@ -386,3 +386,23 @@ def test_admin_api_deactivates_nodes_of_its_municipality_only(cloud: Cloud) -> N
     res = wire.decode(r.content)
     assert isinstance(res, wire.PushResult) and [x.site_id for x in res.refusals] == [site]
     assert stored_readings(cloud, row["id"]) == []
+
+
+def test_cli_text_lists_fit_80_columns_and_escape_terminal_controls(cloud: Cloud, db_url: str) -> None:
+    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    evil = "\x1b[2J\x1b]0;owned\x07\u009b31m"
+    row = reading(evil + "WM")
+    with cloud.engine.begin() as conn:
+        review.park(conn, row, "readings", row["id"], gw, gw, 1, "reason " + evil + "\n" + "x" * 200)
+    for args in (["cloud", "sync", "parked", "list", "--text"], ["cloud", "node", "list", "--text", "--blocking"],
+                 ["cloud", "node", "list", "--text"]):
+        out = runner.invoke(cli_app, [*args, "--db", db_url])
+        assert out.exit_code == 0, out.output
+        lines = out.stdout.splitlines()
+        assert lines and all(len(line) <= 79 for line in lines), lines
+        assert not any(ch in out.stdout for ch in "\x1b\x07\u009b"), out.stdout
+    out = runner.invoke(cli_app, ["cloud", "sync", "parked", "list", "--db", db_url])
+    assert not any(ch in out.stdout for ch in "\x1b\x07\u009b")
+    assert json.loads(out.stdout)["items"][0]["claimed"]["meter_serial"] == evil + "WM"  # escaped, not lost
+    out = runner.invoke(cli_app, ["cloud", "node", "deactivate", "x" * 5000, "--db", db_url])
+    assert out.exit_code == 2 and len(out.stderr) < 200
