@@ -9,6 +9,7 @@ no longer holds back the gateway's tombstone purge and changelog compaction.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,21 @@ def _hub(db: Path) -> Any:
     from edge.hub import Hub
     from gateway.store import open_edge
 
-    if not Path(db).is_file():  # never create an empty database by mistake
+    if not Path(db).is_file() or not _is_node_store(Path(db)):  # never create or alter another file by mistake
         typer.echo(f"error: no gateway database at {db}", err=True)
         raise typer.Exit(2)
     return Hub(open_edge(db))
+
+
+def _is_node_store(path: Path) -> bool:
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_hub_nodes'").fetchone() is not None
+        finally:
+            con.close()
+    except sqlite3.Error:  # not SQLite at all
+        return False
 
 
 @app.command("list")
@@ -51,6 +63,9 @@ def unregister(
     hub = _hub(db)
     try:
         if not hub.unregister_node(site_id):
+            if hub.retired(site_id):
+                typer.echo(f"error: handheld {site_id} is already unregistered", err=True)
+                raise typer.Exit(1)
             typer.echo(f"error: no handheld {site_id!r} registered on this gateway", err=True)
             raise typer.Exit(2)
     finally:

@@ -4,6 +4,7 @@ handheld's token is refused at once, even though the cloud still vouches for it.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def test_unregistered_handheld_is_refused_by_the_hub(gateway: Any, tmp_path: Pat
     # the daemon keeps running; the command writes beside it
     out = runner.invoke(cli_app, ["gateway", "handheld", "unregister", HH_SITE, "--db", db])
     assert out.exit_code == 0, out.output
+    again = runner.invoke(cli_app, ["gateway", "handheld", "unregister", HH_SITE, "--db", db])
+    assert again.exit_code == 1 and "already" in again.stderr
     r = pull(url, "hh-token")
     assert r.status_code == 403 and "unregistered" in cbor2.loads(r.content)["error"]
     # the hub itself (without the gateway's admission step) no longer knows the token
@@ -92,3 +95,13 @@ def test_unregister_bad_input(gateway: Any, tmp_path: Path) -> None:
     assert not missing.exists()  # never creates an empty database
     out = runner.invoke(cli_app, ["gateway", "handheld", "unregister", "x" * 100, "--db", db])
     assert out.exit_code == 2
+    for name, content in (("text.db", b"not a database"), ("other.db", None)):
+        other = tmp_path / name
+        if content is None:
+            sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+        else:
+            other.write_bytes(content)
+        before = other.read_bytes()
+        out = runner.invoke(cli_app, ["gateway", "handheld", "list", "--db", str(other)])
+        assert out.exit_code == 2 and "no gateway database" in out.stderr
+        assert other.read_bytes() == before  # another file is never turned into a node store
