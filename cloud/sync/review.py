@@ -6,10 +6,10 @@ quarantined and parked facts").
   the quarantined content as a correction (``accept_as_correction``: a new reading with a new
   UUIDv7 and ``supersedes`` = the stored one's id; only readings have ``supersedes``).
   Decisions live in ``sync_quarantine_review`` (one row per entry).
-- *Parked* (``sync_parked``): a fact naming a meter the registry does not know. The push path
-  calls :func:`park` in the push's transaction instead of storing it. Staff ``assign`` it to a
-  meter that exists (stored with that meter's municipality and zone, keeping its id) or
-  ``discard`` it.
+- *Parked* (``sync_parked``): a fact the registry cannot place (a meter it does not know, a
+  time ahead of the clock), kept by the push path (``CloudStorage.park``, in the push's
+  transaction) instead of stored. Staff ``assign`` it to a meter that exists (stored with that
+  meter's municipality and zone, keeping its id) or ``discard`` it.
 
 Scope: an entry belongs to one municipality. A parked fact to the municipality of the node
 that sent it (authenticated; the fact's own claim is not trusted). A quarantined fact to the
@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from cloud.auth import Principal, nodes
@@ -48,8 +47,6 @@ QUARANTINE_STATUSES = ("open", "resolved")
 PARKED_STATUSES = ("parked", "resolved", "discarded")
 MAX_PAGE = 500
 MAX_NOTE = 2000
-_REASON_MAX = 500
-_COL_MAX = {"municipality": 20, "zone": 40, "meter_serial": 64}
 
 
 @dataclass
@@ -63,50 +60,6 @@ class ReviewError(Exception):
 
     def __str__(self) -> str:
         return self.reason
-
-
-# -- parking (the push path) ------------------------------------------------------------------
-
-def _json_safe(value: Any, depth: int = 0) -> Any:
-    """The fact's fields as JSON the database accepts: bytes as hex, NUL out of text (PostgreSQL
-    refuses it in text and jsonb), nesting cut at a fixed depth."""
-    if depth > 8:
-        return None
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):  # NaN and infinities are not JSON
-            return None
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": bytes(value).hex()}
-    if isinstance(value, dict):
-        return {str(k).replace("\x00", "\ufffd"): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v, depth + 1) for v in value]
-    return str(value)
-
-
-def _short(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return value.replace("\x00", "\ufffd")[:limit]
-
-
-def park(conn: Connection, change_fields: dict[str, Any], table: str, pk: str, site_id: str,
-         sender_site_id: str, seq: int, reason: str) -> None:
-    """Park a fact instead of storing it (same transaction as the push). A fact already parked
-    (same table and id, e.g. pushed directly and relayed) is left as it is."""
-    fields = _json_safe(dict(change_fields))
-    values = {
-        "tbl": table, "pk": str(pk)[:64], "site_id": site_id, "sender_site_id": sender_site_id, "seq": seq,
-        "municipality": _short(fields.get("municipality"), _COL_MAX["municipality"]),
-        "zone": _short(fields.get("zone"), _COL_MAX["zone"]),
-        "meter_serial": _short(fields.get("meter_serial"), _COL_MAX["meter_serial"]),
-        "row": fields, "reason": reason[:_REASON_MAX], "at": datetime.now(UTC), "status": "parked",
-    }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(t.sync_parked).values(**values).on_conflict_do_nothing())
 
 
 # -- reading ----------------------------------------------------------------------------------

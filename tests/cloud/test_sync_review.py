@@ -4,15 +4,17 @@ API and CLI on SQLite and PostgreSQL (db_url)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from aquacis.cli import app as cli_app
 from cloud.events.tables import events
-from cloud.sync import review, writes
 from cloud.sync import tables as ct
+from cloud.sync import writes
 from sync import wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
@@ -36,16 +38,38 @@ def reading(serial: str, municipality: str = M1, zone: str = "EXP-01-Z01", **kw:
             "alarms": ["leak"], **kw}
 
 
-def park(cloud: Cloud, row: dict[str, Any], site: str, sender: str | None = None, seq: int = 1) -> int:
-    with cloud.engine.begin() as conn:
-        review.park(conn, row, "readings", row["id"], site, sender or site, seq, "meter not in the registry")
+class Node:
+    """A registered node speaking the wire format directly (gap-free seqs per origin)."""
+
+    def __init__(self, cloud: Cloud, kind: str = "gateway", municipality: str = M1, zone: str = "EXP-01-Z01") -> None:
+        self.headers, self.site = cloud.node(kind, municipality, zone)
+        self.token = self.headers["Authorization"][7:]
+        self.seq = 0
+
+    def change(self, row: dict[str, Any]) -> Change:
+        self.seq += 1
+        return fact_change(row, self.site, self.seq)
+
+
+def push(cloud: Cloud, sender: Node, changes: list[Change]) -> Any:
+    return cloud.client.post("/api/v2/sync/push", content=wire.encode(wire.PushBatch(sender.site, changes)),
+                             headers={"Authorization": f"Bearer {sender.token}", "Content-Type": wire.CONTENT_TYPE})
+
+
+def push_ok(cloud: Cloud, sender: Node, changes: list[Change]) -> wire.PushResult:
+    r = push(cloud, sender, changes)
+    assert r.status_code == 200, r.content
+    res = wire.decode(r.content)
+    assert isinstance(res, wire.PushResult)
+    return res
+
+
+def park(cloud: Cloud, row: dict[str, Any], origin: Node, sender: Node | None = None) -> int:
+    """The real push path parks a fact whose meter the registry does not know; its entry id."""
+    res = push_ok(cloud, sender or origin, [origin.change(row)])
+    assert [x.code for x in res.refusals] == ["parked"], res.refusals
+    with cloud.engine.connect() as conn:
         return int(conn.execute(sa.select(ct.sync_parked.c.id).where(ct.sync_parked.c.pk == row["id"])).scalar_one())
-
-
-def push(cloud: Cloud, token: str, site: str, changes: list[Change]) -> Any:
-    r = cloud.client.post("/api/v2/sync/push", content=wire.encode(wire.PushBatch(site, changes)),
-                          headers={"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE})
-    return r
 
 
 def fact_change(row: dict[str, Any], site: str, seq: int) -> Change:
@@ -60,20 +84,21 @@ def stored_readings(cloud: Cloud, rid: str) -> list[Any]:
 # -- parked -----------------------------------------------------------------------------------
 
 def test_parked_lists_are_scoped_per_municipality(cloud: Cloud) -> None:
-    _, gw1 = cloud.node("gateway", M1, "EXP-01-Z01")
-    hh1 = cloud.node("handheld", M1, "EXP-01-Z01")[1]
-    _, gw2 = cloud.node("gateway", M2, "EXP-02-Z01")
+    gw1, hh1 = Node(cloud, "gateway"), Node(cloud, "handheld")
+    gw2 = Node(cloud, "gateway", M2, "EXP-02-Z01")
     mine = park(cloud, reading("UNKNOWN-1"), hh1, sender=gw1)  # relayed by the gateway
-    # a hostile EXP-02 node claiming EXP-01: scoped by the node that sent it, not by the claim
-    theirs = park(cloud, reading("UNKNOWN-2", M1), gw2)
+    theirs = park(cloud, reading("UNKNOWN-2", M2, "EXP-02-Z01"), gw2)
+    # an EXP-02 node claiming EXP-01 is refused, not parked where EXP-01 staff would see it
+    res = push_ok(cloud, gw2, [gw2.change(reading("UNKNOWN-3", M1))])
+    assert [x.code for x in res.refusals] == ["out_of_scope"]
     staff1, staff2 = cloud.user("dispatcher", M1), cloud.user("billing", M2)
 
     r = cloud.client.get("/api/v2/sync/parked", headers=staff1)
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     assert [i["id"] for i in items] == [mine]
-    assert items[0]["origin"]["site_id"] == hh1 and items[0]["origin"]["kind"] == "handheld"
-    assert items[0]["sender"]["site_id"] == gw1 and items[0]["reason"] == "meter not in the registry"
+    assert items[0]["origin"]["site_id"] == hh1.site and items[0]["origin"]["kind"] == "handheld"
+    assert items[0]["sender"]["site_id"] == gw1.site and "not in the registry" in items[0]["reason"]
     assert items[0]["row"]["alarms"] == ["leak"] and items[0]["claimed"]["meter_serial"] == "UNKNOWN-1"
 
     r = cloud.client.get("/api/v2/sync/parked", headers=staff2)
@@ -89,7 +114,7 @@ def test_parked_lists_are_scoped_per_municipality(cloud: Cloud) -> None:
     assert [i["id"] for i in r.json()["items"]] == [mine, theirs]
     r = cloud.client.get("/api/v2/sync/parked?municipality=EXP-02", headers=central)
     assert [i["id"] for i in r.json()["items"]] == [theirs]
-    r = cloud.client.get(f"/api/v2/sync/parked?node={gw2}", headers=central)
+    r = cloud.client.get(f"/api/v2/sync/parked?node={gw2.site}", headers=central)
     assert [i["id"] for i in r.json()["items"]] == [theirs]
 
     # roles: readers, technicians, collections and field nodes may not
@@ -99,8 +124,8 @@ def test_parked_lists_are_scoped_per_municipality(cloud: Cloud) -> None:
 
 
 def test_parked_pagination_by_cursor(cloud: Cloud) -> None:
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
-    ids = [park(cloud, reading(f"U{i}"), gw, seq=i + 1) for i in range(5)]
+    gw = Node(cloud)
+    ids = [park(cloud, reading(f"U{i}"), gw) for i in range(5)]
     staff = cloud.user("admin", M1)
     seen: list[int] = []
     after = None
@@ -116,7 +141,7 @@ def test_parked_pagination_by_cursor(cloud: Cloud) -> None:
 
 def test_assign_stores_one_reading_with_the_registry_meter_once(cloud: Cloud) -> None:
     meter(cloud, "WM-REAL-1", M1, "EXP-01-Z02")
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    gw = Node(cloud)
     row = reading("WM-TYPO-1")
     entry = park(cloud, row, gw)
     staff = cloud.user("dispatcher", M1)
@@ -148,7 +173,7 @@ def test_assign_stores_one_reading_with_the_registry_meter_once(cloud: Cloud) ->
 
 
 def test_discard_keeps_nothing_and_is_audited(cloud: Cloud) -> None:
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    gw = Node(cloud)
     row = reading("GHOST")
     entry = park(cloud, row, gw)
     r = cloud.client.post(f"/api/v2/sync/parked/{entry}/resolve", headers=cloud.user("billing", M1),
@@ -160,9 +185,10 @@ def test_discard_keeps_nothing_and_is_audited(cloud: Cloud) -> None:
 def test_bad_resolutions_get_4xx_naming_the_field(cloud: Cloud) -> None:
     meter(cloud, "WM-EXP2", M2, "EXP-02-Z01")
     meter(cloud, "WM-OK", M1, "EXP-01-Z01")
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    gw = Node(cloud)
     entry = park(cloud, reading("NOPE"), gw)
-    future = park(cloud, reading("NOPE2", taken_at=wall_ms() + 10 * 365 * 86_400_000), gw, seq=2)
+    # parked for its time (10 years ahead), its meter known: assigning it is refused too
+    future = park(cloud, reading("WM-OK", taken_at=wall_ms() + 10 * 365 * 86_400_000), gw)
     staff, central = cloud.user("admin", M1), cloud.user("admin", "*")
     url = f"/api/v2/sync/parked/{entry}/resolve"
 
@@ -188,9 +214,10 @@ def test_bad_resolutions_get_4xx_naming_the_field(cloud: Cloud) -> None:
         assert field in json.dumps(doc), (body, doc)
     r = post({"action": "assign", "note": "x", "meter_serial": "WM-OK"}, to=f"/api/v2/sync/parked/{future}/resolve")
     assert r.status_code == 422 and r.json()["field"] == "taken_at"
-    # a kept fact whose fields do not fit the schema (parked before its types were checked)
+    # a kept fact whose fields do not fit the schema (the push path refuses such types before
+    # parking; an entry from an older receiver, written here directly, is checked again)
     for bad in ({"value_l": "12"}, {"value_l": 2**63}, {"battery": True}, {"flow_lph": "x"}):
-        odd = park(cloud, reading("NOPE3", **bad), gw, seq=3)
+        odd = keep_parked(cloud, reading("NOPE3", **bad), gw.site)
         r = post({"action": "assign", "note": "x", "meter_serial": "WM-OK"}, to=f"/api/v2/sync/parked/{odd}/resolve")
         assert r.status_code == 422 and r.json()["field"] == next(iter(bad)), (bad, r.text)
         with cloud.engine.begin() as conn:
@@ -207,18 +234,47 @@ def test_bad_resolutions_get_4xx_naming_the_field(cloud: Cloud) -> None:
     assert [i["id"] for i in cloud.client.get("/api/v2/sync/parked", headers=staff).json()["items"]] == [entry, future]
 
 
-def test_park_is_idempotent_and_keeps_hostile_values(cloud: Cloud) -> None:
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
-    row = reading("X\x00Y", reader_id="a\x00b", extra_blob=b"\x00\xff", nested={"k": [1.5, None, float("nan"), float("inf")]})
-    first = park(cloud, row, gw)
-    with cloud.engine.begin() as conn:  # the same fact again (relayed and direct): parked once
-        review.park(conn, row, "readings", row["id"], gw, gw, 1, "again")
-        review.park(conn, {**row, "meter_serial": "Z" * 500}, "readings", row["id"], gw, gw, 2, "x" * 10_000)
-        n = conn.execute(sa.select(sa.func.count()).select_from(ct.sync_parked)).scalar_one()
-    assert n == 1
-    item = cloud.client.get("/api/v2/sync/parked", headers=cloud.user("admin", M1)).json()["items"][0]
-    assert item["id"] == first and item["row"]["extra_blob"] == {"$bytes": "00ff"}
-    assert item["claimed"]["meter_serial"] == "X\ufffdY" and item["row"]["nested"] == {"k": [1.5, None, None, None]}
+def test_hostile_values_are_parked_once_and_readable(cloud: Cloud) -> None:
+    gw = Node(cloud)
+    row = reading("X\u009bY\U000e0001", reader_id="\x1b[2J", nested={"k": [1.5, None, {"deep": "ñ"}]})
+    res = push_ok(cloud, gw, [gw.change(row)])
+    assert [x.code for x in res.refusals] == ["parked"]
+    # the same change again (answer lost; or relayed with the same origin and seq): parked once
+    push_ok(cloud, gw, [fact_change(row, gw.site, 1)])
+    staff = cloud.user("admin", M1)
+    items = cloud.client.get("/api/v2/sync/parked", headers=staff).json()["items"]
+    assert [i["pk"] for i in items] == [row["id"]]
+    assert items[0]["row"]["nested"] == {"k": [1.5, None, {"deep": "ñ"}]}
+    assert items[0]["claimed"]["meter_serial"] == "X\u009bY\U000e0001" and items[0]["row"]["reader_id"] == "\x1b[2J"
+
+
+def test_a_fact_that_is_not_json_is_refused_not_parked(cloud: Cloud) -> None:
+    gw = Node(cloud)
+    row = reading("NOPE", extra_blob=b"\x00\xff")
+    assert [x.code for x in push_ok(cloud, gw, [gw.change(row)]).refusals] == ["invalid"]
+    assert cloud.client.get("/api/v2/sync/parked", headers=cloud.user("admin", M1)).json()["items"] == []
+
+
+def test_nul_in_a_text_field_is_judged_per_change(cloud: Cloud, db_url: str, request: Any) -> None:
+    """One reading with a NUL character must not sink its whole batch: the honest reading next
+    to it is stored. PostgreSQL refuses NUL in text, and the push path lets that surface as a
+    422 for the whole batch (found while testing staff review; open, for the push path)."""
+    if db_url.startswith("postgresql"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason="NUL in text fails the whole batch on PostgreSQL"))
+    meter(cloud, "WM-HONEST", M1, "EXP-01-Z01")
+    gw = Node(cloud)
+    honest, nul = reading("WM-HONEST"), reading("WM-HONEST", reader_id="a\x00b")
+    r = push(cloud, gw, [gw.change(honest), gw.change(nul)])
+    assert r.status_code == 200, r.content
+    assert len(stored_readings(cloud, honest["id"])) == 1
+
+
+def keep_parked(cloud: Cloud, row: dict[str, Any], site: str) -> int:
+    with cloud.engine.begin() as conn:
+        return int(conn.execute(ct.sync_parked.insert().values(
+            tbl="readings", pk=row["id"], site_id=site, sender_site_id=site, seq=10_000 + int(row["id"][-4:], 16),
+            municipality=M1, zone="EXP-01-Z01", meter_serial=row["meter_serial"], row=row, reason="test",
+            at=datetime.now(UTC), status="parked").returning(ct.sync_parked.c.id)).scalar_one())
 
 
 # -- quarantine -------------------------------------------------------------------------------
@@ -228,14 +284,12 @@ def _quarantine_one(cloud: Cloud, municipality: str = M1, zone: str = "EXP-01-Z0
     by the real push path."""
     serial = f"WM-{municipality}-{uuid7()[-6:]}"
     meter(cloud, serial, municipality, zone)
-    headers, site = cloud.node("gateway", municipality, zone)
-    token = headers["Authorization"][7:]
+    gw = Node(cloud, "gateway", municipality, zone)
     row = reading(serial, municipality, zone)
-    assert push(cloud, token, site, [fact_change(row, site, 1)]).status_code == 200
+    assert push_ok(cloud, gw, [gw.change(row)]).refusals == []
     changed = {**row, "value_l": row["value_l"] + 1000}
-    res = push(cloud, token, site, [fact_change(changed, site, 2)])
-    assert res.status_code == 200
-    return row, site
+    assert [x.code for x in push_ok(cloud, gw, [gw.change(changed)]).refusals] == ["quarantined"]
+    return row, gw.site
 
 
 def test_quarantine_list_resolve_and_scope(cloud: Cloud) -> None:
@@ -286,10 +340,10 @@ def test_quarantine_list_resolve_and_scope(cloud: Cloud) -> None:
 # -- nodes ------------------------------------------------------------------------------------
 
 def test_deactivated_node_is_refused_and_listed_retired(cloud: Cloud, db_url: str) -> None:
-    headers, site = cloud.node("gateway", M1, "EXP-01-Z01")
-    token = headers["Authorization"][7:]
+    gw = Node(cloud)
+    headers, site, token = gw.headers, gw.site, gw.token
     meter(cloud, "WM-N1", M1, "EXP-01-Z01")
-    assert push(cloud, token, site, [fact_change(reading("WM-N1"), site, 1)]).status_code == 200
+    assert push_ok(cloud, gw, [gw.change(reading("WM-N1"))]).refusals == []
     r = cloud.client.post("/api/v2/sync/pull", content=wire.encode(wire.PullRequest(site, (0, 0))),
                           headers={"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE})
     assert r.status_code == 200
@@ -303,7 +357,7 @@ def test_deactivated_node_is_refused_and_listed_retired(cloud: Cloud, db_url: st
     out = runner.invoke(cli_app, ["cloud", "node", "deactivate", site, "--note", "stolen", "--db", db_url])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["active"] is False
-    r = push(cloud, token, site, [fact_change(reading("WM-N1"), site, 2)])
+    r = push(cloud, gw, [gw.change(reading("WM-N1"))])
     assert r.status_code == 401
     assert cloud.client.get("/api/v2/whoami", headers=headers).status_code == 401
 
@@ -324,7 +378,7 @@ def test_deactivated_node_is_refused_and_listed_retired(cloud: Cloud, db_url: st
 
 def test_cli_parked_and_quarantine(cloud: Cloud, db_url: str) -> None:
     meter(cloud, "WM-CLI", M1, "EXP-01-Z01")
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    gw = Node(cloud)
     row = reading("WM-CL1")
     entry = park(cloud, row, gw)
     out = runner.invoke(cli_app, ["cloud", "sync", "parked", "list", "--db", db_url])
@@ -365,8 +419,8 @@ def test_cli_parked_and_quarantine(cloud: Cloud, db_url: str) -> None:
 
 
 def test_admin_api_deactivates_nodes_of_its_municipality_only(cloud: Cloud) -> None:
-    headers, site = cloud.node("handheld", M1, "EXP-01-Z01")
-    gw_headers, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    hh, gw = Node(cloud, "handheld"), Node(cloud)
+    headers, site = hh.headers, hh.site
     meter(cloud, "WM-R1", M1, "EXP-01-Z01")
     url = f"/api/v2/nodes/{site}/deactivate"
     assert cloud.client.post(url, headers=cloud.user("admin", M2), json={}).status_code == 404
@@ -378,22 +432,18 @@ def test_admin_api_deactivates_nodes_of_its_municipality_only(cloud: Cloud) -> N
     assert cloud.client.post(url, headers=cloud.user("admin", M1), json={}).status_code == 409
     assert cloud.client.get("/api/v2/whoami", headers=headers).status_code == 401
     listed = {n["site_id"]: n for n in cloud.client.get("/api/v2/nodes", headers=cloud.user("admin", M1)).json()}
-    assert listed[site]["active"] is False and listed[gw]["active"] is True
+    assert listed[site]["active"] is False and listed[gw.site]["active"] is True
     # its gateway relaying a change of the retired handheld: refused, nothing stored
     row = reading("WM-R1")
-    r = push(cloud, gw_headers["Authorization"][7:], gw, [fact_change(row, site, 1)])
-    assert r.status_code == 200
-    res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult) and [x.site_id for x in res.refusals] == [site]
+    res = push_ok(cloud, gw, [hh.change(row)])
+    assert [x.site_id for x in res.refusals] == [site]
     assert stored_readings(cloud, row["id"]) == []
 
 
 def test_cli_text_lists_fit_80_columns_and_escape_terminal_controls(cloud: Cloud, db_url: str) -> None:
-    _, gw = cloud.node("gateway", M1, "EXP-01-Z01")
+    gw = Node(cloud)
     evil = "\x1b[2J\x1b]0;owned\x07\u009b31m"
-    row = reading(evil + "WM")
-    with cloud.engine.begin() as conn:
-        review.park(conn, row, "readings", row["id"], gw, gw, 1, "reason " + evil + "\n" + "x" * 200)
+    park(cloud, reading(evil + "WM"), gw)
     for args in (["cloud", "sync", "parked", "list", "--text"], ["cloud", "node", "list", "--text", "--blocking"],
                  ["cloud", "node", "list", "--text"]):
         out = runner.invoke(cli_app, [*args, "--db", db_url])
