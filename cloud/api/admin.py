@@ -21,6 +21,7 @@ from cloud.auth import (
     users,
 )
 from cloud.events import events_for_entity, record_event
+from cloud.logging import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -114,9 +115,12 @@ def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactiva
 
     with engine.begin() as conn:
         try:
-            return retire(conn, principal, site_id, body.note)
+            out = retire(conn, principal, site_id, body.note)
         except ReviewError as exc:
             raise HTTPException(exc.status, str(exc)) from exc
+    get_logger("cloud.admin").info("node_deactivated", site_id=site_id, kind=out["kind"], zone=out["zone"],
+                                   by=principal.id)
+    return out
 
 
 @router.get("/users")

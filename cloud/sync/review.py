@@ -217,6 +217,15 @@ def get_quarantined(conn: Connection, municipality: str | None, entry_id: int) -
     return items[0]
 
 
+def open_counts(conn: Connection) -> dict[str, int]:
+    """Entries waiting for staff (the maintenance pass logs them, so operators see a backlog)."""
+    p, q, rv = t.sync_parked, t.sync_quarantine, t.sync_quarantine_review
+    parked = conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.status == "parked")).scalar_one()
+    quarantined = conn.execute(sa.select(sa.func.count()).select_from(q.outerjoin(rv, rv.c.quarantine_id == q.c.id))
+                               .where(rv.c.quarantine_id.is_(None))).scalar_one()
+    return {"parked": int(parked), "quarantined": int(quarantined)}
+
+
 # -- resolving --------------------------------------------------------------------------------
 
 def _note(note: str | None) -> str:

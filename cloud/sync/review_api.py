@@ -18,12 +18,14 @@ from sqlalchemy.engine import Engine
 
 from cloud.api.deps import ERROR_RESPONSES, get_engine, get_settings, scope_municipality
 from cloud.auth import Principal, require_roles
+from cloud.logging import get_logger
 from cloud.settings import CloudSettings
 
 from . import review
 from .review import ReviewError
 
 router = APIRouter(prefix="/sync", tags=["sync"], responses=ERROR_RESPONSES)
+log = get_logger("cloud.sync.review")
 
 Staff = Annotated[Principal, Depends(require_roles("admin", "dispatcher", "billing"))]
 Db = Annotated[Engine, Depends(get_engine)]
@@ -96,10 +98,13 @@ def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal:
     """Decided once: a second resolution answers 409."""
     with engine.begin() as conn:
         try:
-            return review.resolve_quarantined(conn, principal, entry_id, body.action, body.note,
-                                              future_tolerance_ms=int(settings.future_tolerance_s * 1000))
+            out = review.resolve_quarantined(conn, principal, entry_id, body.action, body.note,
+                                             future_tolerance_ms=int(settings.future_tolerance_s * 1000))
         except ReviewError as exc:
             raise _http(exc) from exc
+    log.info("sync_review_resolved", kind="quarantine", id=entry_id, action=body.action, by=principal.id,
+             municipality=out["scope_municipality"], new_id=out["new_id"])
+    return out
 
 
 @router.post("/parked/{entry_id}/resolve", summary="Assign a parked fact to a registry meter, or discard it")
@@ -109,8 +114,11 @@ def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: Staff, 
     the background pass like any synced reading."""
     with engine.begin() as conn:
         try:
-            return review.resolve_parked(conn, principal, entry_id, body.action, body.note,
-                                         meter_serial=body.meter_serial,
-                                         future_tolerance_ms=int(settings.future_tolerance_s * 1000))
+            out = review.resolve_parked(conn, principal, entry_id, body.action, body.note,
+                                        meter_serial=body.meter_serial,
+                                        future_tolerance_ms=int(settings.future_tolerance_s * 1000))
         except ReviewError as exc:
             raise _http(exc) from exc
+    log.info("sync_review_resolved", kind="parked", id=entry_id, action=body.action, by=principal.id,
+             municipality=out["scope_municipality"], new_id=out["new_id"])
+    return out

@@ -456,3 +456,16 @@ def test_cli_text_lists_fit_80_columns_and_escape_terminal_controls(cloud: Cloud
     assert json.loads(out.stdout)["items"][0]["claimed"]["meter_serial"] == evil + "WM"  # escaped, not lost
     out = runner.invoke(cli_app, ["cloud", "node", "deactivate", "x" * 5000, "--db", db_url])
     assert out.exit_code == 2 and len(out.stderr) < 200
+
+
+def test_maintenance_reports_what_waits_for_staff(cloud: Cloud) -> None:
+    from cloud.sync.maintenance import run_maintenance
+
+    assert run_maintenance(cloud.engine)["review_open"] == {"parked": 0, "quarantined": 0}
+    entry = park(cloud, reading("NOPE"), Node(cloud))
+    _quarantine_one(cloud)
+    assert run_maintenance(cloud.engine)["review_open"] == {"parked": 1, "quarantined": 1}
+    r = cloud.client.post(f"/api/v2/sync/parked/{entry}/resolve", headers=cloud.user("admin", M1),
+                          json={"action": "discard", "note": "test"})
+    assert r.status_code == 200
+    assert run_maintenance(cloud.engine)["review_open"] == {"parked": 0, "quarantined": 1}
