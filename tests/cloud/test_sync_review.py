@@ -469,3 +469,26 @@ def test_maintenance_reports_what_waits_for_staff(cloud: Cloud) -> None:
                           json={"action": "discard", "note": "test"})
     assert r.status_code == 200
     assert run_maintenance(cloud.engine)["review_open"] == {"parked": 0, "quarantined": 1}
+
+
+def test_only_readings_can_be_accepted_as_corrections(cloud: Cloud) -> None:
+    gw = Node(cloud)
+    aid = uuid7()
+    anomaly = {"id": aid, "municipality": M1, "zone": "EXP-01-Z01", "kind": "leak", "severity": "high",
+               "detected_at": wall_ms() - 60_000, "source": "edge_rules", "details": {"l_per_h": 40}}
+
+    def change(row: dict[str, Any]) -> Change:
+        gw.seq += 1
+        return Change("anomalies", aid, gw.site, gw.seq, pack(wall_ms()), "insert", row, 0, M1, "EXP-01-Z01")
+
+    assert push_ok(cloud, gw, [change(anomaly)]).refusals == []
+    res = push_ok(cloud, gw, [change({**anomaly, "severity": "low"})])
+    assert [x.code for x in res.refusals] == ["quarantined"]
+    staff = cloud.user("dispatcher", M1)
+    items = cloud.client.get("/api/v2/sync/quarantine", headers=staff).json()["items"]
+    assert [(i["table"], i["stored"]["severity"], i["row"]["severity"]) for i in items] == [("anomalies", "high", "low")]
+    url = f"/api/v2/sync/quarantine/{items[0]['id']}/resolve"
+    r = cloud.client.post(url, headers=staff, json={"action": "accept_as_correction", "note": "x"})
+    assert r.status_code == 422 and r.json()["field"] == "action"
+    r = cloud.client.post(url, headers=staff, json={"action": "keep_existing", "note": "edge rule re-ran"})
+    assert r.status_code == 200 and r.json()["status"] == "resolved"
