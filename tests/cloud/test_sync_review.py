@@ -492,3 +492,46 @@ def test_only_readings_can_be_accepted_as_corrections(cloud: Cloud) -> None:
     assert r.status_code == 422 and r.json()["field"] == "action"
     r = cloud.client.post(url, headers=staff, json={"action": "keep_existing", "note": "edge rule re-ran"})
     assert r.status_code == 200 and r.json()["status"] == "resolved"
+
+
+def test_concurrent_assignments_store_one_reading(cloud: Cloud, db_url: str) -> None:
+    """Two staff resolve the same parked fact at once: one wins, the other is told it lost."""
+    import threading
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from cloud.auth import Principal
+    from cloud.sync.review import ReviewError, resolve_parked
+
+    meter(cloud, "WM-RACE", M1, "EXP-01-Z01")
+    row = reading("NOPE-RACE")
+    entry = park(cloud, row, Node(cloud))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def resolve(who: str) -> None:
+        barrier.wait()
+        try:
+            with cloud.engine.begin() as conn:
+                resolve_parked(conn, Principal("user", who, "admin", M1), entry, "assign", "race",
+                               meter_serial="WM-RACE")
+            outcomes.append("ok")
+        except ReviewError as exc:
+            outcomes.append(f"review {exc.status}")
+        except IntegrityError:
+            outcomes.append("conflict")
+        except OperationalError:  # a lock timeout would be a 503: not expected here
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=resolve, args=(f"u{i}",)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(outcomes) == 2 and outcomes.count("ok") == 1, outcomes
+    lost = next(o for o in outcomes if o != "ok")
+    assert lost in {"review 409", "conflict"}  # both answered 409 by the API, exit 1 by the CLI
+    assert len(stored_readings(cloud, row["id"])) == 1
+    with cloud.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(events).where(
+            events.c.type == "SyncParkedResolved")).scalar_one() == 1
