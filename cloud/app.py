@@ -38,6 +38,7 @@ ROUTERS: list[str] = [
     "cloud.api.admin:router",
     # Other engineers' packages (either location works):
     "cloud.sync.api:router",
+    "cloud.sync.review_api:router",
     "cloud.api.sync:router",
     "cloud.tariffs.api:router",
     "cloud.api.tariffs:router",
