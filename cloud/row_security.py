@@ -42,6 +42,7 @@ ALL = "*"
 # leaves current ones alone (no ACCESS EXCLUSIVE lock on every start).
 POLICY = "tenant_isolation_v1"
 TENANT_COLUMN = "municipality"
+DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Extra columns that also admit a row: a changelog entry of a row that moved out of a
 # municipality must still reach that municipality's nodes (they delete their copy).
 ALSO_VISIBLE_BY: dict[str, tuple[str, ...]] = {"sync_log": ("old_municipality",)}
@@ -180,12 +181,18 @@ def apply_policies(conn: Connection, metadata: sa.MetaData) -> list[str]:
     if not me and not conn.execute(sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": APP_ROLE}).scalar():
         conn.exec_driver_sql(f"GRANT {APP_ROLE} TO CURRENT_USER")
     existing = set(conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars())
-    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_schema(conn)} TO {APP_ROLE}")
-    conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {_schema(conn)} TO {APP_ROLE}")
+    schema = _schema(conn)
+    conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE}")
+    conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {APP_ROLE}")
+    granted = set(conn.execute(sa.text(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND "
+        + " AND ".join(f"has_table_privilege(:r, c.oid, '{p}')" for p in DML)
+    ), {"r": APP_ROLE}).scalars())
     for table in metadata.sorted_tables:
-        if table.name in existing:
-            # No TRUNCATE: it ignores row-level security.
-            conn.exec_driver_sql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table.name}" TO {APP_ROLE}')
+        if table.name in existing and table.name not in granted:
+            # No TRUNCATE: it ignores row-level security. Not alembic_version either.
+            conn.exec_driver_sql(f'GRANT {", ".join(DML)} ON "{table.name}" TO {APP_ROLE}')
     tables = [t for t in tenant_tables(metadata) if t.name in existing]
     policies = {
         (r.tablename, r.policyname)
