@@ -91,6 +91,28 @@ def system_scope(reason: str) -> Iterator[None]:
         _scope.reset(token)
 
 
+@contextmanager
+def unrestricted(conn: Connection, reason: str) -> Iterator[None]:
+    """Within `conn`'s current transaction, run the block as the connecting role, then return
+    to the tenant's role. For a narrow lookup that must see across municipalities to judge a
+    request (e.g. whether a node's meter belongs to another municipality: refused as out of
+    scope, not taken for an unknown meter). Outside a tenant scope or on SQLite: no change."""
+    if conn.dialect.name != "postgresql" or _scope.get() is None:
+        yield
+        return
+    log.debug("row_security_unrestricted", reason=reason)
+    conn.exec_driver_sql("SELECT set_config('role', 'none', true)")
+    try:
+        yield
+    finally:
+        try:
+            conn.exec_driver_sql(_RESTORE_ROLE, (APP_ROLE,))
+        except sa.exc.DBAPIError as exc:
+            # An aborted transaction can only roll back (which ends the role change too).
+            if getattr(exc.orig, "sqlstate", None) != "25P02":
+                raise
+
+
 def bind_municipality(municipality: str) -> None:
     """The authenticated caller's municipality becomes the current request's scope (shared by
     the request's threadpool calls, which hold the same scope object)."""
@@ -113,6 +135,7 @@ class RowSecurityMiddleware:
             await self.app(scope, receive, send)
 
 
+_RESTORE_ROLE = "SELECT set_config('role', %s, true)"
 _SET_SCOPE = f"SELECT set_config('role', %s, true), set_config('{SETTING}', %s, true)"
 
 

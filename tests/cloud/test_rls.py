@@ -222,6 +222,22 @@ def test_the_scope_ends_with_the_transaction(seeded: Seeded) -> None:
         engine.dispose()
 
 
+def test_an_unrestricted_lookup_sees_across_municipalities_then_the_tenant_role_returns(seeded: Seeded) -> None:
+    users = "SELECT municipality FROM users"
+    with row_security.tenant_scope(B), seeded.engine.begin() as conn:
+        with row_security.unrestricted(conn, "test"):
+            assert {A, B} <= set(conn.exec_driver_sql(users).scalars())
+        assert set(conn.exec_driver_sql(users).scalars()) == {B}
+        # A Python error inside the block: the transaction goes on, restricted again.
+        with pytest.raises(KeyError), row_security.unrestricted(conn, "test"):
+            raise KeyError("x")
+        assert set(conn.exec_driver_sql(users).scalars()) == {B}
+    # An SQL error inside: its own error surfaces (the transaction can only roll back).
+    with pytest.raises(ProgrammingError, match="no_such_table"), row_security.tenant_scope(B), \
+            seeded.engine.begin() as conn, row_security.unrestricted(conn, "test"):
+        conn.exec_driver_sql("SELECT * FROM no_such_table")
+
+
 def test_autocommit_is_refused_in_a_tenant_scope(seeded: Seeded) -> None:
     # A transaction-local scope would end with the first statement: the rest would run unrestricted.
     with row_security.tenant_scope(B), seeded.engine.connect() as conn:
