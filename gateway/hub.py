@@ -79,6 +79,10 @@ class GatewayHub:
         if who.get("municipality") != self.municipality or who.get("zone") != self.zone:
             raise HubError(403, f"handheld belongs to {who.get('municipality')}/{who.get('zone')}, "
                                 f"not this gateway's zone {self.municipality}/{self.zone}")
+        if self.hub.retired(str(who["site_id"])):
+            # unregistered here (`aquacis gateway handheld unregister`): the cloud's word is not enough
+            log.warning("retired_handheld_refused", site_id=who["site_id"])
+            raise HubError(403, "this handheld was unregistered from this gateway; register it again to sync here")
         self.hub.register_node(token, str(who["site_id"]), "handheld", self.municipality, self.zone)
         log.info("handheld_admitted", site_id=who["site_id"])
 
