@@ -266,6 +266,11 @@ def open_from_anomalies(conn: Connection, *, limit: int = 500) -> int:
     for a in pending:
         wo_id = None
         plan = domain.order_for_anomaly(a["kind"] or "", a["severity"])
+        if not domain.is_known_kind(a["kind"] or ""):
+            # a node speaking another vocabulary (an old gateway): decided as "opens nothing",
+            # and said so where operators look, not silently
+            log.warning("anomaly_kind_unknown", anomaly_id=a["id"], kind=str(a["kind"])[:60],
+                        source=a["source"], municipality=a["municipality"])
         if plan is not None and a["meter_serial"]:
             try:
                 order, _ = create_order(
