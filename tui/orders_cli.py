@@ -47,7 +47,7 @@ def _run(db: str, action: Any) -> None:
         typer.echo(t(exc.key, **exc.params), err=True)
         raise typer.Exit(2) from None
     except (IncompleteOrder, ResultError) as exc:
-        key = {"result.replacement": "order_needs_replacement",
+        key = {"result.replacement": "order_needs_replacement_cli",
                "result.installation": "order_needs_installation",
                "result.replacement.new_serial": "order_bad_new_serial"}.get(exc.field)
         typer.echo(t(key) if key else t("order_result_invalid", field=exc.field), err=True)
