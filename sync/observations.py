@@ -24,13 +24,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sync.vocab.work_orders import WorkOrderType
+
 # Codes are short: the legacy two-digit numbers or an upper-case mnemonic.
 CODE_RE = re.compile(r"^[0-9A-Z_]{1,12}$")
 MAX_DESCRIPTION = 80
 MAX_CATALOGUE = 200  # a municipality's catalogue; bounds every list and import
 
-#: Work-order types an observation can open (docs/workorders.md).
-WORK_ORDER_TYPES = ("inspect_anomaly", "leak_repair", "install_meter", "replace_meter", "reading_check")
+#: Work-order types an observation can open (not the debt ones: cut-off, reconnection).
+WORK_ORDER_TYPES: tuple[str, ...] = tuple(t.value for t in (
+    WorkOrderType.INSPECT_ANOMALY, WorkOrderType.LEAK_REPAIR, WorkOrderType.INSTALL_METER,
+    WorkOrderType.REPLACE_METER, WorkOrderType.READING_CHECK))
 
 
 class ObservationError(ValueError):

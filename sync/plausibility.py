@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from sync.vocab.readings import ReadingFlag
+
 DAY_MS = 86_400_000
 
 # Tolerances around the expected use. Deliberately wide: the rule catches a slipped digit or a
@@ -40,8 +42,8 @@ ROLLOVER_NEAR = Decimal("0.9")  # last value above 90 % of the register's maximu
 UNDATED_MAX_DAYS = 90
 
 #: The flag a reading carries when a person confirmed an implausible value (app `c`, CLI
-#: `--confirm`, API `confirmed: true`); also the alarm the reader app has always written.
-CONFIRMED_FLAG = "confirmed_out_of_range"
+#: `--confirm`, API `confirmed: true`), from the shared vocabulary.
+CONFIRMED_FLAG = ReadingFlag.CONFIRMED_OUT_OF_RANGE.value
 
 
 class Issue(StrEnum):

@@ -18,16 +18,19 @@ from zoneinfo import ZoneInfo
 
 from gateway.rules.config import MeterRules
 from sync import plausibility
+from sync.vocab.anomalies import SOURCE_GATEWAY_RULES, AnomalyKind, Severity
+from sync.vocab.readings import TYPED_SOURCES, Alarm, ReadingFlag
 
 Reading = Mapping[str, Any]
 Anomaly = dict[str, Any]
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-SOURCE = "gateway-rules"
-#: Readings a person typed: judged by the one plausibility rule (`sync.plausibility`), as the
-#: reader app, the handheld CLI and the cloud judge them, not by the register rules meant for
-#: automatic meters (a reader's corrected or confirmed value is not a reverse flow).
-MANUAL_SOURCES = frozenset({"handheld", "api"})
+SOURCE = SOURCE_GATEWAY_RULES
+#: Readings a person typed (`TYPED_SOURCES`) are judged by the one plausibility rule
+#: (`sync.plausibility`), as the reader app, the handheld CLI and the cloud judge them, not by
+#: the register rules meant for automatic meters (a corrected or confirmed value is not a
+#: reverse flow).
+MANUAL_SOURCES = TYPED_SOURCES
 REGISTER_RULES = frozenset({"range", "rollover", "reverse_flow", "spike"})
 
 
@@ -41,10 +44,10 @@ class Known:
     use_class: str | None = None
 
 
-def anomaly(kind: str, severity: str, reading: Reading, details: dict[str, Any]) -> Anomaly:
+def anomaly(kind: AnomalyKind, severity: Severity, reading: Reading, details: dict[str, Any]) -> Anomaly:
     row: Anomaly = {
-        "kind": kind,
-        "severity": severity,
+        "kind": kind.value,
+        "severity": severity.value,
         "meter_serial": reading.get("meter_serial"),
         "device_id": reading.get("device_id"),
         "reading_id": reading.get("id"),
@@ -85,17 +88,17 @@ def rule_range(reading: Reading, history: Sequence[Reading], cfg: MeterRules) ->
     out = []
     value = reading["value_l"]
     if value < 0 or (cfg.rollover_l is not None and value >= cfg.rollover_l):
-        out.append(anomaly("out_of_range", "warning", reading,
+        out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                            {"field": "value_l", "value": value, "max": cfg.rollover_l}))
     flow = reading.get("flow_lph")
     if flow is not None and abs(flow) > cfg.max_flow_lph:
-        out.append(anomaly("out_of_range", "warning", reading,
+        out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                            {"field": "flow_lph", "value": flow, "max": cfg.max_flow_lph}))
     prev = _prev(history, reading)
     if prev is not None:
         step = consumed_l(prev["value_l"], value, cfg)
         if step > cfg.max_step_l:
-            out.append(anomaly("out_of_range", "warning", reading,
+            out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                                {"field": "step_l", "value": step, "max": cfg.max_step_l}))
     return out
 
@@ -104,7 +107,7 @@ def rule_rollover(reading: Reading, history: Sequence[Reading], cfg: MeterRules)
     prev = _prev(history, reading)
     if prev is None or not _is_rollover(prev["value_l"], reading["value_l"], cfg):
         return []
-    return [anomaly("rollover", "info", reading, {
+    return [anomaly(AnomalyKind.ROLLOVER, Severity.INFO, reading, {
         "previous_l": prev["value_l"], "value_l": reading["value_l"], "rollover_l": cfg.rollover_l,
         "consumed_l": consumed_l(prev["value_l"], reading["value_l"], cfg),
     })]
@@ -121,7 +124,7 @@ def _reverse_signs(reading: Reading, prev: Reading | None, cfg: MeterRules) -> d
     flow = reading.get("flow_lph")
     if flow is not None and flow < 0:
         signs["flow_lph"] = flow
-    if "backflow" in (reading.get("alarms") or ()):
+    if Alarm.BACKFLOW.value in (reading.get("alarms") or ()):
         signs["device_alarm"] = True
     return signs
 
@@ -135,7 +138,7 @@ def rule_reverse_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRu
         return []
     if prev is not None and _reverse_signs(prev, _prev(history, prev), cfg):
         return []  # already reversing at the previous reading: same episode
-    return [anomaly("reverse_flow", "warning", reading, signs)]
+    return [anomaly(AnomalyKind.REVERSE_FLOW, Severity.WARNING, reading, signs)]
 
 
 def _static_since(history: Sequence[Reading], reading: Reading, cfg: MeterRules) -> int | None:
@@ -159,7 +162,7 @@ def rule_zero_consumption(reading: Reading, history: Sequence[Reading], cfg: Met
     assert prev is not None
     if prev["taken_at"] - since >= limit:  # already true at the previous reading: raised then
         return []
-    return [anomaly("zero_consumption", "warning", reading, {
+    return [anomaly(AnomalyKind.ZERO_CONSUMPTION, Severity.WARNING, reading, {
         "days": round((reading["taken_at"] - since) / DAY_MS, 1), "value_l": reading["value_l"], "since": since,
     })]
 
@@ -205,7 +208,7 @@ def rule_spike(reading: Reading, history: Sequence[Reading], cfg: MeterRules) ->
     baseline = max(usual, cfg.spike_min_l / cfg.spike_factor)
     if rate <= cfg.spike_factor * baseline:
         return []
-    return [anomaly("spike", "warning", reading, {
+    return [anomaly(AnomalyKind.SPIKE, Severity.WARNING, reading, {
         "consumed_l": used, "hours": round(dt / HOUR_MS, 2), "rate_l_per_day": round(rate, 1),
         "usual_l_per_day": round(usual, 1), "factor": round(rate / baseline, 1),
     })]
@@ -240,7 +243,7 @@ def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRule
         flows = [float(f) for h in inside if (f := h.get("flow_lph")) is not None]
         spans = len(inside) >= 2 and inside[-1]["taken_at"] - inside[0]["taken_at"] >= (end - start) * 0.6
         if spans and len(flows) == len(inside) and all(f >= cfg.night_min_lph for f in flows):
-            return [anomaly("night_flow", "warning", reading, {
+            return [anomaly(AnomalyKind.NIGHT_FLOW, Severity.WARNING, reading, {
                 "window": [start, end], "min_flow_lph": min(flows), "samples": len(inside), "basis": "flow"})]
         return []
     rates = []
@@ -251,7 +254,7 @@ def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRule
     covered = inside[-1]["taken_at"] - inside[0]["taken_at"]
     if not rates or covered < (end - start) * 0.6 or min(rates) < cfg.night_min_lph:
         return []
-    return [anomaly("night_flow", "warning", reading, {
+    return [anomaly(AnomalyKind.NIGHT_FLOW, Severity.WARNING, reading, {
         "window": [start, end], "min_rate_lph": round(min(rates), 2), "samples": len(inside), "basis": "register"})]
 
 
@@ -261,17 +264,17 @@ def _alarm_started(name: str, reading: Reading, history: Sequence[Reading]) -> b
 
 
 def rule_tamper(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
-    if not _alarm_started("tamper", reading, history):
+    if not _alarm_started(Alarm.TAMPER.value, reading, history):
         return []
-    return [anomaly("tamper", "critical", reading, {"device_alarm": "tamper"})]
+    return [anomaly(AnomalyKind.TAMPER, Severity.CRITICAL, reading, {"device_alarm": Alarm.TAMPER.value})]
 
 
 def rule_device_alarms(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
     """The meter's own leak / burst alarms, raised when they appear."""
     out = []
-    for name, severity in (("leak", "warning"), ("burst", "critical")):
-        if _alarm_started(name, reading, history):
-            out.append(anomaly(name, severity, reading, {"device_alarm": name}))
+    for kind, severity in ((AnomalyKind.LEAK, Severity.WARNING), (AnomalyKind.BURST, Severity.CRITICAL)):
+        if _alarm_started(Alarm(kind.value).value, reading, history):
+            out.append(anomaly(kind, severity, reading, {"device_alarm": kind.value}))
     return out
 
 
@@ -280,11 +283,11 @@ def rule_low_battery(reading: Reading, history: Sequence[Reading], cfg: MeterRul
         if r is None:
             return False
         b = r.get("battery")
-        return (b is not None and b <= cfg.battery_low_pct) or "battery" in (r.get("alarms") or ())
+        return (b is not None and b <= cfg.battery_low_pct) or Alarm.BATTERY.value in (r.get("alarms") or ())
 
     if not low(reading) or low(_prev(history, reading)):
         return []
-    return [anomaly("low_battery", "info", reading, {"battery": reading.get("battery"),
+    return [anomaly(AnomalyKind.LOW_BATTERY, Severity.INFO, reading, {"battery": reading.get("battery"),
                                                      "threshold_pct": cfg.battery_low_pct})]
 
 
@@ -294,9 +297,9 @@ def rule_plausibility(reading: Reading, history: Sequence[Reading], cfg: MeterRu
     explanations are kept as such: confirmed (the cloud's VEE still holds it for review),
     rollover (VEE counts across the wrap), reverse flow (raised as the reader reported it)."""
     alarms = reading.get("alarms") or ()
-    if "reverse_flow" in alarms:
-        return [anomaly("reverse_flow", "warning", reading, {"reported_by": "reader"})]
-    if plausibility.CONFIRMED_FLAG in alarms or "rollover" in alarms:
+    if ReadingFlag.REVERSE_FLOW in alarms:
+        return [anomaly(AnomalyKind.REVERSE_FLOW, Severity.WARNING, reading, {"reported_by": "reader"})]
+    if ReadingFlag.CONFIRMED_OUT_OF_RANGE in alarms or ReadingFlag.ROLLOVER in alarms:
         return []
     points = [plausibility.Point(int(h["taken_at"]), int(h["value_l"])) for h in history
               if h["taken_at"] < reading["taken_at"] and h.get("value_l") is not None]
@@ -311,7 +314,7 @@ def rule_plausibility(reading: Reading, history: Sequence[Reading], cfg: MeterRu
                                "last_l": verdict.last.value_l if verdict.last else None}
     if verdict.bounds is not None:
         details["high_l"] = verdict.bounds.high_l
-    return [anomaly("out_of_range", "warning", reading, details)]
+    return [anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading, details)]
 
 
 RULES: dict[str, Callable[[Reading, Sequence[Reading], MeterRules], list[Anomaly]]] = {

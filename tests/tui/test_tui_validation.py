@@ -142,9 +142,13 @@ def test_catalogs_have_the_same_keys() -> None:
 def test_every_refusal_code_and_work_order_state_has_a_spanish_label() -> None:
     from sync.changes import REFUSAL_CODES
     from sync.schema import WORK_ORDER_STATUS
+    from sync.vocab.work_orders import EVENT_KINDS, PRIORITIES, WORK_ORDER_TYPES
 
     assert all(f"refusal_{c}" in i18n.ES for c in REFUSAL_CODES)
     assert all(f"wo_status_{s}" in i18n.ES for s in WORK_ORDER_STATUS.order)
+    assert all(f"wo_type_{x}" in i18n.ES and f"wo_type_{x}" in i18n.EN for x in WORK_ORDER_TYPES)
+    assert all(f"wo_prio_{x}" in i18n.ES for x in PRIORITIES)
+    assert all(f"wo_event_{x}" in i18n.ES for x in EVENT_KINDS)
 
 
 def test_language_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

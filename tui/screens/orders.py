@@ -13,9 +13,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from sync.plausibility import CONFIRMED_FLAG
+from sync.vocab.readings import ReadingFlag
+from sync.vocab.work_orders import ResultError, WorkOrderStatus
 
 from ..i18n import has, t
-from ..repository import OrderClosed, UnknownMeter
+from ..repository import IncompleteOrder, OrderClosed, UnknownMeter
 from ..validation import EntryError, format_local, format_m3, parse_reading_m3, validate
 from ..widgets.form import ErrorLine, Field
 from ..widgets.meterlist import fit_end
@@ -25,6 +27,16 @@ from .dialogs import ConfirmScreen
 
 def status_text(status: object) -> str:
     return t(f"wo_status_{status}") if status else "—"
+
+
+def incomplete_text(exc: IncompleteOrder | ResultError) -> str:
+    """Why an order cannot be completed, by field (the reason itself is English: API and logs)."""
+    key = {"result.replacement": "order_needs_replacement",
+           "result.installation": "order_needs_installation",
+           "result.replacement.new_serial": "order_bad_new_serial",
+           "result.replacement.old_final_l": "order_bad_litres",
+           "result.replacement.new_initial_l": "order_bad_litres"}.get(exc.field)
+    return t(key) if key else t("order_result_invalid", field=exc.field)
 
 
 def label(prefix: str, value: object) -> str:
@@ -143,6 +155,9 @@ class OrderScreen(Screen[None]):
         except UnknownMeter as exc:
             self.app.notify(t("err_unknown_meter", serial=str(exc)), severity="error")
             return
+        except (IncompleteOrder, ResultError) as exc:
+            self.app.notify(incomplete_text(exc), severity="error", timeout=10)
+            return
         self.app.notify(ok)
         self.app.after_local_write()  # type: ignore[attr-defined]
         self.refresh_data()
@@ -197,9 +212,9 @@ class OrderScreen(Screen[None]):
             if choice == "confirm":
                 save((CONFIRMED_FLAG,))
             elif choice == "rollover":
-                save(("rollover",))
+                save((ReadingFlag.ROLLOVER.value,))
             elif choice == "reverse":
-                save(("reverse_flow",))
+                save((ReadingFlag.REVERSE_FLOW.value,))
 
         from .reading import CheckScreen
 
@@ -219,12 +234,16 @@ class OrderScreen(Screen[None]):
     def action_complete(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
         o = repo.work_order(self.order_id) or {}
-        if o.get("status") in ("created", "assigned"):
+        if o.get("status") in (WorkOrderStatus.CREATED, WorkOrderStatus.ASSIGNED):
             self.app.notify(t("order_not_started"), severity="warning")
             return
-        if o.get("type") == "replace_meter" and not (o.get("result") or {}).get("replacement"):
-            # the office cannot apply a replacement it was not told about
-            self.app.notify(t("order_needs_replacement"), severity="error")
+        try:  # what completion would refuse is said before asking, not after
+            repo.check_complete(self.order_id)
+        except (IncompleteOrder, ResultError) as exc:
+            self.app.notify(incomplete_text(exc), severity="error", timeout=10)
+            return
+        except OrderClosed as exc:
+            self.app.notify(t("order_closed", status=status_text(exc.status)), severity="error")
             return
 
         def answered(yes: bool | None) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from sync.plausibility import CONFIRMED_FLAG
+from sync.vocab.readings import ReadingFlag
 
 from ..i18n import t
 from ..repository import MeterInfo
@@ -164,9 +165,9 @@ class ReadingScreen(ModalScreen[str | None]):
         if choice == "confirm":
             self._save(entry, (CONFIRMED_FLAG,))
         elif choice == "rollover":
-            self._save(entry, ("rollover",))
+            self._save(entry, (ReadingFlag.ROLLOVER.value,))
         elif choice == "reverse":
-            self._save(entry, ("reverse_flow",))
+            self._save(entry, (ReadingFlag.REVERSE_FLOW.value,))
         elif choice == "observation":
             def chosen(code: str | None) -> None:
                 if code:
