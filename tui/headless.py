@@ -16,7 +16,7 @@ from .enrol import EnrolError, enrol, read_enrolment
 from .i18n import t
 from .repository import Repository
 from .syncer import TransportFactory, http_transport, sync_once
-from .validation import EntryError, format_local, format_m3, parse_reading_m3, validate
+from .validation import EntryError, Verdict, format_local, format_m3, parse_reading_m3
 from .verdicts import issue_lines
 
 
@@ -116,19 +116,22 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
         alarms: tuple[str, ...] = ()
         if value_l is not None:
             try:
-                verdict = validate(value_l, info.history(excluding=supersedes), repo.clock(),
-                                   register_max_l=info.register_max_l, use_class=info.use_class)
+                verdict = repo.judge(serial, value_l, supersedes=supersedes)
             except EntryError as exc:
                 raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
             # an observation code is the reader's explanation, as on the screen
             if verdict.implausible and not observation:
                 if not confirm:
-                    raise HandheldError(" ".join([*issue_lines(verdict), t("err_implausible_cli")]))
+                    raise HandheldError(implausible_text(verdict))
                 alarms = (CONFIRMED_FLAG,)
         return repo.record_reading(serial, value_l, observation_code=observation, alarms=alarms,
                                    supersedes=supersedes)
     finally:
         repo.store.close()
+
+
+def implausible_text(verdict: Verdict) -> str:
+    return " ".join([*issue_lines(verdict), t("err_implausible_cli")])
 
 
 def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000) -> list[str]:

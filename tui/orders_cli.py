@@ -11,9 +11,9 @@ import typer
 
 from sync.vocab.work_orders import ResultError
 
-from .headless import HandheldError, open_repo
+from .headless import HandheldError, implausible_text, open_repo
 from .i18n import t
-from .repository import IncompleteOrder, OrderClosed, Repository
+from .repository import Implausible, IncompleteOrder, OrderClosed, Repository
 from .validation import EntryError, parse_reading_m3
 
 app = typer.Typer(help="Work orders on this handheld: list, start, replacement, complete, impossible.",
@@ -45,6 +45,9 @@ def _run(db: str, action: Any) -> None:
         raise typer.Exit(2) from None
     except EntryError as exc:
         typer.echo(t(exc.key, **exc.params), err=True)
+        raise typer.Exit(2) from None
+    except Implausible as exc:
+        typer.echo(implausible_text(exc.verdict), err=True)
         raise typer.Exit(2) from None
     except (IncompleteOrder, ResultError) as exc:
         key = {"result.replacement": "order_needs_replacement_cli",
@@ -78,12 +81,15 @@ def replace(
     old_final: str = typer.Option(..., help="Final reading of the removed meter, m³ (e.g. 1030.250)."),
     new_serial: str = typer.Option(..., help="Serial of the new meter."),
     new_initial: str = typer.Option(..., help="Initial reading of the new meter, m³."),
+    confirm: bool = typer.Option(False, "--confirm", help="The removed meter's final reading is right although "
+                                 "implausible (lower than its last value, or far above the usual use)."),
     db: str = DB,
 ) -> None:
-    """Record a meter replacement on the order (applied by the cloud once the order completes)."""
+    """Record a meter replacement on the order (applied by the cloud once the order completes).
+    The removed meter's final reading goes through the plausibility rule like any reading."""
     def go(repo: Repository) -> dict[str, Any]:
         return repo.record_replacement(order, parse_reading_m3(old_final), new_serial.strip(),
-                                       parse_reading_m3(new_initial))
+                                       parse_reading_m3(new_initial), confirmed=confirm)
     _run(db, go)
 
 

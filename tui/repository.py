@@ -33,7 +33,7 @@ from sync.vocab.work_orders import (
     parse_result,
 )
 
-from .validation import DAY_MS, MX_TZ, Past
+from .validation import DAY_MS, MX_TZ, Past, Verdict, validate
 
 SETTINGS = "tui_settings"
 SYNC_LOG = "tui_sync_log"
@@ -151,6 +151,15 @@ class OrderClosed(RuntimeError):
     def __init__(self, status: str) -> None:
         super().__init__(status)
         self.status = status
+
+
+class Implausible(ValueError):
+    """A typed value the plausibility rule questions; the caller asks (app) or wants an explicit
+    confirmation (CLI) and tries again with `confirmed=True`."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(", ".join(i.value for i in verdict.issues))
+        self.verdict = verdict
 
 
 class IncompleteOrder(ValueError):
@@ -428,6 +437,14 @@ class Repository:
                 return r
         return None
 
+    def judge(self, serial: str, value_l: int, *, at: int | None = None, supersedes: str | None = None) -> Verdict:
+        """The one plausibility rule (sync.plausibility) for a value typed for `serial` now (or at
+        `at`): against its history without the entry a correction replaces. EntryError when the
+        value cannot be on the register at all."""
+        info = self.meter(serial)
+        return validate(value_l, info.history(excluding=supersedes), self.clock() if at is None else at,
+                        register_max_l=info.register_max_l, use_class=info.use_class)
+
     def observation_codes(self) -> list[ObservationCode]:
         return sorted(self._codes.values(), key=lambda c: c.code)
 
@@ -547,7 +564,8 @@ class Repository:
                                                                                                 "meter_serial": serial})])
         return rid
 
-    def record_replacement(self, order_id: str, old_final_l: int, new_serial: str, new_initial_l: int) -> dict[str, Any]:
+    def record_replacement(self, order_id: str, old_final_l: int, new_serial: str, new_initial_l: int, *,
+                           confirmed: bool = False) -> dict[str, Any]:
         """A meter replacement: the old meter's final reading, the new meter's serial and initial reading.
 
         Recorded as the order's `result.replacement` (sync.vocab.work_orders.Replacement), the one
@@ -561,6 +579,11 @@ class Repository:
             "new_initial_l": new_initial_l, "at": self.clock(),
             "old_final_reading_id": uuid7(), "new_initial_reading_id": uuid7(),
         })
+        if not confirmed and old_serial in self._meters:
+            # the removed meter's final register goes through the same rule as any reading
+            verdict = self.judge(old_serial, old_final_l)
+            if verdict.implausible:
+                raise Implausible(verdict)
         result = {**dict(order.get("result") or {}), "replacement": rep.to_json()}
         with self.store.transaction():
             self.store.set_fields("work_orders", order_id, {"result": result})

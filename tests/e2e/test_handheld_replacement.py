@@ -52,8 +52,12 @@ def test_replacement_on_the_handheld_is_applied_once_in_the_cloud(tmp_path: Path
         assert "reemplazo" in _hh_refused(db, "order", "complete", oid)  # not without the replacement
         assert "Serie del medidor nuevo" in _hh_refused(db, "order", "replace", oid, "--old-final", "1234.5",
                                                          "--new-serial", old, "--new-initial", "0")
+        # 1,234.5 m³ is far above what the removed meter's seeded (undated) value allows: the final
+        # reading goes through the plausibility rule like any reading, and is kept when confirmed
+        assert "--confirm" in _hh_refused(db, "order", "replace", oid, "--old-final", "1234.5",
+                                          "--new-serial", "WM-NUEVO-77", "--new-initial", "0.007")
         _hh(stack, db, "order", "replace", oid, "--old-final", "1234.5", "--new-serial", "WM-NUEVO-77",
-            "--new-initial", "0.007")
+            "--new-initial", "0.007", "--confirm")
         assert _hh(stack, db, "order", "complete", oid)["status"] == "completed"
         assert _hh(stack, db, "sync", "--only", "cloud")["ok"]
         assert _hh(stack, db, "sync", "--only", "cloud")["ok"]  # a second round sends nothing new

@@ -313,3 +313,46 @@ async def test_replacement_order_cannot_complete_without_the_replacement(handhel
         await pilot.pause()
         assert isinstance(app.screen, OrderScreen)  # no confirmation offered: it would be lost
         assert (app.repo.work_order("WO000001") or {})["status"] == "in_progress"
+
+
+async def test_replacement_final_reading_goes_through_the_rule(seeded: Path) -> None:
+    """WO000001 replaces WM00000001 (registry 19.113 m³, undated): a final of 15 m³ is asked."""
+    from tui.screens.orders import ReplacementScreen
+
+    app = ReaderApp(seeded, auto_sync_s=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        await pilot.press("enter")
+        await pilot.press("i")
+        await pilot.press("m")
+        assert isinstance(app.screen, ReplacementScreen)
+        for field, text in (("old", "15"), ("serial", "WMX0001"), ("new", "0.002")):
+            app.screen.query_one(f"#{field}", Input).value = text
+        app.screen.query_one("#new", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CheckScreen)
+        await pilot.press("escape")  # re-enter: nothing recorded
+        await pilot.pause()
+        assert not (app.repo.work_order("WO000001") or {}).get("result")
+        await pilot.press("m")
+        for field, text in (("old", "15"), ("serial", "WMX0001"), ("new", "0.002")):
+            app.screen.query_one(f"#{field}", Input).value = text
+        app.screen.query_one("#new", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        rep = (app.repo.work_order("WO000001") or {})["result"]["replacement"]
+        assert (rep["old_final_l"], rep["new_serial"]) == (15_000, "WMX0001")
+
+
+def test_handheld_cli_replacement_needs_confirm(seeded: Path) -> None:
+    runner = CliRunner()
+    base = ["order", "replace", "WO000001", "--old-final", "15", "--new-serial", "WMX0001", "--new-initial", "0",
+            "--db", str(seeded)]
+    assert runner.invoke(handheld_cli, ["order", "start", "WO000001", "--db", str(seeded)]).exit_code == 0
+    res = runner.invoke(handheld_cli, base)
+    assert res.exit_code == 2 and "MENOR" in res.output and "--confirm" in res.output
+    res = runner.invoke(handheld_cli, [*base, "--confirm"])
+    assert res.exit_code == 0, res.output

@@ -17,8 +17,8 @@ from sync.vocab.readings import ReadingFlag
 from sync.vocab.work_orders import ResultError, WorkOrderStatus
 
 from ..i18n import has, t
-from ..repository import IncompleteOrder, OrderClosed, UnknownMeter
-from ..validation import EntryError, format_local, format_m3, parse_reading_m3, validate
+from ..repository import Implausible, IncompleteOrder, OrderClosed, UnknownMeter
+from ..validation import EntryError, format_local, format_m3, parse_reading_m3
 from ..widgets.form import ErrorLine, Field
 from ..widgets.meterlist import fit_end
 from ..widgets.syncbar import SyncBar
@@ -191,9 +191,7 @@ class OrderScreen(Screen[None]):
         order = repo.work_order(self.order_id) or {}
         serial = str(order.get("meter_serial") or "")
         try:
-            info = repo.meter(serial)
-            verdict = validate(value_l, info.history(), repo.clock(), register_max_l=info.register_max_l,
-                               use_class=info.use_class)
+            verdict = repo.judge(serial, value_l)
         except UnknownMeter:
             self.app.notify(t("err_unknown_meter", serial=serial), severity="error")
             return
@@ -223,11 +221,21 @@ class OrderScreen(Screen[None]):
     def action_replace(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
 
+        def record(old: int, serial: str, new: int, confirmed: bool = False) -> None:
+            try:
+                self._guard(lambda: repo.record_replacement(self.order_id, old, serial, new, confirmed=confirmed),
+                            t("order_replacement_saved", old=format_m3(old), new_serial=serial, new=format_m3(new)))
+            except Implausible as exc:  # the removed meter's final register: ask, as for any reading
+                from .reading import CheckScreen
+
+                self.app.push_screen(
+                    CheckScreen(exc.verdict, allow_observation=False),
+                    lambda choice: record(old, serial, new, True) if choice in ("confirm", "rollover", "reverse")
+                    else None)
+
         def done(values: tuple[int, str, int] | None) -> None:
             if values:
-                old, serial, new = values
-                self._guard(lambda: repo.record_replacement(self.order_id, old, serial, new),
-                            t("order_replacement_saved", old=format_m3(old), new_serial=serial, new=format_m3(new)))
+                record(*values)
 
         self.app.push_screen(ReplacementScreen(), done)
 
