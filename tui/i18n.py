@@ -43,6 +43,8 @@ ES: dict[str, str] = {
     "confirm_hint": "S o Enter = sí · N o Esc = no",
     "help_title": "Ayuda: teclas de esta pantalla",
     "help_close": "Esc, ? o F1 cierra la ayuda.",
+    "help_EnrolScreen": "Alta del equipo: capture el servidor y el código o credencial que le dio su "
+    "supervisor; Tab pasa al siguiente campo, Enter da de alta y descarga sus rutas.",
     "help_RoutesScreen": "Sus rutas descargadas con su avance. Enter abre la ruta elegida.",
     "help_RouteScreen": "Medidores en orden de recorrido. Escriba o escanee una serie o un domicilio "
     "para buscar; una sola coincidencia abre el medidor.",
@@ -301,6 +303,8 @@ EN: dict[str, str] = {
     "confirm_hint": "Y/S or Enter = yes · N or Esc = no",
     "help_title": "Help: keys of this screen",
     "help_close": "Esc, ? or F1 closes the help.",
+    "help_EnrolScreen": "Device enrolment: enter the server and the code or credential your supervisor "
+    "gave you; Tab moves to the next field, Enter enrols and downloads your routes.",
     "help_RoutesScreen": "Your downloaded routes and their progress. Enter opens the chosen route.",
     "help_RouteScreen": "Meters in walking order. Type or scan a serial or an address to search; a "
     "single match opens the meter.",
