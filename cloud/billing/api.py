@@ -168,7 +168,16 @@ def list_runs(request: Request, cycle: str | None = None, limit: int = Query(50,
     return {"items": out}
 
 
-def invoice_out(r: Any) -> dict[str, Any]:
+def superseded_by(conn: Any, ids: list[str]) -> dict[str, str]:
+    """invoice id → the correction that replaces it, for these invoices."""
+    if not ids:
+        return {}
+    return {orig: corr for corr, orig in conn.execute(sa.select(invoices.c.id, invoices.c.corrects).where(
+        invoices.c.corrects.in_(ids), invoices.c.status == "issued"))}
+
+
+def invoice_out(r: Any, replaced_by: str | None = None) -> dict[str, Any]:
+    live = r["status"] == "issued" and replaced_by is None
     return {
         "id": r["id"], "number": r["number"], "municipality": r["municipality"], "zone": r["zone"],
         "contractId": r["contract_id"], "period": r["period"], "kind": r["kind"], "revision": r["revision"],
@@ -179,8 +188,9 @@ def invoice_out(r: Any) -> dict[str, Any]:
         "tariffVersions": r["tariff_versions"], "lines": r["lines"], "basis": r["basis"],
         "subtotal": f"{Decimal(r['subtotal']):.2f}", "vat": f"{Decimal(r['vat']):.2f}",
         "total": f"{Decimal(r['total']):.2f}", "currency": r["currency"], "status": r["status"],
+        "supersededBy": replaced_by,
         # Withdrawn when the invoice was superseded by a correction or voided: never printed again.
-        "paymentReference": r["payment_reference"] if r["status"] == "issued" else None,
+        "paymentReference": r["payment_reference"] if live else None,
     }
 
 
@@ -209,7 +219,8 @@ def list_invoices(
         q = q.where(invoices.c.id > after)
     with get_engine(request).connect() as conn:
         rows = conn.execute(q.order_by(invoices.c.id).limit(limit)).mappings().all()
-    items = [invoice_out(r) for r in rows]
+        repl = superseded_by(conn, [r["id"] for r in rows])
+    items = [invoice_out(r, repl.get(r["id"])) for r in rows]
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -223,7 +234,8 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
 def get_invoice(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> dict[str, Any]:
     with get_engine(request).connect() as conn:
-        return invoice_out(_visible_invoice(conn, principal, invoice_id))
+        return invoice_out(_visible_invoice(conn, principal, invoice_id),
+                           superseded_by(conn, [invoice_id]).get(invoice_id))
 
 
 @router.get("/invoices/{invoice_id}/pdf", summary="The customer's invoice as PDF (Spanish)",
