@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from cfdi_helpers import NS, assert_valid_everywhere
+from cfdi_helpers import NS, assert_all_documents_valid, assert_valid_everywhere
 from lxml import etree
 from test_billing_support import ensure_readings_table, seed_contracts
 
@@ -131,6 +131,7 @@ def test_correction_substitutes_the_cfdi_cancels_the_original_with_01_and_withdr
             cfdi_documents.c.receiver_rfc == "XIQB891116QE4")).scalars().all()
     assert [f"{Decimal(t):.2f}" for t in live] == [corr["total"]]
     assert worker(svc) == {}  # nothing left to do
+    assert assert_all_documents_valid(cloud.engine) == 2
 
 
 def test_correction_before_the_original_is_stamped_discards_it(env) -> None:
@@ -226,3 +227,4 @@ def test_credit_note_lowers_the_debt_and_its_egreso_relates_to_the_invoice(env) 
     # A credited invoice is not corrected (the correction would replace what the notes credit).
     r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h, json={"reason": "otra lectura"})
     assert r.status_code == 409 and "credit notes" in r.json()["reason"]
+    assert assert_all_documents_valid(cloud.engine) == 4  # invoice, payment complement, two notes
