@@ -113,15 +113,14 @@ def start_run(body: BillingRunIn, request: Request, principal: Principal = Depen
         scope_municipality(principal, m)  # 403 for another municipality
     today = local_day(now)
     try:
-        if body.finalBill is None:
+        fb = body.finalBill
+        if fb is None:
             period = check_period(body.cycle, today, earliest_billable(get_settings(request)))
         else:
-            fb = body.finalBill
             period = check_final_bill(body.cycle, fb.through, today, earliest_billable(get_settings(request)),
                                       fb.reason, fb.contracts)
     except PeriodRefused as e:
         raise HTTPException(422, str(e)) from e
-    fb = body.finalBill
     spec = RunSpec(tuple(sorted(set(munis))), body.cycle, body.zone, body.parallelism, body.chunkSize,
                    body.retryPolicy.maxAttempts, body.retryPolicy.leaseSeconds,
                    period_end=period.end if fb else None, final_bill_reason=fb.reason.strip() if fb else None,

@@ -121,9 +121,8 @@ def test_every_kind_of_document_we_issue_passes_xsd_catalogs_and_seal(db_url) ->
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from cfdi_helpers import CUSTOMER_TAX, assert_all_documents_valid, invoice, line
-
     import sqlalchemy as sa
+    from cfdi_helpers import CUSTOMER_TAX, assert_all_documents_valid, invoice, line
 
     from cloud.cfdi.model import GlobalPeriod, LineKind
     from cloud.cfdi.wiring import service_from_settings
