@@ -80,7 +80,8 @@ def billing_run(
     lease_seconds: int = typer.Option(300, help="Seconds before an unfinished chunk is retried elsewhere."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
 ) -> None:
-    """Plan a billing run (no work is done: start billing-worker processes) and print its id as JSON."""
+    """Plan a billing run of a closed month (no work is done: start billing-worker processes) and print its
+    id as JSON. Its invoices are drafts until reviewed and approved (GET …/review, POST …/approve)."""
     from datetime import UTC, datetime
 
     from cloud.billing.events import run_event
@@ -92,6 +93,16 @@ def billing_run(
     if not munis or bad:
         typer.echo(f"error: name valid municipalities (EXP-01..EXP-13) or a zone; got {munis}", err=True)
         raise typer.Exit(2)
+    from cloud.billing.api import earliest_billable
+    from cloud.billing.lifecycle import local_day
+    from cloud.billing.periods import PeriodRefused, check_period
+    from cloud.settings import load_settings
+
+    try:  # the same guard as the API: closed periods only (final bills go through the API)
+        check_period(cycle, local_day(datetime.now(UTC)), earliest_billable(load_settings(None, db_url=db)))
+    except PeriodRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     engine = _engine(db)
     try:
         with engine.begin() as conn:
