@@ -54,7 +54,7 @@ class FinalBillIn(BaseModel):
 
 class BillingRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cycle: str = Field(..., pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="Billing month, YYYY-MM: a closed "
+    cycle: str = Field(..., pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="Billing month, YYYY-MM: a closed "
                        "month (its last day before today, America/Mexico_City), unless `finalBill`.",
                        examples=["2026-02"])
     municipalities: list[str] | None = Field(None, max_length=13, description="EXP-NN codes; default: the caller's own.")

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-CYCLE_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+CYCLE_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII digits only (\d takes full-width ones)
 FINAL_BILL_MAX_CONTRACTS = 500
 
 

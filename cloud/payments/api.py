@@ -147,6 +147,9 @@ def invoice_references(invoice_id: str, request: Request, principal: Principal =
 
 
 def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
+    if inv.status == "draft":
+        raise HTTPException(409, f"invoice {inv.number} is a draft of a billing run awaiting approval: it has "
+                                 "no payment references yet")
     if inv.status != "issued":
         from cloud.billing.lifecycle import withdrawal_of
 
