@@ -331,3 +331,34 @@ def test_void_one_invoice_before_and_after_stamping(env) -> None:
     r = cloud.client.post(f"/api/v2/invoices/{items['EXP-01-0000004']}/void",
                           json={"reason": "prueba", "motive": "01"}, headers=h)
     assert r.status_code == 422 and "motive" in r.text
+
+
+def test_other_municipalities_and_roles_cannot_review_approve_void_or_credit(env) -> None:
+    cloud = env
+    h = cloud.user("billing", "EXP-01")
+    run = post_run(cloud, h).json()
+    work(cloud.engine, run_id=run["id"])
+    inv = cloud.client.get("/api/v2/invoices", params={"run": run["id"]}, headers=h).json()["items"][0]
+    other = cloud.user("billing", "EXP-02")
+    reader = cloud.user("collections", "EXP-01")
+    calls = [("get", f"/api/v2/billing-runs/{run['id']}/review", None),
+             ("post", f"/api/v2/billing-runs/{run['id']}/approve", {"reviewId": "x"}),
+             ("post", f"/api/v2/billing-runs/{run['id']}/void", {"reason": "no es mío"}),
+             ("post", f"/api/v2/invoices/{inv['id']}/void", {"reason": "no es mío"}),
+             ("post", f"/api/v2/invoices/{inv['id']}/credit-notes",
+              {"reason": "no es mío", "lines": [{"concept": "water", "amount": "1.00"}]})]
+    for method, url, body in calls:
+        kw = {"json": body} if body is not None else {}
+        assert getattr(cloud.client, method)(url, headers=other, **kw).status_code == 404, url
+        assert getattr(cloud.client, method)(url, headers=reader, **kw).status_code == 403, url
+    # Hostile bodies get a 422 naming the field, never a 500.
+    for body in [{"reviewId": "x" * 10_000}, {"reviewId": None}, {"reviewId": "x", "extra": 1}, []]:
+        r = cloud.client.post(f"/api/v2/billing-runs/{run['id']}/approve", json=body, headers=h)
+        assert r.status_code == 422, (body, r.text)
+    fb = {"reason": "baja del contrato", "through": "2026-12-05", "contracts": ["x" * 81]}
+    assert post_run(cloud, h, cycle="2026-12", finalBill=fb).status_code == 422
+    fb["contracts"] = [f"EXP-01-{i:07d}" for i in range(501)]
+    assert post_run(cloud, h, cycle="2026-12", finalBill=fb).status_code == 422
+    assert post_run(cloud, h, cycle="２０２６-11").status_code == 422  # full-width digits
+    with cloud.engine.connect() as conn:
+        assert conn.execute(sa.select(billing_runs.c.state).where(billing_runs.c.id == run["id"])).scalar() == "draft"
