@@ -283,9 +283,9 @@ def correct_invoice(invoice_id: str, body: CorrectionIn, request: Request,
                                use_class=body.useClass, units=body.units, now=now)
         conn.execute(invoices.insert().values(**row))
         withdrawn = withdraw_references(conn, invoice_id, "superseded", row["id"], now)
-        from cloud.cfdi.from_billing import discard_unstamped
+        from cloud.cfdi.from_billing import discard_unstamped_many
 
-        discard_unstamped(conn, invoice_id, now)
+        discard_unstamped_many(conn, [invoice_id], now)
         record_event(conn, "InvoiceCorrected", "invoice", invoice_id, principal,
                      {"correction_id": row["id"], "number": row["number"], "reason": body.reason,
                       "old_total": str(orig["total"]), "new_total": str(row["total"]),

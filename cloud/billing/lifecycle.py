@@ -89,17 +89,21 @@ def approve_run(conn: Connection, run: dict[str, Any], review_id: str, principal
 
 
 def _issued_events(conn: Connection, run_id: str, principal: Any, now: datetime) -> int:
+    """InvoiceGenerated for every issued invoice of the run, in pages of 5,000 (bounded memory)."""
     from cloud.events.tables import events
 
     cols = [invoices.c[c] for c in EVENT_SOURCE_COLS]
-    res = conn.execute(sa.select(*cols).where(invoices.c.run_id == run_id, invoices.c.status == "issued")
-                       .order_by(invoices.c.id))
-    rows = [tuple(r) for r in res]
     sqlite = conn.dialect.name == "sqlite"
-    for i in range(0, len(rows), 5000):
-        insert_rows(conn, events, EVENT_COLS, invoice_event_tuples(rows[i:i + 5000], now, sqlite=sqlite,
-                                                                   actor=principal))
-    return len(rows)
+    n, last = 0, ""
+    while True:
+        rows = [tuple(r) for r in conn.execute(
+            sa.select(*cols).where(invoices.c.run_id == run_id, invoices.c.status == "issued", invoices.c.id > last)
+            .order_by(invoices.c.id).limit(5000))]
+        if not rows:
+            return n
+        insert_rows(conn, events, EVENT_COLS, invoice_event_tuples(rows, now, sqlite=sqlite, actor=principal))
+        n += len(rows)
+        last = rows[-1][0]
 
 
 def _paid_invoices(conn: Connection, invoice_ids: list[str]) -> set[str]:
@@ -141,9 +145,10 @@ def void_run(conn: Connection, run: dict[str, Any], reason: str, motive: str, pr
     if superseded:
         raise LifecycleError(409, f"{len(superseded)} invoices of billing run {run['id']} were corrected "
                                   f"(e.g. {sorted(superseded)[0]}): void the corrections first")
-    for inv_id in ids:
-        _void_one(conn, inv_id, run["id"], reason, motive, principal, now, event=False)
+    if motive not in VOID_MOTIVES:
+        raise LifecycleError(422, f"motive must be one of {', '.join(VOID_MOTIVES)} (01 is for a correction)")
     _mark_voided(conn, run, reason, principal, now)
+    _void_many(conn, ids, run["id"], reason, motive, principal, now)
     run_event(conn, run["id"], "BillingRunVoided", now, principal,
               {"reason": reason, "motive": motive, "invoices_voided": len(ids), "issued": True})
     return {"runId": run["id"], "state": "voided", "draftsDiscarded": 0, "invoicesVoided": len(ids)}
@@ -155,6 +160,32 @@ def _superseded(conn: Connection, ids: list[str]) -> set[str]:
         out.update(conn.execute(sa.select(invoices.c.corrects).where(invoices.c.corrects.in_(ids[i:i + 900]),
                                                                      invoices.c.status != "void")).scalars())
     return out
+
+
+def _void_many(conn: Connection, ids: list[str], run_id: str, reason: str, motive: str, principal: Any,
+               now: datetime) -> None:
+    """The bulk form of `_void_one` for a whole run (pages of 5,000: a run has 500,000)."""
+    from cloud.cfdi.from_billing import discard_unstamped_many
+    from cloud.payments.tables import payment_references
+
+    by = getattr(principal, "id", None)
+    for i in range(0, len(ids), 5000):
+        page = ids[i:i + 5000]
+        conn.execute(invoices.update().where(invoices.c.id.in_(page)).values(status="void"))
+        conn.execute(invoice_voids.insert(), [{"invoice_id": x, "run_id": run_id, "motive": motive, "reason": reason,
+                                               "by": by, "at": now} for x in page])
+        refs: dict[str, list[str]] = {}
+        for x, ref in conn.execute(sa.select(invoices.c.id, invoices.c.payment_reference).where(
+                invoices.c.id.in_(page))):
+            refs[x] = [ref] if ref else []
+        for x, ref in conn.execute(sa.select(payment_references.c.invoice_id, payment_references.c.reference)
+                                   .where(payment_references.c.invoice_id.in_(page))):
+            if ref not in refs[x]:
+                refs[x].append(ref)
+        conn.execute(payment_reference_withdrawals.insert(), [
+            {"invoice_id": x, "reason": "void", "replaced_by": None, "references": r, "at": now}
+            for x, r in refs.items()])
+        discard_unstamped_many(conn, page, now)
 
 
 def _mark_voided(conn: Connection, run: dict[str, Any], reason: str, principal: Any, now: datetime) -> None:
@@ -202,9 +233,9 @@ def _void_one(conn: Connection, inv_id: str, run_id: str | None, reason: str, mo
 
 def _discard_unstamped_cfdi(conn: Connection, inv_id: str, now: datetime) -> None:
     """A CFDI sealed but never sent to the PAC (and not being sent now) is simply discarded."""
-    from cloud.cfdi.from_billing import discard_unstamped
+    from cloud.cfdi.from_billing import discard_unstamped_many
 
-    discard_unstamped(conn, inv_id, now)
+    discard_unstamped_many(conn, [inv_id], now)
 
 
 def withdraw_references(conn: Connection, inv_id: str, reason: str, replaced_by: str | None,

@@ -155,16 +155,19 @@ def _predecessor_cfdi(conn: Connection, invoice_ids: list[str]) -> dict[str, str
     return out
 
 
-def discard_unstamped(conn: Connection, invoice_id: str, now: datetime) -> int:
-    """Discard (`voided`) the invoice's CFDI that was sealed but never sent to the PAC and is
+def discard_unstamped_many(conn: Connection, invoice_ids: list[str], now: datetime) -> int:
+    """Discard (`voided`) the invoices' CFDIs that were sealed but never sent to the PAC and are
     not being sent now: nothing fiscal exists to cancel. Returns how many rows."""
     from .tables import cfdi_documents
 
     d = cfdi_documents
-    return int(conn.execute(d.update().where(
-        d.c.invoice_id == invoice_id, d.c.kind == "ingreso", d.c.fiscal_status == "pending_fiscal",
-        sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
-    ).values(fiscal_status="voided", last_error="invoice superseded or voided before stamping")).rowcount)
+    n = 0
+    for i in range(0, len(invoice_ids), 900):
+        n += int(conn.execute(d.update().where(
+            d.c.invoice_id.in_(invoice_ids[i:i + 900]), d.c.kind == "ingreso", d.c.fiscal_status == "pending_fiscal",
+            sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+        ).values(fiscal_status="voided", last_error="invoice superseded or voided before stamping")).rowcount)
+    return n
 
 
 def cancel_substituted(svc: Any, limit: int = 500) -> dict[str, int]:
