@@ -17,7 +17,7 @@ import cbor2
 from sync import server, wire
 from sync.changes import Change, Refusal, RowState
 from sync.server import LogEntry, NodeScope
-from sync.wire import decode_refusal
+from sync.wire import FactRun, decode_refusal
 
 from .maintenance import fence_outbox
 from .store import EdgeStore, _q
@@ -52,8 +52,25 @@ class HubStorage:
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
         return self.store.get_facts(table, pks)
 
-    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
-        self.store._put_facts(self.store._fact_spec(table), rows)
+    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
+        out: list[list[int]] = []
+        for run in runs:
+            ts = self.store._fact_spec(run.table)
+            rows = [dict(zip(run.names, vals, strict=True)) for vals in zip(*run.columns, strict=True)] \
+                if run.columns else [{} for _ in run.pk]
+            have = set(self.store.get_facts(run.table, list(set(run.pk))))
+            fresh: list[dict[str, Any]] = []
+            skipped: list[int] = []
+            for i, (pk, row) in enumerate(zip(run.pk, rows, strict=True)):
+                if pk in have:
+                    skipped.append(i)
+                else:
+                    have.add(pk)
+                    fresh.append(row)
+            if fresh:
+                self.store._put_facts(ts, fresh)
+            out.append(skipped)
+        return out
 
     def quarantine(self, change: Change, reason: str) -> None:
         self.conn.execute(
@@ -89,6 +106,11 @@ class HubStorage:
         rows = self.conn.execute("SELECT id, body FROM _hub_refusals WHERE site_id = ? AND id > ? ORDER BY id LIMIT 1000",
                                  (site_id, after)).fetchall()
         return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
+
+    def refusals_of(self, site_id: str, lo: int, hi: int) -> dict[int, Refusal]:
+        rows = self.conn.execute("SELECT seq, body FROM _hub_refusals WHERE site_id = ? AND seq BETWEEN ? AND ?",
+                                 (site_id, lo, hi)).fetchall()
+        return {int(seq): decode_refusal(cbor2.loads(b)) for seq, b in rows}
 
     def note_pull(self, site_id: str, cursor: int) -> None:
         """Remember what the handheld has applied: the cursor it sent, not the one it is
@@ -149,7 +171,7 @@ class Hub:
             return e.status, cbor2.dumps({"error": e.reason})
         except wire.TooLarge as e:
             return 413, cbor2.dumps({"error": str(e)})
-        except wire.WireError as e:
+        except wire.WireError as e:  # sync.checks.BadBatch included: the batch itself is wrong
             return 400, cbor2.dumps({"error": str(e)})
 
     def push(self, scope: NodeScope, batch: wire.PushBatch) -> wire.PushResult:

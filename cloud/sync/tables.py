@@ -120,3 +120,31 @@ sync_quarantine = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+#: Facts the registry cannot place (a meter it does not know, a time ahead of the clock): kept
+#: for staff review instead of being stored as orphans (docs/sync.md, "Threat model").
+sync_parked = sa.Table(
+    "sync_parked", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tbl", sa.String(40), nullable=False),
+    sa.Column("pk", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("sender_site_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("municipality", sa.String(64)),
+    sa.Column("zone", sa.String(64)),
+    sa.Column("meter_serial", sa.Text),
+    sa.Column("row", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="parked"),
+    sa.Column("resolved_by", sa.String(80)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+    sa.UniqueConstraint("site_id", "seq"),
+)
+#: Per gateway, the highest seq judged here (applied or refused): its next batch must follow it.
+sync_marks = sa.Table(
+    "sync_marks", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("judged", sa.BigInteger, nullable=False),
+)
