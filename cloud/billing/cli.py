@@ -80,8 +80,7 @@ def billing_run(
     lease_seconds: int = typer.Option(300, help="Seconds before an unfinished chunk is retried elsewhere."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
 ) -> None:
-    """Plan a billing run of a closed month (no work is done: start billing-worker processes) and print its
-    id as JSON. Its invoices are drafts until reviewed and approved (GET …/review, POST …/approve)."""
+    """Plan a billing run of a closed month and print its id as JSON (start billing-worker processes to do it; its invoices are drafts until reviewed and approved through the API)."""
     from datetime import UTC, datetime
 
     from cloud.billing.events import run_event

@@ -141,6 +141,10 @@ def void_run(conn: Connection, run: dict[str, Any], reason: str, motive: str, pr
     if paid:
         raise LifecycleError(409, f"{len(paid)} invoices of billing run {run['id']} have payments applied "
                                   f"(e.g. {sorted(paid)[0]}): reverse them or correct those invoices instead")
+    credited = _credited(conn, ids)
+    if credited:
+        raise LifecycleError(409, f"{len(credited)} invoices of billing run {run['id']} have credit notes "
+                                  f"(e.g. {sorted(credited)[0]}): they cannot be voided")
     superseded = _superseded(conn, ids)
     if superseded:
         raise LifecycleError(409, f"{len(superseded)} invoices of billing run {run['id']} were corrected "
@@ -152,6 +156,16 @@ def void_run(conn: Connection, run: dict[str, Any], reason: str, motive: str, pr
     run_event(conn, run["id"], "BillingRunVoided", now, principal,
               {"reason": reason, "motive": motive, "invoices_voided": len(ids), "issued": True})
     return {"runId": run["id"], "state": "voided", "draftsDiscarded": 0, "invoicesVoided": len(ids)}
+
+
+def _credited(conn: Connection, ids: list[str]) -> set[str]:
+    from cloud.billing.tables import credit_notes
+
+    out: set[str] = set()
+    for i in range(0, len(ids), 900):
+        out.update(conn.execute(sa.select(credit_notes.c.invoice_id).where(
+            credit_notes.c.invoice_id.in_(ids[i:i + 900]))).scalars())
+    return out
 
 
 def _superseded(conn: Connection, ids: list[str]) -> set[str]:
@@ -203,6 +217,8 @@ def void_invoice(conn: Connection, inv: dict[str, Any], reason: str, motive: str
         raise LifecycleError(409, f"invoice {inv['number']} is already void")
     if _superseded(conn, [inv["id"]]):
         raise LifecycleError(409, f"invoice {inv['number']} was corrected: void its latest revision")
+    if _credited(conn, [inv["id"]]):
+        raise LifecycleError(409, f"invoice {inv['number']} has credit notes: it cannot be voided")
     if _paid_invoices(conn, _chain(conn, inv)):
         raise LifecycleError(409, f"invoice {inv['number']} has payments applied: reverse them, or correct "
                                   "the invoice / issue a credit note instead")

@@ -227,4 +227,6 @@ def test_credit_note_lowers_the_debt_and_its_egreso_relates_to_the_invoice(env) 
     # A credited invoice is not corrected (the correction would replace what the notes credit).
     r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h, json={"reason": "otra lectura"})
     assert r.status_code == 409 and "credit notes" in r.json()["reason"]
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/void", headers=h, json={"reason": "emitida por error"})
+    assert r.status_code == 409 and "credit notes" in r.json()["reason"]
     assert assert_all_documents_valid(cloud.engine) == 4  # invoice, payment complement, two notes
