@@ -34,6 +34,9 @@ from cloud.billing.tables import (
     payment_reference_withdrawals,
 )
 from cloud.events import record_event
+from cloud.logging import get_logger
+
+log = get_logger("cloud.billing.lifecycle")
 
 MX = ZoneInfo("America/Mexico_City")
 VOID_MOTIVES = {"02": "errors without a substitute", "03": "the operation did not take place"}
@@ -82,6 +85,8 @@ def approve_run(conn: Connection, run: dict[str, Any], review_id: str, principal
     conn.execute(invoices.update().where(invoices.c.run_id == run["id"], invoices.c.status == "draft")
                  .values(status="issued", issue_date=issue, due_date=due, created_at=now))
     n = _issued_events(conn, run["id"], principal, now)
+    log.info("billing_run_approved", run=run["id"], invoices=n, by=getattr(principal, "id", None),
+             issue_date=issue.isoformat())
     run_event(conn, run["id"], "BillingRunApproved", now, principal,
               {"review_id": review_id, "invoices": n, "issue_date": issue.isoformat(), "due_date": due.isoformat(),
                "total": review.get("totals", {}).get("all", {}).get("total")})
@@ -133,6 +138,7 @@ def void_run(conn: Connection, run: dict[str, Any], reason: str, motive: str, pr
         run_event(conn, run["id"], "BillingRunVoided", now, principal,
                   {"reason": reason, "drafts_discarded": n, "issued": False,
                    "reviewed_total": ((run.get("review") or {}).get("totals") or {}).get("all")})
+        log.info("billing_run_voided", run=run["id"], drafts_discarded=n, by=getattr(principal, "id", None))
         return {"runId": run["id"], "state": "voided", "draftsDiscarded": n, "invoicesVoided": 0}
     # Approved: every issued invoice of the run is voided (none may carry money).
     ids = list(conn.execute(sa.select(invoices.c.id).where(
@@ -155,6 +161,8 @@ def void_run(conn: Connection, run: dict[str, Any], reason: str, motive: str, pr
     _void_many(conn, ids, run["id"], reason, motive, principal, now)
     run_event(conn, run["id"], "BillingRunVoided", now, principal,
               {"reason": reason, "motive": motive, "invoices_voided": len(ids), "issued": True})
+    log.info("billing_run_voided", run=run["id"], invoices_voided=len(ids), motive=motive,
+             by=getattr(principal, "id", None))
     return {"runId": run["id"], "state": "voided", "draftsDiscarded": 0, "invoicesVoided": len(ids)}
 
 

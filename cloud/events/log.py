@@ -21,6 +21,8 @@ EVENT_TYPES = (
     "InvoiceGenerated", "InvoiceCorrected", "PaymentReceived", "PaymentReversed", "DebtStatusChanged",
     "WorkOrderCreated", "WorkOrderCompleted", "CFDIGenerated", "CFDICancelled", "MeterInstalled",
     "MeterReplaced", "UserCreated", "NodeRegistered",
+    # Billing's review lifecycle and fiscal adjustments (docs/billing.md).
+    "BillingRunApproved", "BillingRunVoided", "InvoiceVoided", "CreditNoteIssued",
 )
 
 
