@@ -247,10 +247,22 @@ def invoice_pdf(invoice_id: str, request: Request, principal: Principal = Depend
         hist = conn.execute(
             sa.select(invoices.c.period, invoices.c.billed_m3, invoices.c.estimated, invoices.c.revision)
             .where(invoices.c.contract_id == r["contract_id"], invoices.c.period <= r["period"])
+            .where(invoices.c.status == "issued")
             .order_by(invoices.c.period, invoices.c.revision)).all()
+        replaced = superseded_by(conn, [invoice_id]).get(invoice_id)
+        number = conn.execute(sa.select(invoices.c.number).where(invoices.c.id == replaced)).scalar() if replaced \
+            else None
     # The latest revision of each period (a correction replaces the original).
     by_period = {p: (p, int(m3), bool(est)) for p, m3, est, _ in hist}
-    pdf = render_invoice_pdf(dict(r), list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""))
+    row = dict(r)
+    # A withdrawn reference is never printed again (docs/billing.md, corrections).
+    if number is not None:
+        row["payment_reference"] = f"SUSTITUIDA por {number}: pague con la referencia de esa factura"
+    elif row["status"] == "void":
+        row["payment_reference"] = "FACTURA CANCELADA: sin referencia de pago"
+    elif row["status"] == "draft":
+        row["payment_reference"] = "BORRADOR (sin aprobar): sin referencia de pago"
+    pdf = render_invoice_pdf(row, list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""))
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="recibo-{r["number"]}.pdf"'})
 

@@ -106,6 +106,12 @@ def test_correction_substitutes_the_cfdi_cancels_the_original_with_01_and_withdr
     assert cloud.client.get(f"/api/v2/invoices/{inv['id']}", headers=h).json()["paymentReference"] is None
     r = cloud.client.get(f"/api/v2/invoices/{inv['id']}/payment-references", headers=h)
     assert r.status_code == 409 and corr["id"] in r.json()["reason"]
+    from test_billing_runs import _pdf_text
+
+    text = _pdf_text(cloud.client.get(f"/api/v2/invoices/{inv['id']}/pdf", headers=h).content)
+    assert inv["paymentReference"] not in text and "SUSTITUIDA por" in text  # never printed again
+    text = _pdf_text(cloud.client.get(f"/api/v2/invoices/{corr['id']}/pdf", headers=h).content)
+    assert corr["paymentReference"] in text
     new_refs = cloud.client.get(f"/api/v2/invoices/{corr['id']}/payment-references", headers=h).json()
     assert new_refs["amount"] == corr["total"] and new_refs["storeBarcode"] != old_refs["storeBarcode"]
     assert refs.mod97_valid(new_refs["bankReference"]) and refs.luhn_valid(new_refs["storeBarcode"])
