@@ -362,3 +362,23 @@ def test_other_municipalities_and_roles_cannot_review_approve_void_or_credit(env
     assert post_run(cloud, h, cycle="２０２６-11").status_code == 422  # full-width digits
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(billing_runs.c.state).where(billing_runs.c.id == run["id"])).scalar() == "draft"
+
+
+def test_a_run_voided_while_a_chunk_is_built_commits_nothing(env) -> None:
+    from cloud.billing.runs import build_chunk, claim_chunk, commit_chunk, default_sources, load_run
+    from cloud.tariffs import default_book
+
+    cloud = env
+    h = cloud.user("billing", "EXP-01")
+    run = post_run(cloud, h, chunkSize=3).json()
+    claim = claim_chunk(cloud.engine, "w-slow", run["id"])
+    assert claim is not None
+    with cloud.engine.connect() as conn:
+        built = build_chunk(conn, load_run(conn, run["id"]), claim, default_book(), *default_sources(), NOW)
+    assert len(built.invoices) == 3
+    r = cloud.client.post(f"/api/v2/billing-runs/{run['id']}/void", json={"reason": "corte equivocado"}, headers=h)
+    assert r.status_code == 200 and r.json()["draftsDiscarded"] == 0
+    assert commit_chunk(cloud.engine, claim, built) is True  # its claim was valid ...
+    assert work(cloud.engine, run_id=run["id"]).chunks == 0  # ... and no chunk of a voided run is claimed
+    with cloud.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(invoices)).scalar_one() == 0  # ... nothing written
