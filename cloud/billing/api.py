@@ -200,6 +200,7 @@ def list_invoices(
     period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="Billing month YYYY-MM."),
     run: str | None = Query(None, description="Billing run id."),
     municipality: str | None = Query(None, description="EXP-NN (central staff; others get their own)."),
+    status: str | None = Query(None, pattern=r"^(draft|issued|void)$", description="draft, issued or void."),
     after: str | None = Query(None, description="Cursor: the last `id` of the previous page."),
     limit: int = Query(100, ge=1, le=1000),
     principal: Principal = Depends(BILLING),
@@ -214,6 +215,8 @@ def list_invoices(
         q = q.where(invoices.c.period == period)
     if run:
         q = q.where(invoices.c.run_id == run)
+    if status:
+        q = q.where(invoices.c.status == status)
     if after:
         q = q.where(invoices.c.id > after)
     with get_engine(request).connect() as conn:

@@ -270,6 +270,9 @@ def test_void_after_approval_voids_invoices_and_cancels_their_cfdi(env) -> None:
                           json={"reason": "tarifa equivocada", "motive": "03"}, headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["invoicesVoided"] == 6
+    voided = cloud.client.get("/api/v2/invoices", params={"run": run["id"], "status": "void"}, headers=h).json()
+    assert len(voided["items"]) == 6
+    assert cloud.client.get("/api/v2/invoices", params={"status": "bogus"}, headers=h).status_code == 422
     inv0 = cloud.client.get(f"/api/v2/invoices/{items['EXP-01-0000000']['id']}", headers=h).json()
     assert inv0["status"] == "void" and inv0["paymentReference"] is None
     assert cloud.client.get("/api/v2/contracts/EXP-01-0000000/debt", headers=h).json()["owed"] == "0.00"
