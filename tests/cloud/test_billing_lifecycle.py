@@ -7,6 +7,7 @@ unfinished month and 1999-01 were accepted; a run could not be voided.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -385,3 +386,32 @@ def test_a_run_voided_while_a_chunk_is_built_commits_nothing(env) -> None:
     assert work(cloud.engine, run_id=run["id"]).chunks == 0  # ... and no chunk of a voided run is claimed
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(invoices)).scalar_one() == 0  # ... nothing written
+
+
+def test_cli_review_approve_void(env) -> None:
+    from typer.testing import CliRunner
+
+    from aquacis.cli import app
+
+    cloud = env
+    db = str(cloud.engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    r = runner.invoke(app, ["cloud", "billing-run", "--cycle", "2099-12", "-m", "EXP-01", "--db", db])
+    assert r.exit_code == 2 and "has not started" in r.output
+    r = runner.invoke(app, ["cloud", "billing-run", "--cycle", "2026-11", "-m", "EXP-01", "--db", db])
+    assert r.exit_code == 0, r.output
+    run_id = json.loads(r.output.strip().splitlines()[-1])["run_id"]
+    assert runner.invoke(app, ["cloud", "billing-review", "--run", run_id, "--db", db]).exit_code == 1  # not run
+    work(cloud.engine, run_id=run_id)
+    r = runner.invoke(app, ["cloud", "billing-review", "--run", run_id, "--db", db])
+    report = json.loads(r.output.strip().splitlines()[-1])
+    assert report["counts"]["invoices"] == 6
+    r = runner.invoke(app, ["cloud", "billing-approve", "--run", run_id, "--review", "old", "--db", db])
+    assert r.exit_code == 1 and "latest review" in r.output
+    r = runner.invoke(app, ["cloud", "billing-approve", "--run", run_id, "--review", report["id"], "--db", db])
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["issued"] == 6
+    r = runner.invoke(app, ["cloud", "billing-void", "--run", run_id, "--reason", "corte de prueba", "--db", db])
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["invoicesVoided"] == 6
+    with cloud.engine.connect() as conn:
+        approved_by = conn.execute(sa.select(billing_runs.c.approved_by).where(billing_runs.c.id == run_id)).scalar()
+    assert approved_by.startswith("cli:")
