@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
@@ -278,9 +278,10 @@ def _now_ms() -> int:
 
 def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action: str, note: str | None, *,
                    meter_serial: str | None = None, now_ms: int | None = None,
-                   future_tolerance_ms: int = 300_000) -> dict[str, Any]:
+                   future_tolerance_ms: int = 300_000, answer: bool = True) -> dict[str, Any]:
     """``assign`` (store the fact for ``meter_serial``, a meter of the registry in the sending
-    node's municipality; municipality and zone from the meter) or ``discard``. Once only."""
+    node's municipality; municipality and zone from the meter) or ``discard``. Once only.
+    Returns the entry as decided (``answer`` False: not read again, an empty dict)."""
     if action not in PARKED_ACTIONS:
         raise ReviewError(422, f"action must be one of {', '.join(PARKED_ACTIONS)}", "action")
     text = _note(note)
@@ -320,7 +321,7 @@ def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action
         raise ReviewError(409, f"parked fact {entry_id} was resolved meanwhile")
     record_event(conn, "SyncParkedResolved", "sync_parked", str(entry_id), principal, event,
                  municipality=entry["scope_municipality"])
-    return get_parked(conn, scope, entry_id)
+    return get_parked(conn, scope, entry_id) if answer else {}
 
 
 def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, action: str, note: str | None, *,
@@ -368,3 +369,62 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
                  municipality=entry["scope_municipality"])
     return get_quarantined(conn, scope, entry_id)
 
+
+
+MAX_BULK = 1000
+#: facts resolved per transaction in a bulk resolution: a short write lock (SQLite) between chunks
+BULK_CHUNK = 100
+
+
+def resolve_parked_by_serial(engine: Engine, principal: Principal, claimed_serial: str, action: str,
+                             note: str | None, *, meter_serial: str | None = None, limit: int = MAX_BULK,
+                             now_ms: int | None = None, future_tolerance_ms: int = 300_000) -> dict[str, Any]:
+    """Resolve every open parked fact of the caller's municipality that names ``claimed_serial``
+    (a meter read under a wrong serial for a whole route, a device removed from the registry too
+    early), oldest first, at most ``limit``: each exactly as :func:`resolve_parked` would (one
+    event each), in transactions of ``BULK_CHUNK`` facts; one that cannot be (a time ahead, a
+    field of the wrong type, a node of another municipality than the meter's) is skipped with
+    its reason and stays parked. Returns the ids resolved, the ones skipped and how many stay
+    parked under that serial (skipped ones included)."""
+    if not isinstance(claimed_serial, str) or not 0 < len(claimed_serial) <= 200:
+        raise ReviewError(422, "claimed_serial must be the meter serial as the node sent it (1-200 characters)",
+                          "claimed_serial")
+    if not 1 <= limit <= MAX_BULK:
+        raise ReviewError(422, f"limit must be 1..{MAX_BULK}", "limit")
+    if action not in PARKED_ACTIONS:
+        raise ReviewError(422, f"action must be one of {', '.join(PARKED_ACTIONS)}", "action")
+    _note(note)
+    if action == "assign":  # the target first: a wrong one would skip every fact for the same reason
+        if not meter_serial or not isinstance(meter_serial, str) or len(meter_serial) > 64:
+            raise ReviewError(422, "meter_serial is required for assign (a serial of the registry)", "meter_serial")
+        with engine.connect() as conn:
+            meter = _meter(conn, meter_serial)
+        if meter is None or not principal.sees(meter["municipality"]):
+            raise ReviewError(422, f"meter {meter_serial!r} is not in the registry", "meter_serial")
+    scope = None if principal.all_municipalities else principal.municipality
+    p = t.sync_parked
+    q = sa.select(p.c.id).where(p.c.status == "parked", p.c.meter_serial == claimed_serial)
+    if scope is not None:
+        q = q.where(_sender_municipality() == scope)
+    done: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    after = 0
+    while len(done) + len(skipped) < limit:
+        with engine.begin() as conn:
+            ids = [int(i) for i in conn.execute(q.where(p.c.id > after).order_by(p.c.id)
+                                                .limit(min(BULK_CHUNK, limit - len(done) - len(skipped)))).scalars()]
+            for entry_id in ids:
+                try:
+                    with conn.begin_nested():  # a fact that cannot be resolved leaves the others alone
+                        resolve_parked(conn, principal, entry_id, action, note, meter_serial=meter_serial,
+                                       now_ms=now_ms, future_tolerance_ms=future_tolerance_ms, answer=False)
+                except ReviewError as exc:
+                    skipped.append({"id": entry_id, "reason": exc.reason, "field": exc.field})
+                    continue
+                done.append(entry_id)
+        if not ids:
+            break
+        after = ids[-1]
+    with engine.connect() as conn:
+        remaining = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    return {"resolved": done, "skipped": skipped, "remaining": int(remaining)}

@@ -535,3 +535,45 @@ def test_concurrent_assignments_store_one_reading(cloud: Cloud, db_url: str) -> 
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(events).where(
             events.c.type == "SyncParkedResolved")).scalar_one() == 1
+
+
+def test_bulk_assign_by_claimed_serial(cloud: Cloud, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloud.sync import review
+
+    monkeypatch.setattr(review, "BULK_CHUNK", 2)  # several transactions, a skipped fact between them
+    meter(cloud, "WM-REAL-9", M1, "EXP-01-Z01")
+    gw, gw2 = Node(cloud), Node(cloud, "gateway", M2, "EXP-02-Z01")
+    rows = [reading("TYPO-9", taken_at=wall_ms() - 3_600_000 * (10 - i), value_l=1000 + i) for i in range(4)]
+    ids = [park(cloud, r, gw) for r in rows]
+    ahead = park(cloud, reading("TYPO-9", taken_at=wall_ms() + 86_400_000), gw)  # parked for its time
+    rows.append(reading("TYPO-9", value_l=2000))
+    ids.append(park(cloud, rows[-1], gw))
+    theirs = park(cloud, reading("TYPO-9", M2, "EXP-02-Z01"), gw2)
+    staff = cloud.user("billing", M1)
+    body = {"claimed_serial": "TYPO-9", "action": "assign", "meter_serial": "WM-REAL-9", "note": "route 7 typo"}
+    r = cloud.client.post("/api/v2/sync/parked/resolve", headers=staff, json={**body, "limit": 2})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"resolved": ids[:2], "skipped": [], "remaining": 4}
+    r = cloud.client.post("/api/v2/sync/parked/resolve", headers=staff, json=body)
+    out = r.json()
+    assert out["resolved"] == ids[2:] and [s["id"] for s in out["skipped"]] == [ahead] and out["remaining"] == 1
+    assert out["skipped"][0]["field"] == "taken_at"
+    for row in rows:
+        got = stored_readings(cloud, row["id"])
+        assert [(g["meter_serial"], g["value_l"]) for g in got] == [("WM-REAL-9", row["value_l"])]
+    # EXP-02's fact with the same claimed serial was not touched; its staff cannot assign it to EXP-01's meter
+    staff2 = cloud.user("admin", M2)
+    r = cloud.client.post("/api/v2/sync/parked/resolve", headers=staff2, json=body)
+    assert r.status_code == 422 and r.json()["field"] == "meter_serial"
+    assert [i["id"] for i in cloud.client.get("/api/v2/sync/parked", headers=staff2).json()["items"]] == [theirs]
+    for bad, field in (({**body, "claimed_serial": ""}, "claimed_serial"), ({**body, "limit": 0}, "limit"),
+                       ({**body, "limit": 5000}, "limit"), ({**body, "meter_serial": None}, "meter_serial"),
+                       ({**body, "note": ""}, "note"), ({**body, "action": "keep"}, "action")):
+        r = cloud.client.post("/api/v2/sync/parked/resolve", headers=staff, json=bad)
+        assert r.status_code == 422 and field in r.text, (bad, r.text)
+    # the command line, limited to one municipality: discard EXP-01's last one
+    out = runner.invoke(cli_app, ["cloud", "sync", "parked", "resolve-serial", "TYPO-9", "--action", "discard",
+                                  "--municipality", M1, "--by", "Ana", "--note", "clock was wrong", "--db", db_url])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == {"resolved": [ahead], "skipped": [], "remaining": 0}
+    assert [i["id"] for i in cloud.client.get("/api/v2/sync/parked", headers=staff2).json()["items"]] == [theirs]
