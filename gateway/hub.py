@@ -94,6 +94,9 @@ class GatewayHub:
                 self._admit(token)
             except HubError as e:
                 return _err(e.status, e.reason)
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != CBOR:
+                return _err(415, f"Content-Type must be {CBOR}, got {ctype or 'none'}")
             status, out = self.hub.handle(path, token, body)
         if status == 200 and path.endswith("/push") and self.on_relay:
             self.on_relay()  # relayed changes are in the outbox: push them up soon

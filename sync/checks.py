@@ -58,7 +58,21 @@ def _bad(column: list[Any], ok: Any) -> int | None:
     return None
 
 
-def _column(where: str, name: str, column: list[Any], ok: Any, rule: str) -> None:
+def _ints_ok(column: list[Any], lo: int, hi: int) -> bool:
+    return not column or (set(map(type, column)) == {int} and min(column) >= lo and max(column) <= hi)
+
+
+def _texts_ok(column: list[Any], lo: int, hi: int, none: bool = False) -> bool:
+    types = set(map(type, column))
+    if not column or not types <= ({str, type(None)} if none else {str}):
+        return not column
+    lens = [len(v) for v in column if v is not None] if type(None) in types else list(map(len, column))
+    return not lens or (min(lens) >= lo and max(lens) <= hi)
+
+
+def _column(where: str, name: str, column: list[Any], ok: Any, rule: str, fast: bool = False) -> None:
+    if fast:  # decided for the whole column in C (the bulk case); else found value by value
+        return
     i = _bad(column, ok)
     if i is not None:
         raise BadBatch(f"{where}.{name}[{i}]: {rule}, got {column[i]!r:.60}")
@@ -87,14 +101,21 @@ def check_push(batch: PushBatch) -> None:
             mun = [c.municipality for c in r]
             zone = [c.zone for c in r]
             cl = [c.cl for c in r if c.op == "set"]
-        _column(where, "pk", pk, _key, "a row key must be text of 1..64 characters")
-        _column(where, "site", site, _key, "a site id must be text of 1..64 characters")
-        _column(where, "seq", seq, lambda v: _int_in(v, 1, INT64_MAX), "seq must be an integer 1..2^63-1")
-        _column(where, "hlc", hlc, lambda v: _int_in(v, 1, INT64_MAX), "hlc must be an integer 1..2^63-1")
-        _column(where, "mun", mun, _place, "municipality must be text of at most 64 characters")
-        _column(where, "zone", zone, _place, "zone must be text of at most 64 characters")
+        _column(where, "pk", pk, _key, "a row key must be text of 1..64 characters",
+                _texts_ok(pk, 1, MAX_KEY_CHARS))
+        _column(where, "site", site, _key, "a site id must be text of 1..64 characters",
+                site.count(site[0]) == len(site) and _key(site[0]) if site else True)
+        _column(where, "seq", seq, lambda v: _int_in(v, 1, INT64_MAX), "seq must be an integer 1..2^63-1",
+                _ints_ok(seq, 1, INT64_MAX))
+        _column(where, "hlc", hlc, lambda v: _int_in(v, 1, INT64_MAX), "hlc must be an integer 1..2^63-1",
+                _ints_ok(hlc, 1, INT64_MAX))
+        _column(where, "mun", mun, _place, "municipality must be text of at most 64 characters",
+                _texts_ok(mun, 0, MAX_KEY_CHARS, none=True))
+        _column(where, "zone", zone, _place, "zone must be text of at most 64 characters",
+                _texts_ok(zone, 0, MAX_KEY_CHARS, none=True))
         if cl is not None:
-            _column(where, "cl", cl, lambda v: _int_in(v, 1, INT64_MAX), "causal length must be an integer 1..2^63-1")
+            _column(where, "cl", cl, lambda v: _int_in(v, 1, INT64_MAX), "causal length must be an integer 1..2^63-1",
+                    _ints_ok(cl, 1, INT64_MAX))
 
 
 def check_pull(req: PullRequest) -> None:
@@ -188,8 +209,11 @@ def column_errors(ts: TableSpec, name: str, column: list[Any]) -> list[tuple[int
             if spec.type == "bool":
                 return []
     elif spec is not None and spec.shape == "list[str]":
-        if all(type(v) is list and not v for v in column):  # the common empty list (no alarms)
-            return []
+        if set(map(type, column)) <= {list, _NONE}:  # alarms: mostly empty lists, a few short ones
+            items = [x for v in column if v for x in v]
+            if not items or (set(map(type, items)) == {str} and max(map(len, items)) <= MAX_KEY_CHARS
+                             and max(len(v) for v in column if v) <= 64):
+                return []
     out = []
     for i, v in enumerate(column):
         err = field_error(ts, name, v)

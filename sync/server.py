@@ -555,21 +555,43 @@ def _judge_facts(ctx: _Ctx, ts: TableSpec, r: FactRun, cols: dict[str, list[Any]
         return
     wanted = [s for s in set(serials) if type(s) is str]
     known = ctx.storage.meter_places(wanted) if wanted else {}
+    if len(places) == 1 and all(judged) and not any(park) and not any(verdict) \
+            and not any(p.spans for p in known.values()):
+        # the bulk case (one origin, one claimed place, no meter that moved): one decision per meter
+        (site, mun, zone), = places
+        if all(_meter_verdict(ctx, ts, x, known.get(x), None, site, mun, zone) is None for x in wanted) \
+                and None not in serials and len(wanted) == len(set(serials)):
+            return
+    # one decision per (serial, origin, claimed place) unless the meter moved (installation spans)
+    decided: dict[tuple[Any, ...], tuple[str, str] | str | None] = {}
     for i in range(n):
         s = serials[i]
-        if not judged[i] or verdict[i] is not None or park[i] is not None or s is None or type(s) is not str:
+        if not judged[i] or verdict[i] is not None or park[i] is not None or type(s) is not str:
             continue
         place = known.get(s)
-        if place is None:
-            park[i] = f"meter {s} is not in the registry"
-            continue
-        mun, zone = place.at(times[i] if times is not None else None)
-        origin = ctx.origin(sites[i])
-        assert origin is not None
-        if not origin.covers(ts, mun, zone):
-            verdict[i] = ("out_of_scope", f"meter {s} is registered in {mun}/{zone}, outside the node's scope")
-        elif (muns[i], zones[i]) != (mun, zone):
-            verdict[i] = ("out_of_scope", f"meter {s} is registered in {mun}/{zone}, not {muns[i]}/{zones[i]}")
+        key = (s, sites[i], muns[i], zones[i], times[i] if place is not None and place.spans and times else None)
+        got = decided.get(key, _INF)
+        if got is _INF:
+            got = decided[key] = _meter_verdict(ctx, ts, s, place, key[4], sites[i], muns[i], zones[i])
+        if type(got) is str:
+            park[i] = got
+        elif got is not None:
+            verdict[i] = got  # type: ignore[assignment]
+
+
+def _meter_verdict(ctx: _Ctx, ts: TableSpec, serial: str, place: MeterPlace | None, t: Any, site: str, mun: Any,
+                   zone: Any) -> tuple[str, str] | str | None:
+    """None: in scope; text: park with that reason; (code, reason): refuse."""
+    if place is None:
+        return f"meter {serial} is not in the registry"
+    at_mun, at_zone = place.at(t)
+    origin = ctx.origin(site)
+    assert origin is not None
+    if not origin.covers(ts, at_mun, at_zone):
+        return "out_of_scope", f"meter {serial} is registered in {at_mun}/{at_zone}, outside the node's scope"
+    if (mun, zone) != (at_mun, at_zone):
+        return "out_of_scope", f"meter {serial} is registered in {at_mun}/{at_zone}, not {mun}/{zone}"
+    return None
 
 
 def _check_replayed_fact(ctx: _Ctx, ts: TableSpec | None, c: Change) -> None:

@@ -335,3 +335,63 @@ def test_generated_malformed_batches_never_cost_a_5xx(cloud: Cloud, bad: list[An
     honest = cloud.node("gateway", zone=Z2)
     c = reading(honest["site_id"], 1, serial="S2", zone=Z2)
     assert cloud.push(honest, [c]).refusals == [] and c.pk in cloud.readings()
+
+
+# -- the same boundary at a zone gateway's hub (real HTTP server of the gateway) --------------------
+
+HUB_SITE, HH1, HH2 = "0190aaaa-0000-7000-8000-00000000a001", "0190aaaa-0000-7000-8000-00000000b001", \
+    "0190aaaa-0000-7000-8000-00000000b002"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    from prometheus_client import CollectorRegistry
+
+    from gateway.httpd import GatewayHTTP
+    from gateway.hub import GatewayHub
+
+    db = str(tmp_path / "gw.db")
+    EdgeStore.open(db, site_id=HUB_SITE).close()
+    gh = GatewayHub(db, HUB_SITE, MUN, Z1, cloud=None)
+    gh.register("tok-1", HH1)
+    gh.register("tok-2", HH2)
+    http = GatewayHTTP("127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), gh.routes())
+    http.start()
+    yield db, f"http://127.0.0.1:{http.port}"
+    http.stop()
+    gh.close()
+
+
+def test_hub_forged_origin_does_not_poison_a_fellow_handheld(hub: tuple[str, str], tmp_path: Path) -> None:
+    import httpx
+
+    db, url = hub
+    forged = wire.PushBatch(HH1, [reading(HH2, q) for q in (1, 2, 3)])
+    r = httpx.post(url + "/api/v2/sync/push", content=wire.encode(forged),
+                   headers={"Authorization": "Bearer tok-1", **CBOR})
+    res = wire.decode(r.content)
+    assert isinstance(res, wire.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
+    victim = EdgeStore.open(tmp_path / "hh2.db", site_id=HH2)
+    victim.insert_facts("readings", [{"municipality": MUN, "zone": Z1, "meter_serial": "S1",
+                                      "taken_at": wall_ms() - 1000, "value_l": i, "source": "handheld"} for i in range(3)])
+    SyncClient(victim, HttpxTransport.to(url), "tok-2", peer="gateway").sync()
+    assert victim.pending_count() == 0 and victim.refusals() == []
+    gw = EdgeStore.open(db, site_id=HUB_SITE)
+    assert len(gw.rows("readings")) == 3
+    assert {c.site_id for c in gw.next_push_batch().changes} == {HH2}  # relayed: the victim's own, nothing forged
+
+
+def test_hub_refuses_bombs_and_unbounded_bodies(hub: tuple[str, str]) -> None:
+    import socket
+
+    import httpx
+
+    _, url = hub
+    r = httpx.post(url + "/api/v2/sync/push", content=_tiny_bomb(HH1, 10_000_000),
+                   headers={"Authorization": "Bearer tok-1", **CBOR})
+    assert r.status_code == 413
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # a negative length would read to EOF
+        s.sendall(b"POST /api/v2/sync/push HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+                  b"Authorization: Bearer tok-1\r\nContent-Type: application/cbor\r\n\r\n")
+        assert s.recv(100).split(b" ")[1] == b"400"
