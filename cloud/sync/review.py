@@ -12,8 +12,9 @@ quarantined and parked facts").
   meter's municipality and zone, keeping its id) or ``discard`` it.
 
 Scope: an entry belongs to one municipality. A parked fact to the municipality of the node
-that sent it (authenticated; the fact's own claim is not trusted). A quarantined fact to the
-municipality of the stored fact it collides with, or, when there is none, to its origin node's.
+that sent it (authenticated; the fact's own claim is not trusted). A quarantined fact to its
+origin node's (the cloud's own writes: the stored fact's); the stored fact it collides with is
+shown, and can be superseded, only within that fact's municipality.
 Staff see and resolve only entries of their municipality (central staff: all); a fact is only
 ever stored in the municipality of the node that sent it.
 
@@ -93,8 +94,9 @@ def _sender_municipality() -> Any:
 
 
 def _quarantine_municipality() -> Any:
-    """Scalar expression: the municipality a quarantine entry belongs to (the stored fact it
-    collides with, else its origin node's)."""
+    """Scalar expression: the municipality a quarantine entry belongs to: its origin node's (the
+    quarantined content is that node's data, whatever id it collides with), else (the cloud's
+    own writes) the stored fact's."""
     q = t.sync_quarantine
     stored = sa.case(*[
         (q.c.tbl == name, sa.select(t.TABLES[name].c.municipality).where(t.TABLES[name].c.id == q.c.pk)
@@ -102,7 +104,10 @@ def _quarantine_municipality() -> Any:
         for name, spec in SPECS.items() if spec.kind == "fact"
     ], else_=None)
     node = sa.select(nodes.c.municipality).where(nodes.c.site_id == q.c.site_id).scalar_subquery()
-    return sa.func.coalesce(stored, node)
+    cloud_site = sa.select(t.sync_meta.c.value).where(t.sync_meta.c.key == "site_id").scalar_subquery()
+    # decided by who wrote it, not by which lookup answers: with row-level security another
+    # municipality's node is hidden, and a fallback on that would hand its entry to the wrong staff
+    return sa.case((q.c.site_id == cloud_site, stored), else_=node)
 
 
 def _page(limit: int, after: int | None) -> None:
@@ -175,7 +180,9 @@ def list_quarantine(conn: Connection, municipality: str | None, *, status: str |
     rows = rows[:limit]
     info = _node_info(conn, {r["site_id"] for r in rows})
     stored = _stored_facts(conn, [(r["tbl"], r["pk"]) for r in rows])
-    items = [_quarantine_out(r, info, stored.get((r["tbl"], r["pk"]))) for r in rows]
+    # the stored fact is shown only to staff of its municipality (with row-level security on
+    # PostgreSQL the database hides it anyway; SQLite answers the same)
+    items = [_quarantine_out(r, info, _visible(stored.get((r["tbl"], r["pk"])), municipality)) for r in rows]
     return items, (rows[-1]["id"] if more else None)
 
 
@@ -191,6 +198,12 @@ def _stored_facts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
         for r in conn.execute(sa.select(*cols).where(table.c.id.in_(pks))).mappings():
             out[(tbl, r["id"])] = dict(r)
     return out
+
+
+def _visible(stored: dict[str, Any] | None, municipality: str | None) -> dict[str, Any] | None:
+    if stored is None or (municipality is not None and stored.get("municipality") != municipality):
+        return None
+    return stored
 
 
 def _quarantine_out(r: Any, info: dict[str, dict[str, Any]], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -344,8 +357,10 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
             raise ReviewError(422, f"only readings can be corrected ({entry['table']} facts have no supersedes); "
                                    "keep the existing one", "action")
         stored = entry["stored"]
-        if stored is None:
-            raise ReviewError(422, "the stored reading this collides with is gone; nothing to correct", "action")
+        if stored is None or stored["municipality"] != entry["scope_municipality"]:
+            # a correction supersedes the stored reading: only within the municipality that sent it
+            raise ReviewError(422, "the stored reading this collides with is not one of this municipality's; "
+                                   "keep the existing one", "action")
         row = _fact_row("readings", entry["row"] if isinstance(entry["row"], dict) else {})
         for name in ("taken_at", "value_l"):
             v = row.get(name)

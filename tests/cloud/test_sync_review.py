@@ -577,3 +577,65 @@ def test_bulk_assign_by_claimed_serial(cloud: Cloud, db_url: str, monkeypatch: p
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout) == {"resolved": [ahead], "skipped": [], "remaining": 0}
     assert [i["id"] for i in cloud.client.get("/api/v2/sync/parked", headers=staff2).json()["items"]] == [theirs]
+
+
+def test_a_collision_with_another_municipalitys_fact_stays_in_the_senders_scope(cloud: Cloud) -> None:
+    """An EXP-01 node sent a fact under the id of an EXP-02 reading: the quarantined content is
+    EXP-01's to review; the EXP-02 reading is never shown to EXP-01 staff nor superseded by them
+    (same answer on SQLite and on PostgreSQL with row-level security). The entry is written with
+    the push path's own `storage.quarantine` (see the next test for the push itself)."""
+    from cloud.sync.storage import quarantine
+
+    row, _ = _quarantine_one(cloud, M2, "EXP-02-Z01")  # an EXP-02 reading (and its own quarantine)
+    meter(cloud, "WM-MINE", M1, "EXP-01-Z01")
+    gw = Node(cloud)
+    forged = {**row, "municipality": M1, "zone": "EXP-01-Z01", "meter_serial": "WM-MINE", "value_l": 1}
+    with cloud.engine.begin() as conn:
+        quarantine(conn, "readings", row["id"], forged, "same id, different content", gw.site, 1)
+    staff1, staff2 = cloud.user("admin", M1), cloud.user("admin", M2)
+    mine = cloud.client.get("/api/v2/sync/quarantine", headers=staff1).json()["items"]
+    assert [(i["pk"], i["origin"]["site_id"], i["stored"]) for i in mine] == [(row["id"], gw.site, None)]
+    theirs = cloud.client.get("/api/v2/sync/quarantine", headers=staff2).json()["items"]
+    assert gw.site not in [i["origin"]["site_id"] for i in theirs] and len(theirs) == 1
+    for who in (staff1, cloud.user("admin", "*")):  # not even central staff supersede across municipalities
+        r = cloud.client.post(f"/api/v2/sync/quarantine/{mine[0]['id']}/resolve", headers=who,
+                              json={"action": "accept_as_correction", "note": "x"})
+        assert r.status_code == 422 and r.json()["field"] == "action", r.text
+    with cloud.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(ct.readings).where(
+            ct.readings.c.supersedes == row["id"])).scalar_one()
+    assert n == 0
+    r = cloud.client.post(f"/api/v2/sync/quarantine/{mine[0]['id']}/resolve", headers=staff1,
+                          json={"action": "keep_existing", "note": "our node sent a foreign id; investigating"})
+    assert r.status_code == 200
+
+
+def test_a_push_colliding_with_another_municipalitys_fact_is_quarantined(cloud: Cloud, db_url: str,
+                                                                         request: Any) -> None:
+    """Found while testing staff review (open, for the push path): on PostgreSQL the push runs
+    under row-level security as the node's municipality, so the fact check does not see the
+    other municipality's row, the insert skips it on the key conflict, and the change is
+    acknowledged with no refusal and kept nowhere. SQLite quarantines it."""
+    if db_url.startswith("postgresql"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason="RLS hides the colliding fact from the push"))
+    row, _ = _quarantine_one(cloud, M2, "EXP-02-Z01")
+    meter(cloud, "WM-MINE", M1, "EXP-01-Z01")
+    gw = Node(cloud)
+    forged = {**row, "municipality": M1, "zone": "EXP-01-Z01", "meter_serial": "WM-MINE", "value_l": 1}
+    res = push_ok(cloud, gw, [gw.change(forged)])
+    assert [x.code for x in res.refusals] == ["quarantined"], res.refusals
+
+
+def test_the_clouds_own_quarantined_writes_belong_to_the_stored_facts_municipality(cloud: Cloud) -> None:
+    meter(cloud, "WM-OWN", M2, "EXP-02-Z01")
+    row = reading("WM-OWN", M2, "EXP-02-Z01")
+    with cloud.engine.begin() as conn:  # domain code writing the same fact id twice, other content
+        writes.insert_facts(conn, "readings", [row])
+        writes.insert_facts(conn, "readings", [{**row, "value_l": 7}])
+    items = cloud.client.get("/api/v2/sync/quarantine", headers=cloud.user("billing", M2)).json()["items"]
+    assert [(i["pk"], i["origin"]["kind"], i["stored"]["value_l"], i["row"]["value_l"]) for i in items] == [
+        (row["id"], None, row["value_l"], 7)]
+    assert cloud.client.get("/api/v2/sync/quarantine", headers=cloud.user("billing", M1)).json()["items"] == []
+    r = cloud.client.post(f"/api/v2/sync/quarantine/{items[0]['id']}/resolve", headers=cloud.user("billing", M2),
+                          json={"action": "accept_as_correction", "note": "the second write was right"})
+    assert r.status_code == 200 and stored_readings(cloud, r.json()["new_id"])[0]["value_l"] == 7
