@@ -19,8 +19,9 @@ Staff see and resolve only entries of their municipality (central staff: all); a
 ever stored in the municipality of the node that sent it.
 
 Every resolution writes an event in the caller's transaction. Functions here take a SQLAlchemy
-``Connection`` and raise :class:`ReviewError` (with the field at fault) for the API and the CLI
-to turn into a 4xx / exit code 2.
+``Connection`` (the bulk :func:`resolve_parked_by_serial` an ``Engine``: it commits per chunk)
+and raise :class:`ReviewError` (with the field at fault) for the API and the CLI to turn into a
+4xx / exit code 2.
 """
 
 from __future__ import annotations
