@@ -639,3 +639,51 @@ def test_the_clouds_own_quarantined_writes_belong_to_the_stored_facts_municipali
     r = cloud.client.post(f"/api/v2/sync/quarantine/{items[0]['id']}/resolve", headers=cloud.user("billing", M2),
                           json={"action": "accept_as_correction", "note": "the second write was right"})
     assert r.status_code == 200 and stored_readings(cloud, r.json()["new_id"])[0]["value_l"] == 7
+
+
+def test_pages_of_any_size_list_exactly_the_callers_entries(cloud: Cloud) -> None:
+    """Property: for any page size, status filter and caller, walking the pages gives exactly the
+    entries of the caller's scope with that status, oldest first, each once."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    senders = [Node(cloud, "gateway", M1), Node(cloud, "handheld", M1), Node(cloud, "gateway", M2, "EXP-02-Z01")]
+    statuses = ["parked", "resolved", "discarded"]
+    expected: list[tuple[int, str, str]] = []  # (id, sender municipality, status)
+    for i in range(23):
+        node = senders[i % 3]
+        muni = M2 if node is senders[2] else M1
+        row = reading(f"U{i}", muni, "EXP-02-Z01" if muni == M2 else "EXP-01-Z01")
+        status = statuses[(i * 7) % 3]
+        with cloud.engine.begin() as conn:
+            entry = conn.execute(ct.sync_parked.insert().values(
+                tbl="readings", pk=row["id"], site_id=node.site, sender_site_id=node.site, seq=i + 1,
+                municipality=muni, zone=row["zone"], meter_serial=row["meter_serial"], row=row, reason="r",
+                at=datetime.now(UTC), status=status).returning(ct.sync_parked.c.id)).scalar_one()
+        expected.append((int(entry), muni, status))
+    callers = {M1: cloud.user("billing", M1), M2: cloud.user("dispatcher", M2), "*": cloud.user("admin", "*")}
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(who=st.sampled_from(sorted(callers)), limit=st.integers(1, 30),
+           status=st.sampled_from([None, *statuses]), only=st.sampled_from([None, M1, M2]))
+    def walk(who: str, limit: int, status: str | None, only: str | None) -> None:
+        query = f"limit={limit}&status={status}" if status else f"limit={limit}&status=parked"
+        if only and who == "*":
+            query += f"&municipality={only}"
+        want = [i for i, m, s in expected if (s == (status or "parked"))
+                and (m == who if who != "*" else (only is None or m == only))]
+        got: list[int] = []
+        after = None
+        for _ in range(40):
+            r = cloud.client.get(f"/api/v2/sync/parked?{query}" + (f"&after={after}" if after is not None else ""),
+                                 headers=callers[who])
+            assert r.status_code == 200, r.text
+            page = r.json()
+            assert len(page["items"]) <= limit
+            got += [i["id"] for i in page["items"]]
+            after = page["next_after"]
+            if after is None:
+                break
+        assert got == want
+
+    walk()
