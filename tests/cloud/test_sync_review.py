@@ -257,16 +257,16 @@ def test_a_fact_that_is_not_json_is_refused_not_parked(cloud: Cloud) -> None:
 
 def test_nul_in_a_text_field_is_judged_per_change(cloud: Cloud, db_url: str, request: Any) -> None:
     """One reading with a NUL character must not sink its whole batch: the honest reading next
-    to it is stored. PostgreSQL refuses NUL in text, and the push path lets that surface as a
-    422 for the whole batch (found while testing staff review; open, for the push path)."""
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="NUL in text fails the whole batch on PostgreSQL"))
+    to it is stored. PostgreSQL refuses NUL in text, so the receiver refuses it per change
+    (`invalid`) on both databases."""
     meter(cloud, "WM-HONEST", M1, "EXP-01-Z01")
     gw = Node(cloud)
     honest, nul = reading("WM-HONEST"), reading("WM-HONEST", reader_id="a\x00b")
     r = push(cloud, gw, [gw.change(honest), gw.change(nul)])
     assert r.status_code == 200, r.content
     assert len(stored_readings(cloud, honest["id"])) == 1
+    res = wire.decode(r.content)
+    assert isinstance(res, wire.PushResult) and [(x.code, "NUL" in x.reason) for x in res.refusals] == [("invalid", True)]
 
 
 def keep_parked(cloud: Cloud, row: dict[str, Any], site: str) -> int:
@@ -612,12 +612,9 @@ def test_a_collision_with_another_municipalitys_fact_stays_in_the_senders_scope(
 
 def test_a_push_colliding_with_another_municipalitys_fact_is_quarantined(cloud: Cloud, db_url: str,
                                                                          request: Any) -> None:
-    """Found while testing staff review (open, for the push path): on PostgreSQL the push runs
-    under row-level security as the node's municipality, so the fact check does not see the
-    other municipality's row, the insert skips it on the key conflict, and the change is
-    acknowledged with no refusal and kept nowhere. SQLite quarantines it."""
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="RLS hides the colliding fact from the push"))
+    """On PostgreSQL the push runs under row-level security as the node's municipality; the
+    stored fact its key collides with is looked up unrestricted, so the change is quarantined
+    there as on SQLite, not acknowledged and kept nowhere."""
     row, _ = _quarantine_one(cloud, M2, "EXP-02-Z01")
     meter(cloud, "WM-MINE", M1, "EXP-01-Z01")
     gw = Node(cloud)
