@@ -144,11 +144,14 @@ def main() -> None:
     for what, status, ms, grew in hostile:
         print(f"  hostile: {what:<34} HTTP {status} in {ms:8.1f} ms, server peak RSS +{grew:.1f} MB")
     if before is not None:
-        print(f"  before ({args.before})  {before:12,.0f} readings/s  -> this code is {rate / before:.1%} of it")
+        per_cpu = args.readings / (cpu + srv)
+        print(f"  before ({args.before})  {before[0]:12,.0f} readings/s  -> this code is {rate / before[0]:.1%} of it;"
+              f" per CPU-second {per_cpu:,.0f} vs {before[1]:,.0f} ({per_cpu / before[1]:.1%}, steadier on a shared machine)")
 
 
-def run_before(args: argparse.Namespace) -> float:
-    """Drain rate of revision ``args.before``, measured by its own bench in a temporary worktree."""
+def run_before(args: argparse.Namespace) -> tuple[float, float]:
+    """(drain rate, readings per CPU-second) of revision ``args.before``, measured by its own bench
+    in a temporary worktree."""
     root = Path(__file__).resolve().parents[1]
     wt = Path(tempfile.mkdtemp(prefix="aqbefore-")) / "tree"
     subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(wt), args.before], check=True,
@@ -161,8 +164,9 @@ def run_before(args: argparse.Namespace) -> float:
     finally:
         subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(wt)], capture_output=True)
     m = re.search(r"drain end to end\s+([\d,]+) readings/s", out)
-    assert m, out
-    return float(m.group(1).replace(",", ""))
+    c = re.search(r"-> ([\d,]+) readings per CPU-second", out)
+    assert m and c, out
+    return float(m.group(1).replace(",", "")), float(c.group(1).replace(",", ""))
 
 
 def refuse_hostile(cloud: CloudProcess, thief: dict[str, str], victim: str) -> list[tuple[str, int, float, float]]:

@@ -136,16 +136,38 @@ class Hub:
         self.storage = HubStorage(store)
 
     def register_node(self, token: str, site_id: str, role: str, municipality: str, zone: str) -> None:
+        """Admit a node (a deliberate registration also lifts a retirement of that site id)."""
         with self.store.transaction():
             self.store.conn.execute("INSERT OR REPLACE INTO _hub_nodes VALUES (?, ?, ?, ?, ?)",
                                     (site_id, hash_token(token), role, municipality, zone))
+            self.store.conn.execute("DELETE FROM _hub_retired WHERE site_id = ?", (site_id,))
 
-    def unregister_node(self, site_id: str) -> None:
+    def unregister_node(self, site_id: str) -> bool:
         """Retire a handheld: it may no longer sync here and no longer holds back tombstone
-        purge or log compaction (a returning device must start from an empty store)."""
+        purge or log compaction (a returning device must start from an empty store). It is
+        remembered as retired, so its token is not admitted again on the cloud's word alone
+        (``gateway.hub.GatewayHub``). False when no such node was registered."""
         with self.store.transaction():
-            self.store.conn.execute("DELETE FROM _hub_nodes WHERE site_id = ?", (site_id,))
+            n = self.store.conn.execute("DELETE FROM _hub_nodes WHERE site_id = ?", (site_id,)).rowcount
             self.store.conn.execute("DELETE FROM _hub_cursors WHERE site_id = ?", (site_id,))
+            if n:
+                self.store.conn.execute("INSERT OR REPLACE INTO _hub_retired VALUES (?, ?)",
+                                        (site_id, self.store.clock()))
+        return bool(n)
+
+    def retired(self, site_id: str) -> bool:
+        return self.store.conn.execute("SELECT 1 FROM _hub_retired WHERE site_id = ?", (site_id,)).fetchone() is not None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Registered nodes with the cursor and time (ms) of their last pull here, then the retired."""
+        rows = self.store.conn.execute(
+            "SELECT n.site_id, n.role, n.municipality, n.zone, c.seq, c.at_ms FROM _hub_nodes n "
+            "LEFT JOIN _hub_cursors c ON c.site_id = n.site_id ORDER BY n.site_id").fetchall()
+        out = [{"site_id": s, "role": r, "municipality": m, "zone": z, "retired": False, "last_pull_seq": seq,
+                "last_pull_at_ms": at} for s, r, m, z, seq, at in rows]
+        out += [{"site_id": s, "retired": True, "retired_at_ms": at} for s, at in self.store.conn.execute(
+            "SELECT site_id, at_ms FROM _hub_retired ORDER BY site_id")]
+        return out
 
     def authenticate(self, token: str | None) -> NodeScope:
         if not token:

@@ -14,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import row_security
 from sync.changes import Cell, Change, Refusal, RowState
 from sync.hlc import HLC
 from sync.ids import uuid7
@@ -420,9 +421,12 @@ def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
     # some keys existed (or the driver did not count): the rows that are not this run's own
     table = t.TABLES[run.table]
     origin: dict[str, tuple[Any, Any]] = {}
-    for i in range(0, n, _CHUNK):
-        q = sa.select(table.c.id, table.c.origin_site, table.c.origin_seq).where(table.c.id.in_(run.pk[i:i + _CHUNK]))
-        origin.update((r[0], (r[1], r[2])) for r in conn.execute(q))
+    # the key may be another municipality's fact, which row-level security hides: it must be found
+    # (and the change quarantined), not taken as stored
+    with row_security.unrestricted(conn, "find the stored facts a pushed key collides with"):
+        for i in range(0, n, _CHUNK):
+            q = sa.select(table.c.id, table.c.origin_site, table.c.origin_seq).where(table.c.id.in_(run.pk[i:i + _CHUNK]))
+            origin.update((r[0], (r[1], r[2])) for r in conn.execute(q))
     return [i for i, key in enumerate(zip(run.site, run.seq, strict=True)) if origin.get(run.pk[i]) != key]
 
 
@@ -457,7 +461,9 @@ class CloudStorage:
             self.conn.execute(t.sync_seen.insert().values(site_id=site_id, intervals=value))
 
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
-        return get_facts(self.conn, table, pks)
+        # compared with what was pushed (same fact, or quarantine), never sent to the node
+        with row_security.unrestricted(self.conn, "compare a pushed fact with the stored one"):
+            return get_facts(self.conn, table, pks)
 
     def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
         return [insert_fact_columns(self.conn, run) if run.pk else [] for run in runs]
@@ -488,16 +494,19 @@ class CloudStorage:
         m, sp = t.meters, t.service_points
         out: dict[str, MeterPlace] = {}
         spans: dict[str, list[tuple[int, int | None, str, str]]] = {}
-        for i in range(0, len(serials), _CHUNK):
-            chunk = serials[i:i + _CHUNK]
-            for serial, mun, zone in self.conn.execute(
-                    sa.select(m.c.serial, m.c.municipality, m.c.zone).where(m.c.serial.in_(chunk), m.c.cl % 2 == 1)):
-                out[serial] = MeterPlace(str(mun or ""), str(zone or ""))
-            q = (sa.select(mi.c.meter_serial, mi.c.installed_at, mi.c.removed_at, sp.c.municipality, sp.c.zone)
-                 .join(sp, sp.c.id == mi.c.service_point_id).where(mi.c.meter_serial.in_(chunk)))
-            for serial, lo, hi, mun, zone in self.conn.execute(q):
-                spans.setdefault(serial, []).append((int(lo), None if hi is None else int(hi), str(mun or ""),
-                                                     str(zone or "")))
+        # Across municipalities on purpose (PostgreSQL RLS would hide them): a meter of another
+        # municipality is out of the sender's scope, not an unknown one (docs/cloud.md).
+        with row_security.unrestricted(self.conn, "judge a node's meters by the registry"):
+            for i in range(0, len(serials), _CHUNK):
+                chunk = serials[i:i + _CHUNK]
+                for serial, mun, zone in self.conn.execute(sa.select(m.c.serial, m.c.municipality, m.c.zone)
+                                                           .where(m.c.serial.in_(chunk), m.c.cl % 2 == 1)):
+                    out[serial] = MeterPlace(str(mun or ""), str(zone or ""))
+                q = (sa.select(mi.c.meter_serial, mi.c.installed_at, mi.c.removed_at, sp.c.municipality, sp.c.zone)
+                     .join(sp, sp.c.id == mi.c.service_point_id).where(mi.c.meter_serial.in_(chunk)))
+                for serial, lo, hi, mun, zone in self.conn.execute(q):
+                    spans.setdefault(serial, []).append((int(lo), None if hi is None else int(hi), str(mun or ""),
+                                                         str(zone or "")))
         for serial, got in spans.items():
             if serial in out:
                 out[serial] = MeterPlace(out[serial].municipality, out[serial].zone, tuple(sorted(got)))

@@ -120,6 +120,22 @@ sync_quarantine = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``). A side table,
+#: not new columns: ``create_or_migrate`` adds new tables to an existing database but never new
+#: columns to an existing table, so this works on databases made before it. No row = still open.
+sync_quarantine_review = sa.Table(
+    "sync_quarantine_review", metadata,
+    sa.Column("quarantine_id", sa.Integer, sa.ForeignKey("sync_quarantine.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("status", sa.String(20), nullable=False),  # resolved (one decision per entry)
+    sa.Column("action", sa.String(30), nullable=False),  # keep_existing | accept_as_correction
+    sa.Column("resolved_by", sa.String(80), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolution", sa.Text, nullable=False),  # the person's note
+    sa.Column("new_id", sa.String(64)),  # the correcting fact, when accepted as one
+)
+
 #: Facts the registry cannot place (a meter it does not know, a time ahead of the clock): kept
 #: for staff review instead of being stored as orphans (docs/sync.md, "Threat model").
 sync_parked = sa.Table(
@@ -140,7 +156,9 @@ sync_parked = sa.Table(
     sa.Column("resolved_by", sa.String(80)),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
     sa.Column("resolution", sa.Text),
+    sa.Column("new_id", sa.String(64)),  # the stored fact, when assigned (cloud/sync/review.py)
     sa.UniqueConstraint("site_id", "seq"),
+    sa.Index("ix_sync_parked_status", "status", "id"),  # staff lists: open entries, oldest first
 )
 #: Per gateway, the highest seq judged here (applied or refused): its next batch must follow it.
 sync_marks = sa.Table(

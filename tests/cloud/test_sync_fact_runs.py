@@ -1,8 +1,9 @@
-"""The columnar fast path for pushed facts (`sync.server._push_fact_runs` with
-`CloudStorage.insert_fact_runs`) decides exactly what the change-by-change path decides:
-same answers (acknowledgements, refusals), same rows with the same origins, same quarantine,
-same seen seqs, on SQLite and PostgreSQL, for any mix of new facts, repeats, conflicting
-repeats, replays, out-of-scope rows, bad types and relayed handheld facts."""
+"""Pushed facts have one path (`sync.server._push_fact_run` with
+`CloudStorage.insert_fact_runs`): a batch whose facts arrive as wire columns and the same batch
+given change by change get the same answers (acknowledgements, refusals), the same rows with
+the same origins, the same quarantine and the same seen seqs, on SQLite and PostgreSQL, for any
+mix of new facts, repeats, conflicting repeats, replays, out-of-scope rows, bad types and
+relayed handheld facts."""
 
 from __future__ import annotations
 

@@ -216,18 +216,21 @@ def _ctx(name: str, value: Any) -> Any:
     return lambda p, r: r["c"].__setitem__(name, ["l", [value]])
 
 
-@pytest.mark.parametrize(("mutate", "field"), [
+MALFORMED = [
     (_ctx("seq", "7"), "seq"), (_ctx("seq", 7.0), "seq"), (_ctx("seq", 2**63), "seq"), (_ctx("seq", -1), "seq"),
     (_ctx("seq", 0), "seq"), (_ctx("hlc", "12"), "hlc"), (_ctx("hlc", 0), "hlc"), (_ctx("pk", ""), "pk"),
     (_ctx("pk", "x" * 65), "pk"), (_ctx("site", 5), "site"),
     (lambda p, r: r.__setitem__("n", 2**70), "n"), (lambda p, r: r.__setitem__("n", "1"), "n"),
     (lambda p, r: p.__setitem__("runs", {"a": 1}), "runs"), (lambda p, r: r["v"].__setitem__(0, ["r", 0, 1, 5]), "value_l"),
-])
-def test_malformed_push_is_400_naming_the_field(cloud: Cloud, mutate: Any, field: str) -> None:
+]
+
+
+def test_malformed_push_is_400_naming_the_field(cloud: Cloud) -> None:
     gw = cloud.node("gateway")
-    r = cloud.post("push", _push_body(gw["site_id"], mutate), gw)
-    assert r.status_code in (400, 413), r.content
-    assert field in cbor2.loads(r.content)["error"]
+    for i, (mutate, field) in enumerate(MALFORMED):  # one server for all: each case is independent
+        r = cloud.post("push", _push_body(gw["site_id"], mutate), gw)
+        assert r.status_code in (400, 413), (i, r.content)
+        assert field in cbor2.loads(r.content)["error"], (i, field)
     assert cloud.readings() == {}
 
 
@@ -240,12 +243,13 @@ def test_set_with_text_causal_length_and_schema_999_are_400(cloud: Cloud) -> Non
     assert r.status_code == 400 and "schema" in cbor2.loads(r.content)["error"]
 
 
-@pytest.mark.parametrize("cursor", [["a", "b"], [1e300, 0], [2**70, 0], [float("nan"), 0], [1], "x", [-1, 0]])
-def test_malformed_pull_cursor_is_400(cloud: Cloud, cursor: Any) -> None:
+def test_malformed_pull_cursor_is_400(cloud: Cloud) -> None:
     hh = cloud.node("handheld")
-    for req in (wire.PullRequest(hh["site_id"], cursor), wire.PullRequest(hh["site_id"], [0, 0], applied=cursor)):
-        r = cloud.post("pull", wire.encode(req), hh)
-        assert r.status_code == 400 and ("cursor" in (e := cbor2.loads(r.content)["error"]) or "applied" in e)
+    for cursor in (["a", "b"], [1e300, 0], [2**70, 0], [float("nan"), 0], [1], "x", [-1, 0]):
+        for name, req in (("cursor", wire.PullRequest(hh["site_id"], cursor)),
+                          ("applied", wire.PullRequest(hh["site_id"], [0, 0], applied=cursor))):
+            r = cloud.post("pull", wire.encode(req), hh)
+            assert r.status_code == 400 and name in cbor2.loads(r.content)["error"], (cursor, name, r.content)
 
 
 def test_field_values_out_of_bounds_are_refused_per_change(cloud: Cloud) -> None:
@@ -335,3 +339,63 @@ def test_generated_malformed_batches_never_cost_a_5xx(cloud: Cloud, bad: list[An
     honest = cloud.node("gateway", zone=Z2)
     c = reading(honest["site_id"], 1, serial="S2", zone=Z2)
     assert cloud.push(honest, [c]).refusals == [] and c.pk in cloud.readings()
+
+
+# -- the same boundary at a zone gateway's hub (real HTTP server of the gateway) --------------------
+
+HUB_SITE, HH1, HH2 = "0190aaaa-0000-7000-8000-00000000a001", "0190aaaa-0000-7000-8000-00000000b001", \
+    "0190aaaa-0000-7000-8000-00000000b002"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    from prometheus_client import CollectorRegistry
+
+    from gateway.httpd import GatewayHTTP
+    from gateway.hub import GatewayHub
+
+    db = str(tmp_path / "gw.db")
+    EdgeStore.open(db, site_id=HUB_SITE).close()
+    gh = GatewayHub(db, HUB_SITE, MUN, Z1, cloud=None)
+    gh.register("tok-1", HH1)
+    gh.register("tok-2", HH2)
+    http = GatewayHTTP("127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), gh.routes())
+    http.start()
+    yield db, f"http://127.0.0.1:{http.port}"
+    http.stop()
+    gh.close()
+
+
+def test_hub_forged_origin_does_not_poison_a_fellow_handheld(hub: tuple[str, str], tmp_path: Path) -> None:
+    import httpx
+
+    db, url = hub
+    forged = wire.PushBatch(HH1, [reading(HH2, q) for q in (1, 2, 3)])
+    r = httpx.post(url + "/api/v2/sync/push", content=wire.encode(forged),
+                   headers={"Authorization": "Bearer tok-1", **CBOR})
+    res = wire.decode(r.content)
+    assert isinstance(res, wire.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
+    victim = EdgeStore.open(tmp_path / "hh2.db", site_id=HH2)
+    victim.insert_facts("readings", [{"municipality": MUN, "zone": Z1, "meter_serial": "S1",
+                                      "taken_at": wall_ms() - 1000, "value_l": i, "source": "handheld"} for i in range(3)])
+    SyncClient(victim, HttpxTransport.to(url), "tok-2", peer="gateway").sync()
+    assert victim.pending_count() == 0 and victim.refusals() == []
+    gw = EdgeStore.open(db, site_id=HUB_SITE)
+    assert len(gw.rows("readings")) == 3
+    assert {c.site_id for c in gw.next_push_batch().changes} == {HH2}  # relayed: the victim's own, nothing forged
+
+
+def test_hub_refuses_bombs_and_unbounded_bodies(hub: tuple[str, str]) -> None:
+    import socket
+
+    import httpx
+
+    _, url = hub
+    r = httpx.post(url + "/api/v2/sync/push", content=_tiny_bomb(HH1, 10_000_000),
+                   headers={"Authorization": "Bearer tok-1", **CBOR})
+    assert r.status_code == 413
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:  # a negative length would read to EOF
+        s.sendall(b"POST /api/v2/sync/push HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+                  b"Authorization: Bearer tok-1\r\nContent-Type: application/cbor\r\n\r\n")
+        assert s.recv(100).split(b" ")[1] == b"400"
