@@ -123,7 +123,8 @@ def test_replacement_done_in_the_app_is_applied_once_in_the_cloud(seeded, tmp_pa
     with pytest.raises(IncompleteOrder) as refused:
         repo.complete_order(oid)  # the app refuses a replacement order without its readings
     assert refused.value.field == "result.replacement"
-    repo.record_replacement(oid, old_final_l=1_234_000, new_serial="WM-NUEVO-0001", new_initial_l=7)
+    # confirmed: 1,234 m³ is far above the seeded (undated) value, the plausibility rule would ask
+    repo.record_replacement(oid, old_final_l=1_234_000, new_serial="WM-NUEVO-0001", new_initial_l=7, confirmed=True)
     repo.complete_order(oid)
     client.push_all()
     assert repo.store.refusals() == []
@@ -157,7 +158,8 @@ def test_a_completion_that_cannot_take_effect_is_refused_visibly(seeded, tmp_pat
     oid = _order(c, disp, "replace_meter", LEAKING)
     repo, client = _handheld(c, tmp_path)
     repo.start_order(oid)
-    repo.record_replacement(oid, old_final_l=1_000, new_serial=BROKEN, new_initial_l=0)  # an existing meter
+    repo.record_replacement(oid, old_final_l=1_000, new_serial=BROKEN, new_initial_l=0,  # an existing meter
+                            confirmed=True)
     repo.complete_order(oid)
     client.push_all()
     process(c.engine)
