@@ -39,6 +39,7 @@ from edge.sync_client import HttpxTransport, SyncClient
 
 import_table_modules()
 TENANT_TABLES = [t.name for t in row_security.tenant_tables(metadata)]
+CHILDREN = {t.name: fk for t, fk in row_security.child_tables(metadata)}
 A, B = "EXP-01", "EXP-02"
 _counter = itertools.count(1)
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,19 +102,43 @@ class Seeded:
         self.engine = make_engine(url)
         create_or_migrate(self.engine)
         self.raw = _no_fk_engine(url)
+        self.rows: dict[str, list[dict[str, Any]]] = {}
         with self.raw.begin() as conn:
             for name in TENANT_TABLES:
                 table = metadata.tables[name]
-                rows = [synthetic_row(table, m) for m in (A, A, B, B)]
+                rows = [synthetic_row(table, m) for m in (A, A, A, B, B, B)]
                 if table.c.municipality.nullable:
                     rows.append(synthetic_row(table, None))
                 conn.execute(table.insert(), rows)
+                self.rows[name] = rows
+            # Child rows: one under each of the first two parent rows of EXP-01 and of EXP-02
+            # (the third stays childless: some children are one per parent).
+            for name in CHILDREN:
+                children = [self.child_row(name, m, nth) for m in (A, B) for nth in (0, 1)]
+                conn.execute(metadata.tables[name].insert(), children)
             # A changelog entry of a row that moved from EXP-01 to EXP-03: EXP-01's nodes
             # must still see it (to delete their copy).
             moved = synthetic_row(metadata.tables["sync_log"], "EXP-03")
             moved["old_municipality"] = A
             conn.execute(metadata.tables["sync_log"].insert(), [moved])
         self.moved_seq = moved["seq"]
+
+    def child_row(self, table: str, municipality: str, nth: int = 2) -> dict[str, Any]:
+        """A row of child `table` under the nth parent row of `municipality`."""
+        fk = CHILDREN[table]
+        parent = [r for r in self.rows[fk.column.table.name] if r["municipality"] == municipality][nth]
+        row = synthetic_row(metadata.tables[table], None)
+        row[fk.parent.name] = parent[fk.column.name]
+        return row
+
+    def owners(self, table: str) -> list[str | None]:
+        """The municipality of each visible row of child `table`, from its parent (as system)."""
+        fk = CHILDREN[table]
+        parent = fk.column.table.name
+        with self.engine.begin() as conn:
+            keys = conn.exec_driver_sql(f'SELECT "{fk.parent.name}" FROM "{table}"').scalars().all()
+            owner = dict(conn.exec_driver_sql(f'SELECT "{fk.column.name}", municipality FROM "{parent}"').all())
+        return [owner.get(k) for k in keys]
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +167,13 @@ def test_every_tenant_table_is_under_a_policy_for_a_role_that_cannot_bypass_it(s
             f"SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = '{row_security.APP_ROLE}'").one()
         truncate = conn.exec_driver_sql(
             f"SELECT has_table_privilege('{row_security.APP_ROLE}', 'readings', 'TRUNCATE')").scalar()
-    assert set(TENANT_TABLES) <= enabled
+    with seeded.engine.begin() as conn:
+        children = set(conn.exec_driver_sql(
+            f"SELECT tablename FROM pg_policies WHERE policyname = '{row_security.CHILD_POLICY}'").scalars())
+    assert {"payment_allocations", "statement_lines", "cfdi_payment_parts"} <= set(CHILDREN)
+    assert set(TENANT_TABLES) | set(CHILDREN) <= enabled
     assert set(TENANT_TABLES) <= policies
+    assert set(CHILDREN) <= children
     assert tuple(role) == (False, False, False)
     assert truncate is False  # TRUNCATE ignores row-level security
 
@@ -165,7 +195,8 @@ def test_a_query_without_the_tenant_filter_sees_only_its_municipality(seeded: Se
 @pytest.mark.parametrize("table", TENANT_TABLES)
 def test_writes_reach_only_rows_of_its_municipality(seeded: Seeded, table: str) -> None:
     t = metadata.tables[table]
-    own = sum(1 for m in _municipalities(seeded.engine, table) if m == B)
+    before = _municipalities(seeded.engine, table)
+    own = before.count(B)
     with row_security.tenant_scope(B), seeded.raw.connect() as conn:
         # Insert for another municipality: refused by the policy's WITH CHECK.
         with pytest.raises(ProgrammingError) as refused:
@@ -185,7 +216,36 @@ def test_writes_reach_only_rows_of_its_municipality(seeded: Seeded, table: str) 
         conn.rollback()
         assert conn.execute(t.delete()).rowcount == own
         conn.rollback()
-    assert sum(1 for m in _municipalities(seeded.engine, table) if m == A) == 2
+    assert _municipalities(seeded.engine, table).count(A) == before.count(A) >= 3
+
+
+@pytest.mark.parametrize("table", sorted(CHILDREN))
+def test_child_rows_follow_their_parents_municipality(seeded: Seeded, table: str) -> None:
+    """Payment allocations, statement lines, CFDI parts…: no municipality column of their own;
+    a row is visible and writable when its parent row is."""
+    t, fk = metadata.tables[table], CHILDREN[table]
+    everything = seeded.owners(table)
+    assert everything.count(A) >= 2 and everything.count(B) >= 2
+    with row_security.tenant_scope(B), seeded.engine.begin() as conn:
+        keys = conn.exec_driver_sql(f'SELECT "{fk.parent.name}" FROM "{table}"').scalars().all()
+    with seeded.engine.begin() as conn:
+        b_parents = set(conn.exec_driver_sql(
+            f'SELECT "{fk.column.name}" FROM "{fk.column.table.name}" WHERE municipality = %(m)s', {"m": B}).scalars())
+    assert keys and set(keys) <= b_parents and len(keys) == everything.count(B)
+    with row_security.tenant_scope(B), seeded.raw.connect() as conn:
+        with pytest.raises(ProgrammingError) as refused:
+            conn.execute(t.insert().values(seeded.child_row(table, A)))
+        assert getattr(refused.value.orig, "sqlstate", None) == "42501"
+        conn.rollback()
+        conn.execute(t.insert().values(seeded.child_row(table, B)))
+        conn.rollback()
+        a_parent = seeded.child_row(table, A)[fk.parent.name]
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            conn.execute(t.update().values({fk.parent.name: a_parent}))
+        conn.rollback()
+        assert conn.execute(t.delete()).rowcount == everything.count(B)
+        conn.rollback()
+    assert seeded.owners(table).count(A) == everything.count(A)
 
 
 def test_a_changelog_entry_of_a_row_moved_away_still_reaches_the_old_municipality(seeded: Seeded) -> None:
@@ -257,7 +317,7 @@ def test_migrating_again_keeps_current_policies_and_replaces_old_ones(seeded: Se
         names = conn.exec_driver_sql("SELECT policyname FROM pg_policies WHERE tablename = 'zones'").scalars().all()
         after = conn.execute(COUNT_POLICIES).scalar()
     assert names == [row_security.POLICY]
-    assert after == before - 1 == len(TENANT_TABLES)
+    assert after == before - 1 == len(TENANT_TABLES) + len(CHILDREN)
 
 
 # --- Through the API: the request's principal sets the scope -----------------------------------
