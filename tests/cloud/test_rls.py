@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ProgrammingError
@@ -246,6 +248,43 @@ def test_child_rows_follow_their_parents_municipality(seeded: Seeded, table: str
         assert conn.execute(t.delete()).rowcount == everything.count(B)
         conn.rollback()
     assert seeded.owners(table).count(A) == everything.count(A)
+
+
+SCOPES = st.sampled_from([A, B, "EXP-03", "EXP-13", row_security.ALL, None, "", "exp-01", "EXP-01 ",
+                          "EXP-02' OR '1'='1", "%", "*,EXP-01"])
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=st.sampled_from(TENANT_TABLES + sorted(CHILDREN)), scope=SCOPES)
+def test_any_scope_sees_exactly_the_rows_the_rule_names(seeded: Seeded, table: str, scope: str | None) -> None:
+    """The rule, for any table and scope value (odd and hostile ones included): `*` sees every
+    row, a municipality code its own rows (and, in the changelog, rows that left it), anything
+    else nothing. A child row goes with its parent."""
+    t = metadata.tables[table]
+    tenant_table = table if table in TENANT_TABLES else CHILDREN[table].column.table.name
+    extra = row_security.ALSO_VISIBLE_BY.get(tenant_table, ())
+    pk = [c.name for c in t.primary_key.columns]
+
+    def keys(conn: Any) -> set[tuple[Any, ...]]:
+        return {tuple(r) for r in conn.execute(sa.select(*[t.c[c] for c in pk]))}
+
+    with seeded.engine.begin() as conn:
+        everything = keys(conn)
+        if table in TENANT_TABLES:
+            owners = {tuple(r[:len(pk)]): set(r[len(pk):]) for r in conn.execute(
+                sa.select(*[t.c[c] for c in pk], t.c.municipality, *[t.c[c] for c in extra]))}
+        else:
+            fk = CHILDREN[table]
+            parent = fk.column.table
+            owners = {tuple(r[:len(pk)]): {r[-1]} for r in conn.execute(
+                sa.select(*[t.c[c] for c in pk], parent.c.municipality)
+                .join(parent, parent.c[fk.column.name] == t.c[fk.parent.name]))}
+    with row_security.tenant_scope(scope), seeded.engine.begin() as conn:
+        seen = keys(conn)
+    if scope == row_security.ALL:
+        assert seen == everything
+    else:
+        assert seen == {k for k, who in owners.items() if scope and scope in who}
 
 
 def test_a_changelog_entry_of_a_row_moved_away_still_reaches_the_old_municipality(seeded: Seeded) -> None:
