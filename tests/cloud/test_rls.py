@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -502,3 +504,21 @@ def test_sqlite_is_unchanged(tmp_path: Path) -> None:
             assert _municipalities(engine, "users") == [A]
     finally:
         engine.dispose()
+
+
+def test_concurrent_migrations_of_one_database_all_succeed(pg_url: str) -> None:
+    """Several API processes may start at once with `auto_migrate`: policies, grants and tables
+    are made once, the others wait and find them."""
+    code = ("import sys; from cloud.db import create_or_migrate, make_engine; "
+            "e = make_engine(sys.argv[1]); create_or_migrate(e); e.dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    failures = [err for p in procs for _, err in [p.communicate(timeout=120)] if p.returncode != 0]
+    assert failures == []
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            n = conn.execute(COUNT_POLICIES).scalar()
+    finally:
+        engine.dispose()
+    assert n == len(TENANT_TABLES) + len(CHILDREN)
