@@ -40,6 +40,10 @@ from cloud.settings import CloudSettings
 from cloud.sync import writes
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
+from sync import wire
+from sync.changes import Change
+from sync.hlc import pack, wall_ms
+from sync.ids import uuid7
 
 import_table_modules()
 TENANT_TABLES = [t.name for t in row_security.tenant_tables(metadata)]
@@ -522,3 +526,93 @@ def test_concurrent_migrations_of_one_database_all_succeed(pg_url: str) -> None:
     finally:
         engine.dispose()
     assert n == len(TENANT_TABLES) + len(CHILDREN)
+
+
+# --- The sync push judges by the whole registry on both databases ------------------------------
+# RLS hides another municipality's rows from a node's transaction; the push's own lookups that
+# judge a change (does this row or fact exist, where is this meter) must still see them, or a
+# change the server should refuse one by one becomes a failed batch or a silent drop.
+
+class SyncCloud:
+    def __init__(self, url: str) -> None:
+        settings = CloudSettings(db_url=url, log_json=False, log_level="warning", vee_interval_s=0,
+                                 workorder_interval_s=0, sync_maintenance_interval_s=0)
+        self.app = create_app(settings)
+        self.engine: Engine = self.app.state.engine
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+        with self.engine.begin() as conn:
+            writes.write_rows(conn, "meters", [{"id": "m1", "municipality": A, "zone": f"{A}-Z01", "serial": "S1"}])
+            writes.write_rows(conn, "work_orders", [{"id": "wo1", "municipality": A, "zone": f"{A}-Z01",
+                                                     "status": "assigned", "type": "leak"}])
+
+    def node(self, kind: str, municipality: str) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            return create_node(conn, kind=kind, municipality=municipality, zone=f"{municipality}-Z01")
+
+    def push(self, cred: dict[str, Any], changes: list[Change]) -> wire.PushResult:
+        r = self.client.post(f"{API_PREFIX}/sync/push", content=wire.encode(wire.PushBatch(cred["site_id"], changes)),
+                             headers={"Authorization": f"Bearer {cred['token']}", "Content-Type": wire.CONTENT_TYPE})
+        assert r.status_code == 200, r.content
+        res = wire.decode(r.content)
+        assert isinstance(res, wire.PushResult)
+        return res
+
+    def one(self, sql: str) -> Any:
+        with self.engine.begin() as conn:
+            return conn.exec_driver_sql(sql).one_or_none()
+
+
+@pytest.fixture
+def sync_cloud(db_url: str) -> Iterator[SyncCloud]:
+    c = SyncCloud(db_url)
+    try:
+        yield c
+    finally:
+        c.client.close()
+        c.engine.dispose()
+
+
+def _reading(site: str, seq: int, municipality: str, serial: str, rid: str | None = None) -> Change:
+    rid = rid or uuid7()
+    zone = f"{municipality}-Z01"
+    row = {"id": rid, "municipality": municipality, "zone": zone, "meter_serial": serial,
+           "taken_at": wall_ms() - 60_000, "value_l": 1000, "source": "lorawan"}
+    return Change("readings", rid, site, seq, pack(wall_ms()), "insert", row, 0, municipality, zone)
+
+
+def test_a_row_of_another_municipality_is_refused_out_of_scope_not_a_failed_batch(sync_cloud: SyncCloud) -> None:
+    gw = sync_cloud.node("gateway", B)
+    claim = Change("work_orders", "wo1", gw["site_id"], 1, pack(wall_ms()), "set",
+                   {"description": "mine now", "municipality": B, "zone": f"{B}-Z01", "type": "leak",
+                    "status": "created"}, 1, B, f"{B}-Z01")
+    res = sync_cloud.push(gw, [claim])
+    assert [r.code for r in res.refusals] == ["out_of_scope"]
+    assert res.acked == {gw["site_id"]: 1}
+    assert tuple(sync_cloud.one("SELECT municipality, description FROM work_orders WHERE id = 'wo1'")) == (A, None)
+
+
+def test_an_edit_queued_before_its_row_moved_away_is_refused_and_the_rest_of_the_batch_lands(
+        sync_cloud: SyncCloud) -> None:
+    """An honest handheld edited an order that central staff then moved to another municipality."""
+    hh = sync_cloud.node("handheld", A)
+    with sync_cloud.engine.begin() as conn:
+        writes.write_rows(conn, "work_orders", [{"id": "wo1", "municipality": B, "zone": f"{B}-Z01"}])
+    edit = Change("work_orders", "wo1", hh["site_id"], 1, pack(wall_ms()), "set", {"notes": "fuga en banqueta"}, 1,
+                  A, f"{A}-Z01")
+    res = sync_cloud.push(hh, [edit, _reading(hh["site_id"], 2, A, "S1")])
+    assert [(r.seq, r.code) for r in res.refusals] == [(1, "out_of_scope")]
+    assert res.acked == {hh["site_id"]: 2}
+    assert sync_cloud.one("SELECT count(*) FROM readings")[0] == 1
+
+
+def test_a_fact_reusing_another_municipalitys_id_is_quarantined_not_silently_dropped(sync_cloud: SyncCloud) -> None:
+    gw_a, gw_b = sync_cloud.node("gateway", A), sync_cloud.node("gateway", B)
+    with sync_cloud.engine.begin() as conn:
+        writes.write_rows(conn, "meters", [{"id": "m2", "municipality": B, "zone": f"{B}-Z01", "serial": "S2"}])
+    honest = _reading(gw_a["site_id"], 1, A, "S1")
+    assert sync_cloud.push(gw_a, [honest]).refusals == []
+    copy = _reading(gw_b["site_id"], 1, B, "S2", rid=honest.pk)
+    res = sync_cloud.push(gw_b, [copy])
+    assert [r.code for r in res.refusals] == ["quarantined"]
+    assert tuple(sync_cloud.one(f"SELECT municipality, meter_serial FROM readings WHERE id = '{honest.pk}'")) == (A, "S1")
+    assert sync_cloud.one(f"SELECT count(*) FROM sync_quarantine WHERE pk = '{honest.pk}'")[0] == 1
