@@ -11,7 +11,8 @@ from cloud.db import metadata
 
 # fiscal_status: pending_fiscal → stamped → (cancel_requested →) cancelled; or rejected
 # (the PAC refused the document: a person must correct the source and issue a substitute).
-FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled")
+# `voided`: sealed but never stamped, discarded because its invoice was superseded or voided.
+FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled", "voided")
 
 cfdi_documents = sa.Table(
     "cfdi_documents",

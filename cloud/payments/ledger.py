@@ -89,7 +89,8 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
     for part in _chunks(ids):
         for r in conn.execute(sa.select(
                 invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id, invoices.c.number,
-                invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part))).all():
+                invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part),
+                                                        invoices.c.status == "issued")).all():
             chains[(r[0], r[1])].append(r)
     by_invoice: dict[str, DebtItem] = {}
     for (cid, period), revs in chains.items():
@@ -101,6 +102,7 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
         items[cid].append(it)
         for r in revs:
             by_invoice[r[3]] = it
+    _apply_adjustments(conn, ids, by_invoice)
     by_charge: dict[str, DebtItem] = {}
     for part in _chunks(ids):
         for r in conn.execute(sa.select(charges).where(charges.c.contract_id.in_(part))):
@@ -119,6 +121,19 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
     for v in items.values():
         v.sort(key=DebtItem.sort_key)
     return items
+
+
+def _apply_adjustments(conn: Connection, ids: list[str], by_invoice: dict[str, DebtItem]) -> None:
+    """Credit notes lower what an invoice chain asks (append-only `invoice_adjustments`); what
+    was already paid beyond the lowered amount becomes credit like after a correction."""
+    from cloud.billing.tables import invoice_adjustments as adj
+
+    for part in _chunks(ids):
+        for inv, total in conn.execute(sa.select(adj.c.invoice_id, sa.func.sum(adj.c.amount_cents))
+                                       .where(adj.c.contract_id.in_(part)).group_by(adj.c.invoice_id)):
+            target = by_invoice.get(inv)
+            if target is not None:
+                target.amount_cents = max(0, target.amount_cents + int(total))
 
 
 def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]]) -> dict[str, int]:
