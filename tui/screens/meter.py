@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from sync.plausibility import expected_bounds
+from sync.plausibility import expected_bounds, last_known
 
 from ..i18n import has, t
 from ..repository import MeterInfo
@@ -82,9 +82,13 @@ class MeterScreen(Screen[None]):
             lines.append(f"{t('meter_access')}: {access}")
         self.query_one("#meter-info", Static).update("\n".join(lines))
         now = repo.clock()
-        rng = expected_bounds(info.history(), now, info.use_class)
+        history = info.history()
+        rng = expected_bounds(history, now, info.use_class)
+        last = last_known(history, now)
+        undated = last is not None and last.taken_at_ms is None
         self.query_one("#meter-expected", Static).update(
-            t("meter_expected", low=format_m3(rng.low_l), high=format_m3(rng.high_l), daily=rng.daily_l)
+            t("meter_expected_undated" if undated else "meter_expected", low=format_m3(rng.low_l),
+              high=format_m3(rng.high_l), daily=rng.daily_l)
             if rng else t("meter_expected_none")
         )
         cur = repo.current_reading(info)
