@@ -77,6 +77,11 @@ class MeterScreen(Screen[None]):
             t("meter_title", serial=self.serial) + f"  ·  {t('status_' + repo.meter_status(self.serial))}"
         )
         lines = [f"{t('meter_address')}: {sp.get('address') or '—'}"]
+        route = repo.route(str(sp.get("route_id") or info.meter.get("route_id") or ""))
+        if route is not None and self.serial in self.route_serials:
+            # where the reader is in the walk: the route's name (never its id) and the position
+            lines.append(t("meter_position_in_route", route=route.name,
+                           n=self.route_serials.index(self.serial) + 1, total=len(self.route_serials)))
         access = sp.get("access_notes") or info.meter.get("access_notes")
         if access:
             lines.append(f"{t('meter_access')}: {access}")
