@@ -97,8 +97,11 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
             raise HandheldError(t("err_no_routes"))
         if not repo.known_meter(serial):
             raise HandheldError(t("err_unknown_meter", serial=serial[:60]))  # echo bounded
-        if observation and repo.observation(observation) is None:
-            raise HandheldError(t("err_obs_unknown", code=observation[:20]))
+        if observation:
+            known = repo.observation(observation)
+            if known is None:
+                raise HandheldError(t("err_obs_unknown", code=observation[:20]))
+            observation = known.code  # as the catalogue spells it
         try:
             value_l = parse_reading_m3(value_m3) if value_m3 else None
         except EntryError as exc:

@@ -119,8 +119,11 @@ class ReadingScreen(ModalScreen[str | None]):
         info = self.info
         value_text = "" if self.observation_only else self.query_one("#value", Input).value
         obs = self.query_one("#obs", Input).value.strip() or None
-        if obs is not None and repo.observation(obs) is None:
-            raise EntryError("err_obs_unknown", code=obs)
+        if obs is not None:
+            known = repo.observation(obs)
+            if known is None:
+                raise EntryError("err_obs_unknown", code=obs[:20])
+            obs = known.code  # as the catalogue spells it
         value_l: int | None = None
         if value_text.strip():
             value_l = parse_reading_m3(value_text)
