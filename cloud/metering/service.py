@@ -244,6 +244,7 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
 def plausibility_of(conn: Connection, meter: Any, value_l: int, taken_at: int) -> plausibility.Verdict:
     """The one plausibility rule (sync.plausibility) for a value about to be recorded: against
     the meter's accepted readings, else the registry's last known value (dated or not)."""
+    validate_pending_for_meter(conn, meter["serial"])  # readings synced meanwhile count as history
     hist = accepted_history(conn, meter["serial"], before=taken_at + 1)[-plausibility.MAX_HISTORY:]
     points = [plausibility.Point(r.taken_at, r.value_l) for r in hist]
     known = known_of(conn, meter)
