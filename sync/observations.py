@@ -20,6 +20,7 @@ active`; the work-order part is the cloud's business and lives in a cloud-only t
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -91,6 +92,8 @@ def make(code: object, description: object, replaces_reading: object, *, opens_w
     desc = " ".join(str(description or "").split())
     if not desc:
         raise ObservationError("description", "required")
+    if any(unicodedata.category(ch).startswith("C") for ch in desc):
+        raise ObservationError("description", "no control characters")  # NUL and friends: PostgreSQL, terminals
     if len(desc) > MAX_DESCRIPTION:
         raise ObservationError("description", f"at most {MAX_DESCRIPTION} characters")
     for name, value in (("replaces_reading", replaces_reading), ("opens_work_order", opens_work_order),

@@ -10,6 +10,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.notifications import SeverityLevel
 
 from edge.store import EdgeStore
 
@@ -156,6 +157,11 @@ class ReaderApp(App[None]):
         refresh = getattr(screen, "refresh_data", None)
         if callable(refresh):
             refresh()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications quote data (serials, typed reasons, server errors): plain text by default."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ---- help and the command palette, in the reader's language ------------------------------
     def action_help(self) -> None:

@@ -28,6 +28,7 @@ def test_make_checks_or_names_the_field(code, description, replaces, opens, wot,
                              "requires_photo", "active"}
         return
     assert CODE_RE.match(oc.code) and 0 < len(oc.description) <= MAX_DESCRIPTION
+    assert "\x00" not in oc.description
     assert (oc.work_order_type in WORK_ORDER_TYPES) if oc.opens_work_order else oc.work_order_type is None
 
 
@@ -40,6 +41,16 @@ def test_replicated_fields_round_trip(code, active) -> None:  # type: ignore[no-
     assert back is not None
     # the work-order part is the cloud's and does not travel
     assert back == replace(oc, opens_work_order=False, work_order_type=None)
+
+
+def test_description_refuses_control_characters() -> None:
+    for bad in ("Perro\x00bravo", "Casa\x1b[31mcerrada", "a\u200bb"):
+        try:
+            make("01", bad, True)
+        except ObservationError as exc:
+            assert exc.field == "description"
+        else:
+            raise AssertionError(bad)
 
 
 def test_from_replicated_tolerates_odd_rows() -> None:

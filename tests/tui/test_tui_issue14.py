@@ -356,3 +356,45 @@ def test_handheld_cli_replacement_needs_confirm(seeded: Path) -> None:
     assert res.exit_code == 2 and "MENOR" in res.output and "--confirm" in res.output
     res = runner.invoke(handheld_cli, [*base, "--confirm"])
     assert res.exit_code == 0, res.output
+
+
+async def test_brackets_in_typed_or_downloaded_text_never_crash(handheld: Path) -> None:
+    """Rich markup in data ("[/]" in an address, a code's description, a typed value or reason)
+    is shown as typed: it made Textual raise MarkupError and end the app."""
+    store = EdgeStore.open(handheld, site_id=SITE)
+    hlc = pack(store.hlc.wall() + 1000)
+    registry_rows = [
+        RowState("service_points", "SP0000001", {"address": Cell("Calle [/] 5 [bold]", hlc, SERVER_SITE)}, 1),
+        RowState("observation_codes", "obs-01", {"description": Cell("Casa [/] cerrada", hlc, SERVER_SITE)}, 1),
+        RowState("routes", "R01", {"name": Cell("Ruta [red]1", hlc, SERVER_SITE)}, 1),
+    ]
+    store.apply_pull(wire.PullBatch(rows=registry_rows, cursor={"sample": 3}))
+    store.close()
+    app = ReaderApp(handheld, auto_sync_s=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#routes", DataTable)
+        assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["Ruta 02 Centro", "Ruta [red]1"]
+        await pilot.press("down")
+        await open_meter(pilot, 1)
+        assert "Calle [/] 5 [bold]" in str(app.screen.query_one("#meter-info").render())
+        await pilot.press("l")
+        await type_text(pilot, "[/]")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "«[/]»" in str(app.screen.query_one("#error").render())
+        await pilot.press("f4")
+        await pilot.pause()
+        assert "Casa [/] cerrada" in str(app.screen.query_one("#obs-list").get_option_at_index(0).prompt)
+        await pilot.press("escape")
+        await pilot.press("escape")
+        await pilot.press("escape")
+        await pilot.press("escape")
+        await pilot.press("t")
+        await pilot.press("enter")
+        await pilot.press("i")
+        await pilot.press("x")
+        await type_text(pilot, "Perro [/] bravo")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert (app.repo.work_order("WO000001") or {})["result"]["reason"] == "Perro [/] bravo"
+        assert app.is_running

@@ -9,6 +9,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from ..i18n import has, t
+from ..text import plain
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -30,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog warning", id="confirm"):
             yield Static(self.title_text, classes="title")
-            yield Static(self.question, id="confirm-text")
+            yield Static(plain(self.question), id="confirm-text")
             yield Static(t("confirm_hint"), classes="hint")
 
     def action_answer(self, yes: bool) -> None:
@@ -72,7 +73,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(t("help_title"), classes="title")
             if intro:
                 yield Static(intro, id="help-intro")
-            yield Static("\n".join(lines), id="help-keys")
+            yield Static(plain("\n".join(lines)), id="help-keys")
             yield Static(t("help_close"), classes="hint")
 
     def action_close(self) -> None:

@@ -12,6 +12,7 @@ from sync.plausibility import expected_bounds, last_known
 
 from ..i18n import has, t
 from ..repository import MeterInfo
+from ..text import cell, plain
 from ..validation import format_local, format_m3
 from ..widgets.syncbar import SyncBar
 from .dialogs import ConfirmScreen
@@ -73,9 +74,9 @@ class MeterScreen(Screen[None]):
         repo = self.app.repo  # type: ignore[attr-defined]
         info = self.info
         sp = info.service_point
-        self.query_one("#meter-head", Static).update(
+        self.query_one("#meter-head", Static).update(plain(
             t("meter_title", serial=self.serial) + f"  ·  {t('status_' + repo.meter_status(self.serial))}"
-        )
+        ))
         lines = [f"{t('meter_address')}: {sp.get('address') or '—'}"]
         route = repo.route(str(sp.get("route_id") or info.meter.get("route_id") or ""))
         if route is not None and self.serial in self.route_serials:
@@ -85,7 +86,7 @@ class MeterScreen(Screen[None]):
         access = sp.get("access_notes") or info.meter.get("access_notes")
         if access:
             lines.append(f"{t('meter_access')}: {access}")
-        self.query_one("#meter-info", Static).update("\n".join(lines))
+        self.query_one("#meter-info", Static).update(plain("\n".join(lines)))
         now = repo.clock()
         history = info.history()
         rng = expected_bounds(history, now, info.use_class)
@@ -103,11 +104,11 @@ class MeterScreen(Screen[None]):
                 current = t("meter_current", value=format_m3(cur.value_l), when=format_local(cur.taken_at))
             else:
                 current = t("meter_current_obs", code=cur.observation_code, when=format_local(cur.taken_at))
-        self.query_one("#meter-current", Static).update(current)
+        self.query_one("#meter-current", Static).update(plain(current))
         table = self.query_one("#history", DataTable)
         table.clear()
         for r in info.readings[:12]:
-            table.add_row(format_local(r.taken_at), format_m3(r.value_l), r.observation_code or "",
+            table.add_row(format_local(r.taken_at), format_m3(r.value_l), cell(r.observation_code or ""),
                           t(f"source_{r.source}") if has(f"source_{r.source}") else r.source,
                           t("superseded") if r.superseded else "")
         last_at, last_v = info.meter.get("last_read_at"), info.meter.get("last_value_l")

@@ -18,6 +18,7 @@ from sync.vocab.work_orders import ResultError, WorkOrderStatus
 
 from ..i18n import has, t
 from ..repository import Implausible, IncompleteOrder, OrderClosed, UnknownMeter
+from ..text import cell, plain
 from ..validation import EntryError, format_local, format_m3, parse_reading_m3
 from ..widgets.form import ErrorLine, Field
 from ..widgets.meterlist import fit_end
@@ -79,7 +80,7 @@ class OrdersScreen(Screen[None]):
         self._ids = [o["id"] for o in orders]
         for o in orders:
             table.add_row(str(o["id"])[-8:], label("wo_type", o.get("type")), status_text(o.get("status")),
-                          label("wo_prio", o.get("priority")), fit_end(str(o.get("meter_serial") or ""), 14),
+                          label("wo_prio", o.get("priority")), cell(fit_end(str(o.get("meter_serial") or ""), 14)),
                           format_local(o["due_at"])[:10] if o.get("due_at") else "")
         self.query_one("#orders-empty", Static).update("" if orders else t("orders_none"))
         self.query_one(SyncBar).refresh_status()
@@ -112,7 +113,7 @@ class OrderScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(t("order_title", id=self.order_id[-8:]), classes="title")
+        yield Static(plain(t("order_title", id=self.order_id[-8:])), classes="title")
         yield Static("", id="order-info")
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
         yield SyncBar(id="syncbar")
@@ -138,12 +139,12 @@ class OrderScreen(Screen[None]):
         ]
         if o.get("result"):
             lines.append(json.dumps(o["result"], ensure_ascii=False)[:150])
-        self.query_one("#order-info", Static).update("\n".join(lines))
+        self.query_one("#order-info", Static).update(plain("\n".join(lines)))
         table = self.query_one("#events", DataTable)
         table.clear()
         for e in repo.order_events(self.order_id):
             table.add_row(format_local(e["at"]) if e.get("at") else "", label("wo_event", e.get("kind")),
-                          (e.get("notes") or "")[:40])
+                          cell((e.get("notes") or "")[:40]))
         self.query_one(SyncBar).refresh_status()
 
     def _guard(self, fn: Callable[[], Any], ok: str) -> None:

@@ -17,6 +17,7 @@ from sync.vocab.readings import ReadingFlag
 
 from ..i18n import t
 from ..repository import MeterInfo
+from ..text import plain
 from ..validation import (
     EntryError,
     Issue,
@@ -74,7 +75,7 @@ class ReadingScreen(ModalScreen[str | None]):
         repo = self.app.repo  # type: ignore[attr-defined]
         title = t("reading_correct_title" if self.supersedes else "reading_title", serial=self.serial)
         with VerticalScroll(id="dialog", classes="dialog"):
-            yield Static(title, classes="title")
+            yield Static(plain(title), classes="title")
             if not self.observation_only:
                 yield Field(t("reading_value"), "value", placeholder=t("reading_value_placeholder"))
             yield Field(t("reading_date"), "date", value=format_local(repo.clock()))
@@ -228,7 +229,7 @@ class CheckScreen(ModalScreen[str | None]):
         lines = issue_lines(v)
         with Vertical(id="check", classes="dialog warning"):
             yield Static(t("check_title"), classes="title")
-            yield Static("\n".join(lines), id="check-text")
+            yield Static(plain("\n".join(lines)), id="check-text")
             options = [t("btn_confirm")]
             if Issue.LOWER_THAN_LAST in v.issues:
                 options += [t("btn_rollover"), t("btn_reverse")]
@@ -248,7 +249,8 @@ class ObservationScreen(ModalScreen[str | None]):
         repo = self.app.repo  # type: ignore[attr-defined]
         with Vertical(id="obs-dialog", classes="dialog"):
             yield Static(t("obs_title"), classes="title")
-            yield OptionList(*[Option(f"{c.code:<4} {c.description}" + (t("obs_replaces") if c.replaces_reading else ""),
+            yield OptionList(*[Option(plain(f"{c.code:<4} {c.description}" + (t("obs_replaces") if c.replaces_reading
+                                                                             else "")),
                                       id=c.code) for c in repo.observation_codes()], id="obs-list")
             yield Label(t("obs_help"), classes="hint")
 

@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ..i18n import t
+from ..text import cell
 from ..widgets.syncbar import SyncBar
 from .orders import label
 
@@ -31,7 +32,7 @@ class RefusalsScreen(Screen[None]):
         refusals = self.app.repo.refusals()  # type: ignore[attr-defined]
         for r in refusals:
             table.add_row(label("table", r.get("table")), label("refusal", r.get("code")),
-                          str(r.get("reason", ""))[:50])
+                          cell(str(r.get("reason", ""))[:50]))
         self.query_one("#refusals-empty", Static).update("" if refusals else t("refusals_none"))
         table.focus()
 

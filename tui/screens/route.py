@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from ..i18n import t
 from ..repository import MeterRow
+from ..text import plain
 from ..validation import format_m3
 from ..widgets.form import ErrorLine
 from ..widgets.meterlist import LazyRows, MeterList, format_row
@@ -125,8 +126,8 @@ class RouteScreen(Screen[None]):
         if self.route_id is not None:
             r = repo.route(self.route_id)
             if r is not None:
-                progress.update(t("route_progress", name=r.name, read=r.read, skipped=r.skipped,
-                                  pending=r.pending, total=r.total))
+                progress.update(plain(t("route_progress", name=r.name, read=r.read, skipped=r.skipped,
+                                  pending=r.pending, total=r.total)))
         else:
             progress.update(t("key_search"))
         meters = self.query_one("#meters", MeterList)

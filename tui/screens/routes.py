@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ..i18n import t
+from ..text import cell
 from ..widgets.syncbar import SyncBar
 from .route import RouteScreen, ScanSearch
 
@@ -57,7 +58,7 @@ class RoutesScreen(Screen[None]):
         table.clear()
         routes = repo.routes()
         for r in routes:
-            table.add_row(r.name, r.read, r.skipped, r.pending, r.total, key=r.id)
+            table.add_row(cell(r.name), r.read, r.skipped, r.pending, r.total, key=r.id)
         self.query_one("#routes-empty", Static).update("" if routes else t("routes_none"))
         if routes:
             table.move_cursor(row=min(keep, len(routes) - 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Input, Label, Static
 
 
@@ -25,7 +26,7 @@ class ErrorLine(Static):
     """Where a refused entry explains itself; empty when all is well."""
 
     def show(self, text: str) -> None:
-        self.update(text)
+        self.update(Content(text))  # messages quote what was typed: never read as markup
         self.set_class(bool(text), "-visible")
 
     def clear(self) -> None:

@@ -4,6 +4,7 @@ left the device."""
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.widgets import Static
 
 from ..i18n import t
@@ -47,4 +48,4 @@ class SyncBar(Static):
             parts.append(problem)
         self.set_class(bool(n_ref) or bool(problem), "-warning")
         self.set_class(bool(online), "-online")
-        self.update(" · ".join(parts))
+        self.update(Content(" · ".join(parts)))  # server reasons inside: never read as markup
