@@ -46,11 +46,11 @@ def parse_reading_m3(text: str) -> int:
     if raw.startswith("-"):
         raise EntryError("err_reading_negative")
     if not _NUMBER.match(raw):
-        raise EntryError("err_reading_not_number", text=text.strip())
+        raise EntryError("err_reading_not_number", text=text.strip()[:40])  # echo bounded
     try:
         m3 = Decimal(raw.replace(",", "."))
     except InvalidOperation as exc:  # pragma: no cover - the regex already excludes this
-        raise EntryError("err_reading_not_number", text=text.strip()) from exc
+        raise EntryError("err_reading_not_number", text=text.strip()[:40])  # echo bounded from exc
     return int(m3 * 1000)
 
 
