@@ -50,7 +50,7 @@ def parse_reading_m3(text: str) -> int:
     try:
         m3 = Decimal(raw.replace(",", "."))
     except InvalidOperation as exc:  # pragma: no cover - the regex already excludes this
-        raise EntryError("err_reading_not_number", text=text.strip()[:40])  # echo bounded from exc
+        raise EntryError("err_reading_not_number", text=text.strip()[:40]) from exc
     return int(m3 * 1000)
 
 
