@@ -76,7 +76,7 @@ def parse_taken_at(text: str, now_ms: int, last_ms: int | None = None) -> int:
         except ValueError:
             continue
     else:
-        raise EntryError("err_date_invalid", text=raw)
+        raise EntryError("err_date_invalid", text=raw[:40])
     ms = int(local.replace(tzinfo=MX_TZ).timestamp() * 1000)
     if ms > now_ms + int(MAX_FUTURE.total_seconds() * 1000):
         raise EntryError("err_date_future", text=raw)
