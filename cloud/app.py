@@ -247,6 +247,9 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     app.state.routers = []
     _install_error_handlers(app)
     _install_metrics(app)
+    from cloud.cfdi.metrics import CfdiCollector
+
+    app.state.metrics_registry.register(CfdiCollector(engine))
 
     @app.get("/health", tags=["admin"])
     def health() -> dict[str, Any]:

@@ -36,6 +36,7 @@ def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str
         ("stamp", lambda: svc.stamp_due()),  # {"stamped": n, "pending_fiscal": n, "rejected": n}
         ("payment_complements", lambda: sweep_payments(svc)["issued"]),
         ("complements_cancelled", lambda: cancel_reversed(svc)),
+        ("cancellations", lambda: svc.process_cancellations()),  # {"cancelled": n, "awaiting_acceptance": n, …}
     )
     for name, step in steps:
         try:

@@ -7,6 +7,7 @@ invoice instead (no complement). The channel maps to c_FormaPago.
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,8 @@ import sqlalchemy as sa
 from .from_billing import receiver_for
 from .rules import CfdiRuleError
 from .tables import cfdi_documents
+
+log = logging.getLogger("cloud.cfdi.payments")
 
 FORMA_PAGO = {
     "counter": "01",  # efectivo en ventanilla
@@ -70,8 +73,12 @@ def complement_for_payment(svc: Any, payment_id: str) -> dict[str, Any] | None:
 
 
 def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
-    """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass)."""
-    from cloud.payments.tables import allocations, payments
+    """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass).
+
+    A reversed payment gets none. A payment whose complement cannot be built yet (its invoice's
+    CFDI not stamped, an earlier complement still being cancelled) waits; the reason is logged.
+    """
+    from cloud.payments.tables import allocations, payment_reversals, payments
 
     with svc.engine.connect() as conn:
         have = sa.select(cfdi_documents.c.source_id).where(cfdi_documents.c.kind == "pago")
@@ -82,28 +89,43 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
                                           cfdi_documents.c.kind == "ingreso",
                                           cfdi_documents.c.metodo_pago == "PPD",
                                           cfdi_documents.c.fiscal_status == "stamped"))
-            .where(allocations.c.kind == "allocation", payments.c.id.notin_(have))
+            .where(allocations.c.kind == "allocation", payments.c.id.notin_(have),
+                   payments.c.id.notin_(sa.select(payment_reversals.c.payment_id)))
             .limit(limit)
         ).scalars().all()
     counts = {"issued": 0, "waiting": 0, "none": 0}
     for pid in ids:
         try:
             counts["issued" if complement_for_payment(svc, pid) else "none"] += 1
-        except CfdiRuleError:
+        except CfdiRuleError as e:
+            log.warning("payment %s: complement waits: %s", pid, e)
             counts["waiting"] += 1
     return counts
 
 
 def cancel_reversed_complements(svc: Any) -> int:
-    """Cancel (motive 02) the stamped complement of every reversed payment; returns how many."""
+    """Request cancellation (motive 02) of the stamped complement of every reversed payment.
+
+    Only the request is made here (each in its own transaction: one refusal never stops the
+    others); the worker's cancellation pass sends it to the PAC. Returns how many were requested.
+    """
     from cloud.payments.tables import payment_reversals
+
+    from .cancellation import request_cancellation
 
     with svc.engine.connect() as conn:
         ids = conn.execute(
             sa.select(cfdi_documents.c.id)
             .join(payment_reversals, payment_reversals.c.payment_id == cfdi_documents.c.source_id)
-            .where(cfdi_documents.c.kind == "pago", cfdi_documents.c.fiscal_status == "stamped")
+            .where(cfdi_documents.c.kind == "pago", cfdi_documents.c.fiscal_status == "stamped",
+                   cfdi_documents.c.cancel_state.is_(None))
         ).scalars().all()
+    requested = 0
     for doc_id in ids:
-        svc.cancel(doc_id, "02")  # "comprobante emitido con errores sin relación": the payment did not stand
-    return len(ids)
+        try:
+            # 02 "comprobante emitido con errores sin relación": the payment did not stand.
+            request_cancellation(svc.engine, doc_id, "02", now=svc.clock())
+            requested += 1
+        except CfdiRuleError as e:
+            log.error("complement %s of a reversed payment cannot be cancelled: %s", doc_id, e)
+    return requested

@@ -5,6 +5,7 @@ Pure functions. The legal basis of each rule is in docs/cfdi.md.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from .model import LineKind, UseType, VatTreatment
@@ -117,3 +118,24 @@ def check_cancellation(motive: str, substitute_uuid: str | None) -> None:
         raise CfdiRuleError("motive 01 requires the UUID of the substituting CFDI (FolioSustitucion)")
     if motive != "01" and substitute_uuid:
         raise CfdiRuleError(f"FolioSustitucion is only allowed with motive 01, not {motive}")
+
+
+ACCEPTANCE_FREE_LIMIT = Decimal("1000.00")
+ACCEPTANCE_FREE_WINDOW = timedelta(hours=24)
+ACCEPTANCE_DEEMED_AFTER = timedelta(days=3)
+GENERIC_RFCS = ("XAXX010101000", "XEXX010101000")
+
+
+def needs_receiver_acceptance(
+    tipo: str, total: Decimal, receiver_rfc: str, stamped_at: datetime, requested_at: datetime
+) -> bool:
+    """Whether SAT asks the receiver to accept a cancellation (RMF regla 2.7.1.35).
+
+    Cancelled without acceptance: totals up to 1,000.00 MXN (a Pagos 2.0 CFDI has Total 0),
+    Egreso, Traslado and Nómina documents, documents to público en general or foreigners
+    (generic RFCs), and any document cancelled within 24 hours of its stamp. Otherwise the
+    receiver has three days to answer in its buzón tributario; silence counts as acceptance.
+    """
+    if tipo in ("E", "T", "N", "P") or total <= ACCEPTANCE_FREE_LIMIT or receiver_rfc in GENERIC_RFCS:
+        return False
+    return requested_at - stamped_at > ACCEPTANCE_FREE_WINDOW

@@ -11,7 +11,17 @@ from cloud.db import metadata
 
 # fiscal_status: pending_fiscal → stamped → (cancel_requested →) cancelled; or rejected
 # (the PAC refused the document: a person must correct the source and issue a substitute).
+# A stamped document is live until SAT says it is cancelled: `cancel_requested` is still live.
 FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled")
+
+# cancel_state, the cancellation workflow of one stamped document (see cloud.cfdi.cancellation):
+#   requested            → the stamp worker sends it to the PAC (retried with backoff on outages)
+#   awaiting_acceptance  → SAT asked the receiver to accept; the worker polls the PAC
+#   cancelled            → final; fiscal_status becomes cancelled
+#   rejected             → the receiver (or SAT) refused: the document stays stamped and live
+#   failed               → the PAC refused the request (reason in last_error); stays stamped
+CANCEL_STATES = ("requested", "awaiting_acceptance", "cancelled", "rejected", "failed")
+CANCEL_OPEN = ("requested", "awaiting_acceptance")
 
 cfdi_documents = sa.Table(
     "cfdi_documents",
@@ -42,11 +52,20 @@ cfdi_documents = sa.Table(
     sa.Column("related_uuid", sa.String(36)),  # credit note → original; substitute → replaced
     sa.Column("cancel_motive", sa.String(2)),
     sa.Column("substitute_uuid", sa.String(36)),
+    # Motive 01 may name the substitute by our document id while it is still pending_fiscal;
+    # the worker sends the request once the substitute has its UUID.
+    sa.Column("substitute_document_id", sa.String(36)),
+    sa.Column("cancel_state", sa.String(24)),
+    sa.Column("cancel_requested_at", sa.DateTime(timezone=True)),
+    sa.Column("cancel_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancel_next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("cancel_ack", sa.LargeBinary),  # the cancellation acknowledgment (acuse) as the PAC gave it
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stamped_at", sa.DateTime(timezone=True)),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
     sa.Index("ix_cfdi_documents_due", "fiscal_status", "next_attempt_at"),
     sa.Index("ix_cfdi_documents_invoice", "invoice_id"),
+    sa.Index("ix_cfdi_documents_cancel_due", "cancel_state", "cancel_next_attempt_at"),
 )
 
 # Receipts of customers without tax data covered by a global CFDI to público en general.
@@ -69,4 +88,27 @@ cfdi_payment_parts = sa.Table(
     sa.Column("previous_balance", sa.Numeric(14, 2), nullable=False),
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     sa.UniqueConstraint("paid_uuid", "installment", name="uq_cfdi_payment_parts_installment"),
+)
+
+
+# State of the offline TestDoublePac (NOT fiscally valid), in the database so every worker
+# process sees what another one stamped: re-stamping the same seal returns the same timbre,
+# and any process can cancel any document. A real PAC keeps this on its side.
+test_pac_stamps = sa.Table(
+    "test_pac_stamps",
+    metadata,
+    sa.Column("uuid", sa.String(36), primary_key=True),
+    sa.Column("seal_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("stamped_xml", sa.LargeBinary, nullable=False),
+    sa.Column("stamped_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tipo", sa.String(1), nullable=False),
+    sa.Column("issuer_rfc", sa.String(13), nullable=False),
+    sa.Column("receiver_rfc", sa.String(13), nullable=False),
+    sa.Column("total", sa.Numeric(14, 2), nullable=False),
+    sa.Column("cancel_status", sa.String(20)),  # None | in_process | cancelled | rejected
+    sa.Column("cancel_motive", sa.String(2)),
+    sa.Column("substitute_uuid", sa.String(36)),
+    sa.Column("cancel_requested_at", sa.DateTime(timezone=True)),
+    sa.Column("receiver_answer", sa.String(10)),  # accepted | rejected (the receiver's buzón tributario)
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
 )
