@@ -11,7 +11,7 @@ for the period's global CFDI to público en general.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,7 +166,7 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
         paid = (
             sa.select(allocations.c.invoice_id, sa.func.sum(allocations.c.amount_cents).label("cents"))
             .join(payments, payments.c.id == allocations.c.payment_id)
-            .where(payments.c.received_at < end, allocations.c.invoice_id.is_not(None))
+            .where(payments.c.received_at < end.astimezone(UTC), allocations.c.invoice_id.is_not(None))
             .group_by(allocations.c.invoice_id)
         ).subquery()
         rows = conn.execute(

@@ -21,6 +21,7 @@ from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
 from cloud.payments.bulk import insert_rows, new_ids
 from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
+from cloud.payments.times import as_given, offset_minutes
 from cloud.registry.tables import contracts
 
 CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
@@ -166,6 +167,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             raise PaymentError("invalid", "a payment amount must be positive")
         if not s.channel_txn_id or len(s.channel_txn_id) > 120:
             raise PaymentError("invalid", "channel transaction id must be 1..120 characters")
+        if s.received_at.tzinfo is None or s.received_at.utcoffset() is None:
+            raise PaymentError("invalid", "receivedAt must carry its UTC offset")
     cids = sorted({s.contract_id for s in specs})
     lock_contracts(conn, cids)
     munis = dict(municipality_of or {})
@@ -202,7 +205,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             raise PaymentError("invalid", str(e)) from e
         pid = next(ids)
         row = {"id": pid, "municipality": munis[s.contract_id], "contract_id": s.contract_id, "channel": s.channel,
-               "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents, "received_at": s.received_at,
+               "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents,
+               "received_at": s.received_at.astimezone(UTC), "received_offset_min": offset_minutes(s.received_at),
                "reference": s.reference, "invoice_id": s.invoice_id, "statement_line_id": s.statement_line_id,
                "created_at": now, "created_by": getattr(principal, "id", None)}
         pay_rows.append(row)
@@ -217,7 +221,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             outs.append({"kind": a.kind, "target": a.target_id, "amount": fmt(a.amount_cents)})
         event_rows.append(_event(now, "PaymentReceived", pid, munis[s.contract_id], principal, next(ids), {
             "contract_id": s.contract_id, "amount": fmt(s.amount_cents), "channel": s.channel,
-            "channel_txn_id": s.channel_txn_id, "reference": s.reference, "allocations": outs}))
+            "channel_txn_id": s.channel_txn_id, "reference": s.reference, "received_at": s.received_at.isoformat(),
+            "allocations": outs}))
         out.append(PaymentOutcome(pid, s.contract_id, False, s.amount_cents, outs))
     insert_rows(conn, payments, pay_rows)
     insert_rows(conn, allocations, alloc_rows)
@@ -278,7 +283,7 @@ def payment_out(conn: Connection, row: Any) -> dict[str, Any]:
     return {
         "id": row.id, "contractId": row.contract_id, "municipality": row.municipality, "channel": row.channel,
         "channelTxnId": row.channel_txn_id, "amount": fmt(int(row.amount_cents)),
-        "receivedAt": _iso(row.received_at), "reference": row.reference, "invoiceId": row.invoice_id,
+        "receivedAt": as_given(row.received_at, row.received_offset_min).isoformat(), "reference": row.reference, "invoiceId": row.invoice_id,
         "reversed": rev is not None, "reversal": None if rev is None else {"id": rev.id, "reason": rev.reason,
                                                                              "at": _iso(rev.created_at)},
         "allocations": _allocations_of(conn, [row.id]).get(row.id, []),
