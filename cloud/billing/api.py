@@ -171,8 +171,12 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
 def get_invoice(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> dict[str, Any]:
+    from cloud.cfdi.register import fiscal_summary
+
     with get_engine(request).connect() as conn:
-        return invoice_out(_visible_invoice(conn, principal, invoice_id))
+        out = invoice_out(_visible_invoice(conn, principal, invoice_id))
+        out["fiscal"] = fiscal_summary(conn, invoice_id)  # its CFDI, or why it has none
+        return out
 
 
 @router.get("/invoices/{invoice_id}/pdf", summary="The customer's invoice as PDF (Spanish)",

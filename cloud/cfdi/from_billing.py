@@ -10,8 +10,9 @@ for the period's global CFDI to público en general.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
-from .rules import PRODUCT_KEYS, USO_REGIMEN, CfdiRuleError
+from .rules import PRODUCT_KEYS, CfdiRuleError, default_use
 
 MX = ZoneInfo("America/Mexico_City")
+log = logging.getLogger("cloud.cfdi.billing")
 KINDS = {"water": LineKind.WATER, "sewerage": LineKind.SEWERAGE, "sanitation": LineKind.SANITATION}
 CONCEPT_ES = {"water": "Suministro de agua", "sewerage": "Alcantarillado", "sanitation": "Saneamiento",
               "late_fee": "Recargos por pago extemporáneo", "fixed": "Cargo fijo"}
@@ -35,7 +37,7 @@ def receiver_for(customer: dict[str, Any] | None) -> Receiver:
     rfc, regime, zip_ = customer.get("tax_id"), customer.get("tax_regime"), customer.get("fiscal_zip")
     tax = None
     if rfc and regime and zip_ and rfc != PUBLIC_RFC:
-        use = "G03" if regime in USO_REGIMEN["G03"] else "S01"  # gastos en general when the régimen allows it
+        use = customer.get("cfdi_use") or default_use(regime)
         tax = TaxData(rfc.upper(), customer["name"].upper(), regime, zip_, use)
     return Receiver(customer["id"], customer["name"], tax, customer.get("email"))
 
@@ -91,7 +93,11 @@ def load_billing_invoices(conn: Connection, invoice_ids: Iterable[str], issuer: 
 
 
 def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[Any]]:
-    """Issue the nominative CFDIs of billing invoices; returns {"issued", "errors", "for_global"}."""
+    """Issue the nominative CFDIs of billing invoices; returns {"issued", "errors", "for_global"}.
+
+    An invoice that cannot get its CFDI is flagged (`cfdi_blocked_invoices`, event CFDIBlocked)
+    with the reason; an invoice issued later is unflagged.
+    """
     with svc.engine.connect() as conn:
         loaded = load_billing_invoices(conn, invoice_ids, svc.issuer)
     out: dict[str, list[Any]] = {"issued": [], "errors": [], "for_global": []}
@@ -103,9 +109,41 @@ def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[An
             by_muni.setdefault(muni, []).append(inv)
     for muni, invs in by_muni.items():
         for i in range(0, len(invs), 200):
-            for r in svc.issue_invoices(invs[i:i + 200], muni):
+            results = svc.issue_invoices(invs[i:i + 200], muni)
+            for r in results:
                 (out["errors"] if "error" in r else out["issued"]).append(r)
+            _flag(svc, muni, results)
     return out
+
+
+def _flag(svc: Any, municipality: str, results: list[dict[str, Any]]) -> None:
+    from cloud.events.log import record_event
+
+    from .tables import cfdi_blocked_invoices as blocked
+
+    now = svc.clock()
+    failed = {r["invoice_id"]: r["error"] for r in results if "error" in r}
+    ok = [r["invoice_id"] for r in results if "error" not in r and r.get("invoice_id")]
+    with svc.engine.begin() as conn:
+        if ok:
+            conn.execute(blocked.delete().where(blocked.c.invoice_id.in_(ok)))
+        if not failed:
+            return
+        known = set(conn.execute(sa.select(blocked.c.invoice_id).where(blocked.c.invoice_id.in_(list(failed))))
+                    .scalars())
+        for invoice_id, reason in failed.items():
+            if invoice_id in known:
+                conn.execute(blocked.update().where(blocked.c.invoice_id == invoice_id)
+                             .values(reason=reason[:4000], last_seen_at=now))
+                continue
+            conn.execute(blocked.insert().values(invoice_id=invoice_id, municipality=municipality,
+                                                 reason=reason[:4000], first_seen_at=now, last_seen_at=now))
+            record_event(conn, "CFDIBlocked", "invoice", invoice_id, None, {"reason": reason[:1000]},
+                         municipality=municipality, at=now)
+            log.error("invoice %s cannot get a CFDI: %s", invoice_id, reason)
+
+
+RETRY_BLOCKED = timedelta(hours=24)
 
 
 def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
@@ -116,16 +154,21 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     from cloud.billing.tables import invoices
     from cloud.registry.tables import contracts, customers
 
+    from .tables import cfdi_blocked_invoices as blocked
     from .tables import cfdi_documents
 
     has_cfdi = sa.exists().where(cfdi_documents.c.invoice_id == invoices.c.id, cfdi_documents.c.kind == "ingreso")
+    # A flagged invoice is tried again once a day (the data may have been fixed), not every pass.
+    recently_blocked = sa.exists().where(blocked.c.invoice_id == invoices.c.id,
+                                         blocked.c.last_seen_at > svc.clock() - RETRY_BLOCKED)
     with svc.engine.connect() as conn:
         ids = conn.execute(
             sa.select(invoices.c.id)
             .join(contracts, contracts.c.id == invoices.c.contract_id)
             .join(customers, customers.c.id == contracts.c.customer_id)
             .where(customers.c.tax_id.is_not(None), customers.c.tax_regime.is_not(None),
-                   customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC, ~has_cfdi)
+                   customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC, ~has_cfdi,
+                   ~recently_blocked)
             .order_by(invoices.c.id).limit(limit)
         ).scalars().all()
     if not ids:

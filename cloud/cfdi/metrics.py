@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from .tables import cfdi_documents
+from .tables import cfdi_blocked_invoices, cfdi_documents
 
 log = logging.getLogger("cloud.cfdi.metrics")
 
@@ -30,6 +30,9 @@ class CfdiCollector(Collector):
         failing = GaugeMetricFamily(
             "aquacis_cfdi_documents_with_error", "CFDI documents whose last attempt left an error (last_error)",
             labels=["municipality", "kind", "fiscal_status"])
+        blocked = GaugeMetricFamily(
+            "aquacis_cfdi_blocked_invoices", "Billing invoices that cannot get a CFDI (see GET /api/v2/cfdi/blocked)",
+            labels=["municipality"])
         c = cfdi_documents.c
         try:
             with self.engine.connect() as conn:
@@ -43,7 +46,11 @@ class CfdiCollector(Collector):
                     .where(c.last_error.is_not(None)).group_by(c.municipality, c.kind, c.fiscal_status)
                 ):
                     failing.add_metric([m, kind, status], n)
+                b = cfdi_blocked_invoices.c
+                for m, n in conn.execute(sa.select(b.municipality, sa.func.count()).group_by(b.municipality)):
+                    blocked.add_metric([m], n)
         except sa.exc.SQLAlchemyError as e:  # a scrape must answer even when the database does not
             log.warning("cfdi metrics unavailable: %s", e)
         yield docs
         yield failing
+        yield blocked

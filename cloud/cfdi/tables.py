@@ -112,3 +112,17 @@ test_pac_stamps = sa.Table(
     sa.Column("receiver_answer", sa.String(10)),  # accepted | rejected (the receiver's buzón tributario)
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
 )
+
+# Billing invoices that could not get a CFDI (the customer's tax data breaks a SAT rule, a VAT
+# rate we cannot express, …): flagged at the first attempt with the reason, an event and a
+# metric, so nobody discovers it at the month's close. The row goes when the CFDI is issued.
+cfdi_blocked_invoices = sa.Table(
+    "cfdi_blocked_invoices",
+    metadata,
+    sa.Column("invoice_id", sa.String(36), primary_key=True),
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cfdi_blocked_invoices_muni", "municipality"),
+)
