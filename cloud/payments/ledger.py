@@ -80,17 +80,41 @@ def lock_contracts(conn: Connection, contract_ids: Iterable[str]) -> None:
         conn.execute(sa.text("UPDATE payment_reversals SET reason = reason WHERE 0"))
 
 
-def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[DebtItem]]:
-    """Every debt of the contracts with what has been paid on it (paid in full included)."""
+def end_of_local_day(day: date) -> datetime:
+    """The instant a business day (America/Mexico_City) ends, in UTC."""
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo("America/Mexico_City")).astimezone(UTC)
+
+
+def _allocation_known_by(end: datetime) -> Any:
+    """An allocation counts from when its money arrived; a reversal from when it was made."""
+    return sa.or_(
+        sa.and_(allocations.c.kind == "reversal", allocations.c.created_at < end),
+        sa.and_(allocations.c.kind != "reversal",
+                allocations.c.payment_id.in_(sa.select(payments.c.id).where(payments.c.received_at < end))),
+    )
+
+
+def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None = None) -> dict[str, list[DebtItem]]:
+    """Every debt of the contracts with what has been paid on it (paid in full included).
+
+    With `as_of`, the debt as it stood at the end of that day (America/Mexico_City): invoices
+    issued by then (the revision current then), charges raised by then, money received by then
+    and reversals made by then."""
     ids = sorted(set(contract_ids))
+    end = end_of_local_day(as_of) if as_of is not None else None
     items: dict[str, list[DebtItem]] = defaultdict(list)
     chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
     # totals as integer centavos computed by the database (no Decimal per row)
     total_cents = sa.cast(sa.func.round(invoices.c.total * 100), sa.BigInteger)
     for part in _chunks(ids):
-        for r in conn.execute(sa.select(
-                invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id, invoices.c.number,
-                invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part))).all():
+        q_inv = sa.select(invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id,
+                          invoices.c.number, invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part))
+        if as_of is not None:
+            q_inv = q_inv.where(invoices.c.issue_date <= as_of)
+        for r in conn.execute(q_inv).all():
             chains[(r[0], r[1])].append(r)
     by_invoice: dict[str, DebtItem] = {}
     for (cid, period), revs in chains.items():
@@ -104,7 +128,11 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
             by_invoice[r[3]] = it
     by_charge: dict[str, DebtItem] = {}
     for part in _chunks(ids):
-        for r in conn.execute(sa.select(charges).where(charges.c.contract_id.in_(part))):
+        q_chg = sa.select(charges).where(charges.c.contract_id.in_(part))
+        if end is not None:  # a charge counts from the day it was assessed for (else from its creation)
+            q_chg = q_chg.where(sa.or_(charges.c.assessed_on <= as_of,
+                                       sa.and_(charges.c.assessed_on.is_(None), charges.c.created_at < end)))
+        for r in conn.execute(q_chg):
             it = DebtItem("charge", r.id, r.contract_id, r.description, None, r.due_date, int(r.amount_cents))
             items[r.contract_id].append(it)
             by_charge[r.id] = it
@@ -113,6 +141,8 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
              .where(allocations.c.contract_id.in_(part))
              .where(sa.or_(allocations.c.invoice_id.is_not(None), allocations.c.charge_id.is_not(None)))
              .group_by(allocations.c.invoice_id, allocations.c.charge_id))
+        if end is not None:
+            q = q.where(_allocation_known_by(end))
         for inv, chg, total in conn.execute(q).all():
             target = by_invoice.get(inv) if inv else by_charge.get(chg)
             if target is not None:
@@ -122,9 +152,10 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
     return items
 
 
-def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]]) -> dict[str, int]:
+def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]],
+                as_of: date | None = None) -> dict[str, int]:
     """Credit per contract: overpayments kept as credit (net of reversals), plus anything paid
-    beyond what a corrected invoice now asks."""
+    beyond what a corrected invoice now asks (as of the end of `as_of`, when given)."""
     ids = sorted(set(contract_ids))
     credit: dict[str, int] = defaultdict(int)
     for part in _chunks(ids):
@@ -132,6 +163,8 @@ def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, 
              .where(allocations.c.contract_id.in_(part), allocations.c.invoice_id.is_(None),
                     allocations.c.charge_id.is_(None))
              .group_by(allocations.c.contract_id))
+        if as_of is not None:
+            q = q.where(_allocation_known_by(end_of_local_day(as_of)))
         for cid, total in conn.execute(q):
             credit[cid] += int(total)
     for cid in ids:

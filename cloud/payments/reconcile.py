@@ -85,6 +85,10 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
         lines = parse(text, fmt_)
     except StatementError as e:
         raise ReconcileError(str(e)) from e
+    for ln in lines:
+        # A movement's identity is per municipality: another municipality's import of the same
+        # file must neither be refused as "already applied" nor learn its payments (tenancy).
+        ln.key = f"{municipality}:{ln.key}"
     rep = ImportReport(uuid7(), fmt_, lines=len(lines))
     status: dict[int, tuple[str, str]] = {}
     resolution: dict[int, Resolution] = {}
