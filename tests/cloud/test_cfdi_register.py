@@ -108,3 +108,47 @@ def test_register_lists_filters_and_downloads_every_document_type(cloud, svc) ->
     (pago,) = cloud.client.get("/api/v2/cfdi", params={"type": "pago"}, headers=h).json()["items"]
     ack = cloud.client.get(pago["links"]["cancellationAck"], headers=h)
     assert ack.status_code == 200 and pago["uuid"].encode() in ack.content
+
+
+def _pdf_text(pdf: bytes) -> str:
+    import re
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            out.append(zlib.decompress(m.group(1)).decode("latin-1"))
+        except zlib.error:
+            out.append(m.group(1).decode("latin-1"))
+    return "\n".join(out)
+
+
+def test_printed_cfdi_has_the_sat_qr_code_and_the_tfd_cadena(cloud, svc) -> None:  # type: ignore[no-untyped-def]
+    from lxml import etree
+    from satcfdi.transform import xslt_transform
+
+    from cloud.cfdi.pdf import render_pdf, tfd_cadena, verification_url
+    from cloud.cfdi.validate import TFD_NS
+
+    _billing_fixture(cloud.engine, n_with_tax=1, n_without=0)
+    sweep_billing_invoices(svc)
+    svc.stamp_due()
+    with cloud.engine.begin() as conn:
+        (p,) = record_payments(conn, [PaymentIn("EXP-01-0000000", 10000, "transfer", "SPEI-9", datetime.now(UTC),
+                                                invoice_id="inv-b0")])
+    sweep_payment_complements(svc)
+    svc.stamp_due()
+    h = cloud.user("billing", "EXP-01")
+    for d in cloud.client.get("/api/v2/cfdi", headers=h).json()["items"]:
+        root = etree.fromstring(cloud.client.get(d["links"]["xml"], headers=h).content)
+        tfd = root.find(f".//{{{TFD_NS}}}TimbreFiscalDigital")
+        assert tfd_cadena(tfd) == str(xslt_transform(tfd.tag, "1.1")(tfd))  # SAT's own stylesheet
+        url = verification_url(root)
+        assert url is not None and f"id={d['uuid']}" in url and f"tt={root.get('Total')}" in url
+        assert url.endswith("fe=" + root.get("Sello")[-8:]) and "re=" + root.find("{*}Emisor").get("Rfc") in url
+        pdf = cloud.client.get(d["links"]["pdf"], headers=h).content
+        assert b"/Subtype /Image" in pdf  # the QR code
+        text = _pdf_text(render_pdf(etree.tostring(root)))
+        assert d["uuid"] in text and "Cadena original del complemento" in text
+        if d["kind"] == "pago":
+            assert "Complemento de pagos 2.0" in text and "saldo anterior 235.03, pagado 100.00" in text
