@@ -228,7 +228,7 @@ def test_invoice_pdf_and_correction(seeded):
     pdf = r.content
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and b"/Type /Page" in pdf
     text = _pdf_text(pdf)
-    for s in ("Total a pagar:", "$710.78 MXN", "$566.27", "$56.63", "$67.95", "Referencia de pago",
+    for s in ("Total a pagar:", "$710.78 MXN", "$566.27", "$56.63", "$67.95", "Referencias de pago",
               inv["paymentReference"], "Historial de consumo", "EXP-01-0000000"):
         assert s in text, s
 
