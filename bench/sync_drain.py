@@ -6,14 +6,23 @@
 
 Prints readings/s end to end (read outbox, encode, HTTP, judge + merge + commit in the cloud,
 answer, acknowledge) against a plain SQLite ``executemany`` of the same rows in the same run,
-bytes per reading on the wire against JSON for the same batches, and the peak memory of the
-gateway (this process) and of the cloud server process.
+bytes per reading on the wire against JSON for the same batches, the peak memory of the
+gateway (this process) and of the cloud server process, and what the server pays to refuse
+hostile batches (a 200-byte body declaring 10 million rows; a maximal batch of 50,000 changes
+under a forged origin).
+
+    .venv/bin/python bench/sync_drain.py --before REV        # also run REV's drain, same machine, same run
+
+``--before`` checks REV out into a temporary worktree and runs its own bench there first, so
+the figure of this code and of REV come from one run (the sync trust boundary's cost).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +37,7 @@ from sync_common import MUN, ZONE, CloudProcess, chunks, load_note, peak_self_mb
 from cloud.auth import create_node  # noqa: E402
 from cloud.db import create_or_migrate, make_engine  # noqa: E402
 from cloud.sync import tables as ct  # noqa: E402
+from cloud.sync import writes  # noqa: E402
 from edge.store import EdgeStore  # noqa: E402
 from edge.sync_client import PUSH_BATCH_CHANGES, HttpxTransport, SyncClient  # noqa: E402
 from sync import wire  # noqa: E402
@@ -71,6 +81,7 @@ def main() -> None:
     ap.add_argument("--db-url", default=None, help="cloud database (default: a SQLite file)")
     ap.add_argument("--with-vee", action="store_true",
                     help="keep the cloud's background reading validation (VEE) running during the drain")
+    ap.add_argument("--before", metavar="REV", help="also measure git revision REV's drain in the same run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aqdrain-"))
     db_url = args.db_url or f"sqlite:///{tmp / 'cloud.db'}"
@@ -78,6 +89,11 @@ def main() -> None:
     create_or_migrate(engine)
     with engine.begin() as conn:
         cred = create_node(conn, kind="gateway", municipality=MUN, zone=ZONE)
+        thief = create_node(conn, kind="handheld", municipality=MUN, zone=ZONE)
+        # the registry knows the zone's meters: readings are judged by where it puts them
+        serials = sorted({r["meter_serial"] for r in readings(min(args.readings, 2000))})
+        writes.write_rows(conn, "meters", [{"id": s, "municipality": MUN, "zone": ZONE, "serial": s} for s in serials])
+    before = run_before(args) if args.before else None
 
     store = EdgeStore.open(tmp / "gateway.db", site_id=cred["site_id"])
     t = time.perf_counter()
@@ -99,6 +115,7 @@ def main() -> None:
 
     cloud = CloudProcess(db_url, vee_interval_s=1.0 if args.with_vee else 0.0)
     try:
+        hostile = refuse_hostile(cloud, thief, cred["site_id"])
         client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=120), cred["token"], max_changes=args.batch)
         cpu0, srv0 = time.process_time(), cloud.cpu_s()
         t = time.perf_counter()
@@ -124,6 +141,65 @@ def main() -> None:
     print(f"  wire, first batch      {cbor_per:12.2f} bytes/reading CBOR vs {json_per:.1f} JSON  "
           f"(JSON/CBOR = {json_per / cbor_per:.0f}x)")
     print(f"  peak memory            gateway {peak_self_mb():.0f} MB, cloud server {cloud_peak:.0f} MB")
+    for what, status, ms, grew in hostile:
+        print(f"  hostile: {what:<34} HTTP {status} in {ms:8.1f} ms, server peak RSS +{grew:.1f} MB")
+    if before is not None:
+        per_cpu = args.readings / (cpu + srv)
+        print(f"  before ({args.before})  {before[0]:12,.0f} readings/s  -> this code is {rate / before[0]:.1%} of it;"
+              f" per CPU-second {per_cpu:,.0f} vs {before[1]:,.0f} ({per_cpu / before[1]:.1%}, steadier on a shared machine)")
+
+
+def run_before(args: argparse.Namespace) -> tuple[float, float]:
+    """(drain rate, readings per CPU-second) of revision ``args.before``, measured by its own bench
+    in a temporary worktree."""
+    root = Path(__file__).resolve().parents[1]
+    wt = Path(tempfile.mkdtemp(prefix="aqbefore-")) / "tree"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(wt), args.before], check=True,
+                   capture_output=True)
+    try:
+        cmd = [sys.executable, str(wt / "bench" / "sync_drain.py"), "--readings", str(args.readings),
+               "--batch", str(args.batch)] + (["--db-url", args.db_url] if args.db_url else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=wt,
+                             env={**__import__("os").environ, "PYTHONPATH": str(wt)}).stdout
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    m = re.search(r"drain end to end\s+([\d,]+) readings/s", out)
+    c = re.search(r"-> ([\d,]+) readings per CPU-second", out)
+    assert m and c, out
+    return float(m.group(1).replace(",", "")), float(c.group(1).replace(",", ""))
+
+
+def refuse_hostile(cloud: CloudProcess, thief: dict[str, str], victim: str) -> list[tuple[str, int, float, float]]:
+    """What refusing two hostile batches costs the server: (what, status, ms, peak RSS growth)."""
+    import cbor2
+    import httpx
+
+    from sync.changes import Change
+    from sync.hlc import pack, wall_ms
+    from sync.ids import UUID7Generator
+
+    rows = 10_000_000
+    run = {"t": "readings", "o": "insert", "n": rows, "f": ["value_l"], "k": None, "idpk": True,
+           "c": {k: ["k", "x", rows] for k in ("pk", "site", "seq", "hlc", "mun", "zone")}, "v": [["r", 0, 1, rows]]}
+    bomb = cbor2.dumps([1, 2, "push", cbor2.CBORTag(24, cbor2.dumps({"from": thief["site_id"], "runs": [run]}))])
+    gen = UUID7Generator()
+    stamp = pack(wall_ms())
+    forged = []
+    for seq, r in enumerate(readings(wire.MAX_BATCH_ROWS), 1):
+        r["id"] = gen()
+        r["notes"] = "x" * 100  # an unknown field: the body near the cap
+        forged.append(Change("readings", r["id"], victim, seq, stamp, "insert", r, 0, MUN, ZONE))
+    maximal = wire.encode(wire.PushBatch(thief["site_id"], forged))
+    out = []
+    headers = {"Authorization": f"Bearer {thief['token']}", "Content-Type": wire.CONTENT_TYPE}
+    with httpx.Client(base_url=cloud.url, timeout=120) as http:
+        for what, body in ((f"{len(bomb)} B declaring {rows:,} rows", bomb),
+                           (f"{len(maximal) / 1e6:.1f} MB, {len(forged):,} forged", maximal)):
+            rss0 = cloud.peak_rss_mb()
+            t = time.perf_counter()
+            status = http.post("/api/v2/sync/push", content=body, headers=headers).status_code
+            out.append((what, status, (time.perf_counter() - t) * 1000, cloud.peak_rss_mb() - rss0))
+    return out
 
 
 if __name__ == "__main__":

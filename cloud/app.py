@@ -19,9 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud import row_security
 from cloud.db import create_or_migrate, make_engine
 from cloud.logging import configure_logging, get_logger
 from cloud.settings import CloudSettings
@@ -38,6 +39,7 @@ ROUTERS: list[str] = [
     "cloud.api.admin:router",
     # Other engineers' packages (either location works):
     "cloud.sync.api:router",
+    "cloud.sync.review_api:router",
     "cloud.api.sync:router",
     "cloud.tariffs.api:router",
     "cloud.api.tariffs:router",
@@ -124,6 +126,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database_error", path=request.url.path, error=str(exc.orig)[:300])
         return _error(503, "unavailable", "database temporarily unavailable; retry", )
+
+    @app.exception_handler(ProgrammingError)
+    async def programming_error(request: Request, exc: ProgrammingError) -> Response:
+        if getattr(exc.orig, "sqlstate", None) == "42501":
+            # Row-level security refused a row of another municipality: the defence held where
+            # an application check was missing, so it is logged as the bug it reveals.
+            log.error("row_security_refused", path=request.url.path, error=str(exc.orig).splitlines()[0][:300])
+            return _error(403, "forbidden", "no access to rows of another municipality")
+        return await unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -250,6 +261,9 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     from cloud.cfdi.metrics import CfdiCollector
 
     app.state.metrics_registry.register(CfdiCollector(engine))
+    # Outermost: the tenant scope exists before any other middleware or handler runs.
+    row_security.install(engine)
+    app.add_middleware(row_security.RowSecurityMiddleware)
 
     @app.get("/health", tags=["admin"])
     def health() -> dict[str, Any]:

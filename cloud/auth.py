@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
+from cloud import row_security
 from cloud.db import metadata
 from cloud.ids import uuid7
 
@@ -171,6 +172,7 @@ def current_principal(request: Request, _credentials: HTTPAuthorizationCredentia
     """FastAPI dependency: the caller, from `Authorization: Bearer <token>`."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
+        row_security.bind_municipality(cached.municipality)
         return cached
     header = request.headers.get("authorization")
     if not header:
@@ -179,11 +181,14 @@ def current_principal(request: Request, _credentials: HTTPAuthorizationCredentia
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("malformed Authorization header (expected 'Bearer <token>')")
     engine: Engine = request.app.state.engine
-    with engine.connect() as conn:
+    # The credential tables are tenant tables too; the lookup runs before the tenant is known.
+    with row_security.system_scope("authenticate"), engine.connect() as conn:
         principal = principal_for_token(conn, token.strip())
     if principal is None:
         raise _unauthorized("unknown or revoked token")
     request.state.principal = principal
+    # From here on every transaction of this request sees only the caller's municipality.
+    row_security.bind_municipality(principal.municipality)
     return principal
 
 

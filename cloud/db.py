@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
+from cloud import row_security
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -84,7 +86,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    row_security.install(engine)
+    return engine
 
 
 def alembic_config(engine: Engine | None = None) -> Any:
@@ -103,12 +107,14 @@ def create_or_migrate(engine: Engine) -> None:
 
     import_table_modules()
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
+    with row_security.system_scope("migrate"), engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         # Tables added after the baseline by a package that has no revision yet are purely
         # additive (expand): create them so a development database keeps up.
         metadata.create_all(bind=conn, checkfirst=True)
+        # After every table exists: tables added by create_all get their policy too.
+        row_security.apply_policies(conn, metadata)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -17,7 +17,7 @@ import cbor2
 from sync import server, wire
 from sync.changes import Change, Refusal, RowState
 from sync.server import LogEntry, NodeScope
-from sync.wire import decode_refusal
+from sync.wire import FactRun, decode_refusal
 
 from .maintenance import fence_outbox
 from .store import EdgeStore, _q
@@ -52,8 +52,25 @@ class HubStorage:
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
         return self.store.get_facts(table, pks)
 
-    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
-        self.store._put_facts(self.store._fact_spec(table), rows)
+    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
+        out: list[list[int]] = []
+        for run in runs:
+            ts = self.store._fact_spec(run.table)
+            rows = [dict(zip(run.names, vals, strict=True)) for vals in zip(*run.columns, strict=True)] \
+                if run.columns else [{} for _ in run.pk]
+            have = set(self.store.get_facts(run.table, list(set(run.pk))))
+            fresh: list[dict[str, Any]] = []
+            skipped: list[int] = []
+            for i, (pk, row) in enumerate(zip(run.pk, rows, strict=True)):
+                if pk in have:
+                    skipped.append(i)
+                else:
+                    have.add(pk)
+                    fresh.append(row)
+            if fresh:
+                self.store._put_facts(ts, fresh)
+            out.append(skipped)
+        return out
 
     def quarantine(self, change: Change, reason: str) -> None:
         self.conn.execute(
@@ -90,6 +107,11 @@ class HubStorage:
                                  (site_id, after)).fetchall()
         return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
 
+    def refusals_of(self, site_id: str, lo: int, hi: int) -> dict[int, Refusal]:
+        rows = self.conn.execute("SELECT seq, body FROM _hub_refusals WHERE site_id = ? AND seq BETWEEN ? AND ?",
+                                 (site_id, lo, hi)).fetchall()
+        return {int(seq): decode_refusal(cbor2.loads(b)) for seq, b in rows}
+
     def note_pull(self, site_id: str, cursor: int) -> None:
         """Remember what the handheld has applied: the cursor it sent, not the one it is
         answered with (that answer may be lost). Tombstone purge and compaction go by it."""
@@ -114,16 +136,38 @@ class Hub:
         self.storage = HubStorage(store)
 
     def register_node(self, token: str, site_id: str, role: str, municipality: str, zone: str) -> None:
+        """Admit a node (a deliberate registration also lifts a retirement of that site id)."""
         with self.store.transaction():
             self.store.conn.execute("INSERT OR REPLACE INTO _hub_nodes VALUES (?, ?, ?, ?, ?)",
                                     (site_id, hash_token(token), role, municipality, zone))
+            self.store.conn.execute("DELETE FROM _hub_retired WHERE site_id = ?", (site_id,))
 
-    def unregister_node(self, site_id: str) -> None:
+    def unregister_node(self, site_id: str) -> bool:
         """Retire a handheld: it may no longer sync here and no longer holds back tombstone
-        purge or log compaction (a returning device must start from an empty store)."""
+        purge or log compaction (a returning device must start from an empty store). It is
+        remembered as retired, so its token is not admitted again on the cloud's word alone
+        (``gateway.hub.GatewayHub``). False when no such node was registered."""
         with self.store.transaction():
-            self.store.conn.execute("DELETE FROM _hub_nodes WHERE site_id = ?", (site_id,))
+            n = self.store.conn.execute("DELETE FROM _hub_nodes WHERE site_id = ?", (site_id,)).rowcount
             self.store.conn.execute("DELETE FROM _hub_cursors WHERE site_id = ?", (site_id,))
+            if n:
+                self.store.conn.execute("INSERT OR REPLACE INTO _hub_retired VALUES (?, ?)",
+                                        (site_id, self.store.clock()))
+        return bool(n)
+
+    def retired(self, site_id: str) -> bool:
+        return self.store.conn.execute("SELECT 1 FROM _hub_retired WHERE site_id = ?", (site_id,)).fetchone() is not None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Registered nodes with the cursor and time (ms) of their last pull here, then the retired."""
+        rows = self.store.conn.execute(
+            "SELECT n.site_id, n.role, n.municipality, n.zone, c.seq, c.at_ms FROM _hub_nodes n "
+            "LEFT JOIN _hub_cursors c ON c.site_id = n.site_id ORDER BY n.site_id").fetchall()
+        out = [{"site_id": s, "role": r, "municipality": m, "zone": z, "retired": False, "last_pull_seq": seq,
+                "last_pull_at_ms": at} for s, r, m, z, seq, at in rows]
+        out += [{"site_id": s, "retired": True, "retired_at_ms": at} for s, at in self.store.conn.execute(
+            "SELECT site_id, at_ms FROM _hub_retired ORDER BY site_id")]
+        return out
 
     def authenticate(self, token: str | None) -> NodeScope:
         if not token:
@@ -149,7 +193,7 @@ class Hub:
             return e.status, cbor2.dumps({"error": e.reason})
         except wire.TooLarge as e:
             return 413, cbor2.dumps({"error": str(e)})
-        except wire.WireError as e:
+        except wire.WireError as e:  # sync.checks.BadBatch included: the batch itself is wrong
             return 400, cbor2.dumps({"error": str(e)})
 
     def push(self, scope: NodeScope, batch: wire.PushBatch) -> wire.PushResult:

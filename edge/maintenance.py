@@ -47,6 +47,8 @@ def ensure_schema(store: EdgeStore) -> None:
         c.execute("CREATE INDEX IF NOT EXISTS _hub_log_row ON _hub_log (tbl, pk)")
         # queued writes the fence gave a tombstone's causal length (their refusal is not a refused delete)
         c.execute("CREATE TABLE IF NOT EXISTS _fenced (site_id TEXT, seq INTEGER, PRIMARY KEY (site_id, seq))")
+        # handhelds retired on this hub (Hub.unregister_node): not admitted again by token alone
+        c.execute("CREATE TABLE IF NOT EXISTS _hub_retired (site_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)")
     _READY[store] = True
 
 

@@ -9,7 +9,7 @@ rounds back off with tenacity; a 4xx answer is not retried (the body says why).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cbor2
@@ -91,6 +91,9 @@ class SyncStats:
     pull_batches: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
+    #: the peer's last word on a gap: origin -> [first, last] seq it needs before the rest (the
+    #: changes after it stay queued here); empty once a push went through without one
+    missing: dict[str, list[int]] = field(default_factory=dict)
 
 
 class SyncClient:
@@ -136,12 +139,16 @@ class SyncClient:
         result = self._post(PUSH_PATH, batch)
         if not isinstance(result, wire.PushResult):
             raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
+        self._acknowledge(result, sent)
+        self.stats.pushed += batch.count
+        return result
+
+    def _acknowledge(self, result: wire.PushResult, sent: int) -> None:
         self.store.acknowledge(result)
         self.store.observe_server_time(result.server_time_ms, sent, self.clock())
-        self.stats.pushed += batch.count
         self.stats.push_batches += 1
         self.stats.refused += len(result.refusals)
-        return result
+        self.stats.missing = dict(result.missing)
 
     def push_all(self) -> int:
         """Push until the outbox is empty, keeping the peer busy: while it judges and commits one
@@ -170,11 +177,8 @@ class SyncClient:
                     future = pool.submit(self._post, PUSH_PATH, following)
                 if not isinstance(result, wire.PushResult):
                     raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
-                self.store.acknowledge(result)
-                self.store.observe_server_time(result.server_time_ms, sent, self.clock())
+                self._acknowledge(result, sent)
                 self.stats.pushed += batch.count
-                self.stats.push_batches += 1
-                self.stats.refused += len(result.refusals)
                 n += len(result.acked)
                 batch = following
                 if following is not None:

@@ -145,3 +145,9 @@ def restore(
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
     typer.echo(json.dumps({"restored": str(db), **out}))
+
+
+# Handhelds admitted to this gateway's hub (list, unregister) live in their own module.
+from gateway.handheld_cli import app as _handheld_app  # noqa: E402
+
+app.add_typer(_handheld_app, name="handheld", help="Handhelds that sync through this gateway: list, unregister.")

@@ -66,11 +66,13 @@ class GatewayHTTP:
                 if handler is None:
                     self._send(json_response(404, {"detail": "not found"}))
                     return
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    self._send(json_response(400, {"detail": "bad Content-Length"}))
+                declared = self.headers.get("Content-Length") or "0"
+                if not declared.isdigit():  # negative or chunked: rfile.read would read to EOF
+                    self._send(json_response(411 if "Transfer-Encoding" in self.headers else 400,
+                                             {"detail": "a body needs a Content-Length of 0.."
+                                                        f"{MAX_BODY} bytes (no chunked transfer)"}))
                     return
+                length = int(declared)
                 if length > MAX_BODY:
                     self._send(json_response(413, {"detail": f"body larger than {MAX_BODY} bytes"}))
                     return

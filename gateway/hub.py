@@ -79,6 +79,10 @@ class GatewayHub:
         if who.get("municipality") != self.municipality or who.get("zone") != self.zone:
             raise HubError(403, f"handheld belongs to {who.get('municipality')}/{who.get('zone')}, "
                                 f"not this gateway's zone {self.municipality}/{self.zone}")
+        if self.hub.retired(str(who["site_id"])):
+            # unregistered here (`aquacis gateway handheld unregister`): the cloud's word is not enough
+            log.warning("retired_handheld_refused", site_id=who["site_id"])
+            raise HubError(403, "this handheld was unregistered from this gateway; register it again to sync here")
         self.hub.register_node(token, str(who["site_id"]), "handheld", self.municipality, self.zone)
         log.info("handheld_admitted", site_id=who["site_id"])
 
@@ -90,6 +94,9 @@ class GatewayHub:
                 self._admit(token)
             except HubError as e:
                 return _err(e.status, e.reason)
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != CBOR:
+                return _err(415, f"Content-Type must be {CBOR}, got {ctype or 'none'}")
             status, out = self.hub.handle(path, token, body)
         if status == 200 and path.endswith("/push") and self.on_relay:
             self.on_relay()  # relayed changes are in the outbox: push them up soon

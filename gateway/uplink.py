@@ -97,7 +97,11 @@ class Uplinker:
         self.rounds += 1
         now = self.clock()
         self._state("last_cloud_contact_ms", now)
-        self._state("last_cloud_error", None)
+        if self.sync.stats.missing:
+            # the cloud holds our later changes until it has these seqs: they stay queued here
+            self._failed("gap", RuntimeError(f"the cloud is missing seqs {self.sync.stats.missing}"))
+        else:
+            self._state("last_cloud_error", None)
         self.m_pushed.inc(pushed)
         self.m_contact.set(now / 1000)
         self.m_pending.set(self.store.pending_count())

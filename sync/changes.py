@@ -10,6 +10,10 @@ Op = Literal["insert", "set"]
 REFUSAL_CODES = (
     "out_of_scope", "field_not_writable", "immutable", "site_mismatch", "future_stamp",
     "schema_too_old", "quarantined", "invalid",
+    # the registry cannot place a fact (unknown meter, time ahead): kept for staff, not stored
+    "parked",
+    # a seq already applied came again with other content: kept for review, never merged
+    "replayed",
 )
 
 

@@ -36,6 +36,8 @@ class FieldSpec:
     type: FieldType = "str"
     #: Roles allowed to receive this field in a pull; None = every role in scope.
     visible_to: frozenset[str] | None = None
+    #: for ``json`` fields: ``"list[str]"`` or ``"map"`` (checked on receipt); None = any JSON value
+    shape: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ _add(TableSpec(
     "readings", "fact",
     _f(meter_serial="str", taken_at="int", value_l="int", source="str", reader_id="str",
        observation_code="str", supersedes="str", lat="float", lon="float", photo_ref="str",
-       flow_lph="float", battery="int", alarms="json"),
+       flow_lph="float", battery="int", alarms=FieldSpec("json", shape="list[str]")),
     writable_by=_roles(*FIELD_WRITERS),
 ))
 _add(TableSpec(
@@ -126,12 +128,13 @@ _add(TableSpec(
 _add(TableSpec(
     "anomalies", "fact",
     _f(kind="str", severity="str", meter_serial="str", device_id="str", reading_id="str",
-       detected_at="int", source="str", details="json"),
+       detected_at="int", source="str", details=FieldSpec("json", shape="map")),
     writable_by=_roles("admin", "gateway", "handheld", "reader", "technician"),
 ))
 _add(TableSpec(
     "work_order_events", "fact",
-    _f(work_order_id="str", at="int", kind="str", status="str", actor="str", notes="str", data="json"),
+    _f(work_order_id="str", at="int", kind="str", status="str", actor="str", notes="str",
+       data=FieldSpec("json", shape="map")),
     writable_by=_roles("admin", "dispatcher", "gateway", "handheld", "technician", "reader"),
 ))
 _add(TableSpec(

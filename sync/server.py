@@ -4,24 +4,29 @@ Both the cloud (SQLAlchemy, cloud/sync/) and a zone gateway's local hub (edge SQ
 edge/hub.py) call :func:`push` and :func:`pull` with their own :class:`ServerStorage`, inside
 one database transaction; the caller commits and only then sends the answer.
 
-Every change is judged on its own. A refused change is acknowledged with a refusal that
-carries the code, a reason, and the receiver's state of the row so the origin can undo the
-write locally and converge. Nothing ever blocks the rest of the queue.
+Every change is judged on its own, by the registry and the authenticated sender, never by
+what it claims about itself (docs/sync.md, "Threat model"). A refused change is acknowledged
+with a refusal that carries the code, a reason, and the receiver's state of the row so the
+origin can undo the write locally and converge; a refusal never blocks the rest of the queue
+and never counts as seen. A malformed batch is refused whole (:class:`BadBatch`, HTTP 400)
+before anything is written.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from itertools import compress
 from typing import Any, Protocol, runtime_checkable
 
 from .changes import Cell, Change, Refusal, RowState
+from .checks import MAX_PULL_ROWS, BadBatch, change_field_error, check_pull, check_push, column_errors
 from .hlc import HLC, physical
-from .merge import merge_fact, merge_rows, normalize_fact, row_changed
+from .merge import merge_fact, merge_rows, row_changed
 from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
-from .wire import FactRun, PullBatch, PullRequest, PushBatch, PushResult, RowRun, row_runs
+from .wire import FactRun, PullBatch, PullRequest, PushBatch, PushResult, RowRun, Run, row_runs
 
 #: Roles a gateway may relay for (handhelds registered to its zone).
 RELAYABLE_ROLES = frozenset({"handheld"})
@@ -72,7 +77,10 @@ class ServerStorage(Protocol):
 
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]: ...
 
-    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None: ...
+    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
+        """Insert every row of ``runs`` whose key is new (origin = the row's site and seq); per
+        run, the positions of the rows not inserted because their key exists."""
+        ...
 
     def quarantine(self, change: Change, reason: str) -> None: ...
 
@@ -90,20 +98,12 @@ class ServerStorage(Protocol):
 
     def refusals_since(self, site_id: str, after: int) -> tuple[list[Refusal], int]: ...
 
-    def note_pull(self, site_id: str, cursor: int) -> None: ...
-
-
-@runtime_checkable
-class FactRunStorage(Protocol):
-    """A receiver that can take whole runs of new facts as columns (the cloud).
-
-    It is the end of the line (it relays nothing), so a batch of new facts needs no
-    :class:`Change` objects at all."""
-
-    def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
-        """Insert every row of ``runs`` whose key is new (origin = the run's site and seq);
-        per run, the positions of the rows that were not inserted because the key exists."""
+    def refusals_of(self, site_id: str, lo: int, hi: int) -> dict[int, Refusal]:
+        """The kept refusals of ``site_id`` with seqs in ``lo..hi``: a refusal is final, so the
+        same seq sent again is answered with it, not judged anew."""
         ...
+
+    def note_pull(self, site_id: str, cursor: int) -> None: ...
 
 
 @runtime_checkable
@@ -146,25 +146,52 @@ def add_seqs(intervals: list[tuple[int, int]], seqs: Iterable[int]) -> list[tupl
     return out
 
 
-# -- validation -------------------------------------------------------------------------------
+# -- push -------------------------------------------------------------------------------------
 
-_PY: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
-_EXACT: dict[str, set[type]] = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}}
-_CHECKS: dict[str, dict[str, set[type]]] = {}
+#: Facts whose time field may not lie ahead of the receiver's clock by more than FUTURE_MS.
+TIME_FIELDS = {"readings": "taken_at", "telemetry": "taken_at"}
+FUTURE_MS = 300_000
+_INF = float("inf")
 
 
-def _type_error(ts: TableSpec, fields: dict[str, Any]) -> str | None:
-    checks = _CHECKS.get(ts.name)
-    if checks is None:
-        checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
-    for k, v in fields.items():
-        if v is None:
-            continue
-        allowed = checks.get(k)
-        if allowed is not None and type(v) not in allowed:
-            if isinstance(v, bool) or not isinstance(v, _PY[ts.fields[k].type]):
-                return f"{ts.name}.{k} must be {ts.fields[k].type}, got {type(v).__name__}"
-    return None
+@dataclass(frozen=True)
+class MeterPlace:
+    """Where the registry puts a meter: its current (municipality, zone) and, when known, the
+    place of each installation ``(from_ms, to_ms or None, municipality, zone)``."""
+
+    municipality: str
+    zone: str
+    spans: tuple[tuple[int, int | None, str, str], ...] = ()
+
+    def at(self, t: Any) -> tuple[str, str]:
+        if type(t) is int:
+            for lo, hi, m, z in self.spans:
+                if lo <= t and (hi is None or t < hi):
+                    return m, z
+        return self.municipality, self.zone
+
+
+@runtime_checkable
+class RootStorage(Protocol):
+    """What only the root of the tree (the cloud) can judge, because it holds the registry.
+
+    A gateway hub lacks it and relays what it accepts; the cloud then judges those changes again."""
+
+    def meter_places(self, serials: list[str]) -> dict[str, MeterPlace]:
+        """Registry places of the known meters among ``serials`` (unknown ones left out)."""
+        ...
+
+    def park(self, change: Change, sender_site_id: str, reason: str) -> None:
+        """Keep a fact the registry cannot place (unknown meter, time in the future) for staff;
+        a second park of the same (origin, seq) is a no-op."""
+        ...
+
+    def judged_high(self, site_id: str) -> int | None:
+        """The highest seq judged (applied or refused) of a node whose changes only ever come
+        to this receiver directly (a gateway); None before its first push here."""
+        ...
+
+    def set_judged_high(self, site_id: str, seq: int) -> None: ...
 
 
 @dataclass
@@ -172,7 +199,10 @@ class _Ctx:
     storage: ServerStorage
     hlc: HLC
     principal: NodeScope
+    sender_ok: bool = True
     refusals: list[Refusal] = field(default_factory=list)
+    #: refusals answered to the sender but stored for nobody (a forged origin's)
+    unkept: set[tuple[str, int]] = field(default_factory=set)
     origins: dict[str, NodeScope | None] = field(default_factory=dict)
 
     def refuse(self, c: Change, code: str, reason: str) -> None:
@@ -181,6 +211,8 @@ class _Ctx:
                                      c.cl if c.op == "set" else 0))
 
     def origin(self, site_id: str) -> NodeScope | None:
+        if not self.sender_ok:
+            return None
         if site_id == self.principal.site_id:
             return self.principal
         if site_id not in self.origins:
@@ -189,72 +221,417 @@ class _Ctx:
         return self.origins[site_id]
 
 
-def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult:
-    """Judge and merge one batch. Run inside the receiver's transaction; answer after commit."""
-    if batch.runs is not None and isinstance(storage, FactRunStorage):
-        fast = _push_fact_runs(storage, principal, batch, hlc)
-        if fast is not None:
-            return fast
-    ctx = _Ctx(storage, hlc, principal)
-    acked: dict[str, int] = {}
-    seen: dict[str, list[tuple[int, int]]] = {}
-    todo: list[Change] = []
-    for c in batch.changes:
-        acked[c.site_id] = max(acked.get(c.site_id, 0), c.seq)
-        if c.site_id not in seen:
-            seen[c.site_id] = storage.seen(c.site_id)
-        iv = seen[c.site_id]
-        if not iv or c.seq > iv[-1][1] or not covered(iv, c.seq):  # fresh seqs skip the search
-            todo.append(c)
+@dataclass
+class _Admission:
+    """Per origin of a batch: what was seen before, from which seq on changes are held back (a
+    gap before them), and which origins are forged."""
 
-    facts: dict[str, list[tuple[Change, NodeScope]]] = {}
-    rows: dict[str, list[tuple[Change, NodeScope]]] = {}
-    for c in todo:
-        origin = ctx.origin(c.site_id) if batch.sender_site_id == principal.site_id else None
-        if origin is None:
-            ctx.refuse(c, "site_mismatch", f"site {c.site_id} is not the authenticated node nor a handheld it may relay for")
-            continue
-        if batch.schema < MIN_SCHEMA_VERSION:
-            ctx.refuse(c, "schema_too_old", f"schema {batch.schema} is older than {MIN_SCHEMA_VERSION}; update the app")
-            continue
-        ts = TABLES.get(c.table)
-        if ts is None:
-            ctx.refuse(c, "invalid", f"unknown table {c.table}")
-            continue
-        if ts.kind == "fact":
-            if c.op != "insert":
-                ctx.refuse(c, "immutable", f"{c.table} rows cannot be edited or deleted; record a correction instead")
+    seen: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    hold: dict[str, float] = field(default_factory=dict)
+    forged: set[str] = field(default_factory=set)
+    acked: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, list[int]] = field(default_factory=dict)
+    judged: dict[str, int] = field(default_factory=dict)
+    #: refusals kept for seqs of this batch: answered again as they were
+    prior: dict[str, dict[int, Refusal]] = field(default_factory=dict)
+
+    def refused_before(self, site: str, seq: int) -> Refusal | None:
+        got = self.prior.get(site)
+        return got.get(seq) if got else None
+
+    def replayed(self, site: str, seq: int) -> bool:
+        iv = self.seen.get(site)
+        return iv is not None and bool(iv) and seq <= iv[-1][1] and covered(iv, seq)
+
+    def held(self, site: str, seq: int) -> bool:
+        return seq >= self.hold.get(site, _INF)
+
+
+def _site_seqs(runs: list[Run]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in runs:
+        if isinstance(r, FactRun):
+            if r.site and r.site.count(r.site[0]) == len(r.site):
+                out.setdefault(r.site[0], []).extend(r.seq)
                 continue
-            facts.setdefault(c.table, []).append((c, origin))
+            pairs: Iterable[tuple[str, int]] = zip(r.site, r.seq, strict=True)
         else:
-            if c.op != "set":
-                ctx.refuse(c, "invalid", f"{c.table} takes field writes, not inserts")
-                continue
-            rows.setdefault(c.table, []).append((c, origin))
+            pairs = ((c.site_id, c.seq) for c in r)
+        for site, seq in pairs:
+            out.setdefault(site, []).append(seq)
+    return out
 
-    accepted: list[Change] = []
-    for table, items in facts.items():
-        accepted.extend(_push_facts(ctx, TABLES[table], items))
+
+def _admit(ctx: _Ctx, batch: PushBatch, runs: list[Run]) -> _Admission:
+    """Sequence rules (docs/sync.md, "Sequence numbers"): per origin, seqs increase through a
+    batch; a node's own changes are gap-free, within a batch and, for a gateway at the root,
+    from one batch to the next. Changes after a gap are held: neither applied nor acknowledged,
+    and the answer names the missing seqs. Refused changes never count as seen."""
+    adm = _Admission()
+    root = isinstance(ctx.storage, RootStorage)
+    for site, seqs in _site_seqs(runs).items():
+        if ctx.origin(site) is None:
+            adm.forged.add(site)
+            adm.acked[site] = max(seqs)  # the sender's own queue moves on; nothing is kept for `site`
+            continue
+        n = len(seqs)
+        if seqs != list(range(seqs[0], seqs[0] + n)) and any(b <= a for a, b in itertools.pairwise(seqs)):
+            raise BadBatch(f"seq: the changes of site {site} are not in increasing seq order")
+        iv = adm.seen[site] = ctx.storage.seen(site)
+        hi = iv[-1][1] if iv else 0
+        fresh = seqs if seqs[0] > hi else [q for q in seqs if not covered(iv, q)]
+        if fresh:
+            prior = ctx.storage.refusals_of(site, fresh[0], fresh[-1])
+            if prior:
+                adm.prior[site] = prior
+        hold: float = _INF
+        if site == batch.sender_site_id and fresh:
+            expected: int | None = None
+            if root and ctx.principal.role == "gateway":
+                jh = ctx.storage.judged_high(site)  # type: ignore[attr-defined]
+                expected = (jh if jh is not None else (hi if iv else fresh[0] - 1)) + 1
+            for q in fresh:
+                if expected is not None and q > expected:
+                    hold = q
+                    adm.missing[site] = [expected, q - 1]
+                    break
+                if expected is None or q >= expected:
+                    expected = q + 1
+            if root and ctx.principal.role == "gateway" and expected is not None:
+                adm.judged[site] = expected - 1
+        adm.hold[site] = hold
+        below = [q for q in seqs if q < hold] if hold != _INF else seqs
+        if below:
+            adm.acked[site] = below[-1]
+    return adm
+
+
+def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult:
+    """Judge and merge one batch. Run inside the receiver's transaction; answer after commit.
+
+    Raises :class:`~sync.checks.BadBatch` (before any write) when the batch itself is malformed."""
+    check_push(batch)
+    ctx = _Ctx(storage, hlc, principal, sender_ok=batch.sender_site_id == principal.site_id)
+    runs: list[Run] = batch.runs if batch.runs is not None else _group(batch.changes)
+    adm = _admit(ctx, batch, runs)
+    old_schema = batch.schema < MIN_SCHEMA_VERSION
+    accepted: list[tuple[str, int]] = []  # (origin, seq) of every accepted change
+    rows: dict[str, list[tuple[Change, NodeScope]]] = {}
+    for r in runs:
+        fr = r if isinstance(r, FactRun) else _fact_run(r)
+        if fr is not None or isinstance(r, FactRun):
+            assert fr is not None
+            ok = _push_fact_run(ctx, adm, fr, old_schema)
+            if ok is None:
+                accepted.extend(zip(fr.site, fr.seq, strict=True))
+            else:
+                accepted.extend(compress(zip(fr.site, fr.seq, strict=True), ok))
+            continue
+        for c in r:
+            if adm.held(c.site_id, c.seq):
+                continue
+            origin = None if c.site_id in adm.forged else ctx.origin(c.site_id)
+            if origin is None:
+                _refuse_forged(ctx, c)
+            elif adm.replayed(c.site_id, c.seq):
+                _check_replayed_row(ctx, c)  # relayed already when first applied
+            elif (before := adm.refused_before(c.site_id, c.seq)) is not None:
+                ctx.refusals.append(before)
+            elif old_schema:
+                ctx.refuse(c, "schema_too_old", f"schema {batch.schema} is older than {MIN_SCHEMA_VERSION}; update the app")
+            elif (ts := TABLES.get(c.table)) is None:
+                ctx.refuse(c, "invalid", f"unknown table {c.table}")
+            elif ts.kind == "fact":
+                ctx.refuse(c, "immutable", f"{c.table} rows cannot be edited or deleted; record a correction instead")
+            elif c.op != "set":
+                ctx.refuse(c, "invalid", f"{c.table} takes field writes, not inserts")
+            else:
+                rows.setdefault(c.table, []).append((c, origin))
+
     touched: dict[tuple[str, str], tuple[RowState | None, RowState]] = {}
     for table, items in rows.items():
-        accepted.extend(_push_rows(ctx, TABLES[table], items, touched))
-
+        accepted.extend((c.site_id, c.seq) for c in _push_rows(ctx, TABLES[table], items, touched))
+    partial = len(accepted) < batch.count
     storage.put_rows([(b, a) for b, a in touched.values() if row_changed(b, a)])
-    for site in seen:
-        storage.set_seen(site, add_seqs(seen[site], (c.seq for c in batch.changes if c.site_id == site)))
-    if len(accepted) == len(batch.changes):
-        storage.relay(batch.changes)  # all accepted (the bulk case): batch order, no lookups
-    else:
-        accepted_keys = {(c.site_id, c.seq) for c in accepted}
-        storage.relay([c for c in batch.changes if (c.site_id, c.seq) in accepted_keys])
+
+    by_site: dict[str, list[int]] = {}
+    for site, seq in accepted:
+        by_site.setdefault(site, []).append(seq)
+    for site, seqs in by_site.items():
+        if site in adm.seen:
+            storage.set_seen(site, add_seqs(adm.seen[site], seqs))
+    for site, high in adm.judged.items():
+        storage.set_judged_high(site, high)  # type: ignore[attr-defined]
+    if not getattr(storage, "root", False):  # the root is the end of the line
+        if not partial:
+            storage.relay(batch.changes)  # all accepted (the bulk case): batch order, no lookups
+        elif accepted:
+            keys = set(accepted)
+            storage.relay([c for c in batch.changes if (c.site_id, c.seq) in keys])
     refusals = [_with_row(ctx, r, touched) for r in ctx.refusals]
-    storage.keep_refusals(refusals)
-    return PushResult(acked, refusals, hlc.wall())
+    storage.keep_refusals([r for r in refusals if (r.site_id, r.seq) not in ctx.unkept])
+    return PushResult(adm.acked, refusals, hlc.wall(), missing=adm.missing)
+
+
+def _refuse_forged(ctx: _Ctx, c: Change) -> None:
+    # answered to the sender only: kept for `c.site_id` it would reach the impersonated node
+    ctx.refuse(c, "site_mismatch", f"site {c.site_id} is not the authenticated node nor a handheld it may relay for")
+    ctx.unkept.add((c.site_id, c.seq))
+
+
+def _group(changes: list[Change]) -> list[Run]:
+    runs: list[list[Change]] = []
+    for c in changes:
+        if runs and runs[-1][0].table == c.table and runs[-1][0].op == c.op:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return list(runs)
+
+
+def _fact_run(changes: list[Change]) -> FactRun | None:
+    """Fact inserts given one by one, as one run of columns (absent fields None: a fact is the
+    same with a field absent or null); None when they are not inserts of a fact table."""
+    ts = TABLES.get(changes[0].table)
+    if ts is None or ts.kind != "fact" or changes[0].op != "insert":
+        return None
+    names: dict[str, None] = {}
+    for c in changes:
+        names.update(dict.fromkeys(c.fields))
+    cols = [[c.fields.get(k) for c in changes] for k in names]
+    return FactRun(ts.name, list(names), cols, [c.pk for c in changes], [c.site_id for c in changes],
+                   [c.seq for c in changes], [c.hlc for c in changes], [c.municipality for c in changes],
+                   [c.zone for c in changes])
+
+
+def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> list[bool] | None:
+    """Judge a run of fact inserts as columns and insert the accepted ones in one statement;
+    which rows were accepted (None: all of them, the bulk case, with no per-row objects made)."""
+    n = len(r.pk)
+    if not n:
+        return None
+    ts = TABLES.get(r.table)
+    verdict: list[tuple[str, str] | None] = [None] * n  # (code, reason) per refused row
+    held = [False] * n
+    replay = [False] * n
+    prior: list[Refusal] = []
+    park: list[str | None] = [None] * n
+    sites = r.site
+    one_site = sites.count(sites[0]) == n
+    for site in (sites[:1] if one_site else set(sites)):
+        forged = site in adm.forged
+        iv = adm.seen.get(site) or []
+        fast = one_site and not forged and (not iv or min(r.seq) > iv[-1][1]) \
+            and max(r.seq) < adm.hold.get(site, _INF) and site not in adm.prior
+        if fast:
+            continue
+        for i in range(n):
+            if sites[i] != site:
+                continue
+            if forged:
+                verdict[i] = ("site_mismatch", f"site {site} is not the authenticated node nor a handheld it may relay for")
+                ctx.unkept.add((site, r.seq[i]))
+            elif adm.held(site, r.seq[i]):
+                held[i] = True
+            elif adm.replayed(site, r.seq[i]):
+                replay[i] = True
+            elif (before := adm.refused_before(site, r.seq[i])) is not None:
+                verdict[i] = (before.code, before.reason)
+                prior.append(before)
+                ctx.unkept.add((site, r.seq[i]))  # kept already
+    judged = [not (h or p) and v is None for h, p, v in zip(held, replay, verdict, strict=True)]
+    cols = dict(zip(r.names, r.columns, strict=True))
+
+    def refuse_all(code: str, reason: str) -> None:
+        for i in range(n):
+            if judged[i] and verdict[i] is None:
+                verdict[i] = (code, reason)
+
+    if old_schema:
+        refuse_all("schema_too_old", "the app's schema is too old; update the app")
+    elif ts is None:
+        refuse_all("invalid", f"unknown table {r.table}")
+    elif ts.kind != "fact":
+        refuse_all("invalid", f"{r.table} takes field writes, not inserts")
+    else:
+        _judge_facts(ctx, ts, r, cols, judged, verdict, park)
+
+    changes: list[Change] | None = None
+
+    def change(i: int) -> Change:
+        nonlocal changes
+        if changes is None:
+            changes = r.changes()
+        return changes[i]
+
+    prior_keys = {(x.site_id, x.seq) for x in prior}
+    ctx.refusals.extend(prior)
+    for i in range(n):
+        if replay[i]:
+            _check_replayed_fact(ctx, ts, change(i))
+        elif (r.site[i], r.seq[i]) in prior_keys:
+            continue
+        elif verdict[i] is not None:
+            code, reason = verdict[i]  # type: ignore[misc]
+            ctx.refuse(change(i), code, reason)
+        elif park[i] is not None:
+            ctx.storage.park(change(i), ctx.principal.site_id, park[i])  # type: ignore[attr-defined]
+            ctx.refuse(change(i), "parked", park[i])  # type: ignore[arg-type]
+    ok = [judged[i] and verdict[i] is None and park[i] is None for i in range(n)]
+    if all(ok):
+        sub = r
+    elif not any(ok):
+        return ok
+    else:
+        sub = FactRun(r.table, r.names, [list(compress(c, ok)) for c in r.columns],
+                      *(list(compress(x, ok)) for x in (r.pk, r.site, r.seq, r.hlc, r.mun, r.zone)))
+    assert ts is not None
+    skipped = ctx.storage.insert_fact_runs([sub])[0]
+    if skipped:  # the key exists: the same fact again (a no-op) or a conflict (quarantine)
+        sub_changes = sub.changes()
+        positions = [i for i, good in enumerate(ok) if good]  # sub row -> run row
+        dup = [sub_changes[i] for i in skipped]
+        existing = ctx.storage.get_facts(ts.name, list({c.pk for c in dup}))
+        for i, c in zip(skipped, dup, strict=True):
+            _, conflict = merge_fact(ts, existing.get(c.pk), c.fields)
+            if conflict:
+                ctx.storage.quarantine(c, "same id, different content")
+                ctx.refuse(c, "quarantined", f"{ts.name} {c.pk} already exists with different content; kept for review")
+                ok[positions[i]] = False
+    return None if all(ok) else ok
+
+
+def _judge_facts(ctx: _Ctx, ts: TableSpec, r: FactRun, cols: dict[str, list[Any]], judged: list[bool],
+                 verdict: list[tuple[str, str] | None], park: list[str | None]) -> None:
+    """Every check of a fact, once per column or per distinct value (origin, place, meter)."""
+    n = len(r.pk)
+
+    def refuse(i: int, code: str, reason: str) -> None:
+        if judged[i] and verdict[i] is None:
+            verdict[i] = (code, reason)
+
+    ids = cols.get("id")
+    if ids is None or (ids is not r.pk and ids != r.pk):
+        for i in range(n):
+            if ids is None or ids[i] != r.pk[i]:
+                refuse(i, "invalid", "fact id differs from the change key")
+    for name, col in cols.items():
+        for i, err in column_errors(ts, name, col):
+            refuse(i, "invalid", err)
+    muns = cols.get("municipality") or [None] * n
+    zones = cols.get("zone") or [None] * n
+    sites = r.site
+    if sites.count(sites[0]) == n and muns.count(muns[0]) == n and zones.count(zones[0]) == n:
+        places = {(sites[0], muns[0], zones[0]): [True] * n}
+    else:
+        keys = list(zip(sites, muns, zones, strict=True))
+        places = {k: [x == k for x in keys] for k in set(keys)}
+    for (site, mun, zone), mask in places.items():
+        origin = ctx.origin(site)
+        if origin is None:
+            continue  # forged: already refused
+        code, reason = "", ""
+        if not origin.covers(ts, str(mun or ""), str(zone or "")):
+            code, reason = "out_of_scope", f"{ts.name} in {mun}/{zone} is outside the node's scope"
+        elif not ts.may_insert(origin.role):
+            code, reason = "field_not_writable", f"role {origin.role} may not record {ts.name}"
+        if code:
+            for i in range(n):
+                if mask[i]:
+                    refuse(i, code, reason)
+    if not isinstance(ctx.storage, RootStorage):
+        return
+    time_field = TIME_FIELDS.get(ts.name)
+    times = cols.get(time_field) if time_field else None
+    if times is not None:
+        limit = ctx.hlc.wall() + FUTURE_MS
+        present = [t for t in times if type(t) is int]
+        if present and max(present) > limit:
+            for i, t in enumerate(times):
+                if type(t) is int and t > limit:
+                    park[i] = f"{time_field} is {(t - limit) // 1000 + FUTURE_MS // 1000} s ahead of the receiver's clock"
+    serials = cols.get("meter_serial")
+    if serials is None:
+        return
+    wanted = [s for s in set(serials) if type(s) is str]
+    known = ctx.storage.meter_places(wanted) if wanted else {}
+    if len(places) == 1 and all(judged) and not any(park) and not any(verdict) \
+            and not any(p.spans for p in known.values()):
+        # the bulk case (one origin, one claimed place, no meter that moved): one decision per meter
+        (site, mun, zone), = places
+        if all(_meter_verdict(ctx, ts, x, known.get(x), None, site, mun, zone) is None for x in wanted) \
+                and None not in serials and len(wanted) == len(set(serials)):
+            return
+    # one decision per (serial, origin, claimed place) unless the meter moved (installation spans)
+    decided: dict[tuple[Any, ...], tuple[str, str] | str | None] = {}
+    for i in range(n):
+        s = serials[i]
+        if not judged[i] or verdict[i] is not None or park[i] is not None or type(s) is not str:
+            continue
+        place = known.get(s)
+        key = (s, sites[i], muns[i], zones[i], times[i] if place is not None and place.spans and times else None)
+        got = decided.get(key, _INF)
+        if got is _INF:
+            got = decided[key] = _meter_verdict(ctx, ts, s, place, key[4], sites[i], muns[i], zones[i])
+        if type(got) is str:
+            park[i] = got
+        elif got is not None:
+            verdict[i] = got  # type: ignore[assignment]
+
+
+def _meter_verdict(ctx: _Ctx, ts: TableSpec, serial: str, place: MeterPlace | None, t: Any, site: str, mun: Any,
+                   zone: Any) -> tuple[str, str] | str | None:
+    """None: in scope; text: park with that reason; (code, reason): refuse."""
+    if place is None:
+        return f"meter {serial} is not in the registry"
+    at_mun, at_zone = place.at(t)
+    origin = ctx.origin(site)
+    assert origin is not None
+    if not origin.covers(ts, at_mun, at_zone):
+        return "out_of_scope", f"meter {serial} is registered in {at_mun}/{at_zone}, outside the node's scope"
+    if (mun, zone) != (at_mun, at_zone):
+        return "out_of_scope", f"meter {serial} is registered in {at_mun}/{at_zone}, not {mun}/{zone}"
+    return None
+
+
+def _check_replayed_fact(ctx: _Ctx, ts: TableSpec | None, c: Change) -> None:
+    """A seq seen before: the same fact again is a no-op; other content under a used seq is
+    refused and kept for review, never merged."""
+    if ts is None or ts.kind != "fact":
+        return _replay_conflict(ctx, c)
+    existing = ctx.storage.get_facts(ts.name, [c.pk]).get(c.pk)
+    if existing is None or merge_fact(ts, existing, c.fields)[1]:
+        _replay_conflict(ctx, c)
+
+
+def _check_replayed_row(ctx: _Ctx, c: Change) -> None:
+    """A seq seen before, for a mutable row: consistent when every cell it sets carries its clock
+    or a later one (later writes won since); a cell older than it, or the same clock with another
+    value, means this seq once carried other content."""
+    ts = TABLES.get(c.table)
+    if ts is None or ts.kind != "mutable" or c.op != "set":
+        return _replay_conflict(ctx, c)
+    cur = ctx.storage.get_rows(c.table, [c.pk]).get(c.pk)
+    if cur is None:
+        return None  # purged since: nothing left to compare with
+    for k, v in c.fields.items():
+        if k == "id":
+            continue
+        cell = cur.cells.get(k)
+        if cell is None or (cell.hlc, cell.site_id) < (c.hlc, c.site_id) or \
+                ((cell.hlc, cell.site_id) == (c.hlc, c.site_id) and cell.value != v):
+            return _replay_conflict(ctx, c)
+    return None
+
+
+def _replay_conflict(ctx: _Ctx, c: Change) -> None:
+    ctx.storage.quarantine(c, f"seq {c.seq} of site {c.site_id} was applied before with other content")
+    ctx.refuse(c, "replayed", f"seq {c.seq} was already used for another change; kept for review")
 
 
 def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowState | None, RowState]]) -> Refusal:
     ts = TABLES.get(r.table)
-    if ts is None or ts.kind != "mutable":
+    if ts is None or ts.kind != "mutable" or r.code == "site_mismatch":
         return r
     scope = ctx.origin(r.site_id) or ctx.principal
     cur = touched[(r.table, r.pk)][1] if (r.table, r.pk) in touched else ctx.storage.get_rows(r.table, [r.pk]).get(r.pk)
@@ -262,184 +639,6 @@ def _with_row(ctx: _Ctx, r: Refusal, touched: dict[tuple[str, str], tuple[RowSta
     # the root (the cloud) holding no such row means it is gone (purged), not that it has not
     # arrived yet as on a gateway: the node must not take a refused delete of it back
     return replace(r, row=row, gone=cur is None and bool(getattr(ctx.storage, "root", False)))
-
-
-_NONE = type(None)
-
-
-def _push_fact_runs(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult | None:
-    """A batch of new facts only, judged and inserted as columns; None = not that case.
-
-    Every check of the change-by-change path is made once per column or per distinct value:
-    origin and scope per distinct (site, municipality, zone), types per column, freshness per
-    origin (every seq above what was seen: no replay to sort out), duplicates by the insert
-    itself (rows whose key exists are skipped by it and then merged one by one: the same fact
-    again is a no-op, different content is quarantined). Anything unusual returns None and the
-    batch goes down the general path, which finds the exact refusals."""
-    runs = batch.runs
-    if (runs is None or batch.sender_site_id != principal.site_id or batch.schema < MIN_SCHEMA_VERSION
-            or not all(type(r) is FactRun for r in runs)):
-        return None
-    fact_runs: list[FactRun] = runs  # type: ignore[assignment]
-    ctx = _Ctx(storage, hlc, principal)
-    try:
-        bounds = _fact_runs_valid(ctx, fact_runs)
-    except TypeError:  # unhashable garbage in a column: the general path refuses it properly
-        return None
-    if bounds is None:
-        return None
-    lows, highs = bounds
-    seen = {site: storage.seen(site) for site in lows}
-    if any(iv and lows[site] <= iv[-1][1] for site, iv in seen.items()):
-        return None  # some seqs may have been applied before: judge them one by one
-    skipped = storage.insert_fact_runs(fact_runs)  # type: ignore[attr-defined]
-    for r, positions in zip(fact_runs, skipped, strict=True):
-        if positions:  # the key exists: the same fact again (a no-op) or a conflict (quarantine)
-            changes = r.changes()
-            dup = [changes[i] for i in positions]
-            _merge_facts(ctx, TABLES[r.table], dup, storage.get_facts(r.table, list({c.pk for c in dup})))
-    refusals = ctx.refusals  # facts only: no row to attach
-    storage.keep_refusals(refusals)
-    for site, iv in seen.items():
-        seqs: list[int] = []
-        for r in fact_runs:
-            seqs.extend(r.seq if r.site.count(site) == len(r.site)
-                        else [q for s, q in zip(r.site, r.seq, strict=True) if s == site])
-        storage.set_seen(site, add_seqs(iv, seqs))
-    return PushResult(highs, refusals, hlc.wall())
-
-
-def _fact_runs_valid(ctx: _Ctx, runs: list[FactRun]) -> tuple[dict[str, int], dict[str, int]] | None:
-    """(lowest, highest seq per origin) when every fact of ``runs`` passes every check, else None."""
-    lows: dict[str, int] = {}
-    highs: dict[str, int] = {}
-    for r in runs:
-        if not r.pk:
-            continue
-        ts = TABLES.get(r.table)
-        if ts is None or ts.kind != "fact" or len(set(r.names)) != len(r.names) \
-                or not all(type(n) is str and n in ts.fields for n in r.names):
-            return None
-        cols = dict(zip(r.names, r.columns, strict=True))
-        ids = cols.get("id")
-        if ids is None or (ids is not r.pk and ids != r.pk):
-            return None
-        checks = _CHECKS.get(ts.name)
-        if checks is None:
-            checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
-        for name, col in cols.items():
-            allowed = checks.get(name)
-            if allowed is not None and not set(map(type, col)) <= allowed | {_NONE}:
-                return None
-        if not set(map(type, r.site)) <= {str} or not set(map(type, r.seq)) <= {int}:
-            return None
-        sites = r.site
-        for site in set(sites):
-            origin = ctx.origin(site)
-            if origin is None or not ts.may_insert(origin.role):
-                return None
-        muns = cols.get("municipality") or [None] * len(sites)
-        zones = cols.get("zone") or [None] * len(sites)
-        n = len(sites)
-        if sites.count(sites[0]) == n and muns.count(muns[0]) == n and zones.count(zones[0]) == n:
-            places = {(sites[0], muns[0], zones[0])}  # one origin, one place (a gateway's own backlog)
-        else:
-            places = set(zip(sites, muns, zones, strict=True))
-        for site, mun, zone in places:
-            origin = ctx.origin(site)
-            if origin is None or not origin.covers(ts, str(mun or ""), str(zone or "")):
-                return None
-        if sites.count(sites[0]) == len(sites):
-            site, lo, hi = sites[0], min(r.seq), max(r.seq)
-            lows[site] = min(lows.get(site, lo), lo)
-            highs[site] = max(highs.get(site, hi), hi)
-        else:
-            for site, seq in zip(sites, r.seq, strict=True):
-                lows[site] = min(lows.get(site, seq), seq)
-                highs[site] = max(highs.get(site, seq), seq)
-    return lows, highs
-
-
-def _facts_all_valid(ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> bool:
-    """True when every fact passes every check; decided per batch, not per row.
-
-    Keys, places and roles are checked once per distinct (origin, municipality, zone); types
-    once per column. False sends the batch down the per-change path, which finds the refusals
-    (in the same order as always)."""
-    if any(c.fields.get("id") != c.pk for c, _ in items):
-        return False
-    places = {(id(o), c.fields.get("municipality"), c.fields.get("zone")): o for c, o in items}
-    for (_, mun, zone), origin in places.items():
-        if not origin.covers(ts, str(mun or ""), str(zone or "")) or not ts.may_insert(origin.role):
-            return False
-    checks = _CHECKS.get(ts.name)
-    if checks is None:
-        checks = _CHECKS[ts.name] = {n: _EXACT[f.type] for n, f in ts.fields.items() if f.type != "json"}
-    # one type signature per distinct shape of row (a handful per batch), checked once each
-    shapes = {(tuple(f), tuple(map(type, f.values()))) for f in (c.fields for c, _ in items)}
-    for names, types in shapes:
-        for k, ty in zip(names, types, strict=True):
-            if ty is not _NONE and (allowed := checks.get(k)) is not None and ty not in allowed:
-                return False  # maybe a subclass the per-row check accepts: let it judge
-    return True
-
-
-def _push_facts(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]]) -> list[Change]:
-    if _facts_all_valid(ts, items):
-        pks = [c.pk for c, _ in items]
-        existing = ctx.storage.get_facts(ts.name, list(dict.fromkeys(pks)))
-        if not existing and len(set(pks)) == len(pks):
-            # the bulk case: all new, all distinct — straight to one insert
-            oks = [c for c, _ in items]
-            ctx.storage.insert_facts(ts.name, [normalize_fact(ts, c.fields) for c in oks], oks)
-            return oks
-        return _merge_facts(ctx, ts, [c for c, _ in items], existing)
-    ok: list[Change] = []
-    checked: tuple[NodeScope, str, str] | None = None  # (origin, municipality, zone) last found in scope
-    for c, origin in items:
-        row = c.fields
-        if checked is not None and checked[0] is origin and row.get("municipality") == checked[1] \
-                and row.get("zone") == checked[2] and row.get("id") == c.pk and ts.may_insert(origin.role):
-            # same origin and place as the previous accepted row: only the types remain to check
-            if (err := _type_error(ts, row)) is not None:
-                ctx.refuse(c, "invalid", err)
-            else:
-                ok.append(c)
-            continue
-        if row.get("id") != c.pk:
-            ctx.refuse(c, "invalid", "fact id differs from the change key")
-        elif not origin.covers(ts, str(row.get("municipality") or ""), str(row.get("zone") or "")):
-            ctx.refuse(c, "out_of_scope", f"{ts.name} in {row.get('municipality')}/{row.get('zone')} is outside the node's scope")
-        elif not ts.may_insert(origin.role):
-            ctx.refuse(c, "field_not_writable", f"role {origin.role} may not record {ts.name}")
-        elif (err := _type_error(ts, row)) is not None:
-            ctx.refuse(c, "invalid", err)
-        else:
-            ok.append(c)
-            checked = (origin, row.get("municipality"), row.get("zone"))  # type: ignore[assignment]
-    if not ok:
-        return []
-    return _merge_facts(ctx, ts, ok, ctx.storage.get_facts(ts.name, list({c.pk for c in ok})))
-
-
-def _merge_facts(ctx: _Ctx, ts: TableSpec, ok: list[Change], existing: dict[str, dict[str, Any]]) -> list[Change]:
-    new_rows: list[dict[str, Any]] = []
-    new_changes: list[Change] = []
-    accepted: list[Change] = []
-    for c in ok:
-        kept, conflict = merge_fact(ts, existing.get(c.pk), c.fields)
-        if conflict:
-            ctx.storage.quarantine(c, "same id, different content")
-            ctx.refuse(c, "quarantined", f"{ts.name} {c.pk} already exists with different content; kept for review")
-            continue
-        if c.pk not in existing:
-            existing[c.pk] = kept
-            new_rows.append(kept)  # normalized by merge_fact
-            new_changes.append(c)
-        accepted.append(c)
-    if new_rows:
-        ctx.storage.insert_facts(ts.name, new_rows, new_changes)
-    return accepted
 
 
 def _push_rows(ctx: _Ctx, ts: TableSpec, items: list[tuple[Change, NodeScope]],
@@ -475,9 +674,7 @@ def _judge_row(ctx: _Ctx, ts: TableSpec, c: Change, origin: NodeScope, cur: RowS
     if not ctx.hlc.within_bound(c.hlc):
         ahead = (physical(c.hlc) - ctx.hlc.wall()) // 1000
         return "future_stamp", f"stamped {ahead} s ahead of the receiver's clock (limit 300 s); check the device date"
-    if c.cl < 1:
-        return "invalid", "causal length must be positive"
-    if (err := _type_error(ts, c.fields)) is not None:
+    if (err := change_field_error(ts, c)) is not None:
         return "invalid", err
     for name, lat in ts.lattices.items():
         if name in c.fields and c.fields[name] not in lat:
@@ -548,15 +745,16 @@ def pull(storage: ServerStorage, scope: NodeScope, req: PullRequest, hlc: HLC) -
     (the node switched between gateway and cloud) is not comparable, so the node sends its
     cursor per receiver (edge/sync_client.py keeps one per peer).
     """
+    check_pull(req)
     after, ref_after = 0, 0
-    if isinstance(req.cursor, list | tuple) and len(req.cursor) == 2:
-        after, ref_after = int(req.cursor[0]), int(req.cursor[1])
+    if req.cursor is not None:
+        after, ref_after = req.cursor[0], req.cursor[1]
     # what the node has committed: its cursor, or less when it pipelines (asks for the next page
     # while applying the previous one); tombstone purge and compaction go by this figure
     applied = after
-    if isinstance(req.applied, list | tuple) and len(req.applied) == 2:
-        applied = min(after, int(req.applied[0]))
-    limit = max(1, min(req.max_rows, 20000))
+    if req.applied is not None:
+        applied = min(after, req.applied[0])
+    limit = min(req.max_rows, MAX_PULL_ROWS)
     # the head first: every seq up to it is committed (commit-ordered log), so a cursor never
     # passes a row that commits late
     head = storage.log_head()

@@ -30,6 +30,13 @@ from .schema import PROTOCOL_VERSION, SCHEMA_VERSION
 _new_tuple = tuple.__new__
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Changes of one push, rows of one pull: every declared count is checked against it before a
+#: column is expanded (senders use 20,000; see docs/sync.md, "Threat model").
+MAX_BATCH_ROWS = 50_000
+#: Runs (tables) of one message, fields of one run, evictions and refusals of one answer.
+MAX_RUNS = 1_000
+MAX_FIELDS = 64
+MAX_LIST = MAX_BATCH_ROWS
 DEFAULT_BATCH_BYTES = 1024 * 1024
 CONTENT_TYPE = "application/cbor"
 
@@ -145,6 +152,9 @@ class PushResult:
     server_time_ms: int = 0
     protocol: int = PROTOCOL_VERSION
     schema: int = SCHEMA_VERSION
+    #: origin -> [first, last] seq the receiver needs before it can apply what followed (a gap);
+    #: nothing after a gap is applied or acknowledged. Sent only when set.
+    missing: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -270,21 +280,44 @@ def _enc_ints(values: list[int], keys: list[Any] | None = None) -> list[Any]:
     return min(cands, key=_size)
 
 
-def _dec_ints(enc: list[Any], keys: list[Any] | None) -> list[int]:
+def _count(v: Any, n: int | None, what: str) -> int:
+    """A declared element count, checked before anything is expanded from it."""
+    if type(v) is not int or v < 0:
+        raise WireError(f"{what}: count must be a non-negative integer")
+    if v > MAX_BATCH_ROWS:
+        raise TooLarge(f"{what}: {v} values exceed the cap of {MAX_BATCH_ROWS} per message")
+    if n is not None and v != n:
+        raise WireError(f"{what}: {v} values where the run has {n}")
+    return v
+
+
+def _explicit(v: Any, n: int | None, what: str) -> list[Any]:
+    if type(v) is not list:
+        raise WireError(f"{what}: expected an array")
+    _count(len(v), n, what)
+    return v
+
+
+def _dec_ints(enc: list[Any], keys: list[Any] | None, n: int | None = None, what: str = "column") -> list[int]:
     tag = enc[0]
     if tag == "r":
-        first, step, n = enc[1], enc[2], enc[3]
-        return list(range(first, first + n * step, step)) if step else [first] * n
+        first, step, count = enc[1], enc[2], _count(enc[3], n, what)
+        if type(first) is not int or type(step) is not int:
+            raise WireError(f"{what}: range start and step must be integers")
+        return list(range(first, first + count * step, step)) if step else [first] * count
     if tag == "i":
-        return list(enc[1])
+        return list(_explicit(enc[1], n, what))
     if tag == "d":
-        return list(accumulate(enc[2], initial=enc[1]))
+        deltas = _explicit(enc[2], None if n is None else max(n - 1, 0), what)
+        if n == 0:
+            raise WireError(f"{what}: a delta column has at least one value")
+        return list(accumulate(deltas, initial=enc[1]))
     if tag == "dk":
         if keys is None:
             raise WireError("keyed delta column without a key column")
         last: dict[Any, int] = {}
         res = []
-        for k, d in zip(keys, enc[1], strict=True):
+        for k, d in zip(keys, _explicit(enc[1], len(keys), what), strict=True):
             v = last.get(k, 0) + d
             last[k] = v
             res.append(v)
@@ -373,31 +406,46 @@ def encode_column(values: list[Any], keys: list[Any] | None = None) -> list[Any]
     return ["s", uniq, _enc_ints(idx)]
 
 
-def decode_column(enc: list[Any], keys: list[Any] | None = None) -> list[Any]:
+def decode_column(enc: list[Any], keys: list[Any] | None = None, n: int | None = None,
+                  what: str = "column") -> list[Any]:
+    """The values of an encoded column. ``n``: the count the column must have (its run's), checked
+    before anything is expanded; every count is capped at :data:`MAX_BATCH_ROWS` anyway, so a few
+    bytes can never declare millions of values."""
     try:
+        if type(enc) is not list or not enc:
+            raise WireError(f"{what}: expected an encoded column")
         tag = enc[0]
         if tag == "e":
+            _count(0, n, what)
             return []
         if tag == "k":
-            return [enc[1]] * enc[2]
+            return [enc[1]] * _count(enc[2], n, what)
         if tag == "z":
-            n, bitmap = enc[1], enc[2]
-            present = [bool(bitmap[i >> 3] & (1 << (i & 7))) for i in range(n)]
+            count, bitmap = _count(enc[1], n, what), enc[2]
+            if type(bitmap) is not bytes or len(bitmap) != (count + 7) // 8:
+                raise WireError(f"{what}: null bitmap of the wrong size")
+            present = [bool(bitmap[i >> 3] & (1 << (i & 7))) for i in range(count)]
             sub_keys = [k for k, p in zip(keys, present, strict=True) if p] if keys is not None else None
-            vals = iter(decode_column(enc[3], sub_keys))
+            vals = iter(decode_column(enc[3], sub_keys, sum(present), what))
             return [next(vals) if p else None for p in present]
         if tag in ("r", "i", "d", "dk"):
-            return _dec_ints(enc, keys)
+            return _dec_ints(enc, keys, n, what)
         if tag == "u7":
-            return _join_uuid7(_dec_ints(enc[1], None), _dec_ints(enc[2], None))
+            ms, tails = _dec_ints(enc[1], None, n, what), _dec_ints(enc[2], None, n, what)
+            if len(ms) != len(tails) or not all(type(x) is int and 0 <= x < 1 << 48 for x in ms) \
+                    or not all(type(x) is int and 0 <= x < 1 << 74 for x in tails):
+                raise WireError(f"{what}: malformed UUIDv7 column")
+            return _join_uuid7(ms, tails)
         if tag in ("f", "l"):
-            return list(enc[1])
+            return list(_explicit(enc[1], n, what))
         if tag == "s":
-            uniq = enc[1]
-            return list(map(uniq.__getitem__, _dec_ints(enc[2], None)))
-    except (IndexError, TypeError, KeyError, StopIteration, ValueError) as e:
-        raise WireError(f"malformed column: {e}") from e
-    raise WireError(f"unknown column encoding {tag!r}")
+            uniq = _explicit(enc[1], None, what)
+            return list(map(uniq.__getitem__, _dec_ints(enc[2], None, n, what)))
+    except WireError:
+        raise
+    except (IndexError, TypeError, KeyError, StopIteration, ValueError, OverflowError, MemoryError) as e:
+        raise WireError(f"{what}: malformed column: {e}") from e
+    raise WireError(f"{what}: unknown column encoding {tag!r}")
 
 
 _KEY_COLUMNS = ("meter_serial", "device_id", "work_order_id", "entity_id")
@@ -471,48 +519,79 @@ def _encode_run(run: list[Change]) -> dict[str, Any]:
     return out
 
 
-def _decode_run(run: dict[str, Any]) -> Run:
+class _Budget:
+    """Values a message may still expand to (:data:`MAX_BATCH_ROWS` in all its runs)."""
+
+    def __init__(self, what: str) -> None:
+        self.left = MAX_BATCH_ROWS
+        self.what = what
+
+    def take(self, n: Any, where: str) -> int:
+        n = _count(n, None, where)
+        if n > self.left:
+            raise TooLarge(f"{where}: more than {MAX_BATCH_ROWS} {self.what} in one message")
+        self.left -= n
+        return n
+
+
+def _decode_run(run: dict[str, Any], budget: _Budget | None = None, where: str = "runs[0]") -> Run:
     try:
-        n = int(run["n"])
-        table, op = str(run["t"]), run["o"]
+        if type(run) is not dict:
+            raise WireError(f"{where}: expected a map")
+        n = (budget or _Budget("changes")).take(run["n"], f"{where}.n")
+        table, op = run["t"], run["o"]
+        if type(table) is not str or len(table) > 64:
+            raise WireError(f"{where}.t: table must be text")
         if op not in ("insert", "set"):
-            raise WireError(f"unknown op {op!r}")
+            raise WireError(f"{where}.o: unknown op {op!r}")
         c = run["c"]
-        pk = decode_column(c["pk"])
-        site = decode_column(c["site"])
-        seq = decode_column(c["seq"])
-        hlc = decode_column(c["hlc"])
-        mun = decode_column(c["mun"])
-        zone = decode_column(c["zone"])
-        if not all(len(x) == n for x in (pk, site, seq, hlc, mun, zone)):
-            raise WireError("column lengths differ")
+        if type(c) is not dict:
+            raise WireError(f"{where}.c: expected a map")
+        pk = decode_column(c["pk"], None, n, f"{where}.pk")
+        site = decode_column(c["site"], None, n, f"{where}.site")
+        seq = decode_column(c["seq"], None, n, f"{where}.seq")
+        hlc = decode_column(c["hlc"], None, n, f"{where}.hlc")
+        mun = decode_column(c["mun"], None, n, f"{where}.mun")
+        zone = decode_column(c["zone"], None, n, f"{where}.zone")
         if op == "insert":
-            names: list[str] = list(run["f"])
+            names = run["f"]
+            if type(names) is not list or len(names) > MAX_FIELDS or not all(type(x) is str for x in names):
+                raise WireError(f"{where}.f: field names must be at most {MAX_FIELDS} texts")
+            if len(set(names)) != len(names):
+                raise WireError(f"{where}.f: repeated field name")
+            encs = run["v"]
+            if type(encs) is not list or len(encs) != len(names):
+                raise WireError(f"{where}.v: one column per field name")
             key_name = run.get("k")
-            key_vals = decode_column(run["v"][names.index(key_name)]) if key_name in names else None
-            columns = [decode_column(enc, key_vals if nm != key_name else None) for nm, enc in zip(names, run["v"], strict=True)]
-            if not all(len(col) == n for col in columns):
-                raise WireError("column lengths differ")
+            key_vals = decode_column(encs[names.index(key_name)], None, n, f"{where}.{key_name}") \
+                if key_name in names else None
+            columns = [decode_column(enc, key_vals if nm != key_name else None, n, f"{where}.{nm}")
+                       for nm, enc in zip(names, encs, strict=True)]
             if run.get("idpk"):
+                if "id" in names:
+                    raise WireError(f"{where}.f: id sent twice")
                 names = ["id", *names]
                 columns = [pk, *columns]
             if "h" not in run:
                 return FactRun(table, names, columns, pk, site, seq, hlc, mun, zone)
-            have = decode_column(run["h"])
+            have = decode_column(run["h"], None, n, f"{where}.h")
+            if not all(type(h) is list and len(h) == len(names) for h in have):
+                raise WireError(f"{where}.h: one presence flag per field")
             rows = [{nm: col[i] for nm, col, h in zip(names, columns, have[i], strict=True) if h} for i in range(n)]
             cl: list[Any] = [0] * n
         else:
-            rows = [dict(v) for v in run["v"]]
-            cl = decode_column(c["cl"])
-        if len(rows) != n or len(cl) != n:
-            raise WireError("column lengths differ")
+            vs = _explicit(run["v"], n, f"{where}.v")
+            if not all(type(v) is dict and len(v) <= MAX_FIELDS for v in vs):
+                raise WireError(f"{where}.v: each change's fields must be a map of at most {MAX_FIELDS} entries")
+            rows = [dict(v) for v in vs]
+            cl = decode_column(c["cl"], None, n, f"{where}.cl")
         # Changes made in C (tuple.__new__: the same NamedTuple without its Python constructor frame)
         return list(map(_new_tuple, repeat(Change),
                         zip(repeat(table), pk, site, seq, hlc, repeat(op), rows, cl, mun, zone)))
+    except WireError:
+        raise
     except (KeyError, IndexError, TypeError, ValueError) as e:
-        if isinstance(e, WireError):
-            raise
-        raise WireError(f"malformed change run: {e}") from e
+        raise WireError(f"{where}: malformed change run: {e}") from e
 
 
 def _enc_row(r: RowState) -> list[Any]:
@@ -578,25 +657,29 @@ def _encode_rows(msg: PullBatch) -> list[dict[str, Any]]:
 
 def _decode_rows(groups: list[dict[str, Any]]) -> list[RowRun]:
     out: list[RowRun] = []
+    budget = _Budget("rows")
     try:
-        for g in groups:
-            pks = decode_column(g["pk"])
-            cls = decode_column(g["cl"])
-            n = len(pks)
+        for gi, g in enumerate(_explicit(groups, None, "rows")[:MAX_RUNS + 1]):
+            if gi >= MAX_RUNS:
+                raise TooLarge(f"more than {MAX_RUNS} row groups")
+            where = f"rows[{gi}]"
+            pks = decode_column(g["pk"], None, None, f"{where}.pk")
+            n = budget.take(len(pks), where)
+            cls = decode_column(g["cl"], None, n, f"{where}.cl")
             fields: list[tuple[str, list[Any], list[Any], list[Any]]] = []
+            if type(g["f"]) is not list or len(g["f"]) > MAX_FIELDS:
+                raise WireError(f"{where}.f: at most {MAX_FIELDS} fields")
             for name, venc, henc, senc in g["f"]:
                 if type(name) is not str:
                     raise WireError(f"field name {name!r} is not text")
-                values, hlcs, sites = decode_column(venc), decode_column(henc), decode_column(senc)
-                if len(values) != n or len(hlcs) != n or len(sites) != n:
-                    raise WireError("column lengths differ")
+                values = decode_column(venc, None, n, f"{where}.{name}")
+                hlcs = decode_column(henc, None, n, f"{where}.{name}.hlc")
+                sites = decode_column(senc, None, n, f"{where}.{name}.site")
                 fields.append((name, values, hlcs, sites))
-            if len(cls) != n:
-                raise WireError("column lengths differ")
             out.append(RowRun(str(g["t"]), pks, cls, fields))
+    except WireError:
+        raise
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, WireError):
-            raise
         raise WireError(f"malformed rows: {e}") from e
     return out
 
@@ -623,7 +706,10 @@ def _payload(msg: Message) -> dict[str, Any]:
         return {"from": msg.sender_site_id,
                 "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
     if isinstance(msg, PushResult):
-        return {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
+        out = {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
+        if msg.missing:
+            out["missing"] = msg.missing
+        return out
     if isinstance(msg, PullRequest):
         req = {"site": msg.site_id, "cursor": msg.cursor, "max": msg.max_rows}
         if msg.applied is not None:
@@ -691,16 +777,25 @@ def decode(data: bytes) -> Message:
         raise WireError("payload must be a map")
     try:
         if kind == "push":
-            return PushBatch(str(p["from"]), None, protocol, schema, runs=[_decode_run(run) for run in p["runs"]])
+            runs = _explicit(p["runs"], None, "runs")
+            if len(runs) > MAX_RUNS:
+                raise TooLarge(f"runs: more than {MAX_RUNS} runs in one batch")
+            budget = _Budget("changes")
+            if type(p["from"]) is not str:
+                raise WireError("from: the sender's site id must be text")
+            return PushBatch(p["from"], None, protocol, schema,
+                             runs=[_decode_run(run, budget, f"runs[{i}]") for i, run in enumerate(runs)])
         if kind == "pushed":
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
-                              [decode_refusal(r) for r in p["refusals"]], int(p["time"]), protocol, schema)
+                              [decode_refusal(r) for r in _explicit(p["refusals"], None, "refusals")], int(p["time"]),
+                              protocol, schema, {str(k): [int(x) for x in v] for k, v in p.get("missing", {}).items()})
         if kind == "pull":
             return PullRequest(str(p["site"]), p.get("cursor"), int(p.get("max", 5000)), protocol, schema,
                                p.get("applied"))
         if kind == "pulled":
-            return PullBatch(None, [(str(t), str(k)) for t, k in p["evict"]], p.get("cursor"),
-                             bool(p.get("more")), int(p["time"]), [decode_refusal(r) for r in p.get("refusals", [])],
+            return PullBatch(None, [(str(t), str(k)) for t, k in _explicit(p["evict"], None, "evict")], p.get("cursor"),
+                             bool(p.get("more")), int(p["time"]),
+                             [decode_refusal(r) for r in _explicit(p.get("refusals", []), None, "refusals")],
                              protocol, schema, runs=_decode_rows(p["rows"]))
     except WireError:
         raise

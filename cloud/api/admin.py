@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
@@ -17,11 +17,11 @@ from cloud.auth import (
     create_node,
     create_user,
     current_principal,
-    nodes,
     require_roles,
     users,
 )
 from cloud.events import events_for_entity, record_event
+from cloud.logging import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -92,13 +92,35 @@ def add_node(body: NewNode, principal: Principal = Depends(require_roles("admin"
 @router.get("/nodes")
 def list_nodes(municipality: str | None = Query(None), principal: Principal = Depends(require_roles("admin")),
                engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
-    """Registered field nodes of the caller's municipality (no tokens)."""
+    """Registered field nodes of the caller's municipality (no tokens), with their last pull."""
+    from cloud.sync.nodes import list_nodes as sync_nodes
+
     muni = scope_municipality(principal, municipality)
-    q = sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone, nodes.c.name, nodes.c.active)
-    if muni:
-        q = q.where(nodes.c.municipality == muni)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q.order_by(nodes.c.site_id)).mappings()]
+        return sorted(sync_nodes(conn, muni), key=lambda n: n["site_id"])
+
+
+class Deactivation(BaseModel):
+    note: str | None = Field(None, max_length=2000, description="Why (lost, stolen, replaced...)")
+
+
+@router.post("/nodes/{site_id}/deactivate")
+def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactivation,
+                    principal: Annotated[Principal, Depends(require_roles("admin"))],
+                    engine: Annotated[Engine, Depends(get_engine)]) -> dict[str, Any]:
+    """Retire a field node (admin): its token stops working at once, it no longer holds back
+    tombstone purge. Not reversible (a returning device is registered anew). 409 when inactive."""
+    from cloud.sync.nodes import deactivate_node as retire
+    from cloud.sync.review import ReviewError
+
+    with engine.begin() as conn:
+        try:
+            out = retire(conn, principal, site_id, body.note)
+        except ReviewError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+    get_logger("cloud.admin").info("node_deactivated", site_id=site_id, kind=out["kind"], zone=out["zone"],
+                                   by=principal.id)
+    return out
 
 
 @router.get("/users")

@@ -34,8 +34,11 @@ class CfdiCollector(Collector):
             "aquacis_cfdi_blocked_invoices", "Billing invoices that cannot get a CFDI (see GET /api/v2/cfdi/blocked)",
             labels=["municipality"])
         c = cfdi_documents.c
+        from cloud.row_security import system_scope
+
         try:
-            with self.engine.connect() as conn:
+            # A scrape is system work over every municipality, not a tenant's request.
+            with system_scope("metrics"), self.engine.connect() as conn:
                 for m, kind, status, cancel, n in conn.execute(
                     sa.select(c.municipality, c.kind, c.fiscal_status, c.cancel_state, sa.func.count())
                     .group_by(c.municipality, c.kind, c.fiscal_status, c.cancel_state)

@@ -20,7 +20,8 @@ EVENT_TYPES = (
     "ReadingEstimated", "ReadingValidated", "AnomalyDetected", "BillingRunStarted", "BillingRunCompleted",
     "InvoiceGenerated", "InvoiceCorrected", "PaymentReceived", "PaymentReversed", "DebtStatusChanged",
     "WorkOrderCreated", "WorkOrderCompleted", "CFDIGenerated", "CFDICancelled", "MeterInstalled",
-    "MeterReplaced", "UserCreated", "NodeRegistered",
+    "MeterReplaced", "UserCreated", "NodeRegistered", "NodeDeactivated",
+    "SyncQuarantineResolved", "SyncParkedResolved",
 )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import row_security
+
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
@@ -75,10 +77,21 @@ def _copy_rows(conn: Connection, table: sa.Table, cols: list[str], rows: list[di
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     quoted = ", ".join(f'"{c}"' for c in cols)
-    with dbapi.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as cp:
-        if json_cols:
-            for r in rows:
-                cp.write_row([Jsonb(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
-        else:
-            for r in rows:
-                cp.write_row([r[c] for c in cols])
+    # PostgreSQL refuses COPY FROM into a table under row-level security (any request: see
+    # cloud/row_security.py): copy into a temporary twin, then INSERT … SELECT, which the
+    # tenant policy checks row by row.
+    scoped = row_security.current_scope() is not None
+    target = f"_copy_{table.name}" if scoped else table.name
+    with dbapi.cursor() as cur:
+        if scoped:
+            cur.execute(f'CREATE TEMP TABLE "{target}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA')
+        with cur.copy(f'COPY "{target}" ({quoted}) FROM STDIN') as cp:
+            if json_cols:
+                for r in rows:
+                    cp.write_row([Jsonb(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
+            else:
+                for r in rows:
+                    cp.write_row([r[c] for c in cols])
+        if scoped:
+            cur.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{target}"')
+            cur.execute(f'DROP TABLE "{target}"')

@@ -30,6 +30,7 @@ from sync.schema import TABLES as SPECS
 from sync.server import LogEntry, NodeScope
 
 from . import tables as t
+from .review import open_counts
 from .storage import CloudStorage, scope_of
 
 _CHUNK = 500
@@ -241,6 +242,7 @@ def run_maintenance(engine: Engine, dry_run: bool = False, compact: bool = True,
         out.update(log_entries_compacted=c.deleted, rows_examined=c.examined_rows, applied_by_all=c.applied_by_all)
     with engine.connect() as conn:
         out["log_entries"] = int(conn.execute(sa.select(sa.func.count()).select_from(t.sync_log)).scalar_one())
+        out["review_open"] = open_counts(conn)  # parked and quarantined facts waiting for staff
         silent = [(h.site_id, h.last_pull_at) for h in holders(conn) if h.site_id in purge.blocked_by]
     now = datetime.now(UTC)
     out["blockers"] = [{"site_id": s, "last_pull_at": at.isoformat() if at else None,

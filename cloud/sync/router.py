@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import cbor2
+import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
@@ -16,10 +17,12 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud.auth import Principal, current_principal
 from sync import server, wire
+from sync.checks import BadBatch
 
 from .maintenance import TrackingStorage
 from .storage import cloud_hlc, scope_of
 
+log = structlog.get_logger("cloud.sync")
 router = APIRouter(prefix="/sync", tags=["sync"])
 
 NODE_ROLES = {"gateway", "handheld"}
@@ -35,8 +38,29 @@ def _scope(principal: Principal) -> server.NodeScope | Response:
     return scope_of(principal.role, principal.municipality, principal.zone, principal.site_id)
 
 
+async def _body(request: Request) -> bytes | Response:
+    """The request body, read at most up to the size cap: a declared or streamed (chunked) body
+    over it is refused as soon as it passes the cap, before it is held whole."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != wire.CONTENT_TYPE:
+        return _cbor(415, {"error": f"Content-Type must be {wire.CONTENT_TYPE}, got {ctype or 'none'}"})
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > wire.MAX_BODY_BYTES):
+        return _cbor(413, {"error": f"body exceeds the {wire.MAX_BODY_BYTES} byte cap"})
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > wire.MAX_BODY_BYTES:
+            return _cbor(413, {"error": f"body exceeds the {wire.MAX_BODY_BYTES} byte cap"})
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 async def _message(request: Request) -> wire.Message | Response:
-    body = await request.body()
+    body = await _body(request)
+    if isinstance(body, Response):
+        return body
     try:
         return wire.decode(body)
     except wire.TooLarge as e:
@@ -65,7 +89,11 @@ async def _serve(request: Request, principal: Principal, expected: type, answer:
         return wire.encode(out)
 
     # database work off the event loop, so other requests keep being served meanwhile
-    return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)
+    try:
+        return Response(await run_in_threadpool(work), media_type=wire.CONTENT_TYPE)
+    except BadBatch as e:  # raised before any write; the transaction rolled back
+        log.warning("sync_batch_refused", site_id=scope.site_id, role=scope.role, error=str(e))
+        return _cbor(400, {"error": str(e)})
 
 
 @router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")

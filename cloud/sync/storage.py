@@ -14,12 +14,13 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import row_security
 from sync.changes import Cell, Change, Refusal, RowState
 from sync.hlc import HLC
 from sync.ids import uuid7
 from sync.merge import normalize_fact
 from sync.schema import TABLES as SPECS
-from sync.server import LogEntry, NodeScope
+from sync.server import LogEntry, MeterPlace, NodeScope
 from sync.wire import FactRun, RowRun, decode_refusal, encode_refusal
 
 from . import tables as t
@@ -27,7 +28,6 @@ from . import tables as t
 _CHUNK = 1000
 #: tuple.__new__ makes the same Cell as Cell(...) without the Python-level constructor frame
 _new_cell = tuple.__new__
-_site_seq = operator.attrgetter("site_id", "seq")
 _hlc_lock = threading.Lock()
 _HLC: HLC | None = None
 
@@ -405,8 +405,15 @@ def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
                             else dumps(v, separators=(",", ":")) for v in col])
         else:
             columns.append(col)
+    unknown = [name for name in run.names if name not in spec.fields]
+    if unknown:  # fields of a newer schema: kept in `extra`, never dropped
+        extras = [{k: v for k, v in zip(unknown, vals, strict=True) if v is not None}
+                  for vals in zip(*(given[k] for k in unknown), strict=True)]
+        cols.append("extra")
+        columns.append([dumps(e) if e else None for e in extras])
     cols += ["origin_site", "origin_seq"]
-    marks = ", ".join(("%s::jsonb" if c in given and spec.fields[c].type == "json" else "%s") if pg else "?" for c in cols)
+    marks = ", ".join(("%s::jsonb" if c == "extra" or (c in given and spec.fields[c].type == "json") else "%s")
+                      if pg else "?" for c in cols)
     sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
     inserted = conn.exec_driver_sql(sql, list(zip(*columns, run.site, run.seq, strict=True))).rowcount
     if inserted == n:
@@ -453,14 +460,62 @@ class CloudStorage:
     def get_facts(self, table: str, pks: list[str]) -> dict[str, dict[str, Any]]:
         return get_facts(self.conn, table, pks)
 
-    def insert_facts(self, table: str, rows: list[dict[str, Any]], changes: list[Change]) -> None:
-        insert_fact_rows(self.conn, table, rows, list(map(_site_seq, changes)), normalized=True)
-
     def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
         return [insert_fact_columns(self.conn, run) if run.pk else [] for run in runs]
 
     def quarantine(self, change: Change, reason: str) -> None:
-        quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
+        q = t.sync_quarantine
+        if self.conn.execute(sa.select(q.c.id).where(q.c.site_id == change.site_id, q.c.seq == change.seq,
+                                                     q.c.pk == change.pk).limit(1)).first() is None:
+            quarantine(self.conn, change.table, change.pk, change.fields, reason, change.site_id, change.seq)
+
+    def park(self, change: Change, sender_site_id: str, reason: str) -> None:
+        p = t.sync_parked
+        if self.conn.execute(sa.select(p.c.id).where(p.c.site_id == change.site_id, p.c.seq == change.seq)).first():
+            return
+        serial = change.fields.get("meter_serial")
+        self.conn.execute(p.insert().values(
+            tbl=change.table, pk=change.pk, site_id=change.site_id, sender_site_id=sender_site_id, seq=change.seq,
+            municipality=change.fields.get("municipality") if type(change.fields.get("municipality")) is str else None,
+            zone=change.fields.get("zone") if type(change.fields.get("zone")) is str else None,
+            meter_serial=serial if type(serial) is str else None, row=change.fields, reason=reason,
+            at=datetime.now(UTC), status="parked"))
+
+    def meter_places(self, serials: list[str]) -> dict[str, MeterPlace]:
+        """Current place of each known (alive) meter, and the place of each of its installations
+        (the service point's) so a late reading is judged where the meter was when it was taken."""
+        from cloud.registry.tables import meter_installations as mi
+
+        m, sp = t.meters, t.service_points
+        out: dict[str, MeterPlace] = {}
+        spans: dict[str, list[tuple[int, int | None, str, str]]] = {}
+        # Across municipalities on purpose (PostgreSQL RLS would hide them): a meter of another
+        # municipality is out of the sender's scope, not an unknown one (docs/cloud.md).
+        with row_security.unrestricted(self.conn, "judge a node's meters by the registry"):
+            for i in range(0, len(serials), _CHUNK):
+                chunk = serials[i:i + _CHUNK]
+                for serial, mun, zone in self.conn.execute(sa.select(m.c.serial, m.c.municipality, m.c.zone)
+                                                           .where(m.c.serial.in_(chunk), m.c.cl % 2 == 1)):
+                    out[serial] = MeterPlace(str(mun or ""), str(zone or ""))
+                q = (sa.select(mi.c.meter_serial, mi.c.installed_at, mi.c.removed_at, sp.c.municipality, sp.c.zone)
+                     .join(sp, sp.c.id == mi.c.service_point_id).where(mi.c.meter_serial.in_(chunk)))
+                for serial, lo, hi, mun, zone in self.conn.execute(q):
+                    spans.setdefault(serial, []).append((int(lo), None if hi is None else int(hi), str(mun or ""),
+                                                         str(zone or "")))
+        for serial, got in spans.items():
+            if serial in out:
+                out[serial] = MeterPlace(out[serial].municipality, out[serial].zone, tuple(sorted(got)))
+        return out
+
+    def judged_high(self, site_id: str) -> int | None:
+        row = self.conn.execute(sa.select(t.sync_marks.c.judged).where(t.sync_marks.c.site_id == site_id)).first()
+        return None if row is None else int(row[0])
+
+    def set_judged_high(self, site_id: str, seq: int) -> None:
+        n = self.conn.execute(sa.update(t.sync_marks).where(t.sync_marks.c.site_id == site_id)
+                              .values(judged=seq)).rowcount
+        if not n:
+            self.conn.execute(t.sync_marks.insert().values(site_id=site_id, judged=seq))
 
     def get_rows(self, table: str, pks: list[str]) -> dict[str, RowState]:
         return get_rows(self.conn, table, pks)
@@ -522,6 +577,11 @@ class CloudStorage:
             t.sync_refusals.c.site_id == site_id, t.sync_refusals.c.id > after, t.sync_refusals.c.id <= head,
         ).order_by(t.sync_refusals.c.id).limit(1000)).all()
         return [decode_refusal(cbor2.loads(b)) for _, b in rows], (rows[-1][0] if rows else after)
+
+    def refusals_of(self, site_id: str, lo: int, hi: int) -> dict[int, Refusal]:
+        r = t.sync_refusals
+        rows = self.conn.execute(sa.select(r.c.seq, r.c.body).where(r.c.site_id == site_id, r.c.seq >= lo, r.c.seq <= hi))
+        return {int(seq): decode_refusal(cbor2.loads(body)) for seq, body in rows}
 
     def note_pull(self, site_id: str, cursor: int) -> None:
         now = datetime.now(UTC)

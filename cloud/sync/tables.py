@@ -120,3 +120,49 @@ sync_quarantine = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``). A side table,
+#: not new columns: ``create_or_migrate`` adds new tables to an existing database but never new
+#: columns to an existing table, so this works on databases made before it. No row = still open.
+sync_quarantine_review = sa.Table(
+    "sync_quarantine_review", metadata,
+    sa.Column("quarantine_id", sa.Integer, sa.ForeignKey("sync_quarantine.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("status", sa.String(20), nullable=False),  # resolved (one decision per entry)
+    sa.Column("action", sa.String(30), nullable=False),  # keep_existing | accept_as_correction
+    sa.Column("resolved_by", sa.String(80), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolution", sa.Text, nullable=False),  # the person's note
+    sa.Column("new_id", sa.String(64)),  # the correcting fact, when accepted as one
+)
+
+#: Facts the registry cannot place (a meter it does not know, a time ahead of the clock): kept
+#: for staff review instead of being stored as orphans (docs/sync.md, "Threat model").
+sync_parked = sa.Table(
+    "sync_parked", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tbl", sa.String(40), nullable=False),
+    sa.Column("pk", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("sender_site_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("municipality", sa.String(64)),
+    sa.Column("zone", sa.String(64)),
+    sa.Column("meter_serial", sa.Text),
+    sa.Column("row", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="parked"),
+    sa.Column("resolved_by", sa.String(80)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+    sa.Column("new_id", sa.String(64)),  # the stored fact, when assigned (cloud/sync/review.py)
+    sa.UniqueConstraint("site_id", "seq"),
+    sa.Index("ix_sync_parked_status", "status", "id"),  # staff lists: open entries, oldest first
+)
+#: Per gateway, the highest seq judged here (applied or refused): its next batch must follow it.
+sync_marks = sa.Table(
+    "sync_marks", metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("judged", sa.BigInteger, nullable=False),
+)

@@ -111,6 +111,7 @@ def test_push_round_trip_and_refusals_per_change(cloud: Cloud, tmp_path: Path) -
 
 
 def test_gateway_relays_for_its_handhelds_only(cloud: Cloud, tmp_path: Path) -> None:
+    cloud.write("meters", [{"id": "m0", "municipality": MUN, "zone": Z1, "serial": "S0"}])
     gw = cloud.node("gateway")
     mine = cloud.node("handheld")
     other = cloud.node("handheld", Z2)
@@ -137,10 +138,12 @@ def test_bad_requests_get_clear_4xx(cloud: Cloud) -> None:
     hh = cloud.node("handheld")
     with cloud.engine.begin() as conn:
         user = create_user(conn, name="x", role="dispatcher", municipality=MUN)
-    auth = {"Authorization": f"Bearer {hh['token']}"}
+    auth = {"Authorization": f"Bearer {hh['token']}", "Content-Type": wire.CONTENT_TYPE}
     assert cloud.client.post("/api/v2/sync/push", content=b"x").status_code == 401
     r = cloud.client.post("/api/v2/sync/push", content=b"\xff", headers=auth)
     assert r.status_code == 400 and "CBOR" in cbor2.loads(r.content)["error"]
+    r = cloud.client.post("/api/v2/sync/push", content=b"\xff", headers={**auth, "Content-Type": "text/plain"})
+    assert r.status_code == 415 and "application/cbor" in cbor2.loads(r.content)["error"]
     pull = wire.encode(wire.PullRequest(hh["site_id"]))
     assert cloud.client.post("/api/v2/sync/push", content=pull, headers=auth).status_code == 400
     r = cloud.client.post("/api/v2/sync/pull", content=pull, headers={"Authorization": f"Bearer {user['token']}"})
@@ -156,7 +159,7 @@ def test_schema_too_old_and_future_stamp_refused(cloud: Cloud, tmp_path: Path) -
                                                 fields, 1, MUN, Z1)], schema=MIN_SCHEMA_VERSION - 1)
     future = wire.PushBatch(hh["site_id"], [Change("work_orders", "wo1", hh["site_id"], 2, far, "set", fields, 1,
                                                    MUN, Z1)])
-    auth = {"Authorization": f"Bearer {hh['token']}"}
+    auth = {"Authorization": f"Bearer {hh['token']}", "Content-Type": wire.CONTENT_TYPE}
     codes = []
     for b in (old, future):
         res = wire.decode(cloud.client.post("/api/v2/sync/push", content=wire.encode(b), headers=auth).content)
@@ -166,12 +169,14 @@ def test_schema_too_old_and_future_stamp_refused(cloud: Cloud, tmp_path: Path) -
 
 
 def test_unknown_fields_are_kept(cloud: Cloud) -> None:
+    seed(cloud)
     hh = cloud.node("handheld")
     rid = "0190c0de-0000-7000-8000-0000000000aa"
     row = {"id": rid, "municipality": MUN, "zone": Z1, "meter_serial": "S0", "taken_at": 5, "value_l": 3,
            "source": "handheld", "new_field_v3": {"a": 1}}
     b = wire.PushBatch(hh["site_id"], [Change("readings", rid, hh["site_id"], 1, 1, "insert", row, 0, MUN, Z1)])
-    r = cloud.client.post("/api/v2/sync/push", content=wire.encode(b), headers={"Authorization": f"Bearer {hh['token']}"})
+    r = cloud.client.post("/api/v2/sync/push", content=wire.encode(b), headers={"Authorization": f"Bearer {hh['token']}",
+                                                                                "Content-Type": wire.CONTENT_TYPE})
     assert r.status_code == 200
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(ct.readings.c.extra)).scalar() == {"new_field_v3": {"a": 1}}
@@ -213,6 +218,7 @@ def test_late_commit_is_not_skipped(pg_url: str) -> None:
 
 def test_seq_of_push_is_idempotent_across_paths(cloud: Cloud, tmp_path: Path) -> None:
     """A handheld's batch delivered directly and again relayed by its gateway counts once."""
+    seed(cloud)
     gw, hh = cloud.node("gateway"), cloud.node("handheld")
     store = edge(tmp_path, hh, "hh")
     store.insert_facts("readings", [{"municipality": MUN, "zone": Z1, "meter_serial": "S0", "taken_at": i,
@@ -221,7 +227,8 @@ def test_seq_of_push_is_idempotent_across_paths(cloud: Cloud, tmp_path: Path) ->
     assert batch is not None
     cloud.sync_client(store, hh).push_all()
     relayed = wire.PushBatch(gw["site_id"], batch.changes)
-    r = cloud.client.post("/api/v2/sync/push", content=wire.encode(relayed), headers={"Authorization": f"Bearer {gw['token']}"})
+    r = cloud.client.post("/api/v2/sync/push", content=wire.encode(relayed), headers={"Authorization": f"Bearer {gw['token']}",
+                                                                                      "Content-Type": wire.CONTENT_TYPE})
     res = wire.decode(r.content)
     assert isinstance(res, wire.PushResult) and res.refusals == [] and res.acked == {hh["site_id"]: 3}
     with cloud.engine.connect() as conn:

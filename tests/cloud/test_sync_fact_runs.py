@@ -1,8 +1,9 @@
-"""The columnar fast path for pushed facts (`sync.server._push_fact_runs` with
-`CloudStorage.insert_fact_runs`) decides exactly what the change-by-change path decides:
-same answers (acknowledgements, refusals), same rows with the same origins, same quarantine,
-same seen seqs, on SQLite and PostgreSQL, for any mix of new facts, repeats, conflicting
-repeats, replays, out-of-scope rows, bad types and relayed handheld facts."""
+"""Pushed facts have one path (`sync.server._push_fact_run` with
+`CloudStorage.insert_fact_runs`): a batch whose facts arrive as wire columns and the same batch
+given change by change get the same answers (acknowledgements, refusals), the same rows with
+the same origins, the same quarantine and the same seen seqs, on SQLite and PostgreSQL, for any
+mix of new facts, repeats, conflicting repeats, replays, out-of-scope rows, bad types and
+relayed handheld facts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cloud.auth import create_node
 from cloud.auth import nodes as node_table
 from cloud.db import create_or_migrate, make_engine
 from cloud.sync import tables as ct
+from cloud.sync import writes
 from cloud.sync.storage import CloudStorage, scope_of
 from sync import server, wire
 from sync.changes import Change
@@ -30,30 +32,19 @@ MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
 IDS = [f"0190c0de-0000-7000-8000-{i:012x}" for i in range(12)]
 
 
-class GeneralOnly:
-    """The same storage without `insert_fact_runs`: push takes the change-by-change path."""
-
-    def __init__(self, inner: CloudStorage) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "insert_fact_runs":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-
 class Receiver:
     def __init__(self, url: str, fast: bool) -> None:
         self.engine = make_engine(url)
         self.fast = fast
 
     def push(self, principal: server.NodeScope, batch: wire.PushBatch) -> wire.PushResult:
-        decoded = wire.decode(wire.encode(batch))  # runs as the wire gives them
+        """``fast``: the runs as the wire gives them (columns); else the same changes one by one."""
+        decoded = wire.decode(wire.encode(batch))
         assert isinstance(decoded, wire.PushBatch)
+        if not self.fast:
+            decoded = wire.PushBatch(decoded.sender_site_id, decoded.changes)
         with self.engine.begin() as conn:
-            storage = CloudStorage(conn)
-            return server.push(storage if self.fast else GeneralOnly(storage), principal, decoded,  # type: ignore[arg-type]
-                               HLC(clock=lambda: 1_800_000_000_000))
+            return server.push(CloudStorage(conn), principal, decoded, HLC(clock=lambda: 1_800_000_000_000))
 
     def state(self) -> tuple[Any, ...]:
         with self.engine.connect() as conn:
@@ -73,9 +64,17 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def meters(engine: Any) -> None:
+    """The registry's meters S0..S2 in Z1: readings are judged by where it puts their meter."""
+    with engine.begin() as conn:
+        writes.write_rows(conn, "meters", [{"id": f"m{i}", "municipality": MUN, "zone": Z1, "serial": f"S{i}"}
+                                           for i in range(3)])
+
+
 def nodes(url: str) -> tuple[server.NodeScope, server.NodeScope]:
     engine = make_engine(url)
     create_or_migrate(engine)
+    meters(engine)
     with engine.begin() as conn:
         conn.execute(node_table.delete())
     with engine.begin() as conn:
@@ -102,6 +101,7 @@ def run_scenario(urls: tuple[str, str], plan: list[tuple[list[tuple[int, Any, st
     create_or_migrate(engine)
     with make_engine(urls[0]).connect() as src, engine.begin() as dst:
         dst.execute(node_table.insert(), [dict(r._mapping) for r in src.execute(sa.select(node_table))])
+    meters(engine)
     engine.dispose()
     fast, general = Receiver(urls[0], True), Receiver(urls[1], False)
     seqs = {gw.site_id: 0, hh.site_id: 0}

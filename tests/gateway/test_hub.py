@@ -88,4 +88,7 @@ def test_hub_refuses_unknown_and_foreign_tokens_with_reasons(gateway):
     r = httpx.post(url + "/api/v2/sync/pull", content=body, headers={"Authorization": "Bearer other-zone"})
     assert r.status_code == 403 and "EXP-01-Z02" in cbor2.loads(r.content)["error"]
     r = httpx.post(url + "/api/v2/sync/pull", content=b"\xff garbage", headers={"Authorization": "Bearer hh-token"})
+    assert r.status_code == 415  # not declared as CBOR
+    r = httpx.post(url + "/api/v2/sync/pull", content=b"\xff garbage",
+                   headers={"Authorization": "Bearer hh-token", "Content-Type": "application/cbor"})
     assert r.status_code == 400

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
 )
 
 import cloud.auth
+import cloud.registry.tables  # noqa: F401 -- meter_installations, which the cloud places readings by
 import cloud.sync.tables as ct
 from cloud.db import make_engine, metadata
 from cloud.sync import writes
@@ -64,7 +65,9 @@ DAY = 86_400_000
 T0 = 1_790_000_000_000
 WO_IDS = [f"wo{i}" for i in range(5)]
 METER_IDS = [f"m{i}" for i in range(3)]
-SYNC_TABLES = [t for t in metadata.sorted_tables if t.name in ct.TABLES or t.name.startswith("sync_")]
+# the registry's installations too: the cloud places a reading's meter by them
+SYNC_TABLES = [t for t in metadata.sorted_tables
+               if t.name in ct.TABLES or t.name.startswith("sync_") or t.name == "meter_installations"]
 STEPS = 20
 SHARDS = 4
 PROFILE = os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev")  # as tests/conftest.py
