@@ -91,7 +91,7 @@ def check_receiver(rfc: str, regime: str, use: str, postal_code: str) -> None:
         try:
             mx_rfc.validate(rfc, validate_check_digits=True)
         except StdnumError as e:
-            raise CfdiRuleError(f"RFC '{rfc}' is not valid for SAT: {e}") from e
+            raise CfdiRuleError(f"RFC '{rfc}' is not valid for SAT: {rfc_problem(e)}") from e
     allowed = USO_REGIMEN.get(use)
     if allowed is None:
         raise CfdiRuleError(f"UsoCFDI '{use}' is not a CFDI 4.0 use we issue")
@@ -176,7 +176,7 @@ def tax_identity_errors(
     try:
         mx_rfc.validate(rfc, validate_check_digits=True)
     except StdnumError as e:
-        errors.append(("tax_id", f"RFC '{rfc}' is not valid for SAT: {e}"))
+        errors.append(("tax_id", f"RFC '{rfc}' is not valid for SAT: {rfc_problem(e)}"))
     if len(rfc) not in (12, 13):
         return errors
     if regime is None:
@@ -200,6 +200,21 @@ def tax_identity_errors(
         elif is_persona_moral(rfc) and use.startswith("D"):
             errors.append(("cfdi_use", f"UsoCFDI '{use}' (deducción personal) is only for personas físicas"))
     return errors
+
+
+def rfc_problem(e: Exception) -> str:
+    """python-stdnum's exception in words a clerk can act on."""
+    from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+    if isinstance(e, InvalidChecksum):
+        return "its check digit (last character) is wrong"
+    if isinstance(e, InvalidComponent):
+        return "its date (YYMMDD) does not exist, or its name part or homoclave is not allowed"
+    if isinstance(e, InvalidFormat):
+        return "it does not follow SAT's pattern (3-4 letters, 6 digits, 3 characters)"
+    if isinstance(e, InvalidLength):
+        return "it must have 12 (persona moral) or 13 (persona física) characters"
+    return str(e)
 
 
 def default_use(regime: str) -> str:

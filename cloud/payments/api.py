@@ -67,6 +67,8 @@ def post_payment(body: PaymentBody, request: Request, response: Response,
         cents = to_cents(body.amount)
     except MoneyError as e:
         raise HTTPException(422, f"amount: {e}") from e
+    if cents <= 0:
+        raise HTTPException(422, "amount: must be more than 0.00")
     now = datetime.now(UTC)
     try:
         received = parse_received_at(body.receivedAt, now) if body.receivedAt is not None else now
