@@ -8,6 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.mx import rfc as mx_rfc
+
 from .model import LineKind, UseType, VatTreatment
 
 
@@ -85,9 +89,6 @@ def check_receiver(rfc: str, regime: str, use: str, postal_code: str) -> None:
     if len(rfc) not in (12, 13):
         raise CfdiRuleError(f"RFC '{rfc}' must have 12 (moral) or 13 (física) characters")
     if rfc not in GENERIC_RFCS:
-        from stdnum.exceptions import ValidationError as StdnumError
-        from stdnum.mx import rfc as mx_rfc
-
         try:
             mx_rfc.validate(rfc, validate_check_digits=True)
         except StdnumError as e:
@@ -159,9 +160,6 @@ def tax_identity_errors(
     S01 at most. An RFC must pass SAT's pattern, date and check digit (python-stdnum), must not
     be a generic RFC, and comes with a régimen and fiscal postal code that fit it.
     """
-    from stdnum.exceptions import ValidationError as StdnumError
-    from stdnum.mx import rfc as mx_rfc
-
     errors: list[tuple[str, str]] = []
     if not rfc:
         if regime not in (None, "616"):
@@ -204,8 +202,6 @@ def tax_identity_errors(
 
 def rfc_problem(e: Exception) -> str:
     """python-stdnum's exception in words a clerk can act on."""
-    from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
-
     if isinstance(e, InvalidChecksum):
         return "its check digit (last character) is wrong"
     if isinstance(e, InvalidComponent):
