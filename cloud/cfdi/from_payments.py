@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from .from_billing import receiver_for
 from .rules import CfdiRuleError
-from .tables import cfdi_documents
+from .tables import cfdi_documents, cfdi_payment_waits
 
 log = logging.getLogger("cloud.cfdi.payments")
 
@@ -76,10 +76,14 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
     """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass).
 
     A reversed payment gets none. A payment whose complement cannot be built yet (its invoice's
-    CFDI not stamped, an earlier complement still being cancelled) waits; the reason is logged.
+    CFDI not stamped, an earlier complement still being cancelled) waits: the reason is kept in
+    `cfdi_payment_waits` (shown on the payment, counted in the metrics) and it is tried again
+    with backoff, so waiting payments never crowd out new ones.
     """
     from cloud.payments.tables import allocations, payment_reversals, payments
 
+    now = svc.clock()
+    waiting = sa.select(cfdi_payment_waits.c.payment_id).where(cfdi_payment_waits.c.next_attempt_at > now)
     with svc.engine.connect() as conn:
         have = sa.select(cfdi_documents.c.source_id).where(cfdi_documents.c.kind == "pago")
         ids = conn.execute(
@@ -90,7 +94,7 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
                                           cfdi_documents.c.metodo_pago == "PPD",
                                           cfdi_documents.c.fiscal_status == "stamped"))
             .where(allocations.c.kind == "allocation", payments.c.id.notin_(have),
-                   payments.c.id.notin_(sa.select(payment_reversals.c.payment_id)))
+                   payments.c.id.notin_(sa.select(payment_reversals.c.payment_id)), payments.c.id.notin_(waiting))
             .limit(limit)
         ).scalars().all()
     counts = {"issued": 0, "waiting": 0, "none": 0}
@@ -99,8 +103,29 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
             counts["issued" if complement_for_payment(svc, pid) else "none"] += 1
         except CfdiRuleError as e:
             log.warning("payment %s: complement waits: %s", pid, e)
+            _wait(svc, pid, str(e), now)
             counts["waiting"] += 1
+        else:
+            with svc.engine.begin() as conn:
+                conn.execute(cfdi_payment_waits.delete().where(cfdi_payment_waits.c.payment_id == pid))
     return counts
+
+
+def _wait(svc: Any, payment_id: str, reason: str, now: Any) -> None:
+    from cloud.payments.tables import payments
+
+    w = cfdi_payment_waits.c
+    with svc.engine.begin() as conn:
+        prev = conn.execute(sa.select(w.attempts).where(w.payment_id == payment_id)).scalar()
+        attempts = (prev or 0) + 1
+        values = {"reason": reason[:2000], "attempts": attempts, "last_seen_at": now,
+                  "next_attempt_at": now + svc.backoff(attempts)}
+        if prev is None:
+            muni = conn.execute(sa.select(payments.c.municipality).where(payments.c.id == payment_id)).scalar_one()
+            conn.execute(cfdi_payment_waits.insert().values(payment_id=payment_id, municipality=muni,
+                                                            first_seen_at=now, **values))
+        else:
+            conn.execute(cfdi_payment_waits.update().where(w.payment_id == payment_id).values(**values))
 
 
 def cancel_reversed_complements(svc: Any) -> int:

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
-from .tables import cfdi_blocked_invoices, cfdi_documents
+from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_payment_waits
 
 log = logging.getLogger("cloud.cfdi.metrics")
 
@@ -32,6 +32,9 @@ class CfdiCollector(Collector):
             labels=["municipality", "kind", "fiscal_status"])
         blocked = GaugeMetricFamily(
             "aquacis_cfdi_blocked_invoices", "Billing invoices that cannot get a CFDI (see GET /api/v2/cfdi/blocked)",
+            labels=["municipality"])
+        waits = GaugeMetricFamily(
+            "aquacis_cfdi_payments_waiting", "Payments whose Pagos 2.0 complement cannot be issued yet",
             labels=["municipality"])
         c = cfdi_documents.c
         from cloud.row_security import system_scope
@@ -52,8 +55,12 @@ class CfdiCollector(Collector):
                 b = cfdi_blocked_invoices.c
                 for m, n in conn.execute(sa.select(b.municipality, sa.func.count()).group_by(b.municipality)):
                     blocked.add_metric([m], n)
+                pw = cfdi_payment_waits.c
+                for m, n in conn.execute(sa.select(pw.municipality, sa.func.count()).group_by(pw.municipality)):
+                    waits.add_metric([m], n)
         except sa.exc.SQLAlchemyError as e:  # a scrape must answer even when the database does not
             log.warning("cfdi metrics unavailable: %s", e)
         yield docs
         yield failing
         yield blocked
+        yield waits

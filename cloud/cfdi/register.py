@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from cloud.api.deps import scope_municipality
 from cloud.auth import Principal, require_roles
 
-from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members
+from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 
 router = APIRouter(tags=["cfdi"])
 READERS = require_roles("billing", "collections")
@@ -186,3 +186,13 @@ def payment_complement(conn: sa.Connection, payment_id: str) -> dict[str, Any] |
     row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.kind == "pago",
                                                        cfdi_documents.c.source_id == payment_id)).mappings().first()
     return document_out(row) if row else None
+
+
+def complement_waiting(conn: sa.Connection, payment_id: str) -> dict[str, Any] | None:
+    """Why a payment's complement is not issued yet (None when nothing is waiting)."""
+    w = conn.execute(sa.select(cfdi_payment_waits).where(cfdi_payment_waits.c.payment_id == payment_id)
+                     ).mappings().first()
+    if w is None:
+        return None
+    return {"reason": w["reason"], "attempts": w["attempts"], "since": _iso(w["first_seen_at"]),
+            "nextAttemptAt": _iso(w["next_attempt_at"])}

@@ -126,3 +126,20 @@ cfdi_blocked_invoices = sa.Table(
     sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_cfdi_blocked_invoices_muni", "municipality"),
 )
+
+# Payments whose Pagos 2.0 complement cannot be issued yet (the paid invoice's CFDI is not
+# stamped, an earlier complement is still being cancelled, …): the reason, shown on the payment
+# and counted in the metrics, and when to try again (backoff, so waiting payments never starve
+# new ones in the worker's sweep). The row goes when the complement is issued.
+cfdi_payment_waits = sa.Table(
+    "cfdi_payment_waits",
+    metadata,
+    sa.Column("payment_id", sa.String(36), primary_key=True),
+    sa.Column("municipality", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cfdi_payment_waits_next", "next_attempt_at"),
+)

@@ -114,11 +114,12 @@ def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
 
 @router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
 def get_payment(payment_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
-    from cloud.cfdi.register import payment_complement
+    from cloud.cfdi.register import complement_waiting, payment_complement
 
     with get_engine(request).connect() as conn:
         out = payment_out(conn, _visible_payment(conn, principal, payment_id))
         out["complement"] = payment_complement(conn, payment_id)  # its Pagos 2.0 CFDI, if it needs one
+        out["complementWaiting"] = complement_waiting(conn, payment_id)  # why it has none yet
         return out
 
 

@@ -261,9 +261,18 @@ def test_a_reversed_payment_frees_the_balance_for_the_next_complement(env) -> No
         reverse_payment(conn, p1.payment_id, "contracargo", now=T0)
         (p2,) = record_payments(conn, [PaymentIn("EXP-01-0000000", 23503, "counter", "T-2", T0, invoice_id="inv-b0")],
                                 now=T0)
-    for _ in range(3):
-        run_worker()
+    assert run_worker() == {"complements_cancelled": 1, "cancelled": 1}  # P2 waits, C1 is cancelled
+    from cloud.cfdi.register import complement_waiting
+
     with svc.engine.connect() as conn:
+        waiting = complement_waiting(conn, p2.payment_id)
+    assert waiting is not None and "ImpSaldoAnt" in waiting["reason"] and waiting["attempts"] == 1
+    assert run_worker() == {}  # not retried before its time (waiting payments never crowd the sweep)
+    clock.advance(seconds=30)
+    assert run_worker() == {"payment_complements": 1}
+    assert run_worker() == {"stamped": 1}
+    with svc.engine.connect() as conn:
+        assert complement_waiting(conn, p2.payment_id) is None
         rows = {r["source_id"]: dict(r) for r in conn.execute(
             sa.select(cfdi_documents).where(cfdi_documents.c.kind == "pago")).mappings()}
     assert rows[p1.payment_id]["fiscal_status"] == "cancelled"

@@ -5,7 +5,7 @@ flagged at once (event, API field, metric), never skipped silently."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -152,3 +152,35 @@ def test_printed_cfdi_has_the_sat_qr_code_and_the_tfd_cadena(cloud, svc) -> None
         assert d["uuid"] in text and "Cadena original del complemento" in text
         if d["kind"] == "pago":
             assert "Complemento de pagos 2.0" in text and "saldo anterior 235.03, pagado 100.00" in text
+
+
+def test_a_payment_says_why_its_complement_waits(cloud, svc) -> None:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.from_payments import cancel_reversed_complements
+    from cloud.payments.ledger import reverse_payment
+
+    _billing_fixture(cloud.engine, n_with_tax=1, n_without=0)
+    sweep_billing_invoices(svc)
+    svc.stamp_due()
+    now = datetime.now(UTC)
+    with cloud.engine.begin() as conn:
+        (p1,) = record_payments(conn, [PaymentIn("EXP-01-0000000", 23503, "card", "TPV-1", now, invoice_id="inv-b0")])
+    sweep_payment_complements(svc)
+    svc.stamp_due()
+    svc.pac.down = True  # the reversal's cancellation cannot reach the PAC
+    with cloud.engine.begin() as conn:
+        reverse_payment(conn, p1.payment_id, "contracargo")
+        (p2,) = record_payments(conn, [PaymentIn("EXP-01-0000000", 23503, "counter", "CJ-1", now,
+                                                 invoice_id="inv-b0")])
+    cancel_reversed_complements(svc)
+    assert svc.process_cancellations() == {"cancel_retry": 1}
+    assert sweep_payment_complements(svc)["waiting"] == 1
+    h = cloud.user("collections", "EXP-01")
+    body = cloud.client.get(f"/api/v2/payments/{p2.payment_id}", headers=h).json()
+    assert body["complement"] is None and "ImpSaldoAnt" in body["complementWaiting"]["reason"]
+    assert 'aquacis_cfdi_payments_waiting{municipality="EXP-01"} 1.0' in cloud.client.get("/metrics").text
+    svc.pac.down = False
+    svc.clock = lambda: datetime.now(UTC) + timedelta(hours=2)  # past the backoffs
+    assert svc.process_cancellations() == {"cancelled": 1}
+    assert sweep_payment_complements(svc)["issued"] == 1
+    body = cloud.client.get(f"/api/v2/payments/{p2.payment_id}", headers=h).json()
+    assert body["complementWaiting"] is None and body["complement"]["kind"] == "pago"
