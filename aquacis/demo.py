@@ -7,13 +7,15 @@ The summary's numbers come from the simulator's own count and from the databases
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sys
 import time
-from datetime import date
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aquacis.stack import Stack, mosquitto_binary
 
@@ -72,9 +74,10 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
     _say(f"gateway: site {node['site_id']} for zone {zone}, SQLite {stack.gateway_db}")
 
     count = max(2, int(duration / interval))
-    # Simulated time: the rounds' timestamps backfill the last 45 days, so the billing run
-    # of the current cycle has an opening reading before the period and a closing one now.
-    step = 45 * 86400 / count
+    # Simulated time: the rounds' timestamps backfill the last 75 days, so the billing run of
+    # the last closed month (only closed months are billed) has an opening reading before it
+    # and a closing one after it, whatever today's date.
+    step = 75 * 86400 / count
     sim = stack.start_sim(meters, interval, count,
                           extra=["--zone", zone, "--time-mode", "sim", "--sim-step", f"{step:.0f}"])
     expected = meters * count
@@ -133,8 +136,11 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
 
 
 def _billing_run(stack: Stack, token: str, zone: str) -> int:
-    today = date.today()
-    period = f"{today.year:04d}-{today.month:02d}"
+    """Bill the last closed month, then review and approve the run as a billing clerk would;
+    the number of invoices issued."""
+    first = datetime.now(ZoneInfo("America/Mexico_City")).date().replace(day=1)
+    last_month = first - timedelta(days=1)
+    period = f"{last_month.year:04d}-{last_month.month:02d}"
     with stack.api(token) as api:
         r = api.post("/api/v2/billing-runs", json={"zone": zone, "cycle": period})
         if r.status_code >= 400:
@@ -158,4 +164,10 @@ def _billing_run(stack: Stack, token: str, zone: str) -> int:
         errors = run.get("errors") or []
         if errors:
             _say(f"billing errors: {len(errors)} (first: {errors[0]})")
+        review = api.get(f"/api/v2/billing-runs/{run_id}/review").json()
+        _say(f"review of {period}: {json.dumps(review.get('counts', review))[:200]}")
+        r = api.post(f"/api/v2/billing-runs/{run_id}/approve", json={"reviewId": review.get("id", "")})
+        if r.status_code >= 400:
+            _say(f"approval refused: {r.status_code} {r.text[:300]}")
+            return 0
         return int(run.get("invoicesGenerated", 0))

@@ -12,6 +12,7 @@ Workers are real `billing-worker` processes sharing the run through the database
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -48,6 +49,85 @@ def tariff_only(n: int) -> float:
     return len(reqs) / (time.perf_counter() - t0)
 
 
+def seed_history(engine: sa.engine.Engine, run_id: str, periods: int) -> int:
+    """Issued invoices of the `periods` months before the run's, derived from its drafts: every
+    7th contract used a fifth of its water then (a high outlier now), every 11th five times as
+    much (a low one), every 13th was estimated."""
+    from datetime import UTC, datetime
+
+    from cloud.billing.bulk import RawJSON, insert_rows, sqlite_datetime
+    from cloud.billing.runs import INVOICE_COLS
+    from cloud.billing.tables import invoices
+
+    cols = [invoices.c[c] for c in INVOICE_COLS]
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(*cols).where(invoices.c.run_id == run_id))]
+    ix = {c: i for i, c in enumerate(INVOICE_COLS)}
+    sqlite = engine.dialect.name == "sqlite"
+    now = datetime.now(UTC)
+    n = 0
+    with engine.begin() as conn:
+        for k in range(1, periods + 1):
+            m = 2 - k  # months before 2026-02
+            y, mo = (2026, m) if m >= 1 else (2025, m + 12)
+            period = f"{y}-{mo:02d}"
+            batch = []
+            for i, r in enumerate(rows):
+                row = list(r)
+                m3 = row[ix["billed_m3"]]
+                row[ix["billed_m3"]] = m3 // 5 if i % 7 == 0 else m3 * 5 if i % 11 == 0 else m3
+                row[ix["id"]] = f"{row[ix['id']][:30]}-h{k}"
+                row[ix["period"]] = period
+                row[ix["run_id"]] = None
+                row[ix["estimated"]] = i % 13 == 0
+                row[ix["status"]] = "issued"
+                row[ix["created_at"]] = sqlite_datetime(now) if sqlite else now
+                for c in ("tariff_versions", "lines", "basis"):
+                    row[ix[c]] = RawJSON(json.dumps(row[ix[c]]))
+                if sqlite:  # the storage forms insert_rows expects (see cloud.billing.runs._row_forms)
+                    for c in ("period_start", "period_end", "issue_date", "due_date"):
+                        row[ix[c]] = row[ix[c]].isoformat()
+                    for c in ("subtotal", "vat", "total"):
+                        row[ix[c]] = str(row[ix[c]])
+                batch.append(tuple(row))
+            for j in range(0, len(batch), 20_000):
+                insert_rows(conn, invoices, INVOICE_COLS, batch[j:j + 20_000])
+            n += len(batch)
+    return n
+
+
+def review_and_approve(engine: sa.engine.Engine, run_id: str, run_s: float, history: int) -> None:
+    """The review report (target: at most 20 % of the run's own time) and the approval."""
+    from datetime import UTC, datetime
+
+    from cloud.billing.lifecycle import approve_run, store_review
+    from cloud.billing.review import review_report
+
+    if history:
+        t0 = time.perf_counter()
+        n = seed_history(engine, run_id, history)
+        print(f"history: {n:,} issued invoices of {history} earlier months seeded in {time.perf_counter() - t0:.1f} s")
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        run = load_run(conn, run_id)
+        assert run is not None
+        report = review_report(conn, run, now)
+        store_review(conn, run, report, None, now)
+    review_s = time.perf_counter() - t0
+    c = report["counts"]
+    print(f"review report: {review_s:.2f} s = {100 * review_s / run_s:.1f} % of the run's own time "
+          f"(target <= 20 %); invoices {c['invoices']:,}, estimated {c['estimated']:,}, "
+          f"consecutive estimates {c['consecutiveEstimates']:,}, outliers {c['outliers']:,}, "
+          f"total {report['totals']['all']['total']} MXN")
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        run = load_run(conn, run_id)
+        assert run is not None
+        n = approve_run(conn, run, report["id"], None, now)
+    print(f"approval: {time.perf_counter() - t0:.2f} s ({n:,} invoices issued, InvoiceGenerated each)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contracts", type=int, default=50_000, help="synthetic contracts (full size: 500000)")
@@ -56,6 +136,8 @@ def main() -> None:
                     help="billing-worker processes (default: 1 on SQLite, whose writes are serial; 2 otherwise)")
     ap.add_argument("--pipeline", action="store_true", help="workers build the next chunk while one commits")
     ap.add_argument("--chunk-size", type=int, default=2000, help="contracts per chunk")
+    ap.add_argument("--history", type=int, default=3,
+                    help="issued periods of history per contract before the run (for the review's outliers)")
     ap.add_argument("--baseline-sample", type=int, default=50_000, help="contracts for the tariff-only baseline")
     a = ap.parse_args()
 
@@ -118,6 +200,7 @@ def main() -> None:
         busy = (r["finished_at"] - r["started_at"]).total_seconds()
         print(f"run time (first claim → completed): {busy:.1f} s; {r['contracts_processed'] / busy:,.0f} contracts/s")
     print(f"peak worker memory (max RSS of one worker): {peak_mb:.0f} MB")
+    review_and_approve(engine, run_id, busy if r["started_at"] and r["finished_at"] else wall, a.history)
     print(f"ratio run / tariff-only: {rate / base:.2f} (the run does I/O, consumption, JSON, events)")
     if a.contracts:
         print(f"projected 500,000 contracts at this rate: {500_000 / rate:.0f} s (target < 120 s)")

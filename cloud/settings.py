@@ -42,6 +42,9 @@ class CloudSettings(BaseSettings):
     # Seconds between background sync maintenance passes: purge tombstones every active node
     # has applied, compact the changelog (0 = off; `aquacis cloud sync purge` runs one).
     sync_maintenance_interval_s: float = 3600.0
+    # First billing cycle (YYYY-MM) of the utility's data; runs before it are refused. Default:
+    # the month the first shipped tariff version comes into force.
+    billing_first_cycle: str | None = None
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

@@ -43,6 +43,21 @@ def refusals(db: str = DB) -> None:
 
 
 @app.command()
+def quarantine(db: str = DB) -> None:
+    """List the facts kept aside for colliding with a stored one (same id, other content), with
+    the node that sent them (one JSON object per line; on a gateway: its handhelds' facts)."""
+    from edge.store import EdgeStore
+
+    store = EdgeStore.open(db)
+    try:
+        for q in store.quarantined():
+            # ASCII only: the content came from another device, its text must not drive the terminal
+            typer.echo(json.dumps(q, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
+    finally:
+        store.close()
+
+
+@app.command()
 def sync(
     db: str = DB,
     url: str = typer.Option(..., "--url", envvar="AQUACIS_SYNC_URL", help="Base URL of the gateway or the cloud."),

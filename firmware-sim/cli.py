@@ -54,7 +54,9 @@ def _overrides(base: Behaviour, leak: list[int], leak_lph: float, burst: list[in
 # Options shared by the MQTT fleet commands.
 BROKER = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker URL, mqtt://host:port (user:password@host allowed).",
                       envvar="AQUACIS_SIM_BROKER")
-SEED = typer.Option(1, help="Random seed: same seed, same fleet, totals and radio values.", envvar="AQUACIS_SIM_SEED")
+SEED = typer.Option(None, help="Replay: the same seed gives the same fleet, totals, radio values and "
+                    "deduplication ids (a gateway drops the repeat). Without it every run has fresh "
+                    "deduplication ids (the seed used is in the summary).", envvar="AQUACIS_SIM_SEED")
 ZONE = typer.Option("EXP-01-Z01", help="Zone of the simulated meters (serials WM-{zone}-{index:06d}).",
                     envvar="AQUACIS_SIM_ZONE")
 METERS = typer.Option(10, help="Number of simulated water meters.")
@@ -104,7 +106,7 @@ def lorawan(
     meters: int = METERS,
     interval: float = INTERVAL,
     count: int = COUNT,
-    seed: int = SEED,
+    seed: int | None = SEED,
     application_id: str = typer.Option("", help="LNS application id (default: a fixed UUID for ChirpStack, "
                                        "'aquacis-water' for TTS).", envvar="AQUACIS_SIM_APPLICATION_ID"),
     tenant_id: str = typer.Option("", help="ChirpStack tenant id / TTS tenant (default: fixed UUID / 'ttn')."),
@@ -159,7 +161,7 @@ def nbiot(
     meters: int = METERS,
     interval: float = INTERVAL,
     count: int = COUNT,
-    seed: int = SEED,
+    seed: int | None = SEED,
     zone: str = ZONE,
     first_index: int = FIRST_INDEX,
     sim_step: float = SIM_STEP,
@@ -204,7 +206,7 @@ def modbus(
                                      "(docs/modbus.md) or aquacis-scada (richer, docs/simulators.md)."),
     speed: float = typer.Option(60.0, help="Simulated seconds per real second (60: a day in 24 minutes)."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
-    seed: int = SEED,
+    seed: int | None = SEED,
     summary_file: str = SUMMARY_FILE,
     quiet: bool = QUIET,
 ) -> None:
@@ -218,7 +220,7 @@ def modbus(
         cfgs = load_profile(profile) if profile else default_stations(stations, register_map)
         if not cfgs:
             raise ValueError("the profile defines no [[station]]")
-        srv = StationServer.create(cfgs, seed=seed, speed=speed)
+        srv = StationServer.create(cfgs, seed=seed if seed is not None else 1, speed=speed)
     except ValueError as e:
         raise _fail(str(e)) from None
     prog = Progress("sim modbus", every_s=5.0, quiet=quiet)

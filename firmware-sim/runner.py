@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ class FleetOptions:
     meters: int = 10
     interval: float = 10.0
     count: int | None = None          # uplinks per meter, None = until interrupted
-    seed: int = 1
+    # None: the fleet's meters are the default fleet (seed 1) but every run has its own radio
+    # identities (deduplication ids, TTS sessions), so a re-test is delivered again; a number
+    # replays that run exactly, identities included (a gateway then deduplicates it all).
+    seed: int | None = None
     zone: str = "EXP-01-Z01"
     sim_step: float = 3600.0          # simulated seconds of consumption per round
     time_mode: str = "wall"           # wall: stamped now; sim: stamped with simulated time
@@ -70,12 +74,18 @@ def run_fleet(
         sim0 = wall0 - timedelta(seconds=opts.sim_step * opts.count)
     else:
         sim0 = wall0
+    fleet_seed = opts.seed if opts.seed is not None else 1
+    run_seed = opts.seed if opts.seed is not None else secrets.randbits(62)
     fleet = Fleet.create(
-        opts.zone, opts.meters, opts.seed, sim0, opts.sim_step, opts.behaviour, opts.overrides,
+        opts.zone, opts.meters, fleet_seed, sim0, opts.sim_step, opts.behaviour, opts.overrides,
         opts.first_index, opts.fcnt_start, opts.initial_register_l,
     )
-    rng = random.Random(opts.seed ^ 0x5EED)
-    faults = FaultInjector(opts.faults, random.Random(opts.seed ^ 0xFA17))
+    if opts.seed is None:  # a new run = the devices rejoined: new sessions
+        session_rng = random.Random(run_seed)
+        for d in fleet.devices:
+            d.session_key_id = f"{session_rng.getrandbits(128):032x}"
+    rng = random.Random(run_seed ^ 0x5EED)
+    faults = FaultInjector(opts.faults, random.Random(run_seed ^ 0xFA17))
     prog = Progress(f"sim {kind}", quiet=opts.quiet)
     pub = publisher_factory(opts.broker)
     messages = uplinks = rounds = 0
@@ -122,6 +132,8 @@ def run_fleet(
         **head,
         "zone": opts.zone,
         "meters": opts.meters,
+        "seed": run_seed,  # pass it as --seed to replay this run exactly
+        "replay": opts.seed is not None,
         "rounds": rounds,
         "published": uplinks,
         "messages": messages,

@@ -54,7 +54,7 @@ def _behaviour(d: dict[str, Any], where: str, base: Behaviour | None = None) -> 
     return (base or Behaviour()).merged(**d)
 
 
-def fleet_options(step: dict[str, Any], broker: str, seed: int, where: str) -> LorawanOptions | NbiotOptions:
+def fleet_options(step: dict[str, Any], broker: str, seed: int | None, where: str) -> LorawanOptions | NbiotOptions:
     st = dict(step)
     kind = st.pop("kind")
     base = _behaviour(st.pop("behaviour", {}), where)
@@ -88,7 +88,8 @@ def fleet_options(step: dict[str, Any], broker: str, seed: int, where: str) -> L
 def run(path: str | Path, broker: str | None = None, quiet: bool = False, speed: float | None = None) -> dict[str, Any]:
     doc = load(path)
     broker = broker or doc.get("broker") or "mqtt://127.0.0.1:1883"
-    seed = int(doc.get("seed", 1))
+    # a scenario without a seed runs with fresh deduplication ids each time (see FleetOptions.seed)
+    seed = int(doc["seed"]) if doc.get("seed") is not None else None
     prog = Progress("sim scenario", quiet=quiet)
     results: list[dict[str, Any]] = []
     servers: list[tuple[threading.Thread, threading.Event]] = []
@@ -124,7 +125,7 @@ def run(path: str | Path, broker: str | None = None, quiet: bool = False, speed:
                 host, port, spd, cfgs = plan
                 stop = threading.Event()
                 ready = threading.Event()
-                srv = StationServer.create(cfgs, seed=seed, speed=spd)
+                srv = StationServer.create(cfgs, seed=seed if seed is not None else 1, speed=spd)
                 t = threading.Thread(target=_serve_until, args=(srv, host, port, stop, ready), daemon=True)
                 t.start()
                 if not ready.wait(10):

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.vocab.readings import ALARMS
+
 
 @dataclass
 class DecodeResult:
@@ -107,7 +109,7 @@ def to_reading(profile: Any, uplink: Any, result: DecodeResult) -> dict[str, Any
 
 _WM1_FLAGS = {"leak": 0x01, "burst": 0x02, "backflow": 0x04, "tamper": 0x08}
 _WM1_CODECS = ("py:aquacis-wm1", "aquacis-wm1")
-_ALARM_ORDER = ("leak", "burst", "backflow", "tamper", "battery")
+_ALARM_ORDER = ALARMS  # the shared vocabulary's order
 _LORAWAN_FORMATS = {"chirpstack": "lorawan", "tts": "lorawan", "lorawan": "lorawan"}
 _UNPACK_I = struct.Struct("<I").unpack_from
 _UNPACK_h = struct.Struct("<h").unpack_from
@@ -135,7 +137,11 @@ def wm1_plan(profile: Any) -> Wm1Plan | None:
             return None
         if profile.battery_field not in (None, "battery") or profile.flow_field not in (None, "flow_lph"):
             return None
-        paths = profile.alarm_fields
+        if getattr(profile, "alarm_flags_field", None):
+            return None
+        # no explicit mapping: the generic path takes the frame's boolean flags by their names
+        # (gateway.profiles.reading.boolean_flags), which for wm1 are our own alarm names
+        paths = profile.alarm_fields or {a: a for a in _ALARM_ORDER if a in _WM1_FLAGS}
         if any(path not in _WM1_FLAGS for path in paths.values()):
             return None
         from decimal import Decimal

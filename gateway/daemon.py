@@ -69,18 +69,29 @@ class DeviceDirectory:
 
     def __init__(self) -> None:
         self._map: dict[str, Device] = {}
+        self._serials: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def lookup(self, dev_eui: str) -> Device | None:
         return self._map.get(dev_eui.lower())
 
+    def knows_serial(self, serial: str) -> bool | None:
+        """Whether `serial` is a meter of the zone; None before any reference data arrived (a
+        gateway that never reached the cloud cannot judge, and the cloud checks again)."""
+        serials = self._serials
+        return (serial in serials) if serials else None
+
     def reload(self, store: GatewayStore) -> int:
         new: dict[str, Device] = {}
+        serials: set[str] = set()
         for eui, serial in meter_columns(store):
-            if isinstance(eui, str) and eui and isinstance(serial, str) and serial:
-                new[eui.lower()] = Device(serial)
+            if isinstance(serial, str) and serial:
+                serials.add(serial)
+                if isinstance(eui, str) and eui:
+                    new[eui.lower()] = Device(serial)
         with self._lock:
             self._map = new
+            self._serials = frozenset(serials)
         return len(new)
 
     def __len__(self) -> int:
@@ -149,7 +160,7 @@ class Daemon:
             self.store.set_state(k, v)
         n = self.directory.reload(self.store)
         log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
-        decoder = Decoder(who.municipality, who.zone, self.directory.lookup)
+        decoder = Decoder(who.municipality, who.zone, self.directory.lookup, serial_known=self.directory.knows_serial)
         bound = int(cfg.disk_bound_mb * 1024 * 1024)
         processor = Processor(self.store, decoder, metrics=self.metrics)
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from gateway import builtin_codec
 from gateway.lns import Uplink
+from gateway.profiles.reading import boolean_flags, plausible_time
+from sync.vocab.readings import ALARMS, ReadingSource
+from sync.vocab.units import UNIT_LITRES, normalise_unit
 
 # The codec engineer's modules (docs/contracts.md, "Gateway internals"), each optional.
 _codecs: Any
@@ -52,14 +55,6 @@ class Outcome:
     rssi: float | None = None
 
 
-UNIT_L: dict[str, Decimal] = {
-    "l": Decimal(1),
-    "litre": Decimal(1),
-    "liter": Decimal(1),
-    "m3": Decimal(1000),
-    "m³": Decimal(1000),
-    "gal": Decimal("3.785411784"),
-}
 
 
 def default_profile() -> Any:
@@ -87,7 +82,7 @@ class Decoder:
     """Binds a zone (municipality, zone) and a device lookup."""
 
     def __init__(self, municipality: str, zone: str, lookup: Callable[[str], Device | None],
-                 name_is_serial: bool = True) -> None:
+                 name_is_serial: bool = True, serial_known: Callable[[str], bool | None] | None = None) -> None:
         self.municipality = municipality
         self.zone = zone
         self.lookup = lookup
@@ -95,6 +90,11 @@ class Decoder:
         # A device missing from the zone's reference data may still be named after its meter in
         # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
         self.name_is_serial = name_is_serial
+        # Whether a serial is one of the zone's meters (None = no reference data yet, cannot say).
+        # A DevEUI the registry does not know is taken by its LNS name only when that name is a
+        # meter of the zone; otherwise it is parked where status shows it, never stored as an
+        # orphan reading (issue 14).
+        self.serial_known = serial_known or (lambda serial: None)
         self._by_name: dict[str, Any] = {}
         # id(profile) -> (profile, wm1 fast-path plan or None); profiles are few and long-lived
         self._plans: dict[int, tuple[Any, builtin_codec.Wm1Plan | None]] = {}
@@ -129,7 +129,9 @@ class Decoder:
         if self.name_is_serial:
             name = up.meta.get("device_name") if up.format == "chirpstack" else up.device_id
             if isinstance(name, str) and 3 <= len(name) <= 64:
-                return Device(name.upper() if up.format == "tts" else name)
+                serial = name.upper() if up.format == "tts" else name
+                if self.serial_known(serial) is not False:
+                    return Device(serial)
         raise UnknownDevice(up.dev_eui)
 
     def decode(self, up: Uplink) -> Outcome:
@@ -173,7 +175,7 @@ class Decoder:
             if not isinstance(row.get("value_l"), int):
                 raise DecodeError("decoded register value is not an integer of litres")
             row.setdefault("taken_at", up.received_at_ms)
-            row.setdefault("source", "lorawan")
+            row.setdefault("source", ReadingSource.LORAWAN.value)
             row.setdefault("alarms", [])
             row["meter_serial"] = dev.meter_serial
             row["municipality"] = self.municipality
@@ -201,21 +203,20 @@ class Decoder:
     def _nbiot(self, up: Uplink) -> Outcome:
         doc = up.decoded or {}
         serial = doc.get("serialNumber") or doc.get("meterId")
+        if self.serial_known(str(serial)) is False:
+            raise UnknownDevice(str(serial)[:64])
         r = doc.get("readings") or {}
-        unit = str(r.get("unit") or "m3").strip().lower()
-        factor = UNIT_L.get(unit)
-        if factor is None:
-            raise DecodeError(f"unknown unit {r.get('unit')!r}")
+        try:
+            factor = UNIT_LITRES[normalise_unit(str(r.get("unit") or "m3")[:20])]
+        except ValueError:
+            raise DecodeError(f"unknown unit {str(r.get('unit'))[:20]!r}") from None
         total = _decimal(r.get("totalizer"), "readings.totalizer")
         if total < 0:
             raise DecodeError("negative totalizer")
         diag = doc.get("diagnostics") or {}
         loc = doc.get("location") or {}
-        alarms = [
-            name
-            for key, name in (("tamper", "tamper"), ("reverseFlow", "backflow"), ("leak", "leak"), ("burst", "burst"))
-            if diag.get(key) is True
-        ]
+        flags = boolean_flags(diag) if isinstance(diag, dict) else set()
+        alarms = [a for a in ALARMS if a in flags]
         flow = r.get("flowRate")
         flow_lph = None
         if flow is not None:
@@ -226,9 +227,10 @@ class Decoder:
             "meter_serial": str(serial),
             "municipality": self.municipality,
             "zone": self.zone,
-            "taken_at": up.received_at_ms,
+            # the meter's own clock when plausible (DESIGN §4: the document carries `timestamp`)
+            "taken_at": plausible_time(doc.get("timestamp"), up.received_at_ms) or up.received_at_ms,
             "value_l": int((total * factor).to_integral_value()),
-            "source": "nbiot",
+            "source": ReadingSource.NBIOT.value,
             "flow_lph": flow_lph,
             "battery": round(battery) if _is_num(battery) else None,
             "lat": float(loc["lat"]) if _is_num(loc.get("lat")) else None,

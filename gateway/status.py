@@ -20,6 +20,20 @@ def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
     return row[0] if row else None
 
 
+def outbox_pending(db: str | Path) -> int:
+    """Changes waiting for the cloud, read from the database itself (read-only, beside the
+    live daemon): the one count that `status` and the `gateway_outbox_pending` metric report,
+    so the metric shows the backlog during an outage, not the count of the last good round."""
+    try:
+        con = sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(_one(con, "SELECT count(*) FROM _outbox") or 0)
+    finally:
+        con.close()
+
+
 def disk_usage(db: Path) -> dict[str, int]:
     """Bytes of the database file, its WAL and shared-memory index."""
     sizes = {}

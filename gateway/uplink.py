@@ -29,6 +29,7 @@ from tenacity import (
 
 from edge.store import EdgeStore
 from edge.sync_client import PUSH_BATCH_CHANGES, HttpxTransport, PeerRefused, SyncClient, Unreachable
+from gateway.status import outbox_pending
 from gateway.store import open_edge
 
 log = structlog.get_logger("gateway.uplink")
@@ -65,6 +66,10 @@ class Uplinker:
         self.m_pushed = Counter("gateway_changes_pushed", "changes acknowledged by the cloud", registry=reg)
         self.m_errors = Counter("gateway_cloud_errors", "failed sync rounds", ["kind"], registry=reg)
         self.m_pending = Gauge("gateway_outbox_pending", "changes waiting for the cloud", registry=reg)
+        # evaluated at each scrape from the database, so it keeps rising through an outage
+        # (a value set after each good round stayed at its last value, 0, for the whole outage)
+        db = cfg.db
+        self.m_pending.set_function(lambda: float(outbox_pending(db)))
         self.m_contact = Gauge("gateway_last_cloud_contact_seconds", "unix time of the last good round", registry=reg)
         self.rounds = 0
 
@@ -104,7 +109,6 @@ class Uplinker:
             self._state("last_cloud_error", None)
         self.m_pushed.inc(pushed)
         self.m_contact.set(now / 1000)
-        self.m_pending.set(self.store.pending_count())
         if changed:
             n = self.directory.reload(self) if self.directory is not None else 0
             log.info("reference_data_pulled", changed=changed, devices=n)

@@ -43,11 +43,11 @@ def _int_in(v: Any, lo: int, hi: int) -> bool:
 
 
 def _key(v: Any) -> bool:
-    return type(v) is str and 0 < len(v) <= MAX_KEY_CHARS
+    return type(v) is str and 0 < len(v) <= MAX_KEY_CHARS and "\x00" not in v
 
 
 def _place(v: Any) -> bool:
-    return v is None or (type(v) is str and len(v) <= MAX_KEY_CHARS)
+    return v is None or (type(v) is str and len(v) <= MAX_KEY_CHARS and "\x00" not in v)
 
 
 def _bad(column: list[Any], ok: Any) -> int | None:
@@ -66,8 +66,9 @@ def _texts_ok(column: list[Any], lo: int, hi: int, none: bool = False) -> bool:
     types = set(map(type, column))
     if not column or not types <= ({str, type(None)} if none else {str}):
         return not column
-    lens = [len(v) for v in column if v is not None] if type(None) in types else list(map(len, column))
-    return not lens or (min(lens) >= lo and max(lens) <= hi)
+    texts = [v for v in column if v is not None] if type(None) in types else column
+    lens = list(map(len, texts))
+    return not lens or (min(lens) >= lo and max(lens) <= hi and "\x00" not in "".join(texts))
 
 
 def _column(where: str, name: str, column: list[Any], ok: Any, rule: str, fast: bool = False) -> None:
@@ -140,7 +141,9 @@ _PY: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int,
 def _json_ok(v: Any, depth: int = 0) -> bool:
     if depth > MAX_JSON_DEPTH:
         return False
-    if v is None or type(v) in (str, bool):
+    if type(v) is str:
+        return "\x00" not in v  # PostgreSQL stores no NUL in text or JSON
+    if v is None or type(v) is bool:
         return True
     if type(v) is int:
         return INT64_MIN <= v <= INT64_MAX
@@ -149,7 +152,7 @@ def _json_ok(v: Any, depth: int = 0) -> bool:
     if type(v) is list:
         return all(_json_ok(x, depth + 1) for x in v)
     if type(v) is dict:
-        return all(type(k) is str and _json_ok(x, depth + 1) for k, x in v.items())
+        return all(type(k) is str and "\x00" not in k and _json_ok(x, depth + 1) for k, x in v.items())
     return False
 
 
@@ -180,6 +183,8 @@ def field_error(ts: TableSpec, name: str, v: Any) -> str | None:
         return f"{where} must be a finite number"
     if type(v) is str and len(v) > (MAX_KEY_CHARS if name in ("id", "municipality", "zone") else MAX_TEXT_CHARS):
         return f"{where} is too long"
+    if type(v) is str and "\x00" in v:
+        return f"{where} must not contain a NUL character"
     return None
 
 
@@ -204,7 +209,8 @@ def column_errors(ts: TableSpec, name: str, column: list[Any]) -> list[tuple[int
             if spec.type == "float" and all(map(math.isfinite, present)):
                 return []
             if spec.type == "str" and max(map(len, present)) <= (
-                    MAX_KEY_CHARS if name in ("id", "municipality", "zone") else MAX_TEXT_CHARS):
+                    MAX_KEY_CHARS if name in ("id", "municipality", "zone") else MAX_TEXT_CHARS) \
+                    and "\x00" not in "".join(present):
                 return []
             if spec.type == "bool":
                 return []
@@ -212,7 +218,7 @@ def column_errors(ts: TableSpec, name: str, column: list[Any]) -> list[tuple[int
         if set(map(type, column)) <= {list, _NONE}:  # alarms: mostly empty lists, a few short ones
             items = [x for v in column if v for x in v]
             if not items or (set(map(type, items)) == {str} and max(map(len, items)) <= MAX_KEY_CHARS
-                             and max(len(v) for v in column if v) <= 64):
+                             and max(len(v) for v in column if v) <= 64 and "\x00" not in "".join(items)):
                 return []
     out = []
     for i, v in enumerate(column):

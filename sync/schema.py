@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sync.vocab.work_orders import CLOSED_STATUSES, STATUS_ORDER
+
 PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 2
 #: The receiver accepts the current and the previous schema version (expand/contract).
@@ -102,7 +104,7 @@ def _roles(*roles: str, fields: frozenset[str] = frozenset({ALL})) -> dict[str, 
 
 PERSONAL = FieldSpec("str", visible_to=OFFICE_ROLES)
 FIELD_WRITERS = ("admin", "gateway", "handheld", "reader", "technician", "dispatcher")
-WORK_ORDER_STATUS = Lattice(("created", "assigned", "in_progress", "completed", "verified", "cancelled"))
+WORK_ORDER_STATUS = Lattice(STATUS_ORDER)
 
 TABLES: dict[str, TableSpec] = {}
 
@@ -195,7 +197,7 @@ _add(TableSpec(
     },
     create_by=frozenset({"admin", "dispatcher", "gateway"}),
     delete_by=frozenset({"admin", "dispatcher"}),
-    closed={"status": frozenset({"completed", "verified", "cancelled"})},
+    closed={"status": frozenset(CLOSED_STATUSES)},
 ))
 _add(TableSpec(
     "observation_codes", "mutable",

@@ -12,11 +12,13 @@ import typer
 
 from .headless import HandheldError, do_enrol, do_read, do_read_route, do_status, do_sync
 from .main import default_db_path
+from .orders_cli import app as orders_app
 
 app = typer.Typer(help="Handheld (reader app) commands for scripts: enrol, sync, status, read.",
                   no_args_is_help=True)
 
 DB_HELP = "Path of the handheld's local SQLite store (default: per-user data dir)."
+app.add_typer(orders_app, name="order")
 
 
 def _db(db: str) -> str:

@@ -20,6 +20,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sync.ids import uuid7
+from sync.vocab.readings import ReadingSource
+from sync.vocab.work_orders import (
+    OPEN_STATUSES,
+    EventKind,
+    Outcome,
+    Replacement,
+    ResultError,
+    WorkOrderStatus,
+    parse_result,
+)
+
 from .validation import DAY_MS, MX_TZ, Past
 
 SETTINGS = "tui_settings"
@@ -148,7 +160,16 @@ class OrderClosed(RuntimeError):
         self.status = status
 
 
-OPEN_STATUSES = ("created", "assigned", "in_progress")
+class IncompleteOrder(ValueError):
+    """The order cannot be completed as it stands (e.g. a replacement without its readings);
+    `field` names what is missing, in the shared result shape (sync.vocab.work_orders)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 METER_COLUMNS = ("id", "municipality", "zone", "serial", "service_point_id", "route_id", "brand", "model", "dials",
                  "unit", "status", "last_value_l", "last_read_at", "access_notes")
 SP_COLUMNS = ("id", "municipality", "zone", "address", "use_type", "route_id", "route_order", "meter_serial",
@@ -413,7 +434,7 @@ class Repository:
         """This cycle's effective (not superseded) entry of the meter, if any."""
         start = self.cycle_start(str(info.service_point.get("route_id") or info.meter.get("route_id") or ""))
         for r in info.readings:  # newest first
-            if not r.superseded and r.taken_at >= start and r.source == "handheld":
+            if not r.superseded and r.taken_at >= start and r.source == ReadingSource.HANDHELD:
                 return r
         return None
 
@@ -449,7 +470,7 @@ class Repository:
             "meter_serial": serial,
             "taken_at": taken_at if taken_at is not None else self.clock(),
             "value_l": value_l,
-            "source": "handheld",
+            "source": ReadingSource.HANDHELD.value,
             "reader_id": reader_id or (enrol.reader_id if enrol else None) or (enrol.site_id if enrol else None),
             "observation_code": observation_code or None,
             "supersedes": supersedes,
@@ -501,7 +522,7 @@ class Repository:
             "zone": order.get("zone") or (enrol.zone if enrol else ""),
             "work_order_id": order["id"],
             "at": self.clock(),
-            "kind": kind,
+            "kind": EventKind(kind).value,
             "status": status,
             "actor": (enrol.reader_id or enrol.site_id) if enrol else None,
             "notes": notes,
@@ -512,16 +533,16 @@ class Repository:
         order = self._open_order(order_id)
         at = self.clock()
         with self.store.transaction():
-            self.store.advance("work_orders", order_id, "status", "in_progress")
+            self.store.advance("work_orders", order_id, "status", WorkOrderStatus.IN_PROGRESS.value)
             self.store.set_fields("work_orders", order_id, {"started_at": at})
-            self.store.insert_facts("work_order_events", [self._event(order, "started", status="in_progress")])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.STARTED, status=WorkOrderStatus.IN_PROGRESS.value)])
 
     def add_note(self, order_id: str, text: str) -> None:
         order = self._open_order(order_id)
         old = str(order.get("notes") or "")
         with self.store.transaction():
             # the event is the durable record (grow-only); the field is the latest summary
-            self.store.insert_facts("work_order_events", [self._event(order, "note", notes=text)])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.NOTE, notes=text)])
             self.store.set_fields("work_orders", order_id, {"notes": (old + "\n" + text).strip()})
 
     def order_reading(self, order_id: str, value_l: int, serial: str | None = None) -> str:
@@ -529,47 +550,49 @@ class Repository:
         serial = serial or str(order.get("meter_serial") or "")
         with self.store.transaction():
             rid = self.record_reading(serial, value_l)
-            self.store.insert_facts("work_order_events", [self._event(order, "reading", data={"reading_id": rid,
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.READING, data={"reading_id": rid,
                                                                                                 "meter_serial": serial})])
         return rid
 
     def record_replacement(self, order_id: str, old_final_l: int, new_serial: str, new_initial_l: int) -> dict[str, Any]:
-        """A meter replacement: the old meter's final reading, the new meter's serial and initial reading."""
+        """A meter replacement: the old meter's final reading, the new meter's serial and initial reading.
+
+        Recorded as the order's `result.replacement` (sync.vocab.work_orders.Replacement), the one
+        shape the cloud applies. No reading rows are written here: the new meter does not exist in
+        the registry until the cloud applies the replacement, which records both readings under the
+        ids made now (so a retried push or a second pass never records them twice)."""
         order = self._open_order(order_id)
         old_serial = str(order.get("meter_serial") or "")
-        enrol = self.enrolment()
-        at = self.clock()
-        base: dict[str, Any] = {
-            "municipality": order.get("municipality") or (enrol.municipality if enrol else ""),
-            "zone": order.get("zone") or (enrol.zone if enrol else ""),
-            "taken_at": at, "source": "handheld", "alarms": [],
-            "reader_id": (enrol.reader_id or enrol.site_id) if enrol else None,
-        }
+        rep = Replacement.parse({
+            "old_serial": old_serial, "old_final_l": old_final_l, "new_serial": new_serial,
+            "new_initial_l": new_initial_l, "at": self.clock(),
+            "old_final_reading_id": uuid7(), "new_initial_reading_id": uuid7(),
+        })
+        result = {**dict(order.get("result") or {}), "replacement": rep.to_json()}
         with self.store.transaction():
-            old_id, new_id = self.store.insert_facts("readings", [
-                {**base, "meter_serial": old_serial, "value_l": old_final_l, "observation_code": "replacement_final"},
-                {**base, "meter_serial": new_serial, "value_l": new_initial_l, "observation_code": "replacement_initial"},
-            ])
-            result = {
-                "replacement": {"old_serial": old_serial, "old_final_l": old_final_l, "old_final_reading_id": old_id,
-                                "new_serial": new_serial, "new_initial_l": new_initial_l,
-                                "new_initial_reading_id": new_id}
-            }
             self.store.set_fields("work_orders", order_id, {"result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "replacement", data=result["replacement"])])
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.REPLACEMENT, data=rep.to_json())])
         if old_serial in self._meters:
-            self._note_reading(old_serial, str(old_id), {"taken_at": at, "value_l": old_final_l})
+            # the old meter counts as read this cycle (its final register is taken)
+            self._note_reading(old_serial, str(rep.old_final_reading_id), {"taken_at": rep.at, "value_l": old_final_l})
         return result
 
     def complete_order(self, order_id: str, notes: str = "") -> None:
+        """Complete an order; refused (IncompleteOrder) when its type needs data the result lacks,
+        by the same rule the cloud applies (a replace_meter order needs its replacement)."""
         order = self._open_order(order_id)
         at = self.clock()
         result = dict(order.get("result") or {})
-        result["outcome"] = "done"
+        result["outcome"] = Outcome.DONE.value
+        try:
+            parse_result(str(order.get("type") or ""), result, completing=True,
+                         meter_serial=order.get("meter_serial"))
+        except ResultError as exc:
+            raise IncompleteOrder(exc.field, exc.reason) from exc
         with self.store.transaction():
-            self.store.advance("work_orders", order_id, "status", "completed")
+            self.store.advance("work_orders", order_id, "status", WorkOrderStatus.COMPLETED.value)
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "completed", status="completed",
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.COMPLETED, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=notes or None)])
 
     def report_impossible(self, order_id: str, reason: str) -> None:
@@ -577,11 +600,11 @@ class Repository:
         order = self._open_order(order_id)
         at = self.clock()
         result = dict(order.get("result") or {})
-        result.update({"outcome": "impossible", "reason": reason})
+        result.update({"outcome": Outcome.IMPOSSIBLE.value, "reason": reason})
         with self.store.transaction():
-            self.store.advance("work_orders", order_id, "status", "completed")
+            self.store.advance("work_orders", order_id, "status", WorkOrderStatus.COMPLETED.value)
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
-            self.store.insert_facts("work_order_events", [self._event(order, "impossible", status="completed",
+            self.store.insert_facts("work_order_events", [self._event(order, EventKind.IMPOSSIBLE, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=reason)])
 
 

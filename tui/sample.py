@@ -8,6 +8,8 @@ from typing import Any
 from sync import wire
 from sync.changes import Cell, RowState
 from sync.hlc import pack
+from sync.vocab.registry import MeterStatus, ServicePointStatus
+from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 MUNICIPALITY = "EXP-01"
 ZONE = "EXP-01-Z01"
@@ -53,17 +55,18 @@ def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *,
             rows.append(_row("service_points", sp_id, {
                 **scope, "contract_id": f"C{n:07d}", "address": f"{STREETS[n % len(STREETS)]} {100 + i}, Centro",
                 "use_type": "domestic", "route_id": rid, "route_order": i, "meter_serial": serial,
-                "status": "active", "access_notes": "Nicho junto a la puerta" if i % 5 == 0 else None,
+                "status": ServicePointStatus.ACTIVE.value, "access_notes": "Nicho junto a la puerta" if i % 5 == 0 else None,
             }, hlc))
             rows.append(_row("meters", f"M{n:07d}", {
                 **scope, "serial": serial, "service_point_id": sp_id, "route_id": rid, "dials": 5, "unit": "m3",
-                "status": "active", "last_value_l": 1_000_000 + n * 1_000,
+                "status": MeterStatus.INSTALLED.value, "last_value_l": 1_000_000 + n * 1_000,
                 "last_read_at": now_ms - history_days * 86_400_000,
             }, hlc))
     for k in range(1, orders + 1):
         serial = f"WM{k:08d}"
         rows.append(_row("work_orders", f"WO{k:06d}", {
-            **scope, "type": "replace" if k == 1 else "inspect", "status": "assigned", "priority": "normal",
+            **scope, "type": (WorkOrderType.REPLACE_METER if k == 1 else WorkOrderType.INSPECT_ANOMALY).value,
+            "status": WorkOrderStatus.ASSIGNED.value, "priority": Priority.NORMAL.value,
             "service_point_id": f"SP{k:07d}", "meter_serial": serial, "description": f"Orden de prueba {k}",
             "created_at": now_ms - 86_400_000,
         }, hlc))

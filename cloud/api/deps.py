@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -20,6 +21,12 @@ def get_engine(request: Request) -> Engine:
 
 def get_settings(request: Request) -> CloudSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def now_utc(request: Request) -> datetime:
+    """The app's clock: `app.state.clock` when set (tests freeze time with it), else the system's."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
 
 
 def not_found(what: str, key: Any) -> HTTPException:

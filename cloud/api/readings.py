@@ -18,6 +18,7 @@ from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, meter_installations
 from cloud.settings import CloudSettings
+from sync.vocab.readings import ReadingSource
 
 router = APIRouter(prefix="/readings", tags=["readings"], responses=ERROR_RESPONSES)
 
@@ -74,7 +75,8 @@ class ReadingOut(BaseModel):
     meter_serial: str
     taken_at: int = Field(description="Epoch milliseconds")
     taken_at_iso: str
-    value_l: int
+    value_l: int | None = Field(description="Register in litres; null for an observation-only entry (the reader "
+                                            "could not read and left an observation code)")
     source: str | None
     reader_id: str | None = None
     observation_code: str | None = None
@@ -94,7 +96,7 @@ def post_reading(body: ReadingIn, response: Response,
             raise HTTPException(422, {"error": "unknown_meter", "reason": f"unknown meter {body.meter_serial!r}"})
         doc, created = _call(
             metering.record_reading, conn, principal, meter, reading_id=body.id.lower() if body.id else None,
-            taken_at=_call(service.to_ms, body.taken_at), value_l=body.litres(), source="api",
+            taken_at=_call(service.to_ms, body.taken_at), value_l=body.litres(), source=ReadingSource.API.value,
             observation_code=body.observation_code, reader_id=body.reader_id or principal.id, lat=body.lat, lon=body.lon,
             future_tolerance_ms=settings.future_tolerance_s * 1000,
         )
@@ -153,7 +155,7 @@ def edit_reading(reading_id: str, body: EditIn, principal: Principal = Depends(r
         if meter is None:
             raise HTTPException(422, f"meter {old['meter_serial']!r} of this reading no longer exists")
         doc, _ = _call(metering.record_reading, conn, principal, meter, reading_id=None, taken_at=old["taken_at"],
-                       value_l=body.value_l, source="api", observation_code=old["observation_code"],
+                       value_l=body.value_l, source=ReadingSource.API.value, observation_code=old["observation_code"],
                        reader_id=principal.id, supersedes=reading_id, now=old["taken_at"])
         from cloud.events import record_event
 

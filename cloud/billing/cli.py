@@ -8,6 +8,7 @@ import json
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -80,7 +81,7 @@ def billing_run(
     lease_seconds: int = typer.Option(300, help="Seconds before an unfinished chunk is retried elsewhere."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
 ) -> None:
-    """Plan a billing run (no work is done: start billing-worker processes) and print its id as JSON."""
+    """Plan a billing run of a closed month and print its id as JSON (start billing-worker processes to do it; its invoices are drafts until reviewed and approved through the API)."""
     from datetime import UTC, datetime
 
     from cloud.billing.events import run_event
@@ -92,6 +93,16 @@ def billing_run(
     if not munis or bad:
         typer.echo(f"error: name valid municipalities (EXP-01..EXP-13) or a zone; got {munis}", err=True)
         raise typer.Exit(2)
+    from cloud.billing.api import earliest_billable
+    from cloud.billing.lifecycle import local_day
+    from cloud.billing.periods import PeriodRefused, check_period
+    from cloud.settings import load_settings
+
+    try:  # the same guard as the API: closed periods only (final bills go through the API)
+        check_period(cycle, local_day(datetime.now(UTC)), earliest_billable(load_settings(None, db_url=db)))
+    except PeriodRefused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     engine = _engine(db)
     try:
         with engine.begin() as conn:
@@ -106,11 +117,108 @@ def billing_run(
     typer.echo(json.dumps({"run_id": run_id}))
 
 
+class _CliActor:
+    """Who acts from the command line, for the audit trail (events' actor, run's approved_by)."""
+
+    kind = "cli"
+    role = "billing"
+    municipality = "*"
+
+    def __init__(self) -> None:
+        import getpass
+
+        self.id = f"cli:{getpass.getuser()}"
+
+
+def billing_review(
+    run: str = typer.Option(..., "--run", help="Billing run id."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+) -> None:
+    """Print a completed draft run's review report as JSON (recorded as its latest review: approve its id)."""
+    from datetime import UTC, datetime
+
+    from cloud.billing.lifecycle import store_review
+    from cloud.billing.review import review_report
+    from cloud.billing.runs import load_run
+
+    engine = _engine(db)
+    try:
+        with engine.begin() as conn:
+            r = load_run(conn, run)
+            if r is None:
+                typer.echo(f"error: no billing run {run!r}", err=True)
+                raise typer.Exit(2)
+            if r["state"] != "draft":
+                typer.echo(json.dumps(r["review"] or {}, ensure_ascii=False))
+                return
+            if r["phase"] in ("pending", "running"):
+                typer.echo(f"error: billing run {run} is {r['phase']}: review it when it has completed", err=True)
+                raise typer.Exit(1)
+            now = datetime.now(UTC)
+            report = review_report(conn, r, now)
+            store_review(conn, r, report, _CliActor(), now)
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(report, ensure_ascii=False))
+
+
+def billing_approve(
+    run: str = typer.Option(..., "--run", help="Billing run id."),
+    review: str = typer.Option(..., "--review", help="The id of the review report approved (billing-review)."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+) -> None:
+    """Approve a reviewed draft run: its invoices are issued (InvoiceGenerated each)."""
+    from cloud.billing.lifecycle import approve_run
+
+    _lifecycle(db, run, lambda conn, r, now: {"runId": run, "state": "approved",
+                                              "issued": approve_run(conn, r, review, _CliActor(), now)})
+
+
+def billing_void(
+    run: str = typer.Option(..., "--run", help="Billing run id."),
+    reason: str = typer.Option(..., "--reason", help="Why (audited)."),
+    motive: str = typer.Option("02", "--motive", help="SAT motive for stamped CFDIs: 02 or 03."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+) -> None:
+    """Void a run: drafts discarded, or (approved) its invoices voided and their CFDIs cancelled."""
+    from cloud.billing.lifecycle import void_run
+
+    if len(reason.strip()) < 5:
+        typer.echo("error: --reason must say why (at least 5 characters)", err=True)
+        raise typer.Exit(2)
+    _lifecycle(db, run, lambda conn, r, now: void_run(conn, r, reason.strip(), motive, _CliActor(), now))
+
+
+def _lifecycle(db: str | None, run: str, act: Any) -> None:
+    from datetime import UTC, datetime
+
+    from cloud.billing.lifecycle import LifecycleError
+    from cloud.billing.runs import load_run
+
+    engine = _engine(db)
+    try:
+        with engine.begin() as conn:
+            r = load_run(conn, run)
+            if r is None:
+                typer.echo(f"error: no billing run {run!r}", err=True)
+                raise typer.Exit(2)
+            out = act(conn, r, datetime.now(UTC))
+    except LifecycleError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(out, ensure_ascii=False))
+
+
 def register(app: typer.Typer) -> None:
     from cloud.tariffs.cli import app as tariffs_app
 
     app.command("billing-worker")(billing_worker)
     app.command("billing-run")(billing_run)
+    app.command("billing-review")(billing_review)
+    app.command("billing-approve")(billing_approve)
+    app.command("billing-void")(billing_void)
     app.add_typer(tariffs_app, name="tariffs", help="Tariff data: import CEA Querétaro tables, quote a bill.")
 
 

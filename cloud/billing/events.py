@@ -20,37 +20,31 @@ def _esc(s: str) -> str:
     return s if s.isprintable() and '"' not in s and "\\" not in s else json.dumps(s, ensure_ascii=False)[1:-1]
 
 
-def invoice_event_rows(invoices: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    ids = uuid7_batch(len(invoices))
-    return [{
-        "id": eid, "at": now, "type": "InvoiceGenerated", "entity": "invoice", "entity_id": i["id"],
-        "municipality": i["municipality"], "actor_kind": "system", "actor_id": "billing-worker", "actor_role": None,
-        # Hand-built JSON: this runs once per invoice.
-        "data": RawJSON(f'{{"number":"{_esc(i["number"])}","contract_id":"{_esc(i["contract_id"])}",'
-                        f'"period":"{i["period"]}",'
-                        f'"run_id":"{i["run_id"]}","total":"{i["total"]}",'
-                        f'"estimated":{"true" if i["estimated"] else "false"}}}'),
-    } for eid, i in zip(ids, invoices, strict=True)]
-
-
 EVENT_COLS = ("id", "at", "type", "entity", "entity_id", "municipality", "actor_kind", "actor_id", "actor_role",
               "data")
 
 
-def invoice_event_tuples(rows: list[tuple[Any, ...]], now: datetime, *, sqlite: bool) -> list[tuple[Any, ...]]:
-    """InvoiceGenerated rows (EVENT_COLS order, storage form) for invoice rows in
-    `cloud.billing.runs.INVOICE_COLS` order; same content as `invoice_event_rows`."""
-    from cloud.billing.runs import I_CONTRACT, I_ESTIMATED, I_ID, I_MUNI, I_NUMBER, I_PERIOD, I_RUN, I_TOTAL
+# Columns of the invoice rows `invoice_event_tuples` reads, in this order.
+EVENT_SOURCE_COLS = ("id", "number", "municipality", "contract_id", "period", "run_id", "total", "estimated")
 
+
+def invoice_event_tuples(rows: list[tuple[Any, ...]], now: datetime, *, sqlite: bool,
+                         actor: Any = None) -> list[tuple[Any, ...]]:
+    """InvoiceGenerated rows (EVENT_COLS order, storage form) for invoices given as tuples of
+    EVENT_SOURCE_COLS: the same row `record_event` writes, built in bulk (a run approves
+    500,000 invoices at once). `actor` is the approving principal (None: the system)."""
     at = sqlite_datetime(now) if sqlite else now
     ids = uuid7_batch(len(rows))
+    kind = getattr(actor, "kind", "system")
+    who = getattr(actor, "id", "billing-worker")
+    role = getattr(actor, "role", None)
     return [(
-        eid, at, "InvoiceGenerated", "invoice", i[I_ID], i[I_MUNI], "system", "billing-worker", None,
+        eid, at, "InvoiceGenerated", "invoice", inv_id, muni, kind, who, role,
         # Hand-built JSON: this runs once per invoice.
-        RawJSON(f'{{"number":"{_esc(i[I_NUMBER])}","contract_id":"{_esc(i[I_CONTRACT])}",'
-                f'"period":"{i[I_PERIOD]}","run_id":"{i[I_RUN]}","total":"{i[I_TOTAL]}",'
-                f'"estimated":{"true" if i[I_ESTIMATED] else "false"}}}'),
-    ) for eid, i in zip(ids, rows, strict=True)]
+        RawJSON(f'{{"number":"{_esc(number)}","contract_id":"{_esc(cid)}",'
+                f'"period":"{period}","run_id":"{run_id}","total":"{total}",'
+                f'"estimated":{"true" if est else "false"}}}'),
+    ) for eid, (inv_id, number, muni, cid, period, run_id, total, est) in zip(ids, rows, strict=True)]
 
 
 def run_event(conn: Connection, run_id: str, type_: str, now: datetime, principal: Any = None,

@@ -233,7 +233,7 @@ class ReadingsConsumption:
         hq = (sa.select(invoices.c.contract_id, invoices.c.period_start, invoices.c.period_end,
                         invoices.c.consumption_l, invoices.c.estimated)
               .where(invoices.c.contract_id >= first, invoices.c.contract_id <= last,
-                     invoices.c.kind == "regular", invoices.c.period_end < start)
+                     invoices.c.kind == "regular", invoices.c.status == "issued", invoices.c.period_end < start)
               .order_by(invoices.c.contract_id, invoices.c.period_end.desc()))
         for cid, ps, pe, litres, est in conn.execute(hq).all():
             if cid in ids:

@@ -31,7 +31,7 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
     """`inv`: an invoice row (as returned by the API's loader); `history`: (period "YYYY-MM",
     billed m³, estimated) oldest first, this invoice's period included; `references`: the
     invoice's payment references (`cloud.payments` bank, contract and store), None when the
-    invoice no longer takes payments (superseded by a correction)."""
+    invoice takes no payments (superseded, void, draft: `payment_reference` then says why)."""
     from fpdf import FPDF
 
     pdf = FPDF(format="Letter")
@@ -152,10 +152,9 @@ def _references(pdf: Any, inv: dict[str, Any], refs: dict[str, Any] | None) -> N
     pdf.set_draw_color(0, 90, 160)
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 6, _t("Referencias de pago"), border="LTR", new_x="LMARGIN", new_y="NEXT")
-    if refs is None:
-        pdf.set_font("Helvetica", "", 9)
-        pdf.cell(0, 6, _t("Este recibo fue sustituido por una corrección: pague con el recibo vigente."),
-                 border="LBR", new_x="LMARGIN", new_y="NEXT")
+    if refs is None:  # withdrawn: superseded, void or draft (the reason is in payment_reference)
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(0, 6, _t(inv["payment_reference"]), border="LBR", new_x="LMARGIN", new_y="NEXT")
         return
     rows = [("Depósito o transferencia (referencia bancaria):", refs.get("bank")),
             ("Referencia del contrato (paga el adeudo más antiguo):", refs.get("contract"))]

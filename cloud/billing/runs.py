@@ -12,7 +12,6 @@ unique on (contract, period, kind, revision), no invoice is ever issued twice.
 
 from __future__ import annotations
 
-import calendar
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +32,10 @@ from cloud.billing.inputs import (
     ReadingsConsumption,
     RegistryContracts,
 )
+from cloud.billing.periods import parse_cycle as cycle_period
 from cloud.billing.tables import billing_run_chunks, billing_run_errors, billing_runs, invoices
 from cloud.ids import uuid7
+from cloud.payments.references import ReferenceError, bank_reference, mod97_check
 from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill
 
 Clock = Callable[[], datetime]
@@ -55,16 +56,11 @@ class RunSpec:
     lease_seconds: int = 300
     issue_date: date | None = None
     due_days: int = 20
-
-
-def cycle_period(cycle: str) -> tuple[date, date]:
-    """Monthly cycle "YYYY-MM" → first and last day."""
-    try:
-        y, m = (int(x) for x in cycle.split("-"))
-        first = date(y, m, 1)
-    except ValueError as e:
-        raise ValueError(f"cycle must be YYYY-MM, got {cycle!r}") from e
-    return first, date(y, m, calendar.monthrange(y, m)[1])
+    # The audited final-bill path (cloud.billing.periods.check_final_bill): the named contracts
+    # of an unfinished cycle, billed through `period_end`.
+    period_end: date | None = None
+    final_bill_reason: str | None = None
+    only_contracts: tuple[str, ...] | None = None
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -76,14 +72,18 @@ def create_run(conn: Connection, spec: RunSpec, *, created_by: str | None = None
                contracts: ContractSource | None = None, clock: Clock = utcnow) -> str:
     """Insert the run and its chunks (one transaction, the caller's). Returns the run id."""
     start, end = cycle_period(spec.cycle)
+    end = spec.period_end or end
     issue = spec.issue_date or end + timedelta(days=1)
     run_id = uuid7()
     now = clock()
+    only = set(spec.only_contracts) if spec.only_contracts is not None else None
     conn.execute(billing_runs.insert().values(
         id=run_id, municipalities=list(spec.municipalities), zone=spec.zone, cycle=spec.cycle,
         period_start=start, period_end=end, issue_date=issue, due_date=issue + timedelta(days=spec.due_days),
-        parallelism=spec.parallelism, chunk_size=spec.chunk_size, max_attempts=spec.max_attempts,
-        lease_seconds=spec.lease_seconds, phase="pending", created_by=created_by, created_at=now,
+        parallelism=spec.parallelism, chunk_size=1 if only is not None else spec.chunk_size,
+        max_attempts=spec.max_attempts, lease_seconds=spec.lease_seconds, phase="pending", state="draft",
+        final_bill_reason=spec.final_bill_reason, only_contracts=sorted(only) if only is not None else None,
+        created_by=created_by, created_at=now,
     ))
     source = contracts or RegistryContracts()
     chunks: list[dict[str, Any]] = []
@@ -96,9 +96,13 @@ def create_run(conn: Connection, spec: RunSpec, *, created_by: str | None = None
                            "first_contract": current[1], "last_contract": current[2], "size": current[3],
                            "status": "pending", "attempts": 0})
 
+    # A final bill names its contracts: one chunk each, so a chunk's id range holds nothing else.
+    chunk_size = 1 if only is not None else spec.chunk_size
     for muni, cid in source.keys(conn, spec.municipalities, spec.zone):
+        if only is not None and cid not in only:
+            continue
         total += 1
-        if current and current[0] == muni and current[3] < spec.chunk_size:
+        if current and current[0] == muni and current[3] < chunk_size:
             current[2] = cid
             current[3] += 1
         else:
@@ -135,7 +139,7 @@ def claim_chunk(engine: Engine, worker: str, run_id: str | None = None, *, clock
         token = uuid7()
         c = billing_run_chunks
         r = billing_runs
-        runs_q = sa.select(r.c.id).where(r.c.phase.in_(("pending", "running")))
+        runs_q = sa.select(r.c.id).where(r.c.phase.in_(("pending", "running")), r.c.state == "draft")
         if run_id is not None:
             runs_q = runs_q.where(r.c.id == run_id)
         claimable = sa.and_(
@@ -204,11 +208,17 @@ def _advance(conn: Connection, run_id: str, *, processed: int, invoiced: int, er
             phase="failed" if failed else "completed", finished_at=now))
 
 
-def payment_reference(contract_id: str, period: str) -> str:
-    """Placeholder bank reference: contract digits + period + two check digits (ISO 7064
-    mod 97-10 style). The real format comes with the payments module."""
-    digits = "".join(filter(str.isdigit, contract_id))[-12:].rjust(12, "0") + period[:4] + period[5:7]
-    return digits + f"{98 - (int(digits) * 100) % 97:02d}"
+def payment_reference(contract_id: str, period: str, revision: int = 0) -> str:
+    """The bank reference printed on the invoice: the payments module's 17-digit reference
+    (contract, period, revision + ISO 7064 MOD 97-10 check digits, docs/payments.md), so a
+    bank quoting it finds the invoice, and every revision's reference passes its own check.
+    A contract id outside the EXP-NN-nnnnnnn form gets the same layout over its last digits."""
+    try:
+        return bank_reference(contract_id, period, revision)
+    except ReferenceError:
+        body = ("".join(filter(str.isdigit, contract_id))[-9:].rjust(9, "0") + period[2:4] + period[5:7]
+                + f"{revision % 100:02d}")
+        return body + mod97_check(body)
 
 
 @dataclass
@@ -223,7 +233,7 @@ class ChunkResult:
 INVOICE_COLS = ("id", "number", "municipality", "zone", "contract_id", "period", "kind", "revision", "corrects",
                 "run_id", "period_start", "period_end", "issue_date", "due_date", "use_class", "units",
                 "consumption_l", "billed_m3", "estimated", "tariff_versions", "lines", "basis", "subtotal", "vat",
-                "total", "currency", "payment_reference", "created_at")
+                "total", "currency", "payment_reference", "created_at", "status")
 # Positions the commit and the event rows read back.
 I_ID, I_NUMBER, I_MUNI, I_CONTRACT, I_PERIOD, I_RUN, I_ESTIMATED, I_TOTAL = 0, 1, 2, 4, 5, 9, 18, 24
 
@@ -310,7 +320,7 @@ def build_chunk(conn: Connection, run: dict[str, Any], claim: Claim, book: Tarif
                 inv_id, f"{muni}-{yyyymm}-{cid}", muni, ct.zone, cid, period, "regular", 0, None, run_id,
                 ps, pe, issue, due, ct.use_class, ct.units, litres, billed, got.estimated, versions, lines,
                 basis if isinstance(basis, RawJSON) else RawJSON(_dumps(basis)), subtotal, vat, total, "MXN",
-                payment_reference(cid, period), created))
+                payment_reference(cid, period), created, "draft"))
         except ConsumptionError as e:
             errs.append(_err(run, claim, ct, e.code, str(e), now))
         except TariffError as e:
@@ -382,8 +392,12 @@ def line_json(ln: Any) -> dict[str, Any]:
 
 def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: bool = True,
                  clock: Clock = utcnow) -> bool:
-    """Write one chunk's outcome atomically; False when the claim was lost (another worker has it)."""
-    from cloud.billing.events import EVENT_COLS, invoice_event_tuples, run_event
+    """Write one chunk's outcome atomically; False when the claim was lost (another worker has it).
+
+    Invoices are written as drafts: InvoiceGenerated is recorded when the run is approved
+    (`cloud.billing.lifecycle.approve_run`), since a draft is not yet a document. `events` is
+    kept for callers that pass it; it no longer changes anything here."""
+    from cloud.billing.events import run_event
 
     now = clock()
     c = billing_run_chunks
@@ -394,6 +408,11 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
         if res.rowcount != 1:
             return False
         invs = result.invoices
+        # Locked (PostgreSQL) so a concurrent void either sees this chunk's drafts or makes it write none.
+        state = conn.execute(sa.select(billing_runs.c.state).where(billing_runs.c.id == claim.run_id)
+                             .with_for_update()).scalar_one()
+        if state != "draft":
+            invs = []  # the run was voided while this chunk was built: nothing of it is written
         if invs:
             # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
             existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
@@ -404,9 +423,6 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
                 invs = [i for i in invs if i[I_CONTRACT] not in existing]
         if invs:
             insert_rows(conn, invoices, INVOICE_COLS, invs)
-            if events:
-                insert_rows(conn, _events_table(), EVENT_COLS,
-                            invoice_event_tuples(invs, now, sqlite=conn.dialect.name == "sqlite"))
         if result.errors:
             conn.execute(billing_run_errors.insert(), result.errors)
         _advance(conn, claim.run_id, processed=result.processed, invoiced=len(invs), errors=len(result.errors),
@@ -417,10 +433,9 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
     return True
 
 
-def _events_table() -> sa.Table:
-    from cloud.events.tables import events
-
-    return events
+def _iso(dt: datetime | None) -> str | None:
+    got = _aware(dt)
+    return got.isoformat() if got else None
 
 
 def load_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
@@ -451,6 +466,16 @@ def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100)
             "errors": [{"contractId": e["contract_id"], "municipality": e["municipality"], "code": e["code"],
                         "reason": e["reason"]} for e in errs],
         },
+        # Review lifecycle: draft → approved (invoices issued) | voided.
+        "state": run["state"],
+        "finalBill": None if run["final_bill_reason"] is None else {
+            "reason": run["final_bill_reason"], "contracts": run["only_contracts"]},
+        "review": None if not run["review"] else {"id": run["review"].get("id"),
+                                                  "at": _iso(run["reviewed_at"]), "by": run["reviewed_by"]},
+        "approved": None if run["approved_at"] is None else {"at": _iso(run["approved_at"]),
+                                                              "by": run["approved_by"]},
+        "voided": None if run["voided_at"] is None else {"at": _iso(run["voided_at"]), "by": run["voided_by"],
+                                                          "reason": run["void_reason"]},
     }
 
 

@@ -30,12 +30,16 @@ def _engine(db: str | None):  # type: ignore[no-untyped-def]
 def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """One pass of the stamp worker. A failing step is logged and retried next pass; it never
     stops the others (a PAC outage while cancelling must not stop stamping)."""
+    from .from_billing import sweep_relations
+
     counts: dict[str, int] = {}
     steps = (
         ("issued_from_billing", lambda: sweep_billing(svc)["issued"]),
         ("stamp", lambda: svc.stamp_due()),  # {"stamped": n, "pending_fiscal": n, "rejected": n}
         ("payment_complements", lambda: sweep_payments(svc)["issued"]),
         ("complements_cancelled", lambda: cancel_reversed(svc)),
+        ("relations", lambda: sweep_relations(svc)),  # substitutes (01), voids, credit notes
+        # Last: sends this pass's requests (reversals, substitutes, voids) to the PAC.
         ("cancellations", lambda: svc.process_cancellations()),  # {"cancelled": n, "awaiting_acceptance": n, …}
     )
     for name, step in steps:

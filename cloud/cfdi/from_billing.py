@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
 from .rules import PRODUCT_KEYS, CfdiRuleError, default_use
 
+log = logging.getLogger("cloud.cfdi")
 MX = ZoneInfo("America/Mexico_City")
 log = logging.getLogger("cloud.cfdi.billing")
 KINDS = {"water": LineKind.WATER, "sewerage": LineKind.SEWERAGE, "sanitation": LineKind.SANITATION}
@@ -95,18 +96,33 @@ def load_billing_invoices(conn: Connection, invoice_ids: Iterable[str], issuer: 
 def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[Any]]:
     """Issue the nominative CFDIs of billing invoices; returns {"issued", "errors", "for_global"}.
 
-    An invoice that cannot get its CFDI is flagged (`cfdi_blocked_invoices`, event CFDIBlocked)
-    with the reason; an invoice issued later is unflagged.
+    A correction whose predecessor has a stamped CFDI gets a substitute (CfdiRelacionados
+    TipoRelacion 04 → that UUID); the predecessor is cancelled with motive 01 naming it once
+    the substitute is stamped (`cancel_substituted`). A correction whose predecessor's CFDI is
+    still being stamped waits for the next pass. An invoice that cannot get its CFDI is flagged
+    (`cfdi_blocked_invoices`, event CFDIBlocked) with the reason; issued later, it is unflagged.
     """
     with svc.engine.connect() as conn:
         loaded = load_billing_invoices(conn, invoice_ids, svc.issuer)
+        replaced = _predecessor_cfdi(conn, [inv.invoice_id for inv, _ in loaded])
     out: dict[str, list[Any]] = {"issued": [], "errors": [], "for_global": []}
     by_muni: dict[str, list[Invoice]] = {}
     for inv, muni in loaded:
         if inv.receiver.tax is None:
             out["for_global"].append(inv)
-        else:
-            by_muni.setdefault(muni, []).append(inv)
+            continue
+        pred = replaced.get(inv.invoice_id)
+        if pred == "wait":
+            continue
+        if pred is not None:
+            try:
+                result = svc.issue_substitute(inv, muni, pred)
+            except ValueError as e:  # CfdiRuleError, ValidationError
+                result = {"invoice_id": inv.invoice_id, "error": str(e)}
+            (out["errors"] if "error" in result else out["issued"]).append(result)
+            _flag(svc, muni, [result])
+            continue
+        by_muni.setdefault(muni, []).append(inv)
     for muni, invs in by_muni.items():
         for i in range(0, len(invs), 200):
             results = svc.issue_invoices(invs[i:i + 200], muni)
@@ -146,6 +162,101 @@ def _flag(svc: Any, municipality: str, results: list[dict[str, Any]]) -> None:
 RETRY_BLOCKED = timedelta(hours=24)
 
 
+def _predecessor_cfdi(conn: Connection, invoice_ids: list[str]) -> dict[str, str]:
+    """For corrections among the invoices: the UUID of the CFDI their predecessor stamped (the
+    one the substitute replaces), or "wait" while that CFDI is pending at the PAC."""
+    from cloud.billing.tables import invoices
+
+    from .tables import cfdi_documents
+
+    out: dict[str, str] = {}
+    for i in range(0, len(invoice_ids), 900):
+        part = invoice_ids[i:i + 900]
+        preds = dict(conn.execute(sa.select(invoices.c.id, invoices.c.corrects).where(
+            invoices.c.id.in_(part), invoices.c.corrects.is_not(None))).all())
+        if not preds:
+            continue
+        docs = conn.execute(
+            sa.select(cfdi_documents.c.invoice_id, cfdi_documents.c.fiscal_status, cfdi_documents.c.uuid)
+            .where(cfdi_documents.c.invoice_id.in_(list(preds.values())), cfdi_documents.c.kind == "ingreso")
+            .order_by(cfdi_documents.c.created_at)).all()
+        state: dict[str, str] = {}
+        for inv_id, status, uuid in docs:
+            if status in ("stamped", "cancel_requested", "cancelled") and uuid:
+                state[inv_id] = uuid  # the stamped one wins over older discarded/rejected rows
+            elif status == "pending_fiscal" and inv_id not in state:
+                state[inv_id] = "wait"
+        for inv_id, pred in preds.items():
+            if pred in state:
+                out[inv_id] = state[pred]
+    return out
+
+
+def discard_unstamped_many(conn: Connection, invoice_ids: list[str], now: datetime) -> int:
+    """Discard (`voided`) the invoices' CFDIs that were sealed but never sent to the PAC and are
+    not being sent now: nothing fiscal exists to cancel. Returns how many rows."""
+    from .tables import cfdi_documents
+
+    d = cfdi_documents
+    n = 0
+    for i in range(0, len(invoice_ids), 900):
+        n += int(conn.execute(d.update().where(
+            d.c.invoice_id.in_(invoice_ids[i:i + 900]), d.c.kind == "ingreso", d.c.fiscal_status == "pending_fiscal",
+            sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+        ).values(fiscal_status="voided", last_error="invoice superseded or voided before stamping")).rowcount)
+    return n
+
+
+def cancel_substituted(svc: Any, limit: int = 500) -> dict[str, int]:
+    """Cancel, with motive 01 and FolioSustitucion, every stamped CFDI whose substitute (an
+    Ingreso relating to it with TipoRelacion 04) is stamped. Each one is attempted on its own:
+    a failure is logged and retried next pass, the others go on."""
+    from .tables import cfdi_documents
+
+    sub = cfdi_documents.alias("sub")
+    orig = cfdi_documents.alias("orig")
+    with svc.engine.connect() as conn:
+        pairs = conn.execute(
+            sa.select(orig.c.id, sub.c.uuid)
+            .join(sub, sub.c.related_uuid == orig.c.uuid)
+            .where(sub.c.kind == "ingreso", sub.c.fiscal_status == "stamped",
+                   sub.c.idempotency_key.like("sustitucion:%"), orig.c.fiscal_status == "stamped",
+                   orig.c.cancel_state.is_(None))
+            .limit(limit)).all()
+    return _cancel_each(svc, [(doc_id, "01", sub_uuid) for doc_id, sub_uuid in pairs])
+
+
+def cancel_voided_invoices(svc: Any, limit: int = 500) -> dict[str, int]:
+    """Cancel the stamped CFDIs of voided invoices with the motive recorded on the void."""
+    from cloud.billing.tables import invoice_voids
+
+    from .tables import cfdi_documents
+
+    d = cfdi_documents
+    with svc.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(d.c.id, invoice_voids.c.motive).join(invoice_voids, invoice_voids.c.invoice_id == d.c.invoice_id)
+            .where(d.c.kind == "ingreso", d.c.fiscal_status == "stamped", d.c.cancel_state.is_(None))
+            .limit(limit)).all()
+    return _cancel_each(svc, [(doc_id, motive, None) for doc_id, motive in rows])
+
+
+def _cancel_each(svc: Any, todo: list[tuple[str, str, str | None]]) -> dict[str, int]:
+    """Request each cancellation (cloud.cfdi.cancellation); the worker's cancellation pass sends
+    them to the PAC, one document at a time, and records any failure on that document."""
+    from .cancellation import request_cancellation
+
+    counts = {"cancel_requested": 0, "cancel_failed": 0}
+    for doc_id, motive, substitute in todo:
+        try:
+            request_cancellation(svc.engine, doc_id, motive, substitute, now=svc.clock())
+            counts["cancel_requested"] += 1
+        except Exception as e:  # noqa: BLE001 - one document's failure must not stop the others
+            counts["cancel_failed"] += 1
+            log.warning("cfdi %s: cancellation (motive %s) failed: %s", doc_id, motive, e)
+    return counts
+
+
 def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     """Issue CFDIs for billing invoices of customers with tax data that have none yet (worker pass).
 
@@ -157,7 +268,12 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     from .tables import cfdi_blocked_invoices as blocked
     from .tables import cfdi_documents
 
-    has_cfdi = sa.exists().where(cfdi_documents.c.invoice_id == invoices.c.id, cfdi_documents.c.kind == "ingreso")
+    # A discarded (voided) or rejected CFDI does not count: the invoice needs a live one.
+    has_cfdi = sa.exists().where(cfdi_documents.c.invoice_id == invoices.c.id, cfdi_documents.c.kind == "ingreso",
+                                 cfdi_documents.c.fiscal_status != "voided")
+    later = invoices.alias("later")
+    superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
+                                   later.c.revision > invoices.c.revision, later.c.status == "issued")
     # A flagged invoice is tried again once a day (the data may have been fixed), not every pass.
     recently_blocked = sa.exists().where(blocked.c.invoice_id == invoices.c.id,
                                          blocked.c.last_seen_at > svc.clock() - RETRY_BLOCKED)
@@ -167,14 +283,31 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
             .join(contracts, contracts.c.id == invoices.c.contract_id)
             .join(customers, customers.c.id == contracts.c.customer_id)
             .where(customers.c.tax_id.is_not(None), customers.c.tax_regime.is_not(None),
-                   customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC, ~has_cfdi,
-                   ~recently_blocked)
+                   customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC,
+                   invoices.c.status == "issued", ~has_cfdi, ~superseded, ~recently_blocked)
             .order_by(invoices.c.id).limit(limit)
         ).scalars().all()
     if not ids:
         return {"issued": 0, "errors": 0}
     out = issue_for_billing(svc, ids)
     return {"issued": len(out["issued"]), "errors": len(out["errors"])}
+
+
+def sweep_relations(svc: Any) -> dict[str, int]:
+    """The stamp worker's pass over documents related to others: cancel originals whose
+    substitute is stamped (01), cancel CFDIs of voided invoices (02/03), issue credit notes'
+    CFDIs (Egreso, 01) once what they credit is stamped."""
+    out: dict[str, int] = {}
+    for name, step in (("substituted", cancel_substituted), ("voided", cancel_voided_invoices)):
+        for k, v in step(svc).items():
+            if v:
+                out[f"{name}_{k}"] = v
+    got = sweep_credit_notes(svc)
+    if got["issued"]:
+        out["credit_notes_issued"] = got["issued"]
+    if got["errors"]:
+        out["credit_notes_errors"] = got["errors"]
+    return out
 
 
 def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> dict[str, Any] | None:
@@ -217,7 +350,7 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
             .join(contracts, contracts.c.id == invoices.c.contract_id)
             .join(customers, customers.c.id == contracts.c.customer_id)
             .join(paid, paid.c.invoice_id == invoices.c.id)
-            .where(invoices.c.municipality == municipality, untaxed, ~in_global,
+            .where(invoices.c.municipality == municipality, invoices.c.status == "issued", untaxed, ~in_global,
                    paid.c.cents >= sa.cast(invoices.c.total * 100, sa.BigInteger))
             .order_by(invoices.c.id)
         ).mappings().all()
@@ -239,3 +372,63 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
 
 def _now_local(svc: Any) -> datetime:
     return svc.clock().astimezone(MX).replace(tzinfo=None, microsecond=0)  # type: ignore[no-any-return]
+
+
+def credit_note_lines(note: dict[str, Any]) -> list[Line]:
+    """A credit note's lines as CFDI conceptos: bonificaciones use SAT's key for them
+    (84111506, ACT); adjustments keep the product key of the charge they adjust."""
+    from .build import CREDIT_NOTE_PRODUCT
+
+    out = []
+    for ln in note["lines"]:
+        kind = KINDS.get(ln["concept"], LineKind.OTHER)
+        text = f"{'Bonificación' if note['kind'] == 'bonificacion' else 'Ajuste'}: " \
+               f"{CONCEPT_ES.get(ln['concept'], ln['concept'])} ({note['number']})"
+        product, unit = (CREDIT_NOTE_PRODUCT, "ACT") if note["kind"] == "bonificacion" else (PRODUCT_KEYS[kind], "E48")
+        out.append(Line(text.replace("|", "/")[:1000], product, unit, Decimal(1), Decimal(str(ln["amount"])),
+                        _vat(Decimal(str(ln["vat_rate"]))), kind))
+    return out
+
+
+def sweep_credit_notes(svc: Any, limit: int = 500) -> dict[str, int]:
+    """Issue the CFDI (Egreso, TipoRelacion 01) of credit notes that have none, once the CFDI
+    they relate to is stamped: the invoice's own Ingreso (to the customer's tax data) or the
+    global CFDI that covers the receipt (to público en general). Others wait."""
+    from cloud.billing.tables import credit_notes
+
+    from .tables import cfdi_documents, cfdi_global_members
+
+    d = cfdi_documents
+    has_doc = sa.exists().where(d.c.source_id == credit_notes.c.id, d.c.kind == "egreso")
+    counts = {"issued": 0, "errors": 0}
+    with svc.engine.connect() as conn:
+        notes = [dict(r) for r in conn.execute(sa.select(credit_notes).where(~has_doc)
+                                                .order_by(credit_notes.c.id).limit(limit)).mappings()]
+        if not notes:
+            return counts
+        inv_ids = sorted({n["invoice_id"] for n in notes})
+        own = {r.invoice_id: r.uuid for r in conn.execute(
+            sa.select(d.c.invoice_id, d.c.uuid).where(d.c.invoice_id.in_(inv_ids), d.c.kind == "ingreso",
+                                                      d.c.fiscal_status == "stamped"))}
+        glob = {r.invoice_id: r.uuid for r in conn.execute(
+            sa.select(cfdi_global_members.c.invoice_id, d.c.uuid)
+            .join(d, d.c.id == cfdi_global_members.c.document_id)
+            .where(cfdi_global_members.c.invoice_id.in_(inv_ids), d.c.fiscal_status == "stamped"))}
+        receivers = {inv.invoice_id: inv.receiver for inv, _ in load_billing_invoices(conn, inv_ids, svc.issuer)}
+    for note in notes:
+        inv_id = note["invoice_id"]
+        receiver = receivers.get(inv_id)
+        if inv_id in own and receiver is not None and receiver.tax is not None:
+            related, tax = own[inv_id], receiver.tax
+        elif inv_id in glob:
+            related, tax = glob[inv_id], None
+        else:
+            continue  # what it credits is not stamped yet
+        try:
+            svc.issue_credit_note(note["id"], note["municipality"], related, tax, credit_note_lines(note),
+                                  folio=note["number"][-40:], invoice_id=inv_id)
+            counts["issued"] += 1
+        except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
+            counts["errors"] += 1
+            log.warning("credit note %s: no CFDI: %s", note["id"], e)
+    return counts

@@ -12,7 +12,8 @@ from cloud.db import metadata
 # fiscal_status: pending_fiscal → stamped → (cancel_requested →) cancelled; or rejected
 # (the PAC refused the document: a person must correct the source and issue a substitute).
 # A stamped document is live until SAT says it is cancelled: `cancel_requested` is still live.
-FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled")
+# `voided`: sealed but never stamped, discarded because its invoice was superseded or voided.
+FISCAL_STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled", "voided")
 
 # cancel_state, the cancellation workflow of one stamped document (see cloud.cfdi.cancellation):
 #   requested            → the stamp worker sends it to the PAC (retried with backoff on outages)

@@ -22,6 +22,7 @@ from cloud.payments.money import fmt
 from cloud.payments.tables import payment_reversals, payments
 from cloud.registry.tables import contracts
 from cloud.tariffs.rounding import cents as round_cents
+from sync.vocab.work_orders import WorkOrderType
 
 LATE_FEE_RATE = Decimal("0.0147")   # per month (CEA tariff rules; cloud.tariffs default)
 LATE_FEE_FROM_MONTH = 2             # the first month past due is free
@@ -239,12 +240,12 @@ def evaluate(conn: Connection, municipality: str, as_of: date, principal: Any = 
                 continue
             wo_id = None
             if new == "cutoff_pending":
-                wo_id = opener(conn, municipality, info[cid].zone, info[cid].service_point_id, cid, "cut_off",
+                wo_id = opener(conn, municipality, info[cid].zone, info[cid].service_point_id, cid, WorkOrderType.CUT_OFF.value,
                                f"Corte por adeudo: {fmt(ageing[cid].overdue_cents)} MXN vencidos, "
                                f"{ageing[cid].oldest_overdue_days} días")
             if prev == "cut_off" and new == "current":
                 _reconnection_fee(conn, municipality, cid, as_of, rules)
-                wo_id = opener(conn, municipality, info[cid].zone, info[cid].service_point_id, cid, "reconnection",
+                wo_id = opener(conn, municipality, info[cid].zone, info[cid].service_point_id, cid, WorkOrderType.RECONNECTION.value,
                                "Reconexión: adeudo pagado")
             if prev == "agreement" and new != "agreement":
                 ag = active_agreement(conn, cid)

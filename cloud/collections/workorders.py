@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-CLOSED = ("completed", "verified", "cancelled")
+from sync.vocab.work_orders import CLOSED_STATUSES as CLOSED
+from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 
 def open_order(conn: Connection, municipality: str, zone: str, service_point_id: str, contract_id: str,
@@ -26,10 +27,11 @@ def open_order(conn: Connection, municipality: str, zone: str, service_point_id:
     now = datetime.now(UTC)
     ms = int(now.timestamp() * 1000)
     (wo_id,) = write_rows(conn, "work_orders", [{
-        "municipality": municipality, "zone": zone, "type": kind, "status": "created",
-        "priority": "high" if kind == "reconnection" else "normal", "service_point_id": service_point_id,
+        "municipality": municipality, "zone": zone, "type": WorkOrderType(kind).value,
+        "status": WorkOrderStatus.CREATED.value,
+        "priority": (Priority.HIGH if kind == WorkOrderType.RECONNECTION else Priority.NORMAL).value, "service_point_id": service_point_id,
         "description": f"{description} (contrato {contract_id})", "created_at": ms,
         # reconnection within 24 h of payment; cut-off within a week
-        "due_at": int((now + timedelta(days=1 if kind == "reconnection" else 7)).timestamp() * 1000),
+        "due_at": int((now + timedelta(days=1 if kind == WorkOrderType.RECONNECTION else 7)).timestamp() * 1000),
     }])
     return wo_id

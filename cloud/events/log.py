@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "WorkOrderCreated", "WorkOrderCompleted", "CFDIGenerated", "CFDICancelled", "MeterInstalled",
     "MeterReplaced", "UserCreated", "NodeRegistered", "NodeDeactivated",
     "SyncQuarantineResolved", "SyncParkedResolved",
+    # Billing's review lifecycle and fiscal adjustments (docs/billing.md).
+    "BillingRunApproved", "BillingRunVoided", "InvoiceVoided", "CreditNoteIssued",
 )
 
 

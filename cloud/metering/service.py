@@ -18,8 +18,8 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
-
-SOURCES = ("lorawan", "nbiot", "modbus", "handheld", "api")
+from sync.vocab.readings import ReadingSource
+from sync.vocab.registry import MeterStatus
 
 
 def now_ms() -> int:
@@ -182,7 +182,7 @@ def validate_pending_for_meter(conn: Connection, serial: str, *, now: int | None
 
 
 def record_reading(conn: Connection, principal: Principal, meter: Any, *, reading_id: str | None, taken_at: int,
-                   value_l: int, source: str = "api", observation_code: str | None = None,
+                   value_l: int, source: str = ReadingSource.API.value, observation_code: str | None = None,
                    reader_id: str | None = None, lat: float | None = None, lon: float | None = None,
                    supersedes: str | None = None, now: int | None = None,
                    future_tolerance_ms: int = 300_000) -> tuple[dict[str, Any], bool]:
@@ -308,8 +308,11 @@ def list_estimates(conn: Connection, serial: str) -> list[dict[str, Any]]:
 
 # --- meter replacement ------------------------------------------------------------------------
 
-def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any) -> dict[str, Any]:
-    """Remove `old` with its final reading, install the new meter with its initial reading."""
+def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any, *,
+                  final_reading_id: str | None = None, initial_reading_id: str | None = None,
+                  source: str = ReadingSource.API.value, reader_id: str | None = None) -> dict[str, Any]:
+    """Remove `old` with its final reading, install the new meter with its initial reading.
+    The reading ids, when the field made them, keep a retried replacement from recording twice."""
     from cloud.registry.service import to_ms
 
     at = to_ms(body.at)
@@ -317,9 +320,10 @@ def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any) -
         raise RegistryError(f"meter {old['serial']!r} is not installed at a service point")
     if meter_row(conn, body.new_meter.serial) is not None:
         raise Conflict(f"meter {body.new_meter.serial!r} already exists")
-    final, _ = record_reading(conn, principal, old, reading_id=None, taken_at=at, value_l=body.old_final_l,
-                              source="api", observation_code="METER_REMOVED")
-    replicated.write_rows(conn, "meters", [{"id": old["id"], "status": "removed", "service_point_id": None}], principal)
+    final, _ = record_reading(conn, principal, old, reading_id=final_reading_id, taken_at=at,
+                              value_l=body.old_final_l, source=source, observation_code="METER_REMOVED",
+                              reader_id=reader_id)
+    replicated.write_rows(conn, "meters", [{"id": old["id"], "status": MeterStatus.REMOVED.value, "service_point_id": None}], principal)
     conn.execute(
         meter_installations.update()
         .where(meter_installations.c.meter_serial == old["serial"], meter_installations.c.removed_at.is_(None))
@@ -331,8 +335,9 @@ def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any) -
     replicated.write_rows(conn, "service_points", [{"id": old["service_point_id"], "meter_serial": new_meter.serial}],
                           principal)
     new = meter_row(conn, new_meter.serial)
-    initial, _ = record_reading(conn, principal, new, reading_id=None, taken_at=at + 1, value_l=body.new_initial_l,
-                                source="api", observation_code="METER_INSTALLED")
+    initial, _ = record_reading(conn, principal, new, reading_id=initial_reading_id, taken_at=at + 1,
+                                value_l=body.new_initial_l, source=source, observation_code="METER_INSTALLED",
+                                reader_id=reader_id)
     record_event(conn, "MeterReplaced", "meter", old["serial"], principal,
                  {"new_serial": new_meter.serial, "service_point_id": old["service_point_id"], "at": at,
                   "old_final_l": body.old_final_l, "new_initial_l": body.new_initial_l},

@@ -163,6 +163,21 @@ def invoice_references(invoice_id: str, request: Request, principal: Principal =
 
 
 def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
+    if inv.status == "draft":
+        raise HTTPException(409, f"invoice {inv.number} is a draft of a billing run awaiting approval: it has "
+                                 "no payment references yet")
+    if inv.status != "issued":
+        from cloud.billing.lifecycle import withdrawal_of
+
+        w = withdrawal_of(conn, inv.id)
+        why = (f"superseded by invoice {w['replaced_by']}" if w and w["replaced_by"] else f"{inv.status}")
+        raise HTTPException(409, f"invoice {inv.number} is {why}: its payment references are withdrawn")
+    later = conn.execute(sa.select(invoices.c.id).where(
+        invoices.c.contract_id == inv.contract_id, invoices.c.period == inv.period,
+        invoices.c.revision > inv.revision, invoices.c.status == "issued")).first()
+    if later is not None:
+        raise HTTPException(409, f"invoice {inv.number} is superseded by invoice {later.id}: its payment "
+                                 "references are withdrawn; use the correction's")
     have = {r.kind: r for r in conn.execute(sa.select(payment_references)
                                             .where(payment_references.c.invoice_id == inv.id))}
     total = dec_cents(inv.total)

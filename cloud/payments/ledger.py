@@ -111,7 +111,8 @@ def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None
     total_cents = sa.cast(sa.func.round(invoices.c.total * 100), sa.BigInteger)
     for part in _chunks(ids):
         q_inv = sa.select(invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id,
-                          invoices.c.number, invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part))
+                          invoices.c.number, invoices.c.due_date, total_cents).where(
+                              invoices.c.contract_id.in_(part), invoices.c.status == "issued")
         if as_of is not None:
             q_inv = q_inv.where(invoices.c.issue_date <= as_of)
         for r in conn.execute(q_inv).all():
@@ -126,6 +127,7 @@ def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None
         items[cid].append(it)
         for r in revs:
             by_invoice[r[3]] = it
+    _apply_adjustments(conn, ids, by_invoice, end)
     by_charge: dict[str, DebtItem] = {}
     for part in _chunks(ids):
         q_chg = sa.select(charges).where(charges.c.contract_id.in_(part))
@@ -150,6 +152,24 @@ def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None
     for v in items.values():
         v.sort(key=DebtItem.sort_key)
     return items
+
+
+def _apply_adjustments(conn: Connection, ids: list[str], by_invoice: dict[str, DebtItem],
+                       end: datetime | None = None) -> None:
+    """Credit notes lower what an invoice chain asks (append-only `invoice_adjustments`); what
+    was already paid beyond the lowered amount becomes credit like after a correction. With
+    `end`, only the adjustments made before it (the debt as of a date)."""
+    from cloud.billing.tables import invoice_adjustments as adj
+
+    for part in _chunks(ids):
+        q = (sa.select(adj.c.invoice_id, sa.func.sum(adj.c.amount_cents))
+             .where(adj.c.contract_id.in_(part)).group_by(adj.c.invoice_id))
+        if end is not None:
+            q = q.where(adj.c.created_at < end)
+        for inv, total in conn.execute(q):
+            target = by_invoice.get(inv)
+            if target is not None:
+                target.amount_cents = max(0, target.amount_cents + int(total))
 
 
 def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]],

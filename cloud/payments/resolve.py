@@ -43,7 +43,7 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
         for cid, m in conn.execute(sa.select(contracts.c.id, contracts.c.municipality).where(contracts.c.id.in_(part))):
             munis[cid] = m
         for r in conn.execute(sa.select(invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision)
-                              .where(invoices.c.contract_id.in_(part))):
+                              .where(invoices.c.contract_id.in_(part), invoices.c.status == "issued")):
             chains[(r.contract_id, r.period)][r.revision] = r.id
     printed = _printed_references(conn, [r.strip() for r, p in zip(refs, parsed, strict=True)
                                          if isinstance(p, ReferenceError) and r and r.strip().isdigit()])
@@ -89,6 +89,7 @@ def _printed_references(conn: Connection, refs: list[str]) -> dict[str, tuple[st
     found: dict[str, tuple[str, str, str]] = {}
     for part in _chunks(sorted(set(refs))):
         for r in conn.execute(sa.select(invoices.c.payment_reference, invoices.c.id, invoices.c.contract_id,
-                                        invoices.c.municipality).where(invoices.c.payment_reference.in_(part))):
+                                        invoices.c.municipality).where(invoices.c.payment_reference.in_(part),
+                                                                       invoices.c.status == "issued")):
             found[r.payment_reference] = (r.id, r.contract_id, r.municipality)
     return found

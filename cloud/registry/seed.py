@@ -28,6 +28,7 @@ from cloud.registry import replicated
 from cloud.registry.municipalities import MUNICIPALITIES, zone_code
 from cloud.registry.service import next_contract_id
 from cloud.registry.tables import contracts, customers, meter_devices, meter_installations, zones
+from sync.vocab.readings import ReadingSource
 
 # (use class, share, mean m³/month, services: sewerage, sanitation)
 USE_MIX: list[tuple[str, float, float, bool, bool]] = [
@@ -179,7 +180,7 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                         value = (value + used) % cap
                         rid = uuid7()
                         reading_rows.append({"id": rid, "municipality": municipality, "zone": code, "meter_serial": serial,
-                                             "taken_at": at, "value_l": value, "source": "handheld", "alarms": []})
+                                             "taken_at": at, "value_l": value, "source": ReadingSource.HANDHELD.value, "alarms": []})
                         validation_rows.append({"reading_id": rid, "municipality": municipality, "zone": code,
                                                 "meter_serial": serial, "taken_at": at, "status": "valid",
                                                 "flags": [] if prev_id else ["first_reading"],

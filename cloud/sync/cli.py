@@ -44,13 +44,14 @@ def _fail(exc: Any) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _operator(by: str) -> Any:
-    from cloud.auth import Principal
+def _operator(by: str, municipality: str | None = None) -> Any:
+    """The operator as a central admin (or one limited to ``municipality``)."""
+    from cloud.auth import ALL_MUNICIPALITIES, Principal
 
     by = by.strip()
     if not by or len(by) > 60:
         raise typer.BadParameter("give the name of who decides (1-60 characters)", param_hint="--by")
-    return Principal("user", f"cli:{by}", "admin", "*")
+    return Principal("user", f"cli:{by}", "admin", municipality or ALL_MUNICIPALITIES)
 
 
 def _escaped(ch: str) -> str:
@@ -66,18 +67,21 @@ def _emit(doc: Any) -> None:
     typer.echo("".join(map(_escaped, json.dumps(doc, ensure_ascii=False))))
 
 
-def _run(db: str | None, config: str | None, work: Any, *, write: bool = False) -> Any:
+def _run(db: str | None, config: str | None, work: Any, *, write: bool = False, engine: bool = False) -> Any:
+    """``work(conn)`` in a transaction (``write``) or a read, or ``work(engine)`` when it makes its own."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from cloud.sync.review import ReviewError
 
     try:
-        engine = _engine(db, config)
+        eng = _engine(db, config)
     except OperationalError as exc:
         typer.echo(f"error: cannot reach the database: {str(exc.orig).splitlines()[0][:200]}", err=True)
         raise typer.Exit(3) from exc
     try:
-        with (engine.begin() if write else engine.connect()) as conn:
+        if engine:
+            return work(eng)
+        with (eng.begin() if write else eng.connect()) as conn:
             return work(conn)
     except ReviewError as exc:
         raise _fail(exc) from exc
@@ -85,7 +89,7 @@ def _run(db: str | None, config: str | None, work: Any, *, write: bool = False) 
         typer.echo("error: resolved meanwhile by someone else", err=True)
         raise typer.Exit(1) from exc
     finally:
-        engine.dispose()
+        eng.dispose()
 
 
 def _clean(text: Any) -> str:
@@ -172,6 +176,24 @@ def parked_resolve(
     who = _operator(by)
     _emit(_run(db, config, lambda conn: resolve_parked(conn, who, entry_id, action, note, meter_serial=meter),
                 write=True))
+
+
+@parked_app.command("resolve-serial")
+def parked_resolve_serial(
+    claimed: str = typer.Argument(..., help="The meter serial as the node sent it (from list: claimed)."),
+    action: str = typer.Option(..., "--action", help="assign or discard."),
+    meter: str = typer.Option(None, "--meter", help="For assign: the serial of a registry meter."),
+    limit: int = typer.Option(1000, "--limit", min=1, max=1000, help="At most this many (oldest first)."),
+    municipality: str = typer.Option(None, "--municipality", help="Only facts sent by nodes of this municipality."),
+    by: str = ByOpt, note: str = NoteOpt, db: str = DbOpt, config: str = ConfigOpt,
+) -> None:
+    """Assign or discard every open parked fact naming one serial (each audited as if one by
+    one); facts that cannot be are listed as skipped and stay parked."""
+    from cloud.sync.review import resolve_parked_by_serial
+
+    who = _operator(by, municipality)
+    _emit(_run(db, config, lambda engine: resolve_parked_by_serial(engine, who, claimed, action, note,
+                                                                   meter_serial=meter, limit=limit), engine=True))
 
 
 @app.command()

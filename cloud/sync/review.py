@@ -12,14 +12,16 @@ quarantined and parked facts").
   meter's municipality and zone, keeping its id) or ``discard`` it.
 
 Scope: an entry belongs to one municipality. A parked fact to the municipality of the node
-that sent it (authenticated; the fact's own claim is not trusted). A quarantined fact to the
-municipality of the stored fact it collides with, or, when there is none, to its origin node's.
+that sent it (authenticated; the fact's own claim is not trusted). A quarantined fact to its
+origin node's (the cloud's own writes: the stored fact's); the stored fact it collides with is
+shown, and can be superseded, only within that fact's municipality.
 Staff see and resolve only entries of their municipality (central staff: all); a fact is only
 ever stored in the municipality of the node that sent it.
 
 Every resolution writes an event in the caller's transaction. Functions here take a SQLAlchemy
-``Connection`` and raise :class:`ReviewError` (with the field at fault) for the API and the CLI
-to turn into a 4xx / exit code 2.
+``Connection`` (the bulk :func:`resolve_parked_by_serial` an ``Engine``: it commits per chunk)
+and raise :class:`ReviewError` (with the field at fault) for the API and the CLI to turn into a
+4xx / exit code 2.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
@@ -93,8 +95,9 @@ def _sender_municipality() -> Any:
 
 
 def _quarantine_municipality() -> Any:
-    """Scalar expression: the municipality a quarantine entry belongs to (the stored fact it
-    collides with, else its origin node's)."""
+    """Scalar expression: the municipality a quarantine entry belongs to: its origin node's (the
+    quarantined content is that node's data, whatever id it collides with), else (the cloud's
+    own writes) the stored fact's."""
     q = t.sync_quarantine
     stored = sa.case(*[
         (q.c.tbl == name, sa.select(t.TABLES[name].c.municipality).where(t.TABLES[name].c.id == q.c.pk)
@@ -102,7 +105,10 @@ def _quarantine_municipality() -> Any:
         for name, spec in SPECS.items() if spec.kind == "fact"
     ], else_=None)
     node = sa.select(nodes.c.municipality).where(nodes.c.site_id == q.c.site_id).scalar_subquery()
-    return sa.func.coalesce(stored, node)
+    cloud_site = sa.select(t.sync_meta.c.value).where(t.sync_meta.c.key == "site_id").scalar_subquery()
+    # decided by who wrote it, not by which lookup answers: with row-level security another
+    # municipality's node is hidden, and a fallback on that would hand its entry to the wrong staff
+    return sa.case((q.c.site_id == cloud_site, stored), else_=node)
 
 
 def _page(limit: int, after: int | None) -> None:
@@ -175,7 +181,9 @@ def list_quarantine(conn: Connection, municipality: str | None, *, status: str |
     rows = rows[:limit]
     info = _node_info(conn, {r["site_id"] for r in rows})
     stored = _stored_facts(conn, [(r["tbl"], r["pk"]) for r in rows])
-    items = [_quarantine_out(r, info, stored.get((r["tbl"], r["pk"]))) for r in rows]
+    # the stored fact is shown only to staff of its municipality (with row-level security on
+    # PostgreSQL the database hides it anyway; SQLite answers the same)
+    items = [_quarantine_out(r, info, _visible(stored.get((r["tbl"], r["pk"])), municipality)) for r in rows]
     return items, (rows[-1]["id"] if more else None)
 
 
@@ -191,6 +199,12 @@ def _stored_facts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
         for r in conn.execute(sa.select(*cols).where(table.c.id.in_(pks))).mappings():
             out[(tbl, r["id"])] = dict(r)
     return out
+
+
+def _visible(stored: dict[str, Any] | None, municipality: str | None) -> dict[str, Any] | None:
+    if stored is None or (municipality is not None and stored.get("municipality") != municipality):
+        return None
+    return stored
 
 
 def _quarantine_out(r: Any, info: dict[str, dict[str, Any]], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -278,9 +292,10 @@ def _now_ms() -> int:
 
 def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action: str, note: str | None, *,
                    meter_serial: str | None = None, now_ms: int | None = None,
-                   future_tolerance_ms: int = 300_000) -> dict[str, Any]:
+                   future_tolerance_ms: int = 300_000, answer: bool = True) -> dict[str, Any]:
     """``assign`` (store the fact for ``meter_serial``, a meter of the registry in the sending
-    node's municipality; municipality and zone from the meter) or ``discard``. Once only."""
+    node's municipality; municipality and zone from the meter) or ``discard``. Once only.
+    Returns the entry as decided (``answer`` False: not read again, an empty dict)."""
     if action not in PARKED_ACTIONS:
         raise ReviewError(422, f"action must be one of {', '.join(PARKED_ACTIONS)}", "action")
     text = _note(note)
@@ -320,7 +335,7 @@ def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action
         raise ReviewError(409, f"parked fact {entry_id} was resolved meanwhile")
     record_event(conn, "SyncParkedResolved", "sync_parked", str(entry_id), principal, event,
                  municipality=entry["scope_municipality"])
-    return get_parked(conn, scope, entry_id)
+    return get_parked(conn, scope, entry_id) if answer else {}
 
 
 def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, action: str, note: str | None, *,
@@ -343,8 +358,10 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
             raise ReviewError(422, f"only readings can be corrected ({entry['table']} facts have no supersedes); "
                                    "keep the existing one", "action")
         stored = entry["stored"]
-        if stored is None:
-            raise ReviewError(422, "the stored reading this collides with is gone; nothing to correct", "action")
+        if stored is None or stored["municipality"] != entry["scope_municipality"]:
+            # a correction supersedes the stored reading: only within the municipality that sent it
+            raise ReviewError(422, "the stored reading this collides with is not one of this municipality's; "
+                                   "keep the existing one", "action")
         row = _fact_row("readings", entry["row"] if isinstance(entry["row"], dict) else {})
         for name in ("taken_at", "value_l"):
             v = row.get(name)
@@ -368,3 +385,62 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
                  municipality=entry["scope_municipality"])
     return get_quarantined(conn, scope, entry_id)
 
+
+
+MAX_BULK = 1000
+#: facts resolved per transaction in a bulk resolution: a short write lock (SQLite) between chunks
+BULK_CHUNK = 100
+
+
+def resolve_parked_by_serial(engine: Engine, principal: Principal, claimed_serial: str, action: str,
+                             note: str | None, *, meter_serial: str | None = None, limit: int = MAX_BULK,
+                             now_ms: int | None = None, future_tolerance_ms: int = 300_000) -> dict[str, Any]:
+    """Resolve every open parked fact of the caller's municipality that names ``claimed_serial``
+    (a meter read under a wrong serial for a whole route, a device removed from the registry too
+    early), oldest first, at most ``limit``: each exactly as :func:`resolve_parked` would (one
+    event each), in transactions of ``BULK_CHUNK`` facts; one that cannot be (a time ahead, a
+    field of the wrong type, a node of another municipality than the meter's) is skipped with
+    its reason and stays parked. Returns the ids resolved, the ones skipped and how many stay
+    parked under that serial (skipped ones included)."""
+    if not isinstance(claimed_serial, str) or not 0 < len(claimed_serial) <= 200:
+        raise ReviewError(422, "claimed_serial must be the meter serial as the node sent it (1-200 characters)",
+                          "claimed_serial")
+    if not 1 <= limit <= MAX_BULK:
+        raise ReviewError(422, f"limit must be 1..{MAX_BULK}", "limit")
+    if action not in PARKED_ACTIONS:
+        raise ReviewError(422, f"action must be one of {', '.join(PARKED_ACTIONS)}", "action")
+    _note(note)
+    if action == "assign":  # the target first: a wrong one would skip every fact for the same reason
+        if not meter_serial or not isinstance(meter_serial, str) or len(meter_serial) > 64:
+            raise ReviewError(422, "meter_serial is required for assign (a serial of the registry)", "meter_serial")
+        with engine.connect() as conn:
+            meter = _meter(conn, meter_serial)
+        if meter is None or not principal.sees(meter["municipality"]):
+            raise ReviewError(422, f"meter {meter_serial!r} is not in the registry", "meter_serial")
+    scope = None if principal.all_municipalities else principal.municipality
+    p = t.sync_parked
+    q = sa.select(p.c.id).where(p.c.status == "parked", p.c.meter_serial == claimed_serial)
+    if scope is not None:
+        q = q.where(_sender_municipality() == scope)
+    done: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    after = 0
+    while len(done) + len(skipped) < limit:
+        with engine.begin() as conn:
+            ids = [int(i) for i in conn.execute(q.where(p.c.id > after).order_by(p.c.id)
+                                                .limit(min(BULK_CHUNK, limit - len(done) - len(skipped)))).scalars()]
+            for entry_id in ids:
+                try:
+                    with conn.begin_nested():  # a fact that cannot be resolved leaves the others alone
+                        resolve_parked(conn, principal, entry_id, action, note, meter_serial=meter_serial,
+                                       now_ms=now_ms, future_tolerance_ms=future_tolerance_ms, answer=False)
+                except ReviewError as exc:
+                    skipped.append({"id": entry_id, "reason": exc.reason, "field": exc.field})
+                    continue
+                done.append(entry_id)
+        if not ids:
+            break
+        after = ids[-1]
+    with engine.connect() as conn:
+        remaining = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    return {"resolved": done, "skipped": skipped, "remaining": int(remaining)}

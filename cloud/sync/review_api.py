@@ -92,6 +92,12 @@ def list_parked(principal: Staff, engine: Db, municipality: Municipality = None,
     return {"items": items, "next_after": nxt}
 
 
+class ParkedBulkResolution(ParkedResolution):
+    claimed_serial: str = Field(min_length=1, max_length=200,
+                                description="The meter serial as the node sent it (the parked facts' `claimed.meter_serial`)")
+    limit: int = Field(review.MAX_BULK, ge=1, le=review.MAX_BULK, description="At most this many per call")
+
+
 @router.post("/quarantine/{entry_id}/resolve", summary="Keep the stored fact or accept the quarantined one as a correction")
 def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal: Staff, engine: Db,
                        settings: Settings) -> dict[str, Any]:
@@ -121,4 +127,21 @@ def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: Staff, 
             raise _http(exc) from exc
     log.info("sync_review_resolved", kind="parked", id=entry_id, action=body.action, by=principal.id,
              municipality=out["scope_municipality"], new_id=out["new_id"])
+    return out
+
+
+@router.post("/parked/resolve", summary="Assign or discard every open parked fact that names one serial")
+def resolve_parked_by_serial(body: ParkedBulkResolution, principal: Staff, engine: Db,
+                             settings: Settings) -> dict[str, Any]:
+    """Oldest first, at most `limit` per call, each resolved (and audited) as one by one; a fact
+    that cannot be is listed in `skipped` with its reason and stays parked. `remaining` = how
+    many still name that serial."""
+    try:  # its own short transactions (BULK_CHUNK facts each)
+        out = review.resolve_parked_by_serial(engine, principal, body.claimed_serial, body.action, body.note,
+                                              meter_serial=body.meter_serial, limit=body.limit,
+                                              future_tolerance_ms=int(settings.future_tolerance_s * 1000))
+    except ReviewError as exc:
+        raise _http(exc) from exc
+    log.info("sync_review_resolved", kind="parked_bulk", claimed_serial=body.claimed_serial, action=body.action,
+             by=principal.id, resolved=len(out["resolved"]), skipped=len(out["skipped"]), remaining=out["remaining"])
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.api.deps import get_engine, not_found
 from cloud.auth import Principal, require_roles
+from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 from . import domain, service
 
@@ -20,15 +21,14 @@ router = APIRouter(prefix="/work-orders", tags=["work-orders"])
 DISPATCH = require_roles("dispatcher")
 FIELD = require_roles("dispatcher", "technician", "reader")
 
-OrderType = Literal["install_meter", "replace_meter", "inspect_anomaly", "leak_repair", "cut_off",
-                    "reconnection", "reading_check"]
-Status = Literal["created", "assigned", "in_progress", "completed", "verified", "cancelled"]
+OrderType = WorkOrderType
+Status = WorkOrderStatus
 
 
 class WorkOrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: OrderType = Field(description="What the crew does.")
-    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    priority: Priority = Priority.NORMAL
     meter_serial: str | None = Field(None, description="The meter concerned (sets municipality and zone).")
     service_point_id: str | None = Field(None, description="Or the service point concerned.")
     zone: str | None = Field(None, description="Or only a zone (e.g. EXP-01-Z01) for network work.")
@@ -47,7 +47,9 @@ class StatusIn(BaseModel):
     status: Status
     notes: str | None = Field(None, max_length=4000)
     result: dict[str, Any] | None = Field(
-        None, description="Completion data, e.g. for replace_meter: old_final_l, new_initial_l, new_serial.")
+        None, description="Completion data (sync.vocab.work_orders, docs/contracts.md): `outcome` done|impossible, "
+                          "`reason`, and for replace_meter `replacement` {old_serial, old_final_l, new_serial, "
+                          "new_initial_l}; for install_meter `installation` {new_serial, new_initial_l}.")
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
@@ -68,7 +70,7 @@ def create(body: WorkOrderIn, response: Response, principal: Principal = Depends
     if body.due is not None and body.due.tzinfo is None:
         raise HTTPException(422, "due must carry a timezone (e.g. 2026-12-01T09:00:00-06:00)")
     with engine.begin() as conn:
-        order, created = _call(service.create_order, conn, principal, type=body.type, priority=body.priority,
+        order, created = _call(service.create_order, conn, principal, type=body.type.value, priority=body.priority.value,
                                meter_serial=body.meter_serial, service_point_id=body.service_point_id,
                                zone=body.zone, description=body.description, due_at=due,
                                assigned_to=body.assigned_to)
@@ -85,14 +87,18 @@ def list_orders(
     assigned_to: str | None = None,
     meter_serial: str | None = None,
     open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
+    attention: bool = Query(False, description="Only orders completed in the field whose completion could not "
+                                               "take effect (see each order's `effect.error`)."),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     principal: Principal = Depends(FIELD),
     engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:
     with engine.connect() as conn:
-        items = service.list_orders(conn, principal, status=status, type=type, zone=zone, assigned_to=assigned_to,
-                                    meter_serial=meter_serial, open_only=open_only, limit=limit, offset=offset)
+        items = service.list_orders(conn, principal, status=status.value if status else None,
+                                    type=type.value if type else None, zone=zone, assigned_to=assigned_to,
+                                    meter_serial=meter_serial, open_only=open_only, attention=attention,
+                                    limit=limit, offset=offset)
     return {"items": items, "limit": limit, "offset": offset}
 
 
@@ -126,9 +132,11 @@ def change_status(order_id: str, body: StatusIn, principal: Principal = Depends(
     """created < assigned < in_progress < completed < verified; cancelled is final. A status
     never goes back; completing a replacement needs the old final and new initial readings."""
     with engine.begin() as conn:
-        order = _call(service.change_status, conn, principal, order_id, body.status, notes=body.notes,
+        order = _call(service.change_status, conn, principal, order_id, body.status.value, notes=body.notes,
                       result=body.result)
     service.process(engine)  # completion effects right away, not only at the next background pass
+    with engine.connect() as conn:
+        order["effect"] = service.effects(conn, [order_id]).get(order_id)
     return order  # type: ignore[no-any-return]
 
 

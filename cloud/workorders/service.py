@@ -16,13 +16,25 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal
 from cloud.events.log import record_event
+from cloud.logging import get_logger
 from cloud.registry import replicated
+from sync.vocab.readings import ReadingSource
+from sync.vocab.registry import ServicePointStatus
+from sync.vocab.work_orders import (
+    EventKind,
+    Installation,
+    Outcome,
+    Replacement,
+    WorkOrderStatus,
+    WorkOrderType,
+)
 
 from . import domain
 from .tables import anomaly_dispatch, completion_effects
 
 # The actor recorded for what the cloud does by itself (anomaly dispatch, completion effects).
 SYSTEM = Principal(kind="user", id="system:workorders", role="admin", municipality="*")
+log = get_logger("cloud.workorders")
 
 
 class WorkOrderError(ValueError):
@@ -60,7 +72,7 @@ def _out(row: Any) -> dict[str, Any]:
             "anomaly_id", "assigned_to", "description", "notes", "result", "due_at", "created_at",
             "started_at", "completed_at")
     doc = {k: row[k] for k in keep}
-    doc["status"] = doc["status"] or "created"
+    doc["status"] = doc["status"] or WorkOrderStatus.CREATED.value
     doc["type_label"] = domain.TYPES.get(doc["type"] or "", doc["type"])
     return doc
 
@@ -120,14 +132,14 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
         assert found is not None
         return found, False
     now = now_ms()
-    status = "assigned" if assigned_to else "created"
+    status = (WorkOrderStatus.ASSIGNED if assigned_to else WorkOrderStatus.CREATED).value
     (pk,) = replicated.write_rows(conn, "work_orders", [{
         "municipality": muni, "zone": zone_code, "type": type, "status": status, "priority": priority,
         "service_point_id": sp_id, "meter_serial": serial, "anomaly_id": anomaly_id,
         "assigned_to": assigned_to, "description": description or domain.TYPES[type],
         "created_at": now, "due_at": due_at,
     }], principal)
-    _event(conn, principal, pk, muni, zone_code, "created", status, None, {"type": type, "priority": priority})
+    _event(conn, principal, pk, muni, zone_code, EventKind.CREATED, status, None, {"type": type, "priority": priority})
     record_event(conn, "WorkOrderCreated", "work_order", pk, principal,
                  {"type": type, "meter_serial": serial, "anomaly_id": anomaly_id, "priority": priority},
                  municipality=muni)
@@ -139,7 +151,7 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
 def _event(conn: Connection, principal: Principal, pk: str, muni: str, zone: str, kind: str,
            status: str | None, notes: str | None, data: dict[str, Any] | None) -> None:
     replicated.insert_facts(conn, "work_order_events", [{
-        "municipality": muni, "zone": zone, "work_order_id": pk, "at": now_ms(), "kind": kind,
+        "municipality": muni, "zone": zone, "work_order_id": pk, "at": now_ms(), "kind": EventKind(kind).value,
         "status": status, "actor": f"{principal.kind}:{principal.id}", "notes": notes, "data": data or {},
     }], principal)
 
@@ -156,10 +168,10 @@ def assign(conn: Connection, principal: Principal, pk: str, assignee: str) -> di
     if order["status"] in domain.CLOSED:
         raise Conflict(f"a {order['status']} order cannot be reassigned")
     fields: dict[str, Any] = {"assigned_to": assignee}
-    if order["status"] == "created":
-        fields["status"] = "assigned"
+    if order["status"] == WorkOrderStatus.CREATED:
+        fields["status"] = WorkOrderStatus.ASSIGNED.value
     replicated.write_rows(conn, "work_orders", [{"id": pk, **fields}], principal)
-    _event(conn, principal, pk, order["municipality"], order["zone"], "assigned",
+    _event(conn, principal, pk, order["municipality"], order["zone"], EventKind.ASSIGNED,
            fields.get("status", order["status"]), None, {"assigned_to": assignee})
     out = get_order(conn, pk)
     assert out is not None
@@ -171,21 +183,25 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     order = _visible(conn, principal, pk)
     merged_result = {**(order["result"] or {}), **(result or {})} if result is not None else order["result"]
     try:
-        domain.check_transition(order["status"], status, order["type"], merged_result)
+        domain.check_transition(order["status"], status, order["type"], merged_result, order["meter_serial"])
     except domain.TransitionError as exc:
         raise Conflict(str(exc)) from exc
+    except domain.ResultError as exc:
+        raise WorkOrderError(str(exc)) from exc
+    if status == WorkOrderStatus.COMPLETED:
+        _check_new_meter(conn, merged_result)
     fields: dict[str, Any] = {"status": status}
     if notes:
         fields["notes"] = notes
     if result is not None:
         fields["result"] = merged_result
-    if status == "in_progress":
+    if status == WorkOrderStatus.IN_PROGRESS:
         fields["started_at"] = now_ms()
-    if status == "completed":
+    if status == WorkOrderStatus.COMPLETED:
         fields["completed_at"] = now_ms()
     replicated.write_rows(conn, "work_orders", [{"id": pk, **fields}], principal)
-    _event(conn, principal, pk, order["municipality"], order["zone"], "status", status, notes, result)
-    if status == "completed":
+    _event(conn, principal, pk, order["municipality"], order["zone"], EventKind.STATUS, status, notes, result)
+    if status == WorkOrderStatus.COMPLETED:
         record_event(conn, "WorkOrderCompleted", "work_order", pk, principal,
                      {"type": order["type"], "result": merged_result}, municipality=order["municipality"])
     out = get_order(conn, pk)
@@ -193,11 +209,26 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     return out
 
 
+def _check_new_meter(conn: Connection, result: dict[str, Any] | None) -> None:
+    """A person completing through the API learns at once that the new serial is taken (a field
+    completion learns it from the refused effect, docs/workorders.md)."""
+    from cloud.registry.service import meter_row
+
+    rep = (result or {}).get("replacement") or (result or {}).get("installation") or {}
+    new_serial = rep.get("new_serial") if isinstance(rep, dict) else None
+    if new_serial and meter_row(conn, str(new_serial)) is not None:
+        raise Conflict(f"meter {new_serial!r} already exists; a replacement installs a new serial")
+
+
 def list_orders(conn: Connection, principal: Principal, *, status: str | None = None, type: str | None = None,
                 zone: str | None = None, assigned_to: str | None = None, meter_serial: str | None = None,
-                open_only: bool = False, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                open_only: bool = False, attention: bool = False, limit: int = 100,
+                offset: int = 0) -> list[dict[str, Any]]:
     t = _wo()
     where: list[Any] = [replicated.alive(t)]
+    if attention:  # completed in the field, but the completion could not take effect
+        where.append(sa.exists().where(completion_effects.c.work_order_id == t.c.id,
+                                       completion_effects.c.error.is_not(None)))
     if not principal.all_municipalities:
         where.append(t.c.municipality == principal.municipality)
     if principal.zone:
@@ -208,8 +239,12 @@ def list_orders(conn: Connection, principal: Principal, *, status: str | None = 
             where.append(col == val)
     if open_only:
         where.append(sa.or_(t.c.status.is_(None), t.c.status.in_(domain.OPEN)))
-    rows = conn.execute(sa.select(t).where(*where).order_by(t.c.id).limit(limit).offset(offset)).mappings()
-    return [_out(r) for r in rows]
+    rows = [_out(r) for r in conn.execute(sa.select(t).where(*where).order_by(t.c.id).limit(limit).offset(offset))
+            .mappings()]
+    done = effects(conn, [r["id"] for r in rows if r["status"] in domain.CLOSED])
+    for r in rows:
+        r["effect"] = done.get(r["id"])
+    return rows
 
 
 def order_events(conn: Connection, pk: str) -> list[dict[str, Any]]:
@@ -231,6 +266,11 @@ def open_from_anomalies(conn: Connection, *, limit: int = 500) -> int:
     for a in pending:
         wo_id = None
         plan = domain.order_for_anomaly(a["kind"] or "", a["severity"])
+        if not domain.is_known_kind(a["kind"] or ""):
+            # a node speaking another vocabulary (an old gateway): decided as "opens nothing",
+            # and said so where operators look, not silently
+            log.warning("anomaly_kind_unknown", anomaly_id=a["id"], kind=str(a["kind"])[:60],
+                        source=a["source"], municipality=a["municipality"])
         if plan is not None and a["meter_serial"]:
             try:
                 order, _ = create_order(
@@ -250,7 +290,7 @@ def apply_completions(conn: Connection, *, limit: int = 200) -> int:
     """Feed metering and the service state from completed orders, exactly once each."""
     t = _wo()
     done = conn.execute(
-        sa.select(t).where(t.c.status.in_(("completed", "verified")), replicated.alive(t),
+        sa.select(t).where(t.c.status.in_((WorkOrderStatus.COMPLETED.value, WorkOrderStatus.VERIFIED.value)), replicated.alive(t),
                            ~sa.exists().where(completion_effects.c.work_order_id == t.c.id))
         .order_by(t.c.id).limit(limit)
     ).mappings().all()
@@ -263,21 +303,51 @@ def apply_completions(conn: Connection, *, limit: int = 200) -> int:
 
 
 def _apply_one(conn: Connection, order: dict[str, Any]) -> tuple[str, str | None]:
-    result = order["result"] or {}
+    completion, problem = domain.completion_of(order["type"], order["result"], order["meter_serial"])
+    if completion is None:
+        assert problem is not None
+        _refuse(conn, order, problem)
+        return "refused", problem
+    if completion.outcome is Outcome.IMPOSSIBLE:
+        return "not_done", None
+    # A crew may replace a meter during any job (a leaking meter, say): the result decides.
+    if completion.replacement is not None:
+        return _replace(conn, order, completion.replacement)
+    if completion.installation is not None:
+        return _install(conn, order, completion.installation)
     kind = order["type"]
-    problem = domain.completion_problem(kind, result)
-    if problem:
-        return "none", problem
-    # A crew may replace a meter during any job (a leaking meter, say): the readings decide.
-    if kind == "replace_meter" or all(result.get(f) not in (None, "") for f in domain.REQUIRED_RESULT["replace_meter"]):
-        return _replace(conn, order, result)
-    if kind in ("cut_off", "reconnection") and order["service_point_id"]:
-        state = "cut_off" if kind == "cut_off" else "active"
+    if kind in (WorkOrderType.CUT_OFF, WorkOrderType.RECONNECTION) and order["service_point_id"]:
+        state = (ServicePointStatus.CUT_OFF if kind == WorkOrderType.CUT_OFF else ServicePointStatus.ACTIVE).value
         replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"], "status": state}], SYSTEM)
-        if kind == "cut_off":
+        if kind == WorkOrderType.CUT_OFF:
             _debt_status_cut_off(conn, order)
         return f"service_{state}", None
     return "none", None
+
+
+def _refuse(conn: Connection, order: dict[str, Any], problem: str) -> None:
+    """A completion that cannot take effect is made visible where people look, not only kept
+    in the effects table: an event on the order's own history (replicated, so the crew's
+    handheld shows it), the audit log, a warning log line, and, for a meter change, a new
+    open order of the same type so the job is back on the dispatcher's board."""
+    follow_up = None
+    if order["type"] in (WorkOrderType.REPLACE_METER, WorkOrderType.INSTALL_METER) and (
+            order["meter_serial"] or order["service_point_id"]):
+        try:
+            created, _ = create_order(
+                conn, SYSTEM, type=order["type"], priority="high", meter_serial=order["meter_serial"],
+                service_point_id=order["service_point_id"],
+                description=f"Rehacer: la orden {order['id']} se completó pero no se aplicó ({problem})"[:2000])
+            follow_up = created["id"]
+        except (NotFound, WorkOrderError):
+            follow_up = None
+    data = {"reason": problem, "follow_up_order_id": follow_up}
+    _event(conn, SYSTEM, order["id"], order["municipality"], order["zone"], EventKind.COMPLETION_REFUSED, order["status"],
+           problem, data)
+    record_event(conn, "WorkOrderCompletionRefused", "work_order", order["id"], SYSTEM,
+                 {"type": order["type"], **data}, municipality=order["municipality"])
+    log.warning("work_order_completion_refused", work_order_id=order["id"], type=order["type"],
+                municipality=order["municipality"], reason=problem, follow_up_order_id=follow_up)
 
 
 def _debt_status_cut_off(conn: Connection, order: dict[str, Any]) -> None:
@@ -292,29 +362,68 @@ def _debt_status_cut_off(conn: Connection, order: dict[str, Any]) -> None:
         mark_cut_off(conn, contract_id, order["municipality"], dt.date.today(), SYSTEM)
 
 
-def _replace(conn: Connection, order: dict[str, Any], result: dict[str, Any]) -> tuple[str, str | None]:
+def _replace(conn: Connection, order: dict[str, Any], rep: Replacement) -> tuple[str, str | None]:
     import datetime as dt
 
     from cloud.metering import service as metering
     from cloud.registry.models import MeterIn, ReplaceMeterIn
     from cloud.registry.service import meter_row
 
-    old = meter_row(conn, order["meter_serial"]) if order["meter_serial"] else None
+    old = meter_row(conn, rep.old_serial)
     if old is None:
-        return "none", f"meter {order['meter_serial']!r} not found"
-    at_ms = int(result.get("at") or order["completed_at"] or now_ms())
-    body = ReplaceMeterIn(
-        new_meter=MeterIn(serial=str(result["new_serial"]), brand=result.get("new_brand"),
-                          dials=result.get("new_dials") or old["dials"], device_profile=result.get("device_profile")),
-        old_final_l=int(result["old_final_l"]), new_initial_l=int(result["new_initial_l"]),
-        at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
-    )
+        problem = f"meter {rep.old_serial!r} not found"
+        _refuse(conn, order, problem)
+        return "refused", problem
+    at_ms = int(rep.at or order["completed_at"] or now_ms())
     try:
+        body = ReplaceMeterIn(
+            new_meter=MeterIn(serial=rep.new_serial, brand=rep.new_brand, dials=rep.new_dials or old["dials"]),
+            old_final_l=rep.old_final_l, new_initial_l=rep.new_initial_l,
+            at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
+        )
         with conn.begin_nested():
-            metering.replace_meter(conn, SYSTEM, old, body)
-    except Exception as exc:  # noqa: BLE001 - kept as the effect's error for a person to resolve
-        return "none", f"replacement not applied: {exc}"
+            metering.replace_meter(conn, SYSTEM, old, body, final_reading_id=rep.old_final_reading_id,
+                                   initial_reading_id=rep.new_initial_reading_id, source=ReadingSource.HANDHELD.value,
+                                   reader_id=order["assigned_to"])
+    except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
+        problem = f"replacement not applied: {exc}"[:1000]
+        _refuse(conn, order, problem)
+        return "refused", problem
     return "meter_replaced", None
+
+
+def _install(conn: Connection, order: dict[str, Any], ins: Installation) -> tuple[str, str | None]:
+    from cloud.metering import service as metering
+    from cloud.registry.models import MeterIn
+    from cloud.registry.service import install_meter, meter_row
+
+    if not order["service_point_id"]:
+        problem = "an installation needs the order's service point"
+        _refuse(conn, order, problem)
+        return "refused", problem
+    at_ms = int(ins.at or order["completed_at"] or now_ms())
+    try:
+        sp = replicated.table("service_points")
+        current = conn.execute(sa.select(sp.c.meter_serial, sp.c.route_id).where(
+            sp.c.id == order["service_point_id"])).first()
+        if current is not None and current.meter_serial and meter_row(conn, current.meter_serial) is not None:
+            raise ValueError(f"the service point already has meter {current.meter_serial!r}; use a replacement")
+        with conn.begin_nested():
+            install_meter(conn, SYSTEM, order["municipality"], order["zone"], order["service_point_id"],
+                          MeterIn(serial=ins.new_serial, brand=ins.new_brand, dials=ins.new_dials,
+                                  initial_l=ins.new_initial_l),
+                          route_id=current.route_id if current is not None else None, at_ms=at_ms)
+            replicated.write_rows(conn, "service_points", [{"id": order["service_point_id"],
+                                                             "meter_serial": ins.new_serial}], SYSTEM)
+            new = meter_row(conn, ins.new_serial)
+            metering.record_reading(conn, SYSTEM, new, reading_id=ins.new_initial_reading_id, taken_at=at_ms,
+                                    value_l=ins.new_initial_l, source=ReadingSource.HANDHELD.value, observation_code="METER_INSTALLED",
+                                    reader_id=order["assigned_to"])
+    except Exception as exc:  # noqa: BLE001 - made visible to people by _refuse
+        problem = f"installation not applied: {exc}"[:1000]
+        _refuse(conn, order, problem)
+        return "refused", problem
+    return "meter_installed", None
 
 
 def process(engine: Engine, *, rounds: int = 10) -> dict[str, int]:

@@ -8,6 +8,7 @@ from gateway.codecs.base import DecodeResult
 from gateway.modbus.poller import PollResult
 from gateway.modbus.registers import RegisterMap
 from gateway.profiles import DeviceProfile, to_reading
+from sync.vocab.readings import ReadingSource
 
 
 def poll_rows(
@@ -29,7 +30,7 @@ def poll_rows(
             "metric": p.name,
             "value": None if v is None else float(v),
             "unit": p.unit,
-            "source": "modbus",
+            "source": ReadingSource.MODBUS.value,
         })
     return rows
 

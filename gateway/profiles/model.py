@@ -15,18 +15,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.modbus.registers import RegisterMap
+from sync.vocab import readings as vocab_readings
+from sync.vocab import units as vocab_units
 
-# litres per unit; 1 gal = 3.785411784 L (docs/contracts.md)
-UNIT_LITRES: dict[str, Decimal] = {"L": Decimal(1), "m3": Decimal(1000), "gal": Decimal("3.785411784")}
-_UNIT_ALIASES = {
-    "l": "L", "litre": "L", "liter": "L", "litres": "L", "liters": "L",
-    "m3": "m3", "m³": "m3", "m^3": "m3",
-    "gal": "gal", "gallon": "gal", "gallons": "gal", "usgal": "gal",
-}
-# flow units → L/h
-FLOW_UNITS: dict[str, Decimal] = {"L/h": Decimal(1), "m3/h": Decimal(1000), "L/s": Decimal(3600), "L/min": Decimal(60),
-                                  "gal/min": Decimal("3.785411784") * 60}
-ALARMS = ("leak", "burst", "backflow", "tamper", "battery")
+# the units and alarm names are the shared vocabulary's (sync.vocab)
+UNIT_LITRES: dict[str, Decimal] = {str(k): v for k, v in vocab_units.UNIT_LITRES.items()}
+FLOW_UNITS: dict[str, Decimal] = {str(k): v for k, v in vocab_units.FLOW_UNIT_LPH.items()}
+ALARMS = vocab_readings.ALARMS
 
 
 class ProfileError(ValueError):
@@ -34,10 +29,7 @@ class ProfileError(ValueError):
 
 
 def normalise_unit(value: str) -> str:
-    unit = _UNIT_ALIASES.get(str(value).strip().lower()) or _UNIT_ALIASES.get(str(value).strip())
-    if unit is None:
-        raise ValueError(f"unknown unit {value!r}: use L, m3 or gal")
-    return unit
+    return vocab_units.normalise_unit(value).value
 
 
 class DeviceProfile(BaseModel):
@@ -56,6 +48,12 @@ class DeviceProfile(BaseModel):
     scale: Decimal = Decimal(1)  # units per raw count (e.g. 10 for 10 L/pulse with unit L)
     # alarm name (leak/burst/backflow/tamper/battery) -> decoded field (dotted path)
     alarm_fields: dict[str, str] = Field(default_factory=dict)
+    # dotted path of a vendor's flag object or list ({"Tamper": true} / ["tamper"]); vendor names
+    # map to our alarms through sync.vocab.readings (flowIQ "Tamper", Diehl "Fraud", ...)
+    alarm_flags_field: str | None = None
+    # dotted path of the meter's own timestamp (epoch s or ms, or ISO 8601 with an offset); None =
+    # look for a top-level timestamp/time/datetime. Used as taken_at when plausible.
+    time_field: str | None = None
     battery_field: str | None = "battery"
     battery_volts: tuple[float, float] | None = None  # (empty V, full V): field is volts → %
     low_battery_pct: float = 10.0

@@ -16,18 +16,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.rules.config import MeterRules
+from sync.vocab.anomalies import SOURCE_GATEWAY_RULES, AnomalyKind, Severity
+from sync.vocab.readings import Alarm
 
 Reading = Mapping[str, Any]
 Anomaly = dict[str, Any]
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-SOURCE = "gateway-rules"
+SOURCE = SOURCE_GATEWAY_RULES
 
 
-def anomaly(kind: str, severity: str, reading: Reading, details: dict[str, Any]) -> Anomaly:
+def anomaly(kind: AnomalyKind, severity: Severity, reading: Reading, details: dict[str, Any]) -> Anomaly:
     row: Anomaly = {
-        "kind": kind,
-        "severity": severity,
+        "kind": kind.value,
+        "severity": severity.value,
         "meter_serial": reading.get("meter_serial"),
         "device_id": reading.get("device_id"),
         "reading_id": reading.get("id"),
@@ -68,17 +70,17 @@ def rule_range(reading: Reading, history: Sequence[Reading], cfg: MeterRules) ->
     out = []
     value = reading["value_l"]
     if value < 0 or (cfg.rollover_l is not None and value >= cfg.rollover_l):
-        out.append(anomaly("out_of_range", "warning", reading,
+        out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                            {"field": "value_l", "value": value, "max": cfg.rollover_l}))
     flow = reading.get("flow_lph")
     if flow is not None and abs(flow) > cfg.max_flow_lph:
-        out.append(anomaly("out_of_range", "warning", reading,
+        out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                            {"field": "flow_lph", "value": flow, "max": cfg.max_flow_lph}))
     prev = _prev(history, reading)
     if prev is not None:
         step = consumed_l(prev["value_l"], value, cfg)
         if step > cfg.max_step_l:
-            out.append(anomaly("out_of_range", "warning", reading,
+            out.append(anomaly(AnomalyKind.OUT_OF_RANGE, Severity.WARNING, reading,
                                {"field": "step_l", "value": step, "max": cfg.max_step_l}))
     return out
 
@@ -87,7 +89,7 @@ def rule_rollover(reading: Reading, history: Sequence[Reading], cfg: MeterRules)
     prev = _prev(history, reading)
     if prev is None or not _is_rollover(prev["value_l"], reading["value_l"], cfg):
         return []
-    return [anomaly("rollover", "info", reading, {
+    return [anomaly(AnomalyKind.ROLLOVER, Severity.INFO, reading, {
         "previous_l": prev["value_l"], "value_l": reading["value_l"], "rollover_l": cfg.rollover_l,
         "consumed_l": consumed_l(prev["value_l"], reading["value_l"], cfg),
     })]
@@ -104,7 +106,7 @@ def _reverse_signs(reading: Reading, prev: Reading | None, cfg: MeterRules) -> d
     flow = reading.get("flow_lph")
     if flow is not None and flow < 0:
         signs["flow_lph"] = flow
-    if "backflow" in (reading.get("alarms") or ()):
+    if Alarm.BACKFLOW.value in (reading.get("alarms") or ()):
         signs["device_alarm"] = True
     return signs
 
@@ -118,7 +120,7 @@ def rule_reverse_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRu
         return []
     if prev is not None and _reverse_signs(prev, _prev(history, prev), cfg):
         return []  # already reversing at the previous reading: same episode
-    return [anomaly("reverse_flow", "warning", reading, signs)]
+    return [anomaly(AnomalyKind.REVERSE_FLOW, Severity.WARNING, reading, signs)]
 
 
 def _static_since(history: Sequence[Reading], reading: Reading, cfg: MeterRules) -> int | None:
@@ -142,7 +144,7 @@ def rule_zero_consumption(reading: Reading, history: Sequence[Reading], cfg: Met
     assert prev is not None
     if prev["taken_at"] - since >= limit:  # already true at the previous reading: raised then
         return []
-    return [anomaly("zero_consumption", "warning", reading, {
+    return [anomaly(AnomalyKind.ZERO_CONSUMPTION, Severity.WARNING, reading, {
         "days": round((reading["taken_at"] - since) / DAY_MS, 1), "value_l": reading["value_l"], "since": since,
     })]
 
@@ -188,7 +190,7 @@ def rule_spike(reading: Reading, history: Sequence[Reading], cfg: MeterRules) ->
     baseline = max(usual, cfg.spike_min_l / cfg.spike_factor)
     if rate <= cfg.spike_factor * baseline:
         return []
-    return [anomaly("spike", "warning", reading, {
+    return [anomaly(AnomalyKind.SPIKE, Severity.WARNING, reading, {
         "consumed_l": used, "hours": round(dt / HOUR_MS, 2), "rate_l_per_day": round(rate, 1),
         "usual_l_per_day": round(usual, 1), "factor": round(rate / baseline, 1),
     })]
@@ -223,7 +225,7 @@ def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRule
         flows = [float(f) for h in inside if (f := h.get("flow_lph")) is not None]
         spans = len(inside) >= 2 and inside[-1]["taken_at"] - inside[0]["taken_at"] >= (end - start) * 0.6
         if spans and len(flows) == len(inside) and all(f >= cfg.night_min_lph for f in flows):
-            return [anomaly("night_flow", "warning", reading, {
+            return [anomaly(AnomalyKind.NIGHT_FLOW, Severity.WARNING, reading, {
                 "window": [start, end], "min_flow_lph": min(flows), "samples": len(inside), "basis": "flow"})]
         return []
     rates = []
@@ -234,7 +236,7 @@ def rule_night_flow(reading: Reading, history: Sequence[Reading], cfg: MeterRule
     covered = inside[-1]["taken_at"] - inside[0]["taken_at"]
     if not rates or covered < (end - start) * 0.6 or min(rates) < cfg.night_min_lph:
         return []
-    return [anomaly("night_flow", "warning", reading, {
+    return [anomaly(AnomalyKind.NIGHT_FLOW, Severity.WARNING, reading, {
         "window": [start, end], "min_rate_lph": round(min(rates), 2), "samples": len(inside), "basis": "register"})]
 
 
@@ -244,17 +246,17 @@ def _alarm_started(name: str, reading: Reading, history: Sequence[Reading]) -> b
 
 
 def rule_tamper(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
-    if not _alarm_started("tamper", reading, history):
+    if not _alarm_started(Alarm.TAMPER.value, reading, history):
         return []
-    return [anomaly("tamper", "critical", reading, {"device_alarm": "tamper"})]
+    return [anomaly(AnomalyKind.TAMPER, Severity.CRITICAL, reading, {"device_alarm": Alarm.TAMPER.value})]
 
 
 def rule_device_alarms(reading: Reading, history: Sequence[Reading], cfg: MeterRules) -> list[Anomaly]:
     """The meter's own leak / burst alarms, raised when they appear."""
     out = []
-    for name, severity in (("leak", "warning"), ("burst", "critical")):
-        if _alarm_started(name, reading, history):
-            out.append(anomaly(name, severity, reading, {"device_alarm": name}))
+    for kind, severity in ((AnomalyKind.LEAK, Severity.WARNING), (AnomalyKind.BURST, Severity.CRITICAL)):
+        if _alarm_started(Alarm(kind.value).value, reading, history):
+            out.append(anomaly(kind, severity, reading, {"device_alarm": kind.value}))
     return out
 
 
@@ -263,11 +265,11 @@ def rule_low_battery(reading: Reading, history: Sequence[Reading], cfg: MeterRul
         if r is None:
             return False
         b = r.get("battery")
-        return (b is not None and b <= cfg.battery_low_pct) or "battery" in (r.get("alarms") or ())
+        return (b is not None and b <= cfg.battery_low_pct) or Alarm.BATTERY.value in (r.get("alarms") or ())
 
     if not low(reading) or low(_prev(history, reading)):
         return []
-    return [anomaly("low_battery", "info", reading, {"battery": reading.get("battery"),
+    return [anomaly(AnomalyKind.LOW_BATTERY, Severity.INFO, reading, {"battery": reading.get("battery"),
                                                      "threshold_pct": cfg.battery_low_pct})]
 
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.rules.config import ScadaThreshold
+from sync.vocab.anomalies import SOURCE_GATEWAY_RULES, AnomalyKind, Severity
 
 State = Literal["normal", "high", "low"]
-SOURCE = "gateway-rules"
+SOURCE = SOURCE_GATEWAY_RULES
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,10 @@ def step(th: ScadaThreshold, state: State, sample: Sample,
         new = "high" if th.high is not None and v > th.high else "normal"
     if new == state:
         return state, []
-    kind = {"high": "scada_high", "low": "scada_low", "normal": "scada_cleared"}[new]
+    kind = {"high": AnomalyKind.SCADA_HIGH, "low": AnomalyKind.SCADA_LOW, "normal": AnomalyKind.SCADA_CLEARED}[new].value
     row: dict[str, Any] = {
         "kind": kind,
-        "severity": th.severity if new != "normal" else "info",
+        "severity": th.severity if new != "normal" else Severity.INFO.value,
         "meter_serial": sample.meter_serial,
         "device_id": sample.device_id,
         "reading_id": None,

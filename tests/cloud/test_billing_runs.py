@@ -46,6 +46,16 @@ def zone_specs(n: int = 30) -> list[dict]:
     return specs
 
 
+# The API's clock, frozen: 7 Dec 2026, 10:00 in Querétaro (the month 2026-12 is not over).
+NOW = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen(cloud):
+    cloud.app.state.clock = lambda: NOW
+    return NOW
+
+
 @pytest.fixture
 def seeded(cloud, monkeypatch):
     monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")  # the test drives the workers
@@ -58,6 +68,16 @@ def start(cloud, headers, **body):
     body = {"cycle": "2026-02", "zone": "EXP-01-Z01", "chunkSize": 7, "parallelism": 0, **body}
     r = cloud.client.post("/api/v2/billing-runs", json=body, headers=headers)
     assert r.status_code == 202, r.text
+    return r.json()
+
+
+def approve(cloud, headers, run_id):
+    """Review, then approve what was reviewed: the run's drafts become issued invoices."""
+    rev = cloud.client.get(f"/api/v2/billing-runs/{run_id}/review", headers=headers)
+    assert rev.status_code == 200, rev.text
+    r = cloud.client.post(f"/api/v2/billing-runs/{run_id}/approve", json={"reviewId": rev.json()["id"]},
+                          headers=headers)
+    assert r.status_code == 200, r.text
     return r.json()
 
 
@@ -101,7 +121,14 @@ def test_run_over_a_zone_with_contract_errors(seeded):
         started = conn.execute(sa.select(events.c.data).where(events.c.type == "BillingRunStarted")).scalars().all()
         done = conn.execute(sa.select(sa.func.count()).select_from(events).where(
             events.c.type == "BillingRunCompleted")).scalar_one()
-    assert n_ev == 28 and len(started) == 1 and started[0]["cycle"] == "2026-02" and done == 1
+    # Drafts until approved: no InvoiceGenerated yet.
+    assert n_ev == 0 and len(started) == 1 and started[0]["cycle"] == "2026-02" and done == 1
+    assert i0["status"] == "draft"
+    assert approve(cloud, h, run["id"])["state"] == "approved"
+    with cloud.engine.connect() as conn:
+        n_ev = conn.execute(sa.select(sa.func.count()).select_from(events).where(
+            events.c.type == "InvoiceGenerated")).scalar_one()
+    assert n_ev == 28
     ev = cloud.client.get(f"/api/v2/invoices/{i0['id']}", headers=h).json()
     assert ev["number"] == i0["number"]
 
@@ -222,6 +249,7 @@ def test_invoice_pdf_and_correction(seeded):
     h = cloud.user("billing", "EXP-01")
     run = start(cloud, h)
     work(cloud.engine, run_id=run["id"])
+    approve(cloud, h, run["id"])
     inv = cloud.client.get("/api/v2/invoices", params={"contract": "EXP-01-0000000"}, headers=h).json()["items"][0]
     r = cloud.client.get(f"/api/v2/invoices/{inv['id']}/pdf", headers=h)
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
@@ -266,10 +294,12 @@ def test_estimate_when_no_reading_then_true_up(cloud, monkeypatch):
                                "readings": [(date(2025, 12, 31), 50_000), (date(2026, 1, 31), 60_000),
                                             (date(2026, 3, 31), 90_000)]}])
     h = cloud.user("billing", "EXP-03")
+    cloud.app.state.settings.billing_first_cycle = "2026-01"  # this test's tariff book starts in January
     got = {}
     for cycle in ("2026-01", "2026-02", "2026-03"):
         run = start(cloud, h, cycle=cycle, zone="EXP-03-Z01")
         work(cloud.engine, run_id=run["id"], book=book)
+        approve(cloud, h, run["id"])  # the next month's estimate and true-up read issued invoices
         items = cloud.client.get("/api/v2/invoices", params={"period": cycle}, headers=h).json()["items"]
         assert len(items) == 1, cycle
         got[cycle] = items[0]

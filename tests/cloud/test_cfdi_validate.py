@@ -112,3 +112,55 @@ def test_compiled_cadena_normalizes_spaces_like_xslt(shared_dir) -> None:  # typ
         assert fast_cadena(root) == cadena_of(root), repr(value)
     leyenda = _load(shared_dir, "sat-ejemplos/cfdv40-leyendasfisc.xml")
     assert fast_cadena(leyenda) is None  # complement outside the compiled stylesheets → libxslt
+
+
+def test_every_kind_of_document_we_issue_passes_xsd_catalogs_and_seal(db_url) -> None:  # type: ignore[no-untyped-def]
+    """Income, substitute (04), credit notes (Egreso 01, nominative and to público en general),
+    global and Pagos 2.0, built, sealed, stamped and cancelled through the service: every
+    stored XML is valid against SAT's untouched XSD with catalogs and its seal verifies."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+    from cfdi_helpers import CUSTOMER_TAX, assert_all_documents_valid, invoice, line
+
+    from cloud.cfdi.model import GlobalPeriod, LineKind
+    from cloud.cfdi.wiring import service_from_settings
+    from cloud.db import create_or_migrate, make_engine
+
+    engine = make_engine(db_url)
+    create_or_migrate(engine)
+    try:
+        svc = service_from_settings(engine)  # throwaway test CSD, TestDoublePac: no ../shared needed
+        now = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+        svc.clock = lambda: now
+        svc.pac.clock = lambda: now
+        lines = (line(LineKind.WATER, "18", "11.70"), line(LineKind.SEWERAGE, "1", "21.06"))
+        inv = invoice(svc.issuer, CUSTOMER_TAX, lines, folio="V1")
+        orig = svc.issue_invoice(inv, "EXP-01")
+        svc.stamp_due()
+        uuid = _existing(svc, "ingreso:inv-V1")["uuid"]
+        sub = svc.issue_substitute(invoice(svc.issuer, CUSTOMER_TAX, lines[:1], folio="V1-C1"), "EXP-01", uuid)
+        svc.issue_credit_note("cn-1", "EXP-01", uuid, CUSTOMER_TAX,
+                              [line(LineKind.WATER, "1", "50.00", concept="Bonificación por fuga")], folio="NC-1")
+        receipts = [invoice(svc.issuer, None, lines, folio="R1")]
+        g = svc.issue_global("EXP-01", GlobalPeriod("04", "11", 2026), receipts, folio="G-1", payment_form="01")
+        assert svc.stamp_due() == {"stamped": 3}
+        guuid = _existing(svc, g["idempotency_key"])["uuid"]
+        svc.issue_credit_note("cn-2", "EXP-01", guuid, None,
+                              [line(LineKind.WATER, "1", "10.00", concept="Bonificación")], folio="NC-2")
+        svc.issue_payment("pay-1", "EXP-01", CUSTOMER_TAX, datetime(2026, 12, 5, 12, 0), "01",
+                          [("inv-V1", Decimal("100.00"))])
+        assert svc.stamp_due() == {"stamped": 2}
+        svc.cancel(orig["id"], "01", _existing(svc, sub["idempotency_key"])["uuid"])
+        with engine.connect() as conn:
+            kinds = sorted(conn.execute(sa.text("SELECT kind FROM cfdi_documents")).scalars())
+        assert kinds == ["egreso", "egreso", "global", "ingreso", "ingreso", "pago"]
+        assert assert_all_documents_valid(engine) == 6
+    finally:
+        engine.dispose()
+
+
+def _existing(svc, key):  # type: ignore[no-untyped-def]
+    with svc.engine.connect() as conn:
+        return svc.existing(conn, key)

@@ -49,4 +49,4 @@ def test_invoice_pdf_names_the_customer_and_prints_valid_references(world) -> No
     with world.engine.begin() as conn:
         make_invoice(conn, cid, "2026-02", "545.39", revision=1, corrects=inv, due=date(2026, 3, 20))
     old = _pdf_text(c.get(f"/api/v2/invoices/{inv}/pdf", headers=world.billing1).content)
-    assert "sustituido por una correcci" in old and refs["storeBarcode"] not in old
+    assert "SUSTITUIDA por" in old and refs["storeBarcode"] not in old

@@ -59,10 +59,20 @@ def test_status_never_goes_back_and_completion_needs_its_readings(seeded):
     assert seeded.client.post(url, json={"status": "in_progress"}, headers=tech).status_code == 200
     back = seeded.client.post(url, json={"status": "assigned"}, headers=tech)
     assert back.status_code == 409 and "back" in back.json()["reason"]
-    incomplete = seeded.client.post(url, json={"status": "completed", "result": {"old_final_l": 5}}, headers=tech)
-    assert incomplete.status_code == 409 and "new_initial_l" in incomplete.json()["reason"]
-    done = seeded.client.post(url, json={"status": "completed", "result": {
-        "old_final_l": 1_234_567, "new_initial_l": 3, "new_serial": "WM-NEW-0001"}}, headers=tech)
+    missing = seeded.client.post(url, json={"status": "completed", "result": {}}, headers=tech)
+    assert missing.status_code == 422 and "result.replacement" in missing.json()["reason"]
+    flat = seeded.client.post(url, json={"status": "completed", "result": {"old_final_l": 5}}, headers=tech)
+    assert flat.status_code == 422 and "result.old_final_l" in flat.json()["reason"]
+    incomplete = seeded.client.post(url, json={"status": "completed", "result": {"replacement": {
+        "old_serial": SERIAL, "old_final_l": 5, "new_serial": "WM-NEW-0001"}}}, headers=tech)
+    assert incomplete.status_code == 422 and "result.replacement.new_initial_l" in incomplete.json()["reason"]
+    wrong_meter = seeded.client.post(url, json={"status": "completed", "result": {"replacement": {
+        "old_serial": "WM-EXP-01-Z01-000002", "old_final_l": 5, "new_serial": "WM-NEW-0001", "new_initial_l": 0}}},
+        headers=tech)
+    assert wrong_meter.status_code == 422 and "old_serial" in wrong_meter.json()["reason"]
+    done = seeded.client.post(url, json={"status": "completed", "result": {"replacement": {
+        "old_serial": SERIAL, "old_final_l": 1_234_567, "new_initial_l": 3, "new_serial": "WM-NEW-0001"}}},
+        headers=tech)
     assert done.status_code == 200, done.text
     detail = seeded.client.get(f"/api/v2/work-orders/{oid}", headers=disp).json()
     assert detail["effect"] == {"effect": "meter_replaced", "error": None}
@@ -120,8 +130,9 @@ def test_leak_anomaly_to_completed_replacement_synced_back(seeded, tmp_path: Pat
     assert local is not None and local["status"] == "assigned"
     assert hh.advance("work_orders", oid, "status", "in_progress")
     hh.set_fields("work_orders", oid, {"notes": "Fuga en el medidor; se repone",
-                                       "result": {"old_final_l": 2_000_000, "new_initial_l": 0,
-                                                  "new_serial": "WM-REPL-77"}})
+                                       "result": {"replacement": {
+                                           "old_serial": SERIAL, "old_final_l": 2_000_000, "new_initial_l": 0,
+                                           "new_serial": "WM-REPL-77"}}})
     assert hh.advance("work_orders", oid, "status", "completed")
     # A stale "assigned" from the dispatcher's side cannot reopen it once merged.
     assert not hh.advance("work_orders", oid, "status", "assigned")
@@ -152,7 +163,10 @@ def test_domain_rules_are_pure_and_strict():
     with pytest.raises(domain.TransitionError):
         domain.check_transition("assigned", "verified", "leak_repair", None)
     domain.check_transition("assigned", "completed", "leak_repair", None)
-    assert domain.completion_problem("replace_meter", {"old_final_l": "x", "new_initial_l": 0, "new_serial": "A"})
+    completion, problem = domain.completion_of(
+        "replace_meter", {"replacement": {"old_serial": SERIAL, "old_final_l": "x", "new_initial_l": 0,
+                                          "new_serial": "A"}}, SERIAL)
+    assert completion is None and problem and "result.replacement.old_final_l" in problem
 
 
 def test_completed_cut_off_marks_the_service_point_and_the_debt_status(seeded):

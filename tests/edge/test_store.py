@@ -235,6 +235,14 @@ def test_cli_status_and_refusals(store: EdgeStore) -> None:
     out = CliRunner().invoke(app, ["status", "--db", path])
     assert out.exit_code == 0 and '"pending": 1' in out.output
     assert CliRunner().invoke(app, ["refusals", "--db", path]).exit_code == 0
+    [rid] = store.insert_facts("readings", [reading(2)])
+    store.insert_facts("readings", [{**reading(2), "id": rid, "value_l": 999, "reader_id": "\x1b[2Jñ"}])
+    out = CliRunner().invoke(app, ["quarantine", "--db", path])
+    assert out.exit_code == 0 and out.output.isascii()  # another device's text never drives the terminal
+    import json
+
+    [kept] = [json.loads(line) for line in out.output.splitlines()]
+    assert (kept["pk"], kept["row"]["value_l"], kept["row"]["reader_id"]) == (rid, 999, "\x1b[2Jñ")
 
 
 def test_columns_reads_live_rows_lazily_with_sql_types_converted(store: EdgeStore) -> None:

@@ -85,6 +85,26 @@ def test_unknown_device_parked_then_resolved(tmp_path):
     store.close()
 
 
+def test_unregistered_devices_are_parked_not_stored_as_orphan_readings(tmp_path):
+    """With the zone's reference data (meters 1..5), a DevEUI the registry does not know is taken
+    by its LNS name only when that name is one of the zone's meters; any other device, and an
+    NB-IoT document naming a meter not in the zone, is parked (visible in status), not stored."""
+    import json
+
+    store = GatewayStore.open(tmp_path / "gw.db")
+    zone_meters = {serial(i) for i in range(1, 6)}
+    p = Processor(store, Decoder(MUNI, ZONE, directory(2), serial_known=lambda s: s in zone_meters))
+    res = p.process([inbound(*cs_msg(4, 1)),     # unknown DevEUI, named after zone meter 4: a reading
+                     inbound(*cs_msg(77, 1))])   # unknown DevEUI named after no meter of the zone
+    assert (res.stored, res.parked) == (1, 1)
+    doc = {"meterId": serial(88), "serialNumber": serial(88), "timestamp": "2026-09-21T00:00:00Z",
+           "readings": {"totalizer": 1.0, "unit": "m3"}, "diagnostics": {}}
+    assert p.process([inbound("nbiot/863001010000088/telemetry", json.dumps(doc).encode())]).parked == 1
+    assert [r["meter_serial"] for r in store.edge.rows("readings")] == [serial(4)]
+    assert count(p, "parked") == 2
+    store.close()
+
+
 def test_nbiot_reading_in_litres(proc):
     import json
 

@@ -39,6 +39,10 @@ async def test_replacement_order_completed_offline(handheld: Path) -> None:
         assert isinstance(app.screen, PromptScreen)
         await type_text(pilot, "Medidor con fuga en la tuerca")
         await pilot.press("enter")
+        await pilot.press("t")  # complete before the replacement is recorded: refused, and why
+        await pilot.pause()
+        assert any("registre primero el reemplazo" in n.message for n in app._notifications)
+        assert app.repo.work_order("WO000001")["status"] == "in_progress"
         await pilot.press("m")
         assert isinstance(app.screen, ReplacementScreen)
         await type_text(pilot, "1030.250")
@@ -63,8 +67,10 @@ async def test_replacement_order_completed_offline(handheld: Path) -> None:
         "WM00000001", 1_030_250, "WMX0001", 2)
     kinds = [e["kind"] for e in sorted(store.rows("work_order_events"), key=lambda e: e["at"])]
     assert kinds == ["started", "note", "replacement", "completed"]
-    readings = {(r["meter_serial"], r["value_l"], r["observation_code"]) for r in store.rows("readings")}
-    assert readings == {("WM00000001", 1_030_250, "replacement_final"), ("WMX0001", 2, "replacement_initial")}
+    # the replacement's readings are the cloud's to record (under these device-made ids) once it
+    # has applied the replacement; the new meter is unknown to the registry until then
+    assert store.rows("readings") == []
+    assert rep["old_final_reading_id"] != rep["new_initial_reading_id"]
     assert order["notes"] == "Medidor con fuga en la tuerca"
     store.close()
 

@@ -12,8 +12,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from sync.vocab.work_orders import ResultError, WorkOrderStatus
+
 from ..i18n import t
-from ..repository import OrderClosed, UnknownMeter
+from ..repository import IncompleteOrder, OrderClosed, UnknownMeter
 from ..validation import EntryError, format_local, format_m3, parse_reading_m3
 from ..widgets.form import ErrorLine, Field
 from ..widgets.syncbar import SyncBar
@@ -131,6 +133,16 @@ class OrderScreen(Screen[None]):
         except UnknownMeter as exc:
             self.app.notify(t("err_unknown_meter", serial=str(exc)), severity="error")
             return
+        except (IncompleteOrder, ResultError) as exc:
+            # the reason itself is English (API and logs); field staff get Spanish by field
+            key = {"result.replacement": "order_needs_replacement",
+                   "result.installation": "order_needs_installation",
+                   "result.replacement.new_serial": "order_bad_new_serial",
+                   "result.replacement.old_final_l": "order_bad_litres",
+                   "result.replacement.new_initial_l": "order_bad_litres"}.get(exc.field)
+            self.app.notify(t(key) if key else t("order_result_invalid", field=exc.field),
+                            severity="error", timeout=10)
+            return
         self.app.notify(ok)
         self.app.after_local_write()  # type: ignore[attr-defined]
         self.refresh_data()
@@ -175,7 +187,7 @@ class OrderScreen(Screen[None]):
     def action_complete(self) -> None:
         repo = self.app.repo  # type: ignore[attr-defined]
         o = repo.work_order(self.order_id) or {}
-        if o.get("status") in ("created", "assigned"):
+        if o.get("status") in (WorkOrderStatus.CREATED, WorkOrderStatus.ASSIGNED):
             self.app.notify(t("order_not_started"), severity="warning")
             return
         self._guard(lambda: repo.complete_order(self.order_id), t("order_completed"))

@@ -1,0 +1,238 @@
+"""The lifecycle across documents (issue 13, items 2 and 3), on SQLite and PostgreSQL with frozen
+clocks, through the API and the stamp worker's pass:
+
+- invoice → correction: the correction's CFDI is a substitute (CfdiRelacionados 04 → the
+  original UUID), the original is cancelled with motive 01 naming it, the original's payment
+  references are withdrawn, and every printed reference passes its own MOD 97-10 check;
+- invoice → credit note (Egreso, TipoRelacion 01): the contract's debt goes down by its total
+  at once, an overpaid amount becomes credit, and the note's CFDI relates to the invoice's.
+
+Every CFDI produced passes SAT's XSD with catalogs and the seal check.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from cfdi_helpers import NS, assert_all_documents_valid, assert_valid_everywhere
+from lxml import etree
+from test_billing_support import ensure_readings_table, seed_contracts
+
+from cloud.billing.tables import invoice_adjustments, invoices
+from cloud.billing.worker import work
+from cloud.cfdi.tables import cfdi_documents
+from cloud.payments import references as refs
+
+ensure_readings_table()
+
+NOW = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+OCT31, NOV30 = date(2026, 10, 31), date(2026, 11, 30)
+TAXED = "EXP-01-0000000"
+
+
+@pytest.fixture
+def env(cloud, monkeypatch):
+    from cloud.cfdi.wiring import service_from_settings
+    from cloud.registry.tables import contracts, customers
+
+    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.clock = lambda: NOW
+    with cloud.engine.begin() as conn:
+        seed_contracts(conn, [
+            {"id": f"EXP-01-{i:07d}", "municipality": "EXP-01", "zone": "EXP-01-Z01", "use_class": "DOM_MEDIO",
+             "sewerage": True, "sanitation": True, "serial": f"FL{i:06d}",
+             "readings": [(OCT31, 100_000), (NOV30, 115_500)]} for i in range(2)])
+        cust = conn.execute(sa.select(contracts.c.customer_id).where(contracts.c.id == TAXED)).scalar()
+        conn.execute(customers.update().where(customers.c.id == cust).values(
+            tax_id="XIQB891116QE4", tax_regime="612", fiscal_zip="76100", name="BERENICE XIMO QUEZADA"))
+    svc = service_from_settings(cloud.engine)
+    svc.clock = lambda: NOW
+    svc.pac.clock = lambda: NOW
+    cloud.app.state.cfdi_service = svc
+    h = cloud.user("billing", "EXP-01")
+    r = cloud.client.post("/api/v2/billing-runs", json={"cycle": "2026-11", "zone": "EXP-01-Z01", "parallelism": 0},
+                          headers=h)
+    run = r.json()
+    work(cloud.engine, run_id=run["id"])
+    rev = cloud.client.get(f"/api/v2/billing-runs/{run['id']}/review", headers=h).json()
+    assert cloud.client.post(f"/api/v2/billing-runs/{run['id']}/approve", json={"reviewId": rev["id"]},
+                             headers=h).status_code == 200
+    worker(svc)  # the original's CFDI: issued and stamped
+    inv = cloud.client.get("/api/v2/invoices", params={"contract": TAXED}, headers=h).json()["items"][0]
+    return cloud, svc, h, inv
+
+
+def worker(svc) -> dict:  # type: ignore[no-untyped-def]
+    from cloud.cfdi.cli import worker_pass
+    from cloud.cfdi.from_billing import sweep_billing_invoices
+    from cloud.cfdi.from_payments import cancel_reversed_complements, sweep_payment_complements
+
+    return worker_pass(svc, sweep_billing_invoices, sweep_payment_complements, cancel_reversed_complements)
+
+
+def docs_of(engine, invoice_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(cfdi_documents).where(
+            cfdi_documents.c.invoice_id == invoice_id).order_by(cfdi_documents.c.created_at)).mappings()]
+
+
+def debt(cloud, h) -> dict:  # type: ignore[no-untyped-def]
+    r = cloud.client.get(f"/api/v2/contracts/{TAXED}/debt", headers=h)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_correction_substitutes_the_cfdi_cancels_the_original_with_01_and_withdraws_references(env) -> None:
+    cloud, svc, h, inv = env
+    (orig_doc,) = docs_of(cloud.engine, inv["id"])
+    assert orig_doc["fiscal_status"] == "stamped"
+    assert refs.mod97_valid(inv["paymentReference"]) and refs.parse(inv["paymentReference"]).revision == 0
+    before = cloud.client.get(f"/api/v2/invoices/{inv['id']}/payment-references", headers=h)
+    assert before.status_code == 200
+    old_refs = before.json()
+
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h,
+                          json={"reason": "lectura mal capturada", "consumptionL": 10_000})
+    assert r.status_code == 201, r.text
+    corr = r.json()
+    # Its own reference: revision inside the body, check digits last, and it names the correction.
+    ref = corr["paymentReference"]
+    assert refs.mod97_valid(ref) and len(ref) == 17
+    assert (refs.parse(ref).revision, refs.parse(ref).period, refs.parse(ref).contract_id) == (1, "2026-11", TAXED)
+    # The superseded invoice's references and barcode are withdrawn.
+    assert cloud.client.get(f"/api/v2/invoices/{inv['id']}", headers=h).json()["paymentReference"] is None
+    r = cloud.client.get(f"/api/v2/invoices/{inv['id']}/payment-references", headers=h)
+    assert r.status_code == 409 and corr["id"] in r.json()["reason"]
+    from test_billing_runs import _pdf_text
+
+    text = _pdf_text(cloud.client.get(f"/api/v2/invoices/{inv['id']}/pdf", headers=h).content)
+    assert inv["paymentReference"] not in text and "SUSTITUIDA por" in text  # never printed again
+    text = _pdf_text(cloud.client.get(f"/api/v2/invoices/{corr['id']}/pdf", headers=h).content)
+    assert corr["paymentReference"] in text
+    new_refs = cloud.client.get(f"/api/v2/invoices/{corr['id']}/payment-references", headers=h).json()
+    assert new_refs["amount"] == corr["total"] and new_refs["storeBarcode"] != old_refs["storeBarcode"]
+    assert refs.mod97_valid(new_refs["bankReference"]) and refs.luhn_valid(new_refs["storeBarcode"])
+    # What is owed is the correction's total, nothing of the original.
+    assert debt(cloud, h)["owed"] == corr["total"]
+
+    worker(svc)  # issues the substitute (04) and stamps it
+    worker(svc)  # ... then cancels the original with 01 + FolioSustitucion
+    (sub,) = docs_of(cloud.engine, corr["id"])
+    assert sub["fiscal_status"] == "stamped" and sub["related_uuid"] == orig_doc["uuid"]
+    root = assert_valid_everywhere(sub["stamped_xml"])
+    rel = root.find("cfdi:CfdiRelacionados", NS)
+    assert rel.get("TipoRelacion") == "04"
+    assert [e.get("UUID") for e in rel.findall("cfdi:CfdiRelacionado", NS)] == [orig_doc["uuid"]]
+    assert root.get("Total") == corr["total"]
+    (orig_after,) = docs_of(cloud.engine, inv["id"])
+    assert (orig_after["fiscal_status"], orig_after["cancel_motive"], orig_after["substitute_uuid"]) == (
+        "cancelled", "01", sub["uuid"])
+    # Only one live income CFDI for the period, for what is owed.
+    with cloud.engine.connect() as conn:
+        live = conn.execute(sa.select(cfdi_documents.c.total).where(
+            cfdi_documents.c.kind == "ingreso", cfdi_documents.c.fiscal_status == "stamped",
+            cfdi_documents.c.receiver_rfc == "XIQB891116QE4")).scalars().all()
+    assert [f"{Decimal(t):.2f}" for t in live] == [corr["total"]]
+    assert worker(svc) == {}  # nothing left to do
+    assert assert_all_documents_valid(cloud.engine) == 2
+
+
+def test_correction_before_the_original_is_stamped_discards_it(env) -> None:
+    cloud, svc, h, _ = env
+    other = cloud.client.get("/api/v2/invoices", params={"contract": "EXP-01-0000001"}, headers=h).json()["items"][0]
+    assert docs_of(cloud.engine, other["id"]) == []  # no tax data: receipt for the global invoice
+    # A taxed invoice whose CFDI is sealed but not yet sent: the correction discards it.
+    from cloud.cfdi.from_billing import issue_for_billing
+    from cloud.registry.tables import contracts, customers
+
+    with cloud.engine.begin() as conn:
+        cust = conn.execute(sa.select(contracts.c.customer_id).where(contracts.c.id == "EXP-01-0000001")).scalar()
+        conn.execute(customers.update().where(customers.c.id == cust).values(
+            tax_id="XIA190128J61", tax_regime="601", fiscal_zip="76120", name="XENON INDUSTRIAL ARTICLES"))
+    issue_for_billing(svc, [other["id"]])
+    assert [d["fiscal_status"] for d in docs_of(cloud.engine, other["id"])] == ["pending_fiscal"]
+    r = cloud.client.post(f"/api/v2/invoices/{other['id']}/corrections", headers=h,
+                          json={"reason": "clase de uso equivocada", "consumptionL": 9_000})
+    assert r.status_code == 201
+    corr = r.json()
+    assert [d["fiscal_status"] for d in docs_of(cloud.engine, other["id"])] == ["voided"]
+    worker(svc)
+    (doc,) = docs_of(cloud.engine, corr["id"])
+    root = assert_valid_everywhere(doc["stamped_xml"])
+    assert root.find("cfdi:CfdiRelacionados", NS) is None  # nothing stamped to substitute
+
+
+def test_credit_note_lowers_the_debt_and_its_egreso_relates_to_the_invoice(env) -> None:
+    cloud, svc, h, inv = env
+    (orig_doc,) = docs_of(cloud.engine, inv["id"])
+    assert debt(cloud, h)["owed"] == inv["total"]
+    water = next(ln for ln in inv["lines"] if ln["concept"] == "water")
+    sewer = next(ln for ln in inv["lines"] if ln["concept"] == "sewerage")
+    for body, field in [
+        ({"reason": "fuga reparada", "lines": [{"concept": "water", "amount": "100000.00"}]}, "lines[0].amount"),
+        ({"reason": "fuga reparada", "lines": [{"concept": "drainage", "amount": "1.00"}]}, "lines[0].concept"),
+        ({"reason": "fuga reparada", "lines": [{"concept": "water", "amount": "1.005"}]}, "lines[0].amount"),
+        ({"reason": "fuga reparada", "lines": [{"concept": "water", "amount": "0.00"}]}, "lines[0].amount"),
+        ({"reason": "fuga reparada", "lines": []}, "lines"),
+    ]:
+        r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/credit-notes", json=body, headers=h)
+        assert r.status_code == 422 and field in r.text, (body, r.text)
+
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/credit-notes", headers=h, json={
+        "kind": "bonificacion", "reason": "bonificación por fuga reparada",
+        "lines": [{"concept": "water", "amount": "100.00"}, {"concept": "sewerage", "amount": "10.00"}]})
+    assert r.status_code == 201, r.text
+    note = r.json()
+    # water is 0 % VAT (domestic), sewerage 16 %: 100.00 + 10.00 + 1.60
+    assert (note["subtotal"], note["vat"], note["total"]) == ("110.00", "1.60", "111.60")
+    owed = Decimal(inv["total"]) - Decimal("111.60")
+    assert debt(cloud, h)["owed"] == f"{owed:.2f}"
+    with cloud.engine.connect() as conn:
+        (adj,) = conn.execute(sa.select(invoice_adjustments)).mappings().all()
+        assert conn.execute(sa.select(invoices.c.total).where(invoices.c.id == inv["id"])).scalar() == Decimal(
+            inv["total"])  # the invoice itself is never edited
+    assert (adj["amount_cents"], adj["kind"], adj["source_id"]) == (-11160, "credit_note", note["id"])
+
+    # Pay what is left, then a second note: what was paid beyond the lowered amount is credit.
+    pay = cloud.client.post("/api/v2/payments", headers=h, json={
+        "amount": f"{owed:.2f}", "channel": "counter", "channelTxnId": "cn-1", "contractId": TAXED})
+    assert pay.status_code == 201, pay.text
+    assert debt(cloud, h)["owed"] == "0.00"
+    left = Decimal(water["amount"]) - 100
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/credit-notes", headers=h, json={
+        "kind": "adjustment", "reason": "ajuste de tarifa", "lines": [{"concept": "water", "amount": "50.00"}]})
+    assert r.status_code == 201
+    d = debt(cloud, h)
+    assert (d["owed"], d["credit"]) == ("0.00", "50.00")
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/credit-notes", headers=h, json={
+        "reason": "más de lo que queda", "lines": [{"concept": "water", "amount": f"{left - 50 + 1:.2f}"}]})
+    assert r.status_code == 422 and "left to credit" in r.json()["reason"]
+    assert sewer["amount"]
+
+    worker(svc)  # the notes' CFDIs (Egreso, 01) are issued and stamped
+    worker(svc)
+    listed = cloud.client.get(f"/api/v2/invoices/{inv['id']}/credit-notes", headers=h).json()["items"]
+    assert [n["cfdi"]["fiscalStatus"] for n in listed] == ["stamped", "stamped"]
+    with cloud.engine.connect() as conn:
+        egresos = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.kind == "egreso")
+                               .order_by(cfdi_documents.c.created_at)).mappings().all()
+    assert len(egresos) == 2
+    for doc, expected in zip(egresos, ("111.60", "50.00"), strict=True):
+        root = assert_valid_everywhere(doc["stamped_xml"])
+        assert root.get("TipoDeComprobante") == "E" and root.get("Total") == expected
+        rel = root.find("cfdi:CfdiRelacionados", NS)
+        assert rel.get("TipoRelacion") == "01"
+        assert rel.find("cfdi:CfdiRelacionado", NS).get("UUID") == orig_doc["uuid"]
+        assert root.find("cfdi:Receptor", NS).get("Rfc") == "XIQB891116QE4"
+    first = etree.fromstring(egresos[0]["stamped_xml"])
+    keys = [c.get("ClaveProdServ") for c in first.findall("cfdi:Conceptos/cfdi:Concepto", NS)]
+    assert keys == ["84111506", "84111506"]  # bonificación: SAT's key for it
+    # A credited invoice is not corrected (the correction would replace what the notes credit).
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h, json={"reason": "otra lectura"})
+    assert r.status_code == 409 and "credit notes" in r.json()["reason"]
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/void", headers=h, json={"reason": "emitida por error"})
+    assert r.status_code == 409 and "credit notes" in r.json()["reason"]
+    assert assert_all_documents_valid(cloud.engine) == 4  # invoice, payment complement, two notes
