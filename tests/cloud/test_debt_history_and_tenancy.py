@@ -63,3 +63,21 @@ def test_statement_duplicates_are_scoped_to_the_municipality(cloud) -> None:  # 
     assert all(ln["paymentId"] is None for ln in lines["items"]), lines
     again = cloud.client.post("/api/v2/bank-statements", params={"format": "csv"}, content=text.encode(), headers=h1)
     assert again.json()["duplicates"] == 1  # within EXP-01 it is still never applied twice
+
+
+def test_statement_lines_dated_in_the_future_are_rejected_and_kept(cloud) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    with cloud.engine.begin() as conn:
+        a = make_contract(conn, 1)
+        make_invoice(conn, a, "2026-02", "300.00", due=date(2026, 3, 20))
+    later = (datetime.now(ZoneInfo("America/Mexico_City")) + timedelta(days=5 * 365)).date().isoformat()
+    text = HDR + f"0123,M001,{later},250.00,{bank_reference(a, '2026-02')},SPEI\n" \
+                 f"0123,M002,2026-03-02,10.00,{bank_reference(a, '2026-02')},SPEI\n"
+    h = cloud.user("collections", "EXP-01")
+    r = cloud.client.post("/api/v2/bank-statements", params={"format": "csv"}, content=text.encode(), headers=h)
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    assert (rep["applied"], rep["rejected"]) == (1, 1)
+    assert "in the future" in rep["problems"][0]["reason"]
