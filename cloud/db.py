@@ -36,6 +36,8 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 EXTRA_TABLE_MODULES = ["cloud.auth"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Advisory lock key of create_or_migrate (any constant; advisory locks are per database).
+MIGRATION_LOCK = 0x41515543
 
 
 def import_table_modules() -> list[str]:
@@ -108,6 +110,10 @@ def create_or_migrate(engine: Engine) -> None:
     import_table_modules()
     cfg = alembic_config(engine)
     with row_security.system_scope("migrate"), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # API processes starting together each migrate: one at a time, the others then
+            # find the schema, grants and policies made (the lock ends with the transaction).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         # Tables added after the baseline by a package that has no revision yet are purely

@@ -41,6 +41,7 @@ ALL = "*"
 # Versioned name: a changed rule gets a new name, so a migration replaces old policies and
 # leaves current ones alone (no ACCESS EXCLUSIVE lock on every start).
 POLICY = "tenant_isolation_v1"
+CHILD_POLICY = "tenant_isolation_via_parent_v1"
 TENANT_COLUMN = "municipality"
 DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 # Extra columns that also admit a row: a changelog entry of a row that moved out of a
@@ -167,11 +168,37 @@ def tenant_tables(metadata: sa.MetaData) -> list[sa.Table]:
     return [t for t in metadata.sorted_tables if TENANT_COLUMN in t.c]
 
 
-def _predicate(table: sa.Table) -> str:
+def child_tables(metadata: sa.MetaData) -> list[tuple[sa.Table, sa.ForeignKey]]:
+    """Tables without the column whose rows belong to a tenant table's row (payment
+    allocations, statement lines, CFDI parts…): each with its first foreign key to one."""
+    out = []
+    for table in metadata.sorted_tables:
+        if TENANT_COLUMN in table.c:
+            continue
+        fks = sorted((fk for fk in table.foreign_keys if TENANT_COLUMN in fk.column.table.c),
+                     key=lambda fk: list(table.c).index(fk.parent))
+        if fks:
+            out.append((table, fks[0]))
+    return out
+
+
+def policies(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
+    """Table name → (policy name, predicate) for every table under row-level security.
+
+    A tenant table: its municipality is the scope's (or the scope is `*`). A child table: its
+    parent row is visible, which the parent's own policy decides (RLS applies inside the
+    policy's subquery too)."""
     setting = f"current_setting('{SETTING}', true)"
-    columns = (TENANT_COLUMN, *ALSO_VISIBLE_BY.get(table.name, ()))
-    ours = " OR ".join(f"{c} = {setting}" for c in columns)
-    return f"({ours} OR {setting} = '{ALL}')"
+    out = {}
+    for table in tenant_tables(metadata):
+        columns = (TENANT_COLUMN, *ALSO_VISIBLE_BY.get(table.name, ()))
+        ours = " OR ".join(f"{c} = {setting}" for c in columns)
+        out[table.name] = (POLICY, f"({ours} OR {setting} = '{ALL}')")
+    for table, fk in child_tables(metadata):
+        parent = fk.column.table.name
+        out[table.name] = (CHILD_POLICY, f'(EXISTS (SELECT 1 FROM "{parent}" p '
+                                         f'WHERE p."{fk.column.name}" = "{table.name}"."{fk.parent.name}"))')
+    return out
 
 
 _ENSURE_ROLE = f"""
@@ -191,7 +218,7 @@ def apply_policies(conn: Connection, metadata: sa.MetaData) -> list[str]:
     """Create the application role, its grants and the tenant policies (PostgreSQL; idempotent).
 
     Run by `cloud.db.create_or_migrate` as the connecting role, which must own the schema and
-    may create roles (or a DBA creates `aquacis_app` beforehand). Returns the tenant tables."""
+    may create roles (or a DBA creates `aquacis_app` beforehand). Returns the guarded tables."""
     if conn.dialect.name != "postgresql":
         return []
     conn.exec_driver_sql(_ENSURE_ROLE)
@@ -216,24 +243,23 @@ def apply_policies(conn: Connection, metadata: sa.MetaData) -> list[str]:
         if table.name in existing and table.name not in granted:
             # No TRUNCATE: it ignores row-level security. Not alembic_version either.
             conn.exec_driver_sql(f'GRANT {", ".join(DML)} ON "{table.name}" TO {APP_ROLE}')
-    tables = [t for t in tenant_tables(metadata) if t.name in existing]
-    policies = {
+    wanted = {name: rule for name, rule in policies(metadata).items() if name in existing}
+    present = {
         (r.tablename, r.policyname)
         for r in conn.execute(sa.text("SELECT tablename, policyname FROM pg_policies WHERE schemaname = current_schema()"))
     }
     enabled = set(conn.execute(sa.text(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = current_schema() AND c.relrowsecurity")).scalars())
-    for table in tables:
-        if table.name not in enabled:
-            conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ENABLE ROW LEVEL SECURITY')
-        for tbl, name in policies:
-            if tbl == table.name and name != POLICY and name.startswith("tenant_isolation"):
-                conn.exec_driver_sql(f'DROP POLICY "{name}" ON "{table.name}"')
-        if (table.name, POLICY) not in policies:
-            pred = _predicate(table)
-            conn.exec_driver_sql(f'CREATE POLICY {POLICY} ON "{table.name}" USING {pred} WITH CHECK {pred}')
-    return [t.name for t in tables]
+    for name, (policy, pred) in wanted.items():
+        if name not in enabled:
+            conn.exec_driver_sql(f'ALTER TABLE "{name}" ENABLE ROW LEVEL SECURITY')
+        for tbl, old in present:
+            if tbl == name and old != policy and old.startswith("tenant_isolation"):
+                conn.exec_driver_sql(f'DROP POLICY "{old}" ON "{name}"')
+        if (name, policy) not in present:
+            conn.exec_driver_sql(f'CREATE POLICY {policy} ON "{name}" USING {pred} WITH CHECK {pred}')
+    return sorted(wanted)
 
 
 def _schema(conn: Connection) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +23,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ProgrammingError
@@ -36,9 +40,14 @@ from cloud.settings import CloudSettings
 from cloud.sync import writes
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
+from sync import wire
+from sync.changes import Change
+from sync.hlc import pack, wall_ms
+from sync.ids import uuid7
 
 import_table_modules()
 TENANT_TABLES = [t.name for t in row_security.tenant_tables(metadata)]
+CHILDREN = {t.name: fk for t, fk in row_security.child_tables(metadata)}
 A, B = "EXP-01", "EXP-02"
 _counter = itertools.count(1)
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,19 +110,43 @@ class Seeded:
         self.engine = make_engine(url)
         create_or_migrate(self.engine)
         self.raw = _no_fk_engine(url)
+        self.rows: dict[str, list[dict[str, Any]]] = {}
         with self.raw.begin() as conn:
             for name in TENANT_TABLES:
                 table = metadata.tables[name]
-                rows = [synthetic_row(table, m) for m in (A, A, B, B)]
+                rows = [synthetic_row(table, m) for m in (A, A, A, B, B, B)]
                 if table.c.municipality.nullable:
                     rows.append(synthetic_row(table, None))
                 conn.execute(table.insert(), rows)
+                self.rows[name] = rows
+            # Child rows: one under each of the first two parent rows of EXP-01 and of EXP-02
+            # (the third stays childless: some children are one per parent).
+            for name in CHILDREN:
+                children = [self.child_row(name, m, nth) for m in (A, B) for nth in (0, 1)]
+                conn.execute(metadata.tables[name].insert(), children)
             # A changelog entry of a row that moved from EXP-01 to EXP-03: EXP-01's nodes
             # must still see it (to delete their copy).
             moved = synthetic_row(metadata.tables["sync_log"], "EXP-03")
             moved["old_municipality"] = A
             conn.execute(metadata.tables["sync_log"].insert(), [moved])
         self.moved_seq = moved["seq"]
+
+    def child_row(self, table: str, municipality: str, nth: int = 2) -> dict[str, Any]:
+        """A row of child `table` under the nth parent row of `municipality`."""
+        fk = CHILDREN[table]
+        parent = [r for r in self.rows[fk.column.table.name] if r["municipality"] == municipality][nth]
+        row = synthetic_row(metadata.tables[table], None)
+        row[fk.parent.name] = parent[fk.column.name]
+        return row
+
+    def owners(self, table: str) -> list[str | None]:
+        """The municipality of each visible row of child `table`, from its parent (as system)."""
+        fk = CHILDREN[table]
+        parent = fk.column.table.name
+        with self.engine.begin() as conn:
+            keys = conn.exec_driver_sql(f'SELECT "{fk.parent.name}" FROM "{table}"').scalars().all()
+            owner = dict(conn.exec_driver_sql(f'SELECT "{fk.column.name}", municipality FROM "{parent}"').all())
+        return [owner.get(k) for k in keys]
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +175,13 @@ def test_every_tenant_table_is_under_a_policy_for_a_role_that_cannot_bypass_it(s
             f"SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = '{row_security.APP_ROLE}'").one()
         truncate = conn.exec_driver_sql(
             f"SELECT has_table_privilege('{row_security.APP_ROLE}', 'readings', 'TRUNCATE')").scalar()
-    assert set(TENANT_TABLES) <= enabled
+    with seeded.engine.begin() as conn:
+        children = set(conn.exec_driver_sql(
+            f"SELECT tablename FROM pg_policies WHERE policyname = '{row_security.CHILD_POLICY}'").scalars())
+    assert {"payment_allocations", "statement_lines", "cfdi_payment_parts"} <= set(CHILDREN)
+    assert set(TENANT_TABLES) | set(CHILDREN) <= enabled
     assert set(TENANT_TABLES) <= policies
+    assert set(CHILDREN) <= children
     assert tuple(role) == (False, False, False)
     assert truncate is False  # TRUNCATE ignores row-level security
 
@@ -165,7 +203,8 @@ def test_a_query_without_the_tenant_filter_sees_only_its_municipality(seeded: Se
 @pytest.mark.parametrize("table", TENANT_TABLES)
 def test_writes_reach_only_rows_of_its_municipality(seeded: Seeded, table: str) -> None:
     t = metadata.tables[table]
-    own = sum(1 for m in _municipalities(seeded.engine, table) if m == B)
+    before = _municipalities(seeded.engine, table)
+    own = before.count(B)
     with row_security.tenant_scope(B), seeded.raw.connect() as conn:
         # Insert for another municipality: refused by the policy's WITH CHECK.
         with pytest.raises(ProgrammingError) as refused:
@@ -185,7 +224,73 @@ def test_writes_reach_only_rows_of_its_municipality(seeded: Seeded, table: str) 
         conn.rollback()
         assert conn.execute(t.delete()).rowcount == own
         conn.rollback()
-    assert sum(1 for m in _municipalities(seeded.engine, table) if m == A) == 2
+    assert _municipalities(seeded.engine, table).count(A) == before.count(A) >= 3
+
+
+@pytest.mark.parametrize("table", sorted(CHILDREN))
+def test_child_rows_follow_their_parents_municipality(seeded: Seeded, table: str) -> None:
+    """Payment allocations, statement lines, CFDI parts…: no municipality column of their own;
+    a row is visible and writable when its parent row is."""
+    t, fk = metadata.tables[table], CHILDREN[table]
+    everything = seeded.owners(table)
+    assert everything.count(A) >= 2 and everything.count(B) >= 2
+    with row_security.tenant_scope(B), seeded.engine.begin() as conn:
+        keys = conn.exec_driver_sql(f'SELECT "{fk.parent.name}" FROM "{table}"').scalars().all()
+    with seeded.engine.begin() as conn:
+        b_parents = set(conn.exec_driver_sql(
+            f'SELECT "{fk.column.name}" FROM "{fk.column.table.name}" WHERE municipality = %(m)s', {"m": B}).scalars())
+    assert keys and set(keys) <= b_parents and len(keys) == everything.count(B)
+    with row_security.tenant_scope(B), seeded.raw.connect() as conn:
+        with pytest.raises(ProgrammingError) as refused:
+            conn.execute(t.insert().values(seeded.child_row(table, A)))
+        assert getattr(refused.value.orig, "sqlstate", None) == "42501"
+        conn.rollback()
+        conn.execute(t.insert().values(seeded.child_row(table, B)))
+        conn.rollback()
+        a_parent = seeded.child_row(table, A)[fk.parent.name]
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            conn.execute(t.update().values({fk.parent.name: a_parent}))
+        conn.rollback()
+        assert conn.execute(t.delete()).rowcount == everything.count(B)
+        conn.rollback()
+    assert seeded.owners(table).count(A) == everything.count(A)
+
+
+SCOPES = st.sampled_from([A, B, "EXP-03", "EXP-13", row_security.ALL, None, "", "exp-01", "EXP-01 ",
+                          "EXP-02' OR '1'='1", "%", "*,EXP-01"])
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=st.sampled_from(TENANT_TABLES + sorted(CHILDREN)), scope=SCOPES)
+def test_any_scope_sees_exactly_the_rows_the_rule_names(seeded: Seeded, table: str, scope: str | None) -> None:
+    """The rule, for any table and scope value (odd and hostile ones included): `*` sees every
+    row, a municipality code its own rows (and, in the changelog, rows that left it), anything
+    else nothing. A child row goes with its parent."""
+    t = metadata.tables[table]
+    tenant_table = table if table in TENANT_TABLES else CHILDREN[table].column.table.name
+    extra = row_security.ALSO_VISIBLE_BY.get(tenant_table, ())
+    pk = [c.name for c in t.primary_key.columns]
+
+    def keys(conn: Any) -> set[tuple[Any, ...]]:
+        return {tuple(r) for r in conn.execute(sa.select(*[t.c[c] for c in pk]))}
+
+    with seeded.engine.begin() as conn:
+        everything = keys(conn)
+        if table in TENANT_TABLES:
+            owners = {tuple(r[:len(pk)]): set(r[len(pk):]) for r in conn.execute(
+                sa.select(*[t.c[c] for c in pk], t.c.municipality, *[t.c[c] for c in extra]))}
+        else:
+            fk = CHILDREN[table]
+            parent = fk.column.table
+            owners = {tuple(r[:len(pk)]): {r[-1]} for r in conn.execute(
+                sa.select(*[t.c[c] for c in pk], parent.c.municipality)
+                .join(parent, parent.c[fk.column.name] == t.c[fk.parent.name]))}
+    with row_security.tenant_scope(scope), seeded.engine.begin() as conn:
+        seen = keys(conn)
+    if scope == row_security.ALL:
+        assert seen == everything
+    else:
+        assert seen == {k for k, who in owners.items() if scope and scope in who}
 
 
 def test_a_changelog_entry_of_a_row_moved_away_still_reaches_the_old_municipality(seeded: Seeded) -> None:
@@ -257,7 +362,7 @@ def test_migrating_again_keeps_current_policies_and_replaces_old_ones(seeded: Se
         names = conn.exec_driver_sql("SELECT policyname FROM pg_policies WHERE tablename = 'zones'").scalars().all()
         after = conn.execute(COUNT_POLICIES).scalar()
     assert names == [row_security.POLICY]
-    assert after == before - 1 == len(TENANT_TABLES)
+    assert after == before - 1 == len(TENANT_TABLES) + len(CHILDREN)
 
 
 # --- Through the API: the request's principal sets the scope -----------------------------------
@@ -403,3 +508,111 @@ def test_sqlite_is_unchanged(tmp_path: Path) -> None:
             assert _municipalities(engine, "users") == [A]
     finally:
         engine.dispose()
+
+
+def test_concurrent_migrations_of_one_database_all_succeed(pg_url: str) -> None:
+    """Several API processes may start at once with `auto_migrate`: policies, grants and tables
+    are made once, the others wait and find them."""
+    code = ("import sys; from cloud.db import create_or_migrate, make_engine; "
+            "e = make_engine(sys.argv[1]); create_or_migrate(e); e.dispose()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    failures = [err for p in procs for _, err in [p.communicate(timeout=120)] if p.returncode != 0]
+    assert failures == []
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            n = conn.execute(COUNT_POLICIES).scalar()
+    finally:
+        engine.dispose()
+    assert n == len(TENANT_TABLES) + len(CHILDREN)
+
+
+# --- The sync push judges by the whole registry on both databases ------------------------------
+# RLS hides another municipality's rows from a node's transaction; the push's own lookups that
+# judge a change (does this row or fact exist, where is this meter) must still see them, or a
+# change the server should refuse one by one becomes a failed batch or a silent drop.
+
+class SyncCloud:
+    def __init__(self, url: str) -> None:
+        settings = CloudSettings(db_url=url, log_json=False, log_level="warning", vee_interval_s=0,
+                                 workorder_interval_s=0, sync_maintenance_interval_s=0)
+        self.app = create_app(settings)
+        self.engine: Engine = self.app.state.engine
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+        with self.engine.begin() as conn:
+            writes.write_rows(conn, "meters", [{"id": "m1", "municipality": A, "zone": f"{A}-Z01", "serial": "S1"}])
+            writes.write_rows(conn, "work_orders", [{"id": "wo1", "municipality": A, "zone": f"{A}-Z01",
+                                                     "status": "assigned", "type": "leak"}])
+
+    def node(self, kind: str, municipality: str) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            return create_node(conn, kind=kind, municipality=municipality, zone=f"{municipality}-Z01")
+
+    def push(self, cred: dict[str, Any], changes: list[Change]) -> wire.PushResult:
+        r = self.client.post(f"{API_PREFIX}/sync/push", content=wire.encode(wire.PushBatch(cred["site_id"], changes)),
+                             headers={"Authorization": f"Bearer {cred['token']}", "Content-Type": wire.CONTENT_TYPE})
+        assert r.status_code == 200, r.content
+        res = wire.decode(r.content)
+        assert isinstance(res, wire.PushResult)
+        return res
+
+    def one(self, sql: str) -> Any:
+        with self.engine.begin() as conn:
+            return conn.exec_driver_sql(sql).one_or_none()
+
+
+@pytest.fixture
+def sync_cloud(db_url: str) -> Iterator[SyncCloud]:
+    c = SyncCloud(db_url)
+    try:
+        yield c
+    finally:
+        c.client.close()
+        c.engine.dispose()
+
+
+def _reading(site: str, seq: int, municipality: str, serial: str, rid: str | None = None) -> Change:
+    rid = rid or uuid7()
+    zone = f"{municipality}-Z01"
+    row = {"id": rid, "municipality": municipality, "zone": zone, "meter_serial": serial,
+           "taken_at": wall_ms() - 60_000, "value_l": 1000, "source": "lorawan"}
+    return Change("readings", rid, site, seq, pack(wall_ms()), "insert", row, 0, municipality, zone)
+
+
+def test_a_row_of_another_municipality_is_refused_out_of_scope_not_a_failed_batch(sync_cloud: SyncCloud) -> None:
+    gw = sync_cloud.node("gateway", B)
+    claim = Change("work_orders", "wo1", gw["site_id"], 1, pack(wall_ms()), "set",
+                   {"description": "mine now", "municipality": B, "zone": f"{B}-Z01", "type": "leak",
+                    "status": "created"}, 1, B, f"{B}-Z01")
+    res = sync_cloud.push(gw, [claim])
+    assert [r.code for r in res.refusals] == ["out_of_scope"]
+    assert res.acked == {gw["site_id"]: 1}
+    assert tuple(sync_cloud.one("SELECT municipality, description FROM work_orders WHERE id = 'wo1'")) == (A, None)
+
+
+def test_an_edit_queued_before_its_row_moved_away_is_refused_and_the_rest_of_the_batch_lands(
+        sync_cloud: SyncCloud) -> None:
+    """An honest handheld edited an order that central staff then moved to another municipality."""
+    hh = sync_cloud.node("handheld", A)
+    with sync_cloud.engine.begin() as conn:
+        writes.write_rows(conn, "work_orders", [{"id": "wo1", "municipality": B, "zone": f"{B}-Z01"}])
+    edit = Change("work_orders", "wo1", hh["site_id"], 1, pack(wall_ms()), "set", {"notes": "fuga en banqueta"}, 1,
+                  A, f"{A}-Z01")
+    res = sync_cloud.push(hh, [edit, _reading(hh["site_id"], 2, A, "S1")])
+    assert [(r.seq, r.code) for r in res.refusals] == [(1, "out_of_scope")]
+    assert res.acked == {hh["site_id"]: 2}
+    assert sync_cloud.one("SELECT count(*) FROM readings")[0] == 1
+
+
+def test_a_fact_reusing_another_municipalitys_id_is_quarantined_not_silently_dropped(sync_cloud: SyncCloud) -> None:
+    gw_a, gw_b = sync_cloud.node("gateway", A), sync_cloud.node("gateway", B)
+    with sync_cloud.engine.begin() as conn:
+        writes.write_rows(conn, "meters", [{"id": "m2", "municipality": B, "zone": f"{B}-Z01", "serial": "S2"}])
+    honest = _reading(gw_a["site_id"], 1, A, "S1")
+    assert sync_cloud.push(gw_a, [honest]).refusals == []
+    copy = _reading(gw_b["site_id"], 1, B, "S2", rid=honest.pk)
+    res = sync_cloud.push(gw_b, [copy])
+    assert [r.code for r in res.refusals] == ["quarantined"]
+    assert tuple(sync_cloud.one(f"SELECT municipality, meter_serial FROM readings WHERE id = '{honest.pk}'")) == (A, "S1")
+    assert sync_cloud.one(f"SELECT count(*) FROM sync_quarantine WHERE pk = '{honest.pk}'")[0] == 1
