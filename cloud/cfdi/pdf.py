@@ -162,3 +162,47 @@ def render_pdf(xml: bytes) -> bytes:
     pdf.set_font("Helvetica", "I", 8)
     pdf.cell(0, 5, t("Este documento es una representación impresa de un CFDI."), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def render_ack_pdf(ack_xml: bytes, doc: dict[str, object]) -> bytes:
+    """Printed cancellation acknowledgment (acuse de cancelación): the document cancelled, the
+    motive, the substitute, the date and SAT's status code, from the PAC's acuse XML."""
+    from fpdf import FPDF
+
+    from .rules import CANCEL_MOTIVES
+
+    root = etree.fromstring(ack_xml)
+
+    def find(name: str) -> str:
+        el = root.find(f".//{{*}}{name}")
+        return (el.text or "") if el is not None and el.text else root.get(name, "")
+
+    pdf = FPDF(format="Letter")
+    pdf.add_page()
+    t = _latin1
+    pdf.set_font("Helvetica", "B", 14)
+    pdf.cell(0, 8, t("Acuse de cancelación de CFDI"), new_x="LMARGIN", new_y="NEXT")
+    leyenda = find("Leyenda")
+    if "PRUEBA" in leyenda:
+        pdf.set_text_color(200, 0, 0)
+        pdf.set_font("Helvetica", "B", 12)
+        pdf.cell(0, 7, t("DOCUMENTO DE PRUEBA - SIN VALIDEZ FISCAL"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+    motive = str(doc.get("cancel_motive") or find("Motivo"))
+    rows = [("Folio fiscal (UUID):", find("UUID") or str(doc.get("uuid") or "")),
+            ("RFC emisor:", root.get("RfcEmisor", "")),
+            ("Serie y folio:", f"{doc.get('series') or ''}-{doc.get('folio') or ''}"),
+            ("Fecha de cancelación:", root.get("Fecha", "")),
+            ("Estatus SAT:", find("EstatusUUID")),
+            ("Motivo:", f"{motive} {CANCEL_MOTIVES.get(motive, '')}"),
+            ("Folio de sustitución:", find("FolioSustitucion") or str(doc.get("substitute_uuid") or "-"))]
+    for label, value in rows:
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(50, 6, t(label))
+        pdf.set_font("Helvetica", "", 9)
+        pdf.cell(0, 6, t(value), new_x="LMARGIN", new_y="NEXT")
+    if leyenda:
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "I", 8)
+        pdf.multi_cell(0, 4, t(leyenda), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

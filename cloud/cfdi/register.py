@@ -44,7 +44,8 @@ def document_out(d: Any) -> dict[str, Any]:
         "substituteUuid": d["substitute_uuid"], "lastError": d["last_error"], "fiscallyValid": d["fiscally_valid"],
         "createdAt": _iso(d["created_at"]), "stampedAt": _iso(d["stamped_at"]), "cancelledAt": _iso(d["cancelled_at"]),
         "links": {"self": base, "xml": f"{base}/xml", "pdf": f"{base}/pdf",
-                  "cancellationAck": f"{base}/cancellation-ack" if d["cancel_ack"] else None},
+                  "cancellationAck": f"{base}/cancellation-ack" if d["cancel_ack"] else None,
+                  "cancellationAckPdf": f"{base}/cancellation-ack/pdf" if d["cancel_ack"] else None},
     }
 
 

@@ -166,3 +166,17 @@ def cancellation_ack(document_id: str, request: Request, principal: Principal = 
                                         f"(cancel_state: {doc['cancel_state'] or 'none'})")
     return Response(content=doc["cancel_ack"], media_type="application/xml", headers={
         "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.xml"'})
+
+
+@router.get("/cfdi/{document_id}/cancellation-ack/pdf", summary="The cancellation acknowledgment, printed")
+def cancellation_ack_pdf(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+    from .pdf import render_ack_pdf
+
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
+    doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
+    if not doc["cancel_ack"]:
+        raise HTTPException(404, detail=f"CFDI document {document_id!r} has no cancellation acknowledgment "
+                                        f"(cancel_state: {doc['cancel_state'] or 'none'})")
+    return Response(content=render_ack_pdf(doc["cancel_ack"], doc), media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.pdf"'})

@@ -108,6 +108,10 @@ def test_register_lists_filters_and_downloads_every_document_type(cloud, svc) ->
     (pago,) = cloud.client.get("/api/v2/cfdi", params={"type": "pago"}, headers=h).json()["items"]
     ack = cloud.client.get(pago["links"]["cancellationAck"], headers=h)
     assert ack.status_code == 200 and pago["uuid"].encode() in ack.content
+    printed = cloud.client.get(pago["links"]["cancellationAckPdf"], headers=h)
+    assert printed.status_code == 200 and printed.content.startswith(b"%PDF")
+    text = _pdf_text(printed.content)
+    assert pago["uuid"] in text and "Acuse de cancelaci" in text and "02 Comprobante emitido con errores" in text
 
 
 def _pdf_text(pdf: bytes) -> str:
