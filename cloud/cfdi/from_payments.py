@@ -83,6 +83,9 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
     from cloud.payments.tables import allocations, payment_reversals, payments
 
     now = svc.clock()
+    reversed_ids = sa.select(payment_reversals.c.payment_id)
+    with svc.engine.begin() as conn:  # a reversed payment needs no complement: it waits for nothing
+        conn.execute(cfdi_payment_waits.delete().where(cfdi_payment_waits.c.payment_id.in_(reversed_ids)))
     waiting = sa.select(cfdi_payment_waits.c.payment_id).where(cfdi_payment_waits.c.next_attempt_at > now)
     with svc.engine.connect() as conn:
         have = sa.select(cfdi_documents.c.source_id).where(cfdi_documents.c.kind == "pago")
@@ -94,7 +97,7 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
                                           cfdi_documents.c.metodo_pago == "PPD",
                                           cfdi_documents.c.fiscal_status == "stamped"))
             .where(allocations.c.kind == "allocation", payments.c.id.notin_(have),
-                   payments.c.id.notin_(sa.select(payment_reversals.c.payment_id)), payments.c.id.notin_(waiting))
+                   payments.c.id.notin_(reversed_ids), payments.c.id.notin_(waiting))
             .limit(limit)
         ).scalars().all()
     counts = {"issued": 0, "waiting": 0, "none": 0}

@@ -238,7 +238,8 @@ def _pdf_text(pdf: bytes) -> str:
     out = []
     for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
         try:
-            out.append(zlib.decompress(m.group(1)).decode("latin-1"))
+            # decompressobj tolerates a stream the regex cut a byte short (binary data may end in \r)
+            out.append(zlib.decompressobj().decompress(m.group(1)).decode("latin-1"))
         except zlib.error:
             out.append(m.group(1).decode("latin-1"))
     return "\n".join(out)
