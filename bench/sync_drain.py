@@ -115,7 +115,6 @@ def main() -> None:
 
     cloud = CloudProcess(db_url, vee_interval_s=1.0 if args.with_vee else 0.0)
     try:
-        hostile = refuse_hostile(cloud, thief, cred["site_id"])
         client = SyncClient(store, HttpxTransport.to(cloud.url, timeout=120), cred["token"], max_changes=args.batch)
         cpu0, srv0 = time.process_time(), cloud.cpu_s()
         t = time.perf_counter()
@@ -123,6 +122,7 @@ def main() -> None:
         dt = time.perf_counter() - t
         cpu, srv = time.process_time() - cpu0, cloud.cpu_s() - srv0
         cloud_peak = cloud.peak_rss_mb()
+        hostile = refuse_hostile(cloud, thief, cred["site_id"])  # after the drain: it must not colour it
     finally:
         cloud.stop()
     with engine.connect() as conn:

@@ -63,6 +63,9 @@ def _ints_ok(column: list[Any], lo: int, hi: int) -> bool:
 
 
 def _texts_ok(column: list[Any], lo: int, hi: int, none: bool = False) -> bool:
+    if column and column.count(column[0]) == len(column):  # constant (a batch's municipality, zone)
+        v = column[0]
+        return (none and v is None) or (type(v) is str and lo <= len(v) <= hi and "\x00" not in v)
     types = set(map(type, column))
     if not column or not types <= ({str, type(None)} if none else {str}):
         return not column
@@ -198,6 +201,9 @@ def column_errors(ts: TableSpec, name: str, column: list[Any]) -> list[tuple[int
     Checked once per column when its types are the plain ones and its numbers and texts are in
     bounds (the bulk case), value by value otherwise."""
     spec = ts.fields.get(name)
+    if column and column.count(column[0]) == len(column):  # constant: one value to judge
+        err = field_error(ts, name, column[0])
+        return [] if err is None else [(i, err) for i in range(len(column))]
     if spec is not None and spec.type != "json":
         types = set(map(type, column))
         if types <= _SIMPLE[spec.type] | {_NONE}:

@@ -18,7 +18,7 @@ import bisect
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any, Protocol, runtime_checkable
 
 from .changes import Cell, Change, Refusal, RowState
@@ -315,17 +315,21 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
     runs: list[Run] = batch.runs if batch.runs is not None else _group(batch.changes)
     adm = _admit(ctx, batch, runs)
     old_schema = batch.schema < MIN_SCHEMA_VERSION
-    accepted: list[tuple[str, int]] = []  # (origin, seq) of every accepted change
+    accepted: dict[str, list[int]] = {}  # origin -> seqs of its accepted changes
+    n_accepted = 0
     rows: dict[str, list[tuple[Change, NodeScope]]] = {}
     for r in runs:
         fr = r if isinstance(r, FactRun) else _fact_run(r)
         if fr is not None or isinstance(r, FactRun):
             assert fr is not None
             ok = _push_fact_run(ctx, adm, fr, old_schema)
-            if ok is None:
-                accepted.extend(zip(fr.site, fr.seq, strict=True))
+            if ok is None and fr.site and fr.site.count(fr.site[0]) == len(fr.site):
+                accepted.setdefault(fr.site[0], []).extend(fr.seq)  # the bulk case, in C
+                n_accepted += len(fr.seq)
             else:
-                accepted.extend(compress(zip(fr.site, fr.seq, strict=True), ok))
+                for site, seq in compress(zip(fr.site, fr.seq, strict=True), ok if ok is not None else repeat(True)):
+                    accepted.setdefault(site, []).append(seq)
+                    n_accepted += 1
             continue
         for c in r:
             if adm.held(c.site_id, c.seq):
@@ -350,14 +354,13 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
 
     touched: dict[tuple[str, str], tuple[RowState | None, RowState]] = {}
     for table, items in rows.items():
-        accepted.extend((c.site_id, c.seq) for c in _push_rows(ctx, TABLES[table], items, touched))
-    partial = len(accepted) < batch.count
+        for c in _push_rows(ctx, TABLES[table], items, touched):
+            accepted.setdefault(c.site_id, []).append(c.seq)
+            n_accepted += 1
+    partial = n_accepted < batch.count
     storage.put_rows([(b, a) for b, a in touched.values() if row_changed(b, a)])
 
-    by_site: dict[str, list[int]] = {}
-    for site, seq in accepted:
-        by_site.setdefault(site, []).append(seq)
-    for site, seqs in by_site.items():
+    for site, seqs in accepted.items():
         if site in adm.seen:
             storage.set_seen(site, add_seqs(adm.seen[site], seqs))
     for site, high in adm.judged.items():
@@ -366,7 +369,7 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
         if not partial:
             storage.relay(batch.changes)  # all accepted (the bulk case): batch order, no lookups
         elif accepted:
-            keys = set(accepted)
+            keys = {(site, q) for site, seqs in accepted.items() for q in seqs}
             storage.relay([c for c in batch.changes if (c.site_id, c.seq) in keys])
     refusals = [_with_row(ctx, r, touched) for r in ctx.refusals]
     storage.keep_refusals([r for r in refusals if (r.site_id, r.seq) not in ctx.unkept])
@@ -418,6 +421,7 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
     park: list[str | None] = [None] * n
     sites = r.site
     one_site = sites.count(sites[0]) == n
+    flagged = False  # some row was set aside before judging (forged, held, replayed, refused before)
     for site in (sites[:1] if one_site else set(sites)):
         forged = site in adm.forged
         iv = adm.seen.get(site) or []
@@ -425,6 +429,7 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
             and max(r.seq) < adm.hold.get(site, _INF) and site not in adm.prior
         if fast:
             continue
+        flagged = True
         for i in range(n):
             if sites[i] != site:
                 continue
@@ -439,7 +444,8 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
                 verdict[i] = (before.code, before.reason)
                 prior.append(before)
                 ctx.unkept.add((site, r.seq[i]))  # kept already
-    judged = [not (h or p) and v is None for h, p, v in zip(held, replay, verdict, strict=True)]
+    judged = [not (h or p) and v is None for h, p, v in zip(held, replay, verdict, strict=True)] \
+        if flagged else [True] * n
     cols = dict(zip(r.names, r.columns, strict=True))
 
     def refuse_all(code: str, reason: str) -> None:
@@ -464,6 +470,38 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
             changes = r.changes()
         return changes[i]
 
+    sub: FactRun | None = r
+    ok: list[bool] | None = None
+    if not flagged and verdict.count(None) == n and park.count(None) == n:
+        pass  # the bulk case: every row accepted, no per-row work
+    else:
+        sub, ok = _set_aside(ctx, ts, r, prior, replay, verdict, park, judged, change)
+        if sub is None:
+            return ok
+    assert ts is not None and sub is not None
+    skipped = ctx.storage.insert_fact_runs([sub])[0]
+    if skipped:  # the key exists: the same fact again (a no-op) or a conflict (quarantine)
+        if ok is None:
+            ok = [True] * n
+        sub_changes = sub.changes()
+        positions = [i for i, good in enumerate(ok) if good]  # sub row -> run row
+        dup = [sub_changes[i] for i in skipped]
+        existing = ctx.storage.get_facts(ts.name, list({c.pk for c in dup}))
+        for i, c in zip(skipped, dup, strict=True):
+            _, conflict = merge_fact(ts, existing.get(c.pk), c.fields)
+            if conflict:
+                ctx.storage.quarantine(c, "same id, different content")
+                ctx.refuse(c, "quarantined", f"{ts.name} {c.pk} already exists with different content; kept for review")
+                ok[positions[i]] = False
+    return None if ok is None or all(ok) else ok
+
+
+def _set_aside(ctx: _Ctx, ts: TableSpec | None, r: FactRun, prior: list[Refusal], replay: list[bool],
+               verdict: list[tuple[str, str] | None], park: list[str | None], judged: list[bool],
+               change: Any) -> tuple[FactRun | None, list[bool]]:
+    """Answer the rows of a run that are not inserted (replays, refusals, parked facts); the run of
+    the rows left to insert (None: none) and which rows those are."""
+    n = len(r.pk)
     prior_keys = {(x.site_id, x.seq) for x in prior}
     ctx.refusals.extend(prior)
     for i in range(n):
@@ -479,26 +517,11 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
             ctx.refuse(change(i), "parked", park[i])  # type: ignore[arg-type]
     ok = [judged[i] and verdict[i] is None and park[i] is None for i in range(n)]
     if all(ok):
-        sub = r
-    elif not any(ok):
-        return ok
-    else:
-        sub = FactRun(r.table, r.names, [list(compress(c, ok)) for c in r.columns],
-                      *(list(compress(x, ok)) for x in (r.pk, r.site, r.seq, r.hlc, r.mun, r.zone)))
-    assert ts is not None
-    skipped = ctx.storage.insert_fact_runs([sub])[0]
-    if skipped:  # the key exists: the same fact again (a no-op) or a conflict (quarantine)
-        sub_changes = sub.changes()
-        positions = [i for i, good in enumerate(ok) if good]  # sub row -> run row
-        dup = [sub_changes[i] for i in skipped]
-        existing = ctx.storage.get_facts(ts.name, list({c.pk for c in dup}))
-        for i, c in zip(skipped, dup, strict=True):
-            _, conflict = merge_fact(ts, existing.get(c.pk), c.fields)
-            if conflict:
-                ctx.storage.quarantine(c, "same id, different content")
-                ctx.refuse(c, "quarantined", f"{ts.name} {c.pk} already exists with different content; kept for review")
-                ok[positions[i]] = False
-    return None if all(ok) else ok
+        return r, ok
+    if not any(ok):
+        return None, ok
+    return FactRun(r.table, r.names, [list(compress(c, ok)) for c in r.columns],
+                   *(list(compress(x, ok)) for x in (r.pk, r.site, r.seq, r.hlc, r.mun, r.zone))), ok
 
 
 def _judge_facts(ctx: _Ctx, ts: TableSpec, r: FactRun, cols: dict[str, list[Any]], judged: list[bool],
@@ -559,9 +582,11 @@ def _judge_facts(ctx: _Ctx, ts: TableSpec, r: FactRun, cols: dict[str, list[Any]
             and not any(p.spans for p in known.values()):
         # the bulk case (one origin, one claimed place, no meter that moved): one decision per meter
         (site, mun, zone), = places
-        if all(_meter_verdict(ctx, ts, x, known.get(x), None, site, mun, zone) is None for x in wanted) \
-                and None not in serials and len(wanted) == len(set(serials)):
-            return
+        origin = ctx.origin(site)
+        if origin is not None and len(known) == len(wanted) and None not in serials \
+                and len(wanted) == len(set(serials)) and origin.covers(ts, str(mun or ""), str(zone or "")) \
+                and all(p.municipality == mun and p.zone == zone for p in known.values()):
+            return  # every meter known, where the rows say, in the origin's scope
     # one decision per (serial, origin, claimed place) unless the meter moved (installation spans)
     decided: dict[tuple[Any, ...], tuple[str, str] | str | None] = {}
     for i in range(n):

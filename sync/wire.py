@@ -432,8 +432,9 @@ def decode_column(enc: list[Any], keys: list[Any] | None = None, n: int | None =
             return _dec_ints(enc, keys, n, what)
         if tag == "u7":
             ms, tails = _dec_ints(enc[1], None, n, what), _dec_ints(enc[2], None, n, what)
-            if len(ms) != len(tails) or not all(type(x) is int and 0 <= x < 1 << 48 for x in ms) \
-                    or not all(type(x) is int and 0 <= x < 1 << 74 for x in tails):
+            if len(ms) != len(tails) or (ms and not (set(map(type, ms)) == set(map(type, tails)) == {int}
+                                                     and min(ms) >= 0 and max(ms) < 1 << 48
+                                                     and min(tails) >= 0 and max(tails) < 1 << 74)):
                 raise WireError(f"{what}: malformed UUIDv7 column")
             return _join_uuid7(ms, tails)
         if tag in ("f", "l"):
