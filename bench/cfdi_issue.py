@@ -102,7 +102,7 @@ def main() -> None:
     url = args.db_url or f"sqlite:///{tmp.name}/bench.db"
     engine = make_engine(url)
     create_or_migrate(engine)
-    svc = CfdiService(engine, TestDoublePac(), signer, issuer)
+    svc = CfdiService(engine, TestDoublePac(engine), signer, issuer)
 
     sample = seal(build_invoice(invoices(issuer, 1, 0)[0]), signer)
     payload = sample.cadena.encode("utf-8")

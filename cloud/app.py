@@ -260,6 +260,9 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     app.state.routers = []
     _install_error_handlers(app)
     _install_metrics(app)
+    from cloud.cfdi.metrics import CfdiCollector
+
+    app.state.metrics_registry.register(CfdiCollector(engine))
     # Outermost: the tenant scope exists before any other middleware or handler runs.
     row_security.install(engine)
     app.add_middleware(row_security.RowSecurityMiddleware)

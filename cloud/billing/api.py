@@ -235,17 +235,22 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
 def get_invoice(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> dict[str, Any]:
+    from cloud.cfdi.register import fiscal_summary
+
     with get_engine(request).connect() as conn:
-        return invoice_out(_visible_invoice(conn, principal, invoice_id),
-                           superseded_by(conn, [invoice_id]).get(invoice_id))
+        out = invoice_out(_visible_invoice(conn, principal, invoice_id),
+                          superseded_by(conn, [invoice_id]).get(invoice_id))
+        out["fiscal"] = fiscal_summary(conn, invoice_id)  # its CFDI, or why it has none
+        return out
 
 
 @router.get("/invoices/{invoice_id}/pdf", summary="The customer's invoice as PDF (Spanish)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def invoice_pdf(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> Response:
     from cloud.billing.pdf import render_invoice_pdf
+    from cloud.payments.api import ensure_references
 
-    with get_engine(request).connect() as conn:
+    with get_engine(request).begin() as conn:  # references are issued (once) on first print
         r = _visible_invoice(conn, principal, invoice_id)
         hist = conn.execute(
             sa.select(invoices.c.period, invoices.c.billed_m3, invoices.c.estimated, invoices.c.revision)
@@ -255,19 +260,54 @@ def invoice_pdf(invoice_id: str, request: Request, principal: Principal = Depend
         replaced = superseded_by(conn, [invoice_id]).get(invoice_id)
         number = conn.execute(sa.select(invoices.c.number).where(invoices.c.id == replaced)).scalar() if replaced \
             else None
+        # A withdrawn reference is never printed again (docs/billing.md, corrections).
+        withdrawn = (f"SUSTITUIDA por {number}: pague con la referencia de esa factura" if number is not None
+                     else "FACTURA CANCELADA: sin referencia de pago" if r["status"] == "void"
+                     else "BORRADOR (sin aprobar): sin referencia de pago" if r["status"] == "draft" else None)
+        refs = None if withdrawn else ensure_references(conn, conn.execute(
+            sa.select(invoices).where(invoices.c.id == invoice_id)).first())
+        name, address = _customer_and_address(conn, r["contract_id"])
     # The latest revision of each period (a correction replaces the original).
     by_period = {p: (p, int(m3), bool(est)) for p, m3, est, _ in hist}
     row = dict(r)
-    # A withdrawn reference is never printed again (docs/billing.md, corrections).
-    if number is not None:
-        row["payment_reference"] = f"SUSTITUIDA por {number}: pague con la referencia de esa factura"
-    elif row["status"] == "void":
-        row["payment_reference"] = "FACTURA CANCELADA: sin referencia de pago"
-    elif row["status"] == "draft":
-        row["payment_reference"] = "BORRADOR (sin aprobar): sin referencia de pago"
-    pdf = render_invoice_pdf(row, list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""))
+    if withdrawn:
+        row["payment_reference"] = withdrawn
+    pdf = render_invoice_pdf(row, list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""),
+                             customer_name=name, service_address=address,
+                             class_name=_class_name(r["municipality"], r["use_class"], r["period_end"]),
+                             references=_printed(refs))
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="recibo-{r["number"]}.pdf"'})
+
+
+def _customer_and_address(conn: Any, contract_id: str) -> tuple[str, str]:
+    from cloud.registry import replicated
+    from cloud.registry.tables import contracts, customers
+
+    sp = replicated.table("service_points")
+    row = conn.execute(sa.select(customers.c.name, sp.c.address)
+                       .select_from(contracts.outerjoin(customers, customers.c.id == contracts.c.customer_id)
+                                    .outerjoin(sp, sp.c.id == contracts.c.service_point_id))
+                       .where(contracts.c.id == contract_id)).first()
+    return (row[0] or "", row[1] or "") if row else ("", "")
+
+
+def _class_name(municipality: str, use_class: str, day: Any) -> str:
+    """The class in words from the tariff data ("DOMÉSTICA MEDIO · Agua potable" → "Doméstica medio")."""
+    from cloud.tariffs import TariffError, default_book
+
+    try:
+        name = default_book().at(day).entry(municipality, use_class).name
+    except TariffError:
+        return use_class
+    words = name.split(" · ")[0].strip()
+    return words[:1].upper() + words[1:].lower() if words else use_class
+
+
+def _printed(refs: dict[str, Any] | None) -> dict[str, str] | None:
+    if refs is None:
+        return None
+    return {"bank": refs["bankReference"], "contract": refs["contractReference"], "store": refs["storeBarcode"]}
 
 
 class CorrectionIn(BaseModel):

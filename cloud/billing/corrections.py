@@ -19,6 +19,13 @@ from cloud.tariffs import BillRequest, TariffError, compute_bill, default_book
 MX = ZoneInfo("America/Mexico_City")
 
 
+def _pensioner(conn: Connection, contract_id: str) -> bool:
+    from cloud.registry.tables import contracts, customers
+
+    return bool(conn.execute(sa.select(customers.c.pensioner).join(contracts, contracts.c.customer_id == customers.c.id)
+                             .where(contracts.c.id == contract_id)).scalar())
+
+
 def build_correction(conn: Connection, orig: dict[str, Any], *, reason: str, consumption_l: int | None,
                      use_class: str | None, units: int | None, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
@@ -38,7 +45,7 @@ def build_correction(conn: Connection, orig: dict[str, Any], *, reason: str, con
     try:
         bill = compute_bill(default_book(), BillRequest(orig["municipality"], cls, Decimal(litres) / 1000,
                                                         orig["period_start"], orig["period_end"], services,
-                                                        n_units))
+                                                        n_units, pensioner=_pensioner(conn, orig["contract_id"])))
     except TariffError as e:
         raise HTTPException(422, str(e)) from e
     rev = conn.execute(sa.select(sa.func.max(invoices.c.revision)).where(

@@ -44,6 +44,7 @@ class BillableContract:
     units: int = 1
     meter_serial: str | None = None
     service_point_id: str | None = None
+    pensioner: bool = False  # the customer's pensioner discount (tariff data) applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,18 +139,20 @@ class RegistryContracts:
              zone: str | None) -> list[BillableContract]:
         t = _table("contracts")
         mi = _table("meter_installations")
+        cu = _table("customers")
         # The meter currently installed at the contract's service point (not yet removed).
         q = (sa.select(t.c.id, t.c.municipality, t.c.zone, t.c.use_class, t.c.water, t.c.sewerage,
-                       t.c.sanitation, t.c.units, mi.c.meter_serial, t.c.service_point_id)
+                       t.c.sanitation, t.c.units, mi.c.meter_serial, t.c.service_point_id, cu.c.pensioner)
              .select_from(t.outerjoin(mi, sa.and_(mi.c.service_point_id == t.c.service_point_id,
-                                                  mi.c.removed_at.is_(None))))
+                                                  mi.c.removed_at.is_(None)))
+                          .outerjoin(cu, cu.c.id == t.c.customer_id))
              .where(_in_munis(t, [municipality]), t.c.id >= first, t.c.id <= last, *self._where(t, zone))
              .order_by(t.c.id, mi.c.installed_at))
         out: dict[str, BillableContract] = {}
-        for cid, muni, zone_, cls, water, sew, san, units, serial, sp in _plain_rows(conn, q):
+        for cid, muni, zone_, cls, water, sew, san, units, serial, sp, pensioner in _plain_rows(conn, q):
             # Later installations overwrite earlier ones (ordered by installed_at).
             out[cid] = BillableContract(cid, muni, zone_, cls, _SERVICES[bool(water), bool(sew), bool(san)],
-                                        units or 1, serial, sp)
+                                        units or 1, serial, sp, bool(pensioner))
         return list(out.values())
 
 

@@ -26,9 +26,12 @@ def _d(x: date | str) -> str:
 
 
 def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]],
-                       municipality_name: str = "") -> bytes:
+                       municipality_name: str = "", *, customer_name: str = "", service_address: str = "",
+                       class_name: str = "", references: dict[str, Any] | None = None) -> bytes:
     """`inv`: an invoice row (as returned by the API's loader); `history`: (period "YYYY-MM",
-    billed m³, estimated) oldest first, this invoice's period included."""
+    billed m³, estimated) oldest first, this invoice's period included; `references`: the
+    invoice's payment references (`cloud.payments` bank, contract and store), None when the
+    invoice takes no payments (superseded, void, draft: `payment_reference` then says why)."""
     from fpdf import FPDF
 
     pdf = FPDF(format="Letter")
@@ -50,10 +53,15 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
         pdf.set_font("Helvetica", "", 9)
         pdf.cell(0, 5, _t(value), new_x="LMARGIN", new_y="NEXT")
 
+    if customer_name:
+        pair("Nombre:", customer_name)
+    if service_address:
+        pair("Domicilio del servicio:", service_address)
     pair("Folio:", inv["number"])
     pair("Contrato:", inv["contract_id"])
     pair("Zona:", inv.get("zone") or "")
-    pair("Tipo de uso:", inv["use_class"] + (f" ({inv['units']} viviendas)" if inv.get("units", 1) > 1 else ""))
+    pair("Tipo de uso:", (class_name or inv["use_class"])
+         + (f" ({inv['units']} viviendas)" if inv.get("units", 1) > 1 else ""))
     pair("Periodo:", f"{_d(inv['period_start'])} al {_d(inv['period_end'])}")
     pair("Fecha de emisión:", _d(inv["issue_date"]))
     pair("Fecha límite de pago:", _d(inv["due_date"]))
@@ -126,16 +134,7 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
                  new_y="NEXT")
     pdf.ln(4)
 
-    pdf.set_draw_color(0, 90, 160)
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(0, 6, _t("Referencia de pago"), border="LTR", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Courier", "B", 13)
-    pdf.cell(0, 8, _t(inv["payment_reference"]), border="LR", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 8)
-    note = wrap(_t("Referencia provisional: páguese en ventanillas de la CEA. La referencia bancaria y "
-                   "de tiendas de conveniencia se asignará con el módulo de cobranza."), 120)
-    for k, text in enumerate(note):
-        pdf.cell(0, 4, text, border="LBR" if k == len(note) - 1 else "LR", new_x="LMARGIN", new_y="NEXT")
+    _references(pdf, inv, references)
     pdf.ln(2)
     pdf.set_font("Helvetica", "", 7)
     # Pre-wrapped fixed text: fpdf2's multi_cell line breaking costs more than the rest of the page.
@@ -145,3 +144,51 @@ def render_invoice_pdf(inv: dict[str, Any], history: list[tuple[str, int, bool]]
             "saldo vencido a partir del segundo mes. Este recibo no es un comprobante fiscal digital (CFDI)."), 140):
         pdf.cell(0, 3.5, text, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def _references(pdf: Any, inv: dict[str, Any], refs: dict[str, Any] | None) -> None:
+    """The ways to pay this invoice: bank and contract references, and the convenience-store
+    barcode (Code 128) with its digits; a superseded invoice says so instead."""
+    pdf.set_draw_color(0, 90, 160)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(0, 6, _t("Referencias de pago"), border="LTR", new_x="LMARGIN", new_y="NEXT")
+    if refs is None:  # withdrawn: superseded, void or draft (the reason is in payment_reference)
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.cell(0, 6, _t(inv["payment_reference"]), border="LBR", new_x="LMARGIN", new_y="NEXT")
+        return
+    rows = [("Depósito o transferencia (referencia bancaria):", refs.get("bank")),
+            ("Referencia del contrato (paga el adeudo más antiguo):", refs.get("contract"))]
+    for label, value in rows:
+        if not value:
+            continue
+        pdf.set_font("Helvetica", "", 8)
+        pdf.cell(95, 6, _t(label), border="L")
+        pdf.set_font("Courier", "B", 12)
+        pdf.cell(0, 6, _t(value), border="R", new_x="LMARGIN", new_y="NEXT")
+    store = refs.get("store")
+    if store:
+        pdf.set_font("Helvetica", "", 8)
+        pdf.cell(0, 5, _t("Tiendas de conveniencia (importe exacto, hasta la fecha límite):"), border="LR",
+                 new_x="LMARGIN", new_y="NEXT")
+        _code128(pdf, store, pdf.l_margin + 4, pdf.get_y() + 1, height=14)
+        pdf.set_y(pdf.get_y() + 16)
+        pdf.set_font("Courier", "", 9)
+        pdf.cell(0, 5, _t(store), border="LR", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 7)
+    pdf.cell(0, 4, _t(f"En ventanillas de la CEA: referencia {inv['payment_reference']}"), border="LBR",
+             new_x="LMARGIN", new_y="NEXT")
+
+
+def _code128(pdf: Any, data: str, x: float, y: float, *, height: float, module: float = 0.33) -> None:
+    """Draw `data` as Code 128 (modules from python-barcode) with filled rectangles."""
+    from barcode import Code128
+
+    modules = Code128(data).build()[0]
+    pdf.set_fill_color(0, 0, 0)
+    run_start = None
+    for i, bit in enumerate(modules + "0"):
+        if bit == "1" and run_start is None:
+            run_start = i
+        elif bit != "1" and run_start is not None:
+            pdf.rect(x + run_start * module, y, (i - run_start) * module, height, style="F")
+            run_start = None

@@ -259,7 +259,7 @@ class BillCache:
         if litres < 0 or units < 1:  # the engine's own error, not cached
             return self._compute(ct, litres, start, end, sqlite)
         key = (ct.municipality, ct.use_class, ct.services, units, whole_m3(litres, 1),
-               whole_m3(litres, units), start, end, sqlite)
+               whole_m3(litres, units), start, end, sqlite, ct.pensioner)
         got = self._d.get(key)
         if got is None:
             try:
@@ -276,7 +276,7 @@ class BillCache:
     def _compute(self, ct: BillableContract, litres: int, start: date, end: date,
                  sqlite: bool) -> tuple[Any, ...]:
         bill = compute_bill(self.book, BillRequest(ct.municipality, ct.use_class, Decimal(litres) / 1000, start, end,
-                                                   ct.services, ct.units))
+                                                   ct.services, ct.units, pensioner=ct.pensioner))
         money = (str(bill.subtotal), str(bill.vat), str(bill.total)) if sqlite else (bill.subtotal, bill.vat,
                                                                                       bill.total)
         return (bill.billed_m3, RawJSON(_js_list(bill.tariff_versions)), lines_json(bill.lines), *money)
@@ -365,6 +365,8 @@ def lines_json(lines: Any) -> RawJSON:
             # Prorated: each line says which version and how many days it covers. Otherwise the
             # invoice's single tariff version applies to every line (kept once, not per line).
             extra += f',"days":{ln.days},"tariff_version":{_js(ln.tariff_version)}'
+        if ln.discount:
+            extra += f',"discount":"{ln.discount}"'
         parts.append(f'{{"concept":"{ln.concept}","description":{_js(ln.description)},"amount":"{ln.amount}",'
                      f'"vat_rate":"{ln.vat_rate}","vat":"{ln.vat}"{extra}}}')
     return RawJSON("[" + ",".join(parts) + "]")
@@ -383,6 +385,8 @@ def line_json(ln: Any) -> dict[str, Any]:
     if ln.days is not None:
         d["days"] = ln.days
         d["tariff_version"] = ln.tariff_version
+    if ln.discount:
+        d["discount"] = str(ln.discount)
     return d
 
 

@@ -39,6 +39,8 @@ def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str
         ("payment_complements", lambda: sweep_payments(svc)["issued"]),
         ("complements_cancelled", lambda: cancel_reversed(svc)),
         ("relations", lambda: sweep_relations(svc)),  # substitutes (01), voids, credit notes
+        # Last: sends this pass's requests (reversals, substitutes, voids) to the PAC.
+        ("cancellations", lambda: svc.process_cancellations()),  # {"cancelled": n, "awaiting_acceptance": n, …}
     )
     for name, step in steps:
         try:

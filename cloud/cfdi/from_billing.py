@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,10 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
-from .rules import PRODUCT_KEYS, USO_REGIMEN, CfdiRuleError
+from .rules import PRODUCT_KEYS, CfdiRuleError, default_use
 
 log = logging.getLogger("cloud.cfdi")
 MX = ZoneInfo("America/Mexico_City")
+log = logging.getLogger("cloud.cfdi.billing")
 KINDS = {"water": LineKind.WATER, "sewerage": LineKind.SEWERAGE, "sanitation": LineKind.SANITATION}
 CONCEPT_ES = {"water": "Suministro de agua", "sewerage": "Alcantarillado", "sanitation": "Saneamiento",
               "late_fee": "Recargos por pago extemporáneo", "fixed": "Cargo fijo"}
@@ -37,7 +38,7 @@ def receiver_for(customer: dict[str, Any] | None) -> Receiver:
     rfc, regime, zip_ = customer.get("tax_id"), customer.get("tax_regime"), customer.get("fiscal_zip")
     tax = None
     if rfc and regime and zip_ and rfc != PUBLIC_RFC:
-        use = "G03" if regime in USO_REGIMEN["G03"] else "S01"  # gastos en general when the régimen allows it
+        use = customer.get("cfdi_use") or default_use(regime)
         tax = TaxData(rfc.upper(), customer["name"].upper(), regime, zip_, use)
     return Receiver(customer["id"], customer["name"], tax, customer.get("email"))
 
@@ -98,7 +99,9 @@ def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[An
     A correction whose predecessor has a stamped CFDI gets a substitute (CfdiRelacionados
     TipoRelacion 04 → that UUID); the predecessor is cancelled with motive 01 naming it once
     the substitute is stamped (`cancel_substituted`). A correction whose predecessor's CFDI is
-    still being stamped waits for the next pass."""
+    still being stamped waits for the next pass. An invoice that cannot get its CFDI is flagged
+    (`cfdi_blocked_invoices`, event CFDIBlocked) with the reason; issued later, it is unflagged.
+    """
     with svc.engine.connect() as conn:
         loaded = load_billing_invoices(conn, invoice_ids, svc.issuer)
         replaced = _predecessor_cfdi(conn, [inv.invoice_id for inv, _ in loaded])
@@ -113,16 +116,50 @@ def issue_for_billing(svc: Any, invoice_ids: Iterable[str]) -> dict[str, list[An
             continue
         if pred is not None:
             try:
-                out["issued"].append(svc.issue_substitute(inv, muni, pred))
+                result = svc.issue_substitute(inv, muni, pred)
             except ValueError as e:  # CfdiRuleError, ValidationError
-                out["errors"].append({"invoice_id": inv.invoice_id, "error": str(e)})
+                result = {"invoice_id": inv.invoice_id, "error": str(e)}
+            (out["errors"] if "error" in result else out["issued"]).append(result)
+            _flag(svc, muni, [result])
             continue
         by_muni.setdefault(muni, []).append(inv)
     for muni, invs in by_muni.items():
         for i in range(0, len(invs), 200):
-            for r in svc.issue_invoices(invs[i:i + 200], muni):
+            results = svc.issue_invoices(invs[i:i + 200], muni)
+            for r in results:
                 (out["errors"] if "error" in r else out["issued"]).append(r)
+            _flag(svc, muni, results)
     return out
+
+
+def _flag(svc: Any, municipality: str, results: list[dict[str, Any]]) -> None:
+    from cloud.events.log import record_event
+
+    from .tables import cfdi_blocked_invoices as blocked
+
+    now = svc.clock()
+    failed = {r["invoice_id"]: r["error"] for r in results if "error" in r}
+    ok = [r["invoice_id"] for r in results if "error" not in r and r.get("invoice_id")]
+    with svc.engine.begin() as conn:
+        if ok:
+            conn.execute(blocked.delete().where(blocked.c.invoice_id.in_(ok)))
+        if not failed:
+            return
+        known = set(conn.execute(sa.select(blocked.c.invoice_id).where(blocked.c.invoice_id.in_(list(failed))))
+                    .scalars())
+        for invoice_id, reason in failed.items():
+            if invoice_id in known:
+                conn.execute(blocked.update().where(blocked.c.invoice_id == invoice_id)
+                             .values(reason=reason[:4000], last_seen_at=now))
+                continue
+            conn.execute(blocked.insert().values(invoice_id=invoice_id, municipality=municipality,
+                                                 reason=reason[:4000], first_seen_at=now, last_seen_at=now))
+            record_event(conn, "CFDIBlocked", "invoice", invoice_id, None, {"reason": reason[:1000]},
+                         municipality=municipality, at=now)
+            log.error("invoice %s cannot get a CFDI: %s", invoice_id, reason)
+
+
+RETRY_BLOCKED = timedelta(hours=24)
 
 
 def _predecessor_cfdi(conn: Connection, invoice_ids: list[str]) -> dict[str, str]:
@@ -183,7 +220,8 @@ def cancel_substituted(svc: Any, limit: int = 500) -> dict[str, int]:
             sa.select(orig.c.id, sub.c.uuid)
             .join(sub, sub.c.related_uuid == orig.c.uuid)
             .where(sub.c.kind == "ingreso", sub.c.fiscal_status == "stamped",
-                   sub.c.idempotency_key.like("sustitucion:%"), orig.c.fiscal_status == "stamped")
+                   sub.c.idempotency_key.like("sustitucion:%"), orig.c.fiscal_status == "stamped",
+                   orig.c.cancel_state.is_(None))
             .limit(limit)).all()
     return _cancel_each(svc, [(doc_id, "01", sub_uuid) for doc_id, sub_uuid in pairs])
 
@@ -198,15 +236,20 @@ def cancel_voided_invoices(svc: Any, limit: int = 500) -> dict[str, int]:
     with svc.engine.connect() as conn:
         rows = conn.execute(
             sa.select(d.c.id, invoice_voids.c.motive).join(invoice_voids, invoice_voids.c.invoice_id == d.c.invoice_id)
-            .where(d.c.kind == "ingreso", d.c.fiscal_status == "stamped").limit(limit)).all()
+            .where(d.c.kind == "ingreso", d.c.fiscal_status == "stamped", d.c.cancel_state.is_(None))
+            .limit(limit)).all()
     return _cancel_each(svc, [(doc_id, motive, None) for doc_id, motive in rows])
 
 
 def _cancel_each(svc: Any, todo: list[tuple[str, str, str | None]]) -> dict[str, int]:
+    """Request each cancellation (cloud.cfdi.cancellation); the worker's cancellation pass sends
+    them to the PAC, one document at a time, and records any failure on that document."""
+    from .cancellation import request_cancellation
+
     counts = {"cancel_requested": 0, "cancel_failed": 0}
     for doc_id, motive, substitute in todo:
         try:
-            svc.cancel(doc_id, motive, substitute)
+            request_cancellation(svc.engine, doc_id, motive, substitute, now=svc.clock())
             counts["cancel_requested"] += 1
         except Exception as e:  # noqa: BLE001 - one document's failure must not stop the others
             counts["cancel_failed"] += 1
@@ -222,6 +265,7 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     from cloud.billing.tables import invoices
     from cloud.registry.tables import contracts, customers
 
+    from .tables import cfdi_blocked_invoices as blocked
     from .tables import cfdi_documents
 
     # A discarded (voided) or rejected CFDI does not count: the invoice needs a live one.
@@ -230,6 +274,9 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     later = invoices.alias("later")
     superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
                                    later.c.revision > invoices.c.revision, later.c.status == "issued")
+    # A flagged invoice is tried again once a day (the data may have been fixed), not every pass.
+    recently_blocked = sa.exists().where(blocked.c.invoice_id == invoices.c.id,
+                                         blocked.c.last_seen_at > svc.clock() - RETRY_BLOCKED)
     with svc.engine.connect() as conn:
         ids = conn.execute(
             sa.select(invoices.c.id)
@@ -237,7 +284,7 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
             .join(customers, customers.c.id == contracts.c.customer_id)
             .where(customers.c.tax_id.is_not(None), customers.c.tax_regime.is_not(None),
                    customers.c.fiscal_zip.is_not(None), customers.c.tax_id != PUBLIC_RFC,
-                   invoices.c.status == "issued", ~has_cfdi, ~superseded)
+                   invoices.c.status == "issued", ~has_cfdi, ~superseded, ~recently_blocked)
             .order_by(invoices.c.id).limit(limit)
         ).scalars().all()
     if not ids:
@@ -295,7 +342,7 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
         paid = (
             sa.select(allocations.c.invoice_id, sa.func.sum(allocations.c.amount_cents).label("cents"))
             .join(payments, payments.c.id == allocations.c.payment_id)
-            .where(payments.c.received_at < end, allocations.c.invoice_id.is_not(None))
+            .where(payments.c.received_at < end.astimezone(UTC), allocations.c.invoice_id.is_not(None))
             .group_by(allocations.c.invoice_id)
         ).subquery()
         rows = conn.execute(

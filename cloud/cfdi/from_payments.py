@@ -7,6 +7,7 @@ invoice instead (no complement). The channel maps to c_FormaPago.
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,9 @@ import sqlalchemy as sa
 
 from .from_billing import receiver_for
 from .rules import CfdiRuleError
-from .tables import cfdi_documents
+from .tables import cfdi_documents, cfdi_payment_waits
+
+log = logging.getLogger("cloud.cfdi.payments")
 
 FORMA_PAGO = {
     "counter": "01",  # efectivo en ventanilla
@@ -70,9 +73,20 @@ def complement_for_payment(svc: Any, payment_id: str) -> dict[str, Any] | None:
 
 
 def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
-    """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass)."""
-    from cloud.payments.tables import allocations, payments
+    """Issue complements for payments allocated to PPD CFDIs that have none yet (worker pass).
 
+    A reversed payment gets none. A payment whose complement cannot be built yet (its invoice's
+    CFDI not stamped, an earlier complement still being cancelled) waits: the reason is kept in
+    `cfdi_payment_waits` (shown on the payment, counted in the metrics) and it is tried again
+    with backoff, so waiting payments never crowd out new ones.
+    """
+    from cloud.payments.tables import allocations, payment_reversals, payments
+
+    now = svc.clock()
+    reversed_ids = sa.select(payment_reversals.c.payment_id)
+    with svc.engine.begin() as conn:  # a reversed payment needs no complement: it waits for nothing
+        conn.execute(cfdi_payment_waits.delete().where(cfdi_payment_waits.c.payment_id.in_(reversed_ids)))
+    waiting = sa.select(cfdi_payment_waits.c.payment_id).where(cfdi_payment_waits.c.next_attempt_at > now)
     with svc.engine.connect() as conn:
         have = sa.select(cfdi_documents.c.source_id).where(cfdi_documents.c.kind == "pago")
         ids = conn.execute(
@@ -82,28 +96,64 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
                                           cfdi_documents.c.kind == "ingreso",
                                           cfdi_documents.c.metodo_pago == "PPD",
                                           cfdi_documents.c.fiscal_status == "stamped"))
-            .where(allocations.c.kind == "allocation", payments.c.id.notin_(have))
+            .where(allocations.c.kind == "allocation", payments.c.id.notin_(have),
+                   payments.c.id.notin_(reversed_ids), payments.c.id.notin_(waiting))
             .limit(limit)
         ).scalars().all()
     counts = {"issued": 0, "waiting": 0, "none": 0}
     for pid in ids:
         try:
             counts["issued" if complement_for_payment(svc, pid) else "none"] += 1
-        except CfdiRuleError:
+        except CfdiRuleError as e:
+            log.warning("payment %s: complement waits: %s", pid, e)
+            _wait(svc, pid, str(e), now)
             counts["waiting"] += 1
+        else:
+            with svc.engine.begin() as conn:
+                conn.execute(cfdi_payment_waits.delete().where(cfdi_payment_waits.c.payment_id == pid))
     return counts
 
 
+def _wait(svc: Any, payment_id: str, reason: str, now: Any) -> None:
+    from cloud.payments.tables import payments
+
+    w = cfdi_payment_waits.c
+    with svc.engine.begin() as conn:
+        prev = conn.execute(sa.select(w.attempts).where(w.payment_id == payment_id)).scalar()
+        attempts = (prev or 0) + 1
+        values = {"reason": reason[:2000], "attempts": attempts, "last_seen_at": now,
+                  "next_attempt_at": now + svc.backoff(attempts)}
+        if prev is None:
+            muni = conn.execute(sa.select(payments.c.municipality).where(payments.c.id == payment_id)).scalar_one()
+            conn.execute(cfdi_payment_waits.insert().values(payment_id=payment_id, municipality=muni,
+                                                            first_seen_at=now, **values))
+        else:
+            conn.execute(cfdi_payment_waits.update().where(w.payment_id == payment_id).values(**values))
+
+
 def cancel_reversed_complements(svc: Any) -> int:
-    """Cancel (motive 02) the stamped complement of every reversed payment; returns how many."""
+    """Request cancellation (motive 02) of the stamped complement of every reversed payment.
+
+    Only the request is made here (each in its own transaction: one refusal never stops the
+    others); the worker's cancellation pass sends it to the PAC. Returns how many were requested.
+    """
     from cloud.payments.tables import payment_reversals
+
+    from .cancellation import request_cancellation
 
     with svc.engine.connect() as conn:
         ids = conn.execute(
             sa.select(cfdi_documents.c.id)
             .join(payment_reversals, payment_reversals.c.payment_id == cfdi_documents.c.source_id)
-            .where(cfdi_documents.c.kind == "pago", cfdi_documents.c.fiscal_status == "stamped")
+            .where(cfdi_documents.c.kind == "pago", cfdi_documents.c.fiscal_status == "stamped",
+                   cfdi_documents.c.cancel_state.is_(None))
         ).scalars().all()
+    requested = 0
     for doc_id in ids:
-        svc.cancel(doc_id, "02")  # "comprobante emitido con errores sin relación": the payment did not stand
-    return len(ids)
+        try:
+            # 02 "comprobante emitido con errores sin relación": the payment did not stand.
+            request_cancellation(svc.engine, doc_id, "02", now=svc.clock())
+            requested += 1
+        except CfdiRuleError as e:
+            log.error("complement %s of a reversed payment cannot be cancelled: %s", doc_id, e)
+    return requested

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from cloud.auth import Principal, require_roles
 
 from .rules import CfdiRuleError
-from .tables import cfdi_documents, cfdi_global_members
+from .tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 
 router = APIRouter(tags=["cfdi"])
 READERS = require_roles("billing", "collections")
@@ -97,10 +97,28 @@ class DocumentStatus(BaseModel):
     last_error: str | None
     cancel_motive: str | None
     substitute_uuid: str | None
+    cancel_state: str | None = Field(
+        None, description="requested | awaiting_acceptance | cancelled | rejected | failed (see docs/cfdi.md)")
+    cancel_requested_at: str | None = None
+    cancel_attempts: int = 0
+    cancelled_at: str | None = None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    from datetime import UTC
+
+    return str((value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat())
 
 
 def _status(doc: dict[str, Any]) -> DocumentStatus:
-    return DocumentStatus(**{k: (str(doc[k]) if k == "total" else doc[k]) for k in DocumentStatus.model_fields})
+    out: dict[str, Any] = {}
+    for k in DocumentStatus.model_fields:
+        v = doc.get(k)
+        out[k] = str(v) if k == "total" else _iso(v) if k.endswith("_at") else v
+    out["cancel_attempts"] = out["cancel_attempts"] or 0
+    return DocumentStatus(**out)
 
 
 @router.get("/cfdi/{document_id}", response_model=DocumentStatus, summary="Fiscal status of one CFDI document")
@@ -115,19 +133,50 @@ class CancelRequest(BaseModel):
     substitute_uuid: str | None = Field(None, description="UUID of the substituting CFDI (required with motive 01)")
 
 
-@router.post("/cfdi/{document_id}/cancel", response_model=DocumentStatus, summary="Cancel a stamped CFDI")
+@router.post(
+    "/cfdi/{document_id}/cancel", response_model=DocumentStatus,
+    summary="Request the cancellation of a stamped CFDI",
+    description="The request is recorded and tried with the PAC at once. 200 when it is final (cancelled, or "
+                "refused with the reason in last_error); 202 while it continues in the stamp worker (PAC "
+                "unreachable, or awaiting the receiver's acceptance): follow it with GET /cfdi/{id}.",
+)
 def cancel_document(
-    document_id: str, body: CancelRequest, request: Request, principal: Principal = Depends(WRITERS)
+    document_id: str, body: CancelRequest, request: Request, response: Response,
+    principal: Principal = Depends(WRITERS),
 ) -> DocumentStatus:
-    from .pac import PacRejected, PacUnavailable
-
     with request.app.state.engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     try:
         doc = get_service(request).cancel(document_id, body.motive, body.substitute_uuid)
-    except (CfdiRuleError, PacRejected) as e:
+    except CfdiRuleError as e:
         raise HTTPException(422, detail=str(e)) from e
-    except PacUnavailable as e:
-        raise HTTPException(503, detail=f"PAC unavailable, retry later: {e}") from e
+    if doc["cancel_state"] in CANCEL_OPEN:
+        response.status_code = 202
     return _status(doc)
+
+
+@router.get("/cfdi/{document_id}/cancellation-ack", summary="The cancellation acknowledgment (acuse) as XML")
+def cancellation_ack(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
+    doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
+    if not doc["cancel_ack"]:
+        raise HTTPException(404, detail=f"CFDI document {document_id!r} has no cancellation acknowledgment "
+                                        f"(cancel_state: {doc['cancel_state'] or 'none'})")
+    return Response(content=doc["cancel_ack"], media_type="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.xml"'})
+
+
+@router.get("/cfdi/{document_id}/cancellation-ack/pdf", summary="The cancellation acknowledgment, printed")
+def cancellation_ack_pdf(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+    from .pdf import render_ack_pdf
+
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
+    doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
+    if not doc["cancel_ack"]:
+        raise HTTPException(404, detail=f"CFDI document {document_id!r} has no cancellation acknowledgment "
+                                        f"(cancel_state: {doc['cancel_state'] or 'none'})")
+    return Response(content=render_ack_pdf(doc["cancel_ack"], doc), media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.pdf"'})

@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from cloud.ids import uuid7
 
 from .build import (
-    Cancellation,
     build_credit_note,
     build_global,
     build_invoice,
@@ -75,6 +74,7 @@ class CfdiService:
         clock: Callable[[], datetime] | None = None,
         retry_base_s: float = 30.0,
         retry_max_s: float = 3600.0,
+        cancel_poll_s: float = 900.0,
     ) -> None:
         self.engine = engine
         self.pac = pac
@@ -83,6 +83,7 @@ class CfdiService:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        self.cancel_poll_s = cancel_poll_s
         self.validator = validator()
         self._cert = signer.certificate.to_cryptography()
 
@@ -402,30 +403,21 @@ class CfdiService:
     # ---- cancelling ----------------------------------------------------------------------
 
     def cancel(self, doc_id: str, motive: str, substitute_uuid: str | None = None) -> dict[str, Any]:
+        """Request the cancellation and try it with the PAC at once (what an operator expects from
+        the API); whatever is left — an outage, the receiver's acceptance — the worker finishes."""
+        from .cancellation import CancellationWorker, request_cancellation
+
+        now = _utc(self.clock())
+        request_cancellation(self.engine, doc_id, motive, substitute_uuid, now=now)
+        CancellationWorker(self, poll_s=self.cancel_poll_s).process(doc_id)
         with self.engine.connect() as conn:
-            doc = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == doc_id)).mappings().first()
-        if doc is None:
-            raise CfdiRuleError(f"CFDI document {doc_id} not found")
-        if doc["fiscal_status"] == "cancelled":
-            return dict(doc)
-        if doc["fiscal_status"] != "stamped" or not doc["uuid"]:
-            raise CfdiRuleError(f"only a stamped CFDI can be cancelled (this one is {doc['fiscal_status']})")
-        req = Cancellation(doc["uuid"], motive, substitute_uuid)
-        if motive == "04" and doc["kind"] != "global":
-            raise CfdiRuleError("motive 04 applies to a global invoice (a sale now invoiced nominatively)")
-        result = self.pac.cancel(req.uuid, req.motive, req.substitute_uuid, stamped_xml=doc["stamped_xml"])
-        now = self.clock()
-        status = "cancelled" if result.status == "cancelled" else "cancel_requested"
-        with self.engine.begin() as conn:
-            conn.execute(cfdi_documents.update().where(cfdi_documents.c.id == doc_id).values(
-                fiscal_status=status, cancel_motive=motive, substitute_uuid=substitute_uuid,
-                cancelled_at=now if status == "cancelled" else None,
-            ))
-            _record_event(conn, "CFDICancelled", dict(doc), {
-                "uuid": doc["uuid"], "motive": motive, "substitute_uuid": substitute_uuid, "status": status,
-                "invoice_id": doc["invoice_id"], "municipality": doc["municipality"],
-            }, now)
             return dict(conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == doc_id)).mappings().one())
+
+    def process_cancellations(self, limit: int = 100) -> dict[str, int]:
+        """The worker's pass over requested cancellations and those awaiting the receiver."""
+        from .cancellation import CancellationWorker
+
+        return CancellationWorker(self, poll_s=self.cancel_poll_s).run(limit)
 
 
 def _local(now: datetime) -> datetime:

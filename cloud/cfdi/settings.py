@@ -30,3 +30,5 @@ class CfdiSettings(BaseSettings):
     # Retry schedule after a PAC outage: base * 2^(attempt-1), capped.
     pac_retry_base_s: float = 30.0
     pac_retry_max_s: float = 3600.0
+    # How often a cancellation awaiting the receiver's acceptance is asked about again.
+    pac_cancel_poll_s: float = 900.0

@@ -33,6 +33,7 @@ def service_from_settings(engine: Engine, settings: CfdiSettings | None = None) 
     s = settings or CfdiSettings()
     signer = signer_from_settings(s)
     return CfdiService(
-        engine, make_pac(s, signer), signer, issuer_from_settings(s, signer),
+        engine, make_pac(s, signer, engine), signer, issuer_from_settings(s, signer),
         retry_base_s=s.pac_retry_base_s, retry_max_s=s.pac_retry_max_s,
+        cancel_poll_s=s.pac_cancel_poll_s,
     )

@@ -54,7 +54,7 @@ def post_agreement(contract_id: str, body: AgreementBody, request: Request,
     try:
         down = to_cents(body.downPayment)
     except MoneyError as e:
-        raise HTTPException(422, str(e)) from e
+        raise HTTPException(422, f"downPayment: {e}") from e
     with get_engine(request).begin() as conn:
         muni = _contract_muni(conn, principal, contract_id)
         try:

@@ -17,7 +17,7 @@ from cloud.collections.tables import agreement_ends, agreement_instalments, agre
 from cloud.collections.tables import debt_status as dsh
 from cloud.events import record_event
 from cloud.ids import uuid7
-from cloud.payments.ledger import _chunks, load_credit, load_items, lock_contracts
+from cloud.payments.ledger import _chunks, end_of_local_day, load_credit, load_items, lock_contracts
 from cloud.payments.money import fmt
 from cloud.payments.tables import payment_reversals, payments
 from cloud.registry.tables import contracts
@@ -34,28 +34,39 @@ class CollectionsError(ValueError):
         self.code, self.reason = code, reason
 
 
-def ageing_for(conn: Connection, contract_ids: list[str], as_of: date) -> dict[str, Ageing]:
-    items = load_items(conn, contract_ids)
-    credit = load_credit(conn, contract_ids, items)
+def ageing_for(conn: Connection, contract_ids: list[str], as_of: date, *, historic: bool = False) -> dict[str, Ageing]:
+    """Ageing on `as_of`; `historic` also leaves out what happened after that day (the debt
+    view's asOf), the operational passes (late fees, status rules) age today's ledger."""
+    items = load_items(conn, contract_ids, as_of if historic else None)
+    credit = load_credit(conn, contract_ids, items, as_of if historic else None)
     return {c: age(items.get(c, []), credit.get(c, 0), as_of) for c in contract_ids}
 
 
-def current_status(conn: Connection, contract_ids: list[str]) -> dict[str, str]:
+def current_status(conn: Connection, contract_ids: list[str], as_of: date | None = None) -> dict[str, str]:
+    """The latest debt status of each contract (as of the end of `as_of`, when given)."""
     out: dict[str, str] = {}
     for part in _chunks(sorted(set(contract_ids))):
-        latest = (sa.select(dsh.c.contract_id, sa.func.max(dsh.c.id).label("mid"))
-                  .where(dsh.c.contract_id.in_(part)).group_by(dsh.c.contract_id).subquery())
+        q = sa.select(dsh.c.contract_id, sa.func.max(dsh.c.id).label("mid")).where(dsh.c.contract_id.in_(part))
+        if as_of is not None:  # the day the rules judged (rows without one: the day they were written)
+            q = q.where(sa.or_(dsh.c.effective_on <= as_of,
+                               sa.and_(dsh.c.effective_on.is_(None), dsh.c.at < end_of_local_day(as_of))))
+        latest = q.group_by(dsh.c.contract_id).subquery()
         for cid, st in conn.execute(sa.select(dsh.c.contract_id, dsh.c.status)
                                     .join(latest, dsh.c.id == latest.c.mid)):
             out[cid] = st
     return out
 
 
-def active_agreement(conn: Connection, contract_id: str) -> Any | None:
+def active_agreement(conn: Connection, contract_id: str, as_of: date | None = None) -> Any | None:
+    """The contract's agreement in force (at the end of `as_of`, when given)."""
     ended = sa.select(agreement_ends.c.agreement_id)
-    return conn.execute(sa.select(agreements).where(agreements.c.contract_id == contract_id,
-                                                    agreements.c.id.not_in(ended))
-                        .order_by(agreements.c.signed_at.desc())).first()
+    q = sa.select(agreements).where(agreements.c.contract_id == contract_id)
+    if as_of is not None:
+        end = end_of_local_day(as_of)
+        ended = ended.where(sa.or_(agreement_ends.c.effective_on <= as_of,
+                                   sa.and_(agreement_ends.c.effective_on.is_(None), agreement_ends.c.at < end)))
+        q = q.where(sa.or_(agreements.c.signed_at < end, agreements.c.start_date <= as_of))
+    return conn.execute(q.where(agreements.c.id.not_in(ended)).order_by(agreements.c.signed_at.desc())).first()
 
 
 def paid_since(conn: Connection, contract_id: str, since: datetime) -> int:
@@ -80,9 +91,9 @@ def agreement_out(conn: Connection, ag: Any, as_of: date) -> dict[str, Any]:
 
 
 def debt_view(conn: Connection, contract_id: str, as_of: date) -> dict[str, Any]:
-    a = ageing_for(conn, [contract_id], as_of)[contract_id]
-    ag = active_agreement(conn, contract_id)
-    status = current_status(conn, [contract_id]).get(contract_id, "current")
+    a = ageing_for(conn, [contract_id], as_of, historic=True)[contract_id]
+    ag = active_agreement(conn, contract_id, as_of)
+    status = current_status(conn, [contract_id], as_of).get(contract_id, "current")
     return {
         "contractId": contract_id, "asOf": as_of.isoformat(), "currency": "MXN",
         "owed": fmt(a.owed_cents), "credit": fmt(a.credit_cents), "balance": fmt(a.balance_cents),
@@ -144,7 +155,7 @@ def assess_late_fees(conn: Connection, municipality: str, as_of: date, principal
                     continue
                 rows.append({"id": uuid7(), "municipality": municipality, "contract_id": cid, "kind": "late_fee",
                              "key": key, "description": f"Recargos {month_key} factura {it.label}",
-                             "amount_cents": fee, "due_date": as_of, "created_at": now})
+                             "amount_cents": fee, "due_date": as_of, "assessed_on": as_of, "created_at": now})
                 res.assessed += 1
                 res.total_cents += fee
         if rows:
@@ -175,7 +186,7 @@ def sign_agreement(conn: Connection, contract_id: str, municipality: str, instal
         created_by=getattr(principal, "id", None)))
     conn.execute(agreement_instalments.insert(), [{"agreement_id": aid, "n": n, "due_date": d, "amount_cents": c}
                                                   for n, d, c in plan])
-    _set_status(conn, contract_id, municipality, "agreement", a, principal)
+    _set_status(conn, contract_id, municipality, "agreement", a, principal, effective_on=start)
     ag = conn.execute(sa.select(agreements).where(agreements.c.id == aid)).first()
     return agreement_out(conn, ag, start)
 
@@ -184,14 +195,15 @@ def sign_agreement(conn: Connection, contract_id: str, municipality: str, instal
 
 
 def _set_status(conn: Connection, contract_id: str, municipality: str, status: str, a: Ageing, principal: Any,
-                work_order_id: str | None = None, previous: str | None = None) -> None:
+                work_order_id: str | None = None, previous: str | None = None, *,
+                effective_on: date | None = None) -> None:
     prev = previous if previous is not None else current_status(conn, [contract_id]).get(contract_id, "current")
     if prev == status:
         return
     conn.execute(dsh.insert().values(municipality=municipality, contract_id=contract_id, status=status,
                                      previous=prev, overdue_cents=a.overdue_cents,
                                      oldest_days=a.oldest_overdue_days, at=datetime.now(UTC),
-                                     work_order_id=work_order_id))
+                                     effective_on=effective_on, work_order_id=work_order_id))
     record_event(conn, "DebtStatusChanged", "contract", contract_id, principal, {
         "from": prev, "to": status, "overdue": fmt(a.overdue_cents), "oldest_overdue_days": a.oldest_overdue_days,
         "work_order_id": work_order_id}, municipality=municipality)
@@ -240,8 +252,9 @@ def evaluate(conn: Connection, municipality: str, as_of: date, principal: Any = 
                 if ag is not None:
                     conn.execute(agreement_ends.insert().values(agreement_id=ag.id, outcome="defaulted"
                                                                 if new != "current" else "completed",
-                                                                at=datetime.now(UTC)))
-            _set_status(conn, cid, municipality, new, ageing[cid], principal, wo_id, previous=prev)
+                                                                at=datetime.now(UTC), effective_on=as_of))
+            _set_status(conn, cid, municipality, new, ageing[cid], principal, wo_id, previous=prev,
+                        effective_on=as_of)
             res.changes.append({"contractId": cid, "from": prev, "to": new, "workOrderId": wo_id})  # type: ignore[union-attr]
             if wo_id:
                 res.work_orders.append({"contractId": cid, "id": wo_id,  # type: ignore[union-attr]
@@ -252,7 +265,7 @@ def evaluate(conn: Connection, municipality: str, as_of: date, principal: Any = 
 def mark_cut_off(conn: Connection, contract_id: str, municipality: str, as_of: date, principal: Any = None) -> None:
     """The crew executed the cut-off (work-order completion calls this)."""
     a = ageing_for(conn, [contract_id], as_of)[contract_id]
-    _set_status(conn, contract_id, municipality, "cut_off", a, principal)
+    _set_status(conn, contract_id, municipality, "cut_off", a, principal, effective_on=as_of)
 
 
 def _agreement_in_standing(conn: Connection, contract_id: str, as_of: date) -> bool:
@@ -271,4 +284,4 @@ def _reconnection_fee(conn: Connection, municipality: str, contract_id: str, as_
     conn.execute(charges.insert().values(
         id=uuid7(), municipality=municipality, contract_id=contract_id, kind="reconnection_fee", key=key,
         description="Cargo por reconexión", amount_cents=rules.reconnection_fee_cents,
-        due_date=as_of + timedelta(days=10), created_at=datetime.now(UTC)))
+        due_date=as_of + timedelta(days=10), assessed_on=as_of, created_at=datetime.now(UTC)))

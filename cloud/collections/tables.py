@@ -19,6 +19,7 @@ charges = sa.Table(
     sa.Column("description", sa.String(200), nullable=False),
     sa.Column("amount_cents", BigInt, nullable=False),
     sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("assessed_on", sa.Date),  # the business day it was assessed for (late fees' asOf)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("contract_id", "kind", "key", name="uq_collection_charges_key"),
     sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
@@ -56,6 +57,7 @@ agreement_ends = sa.Table(
     sa.Column("agreement_id", sa.String(36), sa.ForeignKey("payment_agreements.id"), primary_key=True),
     sa.Column("outcome", sa.String(12), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("effective_on", sa.Date),  # the business day it ended (evaluate's asOf)
 )
 
 # History of each contract's debt status; the newest row is the current status.
@@ -70,6 +72,7 @@ debt_status = sa.Table(
     sa.Column("overdue_cents", BigInt, nullable=False),
     sa.Column("oldest_days", sa.Integer, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("effective_on", sa.Date),  # the business day the rules judged (evaluate's asOf)
     sa.Column("work_order_id", sa.String(36)),
     sa.Index("ix_debt_status_history_contract", "contract_id", "id"),
 )

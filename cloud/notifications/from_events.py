@@ -84,6 +84,8 @@ def sweep_events(engine: Engine, *, now: datetime | None = None, limit: int = 10
                 counts["no_contact"] += 1
                 continue
             at = ev["at"] if ev["at"].tzinfo else ev["at"].replace(tzinfo=UTC)
+            if ev["type"] == "PaymentReceived" and data.get("received_at"):
+                at = datetime.fromisoformat(data["received_at"])  # when the money arrived, not when recorded
             local = at.astimezone(MX)
             if ev["type"] == "PaymentReceived":
                 enqueue(conn, "payment_received", cust["email"], {

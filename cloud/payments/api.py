@@ -30,6 +30,7 @@ from cloud.payments.reconcile import ReconcileError, import_statement
 from cloud.payments.resolve import resolve_one
 from cloud.payments.statements import FORMATS
 from cloud.payments.tables import payment_references, payments, statement_imports, statement_lines
+from cloud.payments.times import TimeError, parse_received_at
 from cloud.registry.tables import contracts
 
 router = APIRouter(tags=["payments"])
@@ -50,7 +51,10 @@ class PaymentBody(BaseModel):
     contractId: str | None = Field(None, description="Contract paid; optional when a reference is given.")
     reference: str | None = Field(None, description="Bank reference, contract reference or store barcode.")
     invoiceId: str | None = Field(None, description="Pay this invoice first (else the oldest debt first).")
-    receivedAt: datetime | None = Field(None, description="When the money was received (default: now).")
+    receivedAt: str | None = Field(
+        None, max_length=40, examples=["2026-12-05T12:00:00-06:00"],
+        description="When the money was received, ISO 8601 with its UTC offset (default: now); kept with that "
+                    "offset. At most 10 minutes ahead of the server's clock.")
 
 
 @router.post("/payments", summary="Record a payment (idempotent by channel transaction id)",
@@ -62,7 +66,14 @@ def post_payment(body: PaymentBody, request: Request, response: Response,
     try:
         cents = to_cents(body.amount)
     except MoneyError as e:
-        raise HTTPException(422, str(e)) from e
+        raise HTTPException(422, f"amount: {e}") from e
+    if cents <= 0:
+        raise HTTPException(422, "amount: must be more than 0.00")
+    now = datetime.now(UTC)
+    try:
+        received = parse_received_at(body.receivedAt, now) if body.receivedAt is not None else now
+    except TimeError as e:
+        raise HTTPException(422, f"receivedAt: {e}") from e
     engine = get_engine(request)
     with engine.begin() as conn:
         contract_id, invoice_id = body.contractId, body.invoiceId
@@ -86,7 +97,7 @@ def post_payment(body: PaymentBody, request: Request, response: Response,
                 raise HTTPException(422, f"invoice {invoice_id} is not an invoice of contract {contract_id}")
         try:
             (o,) = record_payments(conn, [PaymentIn(
-                contract_id, cents, body.channel, body.channelTxnId, body.receivedAt or datetime.now(UTC),
+                contract_id, cents, body.channel, body.channelTxnId, received,
                 body.reference, invoice_id)], principal)
         except PaymentError as e:
             raise _err(e) from e
@@ -103,8 +114,13 @@ def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
 
 @router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
 def get_payment(payment_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+    from cloud.cfdi.register import complement_waiting, payment_complement
+
     with get_engine(request).connect() as conn:
-        return payment_out(conn, _visible_payment(conn, principal, payment_id))
+        out = payment_out(conn, _visible_payment(conn, principal, payment_id))
+        out["complement"] = payment_complement(conn, payment_id)  # its Pagos 2.0 CFDI, if it needs one
+        out["complementWaiting"] = complement_waiting(conn, payment_id)  # why it has none yet
+        return out
 
 
 @router.get("/payments", summary="Payments of a contract, newest first")

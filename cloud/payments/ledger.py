@@ -21,6 +21,7 @@ from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
 from cloud.payments.bulk import insert_rows, new_ids
 from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
+from cloud.payments.times import as_given, offset_minutes
 from cloud.registry.tables import contracts
 
 CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
@@ -79,18 +80,42 @@ def lock_contracts(conn: Connection, contract_ids: Iterable[str]) -> None:
         conn.execute(sa.text("UPDATE payment_reversals SET reason = reason WHERE 0"))
 
 
-def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[DebtItem]]:
-    """Every debt of the contracts with what has been paid on it (paid in full included)."""
+def end_of_local_day(day: date) -> datetime:
+    """The instant a business day (America/Mexico_City) ends, in UTC."""
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo("America/Mexico_City")).astimezone(UTC)
+
+
+def _allocation_known_by(end: datetime) -> Any:
+    """An allocation counts from when its money arrived; a reversal from when it was made."""
+    return sa.or_(
+        sa.and_(allocations.c.kind == "reversal", allocations.c.created_at < end),
+        sa.and_(allocations.c.kind != "reversal",
+                allocations.c.payment_id.in_(sa.select(payments.c.id).where(payments.c.received_at < end))),
+    )
+
+
+def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None = None) -> dict[str, list[DebtItem]]:
+    """Every debt of the contracts with what has been paid on it (paid in full included).
+
+    With `as_of`, the debt as it stood at the end of that day (America/Mexico_City): invoices
+    issued by then (the revision current then), charges raised by then, money received by then
+    and reversals made by then."""
     ids = sorted(set(contract_ids))
+    end = end_of_local_day(as_of) if as_of is not None else None
     items: dict[str, list[DebtItem]] = defaultdict(list)
     chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
     # totals as integer centavos computed by the database (no Decimal per row)
     total_cents = sa.cast(sa.func.round(invoices.c.total * 100), sa.BigInteger)
     for part in _chunks(ids):
-        for r in conn.execute(sa.select(
-                invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id, invoices.c.number,
-                invoices.c.due_date, total_cents).where(invoices.c.contract_id.in_(part),
-                                                        invoices.c.status == "issued")).all():
+        q_inv = sa.select(invoices.c.contract_id, invoices.c.period, invoices.c.revision, invoices.c.id,
+                          invoices.c.number, invoices.c.due_date, total_cents).where(
+                              invoices.c.contract_id.in_(part), invoices.c.status == "issued")
+        if as_of is not None:
+            q_inv = q_inv.where(invoices.c.issue_date <= as_of)
+        for r in conn.execute(q_inv).all():
             chains[(r[0], r[1])].append(r)
     by_invoice: dict[str, DebtItem] = {}
     for (cid, period), revs in chains.items():
@@ -102,10 +127,14 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
         items[cid].append(it)
         for r in revs:
             by_invoice[r[3]] = it
-    _apply_adjustments(conn, ids, by_invoice)
+    _apply_adjustments(conn, ids, by_invoice, end)
     by_charge: dict[str, DebtItem] = {}
     for part in _chunks(ids):
-        for r in conn.execute(sa.select(charges).where(charges.c.contract_id.in_(part))):
+        q_chg = sa.select(charges).where(charges.c.contract_id.in_(part))
+        if end is not None:  # a charge counts from the day it was assessed for (else from its creation)
+            q_chg = q_chg.where(sa.or_(charges.c.assessed_on <= as_of,
+                                       sa.and_(charges.c.assessed_on.is_(None), charges.c.created_at < end)))
+        for r in conn.execute(q_chg):
             it = DebtItem("charge", r.id, r.contract_id, r.description, None, r.due_date, int(r.amount_cents))
             items[r.contract_id].append(it)
             by_charge[r.id] = it
@@ -114,6 +143,8 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
              .where(allocations.c.contract_id.in_(part))
              .where(sa.or_(allocations.c.invoice_id.is_not(None), allocations.c.charge_id.is_not(None)))
              .group_by(allocations.c.invoice_id, allocations.c.charge_id))
+        if end is not None:
+            q = q.where(_allocation_known_by(end))
         for inv, chg, total in conn.execute(q).all():
             target = by_invoice.get(inv) if inv else by_charge.get(chg)
             if target is not None:
@@ -123,22 +154,28 @@ def load_items(conn: Connection, contract_ids: Iterable[str]) -> dict[str, list[
     return items
 
 
-def _apply_adjustments(conn: Connection, ids: list[str], by_invoice: dict[str, DebtItem]) -> None:
+def _apply_adjustments(conn: Connection, ids: list[str], by_invoice: dict[str, DebtItem],
+                       end: datetime | None = None) -> None:
     """Credit notes lower what an invoice chain asks (append-only `invoice_adjustments`); what
-    was already paid beyond the lowered amount becomes credit like after a correction."""
+    was already paid beyond the lowered amount becomes credit like after a correction. With
+    `end`, only the adjustments made before it (the debt as of a date)."""
     from cloud.billing.tables import invoice_adjustments as adj
 
     for part in _chunks(ids):
-        for inv, total in conn.execute(sa.select(adj.c.invoice_id, sa.func.sum(adj.c.amount_cents))
-                                       .where(adj.c.contract_id.in_(part)).group_by(adj.c.invoice_id)):
+        q = (sa.select(adj.c.invoice_id, sa.func.sum(adj.c.amount_cents))
+             .where(adj.c.contract_id.in_(part)).group_by(adj.c.invoice_id))
+        if end is not None:
+            q = q.where(adj.c.created_at < end)
+        for inv, total in conn.execute(q):
             target = by_invoice.get(inv)
             if target is not None:
                 target.amount_cents = max(0, target.amount_cents + int(total))
 
 
-def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]]) -> dict[str, int]:
+def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, list[DebtItem]],
+                as_of: date | None = None) -> dict[str, int]:
     """Credit per contract: overpayments kept as credit (net of reversals), plus anything paid
-    beyond what a corrected invoice now asks."""
+    beyond what a corrected invoice now asks (as of the end of `as_of`, when given)."""
     ids = sorted(set(contract_ids))
     credit: dict[str, int] = defaultdict(int)
     for part in _chunks(ids):
@@ -146,6 +183,8 @@ def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, 
              .where(allocations.c.contract_id.in_(part), allocations.c.invoice_id.is_(None),
                     allocations.c.charge_id.is_(None))
              .group_by(allocations.c.contract_id))
+        if as_of is not None:
+            q = q.where(_allocation_known_by(end_of_local_day(as_of)))
         for cid, total in conn.execute(q):
             credit[cid] += int(total)
     for cid in ids:
@@ -181,6 +220,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             raise PaymentError("invalid", "a payment amount must be positive")
         if not s.channel_txn_id or len(s.channel_txn_id) > 120:
             raise PaymentError("invalid", "channel transaction id must be 1..120 characters")
+        if s.received_at.tzinfo is None or s.received_at.utcoffset() is None:
+            raise PaymentError("invalid", "receivedAt must carry its UTC offset")
     cids = sorted({s.contract_id for s in specs})
     lock_contracts(conn, cids)
     munis = dict(municipality_of or {})
@@ -217,7 +258,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             raise PaymentError("invalid", str(e)) from e
         pid = next(ids)
         row = {"id": pid, "municipality": munis[s.contract_id], "contract_id": s.contract_id, "channel": s.channel,
-               "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents, "received_at": s.received_at,
+               "channel_txn_id": s.channel_txn_id, "amount_cents": s.amount_cents,
+               "received_at": s.received_at.astimezone(UTC), "received_offset_min": offset_minutes(s.received_at),
                "reference": s.reference, "invoice_id": s.invoice_id, "statement_line_id": s.statement_line_id,
                "created_at": now, "created_by": getattr(principal, "id", None)}
         pay_rows.append(row)
@@ -232,7 +274,8 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             outs.append({"kind": a.kind, "target": a.target_id, "amount": fmt(a.amount_cents)})
         event_rows.append(_event(now, "PaymentReceived", pid, munis[s.contract_id], principal, next(ids), {
             "contract_id": s.contract_id, "amount": fmt(s.amount_cents), "channel": s.channel,
-            "channel_txn_id": s.channel_txn_id, "reference": s.reference, "allocations": outs}))
+            "channel_txn_id": s.channel_txn_id, "reference": s.reference, "received_at": s.received_at.isoformat(),
+            "allocations": outs}))
         out.append(PaymentOutcome(pid, s.contract_id, False, s.amount_cents, outs))
     insert_rows(conn, payments, pay_rows)
     insert_rows(conn, allocations, alloc_rows)
@@ -293,7 +336,7 @@ def payment_out(conn: Connection, row: Any) -> dict[str, Any]:
     return {
         "id": row.id, "contractId": row.contract_id, "municipality": row.municipality, "channel": row.channel,
         "channelTxnId": row.channel_txn_id, "amount": fmt(int(row.amount_cents)),
-        "receivedAt": _iso(row.received_at), "reference": row.reference, "invoiceId": row.invoice_id,
+        "receivedAt": as_given(row.received_at, row.received_offset_min).isoformat(), "reference": row.reference, "invoiceId": row.invoice_id,
         "reversed": rev is not None, "reversal": None if rev is None else {"id": rev.id, "reason": rev.reason,
                                                                              "at": _iso(rev.created_at)},
         "allocations": _allocations_of(conn, [row.id]).get(row.id, []),

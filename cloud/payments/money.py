@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
@@ -12,11 +13,33 @@ class MoneyError(ValueError):
     pass
 
 
+# What a person writes on a receipt: ASCII digits, an optional point with one or two decimals.
+# No exponent ("1e3"), no sign ("+10.00"), no bare point ("10.", ".5"), no grouping ("1,000"),
+# no full-width or other Unicode digits (Decimal() would take all of these).
+AMOUNT_TEXT = re.compile(r"(-?)([0-9]{1,13})(?:\.([0-9]{1,2}))?", re.ASCII)
+
+
+def parse_amount(text: str, *, allow_negative: bool = False) -> int:
+    """A decimal string in pesos → integer centavos, strictly (see AMOUNT_TEXT)."""
+    if not isinstance(text, str):
+        raise MoneyError(f"{text!r} is not an amount: give a decimal string such as \"350.00\"")
+    m = AMOUNT_TEXT.fullmatch(text)
+    if m is None:
+        raise MoneyError(f"{text[:40]!r} is not an amount: digits with at most two decimals, e.g. \"350.00\"")
+    if m.group(1) and not allow_negative:
+        raise MoneyError(f"{text[:40]!r} must not carry a sign")
+    cents = int(m.group(2)) * 100 + int((m.group(3) or "0").ljust(2, "0"))
+    return -cents if m.group(1) else cents
+
+
 def to_cents(value: Decimal | str | int) -> int:
-    """An amount in pesos (Decimal or string, at most two decimals) → integer centavos."""
+    """An amount in pesos → integer centavos: strings strictly (`parse_amount`); Decimal or int
+    values from our own code at most two decimals."""
+    if isinstance(value, str):
+        return parse_amount(value)
     try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as e:
+        d = Decimal(value)
+    except (InvalidOperation, ValueError, TypeError) as e:
         raise MoneyError(f"{value!r} is not an amount") from e
     if not d.is_finite():
         raise MoneyError(f"{value!r} is not an amount")

@@ -85,6 +85,15 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
         lines = parse(text, fmt_)
     except StatementError as e:
         raise ReconcileError(str(e)) from e
+    today = now.astimezone(LOCAL).date()
+    for ln in lines:
+        # A bank credits no deposit on a day that has not come (a mistyped or forged date).
+        if ln.ok and ln.value_date is not None and (ln.value_date > today or ln.value_date.year < 2000):
+            ln.error = f"value_date {ln.value_date.isoformat()} is {'in the future' if ln.value_date > today else 'before 2000'}"
+    for ln in lines:
+        # A movement's identity is per municipality: another municipality's import of the same
+        # file must neither be refused as "already applied" nor learn its payments (tenancy).
+        ln.key = f"{municipality}:{ln.key}"
     rep = ImportReport(uuid7(), fmt_, lines=len(lines))
     status: dict[int, tuple[str, str]] = {}
     resolution: dict[int, Resolution] = {}

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from cloud.payments.money import MoneyError, to_cents
+from cloud.payments.money import MoneyError, parse_amount
 
 FORMATS = ("csv", "fixed")
 CSV_COLUMNS = ("account", "movement_id", "value_date", "amount", "reference", "description")
@@ -93,9 +93,9 @@ def _parse_csv(text: str) -> list[StatementLine]:
         except ValueError:
             ln.error = f"value_date {get('value_date')!r} is not YYYY-MM-DD"
         try:
-            ln.amount_cents = to_cents(get("amount"))
+            ln.amount_cents = parse_amount(get("amount"), allow_negative=True)  # a debit is refused below
         except MoneyError as e:
-            ln.error = ln.error or str(e)
+            ln.error = ln.error or f"amount: {e}"
         if ln.ok and not ln.account:
             ln.error = "no account"
         lines.append(ln)

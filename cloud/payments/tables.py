@@ -36,7 +36,8 @@ payments = sa.Table(
     sa.Column("channel", sa.String(20), nullable=False),  # bank_statement | counter | card | transfer | store
     sa.Column("channel_txn_id", sa.String(120), nullable=False),
     sa.Column("amount_cents", BigInt, nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),  # the instant, stored in UTC
+    sa.Column("received_offset_min", sa.SmallInteger),  # the UTC offset it was received with (-360 = -06:00)
     sa.Column("reference", sa.String(40)),
     sa.Column("invoice_id", sa.String(36)),  # named invoice, if the payer named one
     sa.Column("statement_line_id", sa.String(36)),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 MUNICIPALITY = Field(pattern=r"^EXP-\d{2}$", description="Operating unit (tenant), EXP-01..EXP-13", examples=["EXP-01"])
 ZONE = Field(pattern=r"^EXP-\d{2}-Z\d{2,3}$", description="Zone code <municipality>-Znn", examples=["EXP-01-Z01"])
@@ -20,12 +21,28 @@ class Services(BaseModel):
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=300, description="Personal data")
-    tax_id: str | None = Field(None, pattern=r"^[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{3}$", description="RFC (personal data)")
-    tax_regime: str | None = Field(None, pattern=r"^\d{3}$", description="SAT c_RegimenFiscal")
-    fiscal_zip: str | None = Field(None, pattern=r"^\d{5}$")
+    tax_id: str | None = Field(None, pattern=r"^[A-ZÑ&]{3,4}[0-9]{6}[A-Z0-9]{3}$",
+                               description="RFC (personal data): SAT's pattern, date and check digit; empty for "
+                                           "público en general (never XAXX010101000)")
+    tax_regime: str | None = Field(None, pattern=r"^[0-9]{3}$",
+                                   description="SAT c_RegimenFiscal; must fit the RFC (12 moral / 13 física)")
+    fiscal_zip: str | None = Field(None, pattern=r"^[0-9]{5}$")
+    cfdi_use: str | None = Field(None, pattern=r"^[A-Z]{1,2}[0-9]{2}$",
+                                 description="SAT c_UsoCFDI for this customer's CFDIs (default G03 when the régimen "
+                                             "allows it, else S01)")
     email: str | None = Field(None, max_length=200, description="Personal data")
     phone: str | None = Field(None, max_length=40, description="Personal data")
     pensioner: bool = False
+
+    @model_validator(mode="after")
+    def _tax_identity(self) -> CustomerIn:
+        from cloud.cfdi.rules import tax_identity_errors
+
+        errors = tax_identity_errors(self.tax_id, self.tax_regime, self.cfdi_use, self.fiscal_zip)
+        if errors:
+            # One message naming each field: the API's handler answers 422 with it.
+            raise PydanticCustomError("tax_identity", "; ".join(f"{f}: {m}" for f, m in errors))
+        return self
 
 
 class CustomerOut(BaseModel):
@@ -35,6 +52,7 @@ class CustomerOut(BaseModel):
     tax_id: str | None = None
     tax_regime: str | None = None
     fiscal_zip: str | None = None
+    cfdi_use: str | None = None
     email: str | None = None
     phone: str | None = None
     pensioner: bool = False

@@ -50,7 +50,7 @@ def _zone_municipality(zone: str) -> str:
 # --- customers --------------------------------------------------------------------------------
 
 def customer_out(row: Any, principal: Principal) -> dict[str, Any]:
-    doc = {k: row[k] for k in ("id", "municipality", "tax_regime", "fiscal_zip", "pensioner")}
+    doc = {k: row[k] for k in ("id", "municipality", "tax_regime", "fiscal_zip", "cfdi_use", "pensioner")}
     show = principal.role in OFFICE_ROLES
     for f in PERSONAL_FIELDS:
         doc[f] = row[f] if show else None

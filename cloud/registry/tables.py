@@ -32,6 +32,7 @@ customers = sa.Table(
     sa.Column("tax_id", sa.String(13), info=PERSONAL),  # RFC
     sa.Column("tax_regime", sa.String(3)),  # SAT c_RegimenFiscal, for CFDI 4.0
     sa.Column("fiscal_zip", sa.String(5)),  # CFDI 4.0 DomicilioFiscalReceptor
+    sa.Column("cfdi_use", sa.String(4)),  # SAT c_UsoCFDI chosen by the customer; None: rules.default_use
     sa.Column("email", sa.String(200), info=PERSONAL),
     sa.Column("phone", sa.String(40), info=PERSONAL),
     sa.Column("pensioner", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -505,7 +505,7 @@ class CloudStorage:
             given, arg = "(SELECT unnest(%s::text[]))", serials  # type: ignore[assignment]
         with row_security.unrestricted(self.conn, "judge a node's meters by the registry"):
             cur = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # this transaction's
-            cur.execute(f"SELECT serial, municipality, zone FROM {m.name} WHERE serial IN {given} AND cl % 2 = 1",
+            cur.execute(f"SELECT serial, municipality, zone FROM {m.name} WHERE serial IN {given} AND (cl & 1) = 1",
                         (arg,))
             for serial, mun, zone in cur.fetchall():
                 out[serial] = MeterPlace(str(mun or ""), str(zone or ""))

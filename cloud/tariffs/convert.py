@@ -121,12 +121,21 @@ def convert_cea(src: dict[str, Any], *, version: str | None = None, valid_to: st
         if ref not in seen:
             raise TariffError(f"correcciones[{j}]: unknown tarifaCodigo {ref!r}")
         cond = c.get("condiciones") or {}
+        concept = str(cond.get("concepto") or c.get("descripcion") or "").upper()
+        service = next((ours for word, ours in DISCOUNT_SERVICES if word in concept), None)
+        if service is None:
+            raise TariffError(f"correcciones[{j}]: cannot tell the service of {concept!r}")
+        corrector = str(cond.get("corrector") or "").upper()
+        if "MAYOR DE" not in corrector or cond.get("precioProporcional") not in (0, None):
+            raise TariffError(f"correcciones[{j}]: unsupported condition {corrector!r}")
         discounts.append({
             "tariff": ref,
             "kind": c.get("tipo"),
             "description": c.get("descripcion"),
             "amount": _money(c.get("montoFijo"), f"correcciones[{j}].montoFijo"),
             "minM3": cond.get("consumoMinM3"),
+            "service": service,  # the bill line it reduces
+            "appliesTo": "pensioner" if "PENSIONAD" in concept else "all",
         })
 
     return {
@@ -158,6 +167,10 @@ def convert_cea_file(path: str | Path, **kw: Any) -> dict[str, Any]:
     kw.setdefault("source_name", p.name)
     kw.setdefault("source_sha256", hashlib.sha256(raw).hexdigest())
     return convert_cea(src, **kw)
+
+
+# condiciones.concepto → the bill line a discount reduces.
+DISCOUNT_SERVICES = (("ALCANTARILLADO", "sewerage"), ("SANEAMIENTO", "sanitation"), ("AGUA", "water"))
 
 
 def dumps(doc: dict[str, Any]) -> str:

@@ -7,7 +7,10 @@ Order of operations (docs/tariffs.md explains why):
    = charge × days-in-segment ÷ days-in-period, rounded to cents half up;
 3. sewerage = 10 %, sanitation = 12 % of that (rounded) water line, each rounded to cents;
 4. VAT per line: the water entry's rate; sewerage and sanitation 16 % for everyone;
-5. late fee: 1.47 % per month on each overdue balance from its second month, no VAT.
+5. late fee: 1.47 % per month on each overdue balance from its second month, no VAT;
+6. discounts of the tariff data (pensioners: `model.Discount`) are taken off the line they
+   name, computed on one unit's m³, prorated like the line and rounded to cents; sewerage and
+   sanitation stay a share of the water charge before its discount. VAT is on the net amount.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class BillRequest:
     services: frozenset[str] = frozenset({"water"})
     units: int = 1
     overdue: tuple[Overdue, ...] = ()
+    pensioner: bool = False  # the customer holds a pensioner/retiree card (CEA's descuento pensionado)
 
 
 @dataclass(slots=True)  # not frozen: construction is on the hot path
@@ -61,6 +65,7 @@ class BillLine:
     tariff_version: str | None
     tariff_code: str | None
     days: int | None = None  # days of the period this line covers (proration)
+    discount: Decimal = ZERO  # already deducted from `amount` (the tariff data's discounts)
 
     @property
     def total(self) -> Decimal:
@@ -87,9 +92,27 @@ def late_fee(amount: Decimal, months: int, rate: Decimal = Decimal("0.0147"), fr
 
 
 def _line(concept: str, desc: str, m3: int | None, amount: Decimal, rate: Decimal,
-          version: TariffVersion | None, code: str | None, days: int | None = None) -> BillLine:
-    return BillLine(concept, desc, m3, amount, rate, cents(amount * rate), version.version if version else None,
-                    code, days)
+          version: TariffVersion | None, code: str | None, days: int | None = None,
+          discount: Decimal = ZERO) -> BillLine:
+    net = amount - discount
+    if discount:
+        desc = f"{desc} - {DISCOUNT_ES} ${discount:,.2f}"
+    return BillLine(concept, desc, m3, net, rate, cents(net * rate), version.version if version else None,
+                    code, days, discount)
+
+
+DISCOUNT_ES = "descuento pensionado"
+
+
+def _discount(version: TariffVersion, req: BillRequest, service: str, lookup: int, share: Decimal,
+              ceiling: Decimal) -> Decimal:
+    """The discounts the tariff data gives this contract on one line, prorated; never above the line."""
+    total = ZERO
+    entry = version.entries.get((req.administration, req.use_class, "water"))
+    for d in version.discounts.get((req.administration, req.use_class, service), ()):
+        if entry is not None and (d.applies_to == "all" or (d.applies_to == "pensioner" and req.pensioner)):
+            total += d.value(entry, lookup)
+    return min(cents(total * share), ceiling) if total else ZERO
 
 
 def compute_bill(book: TariffBook, req: BillRequest) -> Bill:
@@ -115,17 +138,20 @@ def compute_bill(book: TariffBook, req: BillRequest) -> Bill:
         water = cents(full * days / total_days) if prorated else cents(full)
         suffix = f" ({first:%d/%m} al {last:%d/%m}, tarifa {version.version})" if prorated else ""
         seg_days = days if prorated else None
+        share = Decimal(days) / total_days if prorated else Decimal(1)
         lines.append(_line("water", CONCEPT_ES["water"] + suffix, billed, water, entry.vat_rate, version,
-                           entry.code, seg_days))
+                           entry.code, seg_days, _discount(version, req, "water", lookup, share, water)))
         rules = version.rules
         if "sewerage" in req.services:
-            lines.append(_line("sewerage", CONCEPT_ES["sewerage"] + suffix, None,
-                               cents(water * rules.sewerage_rate), rules.surcharge_vat_rate, version,
-                               entry.code, seg_days))
+            amount = cents(water * rules.sewerage_rate)
+            lines.append(_line("sewerage", CONCEPT_ES["sewerage"] + suffix, None, amount,
+                               rules.surcharge_vat_rate, version, entry.code, seg_days,
+                               _discount(version, req, "sewerage", lookup, share, amount)))
         if "sanitation" in req.services:
-            lines.append(_line("sanitation", CONCEPT_ES["sanitation"] + suffix, None,
-                               cents(water * rules.sanitation_rate), rules.surcharge_vat_rate, version,
-                               entry.code, seg_days))
+            amount = cents(water * rules.sanitation_rate)
+            lines.append(_line("sanitation", CONCEPT_ES["sanitation"] + suffix, None, amount,
+                               rules.surcharge_vat_rate, version, entry.code, seg_days,
+                               _discount(version, req, "sanitation", lookup, share, amount)))
         versions.append(version.version)
 
     if req.overdue:

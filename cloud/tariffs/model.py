@@ -58,6 +58,32 @@ class TariffEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Discount:
+    """A discount of the tariff data (CEA's `correcciones`) on one bill line of one tariff.
+
+    CEA's pensioner discounts are "VALOR FIJO SI CONSUMO MAYOR DE 10 M3": above `min_m3` the
+    line is reduced by `amount`. Their amounts are exactly half the line's charge at `min_m3`
+    (water 50 %, sewerage 5 %, sanitation 6 % of the 10 m³ water charge), i.e. half of the
+    first 10 m³; at or below `min_m3` the same half of what was consumed applies
+    (`amount × charge(m³) / charge(min_m3)`), so the discount never jumps at the threshold.
+    """
+
+    tariff_code: str
+    service: str  # water | sewerage | sanitation: the line it reduces
+    applies_to: str  # "pensioner" | "all"
+    amount: Decimal
+    min_m3: int
+    description: str = ""
+
+    def value(self, entry: TariffEntry, m3: int) -> Decimal:
+        """Unrounded discount for one unit at `m3` whole m³ (before VAT)."""
+        if m3 > self.min_m3:
+            return self.amount
+        at_min = entry.charge(self.min_m3)
+        return self.amount * entry.charge(m3) / at_min if at_min > 0 else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     sewerage_rate: Decimal = Decimal("0.10")
     sanitation_rate: Decimal = Decimal("0.12")
@@ -74,6 +100,8 @@ class TariffVersion:
     rules: Rules
     entries: dict[tuple[str, str, str], TariffEntry] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
+    # (administration, use class of the water tariff, bill line) → its discounts
+    discounts: dict[tuple[str, str, str], tuple[Discount, ...]] = field(default_factory=dict)
 
     def covers(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.tariffs.convert import FORMAT
-from cloud.tariffs.model import Rules, Schedule, TariffBook, TariffEntry, TariffError, TariffVersion
+from cloud.tariffs.model import Discount, Rules, Schedule, TariffBook, TariffEntry, TariffError, TariffVersion
 
 
 def _dec(v: Any, where: str) -> Decimal:
@@ -68,6 +68,22 @@ def parse_version(doc: dict[str, Any]) -> TariffVersion:
         if key in v.entries:
             raise TariffError(f"{name}: two tariffs for {key}")
         v.entries[key] = entry
+    by_code = {e.code: e for e in v.entries.values()}
+    for j, d in enumerate(doc.get("discounts") or []):
+        where = f"{name}.discounts[{j}]"
+        target = by_code.get(d.get("tariff"))
+        if target is None:
+            raise TariffError(f"{where}: unknown tariff {d.get('tariff')!r}")
+        service = d.get("service")
+        if service not in ("water", "sewerage", "sanitation"):
+            raise TariffError(f"{where}: service must be water, sewerage or sanitation (re-import the source)")
+        min_m3 = d.get("minM3")
+        if not isinstance(min_m3, int) or min_m3 < 0:
+            raise TariffError(f"{where}: minM3 must be a whole number of m³")
+        disc = Discount(target.code, service, str(d.get("appliesTo") or "pensioner"),
+                        _dec(d["amount"], f"{where}.amount"), min_m3, str(d.get("description") or ""))
+        key = (target.administration, target.use_class, service)
+        v.discounts[key] = (*v.discounts.get(key, ()), disc)
     return v
 
 

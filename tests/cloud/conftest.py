@@ -51,3 +51,40 @@ def sqlite_cloud(tmp_path: Any) -> Iterator[Cloud]:
     finally:
         c.client.close()
         app.state.engine.dispose()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Every CFDI a cloud test issued (Ingreso, substitute, credit note, Pagos 2.0, global), sealed
+    and stamped, must pass SAT's untouched XSD with catalogs and the seal check: checked after the
+    test body, on the test's own database, before its fixtures are torn down."""
+    outcome = yield
+    url = getattr(item, "funcargs", {}).get("db_url")
+    if url is None or outcome.excinfo is not None:
+        return
+    import sqlalchemy as sa
+    from cfdi_helpers import independent_seal_ok
+
+    from cloud.cfdi.validate import validator
+    from cloud.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("cfdi_documents"):
+                return
+            # `rejected`: the PAC refused it (tests corrupt a seal on purpose to see that happen).
+            rows = conn.execute(sa.text("SELECT id, kind, sealed_xml, stamped_xml FROM cfdi_documents "
+                                        "WHERE fiscal_status <> 'rejected'")).all()
+    finally:
+        engine.dispose()
+    from lxml import etree
+
+    full = validator(full=True)
+    for doc_id, kind, sealed, stamped in rows:
+        for label, xml in (("sealed", sealed), ("stamped", stamped)):
+            if xml is None:
+                continue
+            report = full.check(etree.fromstring(bytes(xml)))
+            assert report.ok, f"{kind} CFDI {doc_id} ({label}) fails SAT's XSD: {report.errors[:3]}"
+            assert independent_seal_ok(bytes(xml)), f"{kind} CFDI {doc_id} ({label}): seal does not verify"

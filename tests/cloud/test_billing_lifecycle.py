@@ -323,6 +323,7 @@ def test_void_one_invoice_before_and_after_stamping(env) -> None:
                           json={"reason": "emitida con errores"}, headers=h)
     assert r.status_code == 200
     assert cancel_voided_invoices(svc) == {"cancel_requested": 1, "cancel_failed": 0}
+    assert svc.process_cancellations() == {"cancelled": 1}  # the worker's cancellation pass
     with cloud.engine.connect() as conn:
         st = dict(conn.execute(sa.select(cfdi_documents.c.invoice_id, cfdi_documents.c.fiscal_status)).all())
         motive = conn.execute(sa.select(cfdi_documents.c.cancel_motive).where(cfdi_documents.c.id == doc2)).scalar()

@@ -84,3 +84,30 @@ def test_cancel_over_http(cloud, svc) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 200 and r.json()["fiscal_status"] == "cancelled" and r.json()["cancel_motive"] == "02"
     # A cancelled CFDI is no longer the invoice's live CFDI.
     assert cloud.client.get(f"/api/v2/invoices/{inv.invoice_id}/cfdi", headers=billing).status_code == 404
+
+
+def test_cancellation_state_failure_and_acknowledgment_over_http_and_metrics(cloud, svc) -> None:  # type: ignore[no-untyped-def]
+    billing = cloud.user("billing", "EXP-01")
+    docs = []
+    for folio in ("10", "11"):
+        docs.append(svc.issue_invoice(_inv(svc, folio), "EXP-01"))
+    svc.stamp_due()
+    svc.pac.down = True
+    r = cloud.client.post(f"/api/v2/cfdi/{docs[0]['id']}/cancel", json={"motive": "03"}, headers=billing)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["cancel_state"], body["fiscal_status"], body["cancel_attempts"]) == ("requested", "cancel_requested", 1)
+    assert "PAC unavailable" in body["last_error"] and body["cancel_requested_at"].endswith("+00:00")
+    assert cloud.client.get(f"/api/v2/cfdi/{docs[0]['id']}/cancellation-ack", headers=billing).status_code == 404
+    metrics = cloud.client.get("/metrics").text
+    assert ('aquacis_cfdi_documents{cancel_state="requested",fiscal_status="cancel_requested",kind="ingreso",'
+            'municipality="EXP-01"} 1.0') in metrics
+    assert ('aquacis_cfdi_documents_with_error{fiscal_status="cancel_requested",kind="ingreso",'
+            'municipality="EXP-01"} 1.0') in metrics
+    svc.pac.down = False
+    r = cloud.client.post(f"/api/v2/cfdi/{docs[1]['id']}/cancel", json={"motive": "03"}, headers=billing)
+    assert r.status_code == 200 and r.json()["cancel_state"] == "cancelled" and r.json()["cancelled_at"]
+    ack = cloud.client.get(f"/api/v2/cfdi/{docs[1]['id']}/cancellation-ack", headers=billing)
+    assert ack.status_code == 200 and r.json()["uuid"].encode() in ack.content
+    assert cloud.client.get(f"/api/v2/cfdi/{docs[1]['id']}/cancellation-ack",
+                            headers=cloud.user("billing", "EXP-02")).status_code == 404

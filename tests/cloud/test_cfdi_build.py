@@ -37,6 +37,7 @@ from cloud.cfdi.model import GlobalPeriod, LineKind, PaidDocument, PaymentInfo, 
 from cloud.cfdi.pac import TestDoublePac
 from cloud.cfdi.rules import CfdiRuleError
 from cloud.cfdi.seal import seal
+from cloud.db import create_or_migrate, make_engine
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +174,16 @@ def test_global_invoice_refuses_bad_period_and_nominative_receipts(issuer) -> No
 
 
 @pytest.fixture(scope="module")
-def stamped_ppd(signer, issuer):  # type: ignore[no-untyped-def]
-    pac = TestDoublePac()
+def test_pac(tmp_path_factory):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('pac') / 'pac.db'}")
+    create_or_migrate(engine)
+    yield TestDoublePac(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def stamped_ppd(signer, issuer, test_pac):  # type: ignore[no-untyped-def]
+    pac = test_pac
     return pac.stamp(seal(build_invoice(_domestic(issuer, folio="50")), signer).xml())
 
 
@@ -203,7 +212,7 @@ def test_partial_payment_complement_pagos20(signer, issuer, stamped_ppd) -> None
     assert (dr2.get("NumParcialidad"), dr2.get("ImpSaldoInsoluto")) == ("2", "0.00")
 
 
-def test_payment_complement_refusals(issuer, stamped_ppd, signer) -> None:  # type: ignore[no-untyped-def]
+def test_payment_complement_refusals(issuer, stamped_ppd, signer, test_pac) -> None:  # type: ignore[no-untyped-def]
     def pay(doc, form="03", tax=CUSTOMER_TAX):  # type: ignore[no-untyped-def]
         return build_payment(issuer, tax, PaymentInfo("p", datetime(2026, 12, 3), form, (doc,)))
 
@@ -213,7 +222,7 @@ def test_payment_complement_refusals(issuer, stamped_ppd, signer) -> None:  # ty
         pay(PaidDocument(stamped_ppd.stamped_xml, 1, D("363.25"), D("1")), form="99")
     with pytest.raises(CfdiRuleError, match="another RFC"):
         pay(PaidDocument(stamped_ppd.stamped_xml, 1, D("363.25"), D("1")), tax=COMPANY_TAX)
-    pue = TestDoublePac().stamp(seal(build_invoice(_domestic(issuer, folio="51", paid_in_full_at_issue=True,
+    pue = test_pac.stamp(seal(build_invoice(_domestic(issuer, folio="51", paid_in_full_at_issue=True,
                                                              payment_form="01")), signer).xml())
     with pytest.raises(CfdiRuleError, match="PPD"):
         pay(PaidDocument(pue.stamped_xml, 1, D("363.25"), D("1")))

@@ -43,7 +43,7 @@ def env(db_url, shared_dir):  # type: ignore[no-untyped-def]
     create_or_migrate(engine)
     signer = shared_signer(shared_dir)
     clock = Clock()
-    pac = TestDoublePac(clock=clock)
+    pac = TestDoublePac(engine, clock=clock)
     svc = CfdiService(engine, pac, signer, issuer_for(signer), clock=clock, retry_base_s=30, retry_max_s=600)
     yield svc, pac, clock
     engine.dispose()
@@ -365,6 +365,8 @@ def test_payments_ledger_payment_becomes_a_pagos20_complement(env) -> None:  # t
     with svc.engine.begin() as conn:
         reverse_payment(conn, taxed, "cheque devuelto", now=T0)
     assert cancel_reversed_complements(svc) == 1
+    assert _doc(svc, doc["id"])["cancel_state"] == "requested"  # the worker's cancellation pass sends it
+    assert svc.process_cancellations() == {"cancelled": 1}
     assert _doc(svc, doc["id"])["fiscal_status"] == "cancelled" and _doc(svc, doc["id"])["cancel_motive"] == "02"
     assert cancel_reversed_complements(svc) == 0
     with svc.engine.connect() as conn:

@@ -37,7 +37,7 @@ def test_late_fees_monthly_and_idempotent(cloud) -> None:
     assert d["owed"] == "410.29" and sum(1 for i in d["items"] if i["kind"] == "charge") == 3
     # A payment goes to the oldest debt first: January's invoice before its fees.
     p = cloud.client.post("/api/v2/payments", json={"contractId": cid, "amount": "305.00", "channel": "counter",
-                                                    "channelTxnId": "k1"}, headers=h).json()
+                                                    "channelTxnId": "k1", "receivedAt": "2026-03-21T09:00:00-06:00"}, headers=h).json()
     assert p["allocations"][0]["amount"] == "300.00" and p["allocations"][1]["kind"] == "invoice"
     assert _debt(cloud, h, cid, "2026-03-21")["owed"] == "105.29"
 
@@ -68,7 +68,8 @@ def test_status_rules_cutoff_and_reconnection_orders(cloud) -> None:
     with cloud.engine.begin() as conn:
         service.mark_cut_off(conn, big, "EXP-01", date(2026, 4, 3))
     assert cloud.client.post("/api/v2/payments", json={"contractId": big, "amount": "800.00", "channel": "card",
-                                                       "channelTxnId": "tpv-1"}, headers=h).status_code == 201
+                                                       "channelTxnId": "tpv-1",
+                                                       "receivedAt": "2026-04-04T10:00:00-06:00"}, headers=h).status_code == 201
     r = cloud.client.post("/api/v2/collections/evaluate", json={"asOf": "2026-04-05"}, headers=h).json()
     assert [(c["from"], c["to"]) for c in r["changes"] if c["contractId"] == big] == [("cut_off", "current")]
     assert [w["type"] for w in r["workOrders"]] == ["reconnection"]
@@ -93,7 +94,7 @@ def test_agreement_shields_then_defaults(cloud) -> None:
     assert cloud.client.post(f"/api/v2/contracts/{cid}/agreements", json={"instalments": 2},
                              headers=h).status_code == 409
     cloud.client.post("/api/v2/payments", json={"contractId": cid, "amount": "300.00", "channel": "counter",
-                                                "channelTxnId": "down"}, headers=h)
+                                                "channelTxnId": "down", "receivedAt": "2026-04-01T10:00:00-06:00"}, headers=h)
     r = cloud.client.post("/api/v2/collections/evaluate", json={"asOf": "2026-04-20"}, headers=h).json()
     assert r["changes"] == [] and r["workOrders"] == []  # in good standing: no cut-off
     d = _debt(cloud, h, cid, "2026-04-20")

@@ -192,7 +192,9 @@ def test_payment_and_cutoff_events_become_spanish_notices_once(engine) -> None: 
             conn.execute(contracts.insert().values(id=f"EXP-01-000000{i}", municipality="EXP-01", zone="EXP-01-Z01",
                                                    customer_id=f"cu{i}", service_point_id=f"sp{i}", use_class="DOM",
                                                    start_date=date(2020, 1, 1), created_at=T0))
-        record_payments(conn, [PaymentIn("EXP-01-0000000", 15000, "store", "OXXO-1", T0),
+        # Paid at the store late on the 26th (local), recorded when the store's file came in.
+        paid = datetime.fromisoformat("2026-11-26T23:50:00-06:00")
+        record_payments(conn, [PaymentIn("EXP-01-0000000", 15000, "store", "OXXO-1", paid),
                                PaymentIn("EXP-01-0000001", 100, "counter", "C-1", T0)], now=T0)
         record_event(conn, "DebtStatusChanged", "contract", "EXP-01-0000000", None,
                      {"from": "overdue", "to": "cutoff_pending", "overdue": "1250.00"}, municipality="EXP-01", at=T0)
@@ -206,4 +208,5 @@ def test_payment_and_cutoff_events_become_spanish_notices_once(engine) -> None: 
     pay, cut = rows["payment_received"], rows["cutoff_scheduled"]
     assert pay["recipient"] == "ana@example.mx" and pay["subject"] == "Recibimos su pago de $150.00 MXN"
     assert "Estimado(a) Cliente 0" in pay["body"] and "(canal: store)" in pay["body"]
+    assert "26/11/2026 23:50" in pay["body"]  # when the money arrived, in local time
     assert "adeudo de $1250.00 MXN" in cut["body"] and "04/12/2026" in cut["body"]  # notice + 7 days, local date

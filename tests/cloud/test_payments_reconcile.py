@@ -142,7 +142,8 @@ def test_reference_printed_by_the_billing_run_matches(cloud) -> None:
     rep = _import(cloud, h, HDR + "0123,M1,2026-03-02,278.39,00000000000120260299,\n").json()
     assert rep["applied"] == 1, rep
     p = cloud.client.post("/api/v2/payments", json={"reference": "00000000000120260299", "amount": "1.00",
-                                                    "channel": "counter", "channelTxnId": "z"}, headers=h)
+                                                    "channel": "counter", "channelTxnId": "z",
+                                                    "receivedAt": "2026-03-03T10:00:00-06:00"}, headers=h)
     assert p.status_code == 201 and p.json()["allocations"][0]["kind"] == "credit"
     assert _balance(cloud, h, a) == "-1.00"
     del inv

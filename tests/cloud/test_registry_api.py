@@ -72,7 +72,7 @@ def test_contract_lifecycle_and_personal_data(world) -> None:
     body = {
         "zone": "EXP-01-Z01", "use_class": "COMERCIAL", "units": 1, "start_date": "2026-01-01",
         "services": {"water": True, "sewerage": True, "sanitation": False},
-        "customer": {"name": "Abarrotes La Esperanza", "tax_id": "AEL010101AB1", "tax_regime": "601", "fiscal_zip": "76000"},
+        "customer": {"name": "Abarrotes La Esperanza", "tax_id": "AEL010101ABA", "tax_regime": "601", "fiscal_zip": "76000"},
         "service_point": {"address": "Av. Universidad 100"},
         "meter": {"serial": "NEW-0001", "dials": 5, "diameter_mm": 20, "dev_eui": "A0C1FFFF00000001",
                   "imei": "863000000000001", "device_profile": "aquacis-wm1", "initial_l": 1000},

@@ -9,6 +9,7 @@ from .testdouble import TestDoublePac
 
 if TYPE_CHECKING:
     from satcfdi.models import Signer
+    from sqlalchemy.engine import Engine
 
     from ..settings import CfdiSettings
 
@@ -18,11 +19,11 @@ __all__ = [
 ]
 
 
-def make_pac(settings: CfdiSettings, signer: Signer) -> Pac:
+def make_pac(settings: CfdiSettings, signer: Signer, engine: Engine) -> Pac:
     """The PAC named by AQUACIS_PAC_PROVIDER: `test` (default, offline, NOT fiscally valid) or a real one."""
     provider = settings.pac_provider.lower()
     if provider == "test":
-        return TestDoublePac()
+        return TestDoublePac(engine)  # its state in our database: every worker sees every stamp
     from .real import SatcfdiPac
 
     cfg = {

@@ -39,6 +39,7 @@ class CancelResult:
     uuid: str
     status: str  # "cancelled" | "in_process" (receiver must accept) | "rejected"
     acknowledgment: bytes | None = None
+    reason: str | None = None  # why it was rejected, when the PAC or SAT says
 
 
 @runtime_checkable
@@ -51,3 +52,7 @@ class Pac(Protocol):
     def cancel(
         self, uuid: str, motive: str, substitute_uuid: str | None = None, *, stamped_xml: bytes | None = None
     ) -> CancelResult: ...
+
+    def cancel_status(self, uuid: str, *, stamped_xml: bytes | None = None) -> CancelResult:
+        """Where a cancellation awaiting the receiver's acceptance stands now (polled)."""
+        ...

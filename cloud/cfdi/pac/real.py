@@ -53,6 +53,7 @@ class SatcfdiPac:
             )
         self.name = provider
         self.signer = signer
+        self.production = production
         self.client = _make(provider, Environment.PRODUCTION if production else Environment.TEST, cfg)
 
     def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -95,6 +96,22 @@ class SatcfdiPac:
             CFDI.from_string(stamped_xml), CancelReason(motive), substitute_uuid, self.signer,
         )
         return CancelResult(uuid=uuid, status="in_process" if ack.acuse is None else "cancelled", acknowledgment=ack.acuse)
+
+    def cancel_status(self, uuid: str, *, stamped_xml: bytes | None = None) -> CancelResult:
+        """SAT's public status service (the QR query): Estado / EstatusCancelacion of the UUID."""
+        from satcfdi.pacs.sat import SAT
+
+        if stamped_xml is None:
+            raise PacRejected("the cancellation status query needs the stamped XML")
+        env = Environment.PRODUCTION if self.production else Environment.TEST
+        answer = self._call(SAT(signer=self.signer, environment=env).status, CFDI.from_string(stamped_xml))
+        estado = str(answer.get("Estado") or "")
+        cancelacion = str(answer.get("EstatusCancelacion") or "")
+        if estado == "Cancelado":
+            return CancelResult(uuid=uuid, status="cancelled")
+        if "rechaz" in cancelacion.lower():
+            return CancelResult(uuid=uuid, status="rejected", reason=f"SAT: {cancelacion}")
+        return CancelResult(uuid=uuid, status="in_process")
 
 
 def _required(provider: str) -> tuple[str, ...]:
