@@ -104,11 +104,14 @@ def read(
 def read_route(
     route: str = typer.Argument(..., help="Route id."),
     step_l: int = typer.Option(15_000, help="Litres added to each meter's last value."),
+    confirm: bool = typer.Option(False, "--confirm", help="Record values that are implausible for a meter "
+                                 "(flagged as confirmed) instead of refusing the walk."),
     db: str = typer.Option("", envvar="AQUACIS_TUI_DB", help=DB_HELP),
 ) -> None:
-    """Read every pending meter of a route (scripted walks and end-to-end tests)."""
+    """Read every pending meter of a route (scripted walks and end-to-end tests). Implausible
+    values refuse the whole walk unless --confirm."""
     try:
-        _out({"ids": do_read_route(_db(db), route, step_l)})
+        _out({"ids": do_read_route(_db(db), route, step_l, confirm=confirm)})
     except HandheldError as exc:
         _fail(exc)
 

@@ -137,16 +137,27 @@ def implausible_text(verdict: Verdict) -> str:
     return " ".join([*issue_lines(verdict), t("err_implausible_cli")])
 
 
-def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000) -> list[str]:
-    """Read every pending meter of a route at its last value + step (scripted walks, e2e tests)."""
+def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000, *, confirm: bool = False) -> list[str]:
+    """Read every pending meter of a route at its last value + step (scripted walks, e2e tests).
+
+    Each value is judged like any other (sync.plausibility): when one is implausible and not
+    `confirm`, nothing is recorded and the error names that meter."""
     repo = open_repo(db)
     try:
         if not repo.has_routes():
             raise HandheldError(t("err_no_routes"))
-        ids = []
+        planned: list[tuple[str, int, tuple[str, ...]]] = []
         for m in repo.route_meters(route_id):
-            if m.status == "pending":
-                ids.append(repo.record_reading(m.serial, (m.last_value_l or 0) + step_l))
-        return ids
+            if m.status != "pending":
+                continue
+            value_l = (m.last_value_l or 0) + step_l
+            try:
+                verdict = repo.judge(m.serial, value_l)
+            except EntryError as exc:
+                raise HandheldError(f"{m.serial}: {t(exc.key, **exc.params)}") from exc  # type: ignore[arg-type]
+            if verdict.implausible and not confirm:
+                raise HandheldError(f"{m.serial}: {implausible_text(verdict)}")
+            planned.append((m.serial, value_l, (CONFIRMED_FLAG,) if verdict.implausible else ()))
+        return [repo.record_reading(serial, value_l, alarms=alarms) for serial, value_l, alarms in planned]
     finally:
         repo.store.close()

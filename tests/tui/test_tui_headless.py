@@ -53,3 +53,14 @@ def test_cli_reports_errors_in_spanish_with_exit_code(tmp_path: Path) -> None:
     res = runner.invoke(app, ["enrol", "--url", "http://127.0.0.1:9", "--credential-file", str(cred),
                               "--db", str(tmp_path / "b.sqlite")])
     assert res.exit_code == 2 and "No se pudo conectar" in res.output
+
+
+def test_read_route_judges_every_value_and_refuses_the_walk_when_one_is_implausible(tmp_path: Path) -> None:
+    gw = GatewayPeer(tmp_path / "gw.sqlite")
+    db = tmp_path / "hh.sqlite"
+    do_enrol(db, GatewayPeer.URL, gw.credential(), transport_factory=lambda url: gw.transport())
+    with pytest.raises(HandheldError, match=r"^WM\d+: .*--confirm"):
+        do_read_route(db, "R01", step_l=5_000_000)  # 5,000 m³ on a household meter
+    assert do_status(db)["pending"] == 0  # nothing recorded: the walk is all or nothing
+    ids = do_read_route(db, "R01", step_l=5_000_000, confirm=True)
+    assert len(ids) == 20 and do_status(db)["pending"] == 20
