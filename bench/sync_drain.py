@@ -146,7 +146,7 @@ def main() -> None:
     if before is not None:
         per_cpu = args.readings / (cpu + srv)
         print(f"  before ({args.before})  {before[0]:12,.0f} readings/s  -> this code is {rate / before[0]:.1%} of it;"
-              f" per CPU-second {per_cpu:,.0f} vs {before[1]:,.0f} ({per_cpu / before[1]:.1%}, steadier on a shared machine)")
+              f" per CPU-second {per_cpu:,.0f} vs {before[1]:,.0f} ({per_cpu / before[1]:.1%})")
 
 
 def run_before(args: argparse.Namespace) -> tuple[float, float]:
