@@ -1,8 +1,8 @@
 """Turn a parsed `Uplink` into rows to store: readings (fact table) and device facts.
 
-Pure: no I/O. The codec engineer's `gateway.codecs` / `gateway.profiles` are used when they are
-importable; otherwise `gateway.builtin_codec` (the simulator meter only) stands behind the same
-names. Errors raise `DecodeError`; the caller dead-letters the raw message with the reason.
+Pure: no I/O. Payloads are decoded by `gateway.codecs` and turned into rows by
+`gateway.profiles`; the simulator meter takes `gateway.wm1_fastpath` when its profile allows.
+Errors raise `DecodeError`; the caller dead-letters the raw message with the reason.
 """
 
 from __future__ import annotations
@@ -13,23 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway import builtin_codec
+from gateway import codecs, profiles, wm1_fastpath
 from gateway.lns import Uplink
 from gateway.profiles.reading import boolean_flags, plausible_time
 from sync.vocab.readings import ALARMS, ReadingSource
 from sync.vocab.units import UNIT_LITRES, normalise_unit
-
-# The codec engineer's modules (docs/contracts.md, "Gateway internals"), each optional.
-_codecs: Any
-_profiles: Any
-try:
-    from gateway import codecs as _codecs
-except ImportError:  # pragma: no cover - depends on what is checked in
-    _codecs = None
-try:
-    from gateway import profiles as _profiles  # type: ignore[attr-defined,no-redef]
-except ImportError:  # pragma: no cover
-    _profiles = None
 
 
 class DecodeError(ValueError):
@@ -57,27 +45,6 @@ class Outcome:
 
 
 
-def default_profile() -> Any:
-    if _profiles is not None:
-        for name in ("default_profile", "DEFAULT_PROFILE"):
-            p = getattr(_profiles, name, None)
-            if p is not None:
-                return p() if callable(p) else p
-    return builtin_codec.DeviceProfile()
-
-
-def _decode(profile: Any, fport: int, payload: bytes) -> Any:
-    if _codecs is not None:
-        return _codecs.decode(profile, fport, payload)
-    return builtin_codec.decode(profile, fport, payload)
-
-
-def _to_reading(profile: Any, uplink: Uplink, result: Any) -> dict[str, Any] | None:
-    if _profiles is not None and hasattr(_profiles, "to_reading"):
-        return _profiles.to_reading(profile, uplink, result)  # type: ignore[no-any-return]
-    return builtin_codec.to_reading(profile, uplink, result)
-
-
 class Decoder:
     """Binds a zone (municipality, zone) and a device lookup."""
 
@@ -86,7 +53,7 @@ class Decoder:
         self.municipality = municipality
         self.zone = zone
         self.lookup = lookup
-        self.profile = default_profile()
+        self.profile = profiles.default_profile()
         # A device missing from the zone's reference data may still be named after its meter in
         # the LNS (ChirpStack deviceName, TTS device_id, lower-case there); see docs/gateway.md.
         self.name_is_serial = name_is_serial
@@ -97,13 +64,13 @@ class Decoder:
         self.serial_known = serial_known or (lambda serial: None)
         self._by_name: dict[str, Any] = {}
         # id(profile) -> (profile, wm1 fast-path plan or None); profiles are few and long-lived
-        self._plans: dict[int, tuple[Any, builtin_codec.Wm1Plan | None]] = {}
+        self._plans: dict[int, tuple[Any, wm1_fastpath.Wm1Plan | None]] = {}
 
-    def _plan(self, profile: Any) -> builtin_codec.Wm1Plan | None:
+    def _plan(self, profile: Any) -> wm1_fastpath.Wm1Plan | None:
         hit = self._plans.get(id(profile))
         if hit is not None and hit[0] is profile:
             return hit[1]
-        plan = builtin_codec.wm1_plan(profile) if _profiles is not None and _codecs is not None else None
+        plan = wm1_fastpath.wm1_plan(profile)
         if len(self._plans) > 1000:
             self._plans.clear()
         self._plans[id(profile)] = (profile, plan)
@@ -111,11 +78,11 @@ class Decoder:
 
     def profile_named(self, name: Any) -> Any:
         """The device profile the LNS names (ChirpStack deviceProfileName), when we know it."""
-        if not isinstance(name, str) or not name or _profiles is None:
+        if not isinstance(name, str) or not name:
             return None
         if name not in self._by_name:
             try:
-                self._by_name[name] = _profiles.get_profile(name)
+                self._by_name[name] = profiles.get_profile(name)
             except Exception:  # noqa: BLE001 - an LNS profile we have no codec profile for
                 self._by_name[name] = None
             if len(self._by_name) > 1000:  # names come from the network: keep the cache bounded
@@ -144,7 +111,7 @@ class Decoder:
         if up.decoded is None:
             plan = self._plan(profile)
             if plan is not None:
-                fast = builtin_codec.wm1_fast(plan, up.fport, up.payload, up.received_at_ms, up.format)
+                fast = wm1_fastpath.wm1_fast(plan, up.fport, up.payload, up.received_at_ms, up.format)
                 if fast is not None:
                     row, warnings, battery = fast
                     row["meter_serial"] = dev.meter_serial
@@ -153,16 +120,16 @@ class Decoder:
                     return Outcome(readings=[row], warnings=warnings, rssi=up.rssi,
                                    battery=None if battery is None else float(battery))
         if up.decoded is not None:
-            result = builtin_codec.DecodeResult(data=up.decoded)
+            result = codecs.DecodeResult(data=up.decoded)
         else:
             try:
-                result = _decode(profile, up.fport, up.payload)
+                result = codecs.decode(profile, up.fport, up.payload)
             except Exception as e:  # a codec must never take the ingest loop down
                 raise DecodeError(f"codec failed: {type(e).__name__}: {e}") from e
             if result.errors:
                 raise DecodeError("codec errors: " + "; ".join(map(str, result.errors)))
         try:
-            row = _to_reading(profile, up, result)
+            row = profiles.to_reading(profile, up, result)
         except Exception as e:
             raise DecodeError(f"reading not built: {type(e).__name__}: {e}") from e
         out = Outcome(warnings=list(result.warnings or []), rssi=up.rssi)

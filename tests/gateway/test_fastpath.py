@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import builtin_codec
+from gateway import wm1_fastpath
 from gateway.decoding import DecodeError, Decoder, Device
 from gateway.lns import Uplink
 from gateway.profiles import get_profile, profile_from_dict
@@ -75,14 +75,14 @@ def test_fast_path_matches_generic_path(profile, fport, frame, fmt):
 
 def test_fast_path_is_taken_for_the_builtin_profile():
     profile = get_profile("aquacis-wm1")
-    plan = builtin_codec.wm1_plan(profile)
+    plan = wm1_fastpath.wm1_plan(profile)
     assert plan is not None
     frame = struct.pack("<BIBBh", 1, 123456, 0x04 | 0x10, 7, -12)
-    row, warnings, battery = builtin_codec.wm1_fast(plan, 1, frame, 5, "chirpstack")  # type: ignore[misc]
+    row, warnings, battery = wm1_fastpath.wm1_fast(plan, 1, frame, 5, "chirpstack")  # type: ignore[misc]
     assert (row["value_l"], row["flow_lph"], row["battery"], row["alarms"]) == (123456, -12.0, 7, ["backflow", "battery"])
     assert warnings == ["reserved flag bits set: 0x10"] and battery == 7
     # what the fast path does not handle is left to the generic path
-    assert builtin_codec.wm1_fast(plan, 2, b"\x01\x02\x03", 5, "chirpstack") is None
-    assert builtin_codec.wm1_fast(plan, 1, frame[:6], 5, "chirpstack") is None
-    assert builtin_codec.wm1_plan(get_profile("netvox-r718h")) is None
-    assert builtin_codec.wm1_plan(_variant(name="v", value_field="battery")) is None
+    assert wm1_fastpath.wm1_fast(plan, 2, b"\x01\x02\x03", 5, "chirpstack") is None
+    assert wm1_fastpath.wm1_fast(plan, 1, frame[:6], 5, "chirpstack") is None
+    assert wm1_fastpath.wm1_plan(get_profile("netvox-r718h")) is None
+    assert wm1_fastpath.wm1_plan(_variant(name="v", value_field="battery")) is None
