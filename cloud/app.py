@@ -1,9 +1,8 @@
 """The cloud core's FastAPI application.
 
-Routers are listed in ROUTERS as "module:attribute" import paths and mounted under /api/v2
-when their module exists, so each engineer adds a line here (or ships the module under one
-of the listed names) without touching anything else. A router module that exists but fails
-to import is an error, never skipped silently.
+Routers are listed in ROUTERS as "module:attribute" import paths and mounted under /api/v2.
+Every listed module must import: a missing or broken router module stops the app at start,
+never leaves an API silently absent.
 """
 
 from __future__ import annotations
@@ -29,28 +28,21 @@ from cloud.settings import CloudSettings
 
 API_PREFIX = "/api/v2"
 
-# Mounted in this order when the module exists. Routers define their own paths relative to
-# /api/v2 (e.g. `APIRouter(prefix="/contracts")`).
+# Mounted in this order. Routers define their own paths relative to /api/v2
+# (e.g. `APIRouter(prefix="/contracts")`).
 ROUTERS: list[str] = [
     "cloud.api.registry:router",
     "cloud.api.meters:router",
     "cloud.api.readings:router",
     "cloud.api.metering:router",
     "cloud.api.admin:router",
-    # Other engineers' packages (either location works):
     "cloud.sync.api:router",
     "cloud.sync.review_api:router",
-    "cloud.api.sync:router",
     "cloud.tariffs.api:router",
-    "cloud.api.tariffs:router",
     "cloud.billing.api:router",
-    "cloud.api.billing:router",
     "cloud.payments.api:router",
-    "cloud.api.payments:router",
     "cloud.cfdi.api:router",
-    "cloud.api.cfdi:router",
     "cloud.workorders.api:router",
-    "cloud.api.work_orders:router",
     "cloud.observations.api:router",
 ]
 
@@ -66,17 +58,10 @@ TAGS = [
 ]
 
 
-def load_router(path: str) -> Any | None:
-    """Import "module:attr"; None when the module itself does not exist."""
+def load_router(path: str) -> Any:
+    """Import "module:attr" (attr defaults to `router`); a missing module is an error."""
     module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a missing router module (or its missing package) means "not installed".
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            return None
-        raise
-    return getattr(module, attr or "router")
+    return getattr(importlib.import_module(module_name), attr or "router")
 
 
 def _error(status: int, error: str, reason: str, **extra: Any) -> JSONResponse:
@@ -282,8 +267,6 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
                 "dialect": engine.dialect.name}
 
     for path in [*ROUTERS, *settings.extra_routers]:
-        router = load_router(path)
-        if router is not None:
-            app.include_router(router, prefix=API_PREFIX)
-            app.state.routers.append(path)
+        app.include_router(load_router(path), prefix=API_PREFIX)
+        app.state.routers.append(path)
     return app

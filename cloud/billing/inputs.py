@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from cloud.billing.bulk import RawJSON
 from cloud.db import metadata
+from cloud.metering.service import service_point_consumption
 
 TZ = ZoneInfo("America/Mexico_City")
 ESTIMATE_HISTORY = 3
@@ -174,10 +175,6 @@ class ReadingsConsumption:
 
     @staticmethod
     def _from_metering(conn: Connection, c: BillableContract, start_ms: int, end_ms: int) -> Consumption | None:
-        try:
-            from cloud.metering.service import service_point_consumption
-        except ImportError:  # metering not installed: the plain rule applies
-            return None
         if not c.service_point_id:
             return None
         r = service_point_consumption(conn, c.service_point_id, start_ms, end_ms)

@@ -28,7 +28,9 @@ from satcfdi.models import Signer
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from cloud.events.log import record_event
 from cloud.ids import uuid7
+from cloud.notifications.outbox import enqueue
 
 from .build import (
     build_credit_note,
@@ -56,10 +58,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _record_event(conn: Connection, type_: str, doc: dict[str, Any], data: dict[str, Any], at: datetime) -> None:
-    try:
-        from cloud.events.log import record_event
-    except ImportError:  # events module not installed: the document row is still the record
-        return
     record_event(conn, type_, "cfdi", doc["id"], None, data, municipality=doc["municipality"], at=at)
 
 
@@ -366,10 +364,6 @@ class CfdiService:
         return "stamped"
 
     def _notify_issued(self, conn: Connection, doc: dict[str, Any], uuid: str, now: datetime) -> None:
-        try:
-            from cloud.notifications.outbox import enqueue
-        except ImportError:
-            return
         root = etree.fromstring(doc["sealed_xml"])
         receptor = root.find("{http://www.sat.gob.mx/cfd/4}Receptor")
         enqueue(

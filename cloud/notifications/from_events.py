@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.payments.ledger import contract_balance
+from cloud.payments.tables import payment_references
+
 from .outbox import enqueue
 from .tables import notification_cursors
 
@@ -38,19 +41,11 @@ def _customer(conn: Connection, contract_id: str) -> dict[str, Any] | None:
 
 
 def _balance(conn: Connection, contract_id: str) -> str:
-    try:
-        from cloud.payments.ledger import contract_balance
-    except ImportError:
-        return "-"
     cents = contract_balance(conn, contract_id)["balance_cents"]
     return str((Decimal(max(cents, 0)) / 100).quantize(Decimal("0.01")))
 
 
 def _reference(conn: Connection, contract_id: str) -> str:
-    try:
-        from cloud.payments.tables import payment_references
-    except ImportError:
-        return "-"
     ref = conn.execute(
         sa.select(payment_references.c.reference).where(
             payment_references.c.contract_id == contract_id, payment_references.c.kind == "contract")
