@@ -7,7 +7,6 @@ PostgreSQL comes from `AQUACIS_TEST_PG_URL` (set by scripts/start-services.sh, w
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from aquacis.stack import free_port, wait_port
+from aquacis.stack import free_port, mosquitto_binary, wait_port
 
 # Hypothesis profiles: "dev" is quick for local edits; "ci" (set by scripts/test.sh) runs
 # more examples. Tests that need their own budget scale from these with @settings.
@@ -37,10 +36,15 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def _mosquitto_bin() -> str | None:
-    return os.environ.get("AQUACIS_MOSQUITTO") or shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+@pytest.fixture
+def mosquitto_bin() -> str:
+    """The Mosquitto binary. Missing: a failure under CI (never a silent skip), a skip locally."""
+    binary = mosquitto_binary()
+    if not binary:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed (scripts/start-services.sh installs it)")
+        pytest.skip("mosquitto is not installed")
+    return binary
 
 
 class Broker:
@@ -85,15 +89,10 @@ class Broker:
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
-    binary = _mosquitto_bin()
-    if not binary:
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed (scripts/start-services.sh installs it)")
-        pytest.skip("mosquitto is not installed")
+def mosquitto(tmp_path: Path, mosquitto_bin: str) -> Iterator[Broker]:
     d = tmp_path / "mosquitto"
     d.mkdir()
-    b = Broker(binary, d)
+    b = Broker(mosquitto_bin, d)
     b.start()
     try:
         yield b

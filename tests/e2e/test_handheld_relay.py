@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aquacis.stack import Stack, mosquitto_binary
+from aquacis.stack import Stack
 
 pytestmark = pytest.mark.timeout(300)
 MUNI = "EXP-01"
@@ -36,9 +36,7 @@ def _cloud_handheld_readings(stack: Stack, site_id: str) -> tuple[int, int]:
         con.close()
 
 
-def test_handheld_syncs_through_the_gateway_while_the_cloud_is_down(tmp_path: Path) -> None:
-    if not mosquitto_binary():
-        pytest.skip("mosquitto is not installed")
+def test_handheld_syncs_through_the_gateway_while_the_cloud_is_down(tmp_path: Path, mosquitto_bin: str) -> None:
     with Stack(tmp_path / "stack") as stack:
         stack.start_broker()
         stack.start_cloud()

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firmware_sim import encoders, meters
 from gateway.codecs import decode
 from gateway.profiles import get_profile, to_reading
-
-encoders = pytest.importorskip("firmware_sim.encoders")
-meters = pytest.importorskip("firmware_sim.meters")
 
 # simulator codec name -> (our profile, register modulus of what the device can report)
 PAIRS = {

@@ -18,8 +18,6 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(120)]
 
 
 def test_daemon_polls_modbus_station_and_records_gaps(mosquitto, tmp_path):
-    if not (ROOT / "firmware-sim" / "modbus.py").exists():
-        pytest.skip("firmware-sim Modbus station not present")
     port = free_port()
     sim = subprocess.Popen([sys.executable, "-m", "firmware_sim", "modbus", "--port", str(port), "--duration", "120",
                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,14 +8,10 @@ import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
+from firmware_sim import encoders, meters
 from gateway.codecs import decode
 from gateway.profiles import get_profile, to_reading
 from gateway.rules import MeterRules, evaluate_batch
-
-meters = pytest.importorskip("firmware_sim.meters")
-encoders = pytest.importorskip("firmware_sim.encoders")
 
 MX = ZoneInfo("America/Mexico_City")
 START = datetime(2026, 11, 1, 0, 30, tzinfo=MX)

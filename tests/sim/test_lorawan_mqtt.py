@@ -148,7 +148,8 @@ def test_bad_broker_is_a_clear_error() -> None:
 
 def test_cross_check_with_gateway_codec(mosquitto, collect) -> None:
     """The payload the simulator sends decodes with the gateway's own aquacis-wm1 decoder."""
-    gw = pytest.importorskip("gateway.codecs.aquacis.wm1")
+    from gateway.codecs.aquacis import wm1 as gw
+
     sub = collect("application/#")
     s = run_lorawan(LorawanOptions(broker=mosquitto.url, meters=3, interval=0, count=1, quiet=True,
                                    overrides={3: Behaviour(backflow_lph=500.0, tamper=True)}))

@@ -225,8 +225,9 @@ def test_default_station_map_matches_docs_modbus(station) -> None:
 
 def test_gateway_poller_reads_the_default_map(station) -> None:
     """Cross-check: the gateway's own poller and built-in profile read what the simulator serves."""
-    poller = pytest.importorskip("gateway.modbus.poller")
-    profiles = pytest.importorskip("gateway.profiles")
+    from gateway import profiles
+    from gateway.modbus import poller
+
     srv, port, clock = station
     prof = profiles.get_profile("aquacis-station")
     regs = prof.modbus.model_copy(update={"unit_id": 4})
