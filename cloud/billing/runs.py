@@ -35,7 +35,7 @@ from cloud.billing.inputs import (
 from cloud.billing.periods import parse_cycle as cycle_period
 from cloud.billing.tables import billing_run_chunks, billing_run_errors, billing_runs, invoices
 from cloud.ids import uuid7
-from cloud.payments.references import ReferenceError, bank_reference, mod97_check
+from cloud.payments.references import InvalidPaymentReference, bank_reference, mod97_check
 from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill
 
 Clock = Callable[[], datetime]
@@ -215,7 +215,7 @@ def payment_reference(contract_id: str, period: str, revision: int = 0) -> str:
     A contract id outside the EXP-NN-nnnnnnn form gets the same layout over its last digits."""
     try:
         return bank_reference(contract_id, period, revision)
-    except ReferenceError:
+    except InvalidPaymentReference:
         body = ("".join(filter(str.isdigit, contract_id))[-9:].rjust(9, "0") + period[2:4] + period[5:7]
                 + f"{revision % 100:02d}")
         return body + mod97_check(body)

@@ -186,7 +186,7 @@ def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
         store = refs.store_reference(inv.contract_id, inv.period, inv.revision, inv.due_date, total) if total > 0 \
             else None
         contract_ref = refs.contract_reference(inv.contract_id)
-    except refs.ReferenceError as e:
+    except refs.InvalidPaymentReference as e:
         raise HTTPException(422, str(e)) from e
     now = datetime.now(UTC)
     new = []

@@ -22,14 +22,14 @@ STORE_LEN = 32
 STORE_PREFIX = "77"
 
 
-class ReferenceError(ValueError):
-    pass
+class InvalidPaymentReference(ValueError):
+    """A payment reference (or what it is built from) that is malformed or fails its check digits."""
 
 
 def mod97_check(body: str) -> str:
     """Two ISO 7064 MOD 97-10 check digits for a string of digits."""
     if not body.isdigit():
-        raise ReferenceError(f"reference body {body!r} is not all digits")
+        raise InvalidPaymentReference(f"reference body {body!r} is not all digits")
     return f"{98 - int(body + '00') % 97:02d}"
 
 
@@ -56,7 +56,7 @@ def luhn_valid(ref: str) -> bool:
 def _contract_digits(contract_id: str) -> str:
     m = _CONTRACT_RE.match(contract_id)
     if not m:
-        raise ReferenceError(f"contract id {contract_id!r} is not of the form EXP-NN-nnnnnnn")
+        raise InvalidPaymentReference(f"contract id {contract_id!r} is not of the form EXP-NN-nnnnnnn")
     return m.group(1) + m.group(2).rjust(7, "0")
 
 
@@ -65,10 +65,10 @@ def _body(contract_id: str, period: str | None, revision: int) -> str:
         yymm = "0000"
     else:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-            raise ReferenceError(f"period {period!r} is not YYYY-MM")
+            raise InvalidPaymentReference(f"period {period!r} is not YYYY-MM")
         yymm = period[2:4] + period[5:7]
     if not 0 <= revision <= 99:
-        raise ReferenceError(f"revision {revision} outside 0..99")
+        raise InvalidPaymentReference(f"revision {revision} outside 0..99")
     return _contract_digits(contract_id) + yymm + f"{revision:02d}"
 
 
@@ -84,7 +84,7 @@ def contract_reference(contract_id: str) -> str:
 
 def store_reference(contract_id: str, period: str, revision: int, due: date, amount_cents: int) -> str:
     if not 0 < amount_cents < 10**8:
-        raise ReferenceError(f"amount {amount_cents} centavos does not fit the barcode (max 999,999.99)")
+        raise InvalidPaymentReference(f"amount {amount_cents} centavos does not fit the barcode (max 999,999.99)")
     body = STORE_PREFIX + _body(contract_id, period, revision) + due.strftime("%y%m%d") + f"{amount_cents:08d}"
     return body + luhn_digit(body)
 
@@ -113,28 +113,28 @@ class ParsedReference:
 
 
 def parse(ref: str) -> ParsedReference:
-    """Validate and take apart a reference as keyed in or scanned. Raises ReferenceError."""
+    """Validate and take apart a reference as keyed in or scanned. Raises InvalidPaymentReference."""
     r = ref if ref.isdigit() else re.sub(r"[\s-]", "", ref or "")
     if not r.isdigit():
-        raise ReferenceError(f"reference {ref!r} has characters other than digits")
+        raise InvalidPaymentReference(f"reference {ref!r} has characters other than digits")
     if len(r) == BANK_LEN:
         if not mod97_valid(r):
-            raise ReferenceError(f"reference {ref!r} fails its check digits (MOD 97-10)")
+            raise InvalidPaymentReference(f"reference {ref!r} fails its check digits (MOD 97-10)")
         body = r[:15]
     elif len(r) == STORE_LEN and r.startswith(STORE_PREFIX):
         if not luhn_valid(r):
-            raise ReferenceError(f"barcode {ref!r} fails its check digit (Luhn)")
+            raise InvalidPaymentReference(f"barcode {ref!r} fails its check digit (Luhn)")
         body = r[2:17]
     else:
-        raise ReferenceError(f"reference {ref!r} has {len(r)} digits; expected {BANK_LEN} (bank) or {STORE_LEN} (store)")
+        raise InvalidPaymentReference(f"reference {ref!r} has {len(r)} digits; expected {BANK_LEN} (bank) or {STORE_LEN} (store)")
     mun, num, yymm, rev = int(body[:2]), int(body[2:9]), body[9:13], int(body[13:15])
     period = None if yymm == "0000" else f"20{yymm[:2]}-{yymm[2:]}"
     if period is not None and not 1 <= int(yymm[2:]) <= 12:
-        raise ReferenceError(f"reference {ref!r} names month {yymm[2:]}")
+        raise InvalidPaymentReference(f"reference {ref!r} names month {yymm[2:]}")
     if len(r) == STORE_LEN:
         try:
             due = date(2000 + int(r[17:19]), int(r[19:21]), int(r[21:23]))
         except ValueError as e:
-            raise ReferenceError(f"barcode {ref!r} has a bad due date") from e
+            raise InvalidPaymentReference(f"barcode {ref!r} has a bad due date") from e
         return ParsedReference("store", mun, num, period, rev, due, int(r[23:31]))
     return ParsedReference("contract" if period is None else "bank", mun, num, period, rev)

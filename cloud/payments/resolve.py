@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from cloud.billing.tables import invoices
 from cloud.payments.ledger import _chunks
-from cloud.payments.references import ParsedReference, ReferenceError, parse
+from cloud.payments.references import InvalidPaymentReference, ParsedReference, parse
 from cloud.registry.tables import contracts
 
 
@@ -30,11 +30,11 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
     """Resolve references (with the line amounts, to check store barcodes). See docs/payments.md
     for what is unmatched (bad check digits, unknown contract) and ambiguous (a barcode whose
     amount differs from the money received, an invoice period the contract was never billed)."""
-    parsed: list[ParsedReference | ReferenceError] = []
+    parsed: list[ParsedReference | InvalidPaymentReference] = []
     for r in refs:
         try:
             parsed.append(parse(r))
-        except ReferenceError as e:
+        except InvalidPaymentReference as e:
             parsed.append(e)
     cids = sorted({p.contract_id for p in parsed if isinstance(p, ParsedReference)})
     munis: dict[str, str] = {}
@@ -46,10 +46,10 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
                               .where(invoices.c.contract_id.in_(part), invoices.c.status == "issued")):
             chains[(r.contract_id, r.period)][r.revision] = r.id
     printed = _printed_references(conn, [r.strip() for r, p in zip(refs, parsed, strict=True)
-                                         if isinstance(p, ReferenceError) and r and r.strip().isdigit()])
+                                         if isinstance(p, InvalidPaymentReference) and r and r.strip().isdigit()])
     out: list[Resolution] = []
     for i, (ref, p) in enumerate(zip(refs, parsed, strict=True)):
-        if isinstance(p, ReferenceError):
+        if isinstance(p, InvalidPaymentReference):
             hit = printed.get((ref or "").strip())
             if hit is not None:
                 # the reference the billing run printed on the invoice (its own format)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate, apply_credit_virtually
 from cloud.payments.money import MoneyError, fmt, parse_amount, to_cents
 from cloud.payments.references import (
-    ReferenceError,
+    InvalidPaymentReference,
     bank_reference,
     contract_reference,
     luhn_valid,
@@ -64,14 +64,14 @@ def test_store_barcode_round_trip(cid: str, period: str, rev: int, due: date, ce
 
 @pytest.mark.parametrize("bad", ["", "abc", "123", "0100001232602004", "01000012326020041", "0100 0012 3261 30040"])
 def test_bad_references(bad: str) -> None:
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidPaymentReference):
         parse(bad)
 
 
 def test_reference_refuses_bad_inputs() -> None:
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidPaymentReference):
         bank_reference("contract-7", "2026-01")
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidPaymentReference):
         store_reference("EXP-01-0000001", "2026-01", 0, date(2026, 1, 1), 10**8)
 
 
