@@ -421,9 +421,10 @@ class Machine(RuleBasedStateMachine):
                                             if (t, p) == (table, pk)}
 
     def _own_delete_queued(self) -> bool:
-        """A node has its own (refused-to-be) delete queued: purging then is an open bug (its
-        refusal makes the node take the delete back and keep the row; xfail regression
-        test_own_queued_delete_refused_after_the_purge_keeps_the_row_alive)."""
+        """A node has its own (refused-to-be) delete queued; the cloud's purge waits then. The guard
+        was for a bug fixed in ebb10ba (the refusal made the node take the delete back and keep
+        the row), pinned by test_own_queued_delete_refused_after_the_purge_keeps_the_row_alive in
+        test_convergence_regressions.py; lifting it would let this machine explore that case too."""
         for n in self.nodes:
             for (body,) in n.store.conn.execute("SELECT body FROM _outbox WHERE site_id = ? AND body IS NOT NULL",
                                                 (n.site_id,)):
