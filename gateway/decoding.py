@@ -43,8 +43,6 @@ class Outcome:
     rssi: float | None = None
 
 
-
-
 class Decoder:
     """Binds a zone (municipality, zone) and a device lookup."""
 
