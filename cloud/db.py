@@ -115,11 +115,11 @@ def create_or_migrate(engine: Engine) -> None:
             # find the schema, grants and policies made (the lock ends with the transaction).
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
+        # Every schema change is a revision in cloud/migrations/versions (docs/cloud.md,
+        # "Schema migrations"); tests/cloud/test_migrations.py fails when metadata and the
+        # migrated schema differ.
         command.upgrade(cfg, "head")
-        # Tables added after the baseline by a package that has no revision yet are purely
-        # additive (expand): create them so a development database keeps up.
-        metadata.create_all(bind=conn, checkfirst=True)
-        # After every table exists: tables added by create_all get their policy too.
+        # After every table exists: a table a revision added gets its policy too.
         row_security.apply_policies(conn, metadata)
 
 
