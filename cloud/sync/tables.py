@@ -80,6 +80,8 @@ sync_log = sa.Table(
     sa.Column("zone", sa.String(40)),
     sa.Column("old_municipality", sa.String(20)),
     sa.Column("old_zone", sa.String(40)),
+    # one row's changelog entries: purge and compaction (cloud/sync/maintenance.py) look rows up by key
+    sa.Index("ix_sync_log_row", "tbl", "pk"),
 )
 sync_meta = sa.Table(
     "sync_meta", metadata,

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import cloud.app  # noqa: F401  (every router and worker module: a table or index defined outside
+import cloud.cli  # noqa: F401   a tables.py still lands on the metadata compared here)
 from cloud.db import create_or_migrate, current_revision, import_table_modules, make_engine, metadata
 
 

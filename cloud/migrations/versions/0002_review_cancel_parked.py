@@ -216,6 +216,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('received_offset_min', sa.SmallInteger(), nullable=True))
+    # The changelog's per-row index: a release database has it only if `cloud sync maintain`
+    # ran there (the release made it on demand), so it is created only where it is missing.
+    if "ix_sync_log_row" not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("sync_log")}:
+        op.create_index("ix_sync_log_row", "sync_log", ["tbl", "pk"], unique=False)
 
     _backfill()
 
@@ -241,6 +245,7 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sync_log_row", table_name="sync_log")
     with op.batch_alter_table("payments") as batch_op:
         batch_op.drop_column("received_offset_min")
     with op.batch_alter_table("payment_agreement_ends") as batch_op:
