@@ -123,9 +123,8 @@ sync_quarantine = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``). A side table,
-#: not new columns: ``create_or_migrate`` adds new tables to an existing database but never new
-#: columns to an existing table, so this works on databases made before it. No row = still open.
+#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``): one insert-only
+#: row per decision (a side table, made when the cloud could not yet add columns). No row = still open.
 sync_quarantine_review = sa.Table(
     "sync_quarantine_review", metadata,
     sa.Column("quarantine_id", sa.Integer, sa.ForeignKey("sync_quarantine.id"), primary_key=True,
