@@ -57,3 +57,27 @@ def test_a_column_without_a_revision_is_reported(db_url: str) -> None:
     finally:
         engine.dispose()
     assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "customers", "nickname")]
+
+
+def test_downgrade_to_the_baseline_and_up_again(db_url: str) -> None:
+    """0002's downgrade undoes it (a failed rollout can go back), and head is reached again."""
+    from alembic import command
+
+    from cloud import row_security
+    from cloud.db import alembic_config
+
+    import_table_modules()
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        cfg = alembic_config(engine)
+        with row_security.system_scope("migrate"), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001_baseline")
+        assert current_revision(engine) == "0001_baseline"
+        names = set(sa.inspect(engine).get_table_names())
+        assert "credit_notes" not in names and "invoices" in names
+        assert "status" not in {c["name"] for c in sa.inspect(engine).get_columns("invoices")}
+        assert _diff(db_url) == []
+    finally:
+        engine.dispose()
