@@ -81,3 +81,27 @@ def test_downgrade_to_the_baseline_and_up_again(db_url: str) -> None:
         assert _diff(db_url) == []
     finally:
         engine.dispose()
+
+
+def test_a_database_migrated_by_newer_code_is_refused_clearly(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from cloud.cli import app as cli_app
+    from cloud.db import SchemaNewerThanCode
+
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_future'"))
+        try:
+            create_or_migrate(engine)
+        except SchemaNewerThanCode as e:
+            assert "'0099_future'" in str(e)
+        else:
+            raise AssertionError("a schema newer than the code was accepted")
+        assert current_revision(engine) == "0099_future"  # untouched
+    finally:
+        engine.dispose()
+    out = CliRunner().invoke(cli_app, ["migrate", "--db", db_url])
+    assert out.exit_code == 2 and "0099_future" in out.output and "newer release" in out.output
