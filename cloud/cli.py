@@ -15,12 +15,17 @@ CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQ
 
 
 def _engine(db: str | None, config: str | None) -> Any:
-    from cloud.db import create_or_migrate, make_engine
+    from cloud.db import SchemaNewerThanCode, create_or_migrate, make_engine
     from cloud.settings import load_settings
 
     settings = load_settings(config, db_url=db)
     engine = make_engine(settings.db_url)
-    create_or_migrate(engine)
+    try:
+        create_or_migrate(engine)
+    except SchemaNewerThanCode as e:
+        engine.dispose()
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     return engine
 
 
@@ -44,11 +49,12 @@ def serve(
     from cloud.settings import load_settings
 
     settings = load_settings(config, db_url=db, host=host, port=port, log_level=log_level)
+    # Migrate once first (a schema newer than this code ends here with a clear message).
+    _engine(settings.db_url, None).dispose()
     if workers > 1:
-        # Each worker process builds its own app from the environment; migrate once first.
+        # Each worker process builds its own app from the environment.
         import os
 
-        _engine(settings.db_url, None).dispose()
         os.environ["AQUACIS_DB_URL"] = settings.db_url
         os.environ["AQUACIS_AUTO_MIGRATE"] = "false"
         uvicorn.run("cloud.app:create_app", factory=True, host=settings.host, port=settings.port,

@@ -186,6 +186,10 @@ class RootStorage(Protocol):
         a second park of the same (origin, seq) is a no-op."""
         ...
 
+    def retired_node(self, site_id: str) -> NodeScope | None:
+        """A node the registry knows but has deactivated (None: unknown, or active)."""
+        ...
+
     def judged_high(self, site_id: str) -> int | None:
         """The highest seq judged (applied or refused) of a node whose changes only ever come
         to this receiver directly (a gateway); None before its first push here."""
@@ -229,6 +233,9 @@ class _Admission:
     seen: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     hold: dict[str, float] = field(default_factory=dict)
     forged: set[str] = field(default_factory=set)
+    #: origins the sender may relay for that were deactivated since: their facts are parked for
+    #: staff (a gateway's honest backlog of a retired handheld is not lost), the rest refused
+    retired: set[str] = field(default_factory=set)
     acked: dict[str, int] = field(default_factory=dict)
     missing: dict[str, list[int]] = field(default_factory=dict)
     judged: dict[str, int] = field(default_factory=dict)
@@ -271,8 +278,12 @@ def _admit(ctx: _Ctx, batch: PushBatch, runs: list[Run]) -> _Admission:
     root = isinstance(ctx.storage, RootStorage)
     for site, seqs in _site_seqs(runs).items():
         if ctx.origin(site) is None:
-            adm.forged.add(site)
-            adm.acked[site] = max(seqs)  # the sender's own queue moves on; nothing is kept for `site`
+            gone = ctx.storage.retired_node(site) if root and ctx.sender_ok else None  # type: ignore[attr-defined]
+            if gone is not None and ctx.principal.may_relay_for(gone):
+                adm.retired.add(site)
+            else:
+                adm.forged.add(site)  # nothing is kept for `site`
+            adm.acked[site] = max(seqs)  # the sender's own queue moves on
             continue
         n = len(seqs)
         if seqs != list(range(seqs[0], seqs[0] + n)) and any(b <= a for a, b in itertools.pairwise(seqs)):
@@ -335,7 +346,9 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
             if adm.held(c.site_id, c.seq):
                 continue
             origin = None if c.site_id in adm.forged else ctx.origin(c.site_id)
-            if origin is None:
+            if c.site_id in adm.retired:
+                ctx.refuse(c, "site_mismatch", f"site {c.site_id} was retired; its changes are no longer applied")
+            elif origin is None:
                 _refuse_forged(ctx, c)
             elif adm.replayed(c.site_id, c.seq):
                 _check_replayed_row(ctx, c)  # relayed already when first applied
@@ -417,6 +430,7 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
     verdict: list[tuple[str, str] | None] = [None] * n  # (code, reason) per refused row
     held = [False] * n
     replay = [False] * n
+    aside = [False] * n  # parked unjudged (a retired origin's)
     prior: list[Refusal] = []
     park: list[str | None] = [None] * n
     sites = r.site
@@ -425,7 +439,7 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
     for site in (sites[:1] if one_site else set(sites)):
         forged = site in adm.forged
         iv = adm.seen.get(site) or []
-        fast = one_site and not forged and (not iv or min(r.seq) > iv[-1][1]) \
+        fast = one_site and not forged and site not in adm.retired and (not iv or min(r.seq) > iv[-1][1]) \
             and max(r.seq) < adm.hold.get(site, _INF) and site not in adm.prior
         if fast:
             continue
@@ -436,6 +450,9 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
             if forged:
                 verdict[i] = ("site_mismatch", f"site {site} is not the authenticated node nor a handheld it may relay for")
                 ctx.unkept.add((site, r.seq[i]))
+            elif site in adm.retired:
+                aside[i] = True
+                park[i] = f"relayed from {site}, a node retired since; review before it counts"
             elif adm.held(site, r.seq[i]):
                 held[i] = True
             elif adm.replayed(site, r.seq[i]):
@@ -444,7 +461,7 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
                 verdict[i] = (before.code, before.reason)
                 prior.append(before)
                 ctx.unkept.add((site, r.seq[i]))  # kept already
-    judged = [not (h or p) and v is None for h, p, v in zip(held, replay, verdict, strict=True)] \
+    judged = [not (h or p or a) and v is None for h, p, a, v in zip(held, replay, aside, verdict, strict=True)] \
         if flagged else [True] * n
     cols = dict(zip(r.names, r.columns, strict=True))
 

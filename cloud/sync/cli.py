@@ -17,7 +17,7 @@ from cloud.cli import CONFIG_HELP, DB_HELP, _engine, _print
 app = typer.Typer(help="Sync housekeeping and staff review of quarantined and parked facts.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Facts quarantined for colliding with a stored fact (same id, other content).",
                              no_args_is_help=True)
-parked_app = typer.Typer(help="Facts parked because the meter they name is not in the registry.", no_args_is_help=True)
+parked_app = typer.Typer(help="Facts the registry could not place (unknown meter, time ahead of the clock, a retired origin), kept for staff.", no_args_is_help=True)
 node_app = typer.Typer(help="Field nodes (gateways, handhelds): list, deactivate.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(parked_app, name="parked")

@@ -34,10 +34,6 @@ from .review import open_counts
 from .storage import CloudStorage, scope_of
 
 _CHUNK = 500
-#: one row's changelog entries (purge and compaction look rows up by key); defined here so it
-#: is part of the schema wherever the sync endpoints are mounted, and made by
-#: :func:`ensure_indexes` on databases created before it existed
-ROW_INDEX = sa.Index("ix_sync_log_row", t.sync_log.c.tbl, t.sync_log.c.pk)
 NODE_KINDS = ("gateway", "handheld")
 
 
@@ -92,11 +88,6 @@ def covers_any(scope: NodeScope, table: str, places: Iterable[Place]) -> bool:
 def log_head(conn: Connection) -> int:
     row = conn.execute(sa.select(t.sync_counter.c.value).where(t.sync_counter.c.id == 1)).first()
     return 0 if row is None else int(row[0])
-
-
-def ensure_indexes(conn: Connection) -> None:
-    """The changelog's per-row index (databases made before it existed get it here)."""
-    ROW_INDEX.create(conn, checkfirst=True)
 
 
 def _entries(conn: Connection, table: str, pks: list[str], upto: int) -> dict[str, list[Any]]:
@@ -225,8 +216,6 @@ def run_maintenance(engine: Engine, dry_run: bool = False, compact: bool = True,
     """One maintenance pass: purge tombstones, then compact the changelog (each in its own
     short transaction). Returns a summary (what the log line and the CLI print)."""
     started = time.perf_counter()
-    with engine.begin() as conn:
-        ensure_indexes(conn)
     with engine.begin() as conn:
         purge = purge_tombstones(conn, dry_run=dry_run)
     out: dict[str, Any] = {

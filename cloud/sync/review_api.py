@@ -78,7 +78,7 @@ def list_quarantine(principal: Staff, engine: Db, municipality: Municipality = N
     return {"items": items, "next_after": nxt}
 
 
-@router.get("/parked", response_model=Page, summary="Facts parked because their meter is not in the registry")
+@router.get("/parked", response_model=Page, summary="Facts the registry could not place (unknown meter, time ahead, retired origin)")
 def list_parked(principal: Staff, engine: Db, municipality: Municipality = None,
                 status: Annotated[Literal["parked", "resolved", "discarded"] | None, Query()] = "parked",
                 node: Node = None, after: After = None, limit: Limit = 100) -> dict[str, Any]:

@@ -520,6 +520,13 @@ class CloudStorage:
                 out[serial] = MeterPlace(out[serial].municipality, out[serial].zone, tuple(sorted(got)))
         return out
 
+    def retired_node(self, site_id: str) -> NodeScope | None:
+        from cloud.auth import nodes
+
+        row = self.conn.execute(sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone)
+                                .where(nodes.c.site_id == site_id, nodes.c.active.is_(False))).first()
+        return None if row is None else scope_of(row.kind, row.municipality, row.zone, row.site_id)
+
     def judged_high(self, site_id: str) -> int | None:
         row = self.conn.execute(sa.select(t.sync_marks.c.judged).where(t.sync_marks.c.site_id == site_id)).first()
         return None if row is None else int(row[0])

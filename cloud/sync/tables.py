@@ -80,6 +80,8 @@ sync_log = sa.Table(
     sa.Column("zone", sa.String(40)),
     sa.Column("old_municipality", sa.String(20)),
     sa.Column("old_zone", sa.String(40)),
+    # one row's changelog entries: purge and compaction (cloud/sync/maintenance.py) look rows up by key
+    sa.Index("ix_sync_log_row", "tbl", "pk"),
 )
 sync_meta = sa.Table(
     "sync_meta", metadata,
@@ -121,9 +123,8 @@ sync_quarantine = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``). A side table,
-#: not new columns: ``create_or_migrate`` adds new tables to an existing database but never new
-#: columns to an existing table, so this works on databases made before it. No row = still open.
+#: What staff decided about a ``sync_quarantine`` entry (``cloud/sync/review.py``): one insert-only
+#: row per decision (a side table, made when the cloud could not yet add columns). No row = still open.
 sync_quarantine_review = sa.Table(
     "sync_quarantine_review", metadata,
     sa.Column("quarantine_id", sa.Integer, sa.ForeignKey("sync_quarantine.id"), primary_key=True,

@@ -399,3 +399,21 @@ def test_hub_refuses_bombs_and_unbounded_bodies(hub: tuple[str, str]) -> None:
         s.sendall(b"POST /api/v2/sync/push HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
                   b"Authorization: Bearer tok-1\r\nContent-Type: application/cbor\r\n\r\n")
         assert s.recv(100).split(b" ")[1] == b"400"
+
+
+def test_a_retired_handhelds_backlog_relayed_by_its_gateway_is_parked_not_lost(cloud: Cloud) -> None:
+    gw, hh = cloud.node("gateway"), cloud.node("handheld")
+    with cloud.engine.begin() as conn:
+        from cloud.auth import nodes
+
+        conn.execute(sa.update(nodes).where(nodes.c.site_id == hh["site_id"]).values(active=False))
+    res = cloud.push(gw, [reading(hh["site_id"], 1), note(hh["site_id"], 2, "x")])
+    assert [(r.code, "retired" in r.reason) for r in res.refusals] == [("parked", True), ("site_mismatch", True)]
+    assert res.acked == {hh["site_id"]: 2} and cloud.readings() == {}
+    with cloud.engine.connect() as conn:
+        parked = conn.execute(sa.select(ct.sync_parked.c.site_id, ct.sync_parked.c.sender_site_id)).all()
+    assert parked == [(hh["site_id"], gw["site_id"])]
+    # another zone's gateway cannot use the same retired id: forged, nothing kept
+    other = cloud.node("gateway", zone=Z2)
+    assert {r.code for r in cloud.push(other, [reading(hh["site_id"], 3)]).refusals} == {"site_mismatch"}
+    assert cloud.count(ct.sync_parked) == 1

@@ -1,0 +1,107 @@
+"""The migrated schema is the metadata's schema: a column or index added to a `tables.py`
+without a revision in cloud/migrations/versions makes this fail (docs/cloud.md, "Schema
+migrations")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import cloud.app  # noqa: F401  (every router and worker module: a table or index defined outside
+import cloud.cli  # noqa: F401   a tables.py still lands on the metadata compared here)
+from cloud.db import create_or_migrate, current_revision, import_table_modules, make_engine, metadata
+
+
+def _diff(url: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        create_or_migrate(engine)
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(ctx, metadata)
+    finally:
+        engine.dispose()
+
+
+def test_migrated_schema_equals_metadata(db_url: str) -> None:
+    import_table_modules()
+    assert _diff(db_url) == []
+
+
+def test_migrations_reach_head_and_rerun_is_a_no_op(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        first = current_revision(engine)
+        create_or_migrate(engine)
+        assert current_revision(engine) == first == "0002_review_cancel_parked"
+    finally:
+        engine.dispose()
+
+
+def test_a_column_without_a_revision_is_reported(db_url: str) -> None:
+    """The guard itself can fail: metadata with one column more than the revisions make."""
+    import_table_modules()
+    engine = make_engine(db_url)
+    extra = sa.MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(extra)
+    sa.Table("customers", extra, sa.Column("nickname", sa.String(40)), extend_existing=True)
+    try:
+        create_or_migrate(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), extra)
+    finally:
+        engine.dispose()
+    assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "customers", "nickname")]
+
+
+def test_downgrade_to_the_baseline_and_up_again(db_url: str) -> None:
+    """0002's downgrade undoes it (a failed rollout can go back), and head is reached again."""
+    from alembic import command
+
+    from cloud import row_security
+    from cloud.db import alembic_config
+
+    import_table_modules()
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        cfg = alembic_config(engine)
+        with row_security.system_scope("migrate"), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001_baseline")
+        assert current_revision(engine) == "0001_baseline"
+        names = set(sa.inspect(engine).get_table_names())
+        assert "credit_notes" not in names and "invoices" in names
+        assert "status" not in {c["name"] for c in sa.inspect(engine).get_columns("invoices")}
+        assert _diff(db_url) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_database_migrated_by_newer_code_is_refused_clearly(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from cloud.cli import app as cli_app
+    from cloud.db import SchemaNewerThanCode
+
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_future'"))
+        try:
+            create_or_migrate(engine)
+        except SchemaNewerThanCode as e:
+            assert "'0099_future'" in str(e)
+        else:
+            raise AssertionError("a schema newer than the code was accepted")
+        assert current_revision(engine) == "0099_future"  # untouched
+    finally:
+        engine.dispose()
+    out = CliRunner().invoke(cli_app, ["migrate", "--db", db_url])
+    assert out.exit_code == 2 and "0099_future" in out.output and "newer release" in out.output
