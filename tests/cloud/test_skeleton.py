@@ -138,3 +138,19 @@ def test_settings_precedence_flags_env_file(tmp_path, monkeypatch) -> None:
     assert s.log_level == "warning"  # flags beat both
     monkeypatch.setenv("AQUACIS_CONFIG", str(cfg))
     assert load_settings().port == 9001
+
+
+def test_every_listed_router_is_mounted_and_a_missing_one_stops_the_app(tmp_path) -> None:
+    """No API is left out silently: a router module that does not exist is an error at start."""
+    import pytest
+
+    from cloud.app import ROUTERS, create_app
+    from cloud.settings import CloudSettings
+
+    settings = CloudSettings(db_url=f"sqlite:///{tmp_path / 'r.db'}", vee_interval_s=0, log_json=False)
+    app = create_app(settings)
+    assert app.state.routers == ROUTERS
+    app.state.engine.dispose()
+    missing = settings.model_copy(update={"extra_routers": ["cloud.no_such_module.api:router"]})
+    with pytest.raises(ModuleNotFoundError, match="cloud.no_such_module"):
+        create_app(missing)
