@@ -279,12 +279,11 @@ def _admit(ctx: _Ctx, batch: PushBatch, runs: list[Run]) -> _Admission:
     for site, seqs in _site_seqs(runs).items():
         if ctx.origin(site) is None:
             gone = ctx.storage.retired_node(site) if root and ctx.sender_ok else None  # type: ignore[attr-defined]
-            if gone is not None and ctx.principal.may_relay_for(gone):
-                adm.retired.add(site)
-            else:
+            if gone is None or not ctx.principal.may_relay_for(gone):
                 adm.forged.add(site)  # nothing is kept for `site`
-            adm.acked[site] = max(seqs)  # the sender's own queue moves on
-            continue
+                adm.acked[site] = max(seqs)  # the sender's own queue moves on
+                continue
+            adm.retired.add(site)  # its seqs are still checked: a replay of what was applied is a no-op
         n = len(seqs)
         if seqs != list(range(seqs[0], seqs[0] + n)) and any(b <= a for a, b in itertools.pairwise(seqs)):
             raise BadBatch(f"seq: the changes of site {site} are not in increasing seq order")
@@ -346,14 +345,14 @@ def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HL
             if adm.held(c.site_id, c.seq):
                 continue
             origin = None if c.site_id in adm.forged else ctx.origin(c.site_id)
-            if c.site_id in adm.retired:
-                ctx.refuse(c, "site_mismatch", f"site {c.site_id} was retired; its changes are no longer applied")
-            elif origin is None:
+            if c.site_id in adm.forged:
                 _refuse_forged(ctx, c)
             elif adm.replayed(c.site_id, c.seq):
                 _check_replayed_row(ctx, c)  # relayed already when first applied
             elif (before := adm.refused_before(c.site_id, c.seq)) is not None:
                 ctx.refusals.append(before)
+            elif origin is None:  # retired since
+                ctx.refuse(c, "site_mismatch", f"site {c.site_id} was retired; its changes are no longer applied")
             elif old_schema:
                 ctx.refuse(c, "schema_too_old", f"schema {batch.schema} is older than {MIN_SCHEMA_VERSION}; update the app")
             elif (ts := TABLES.get(c.table)) is None:
@@ -450,9 +449,6 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
             if forged:
                 verdict[i] = ("site_mismatch", f"site {site} is not the authenticated node nor a handheld it may relay for")
                 ctx.unkept.add((site, r.seq[i]))
-            elif site in adm.retired:
-                aside[i] = True
-                park[i] = f"relayed from {site}, a node retired since; review before it counts"
             elif adm.held(site, r.seq[i]):
                 held[i] = True
             elif adm.replayed(site, r.seq[i]):
@@ -461,6 +457,9 @@ def _push_fact_run(ctx: _Ctx, adm: _Admission, r: FactRun, old_schema: bool) -> 
                 verdict[i] = (before.code, before.reason)
                 prior.append(before)
                 ctx.unkept.add((site, r.seq[i]))  # kept already
+            elif site in adm.retired:
+                aside[i] = True
+                park[i] = f"relayed from {site}, a node retired since; review before it counts"
     judged = [not (h or p or a) and v is None for h, p, a, v in zip(held, replay, aside, verdict, strict=True)] \
         if flagged else [True] * n
     cols = dict(zip(r.names, r.columns, strict=True))

@@ -407,8 +407,11 @@ def test_a_retired_handhelds_backlog_relayed_by_its_gateway_is_parked_not_lost(c
         from cloud.auth import nodes
 
         conn.execute(sa.update(nodes).where(nodes.c.site_id == hh["site_id"]).values(active=False))
-    res = cloud.push(gw, [reading(hh["site_id"], 1), note(hh["site_id"], 2, "x")])
+    backlog = [reading(hh["site_id"], 1), note(hh["site_id"], 2, "x")]
+    res = cloud.push(gw, backlog)
     assert [(r.code, "retired" in r.reason) for r in res.refusals] == [("parked", True), ("site_mismatch", True)]
+    again = cloud.push(gw, backlog)  # the answer was lost: the same refusals, nothing parked twice
+    assert [r.code for r in again.refusals] == ["parked", "site_mismatch"]
     assert res.acked == {hh["site_id"]: 2} and cloud.readings() == {}
     with cloud.engine.connect() as conn:
         parked = conn.execute(sa.select(ct.sync_parked.c.site_id, ct.sync_parked.c.sender_site_id)).all()
