@@ -296,13 +296,11 @@ def _admit(ctx: _Ctx, batch: PushBatch, runs: list[Run]) -> _Admission:
                 adm.prior[site] = prior
         hold: float = _INF
         if site == batch.sender_site_id and fresh:
-            # the node's own seqs of the batch, seen or not, must follow each other (a seen seq
-            # between two fresh ones is not missing: it was applied before)
             expected: int | None = None
             if root and ctx.principal.role == "gateway":
                 jh = ctx.storage.judged_high(site)  # type: ignore[attr-defined]
-                expected = (jh if jh is not None else (hi if iv else seqs[0] - 1)) + 1
-            for q in seqs:
+                expected = (jh if jh is not None else (hi if iv else fresh[0] - 1)) + 1
+            for q in fresh:
                 if expected is not None and q > expected:
                     hold = q
                     adm.missing[site] = [expected, q - 1]

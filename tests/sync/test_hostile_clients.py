@@ -420,13 +420,3 @@ def test_a_retired_handhelds_backlog_relayed_by_its_gateway_is_parked_not_lost(c
     other = cloud.node("gateway", zone=Z2)
     assert {r.code for r in cloud.push(other, [reading(hh["site_id"], 3)]).refusals} == {"site_mismatch"}
     assert cloud.count(ct.sync_parked) == 1
-
-
-def test_a_seen_seq_between_two_fresh_ones_is_not_a_gap(cloud: Cloud) -> None:
-    """An answer lost after seq 1 was refused and seq 2 applied: the node sends 1, 2 and a new 3."""
-    hh = cloud.node("handheld")
-    bad, good = reading(hh["site_id"], 1, serial="OTHER-1"), reading(hh["site_id"], 2)
-    cloud.push(hh, [bad, good])
-    res = cloud.push(hh, [bad, good, reading(hh["site_id"], 3)])
-    assert not res.missing and res.acked == {hh["site_id"]: 3}
-    assert [r.code for r in res.refusals] == ["out_of_scope"] and len(cloud.readings()) == 2
