@@ -115,6 +115,14 @@ def _list_text(items: list[dict[str, Any]], nxt: int | None) -> None:
     typer.echo(f"({len(items)} shown{'; next page: --after ' + str(nxt) if nxt is not None else ''})")
 
 
+def _show(items: list[dict[str, Any]], nxt: int | None, text: bool) -> None:
+    """A page of review entries: lines for a terminal (--text) or the JSON page."""
+    if text:
+        _list_text(items, nxt)
+    else:
+        _emit({"items": items, "next_after": nxt})
+
+
 @quarantine_app.command("list")
 def quarantine_list(
     status: str = typer.Option("open", "--status", help="open, resolved or all."),
@@ -126,10 +134,7 @@ def quarantine_list(
 
     items, nxt = _run(db, config, lambda conn: list_quarantine(
         conn, municipality, status=None if status == "all" else status, node=node, after=after, limit=limit))
-    if text:
-        _list_text(items, nxt)
-    else:
-        _emit({"items": items, "next_after": nxt})
+    _show(items, nxt, text)
 
 
 @quarantine_app.command("resolve")
@@ -157,10 +162,7 @@ def parked_list(
 
     items, nxt = _run(db, config, lambda conn: list_parked(
         conn, municipality, status=None if status == "all" else status, node=node, after=after, limit=limit))
-    if text:
-        _list_text(items, nxt)
-    else:
-        _emit({"items": items, "next_after": nxt})
+    _show(items, nxt, text)
 
 
 @parked_app.command("resolve")
