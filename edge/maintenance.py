@@ -45,7 +45,8 @@ def ensure_schema(store: EdgeStore) -> None:
         # queued row changes by row (facts have no body and stay out of the index: no cost to a drain)
         c.execute("CREATE INDEX IF NOT EXISTS _outbox_rows ON _outbox (tbl, pk) WHERE body IS NOT NULL")
         c.execute("CREATE INDEX IF NOT EXISTS _hub_log_row ON _hub_log (tbl, pk)")
-        # queued writes the fence gave a tombstone's causal length (their refusal is not a refused delete)
+        # queued writes the fence gave a tombstone's causal length, and queued deletes of rows a pull
+        # brought the tombstone of: their refusal is not a refused delete of a row the receiver lacks
         c.execute("CREATE TABLE IF NOT EXISTS _fenced (site_id TEXT, seq INTEGER, PRIMARY KEY (site_id, seq))")
         # handhelds retired on this hub (Hub.unregister_node): not admitted again by token alone
         c.execute("CREATE TABLE IF NOT EXISTS _hub_retired (site_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)")
@@ -78,6 +79,20 @@ def fence_outbox(store: EdgeStore) -> int:
                     store.conn.execute("INSERT OR IGNORE INTO _fenced VALUES (?, ?)", (site, seq))
                     n += 1
     return n
+
+
+def mark_deleted_upstream(store: EdgeStore, tombstones: list[tuple[str, str, int]]) -> None:
+    """A pull brought these tombstones ``(table, pk, cl)`` of rows held here: queued deletes of
+    them (causal length at most the tombstone's) are fenced too, as the row is deleted at a
+    receiver as well and not only by this node. Their refusal by a receiver that holds no such
+    row (it purged the tombstone) must then leave the row deleted here."""
+    ensure_schema(store)
+    for table, pk, cl in tombstones:
+        for site, seq, body in store.conn.execute(
+                "SELECT site_id, seq, body FROM _outbox WHERE tbl = ? AND pk = ? AND body IS NOT NULL", (table, pk)).fetchall():
+            b = cbor2.loads(body)
+            if b["cl"] % 2 == 0 and b["cl"] <= cl:
+                store.conn.execute("INSERT OR IGNORE INTO _fenced VALUES (?, ?)", (site, seq))
 
 
 def was_fenced(conn: sqlite3.Connection, site_id: str, seq: int) -> bool:

@@ -87,6 +87,12 @@ def _was_fenced(conn: sqlite3.Connection, site_id: str, seq: int) -> bool:
     return was_fenced(conn, site_id, seq)
 
 
+def _mark_deleted_upstream(store: EdgeStore, tombstones: list[tuple[str, str, int]]) -> None:
+    from .maintenance import mark_deleted_upstream  # edge/maintenance.py: the outbox fence
+
+    mark_deleted_upstream(store, tombstones)
+
+
 class StoreError(ValueError):
     """A write the store cannot accept (unknown table, missing scope fields, ...)."""
 
@@ -723,6 +729,7 @@ class EdgeStore:
                     if r.table in TABLES and TABLES[r.table].kind == "mutable":
                         by_table.setdefault(r.table, []).append(r)
             pairs: list[tuple[RowState | None, RowState]] = []
+            tombstones: list[tuple[str, str, int]] = []
             for table, rows in by_table.items():
                 ts = TABLES[table]
                 pks = [r.pk for r in rows]
@@ -735,10 +742,14 @@ class EdgeStore:
                     before = existing.get(r.pk)
                     after = merge_rows(ts, before, r)
                     assert after is not None
+                    if before is not None and r.cl % 2 == 0:
+                        tombstones.append((table, r.pk, r.cl))
                     if row_changed(before, after):
                         pairs.append((before, after))
                         existing[r.pk] = after
             self.save_rows(pairs)
+            if tombstones:
+                _mark_deleted_upstream(self, tombstones)
             changed += len(pairs)
             self._meta_set(f"pull_cursor:{peer}", cbor2.dumps(batch.cursor))
             if batch.server_time_ms:

@@ -182,3 +182,17 @@ def test_own_queued_delete_refused_after_the_purge_keeps_the_row_alive() -> None
         m.cloud_maintenance()  # the random test skips the purge while a node's own delete is queued
 
     run(steps)
+
+
+def test_own_refused_delete_does_not_undo_the_office_delete_that_came_meanwhile() -> None:
+    """A handheld's delete is queued (refused: field roles may not delete); the office deletes the
+    same order and the handheld pulls that tombstone before its own delete is judged."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        m.heal_and_check()
+        m.node_edits(i=1, n=1, v=0, what="delete")
+        m.maintenance(cloud_pass=False, delete=2, n=0, pull_first=True)
+        m.heal_and_check()
+
+    run(steps)
