@@ -15,13 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud import row_security
+from cloud.api import errors
+from cloud.api.errors import problem
 from cloud.db import create_or_migrate, make_engine
 from cloud.logging import configure_logging, get_logger
 from cloud.settings import CloudSettings
@@ -64,72 +63,6 @@ def load_router(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attr or "router")
 
 
-def _error(status: int, error: str, reason: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": error, "reason": reason, **extra})
-
-
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-                 422: "invalid", 429: "too_many_requests"}
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail
-        if isinstance(detail, dict):
-            body = {"error": detail.get("error", _STATUS_CODES.get(exc.status_code, "error")), **detail}
-            body.setdefault("reason", str(detail))
-            return JSONResponse(status_code=exc.status_code, content=body, headers=getattr(exc, "headers", None))
-        resp = _error(exc.status_code, _STATUS_CODES.get(exc.status_code, "error"), str(detail))
-        for k, v in (getattr(exc, "headers", None) or {}).items():
-            resp.headers[k] = v
-        return resp
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            e = next(e for e in errors if e.get("type") == "json_invalid")
-            msg = (e.get("ctx") or {}).get("error", "")
-            return _error(400, "malformed_json", f"request body is not valid JSON: {msg}".rstrip(": "))
-        details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in errors
-        ]
-        reason = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
-        return _error(422, "invalid", reason or "invalid request", details=details)
-
-    @app.exception_handler(IntegrityError)
-    async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
-        log.warning("integrity_error", path=request.url.path, error=str(exc.orig)[:300])
-        return _error(409, "conflict", f"conflicts with existing data: {str(exc.orig).splitlines()[0][:200]}")
-
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, exc: DataError) -> JSONResponse:
-        return _error(422, "invalid", f"value rejected by the database: {str(exc.orig).splitlines()[0][:200]}")
-
-    @app.exception_handler(OperationalError)
-    async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database_error", path=request.url.path, error=str(exc.orig)[:300])
-        return _error(503, "unavailable", "database temporarily unavailable; retry", )
-
-    @app.exception_handler(ProgrammingError)
-    async def programming_error(request: Request, exc: ProgrammingError) -> Response:
-        if getattr(exc.orig, "sqlstate", None) == "42501":
-            # Row-level security refused a row of another municipality: the defence held where
-            # an application check was missing, so it is logged as the bug it reveals.
-            log.error("row_security_refused", path=request.url.path, error=str(exc.orig).splitlines()[0][:300])
-            return _error(403, "forbidden", "no access to rows of another municipality")
-        return await unexpected(request, exc)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug: logged with its traceback for us, never shown to the caller.
-        log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-        return _error(500, "internal", "internal error; it has been logged")
-
-
 def _install_metrics(app: FastAPI) -> None:
     registry = CollectorRegistry()
     requests = Counter("aquacis_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
@@ -141,13 +74,13 @@ def _install_metrics(app: FastAPI) -> None:
         started = time.perf_counter()
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > app.state.settings.max_body_bytes:
-            response: Response = _error(413, "too_large", f"request body over {app.state.settings.max_body_bytes} bytes")
+            response: Response = problem(413, f"request body over {app.state.settings.max_body_bytes} bytes")
         else:
             try:
                 response = await call_next(request)
             except Exception as exc:  # errors escaping the handlers (middleware level)
                 log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-                response = _error(500, "internal", "internal error; it has been logged")
+                response = problem(500, "internal error; it has been logged")
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         # Included routers report their own path; label with the full template.
@@ -234,7 +167,8 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
             "Registry, metering, billing, payments, CFDI and work orders of AquaCIS Edge.\n\n"
             "Authenticate with `Authorization: Bearer <token>` (tokens from `aquacis cloud add-user`). "
             "Every row belongs to a municipality (EXP-01..EXP-13); callers see only their own. "
-            "Errors are JSON `{error, reason}` with a 4xx status."
+            "Errors are RFC 9457 problem details (`application/problem+json`: type, title, status, detail, "
+            "and `errors` naming the invalid fields) with a 4xx status."
         ),
         openapi_tags=TAGS,
         lifespan=lifespan,
@@ -243,7 +177,7 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     app.state.engine = engine
     app.state.owns_engine = True
     app.state.routers = []
-    _install_error_handlers(app)
+    errors.install(app)
     _install_metrics(app)
     from cloud.cfdi.metrics import CfdiCollector
 
@@ -267,6 +201,6 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
                 "dialect": engine.dialect.name}
 
     for path in [*ROUTERS, *settings.extra_routers]:
-        app.include_router(load_router(path), prefix=API_PREFIX)
+        app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
         app.state.routers.append(path)
     return app

@@ -147,7 +147,7 @@ def entity_events(entity: str, entity_id: str, principal: Principal = Depends(re
 @router.get("/events", tags=["events"])
 def list_events(type: str | None = Query(None, description="e.g. ContractCreated, MeterReplaced"),
                 entity: str | None = Query(None, description="e.g. contract, meter, reading, invoice"),
-                after: int | None = Query(None, description="Only events after this `seq` (keyset pagination)"),
+                after: int | None = Query(None, ge=0, le=2**62, description="Only events after this `seq` (keyset pagination)"),
                 limit: int = Query(200, ge=1, le=5000),
                 principal: Principal = Depends(require_roles("admin")),
                 engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import Request
 from sqlalchemy.engine import Engine
 
+from cloud.api import errors
 from cloud.auth import Principal
+from cloud.errors import Forbidden, NotFound
 from cloud.settings import CloudSettings
 
 
@@ -29,8 +30,8 @@ def now_utc(request: Request) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
-def not_found(what: str, key: Any) -> HTTPException:
-    return HTTPException(status_code=404, detail=f"{what} {key!r} not found")
+def not_found(what: str, key: Any) -> NotFound:
+    return NotFound.of(what, key)
 
 
 def check_tenant(principal: Principal, municipality: str | None, what: str, key: Any) -> None:
@@ -45,22 +46,9 @@ def scope_municipality(principal: Principal, requested: str | None) -> str | Non
     if principal.all_municipalities:
         return requested
     if requested is not None and requested != principal.municipality:
-        raise HTTPException(status_code=403, detail=f"no access to municipality {requested!r}")
+        raise Forbidden(f"no access to municipality {requested!r}", field="municipality")
     return principal.municipality
 
 
-class ErrorOut(BaseModel):
-    """Every error answer."""
-
-    error: str = Field(examples=["not_found"], description="Machine-readable code")
-    reason: str = Field(examples=["contract 'EXP-02-0000001' not found"], description="What went wrong, for people")
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "Malformed JSON"},
-    401: {"model": ErrorOut, "description": "No, malformed or unknown bearer token"},
-    403: {"model": ErrorOut, "description": "The caller's role or municipality may not do this"},
-    404: {"model": ErrorOut, "description": "Not found (rows of another municipality do not exist for the caller)"},
-    409: {"model": ErrorOut, "description": "Conflicts with existing data"},
-    422: {"model": ErrorOut, "description": "Invalid input; `details` lists the fields"},
-}
+# The error model lives in cloud.api.errors; routers import it from here with the other helpers.
+ERROR_RESPONSES = errors.ERROR_RESPONSES

@@ -313,9 +313,9 @@ def _printed(refs: dict[str, Any] | None) -> dict[str, str] | None:
 class CorrectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=3, max_length=500, description="Why the invoice is corrected (audit).")
-    consumptionL: int | None = Field(None, ge=0, description="Corrected consumption in litres (default: same).")
+    consumptionL: int | None = Field(None, ge=0, le=10**12, description="Corrected consumption in litres (default: same).")
     useClass: str | None = Field(None, description="Corrected use class (default: same).")
-    units: int | None = Field(None, ge=1, description="Corrected number of dwellings (default: same).")
+    units: int | None = Field(None, ge=1, le=10_000, description="Corrected number of dwellings (default: same).")
 
 
 @router.post("/invoices/{invoice_id}/corrections", status_code=201, summary="Correct an invoice (new document)")

@@ -96,7 +96,7 @@ class ServicePointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     address: str = Field(min_length=1, max_length=300)
     route_id: str | None = None
-    route_order: int | None = None
+    route_order: int | None = Field(None, ge=0, le=1_000_000, description="Position on the reading route")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     access_notes: str | None = None

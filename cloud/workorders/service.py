@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud import errors
 from cloud.auth import Principal
 from cloud.events.log import record_event
 from cloud.logging import get_logger
@@ -37,20 +38,22 @@ SYSTEM = Principal(kind="user", id="system:workorders", role="admin", municipali
 log = get_logger("cloud.workorders")
 
 
-class WorkOrderError(ValueError):
-    """Bad request about a work order: the API turns it into a 4xx with this reason."""
-
-    status = 422
+class WorkOrderError(errors.Invalid):
+    """Bad request about a work order: the API's error handler answers 422 with this detail."""
 
 
 class Conflict(WorkOrderError):
     """The order's state does not allow the change (e.g. going back along the lattice)."""
 
     status = 409
+    code = "conflict"
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    """`NotFound("meter 'X'")`: detail "meter 'X' not found"."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
 
 
 def now_ms() -> int:
@@ -110,7 +113,10 @@ def _locate(conn: Connection, meter_serial: str | None, service_point_id: str | 
     if zone:
         from cloud.registry.municipalities import municipality_of_zone
 
-        return municipality_of_zone(zone), zone, None, None
+        try:
+            return municipality_of_zone(zone), zone, None, None
+        except ValueError as exc:
+            raise WorkOrderError(str(exc), field="zone") from exc
     raise WorkOrderError("name a meter_serial, a service_point_id or a zone")
 
 
