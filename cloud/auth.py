@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request
@@ -168,7 +168,8 @@ def _unauthorized(reason: str) -> HTTPException:
 _bearer = HTTPBearer(auto_error=False, description="Token from `aquacis cloud add-user` / `add-node`")
 
 
-def current_principal(request: Request, _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+def current_principal(request: Request,
+                      _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """FastAPI dependency: the caller, from `Authorization: Bearer <token>`."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
@@ -202,7 +203,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
     if allowed & set(USER_ROLES):
         allowed.add("admin")
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(
                 status_code=403,

@@ -5,19 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, scope_municipality
+from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, scope_municipality
 from cloud.auth import (
     NODE_KINDS,
     USER_ROLES,
-    Principal,
     create_node,
     create_user,
-    current_principal,
-    require_roles,
     users,
 )
 from cloud.events import events_for_entity, record_event
@@ -36,7 +32,7 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/whoami", response_model=WhoAmI)
-def whoami(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+def whoami(principal: PrincipalDep) -> dict[str, Any]:
     """The authenticated caller: kind (user or node), role and tenancy scope."""
     return {"kind": principal.kind, "id": principal.id, "role": principal.role,
             "municipality": principal.municipality, "zone": principal.zone, "site_id": principal.site_id}
@@ -57,8 +53,8 @@ class NewNode(BaseModel):
 
 
 @router.post("/users", status_code=201)
-def add_user(body: NewUser, principal: Principal = Depends(require_roles("admin")),
-             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def add_user(body: NewUser, principal: AdminDep,
+             engine: EngineDep) -> dict[str, Any]:
     """Create a staff user (admin). An admin of one municipality creates users only there."""
     if not principal.all_municipalities and body.municipality != principal.municipality:
         raise HTTPException(403, f"no access to municipality {body.municipality!r}")
@@ -74,8 +70,8 @@ def add_user(body: NewUser, principal: Principal = Depends(require_roles("admin"
 
 
 @router.post("/nodes", status_code=201)
-def add_node(body: NewNode, principal: Principal = Depends(require_roles("admin")),
-             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def add_node(body: NewNode, principal: AdminDep,
+             engine: EngineDep) -> dict[str, Any]:
     """Register a gateway or handheld (admin); the answer holds its token and site_id."""
     if not principal.sees(body.municipality):
         raise HTTPException(403, f"no access to municipality {body.municipality!r}")
@@ -90,8 +86,7 @@ def add_node(body: NewNode, principal: Principal = Depends(require_roles("admin"
 
 
 @router.get("/nodes")
-def list_nodes(municipality: str | None = Query(None), principal: Principal = Depends(require_roles("admin")),
-               engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+def list_nodes(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None)) -> list[dict[str, Any]]:
     """Registered field nodes of the caller's municipality (no tokens), with their last pull."""
     from cloud.sync.nodes import list_nodes as sync_nodes
 
@@ -106,8 +101,8 @@ class Deactivation(BaseModel):
 
 @router.post("/nodes/{site_id}/deactivate")
 def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactivation,
-                    principal: Annotated[Principal, Depends(require_roles("admin"))],
-                    engine: Annotated[Engine, Depends(get_engine)]) -> dict[str, Any]:
+                    principal: AdminDep,
+                    engine: EngineDep) -> dict[str, Any]:
     """Retire a field node (admin): its token stops working at once, it no longer holds back
     tombstone purge. Not reversible (a returning device is registered anew). 409 when inactive."""
     from cloud.sync.nodes import deactivate_node as retire
@@ -124,8 +119,7 @@ def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactiva
 
 
 @router.get("/users")
-def list_users(municipality: str | None = Query(None), principal: Principal = Depends(require_roles("admin")),
-               engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+def list_users(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None)) -> list[dict[str, Any]]:
     """Staff users of the caller's municipality (no tokens)."""
     muni = scope_municipality(principal, municipality)
     q = sa.select(users.c.id, users.c.name, users.c.role, users.c.municipality, users.c.zone, users.c.active)
@@ -136,8 +130,8 @@ def list_users(municipality: str | None = Query(None), principal: Principal = De
 
 
 @router.get("/events/{entity}/{entity_id}", tags=["events"])
-def entity_events(entity: str, entity_id: str, principal: Principal = Depends(require_roles("admin")),
-                  engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+def entity_events(entity: str, entity_id: str, principal: AdminDep,
+                  engine: EngineDep) -> list[dict[str, Any]]:
     """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest first."""
     with engine.connect() as conn:
         return events_for_entity(conn, entity, entity_id,
@@ -145,12 +139,11 @@ def entity_events(entity: str, entity_id: str, principal: Principal = Depends(re
 
 
 @router.get("/events", tags=["events"])
-def list_events(type: str | None = Query(None, description="e.g. ContractCreated, MeterReplaced"),
+def list_events(principal: AdminDep, engine: EngineDep,
+                type: str | None = Query(None, description="e.g. ContractCreated, MeterReplaced"),
                 entity: str | None = Query(None, description="e.g. contract, meter, reading, invoice"),
                 after: int | None = Query(None, ge=0, le=2**62, description="Only events after this `seq` (keyset pagination)"),
-                limit: int = Query(200, ge=1, le=5000),
-                principal: Principal = Depends(require_roles("admin")),
-                engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+                limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
     """The event log of the caller's municipality in order (oldest first), filtered."""
     from cloud.events.log import _out
     from cloud.events.tables import events

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from cloud.api import errors
-from cloud.auth import Principal
+from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
 from cloud.errors import Forbidden, NotFound
 from cloud.settings import CloudSettings
 
@@ -28,6 +28,17 @@ def now_utc(request: Request) -> datetime:
     """The app's clock: `app.state.clock` when set (tests freeze time with it), else the system's."""
     clock = getattr(request.app.state, "clock", None)
     return clock() if clock is not None else datetime.now(UTC)
+
+
+# The one way a handler gets the engine, the settings, the clock and the caller: these aliases
+# (a router declares its own role-checked ones the same way, e.g. `BillingDep`).
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[CloudSettings, Depends(get_settings)]
+NowDep = Annotated[datetime, Depends(now_utc)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+StaffDep = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+BillingAdminDep = Annotated[Principal, Depends(require_roles("admin", "billing"))]
 
 
 def not_found(what: str, key: Any) -> NotFound:

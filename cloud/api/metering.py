@@ -7,32 +7,25 @@ import datetime as dt
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query
-from sqlalchemy.engine import Engine
+from fastapi import APIRouter, HTTPException, Query
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found, scope_municipality
+from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
 from cloud.api.registry import _call
-from cloud.auth import STAFF_ROLES, Principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, zones
 
 router = APIRouter(prefix="/metering", tags=["metering"], responses=ERROR_RESPONSES)
-staff = require_roles(*STAFF_ROLES)
 
 
 @router.get("/consumption")
-def consumption(
-    group: Literal["contract", "zone", "municipality"] = Query("zone"),
-    granularity: Literal["day", "month"] = Query("month"),
-    start: dt.datetime = Query(..., alias="from", description="Timezone-aware start (inclusive)"),
-    end: dt.datetime = Query(..., alias="to", description="Timezone-aware end (exclusive)"),
-    municipality: str | None = Query(None, description="Central staff only"),
-    zone: str | None = None,
-    contract: str | None = Query(None, description="One contract (group=contract)"),
-    principal: Principal = Depends(staff),
-    engine: Engine = Depends(get_engine),
-) -> list[dict[str, Any]]:
+def consumption(principal: StaffDep, engine: EngineDep,
+                group: Literal["contract", "zone", "municipality"] = Query("zone"),
+                granularity: Literal["day", "month"] = Query("month"),
+                start: dt.datetime = Query(..., alias="from", description="Timezone-aware start (inclusive)"),
+                end: dt.datetime = Query(..., alias="to", description="Timezone-aware end (exclusive)"),
+                municipality: str | None = Query(None, description="Central staff only"), zone: str | None = None,
+                contract: str | None = Query(None, description="One contract (group=contract)")) -> list[dict[str, Any]]:
     """Validated consumption (net of estimate true-ups) per group and period."""
     muni = scope_municipality(principal, municipality)
     if principal.zone and zone not in (None, principal.zone):
@@ -50,13 +43,8 @@ def consumption(
 
 
 @router.get("/non-revenue-water")
-def non_revenue_water(
-    zone: str = Query(..., examples=["EXP-01-Z01"]),
-    start: dt.datetime = Query(..., alias="from"),
-    end: dt.datetime = Query(..., alias="to"),
-    principal: Principal = Depends(staff),
-    engine: Engine = Depends(get_engine),
-) -> dict[str, Any]:
+def non_revenue_water(principal: StaffDep, engine: EngineDep, zone: str = Query(..., examples=["EXP-01-Z01"]),
+                      start: dt.datetime = Query(..., alias="from"), end: dt.datetime = Query(..., alias="to")) -> dict[str, Any]:
     """District-meter input (SCADA totalizers) minus metered consumption of the zone's customers."""
     with engine.begin() as conn:
         z = conn.execute(sa.select(zones).where(zones.c.code == zone)).mappings().first()
@@ -67,15 +55,10 @@ def non_revenue_water(
 
 
 @router.get("/anomalies")
-def anomalies(
-    municipality: str | None = Query(None, description="Central staff only"),
-    zone: str | None = None,
-    kind: str | None = Query(None, description="e.g. leak, high, negative_consumption"),
-    since: dt.datetime | None = None,
-    limit: int = Query(200, ge=1, le=5000),
-    principal: Principal = Depends(staff),
-    engine: Engine = Depends(get_engine),
-) -> list[dict[str, Any]]:
+def anomalies(principal: StaffDep, engine: EngineDep,
+              municipality: str | None = Query(None, description="Central staff only"), zone: str | None = None,
+              kind: str | None = Query(None, description="e.g. leak, high, negative_consumption"),
+              since: dt.datetime | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
     """Edge anomalies (leak, tamper, reverse flow, …) and readings VEE did not accept, newest first."""
     muni = scope_municipality(principal, municipality)
     with engine.begin() as conn:

@@ -4,20 +4,27 @@ consumption at the meter's service point."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found
+from cloud.api.deps import (
+    ERROR_RESPONSES,
+    BillingAdminDep,
+    EngineDep,
+    PrincipalDep,
+    StaffDep,
+    not_found,
+)
 from cloud.api.registry import _call
-from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
+from cloud.auth import Principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.models import MeterOut, ReplaceMeterIn
 
 router = APIRouter(prefix="/meters", tags=["registry"], responses=ERROR_RESPONSES)
+MeterCrewDep = Annotated[Principal, Depends(require_roles("admin", "dispatcher", "technician"))]
 
 
 def _meter_or_404(conn: Any, principal: Principal, serial: str) -> Any:
@@ -28,16 +35,16 @@ def _meter_or_404(conn: Any, principal: Principal, serial: str) -> Any:
 
 
 @router.get("/{serial}", response_model=MeterOut)
-def get_meter(serial: str, principal: Principal = Depends(current_principal),
-              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def get_meter(serial: str, principal: PrincipalDep,
+              engine: EngineDep) -> dict[str, Any]:
     """A meter: serial, brand, caliber (diameter_mm), digits (dials), DevEUI, IMEI, device profile."""
     with engine.connect() as conn:
         return service.meter_out(_meter_or_404(conn, principal, serial))
 
 
 @router.get("/{serial}/service-point")
-def meter_service_point(serial: str, principal: Principal = Depends(current_principal),
-                        engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def meter_service_point(serial: str, principal: PrincipalDep,
+                        engine: EngineDep) -> dict[str, Any]:
     """The service point (and contract) a meter is installed at."""
     with engine.connect() as conn:
         doc = service.service_point_for_meter(conn, principal, serial)
@@ -47,8 +54,8 @@ def meter_service_point(serial: str, principal: Principal = Depends(current_prin
 
 
 @router.post("/{serial}/replace", status_code=201)
-def replace_meter(serial: str, body: ReplaceMeterIn, principal: Principal = Depends(require_roles("admin", "dispatcher", "technician")),
-                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def replace_meter(serial: str, body: ReplaceMeterIn, principal: MeterCrewDep,
+                  engine: EngineDep) -> dict[str, Any]:
     """Replace a meter: the old meter's final reading and the new one's initial reading are recorded;
     consumption of the period sums both meters' parts."""
     with engine.begin() as conn:
@@ -62,8 +69,7 @@ class EstimateIn(BaseModel):
 
 
 @router.post("/{serial}/estimates", status_code=201)
-def estimate(serial: str, body: EstimateIn = Body(...), principal: Principal = Depends(require_roles("admin", "billing")),
-             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def estimate(serial: str, principal: BillingAdminDep, engine: EngineDep, body: EstimateIn = Body(...)) -> dict[str, Any]:
     """Estimate the register when no valid reading exists (average daily use of recent valid periods).
     Flagged as estimated; the next real reading trues it up."""
     with engine.begin() as conn:
@@ -73,8 +79,8 @@ def estimate(serial: str, body: EstimateIn = Body(...), principal: Principal = D
 
 
 @router.get("/{serial}/estimates")
-def list_estimates(serial: str, principal: Principal = Depends(require_roles(*STAFF_ROLES)),
-                   engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+def list_estimates(serial: str, principal: StaffDep,
+                   engine: EngineDep) -> list[dict[str, Any]]:
     """Estimates of a meter, with the reading that trued each up."""
     with engine.connect() as conn:
         _meter_or_404(conn, principal, serial)
@@ -82,9 +88,8 @@ def list_estimates(serial: str, principal: Principal = Depends(require_roles(*ST
 
 
 @router.get("/{serial}/consumption")
-def consumption(serial: str, start: dt.datetime = Query(..., alias="from"), end: dt.datetime = Query(..., alias="to"),
-                principal: Principal = Depends(require_roles(*STAFF_ROLES)),
-                engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def consumption(serial: str, principal: StaffDep, engine: EngineDep, start: dt.datetime = Query(..., alias="from"),
+                end: dt.datetime = Query(..., alias="to")) -> dict[str, Any]:
     """Consumption at the meter's service point between two instants, across meter replacements."""
     with engine.connect() as conn:
         m = _meter_or_404(conn, principal, serial)

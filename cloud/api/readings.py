@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, get_settings, not_found
+from cloud.api.deps import (
+    ERROR_RESPONSES,
+    BillingAdminDep,
+    EngineDep,
+    PrincipalDep,
+    SettingsDep,
+    not_found,
+)
 from cloud.api.registry import _call
-from cloud.auth import Principal, current_principal, require_roles
+from cloud.auth import Principal, require_roles
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, meter_installations
-from cloud.settings import CloudSettings
 from sync import plausibility
 from sync.vocab.readings import ReadingSource
 
 router = APIRouter(prefix="/readings", tags=["readings"], responses=ERROR_RESPONSES)
+ReadingWritersDep = Annotated[Principal, Depends(require_roles("admin", "billing", "reader", "technician"))]
 
 # A register beyond 10^12 L (a billion m³) is not a water meter; also keeps values in BIGINT.
 MAX_L = 10**12
@@ -92,8 +98,8 @@ class ReadingOut(BaseModel):
 
 @router.post("", status_code=201, response_model=ReadingOut, responses={200: {"description": "Already stored (same id)"}})
 def post_reading(body: ReadingIn, response: Response,
-                 principal: Principal = Depends(require_roles("admin", "billing", "reader", "technician")),
-                 engine: Engine = Depends(get_engine), settings: CloudSettings = Depends(get_settings)) -> dict[str, Any]:
+                 principal: ReadingWritersDep,
+                 engine: EngineDep, settings: SettingsDep) -> dict[str, Any]:
     """Record a meter reading from a third party or the office. It is validated at once (VEE):
     the answer carries the status (valid, suspect, invalid) and the flags."""
     with engine.begin() as conn:
@@ -138,11 +144,11 @@ def _same_id_stored(conn: Any, reading_id: str | None) -> bool:
 
 
 @router.get("", response_model=list[ReadingOut])
-def list_readings(meter: str | None = Query(None, description="Meter serial"),
+def list_readings(principal: PrincipalDep, engine: EngineDep,
+                  meter: str | None = Query(None, description="Meter serial"),
                   contract: str | None = Query(None, description="Contract id: readings of every meter it has had"),
                   since: dt.datetime | None = Query(None), until: dt.datetime | None = Query(None),
-                  limit: int = Query(500, ge=1, le=5000),
-                  principal: Principal = Depends(current_principal), engine: Engine = Depends(get_engine)) -> list[Any]:
+                  limit: int = Query(500, ge=1, le=5000)) -> list[Any]:
     """Readings of one meter (or of a contract's meters), oldest first, each with its validation."""
     if (meter is None) == (contract is None):
         raise HTTPException(422, "give exactly one of meter or contract")
@@ -175,8 +181,8 @@ class EditIn(BaseModel):
 
 
 @router.post("/{reading_id}/edit", status_code=201, response_model=ReadingOut)
-def edit_reading(reading_id: str, body: EditIn, principal: Principal = Depends(require_roles("admin", "billing")),
-                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def edit_reading(reading_id: str, body: EditIn, principal: BillingAdminDep,
+                 engine: EngineDep) -> dict[str, Any]:
     """Correct a reading. Readings are never changed: a new reading supersedes the old one, and the
     edit (who, when, why, before/after) goes to the event log."""
     with engine.begin() as conn:
@@ -204,8 +210,8 @@ class ReviewIn(BaseModel):
 
 
 @router.post("/{reading_id}/review", response_model=ReadingOut)
-def review(reading_id: str, body: ReviewIn, principal: Principal = Depends(require_roles("admin", "billing")),
-           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def review(reading_id: str, body: ReviewIn, principal: BillingAdminDep,
+           engine: EngineDep) -> dict[str, Any]:
     """Accept or reject a suspect reading (the reading itself is unchanged)."""
     with engine.begin() as conn:
         old = metering.get_reading(conn, reading_id)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found, scope_municipality
-from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
+from cloud.api.deps import (
+    ERROR_RESPONSES,
+    BillingAdminDep,
+    EngineDep,
+    PrincipalDep,
+    StaffDep,
+    not_found,
+    scope_municipality,
+)
+from cloud.auth import Principal, require_roles
 from cloud.registry import service
 from cloud.registry.models import (
     ContractIn,
@@ -26,8 +33,7 @@ from cloud.registry.tables import zones
 
 router = APIRouter(tags=["registry"], responses=ERROR_RESPONSES)
 
-staff = require_roles(*STAFF_ROLES)
-registrars = require_roles("admin", "dispatcher")
+RegistrarsDep = Annotated[Principal, Depends(require_roles("admin", "dispatcher"))]
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -43,14 +49,14 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @router.get("/municipalities")
-def list_municipalities(principal: Principal = Depends(current_principal)) -> list[dict[str, str]]:
+def list_municipalities(principal: PrincipalDep) -> list[dict[str, str]]:
     """The operating units (tenants) the caller may see."""
     return [{"code": c, "name": n} for c, n in MUNICIPALITIES.items() if principal.sees(c)]
 
 
 @router.post("/zones", status_code=201, response_model=ZoneOut)
-def create_zone(body: ZoneIn, principal: Principal = Depends(registrars),
-                engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def create_zone(body: ZoneIn, principal: RegistrarsDep,
+                engine: EngineDep) -> dict[str, Any]:
     """Create a zone (lote) in a municipality."""
     with engine.begin() as conn:
         _call(service.create_zone, conn, principal, body.code, body.name, body.district_meters)
@@ -59,8 +65,8 @@ def create_zone(body: ZoneIn, principal: Principal = Depends(registrars),
 
 
 @router.get("/zones", response_model=list[ZoneOut])
-def list_zones(municipality: str | None = Query(None, description="Central staff only: one municipality"),
-               principal: Principal = Depends(current_principal), engine: Engine = Depends(get_engine)) -> list[Any]:
+def list_zones(principal: PrincipalDep, engine: EngineDep,
+               municipality: str | None = Query(None, description="Central staff only: one municipality")) -> list[Any]:
     """Zones of the caller's municipality."""
     muni = scope_municipality(principal, municipality)
     q = sa.select(zones)
@@ -71,8 +77,8 @@ def list_zones(municipality: str | None = Query(None, description="Central staff
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-def get_customer(customer_id: str, principal: Principal = Depends(staff),
-                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def get_customer(customer_id: str, principal: StaffDep,
+                 engine: EngineDep) -> dict[str, Any]:
     """A customer. Personal fields (name, RFC, e-mail, phone) only for office roles."""
     with engine.connect() as conn:
         doc = service.get_customer(conn, principal, customer_id)
@@ -82,8 +88,8 @@ def get_customer(customer_id: str, principal: Principal = Depends(staff),
 
 
 @router.post("/contracts", status_code=201, response_model=ContractOut)
-def create_contract(body: ContractIn, principal: Principal = Depends(registrars),
-                    engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def create_contract(body: ContractIn, principal: RegistrarsDep,
+                    engine: EngineDep) -> dict[str, Any]:
     """Create a contract with its customer (new or existing), service point and optionally its meter."""
     with engine.begin() as conn:
         cid = _call(service.create_contract, conn, principal, body)
@@ -91,8 +97,8 @@ def create_contract(body: ContractIn, principal: Principal = Depends(registrars)
 
 
 @router.get("/contracts/{contract_id}", response_model=ContractOut)
-def get_contract(contract_id: str, principal: Principal = Depends(staff),
-                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def get_contract(contract_id: str, principal: StaffDep,
+                 engine: EngineDep) -> dict[str, Any]:
     """One contract with customer, service point and meter. Another municipality's contract is 404."""
     with engine.connect() as conn:
         doc = service.get_contract(conn, principal, contract_id)
@@ -102,18 +108,14 @@ def get_contract(contract_id: str, principal: Principal = Depends(staff),
 
 
 @router.get("/contracts", response_model=ContractPage)
-def list_contracts(
-    municipality: str | None = Query(None, description="Central staff only; others always get their own"),
-    zone: str | None = Query(None, examples=["EXP-01-Z01"]),
-    status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
-    use_class: str | None = Query(None, description="Tariff class, e.g. DOM_MEDIO"),
-    customer_id: str | None = None,
-    meter: str | None = Query(None, description="Meter serial"),
-    after: str | None = Query(None, description="Keyset pagination: the previous page's next_after"),
-    limit: int = Query(100, ge=1, le=1000),
-    principal: Principal = Depends(staff),
-    engine: Engine = Depends(get_engine),
-) -> dict[str, Any]:
+def list_contracts(principal: StaffDep, engine: EngineDep,
+                   municipality: str | None = Query(None, description="Central staff only; others always get their own"),
+                   zone: str | None = Query(None, examples=["EXP-01-Z01"]),
+                   status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
+                   use_class: str | None = Query(None, description="Tariff class, e.g. DOM_MEDIO"),
+                   customer_id: str | None = None, meter: str | None = Query(None, description="Meter serial"),
+                   after: str | None = Query(None, description="Keyset pagination: the previous page's next_after"),
+                   limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Contracts of the caller's municipality, filtered, ordered by id, paginated by `after`."""
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
@@ -124,8 +126,8 @@ def list_contracts(
 
 
 @router.patch("/contracts/{contract_id}", response_model=ContractOut)
-def patch_contract(contract_id: str, body: ContractPatch, principal: Principal = Depends(require_roles("admin", "billing")),
-                   engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def patch_contract(contract_id: str, body: ContractPatch, principal: BillingAdminDep,
+                   engine: EngineDep) -> dict[str, Any]:
     """Change status, use class, services, units or end date; recorded in the event log."""
     with engine.begin() as conn:
         if not _call(service.update_contract, conn, principal, contract_id, body):
@@ -134,8 +136,8 @@ def patch_contract(contract_id: str, body: ContractPatch, principal: Principal =
 
 
 @router.post("/routes", status_code=201)
-def create_route(body: RouteIn, principal: Principal = Depends(registrars),
-                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def create_route(body: RouteIn, principal: RegistrarsDep,
+                 engine: EngineDep) -> dict[str, Any]:
     """Create a reading route in a zone (replicated to the zone's field nodes)."""
     with engine.begin() as conn:
         rid = _call(service.create_route, conn, principal, body)
@@ -143,8 +145,7 @@ def create_route(body: RouteIn, principal: Principal = Depends(registrars),
 
 
 @router.get("/routes")
-def list_routes(zone: str | None = None, principal: Principal = Depends(current_principal),
-                engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+def list_routes(principal: PrincipalDep, engine: EngineDep, zone: str | None = None) -> list[dict[str, Any]]:
     """Reading routes of the caller's municipality (or zone)."""
     from cloud.registry import replicated
 

@@ -7,7 +7,7 @@ municipality `*` see all). Another municipality's run or invoice is a 404 (no ex
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud.api.deps import get_engine, get_settings, not_found, now_utc, scope_municipality
+from cloud.api.deps import EngineDep, NowDep, get_settings, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
 from cloud.billing.lifecycle import LifecycleError, local_day
@@ -32,7 +32,7 @@ from cloud.events import record_event
 from cloud.registry.municipalities import MUNICIPALITIES, municipality_of_zone
 
 router = APIRouter(tags=["billing"])
-BILLING = require_roles("billing")
+BillingDep = Annotated[Principal, Depends(require_roles("billing"))]
 
 
 class RetryPolicy(BaseModel):
@@ -85,8 +85,8 @@ def _visible_run(conn: Any, principal: Principal, run_id: str) -> dict[str, Any]
 
 
 @router.post("/billing-runs", status_code=202, summary="Start a billing run")
-def start_run(body: BillingRunIn, request: Request, principal: Principal = Depends(BILLING),
-              now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def start_run(body: BillingRunIn, request: Request, principal: BillingDep,
+              now: NowDep, engine: EngineDep) -> dict[str, Any]:
     """Plan a run over the contracts of the municipalities (or zone) for the cycle, and start it.
 
     Only a closed month is billed (422 says why not); `finalBill` bills named contracts of
@@ -125,7 +125,6 @@ def start_run(body: BillingRunIn, request: Request, principal: Principal = Depen
                    body.retryPolicy.maxAttempts, body.retryPolicy.leaseSeconds,
                    period_end=period.end if fb else None, final_bill_reason=fb.reason.strip() if fb else None,
                    only_contracts=tuple(sorted(set(fb.contracts))) if fb else None)
-    engine = get_engine(request)
     with engine.begin() as conn:
         run_id = create_run(conn, spec, created_by=principal.id, clock=lambda: now)
         run_event(conn, run_id, "BillingRunStarted", now, principal,
@@ -144,21 +143,20 @@ def start_run(body: BillingRunIn, request: Request, principal: Principal = Depen
 
 
 @router.get("/billing-runs/{run_id}", summary="A billing run with live progress")
-def get_run(run_id: str, request: Request, errors: int = Query(100, ge=0, le=10_000,
-            description="How many of the run's errors to list."),
-            principal: Principal = Depends(BILLING)) -> dict[str, Any]:
-    with get_engine(request).connect() as conn:
+def get_run(run_id: str, engine: EngineDep, principal: BillingDep,
+            errors: int = Query(100, ge=0, le=10_000, description="How many of the run's errors to list.")) -> dict[str, Any]:
+    with engine.connect() as conn:
         return run_status(conn, _visible_run(conn, principal, run_id), error_limit=errors)
 
 
 @router.get("/billing-runs", summary="Billing runs, newest first")
-def list_runs(request: Request, cycle: str | None = None, limit: int = Query(50, ge=1, le=500),
-              principal: Principal = Depends(BILLING)) -> dict[str, Any]:
+def list_runs(engine: EngineDep, principal: BillingDep, cycle: str | None = None,
+              limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     q = sa.select(billing_runs).order_by(billing_runs.c.created_at.desc())
     if cycle:
         q = q.where(billing_runs.c.cycle == cycle)
     out = []
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         for r in conn.execute(q.limit(2000)).mappings():
             if all(principal.sees(m) for m in r["municipalities"]):
                 out.append(run_status(conn, dict(r), error_limit=0))
@@ -194,17 +192,14 @@ def invoice_out(r: Any, replaced_by: str | None = None) -> dict[str, Any]:
 
 
 @router.get("/invoices", summary="Invoices (filter by contract, period, run, municipality)")
-def list_invoices(
-    request: Request,
-    contract: str | None = Query(None, description="Contract id."),
-    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="Billing month YYYY-MM."),
-    run: str | None = Query(None, description="Billing run id."),
-    municipality: str | None = Query(None, description="EXP-NN (central staff; others get their own)."),
-    status: str | None = Query(None, pattern=r"^(draft|issued|void)$", description="draft, issued or void."),
-    after: str | None = Query(None, description="Cursor: the last `id` of the previous page."),
-    limit: int = Query(100, ge=1, le=1000),
-    principal: Principal = Depends(BILLING),
-) -> dict[str, Any]:
+def list_invoices(engine: EngineDep, principal: BillingDep,
+                  contract: str | None = Query(None, description="Contract id."),
+                  period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="Billing month YYYY-MM."),
+                  run: str | None = Query(None, description="Billing run id."),
+                  municipality: str | None = Query(None, description="EXP-NN (central staff; others get their own)."),
+                  status: str | None = Query(None, pattern=r"^(draft|issued|void)$", description="draft, issued or void."),
+                  after: str | None = Query(None, description="Cursor: the last `id` of the previous page."),
+                  limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     muni = scope_municipality(principal, municipality)
     q = sa.select(invoices)
     if muni is not None:
@@ -219,7 +214,7 @@ def list_invoices(
         q = q.where(invoices.c.status == status)
     if after:
         q = q.where(invoices.c.id > after)
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(q.order_by(invoices.c.id).limit(limit)).mappings().all()
         repl = superseded_by(conn, [r["id"] for r in rows])
     items = [invoice_out(r, repl.get(r["id"])) for r in rows]
@@ -234,10 +229,10 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 
 
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
-def get_invoice(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> dict[str, Any]:
+def get_invoice(invoice_id: str, engine: EngineDep, principal: BillingDep) -> dict[str, Any]:
     from cloud.cfdi.register import fiscal_summary
 
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         out = invoice_out(_visible_invoice(conn, principal, invoice_id),
                           superseded_by(conn, [invoice_id]).get(invoice_id))
         out["fiscal"] = fiscal_summary(conn, invoice_id)  # its CFDI, or why it has none
@@ -246,11 +241,11 @@ def get_invoice(invoice_id: str, request: Request, principal: Principal = Depend
 
 @router.get("/invoices/{invoice_id}/pdf", summary="The customer's invoice as PDF (Spanish)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def invoice_pdf(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> Response:
+def invoice_pdf(invoice_id: str, engine: EngineDep, principal: BillingDep) -> Response:
     from cloud.billing.pdf import render_invoice_pdf
     from cloud.payments.api import ensure_references
 
-    with get_engine(request).begin() as conn:  # references are issued (once) on first print
+    with engine.begin() as conn:  # references are issued (once) on first print
         r = _visible_invoice(conn, principal, invoice_id)
         hist = conn.execute(
             sa.select(invoices.c.period, invoices.c.billed_m3, invoices.c.estimated, invoices.c.revision)
@@ -319,16 +314,14 @@ class CorrectionIn(BaseModel):
 
 
 @router.post("/invoices/{invoice_id}/corrections", status_code=201, summary="Correct an invoice (new document)")
-def correct_invoice(invoice_id: str, body: CorrectionIn, request: Request,
-                    principal: Principal = Depends(BILLING), now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def correct_invoice(invoice_id: str, body: CorrectionIn, engine: EngineDep,
+                    principal: BillingDep, now: NowDep) -> dict[str, Any]:
     """Issue a correction: a new invoice (kind `correction`, next revision) that replaces the
     original for its period. The original is never edited; its payment references are
     withdrawn, and its CFDI is replaced by a substitute (TipoRelacion 04) and cancelled with
     motive 01 naming it (the stamp worker does both; docs/billing.md)."""
     from cloud.billing.corrections import build_correction
     from cloud.billing.lifecycle import withdraw_references
-
-    engine = get_engine(request)
     with engine.begin() as conn:
         orig = _visible_invoice(conn, principal, invoice_id)
         if orig["status"] != "issued":
@@ -353,15 +346,13 @@ def correct_invoice(invoice_id: str, body: CorrectionIn, request: Request,
 
 
 @router.get("/billing-runs/{run_id}/review", summary="The run's review report (before approval)")
-def review_run(run_id: str, request: Request, principal: Principal = Depends(BILLING),
-               now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def review_run(run_id: str, engine: EngineDep, principal: BillingDep,
+               now: NowDep) -> dict[str, Any]:
     """Counts, totals by municipality and use class, estimated bills, consecutive estimates and
     outliers against each contract's history. Asking for it on a draft run records it as the
     run's latest review: approval names its `id`. Approved or voided runs show the last one."""
     from cloud.billing.lifecycle import store_review
     from cloud.billing.review import review_report
-
-    engine = get_engine(request)
     with engine.begin() as conn:
         run = _visible_run(conn, principal, run_id)
         if run["state"] != "draft":
@@ -379,11 +370,9 @@ class ApproveIn(BaseModel):
 
 
 @router.post("/billing-runs/{run_id}/approve", summary="Approve a reviewed run: its invoices are issued")
-def approve(run_id: str, body: ApproveIn, request: Request, principal: Principal = Depends(BILLING),
-            now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def approve(run_id: str, body: ApproveIn, engine: EngineDep, principal: BillingDep,
+            now: NowDep) -> dict[str, Any]:
     from cloud.billing.lifecycle import approve_run
-
-    engine = get_engine(request)
     with engine.begin() as conn:
         run = _visible_run(conn, principal, run_id)
         try:
@@ -402,15 +391,15 @@ class VoidIn(BaseModel):
 
 
 @router.post("/billing-runs/{run_id}/void", summary="Void a run: drafts discarded, or issued invoices voided")
-def void_billing_run(run_id: str, body: VoidIn, request: Request, principal: Principal = Depends(BILLING),
-                     now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def void_billing_run(run_id: str, body: VoidIn, engine: EngineDep, principal: BillingDep,
+                     now: NowDep) -> dict[str, Any]:
     """Before approval the drafts are discarded (the cycle can be billed again). After approval
     every invoice of the run is voided: references withdrawn, CFDIs not yet stamped discarded,
     stamped ones cancelled by the stamp worker with `motive`. Refused (409) when any invoice
     of the run has payments applied or was corrected."""
     from cloud.billing.lifecycle import void_run
 
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         run = _visible_run(conn, principal, run_id)
         try:
             return void_run(conn, run, body.reason.strip(), body.motive, principal, now)
@@ -419,11 +408,11 @@ def void_billing_run(run_id: str, body: VoidIn, request: Request, principal: Pri
 
 
 @router.post("/invoices/{invoice_id}/void", summary="Void one issued invoice (cancel its CFDI)")
-def void_one_invoice(invoice_id: str, body: VoidIn, request: Request, principal: Principal = Depends(BILLING),
-                     now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def void_one_invoice(invoice_id: str, body: VoidIn, engine: EngineDep, principal: BillingDep,
+                     now: NowDep) -> dict[str, Any]:
     from cloud.billing.lifecycle import void_invoice
 
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         inv = _visible_invoice(conn, principal, invoice_id)
         try:
             void_invoice(conn, dict(inv), body.reason.strip(), body.motive, principal, now)
@@ -452,8 +441,8 @@ class CreditNoteIn(BaseModel):
 
 @router.post("/invoices/{invoice_id}/credit-notes", status_code=201,
              summary="Issue a credit note (bonificación / adjustment) against an issued invoice")
-def create_credit_note(invoice_id: str, body: CreditNoteIn, request: Request,
-                       principal: Principal = Depends(BILLING), now: datetime = Depends(now_utc)) -> dict[str, Any]:
+def create_credit_note(invoice_id: str, body: CreditNoteIn, engine: EngineDep,
+                       principal: BillingDep, now: NowDep) -> dict[str, Any]:
     """Lowers what the invoice asks (the contract's debt) by the note's total at once; its CFDI
     (Egreso, TipoRelacion 01 → the invoice's CFDI) follows through the stamp worker."""
     from cloud.billing.credit_notes import credit_note_out, issue_credit_note
@@ -465,7 +454,7 @@ def create_credit_note(invoice_id: str, body: CreditNoteIn, request: Request,
             wanted.append((ln.concept, to_cents(ln.amount)))
         except MoneyError as e:
             raise HTTPException(422, f"lines[{i}].amount: {e}") from e
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         inv = _visible_invoice(conn, principal, invoice_id)
         try:
             row = issue_credit_note(conn, dict(inv), kind=body.kind, reason=body.reason.strip(), wanted=wanted,
@@ -476,12 +465,12 @@ def create_credit_note(invoice_id: str, body: CreditNoteIn, request: Request,
 
 
 @router.get("/invoices/{invoice_id}/credit-notes", summary="Credit notes of an invoice (any revision)")
-def list_credit_notes(invoice_id: str, request: Request, principal: Principal = Depends(BILLING)) -> dict[str, Any]:
+def list_credit_notes(invoice_id: str, engine: EngineDep, principal: BillingDep) -> dict[str, Any]:
     from cloud.billing.credit_notes import credit_note_out
     from cloud.billing.tables import credit_notes
     from cloud.cfdi.tables import cfdi_documents
 
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         inv = _visible_invoice(conn, principal, invoice_id)
         rows = conn.execute(sa.select(credit_notes).where(credit_notes.c.contract_id == inv["contract_id"],
                                                           credit_notes.c.period == inv["period"])

@@ -9,20 +9,21 @@ Same roles and tenancy as the rest of the CFDI API.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
+from sqlalchemy.engine import Engine
 
-from cloud.api.deps import scope_municipality
+from cloud.api.deps import EngineDep, scope_municipality
 from cloud.auth import Principal, require_roles
 
 from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 
 router = APIRouter(tags=["cfdi"])
-READERS = require_roles("billing", "collections")
+ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
 MX = ZoneInfo("America/Mexico_City")
 KINDS = ("ingreso", "egreso", "pago", "global")
 TIPO = {"ingreso": "I", "global": "I", "egreso": "E", "pago": "P"}
@@ -73,20 +74,15 @@ def _period_bounds(period: str) -> tuple[datetime, datetime]:
 
 
 @router.get("/cfdi", summary="The CFDI register: every fiscal document, filtered, newest last, by cursor")
-def list_documents(
-    request: Request,
-    type: str | None = Query(None, description="ingreso | egreso | pago | global", pattern="^(ingreso|egreso|pago|global)$"),
-    status: str | None = Query(None, description="Fiscal status: " + " | ".join(STATUSES),
-                               pattern="^(pending_fiscal|stamped|rejected|cancel_requested|cancelled)$"),
-    uuid: str | None = Query(None, min_length=36, max_length=36, description="Folio fiscal (UUID)"),
-    contract: str | None = Query(None, max_length=40, description="Contract id: its invoices, payments and globals"),
-    period: str | None = Query(None, pattern=r"^[0-9]{4}-[0-9]{2}$",
-                               description="Month issued, YYYY-MM in America/Mexico_City"),
-    municipality: str | None = Query(None, pattern=r"^EXP-[0-9]{2}$", description="Central staff only"),
-    after: str | None = Query(None, max_length=36, description="Cursor: `next` of the previous page"),
-    limit: int = Query(100, ge=1, le=500),
-    principal: Principal = Depends(READERS),
-) -> dict[str, Any]:
+def list_documents(engine: EngineDep, principal: ReadersDep,
+                   type: str | None = Query(None, description="ingreso | egreso | pago | global", pattern="^(ingreso|egreso|pago|global)$"),
+                   status: str | None = Query(None, description="Fiscal status: " + " | ".join(STATUSES), pattern="^(pending_fiscal|stamped|rejected|cancel_requested|cancelled)$"),
+                   uuid: str | None = Query(None, min_length=36, max_length=36, description="Folio fiscal (UUID)"),
+                   contract: str | None = Query(None, max_length=40, description="Contract id: its invoices, payments and globals"),
+                   period: str | None = Query(None, pattern=r"^[0-9]{4}-[0-9]{2}$", description="Month issued, YYYY-MM in America/Mexico_City"),
+                   municipality: str | None = Query(None, pattern=r"^EXP-[0-9]{2}$", description="Central staff only"),
+                   after: str | None = Query(None, max_length=36, description="Cursor: `next` of the previous page"),
+                   limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
     c = cfdi_documents.c
     q = sa.select(cfdi_documents)
     muni = scope_municipality(principal, municipality)
@@ -105,20 +101,16 @@ def list_documents(
         q = q.where(c.created_at >= start, c.created_at < end)
     if after:
         q = q.where(c.id > after)  # ids are UUIDv7: time-ordered
-    with request.app.state.engine.connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(q.order_by(c.id).limit(limit)).mappings().all()
     items = [document_out(r) for r in rows]
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
 @router.get("/cfdi/blocked", summary="Billing invoices that cannot get a CFDI, with the reason")
-def list_blocked(
-    request: Request,
-    municipality: str | None = Query(None, pattern=r"^EXP-[0-9]{2}$"),
-    after: str | None = Query(None, max_length=36),
-    limit: int = Query(100, ge=1, le=1000),
-    principal: Principal = Depends(READERS),
-) -> dict[str, Any]:
+def list_blocked(engine: EngineDep, principal: ReadersDep,
+                 municipality: str | None = Query(None, pattern=r"^EXP-[0-9]{2}$"),
+                 after: str | None = Query(None, max_length=36), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     b = cfdi_blocked_invoices.c
     q = sa.select(cfdi_blocked_invoices)
     muni = scope_municipality(principal, municipality)
@@ -126,15 +118,15 @@ def list_blocked(
         q = q.where(b.municipality == muni)
     if after:
         q = q.where(b.invoice_id > after)
-    with request.app.state.engine.connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(q.order_by(b.invoice_id).limit(limit)).mappings().all()
     items = [{"invoiceId": r["invoice_id"], "municipality": r["municipality"], "reason": r["reason"],
               "firstSeenAt": _iso(r["first_seen_at"]), "lastSeenAt": _iso(r["last_seen_at"])} for r in rows]
     return {"items": items, "next": items[-1]["invoiceId"] if len(items) == limit else None}
 
 
-def _visible(request: Request, principal: Principal, document_id: str) -> dict[str, Any]:
-    with request.app.state.engine.connect() as conn:
+def _visible(engine: Engine, principal: Principal, document_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     if row is None or not principal.sees(row["municipality"]):
         raise HTTPException(404, detail=f"CFDI document {document_id!r} not found")
@@ -147,17 +139,17 @@ def _name(doc: dict[str, Any], ext: str) -> dict[str, str]:
 
 
 @router.get("/cfdi/{document_id}/xml", summary="Download any CFDI (stamped, or sealed while pending)")
-def document_xml(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
-    doc = _visible(request, principal, document_id)
+def document_xml(document_id: str, principal: ReadersDep, engine: EngineDep) -> Response:
+    doc = _visible(engine, principal, document_id)
     return Response(content=doc["stamped_xml"] or doc["sealed_xml"], media_type="application/xml",
                     headers=_name(doc, "xml"))
 
 
 @router.get("/cfdi/{document_id}/pdf", summary="Printed representation of any CFDI (QR code, TFD cadena)")
-def document_pdf(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+def document_pdf(document_id: str, principal: ReadersDep, engine: EngineDep) -> Response:
     from .pdf import render_pdf
 
-    doc = _visible(request, principal, document_id)
+    doc = _visible(engine, principal, document_id)
     pdf = doc["pdf"] or render_pdf(doc["stamped_xml"] or doc["sealed_xml"])
     return Response(content=pdf, media_type="application/pdf", headers=_name(doc, "pdf"))
 

@@ -6,21 +6,22 @@ municipality answers 404, like a missing one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from cloud.api.deps import EngineDep
 from cloud.auth import Principal, require_roles
 
 from .rules import CfdiRuleError
 from .tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 
 router = APIRouter(tags=["cfdi"])
-READERS = require_roles("billing", "collections")
-WRITERS = require_roles("billing")
+ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
+WritersDep = Annotated[Principal, Depends(require_roles("billing"))]
 
 
 def get_service(request: Request) -> Any:
@@ -62,16 +63,16 @@ def _headers(doc: dict[str, Any], ext: str) -> dict[str, str]:
 
 
 @router.get("/invoices/{invoice_id}/cfdi", summary="The invoice's CFDI 4.0 XML (stamped, or sealed while pending)")
-def invoice_cfdi(invoice_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
-    with request.app.state.engine.connect() as conn:
+def invoice_cfdi(invoice_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
+    with engine.connect() as conn:
         doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
     xml = doc["stamped_xml"] or doc["sealed_xml"]
     return Response(content=xml, media_type="application/xml", headers=_headers(doc, "xml"))
 
 
 @router.get("/invoices/{invoice_id}/cfdi/pdf", summary="Printed representation (PDF, Spanish) of the invoice's CFDI")
-def invoice_cfdi_pdf(invoice_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
-    with request.app.state.engine.connect() as conn:
+def invoice_cfdi_pdf(invoice_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
+    with engine.connect() as conn:
         doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
     pdf = doc["pdf"]
     if pdf is None:
@@ -122,8 +123,8 @@ def _status(doc: dict[str, Any]) -> DocumentStatus:
 
 
 @router.get("/cfdi/{document_id}", response_model=DocumentStatus, summary="Fiscal status of one CFDI document")
-def document_status(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> DocumentStatus:
-    with request.app.state.engine.connect() as conn:
+def document_status(document_id: str, engine: EngineDep, principal: ReadersDep) -> DocumentStatus:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     return _status(_visible(principal, dict(row) if row else None, "CFDI document", document_id))
 
@@ -142,9 +143,8 @@ class CancelRequest(BaseModel):
 )
 def cancel_document(
     document_id: str, body: CancelRequest, request: Request, response: Response,
-    principal: Principal = Depends(WRITERS),
-) -> DocumentStatus:
-    with request.app.state.engine.connect() as conn:
+    principal: WritersDep, engine: EngineDep) -> DocumentStatus:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     try:
@@ -157,8 +157,8 @@ def cancel_document(
 
 
 @router.get("/cfdi/{document_id}/cancellation-ack", summary="The cancellation acknowledgment (acuse) as XML")
-def cancellation_ack(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
-    with request.app.state.engine.connect() as conn:
+def cancellation_ack(document_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     if not doc["cancel_ack"]:
@@ -169,10 +169,10 @@ def cancellation_ack(document_id: str, request: Request, principal: Principal = 
 
 
 @router.get("/cfdi/{document_id}/cancellation-ack/pdf", summary="The cancellation acknowledgment, printed")
-def cancellation_ack_pdf(document_id: str, request: Request, principal: Principal = Depends(READERS)) -> Response:
+def cancellation_ack_pdf(document_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
     from .pdf import render_ack_pdf
 
-    with request.app.state.engine.connect() as conn:
+    with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     if not doc["cancel_ack"]:

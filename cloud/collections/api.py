@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.api.deps import EngineDep, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.collections import service
 from cloud.payments.ledger import today_local
@@ -17,7 +17,7 @@ from cloud.payments.money import MoneyError, fmt, to_cents
 from cloud.registry.tables import contracts
 
 router = APIRouter(tags=["collections"])
-COLLECTIONS = require_roles("collections", "billing")
+CollectionsDep = Annotated[Principal, Depends(require_roles("collections", "billing"))]
 _HTTP = {"invalid": 422, "not_found": 404, "conflict": 409}
 
 
@@ -29,12 +29,10 @@ def _contract_muni(conn: Any, principal: Principal, contract_id: str) -> str:
 
 
 @router.get("/contracts/{contract_id}/debt", summary="Debt, credit and ageing of a contract")
-def get_debt(contract_id: str, request: Request,
-             asOf: date | None = Query(None, description="Age the debt as of this date (default: today, "
-                                       "America/Mexico_City)."),
-             principal: Principal = Depends(COLLECTIONS)) -> dict[str, Any]:
+def get_debt(contract_id: str, engine: EngineDep, principal: CollectionsDep,
+             asOf: date | None = Query(None, description="Age the debt as of this date (default: today, " "America/Mexico_City).")) -> dict[str, Any]:
     """Always derived from invoices, charges, payments and reversals; nothing is stored."""
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         _contract_muni(conn, principal, contract_id)
         return service.debt_view(conn, contract_id, asOf or today_local())
 
@@ -47,15 +45,15 @@ class AgreementBody(BaseModel):
 
 
 @router.post("/contracts/{contract_id}/agreements", status_code=201, summary="Sign a payment agreement (convenio)")
-def post_agreement(contract_id: str, body: AgreementBody, request: Request,
-                   principal: Principal = Depends(COLLECTIONS)) -> dict[str, Any]:
+def post_agreement(contract_id: str, body: AgreementBody, engine: EngineDep,
+                   principal: CollectionsDep) -> dict[str, Any]:
     """Splits today's balance into a down payment and instalments. While its instalments are paid
     on time the contract is not cut off; a missed instalment (10 days' grace) ends it."""
     try:
         down = to_cents(body.downPayment)
     except MoneyError as e:
         raise HTTPException(422, f"downPayment: {e}") from e
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         muni = _contract_muni(conn, principal, contract_id)
         try:
             return service.sign_agreement(conn, contract_id, muni, body.instalments, down,
@@ -78,17 +76,17 @@ def _muni(principal: Principal, requested: str | None) -> str:
 
 
 @router.post("/collections/late-fees", summary="Assess this month's late fees (idempotent)")
-def post_late_fees(body: RunBody, request: Request, principal: Principal = Depends(COLLECTIONS)) -> dict[str, Any]:
+def post_late_fees(body: RunBody, engine: EngineDep, principal: CollectionsDep) -> dict[str, Any]:
     """1.47 % per month of what each invoice still owes, from its second month past due."""
     muni = _muni(principal, body.municipality)
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         r = service.assess_late_fees(conn, muni, body.asOf or today_local(), principal)
     return {"municipality": muni, "assessed": r.assessed, "alreadyAssessed": r.already, "total": fmt(r.total_cents)}
 
 
 @router.post("/collections/evaluate", summary="Apply the debt-status rules (DebtStatusChanged, work orders)")
-def post_evaluate(body: RunBody, request: Request, principal: Principal = Depends(COLLECTIONS)) -> dict[str, Any]:
+def post_evaluate(body: RunBody, engine: EngineDep, principal: CollectionsDep) -> dict[str, Any]:
     muni = _muni(principal, body.municipality)
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         r = service.evaluate(conn, muni, body.asOf or today_local(), principal)
     return {"municipality": muni, "evaluated": r.evaluated, "changes": r.changes, "workOrders": r.work_orders}

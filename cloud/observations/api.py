@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, not_found
-from cloud.auth import Principal, current_principal, require_roles
+from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, not_found
+from cloud.auth import Principal
 from cloud.registry.municipalities import MUNICIPALITIES
 from sync.observations import WORK_ORDER_TYPES, ObservationError
 
@@ -17,9 +16,6 @@ from . import service
 
 router = APIRouter(prefix="/observation-codes", tags=["observation-codes"], responses=ERROR_RESPONSES)
 
-Reader = Annotated[Principal, Depends(current_principal)]
-Admin = Annotated[Principal, Depends(require_roles("admin"))]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 class CodeIn(BaseModel):
@@ -59,7 +55,7 @@ def _bad(exc: ObservationError) -> HTTPException:
 
 
 @router.get("", response_model=list[CodeOut])
-def list_codes(principal: Reader, engine: EngineDep,
+def list_codes(principal: PrincipalDep, engine: EngineDep,
                municipality: Annotated[str | None, Query(max_length=20)] = None,
                active_only: bool = False) -> list[dict[str, Any]]:
     """The municipality's catalogue, by code."""
@@ -69,7 +65,7 @@ def list_codes(principal: Reader, engine: EngineDep,
 
 
 @router.put("/{code}", response_model=CodeOut, responses={201: {"description": "Created"}})
-def put_code(code: str, body: CodeIn, principal: Admin, engine: EngineDep, response: Response,
+def put_code(code: str, body: CodeIn, principal: AdminDep, engine: EngineDep, response: Response,
              municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
     """Create or replace one code; it reaches the handhelds at their next sync."""
     muni = _municipality(principal, municipality)
@@ -87,7 +83,7 @@ def put_code(code: str, body: CodeIn, principal: Admin, engine: EngineDep, respo
 
 
 @router.delete("/{code}", response_model=CodeOut)
-def deactivate(code: str, principal: Admin, engine: EngineDep,
+def deactivate(code: str, principal: AdminDep, engine: EngineDep,
                municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
     """Retire a code: it stays in the catalogue (old readings still name it) but readers no longer see it."""
     muni = _municipality(principal, municipality)
@@ -101,7 +97,7 @@ def deactivate(code: str, principal: Admin, engine: EngineDep,
 
 
 @router.post("/load-defaults")
-def load_defaults(principal: Admin, engine: EngineDep,
+def load_defaults(principal: AdminDep, engine: EngineDep,
                   municipality: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
     """Add the default catalogue's codes the municipality lacks (its own edits are kept)."""
     muni = _municipality(principal, municipality)

@@ -6,14 +6,14 @@ from cloud.collections.api. Roles: collections and billing (admin too); own muni
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from cloud.api.deps import get_engine, not_found, scope_municipality
+from cloud.api.deps import EngineDep, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.billing.tables import invoices
 from cloud.payments import references as refs
@@ -34,7 +34,7 @@ from cloud.payments.times import TimeError, parse_received_at
 from cloud.registry.tables import contracts
 
 router = APIRouter(tags=["payments"])
-MONEY = require_roles("collections", "billing")
+MoneyDep = Annotated[Principal, Depends(require_roles("collections", "billing"))]
 _HTTP = {"invalid": 422, "not_found": 404, "conflict": 409}
 
 
@@ -60,8 +60,8 @@ class PaymentBody(BaseModel):
 @router.post("/payments", summary="Record a payment (idempotent by channel transaction id)",
              responses={200: {"description": "Already recorded: the original payment"},
                         201: {"description": "Recorded and allocated"}})
-def post_payment(body: PaymentBody, request: Request, response: Response,
-                 principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+def post_payment(body: PaymentBody, engine: EngineDep, response: Response,
+                 principal: MoneyDep) -> dict[str, Any]:
     """Allocation: the named invoice first, then the oldest debt first; the rest is credit."""
     try:
         cents = to_cents(body.amount)
@@ -74,7 +74,6 @@ def post_payment(body: PaymentBody, request: Request, response: Response,
         received = parse_received_at(body.receivedAt, now) if body.receivedAt is not None else now
     except TimeError as e:
         raise HTTPException(422, f"receivedAt: {e}") from e
-    engine = get_engine(request)
     with engine.begin() as conn:
         contract_id, invoice_id = body.contractId, body.invoiceId
         if body.reference:
@@ -113,10 +112,10 @@ def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
 
 
 @router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
-def get_payment(payment_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+def get_payment(payment_id: str, engine: EngineDep, principal: MoneyDep) -> dict[str, Any]:
     from cloud.cfdi.register import complement_waiting, payment_complement
 
-    with get_engine(request).connect() as conn:
+    with engine.connect() as conn:
         out = payment_out(conn, _visible_payment(conn, principal, payment_id))
         out["complement"] = payment_complement(conn, payment_id)  # its Pagos 2.0 CFDI, if it needs one
         out["complementWaiting"] = complement_waiting(conn, payment_id)  # why it has none yet
@@ -124,9 +123,9 @@ def get_payment(payment_id: str, request: Request, principal: Principal = Depend
 
 
 @router.get("/payments", summary="Payments of a contract, newest first")
-def list_payments(request: Request, contract: str = Query(..., description="Contract id."),
-                  limit: int = Query(100, ge=1, le=1000), principal: Principal = Depends(MONEY)) -> dict[str, Any]:
-    with get_engine(request).connect() as conn:
+def list_payments(engine: EngineDep, principal: MoneyDep, contract: str = Query(..., description="Contract id."),
+                  limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    with engine.connect() as conn:
         muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract)).scalar()
         if muni is None or not principal.sees(muni):
             raise not_found("contract", contract)
@@ -141,10 +140,10 @@ class ReversalBody(BaseModel):
 
 
 @router.post("/payments/{payment_id}/reversal", status_code=201, summary="Reverse a payment (PaymentReversed)")
-def post_reversal(payment_id: str, body: ReversalBody, request: Request,
-                  principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+def post_reversal(payment_id: str, body: ReversalBody, engine: EngineDep,
+                  principal: MoneyDep) -> dict[str, Any]:
     """The payment stays; mirror allocations are appended, so what it paid is owed again."""
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         _visible_payment(conn, principal, payment_id)
         try:
             return reverse_payment(conn, payment_id, body.reason, principal)
@@ -153,9 +152,9 @@ def post_reversal(payment_id: str, body: ReversalBody, request: Request,
 
 
 @router.get("/invoices/{invoice_id}/payment-references", summary="Bank and convenience-store references")
-def invoice_references(invoice_id: str, request: Request, principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+def invoice_references(invoice_id: str, engine: EngineDep, principal: MoneyDep) -> dict[str, Any]:
     """Issued once per invoice (kept in payment_references); the algorithms are in docs/payments.md."""
-    with get_engine(request).begin() as conn:
+    with engine.begin() as conn:
         inv = conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).first()
         if inv is None or not principal.sees(inv.municipality):
             raise not_found("invoice", invoice_id)
@@ -207,10 +206,10 @@ def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
 
 
 @router.post("/bank-statements", status_code=201, summary="Import a bank statement and reconcile it")
-async def post_statement(request: Request, format: str = Query(..., description=f"One of {', '.join(FORMATS)}."),
+async def post_statement(request: Request, principal: MoneyDep, engine: EngineDep,
+                         format: str = Query(..., description=f"One of {', '.join(FORMATS)}."),
                          municipality: str | None = Query(None, description="Whose account (default: yours)."),
-                         filename: str | None = Query(None, max_length=200),
-                         principal: Principal = Depends(MONEY)) -> dict[str, Any]:
+                         filename: str | None = Query(None, max_length=200)) -> dict[str, Any]:
     """Body: the file as text (UTF-8). Lines are matched by reference and applied once; the
     answer lists unmatched, ambiguous, duplicate and rejected lines for a person to resolve."""
     muni = scope_municipality(principal, municipality)
@@ -223,7 +222,6 @@ async def post_statement(request: Request, format: str = Query(..., description=
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise HTTPException(422, f"statement is not UTF-8 text: {e}") from e
-    engine = get_engine(request)
 
     def run() -> dict[str, Any]:
         with engine.begin() as conn:
@@ -238,10 +236,10 @@ async def post_statement(request: Request, format: str = Query(..., description=
 
 
 @router.get("/bank-statements/{import_id}", summary="An import's report, lines filtered by status")
-def get_statement(import_id: str, request: Request,
+def get_statement(import_id: str, engine: EngineDep, principal: MoneyDep,
                   status: str | None = Query(None, description="applied | duplicate | unmatched | ambiguous | rejected"),
-                  limit: int = Query(1000, ge=1, le=100_000), principal: Principal = Depends(MONEY)) -> dict[str, Any]:
-    with get_engine(request).connect() as conn:
+                  limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
+    with engine.connect() as conn:
         imp = conn.execute(sa.select(statement_imports).where(statement_imports.c.id == import_id)).first()
         if imp is None or not principal.sees(imp.municipality):
             raise not_found("statement import", import_id)

@@ -14,12 +14,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import ERROR_RESPONSES, get_engine, get_settings, scope_municipality
+from cloud.api.deps import (
+    ERROR_RESPONSES,
+    EngineDep,
+    SettingsDep,
+    scope_municipality,
+)
 from cloud.auth import Principal, require_roles
 from cloud.logging import get_logger
-from cloud.settings import CloudSettings
 
 from . import review
 from .review import ReviewError
@@ -27,9 +30,7 @@ from .review import ReviewError
 router = APIRouter(prefix="/sync", tags=["sync"], responses=ERROR_RESPONSES)
 log = get_logger("cloud.sync.review")
 
-Staff = Annotated[Principal, Depends(require_roles("admin", "dispatcher", "billing"))]
-Db = Annotated[Engine, Depends(get_engine)]
-Settings = Annotated[CloudSettings, Depends(get_settings)]
+ReviewersDep = Annotated[Principal, Depends(require_roles("admin", "dispatcher", "billing"))]
 EntryId = Annotated[int, Path(ge=1, le=2**62, description="The entry's id (from the list)")]
 Municipality = Annotated[str | None, Query(max_length=20, description="Central staff only: one municipality")]
 Node = Annotated[str | None, Query(max_length=64, description="Site id of the origin (or sending) node")]
@@ -64,7 +65,7 @@ class ParkedResolution(BaseModel):
 
 
 @router.get("/quarantine", response_model=Page, summary="Facts quarantined for colliding with a stored fact")
-def list_quarantine(principal: Staff, engine: Db, municipality: Municipality = None,
+def list_quarantine(principal: ReviewersDep, engine: EngineDep, municipality: Municipality = None,
                     status: Annotated[Literal["open", "resolved"] | None, Query()] = "open",
                     node: Node = None, after: After = None, limit: Limit = 100) -> dict[str, Any]:
     """Oldest first, with the reason, the quarantined content, the stored fact it collides with
@@ -79,7 +80,7 @@ def list_quarantine(principal: Staff, engine: Db, municipality: Municipality = N
 
 
 @router.get("/parked", response_model=Page, summary="Facts the registry could not place (unknown meter, time ahead, retired origin)")
-def list_parked(principal: Staff, engine: Db, municipality: Municipality = None,
+def list_parked(principal: ReviewersDep, engine: EngineDep, municipality: Municipality = None,
                 status: Annotated[Literal["parked", "resolved", "discarded"] | None, Query()] = "parked",
                 node: Node = None, after: After = None, limit: Limit = 100) -> dict[str, Any]:
     """Oldest first, with the reason, the fact's fields, its origin node and the node that sent it."""
@@ -99,8 +100,8 @@ class ParkedBulkResolution(ParkedResolution):
 
 
 @router.post("/quarantine/{entry_id}/resolve", summary="Keep the stored fact or accept the quarantined one as a correction")
-def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal: Staff, engine: Db,
-                       settings: Settings) -> dict[str, Any]:
+def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal: ReviewersDep, engine: EngineDep,
+                       settings: SettingsDep) -> dict[str, Any]:
     """Decided once: a second resolution answers 409."""
     with engine.begin() as conn:
         try:
@@ -114,8 +115,8 @@ def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal:
 
 
 @router.post("/parked/{entry_id}/resolve", summary="Assign a parked fact to a registry meter, or discard it")
-def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: Staff, engine: Db,
-                   settings: Settings) -> dict[str, Any]:
+def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: ReviewersDep, engine: EngineDep,
+                   settings: SettingsDep) -> dict[str, Any]:
     """Decided once: a second resolution answers 409. An assigned reading is validated (VEE) by
     the background pass like any synced reading."""
     with engine.begin() as conn:
@@ -131,8 +132,8 @@ def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: Staff, 
 
 
 @router.post("/parked/resolve", summary="Assign or discard every open parked fact that names one serial")
-def resolve_parked_by_serial(body: ParkedBulkResolution, principal: Staff, engine: Db,
-                             settings: Settings) -> dict[str, Any]:
+def resolve_parked_by_serial(body: ParkedBulkResolution, principal: ReviewersDep, engine: EngineDep,
+                             settings: SettingsDep) -> dict[str, Any]:
     """Oldest first, at most `limit` per call, each resolved (and audited) as one by one; a fact
     that cannot be is listed in `skipped` with its reason and stays parked. `remaining` = how
     many still name that serial."""

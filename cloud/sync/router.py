@@ -10,12 +10,13 @@ from typing import Any
 
 import cbor2
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from cloud.auth import Principal, current_principal
+from cloud.api.deps import EngineDep, PrincipalDep
+from cloud.auth import Principal
 from sync import server, wire
 from sync.checks import BadBatch
 
@@ -69,7 +70,7 @@ async def _message(request: Request) -> wire.Message | Response:
         return _cbor(400, {"error": str(e)})
 
 
-async def _serve(request: Request, principal: Principal, expected: type, answer: Any) -> Response:
+async def _serve(request: Request, engine: Engine, principal: Principal, expected: type, answer: Any) -> Response:
     """Scope, decode and type-check one CBOR request, then run `answer(storage, scope, msg)` in
     one transaction off the event loop; the reply is encoded only after the commit."""
     scope = _scope(principal)
@@ -80,7 +81,6 @@ async def _serve(request: Request, principal: Principal, expected: type, answer:
         return msg
     if not isinstance(msg, expected):
         return _cbor(400, {"error": f"expected a {expected.__name__}, got {type(msg).__name__}"})
-    engine: Engine = request.app.state.engine
 
     def work() -> bytes:
         with engine.begin() as conn:
@@ -97,10 +97,10 @@ async def _serve(request: Request, principal: Principal, expected: type, answer:
 
 
 @router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")
-async def push(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-    return await _serve(request, principal, wire.PushBatch, server.push)
+async def push(request: Request, principal: PrincipalDep, engine: EngineDep) -> Response:
+    return await _serve(request, engine, principal, wire.PushBatch, server.push)
 
 
 @router.post("/pull", response_class=Response, summary="Pull a CBOR PullBatch of the node's subset since its cursor")
-async def pull(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-    return await _serve(request, principal, wire.PullRequest, server.pull)
+async def pull(request: Request, principal: PrincipalDep, engine: EngineDep) -> Response:
+    return await _serve(request, engine, principal, wire.PullRequest, server.pull)

@@ -12,15 +12,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 
-from cloud.auth import STAFF_ROLES, Principal, require_roles
+from cloud.api.deps import StaffDep
 from cloud.tariffs.engine import SERVICES, BillRequest, compute_bill
 from cloud.tariffs.model import TariffError
 from cloud.tariffs.store import default_book
 
 router = APIRouter(tags=["tariffs"])
-STAFF = require_roles(*STAFF_ROLES)
 MX = ZoneInfo("America/Mexico_City")
 
 
@@ -31,17 +30,15 @@ def _month_of(today: date) -> tuple[date, date]:
 
 
 @router.get("/tariffs/quote", summary="Quote a bill for a consumption (lines, VAT, discounts, total)")
-def quote(
-    municipality: str = Query(..., pattern=r"^EXP-[0-9]{2}$", description="Administration, EXP-01 … EXP-13"),
-    useClass: str = Query(..., pattern=r"^[A-Z][A-Z0-9_]{1,39}$", description="Tariff class, e.g. DOM_MEDIO"),
-    m3: str = Query(..., pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="Consumption in m³ (up to litres)"),
-    start: date | None = Query(None, description="First day of the period (default: this month)"),
-    end: date | None = Query(None, description="Last day of the period, inclusive (default: this month)"),
-    services: str = Query("water", max_length=40, description="Comma-separated: water,sewerage,sanitation"),
-    units: int = Query(1, ge=1, le=999, description="Dwellings on one intake"),
-    pensioner: bool = Query(False, description="Apply the tariff data's pensioner discounts"),
-    principal: Principal = Depends(STAFF),
-) -> dict[str, Any]:
+def quote(principal: StaffDep,
+          municipality: str = Query(..., pattern=r"^EXP-[0-9]{2}$", description="Administration, EXP-01 … EXP-13"),
+          useClass: str = Query(..., pattern=r"^[A-Z][A-Z0-9_]{1,39}$", description="Tariff class, e.g. DOM_MEDIO"),
+          m3: str = Query(..., pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="Consumption in m³ (up to litres)"),
+          start: date | None = Query(None, description="First day of the period (default: this month)"),
+          end: date | None = Query(None, description="Last day of the period, inclusive (default: this month)"),
+          services: str = Query("water", max_length=40, description="Comma-separated: water,sewerage,sanitation"),
+          units: int = Query(1, ge=1, le=999, description="Dwellings on one intake"),
+          pensioner: bool = Query(False, description="Apply the tariff data's pensioner discounts")) -> dict[str, Any]:
     wanted = frozenset(s.strip() for s in services.split(",") if s.strip())
     if not wanted or not wanted <= SERVICES:
         raise HTTPException(422, detail=f"services: {services!r}; choose from {', '.join(sorted(SERVICES))}")

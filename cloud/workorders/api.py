@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from cloud.api.deps import get_engine, not_found
+from cloud.api.deps import EngineDep, not_found
 from cloud.auth import Principal, require_roles
 from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 from . import domain, service
 
 router = APIRouter(prefix="/work-orders", tags=["work-orders"])
+CrewDep = Annotated[Principal, Depends(require_roles("dispatcher", "technician"))]
 
-DISPATCH = require_roles("dispatcher")
-FIELD = require_roles("dispatcher", "technician", "reader")
+DispatchDep = Annotated[Principal, Depends(require_roles("dispatcher"))]
+FieldCrewDep = Annotated[Principal, Depends(require_roles("dispatcher", "technician", "reader"))]
 
 OrderType = WorkOrderType
 Status = WorkOrderStatus
@@ -52,8 +52,8 @@ class StatusIn(BaseModel):
 
 
 @router.post("", status_code=201, summary="Create a work order (one open order per meter and cause)")
-def create(body: WorkOrderIn, response: Response, principal: Principal = Depends(DISPATCH),
-           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def create(body: WorkOrderIn, response: Response, principal: DispatchDep,
+           engine: EngineDep) -> dict[str, Any]:
     """Create an order. When an open order of the same type exists for the same meter (or
     service point), that order is returned with `200` and `deduplicated: true`."""
     due = int(body.due.timestamp() * 1000) if body.due else None
@@ -70,20 +70,12 @@ def create(body: WorkOrderIn, response: Response, principal: Principal = Depends
 
 
 @router.get("", summary="List and filter work orders")
-def list_orders(
-    status: Status | None = None,
-    type: OrderType | None = None,
-    zone: str | None = None,
-    assigned_to: str | None = None,
-    meter_serial: str | None = None,
-    open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
-    attention: bool = Query(False, description="Only orders completed in the field whose completion could not "
-                                               "take effect (see each order's `effect.error`)."),
-    limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=1_000_000),
-    principal: Principal = Depends(FIELD),
-    engine: Engine = Depends(get_engine),
-) -> dict[str, Any]:
+def list_orders(principal: FieldCrewDep, engine: EngineDep, status: Status | None = None,
+                type: OrderType | None = None, zone: str | None = None, assigned_to: str | None = None,
+                meter_serial: str | None = None,
+                open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
+                attention: bool = Query(False, description="Only orders completed in the field whose completion could not " "take effect (see each order's `effect.error`)."),
+                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000)) -> dict[str, Any]:
     with engine.connect() as conn:
         items = service.list_orders(conn, principal, status=status.value if status else None,
                                     type=type.value if type else None, zone=zone, assigned_to=assigned_to,
@@ -93,13 +85,13 @@ def list_orders(
 
 
 @router.get("/types", summary="Work-order types with their Spanish labels")
-def types(principal: Principal = Depends(FIELD)) -> dict[str, str]:
+def types(principal: FieldCrewDep) -> dict[str, str]:
     return dict(domain.TYPES)
 
 
 @router.get("/{order_id}", summary="One work order with its history and completion effect")
-def get_order(order_id: str, principal: Principal = Depends(FIELD),
-              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def get_order(order_id: str, principal: FieldCrewDep,
+              engine: EngineDep) -> dict[str, Any]:
     with engine.connect() as conn:
         order = service.get_order(conn, order_id)
         if order is None or not principal.sees_zone(order["municipality"], order["zone"]):
@@ -110,15 +102,15 @@ def get_order(order_id: str, principal: Principal = Depends(FIELD),
 
 
 @router.post("/{order_id}/assign", summary="Assign to a technician or crew")
-def assign(order_id: str, body: AssignIn, principal: Principal = Depends(DISPATCH),
-           engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def assign(order_id: str, body: AssignIn, principal: DispatchDep,
+           engine: EngineDep) -> dict[str, Any]:
     with engine.begin() as conn:
         return service.assign(conn, principal, order_id, body.assigned_to)  # type: ignore[no-any-return]
 
 
 @router.post("/{order_id}/status", summary="Move an order forward along its status lattice")
-def change_status(order_id: str, body: StatusIn, principal: Principal = Depends(require_roles("dispatcher", "technician")),
-                  engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+def change_status(order_id: str, body: StatusIn, principal: CrewDep,
+                  engine: EngineDep) -> dict[str, Any]:
     """created < assigned < in_progress < completed < verified; cancelled is final. A status
     never goes back; completing a replacement needs the old final and new initial readings."""
     with engine.begin() as conn:
@@ -131,6 +123,6 @@ def change_status(order_id: str, body: StatusIn, principal: Principal = Depends(
 
 
 @router.post("/dispatch", summary="Open orders from new anomalies and apply completions now")
-def dispatch(principal: Principal = Depends(DISPATCH), engine: Engine = Depends(get_engine)) -> dict[str, int]:
+def dispatch(principal: DispatchDep, engine: EngineDep) -> dict[str, int]:
     """The background pass runs every few seconds; this runs it at once."""
     return service.process(engine)
