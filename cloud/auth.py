@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection, Engine
 
 from cloud import row_security
 from cloud.db import metadata
+from cloud.errors import Forbidden, Unauthorized
 from cloud.ids import uuid7
 
 ROLES = ("admin", "billing", "collections", "dispatcher", "reader", "technician", "gateway", "handheld")
@@ -159,8 +160,8 @@ def principal_for_token(conn: Connection, token: str) -> Principal | None:
     return None
 
 
-def _unauthorized(reason: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(reason: str) -> Unauthorized:
+    return Unauthorized(reason, headers={"WWW-Authenticate": "Bearer"})
 
 
 # Declares the scheme in the OpenAPI document (the "Authorize" button of /docs); the checks
@@ -205,10 +206,7 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
 
     def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise HTTPException(
-                status_code=403,
-                detail=f"role {principal.role!r} may not do this (needs one of: {', '.join(sorted(allowed))})",
-            )
+            raise Forbidden(f"role {principal.role!r} may not do this (needs one of: {', '.join(sorted(allowed))})")
         return principal
 
     return dependency

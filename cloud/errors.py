@@ -37,6 +37,8 @@ class DomainError(Exception):
             self.code = code
         if status is not None:
             self.status = status
+            if code is None:
+                self.code = CODES.get(status, self.code)
         self.field = field
         self.errors = list(errors or ([FieldError(field, detail, self.code)] if field else []))
         self.headers = headers
@@ -86,6 +88,12 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+CODES: dict[int, str] = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
+    500: "internal", 503: "unavailable",
+}
+STATUS_OF: dict[str, int] = {code: status for status, code in CODES.items()}
 TITLES: dict[int, str] = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",

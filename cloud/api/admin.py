@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, scope_municipality
@@ -16,6 +16,7 @@ from cloud.auth import (
     create_user,
     users,
 )
+from cloud.errors import Forbidden, Invalid
 from cloud.events import events_for_entity, record_event
 from cloud.logging import get_logger
 
@@ -57,12 +58,12 @@ def add_user(body: NewUser, principal: AdminDep,
              engine: EngineDep) -> dict[str, Any]:
     """Create a staff user (admin). An admin of one municipality creates users only there."""
     if not principal.all_municipalities and body.municipality != principal.municipality:
-        raise HTTPException(403, f"no access to municipality {body.municipality!r}")
+        raise Forbidden(f"no access to municipality {body.municipality!r}")
     with engine.begin() as conn:
         try:
             cred = create_user(conn, name=body.name, role=body.role, municipality=body.municipality, zone=body.zone)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         record_event(conn, "UserCreated", "user", cred["id"], principal,
                      {"name": body.name, "role": body.role, "zone": body.zone},
                      municipality=None if body.municipality == "*" else body.municipality)
@@ -74,12 +75,12 @@ def add_node(body: NewNode, principal: AdminDep,
              engine: EngineDep) -> dict[str, Any]:
     """Register a gateway or handheld (admin); the answer holds its token and site_id."""
     if not principal.sees(body.municipality):
-        raise HTTPException(403, f"no access to municipality {body.municipality!r}")
+        raise Forbidden(f"no access to municipality {body.municipality!r}")
     with engine.begin() as conn:
         try:
             cred = create_node(conn, kind=body.kind, municipality=body.municipality, zone=body.zone, name=body.name)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         record_event(conn, "NodeRegistered", "node", cred["site_id"], principal,
                      {"kind": body.kind, "zone": body.zone}, municipality=body.municipality)
     return cred
@@ -106,13 +107,9 @@ def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactiva
     """Retire a field node (admin): its token stops working at once, it no longer holds back
     tombstone purge. Not reversible (a returning device is registered anew). 409 when inactive."""
     from cloud.sync.nodes import deactivate_node as retire
-    from cloud.sync.review import ReviewError
 
     with engine.begin() as conn:
-        try:
-            out = retire(conn, principal, site_id, body.note)
-        except ReviewError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
+        out = retire(conn, principal, site_id, body.note)
     get_logger("cloud.admin").info("node_deactivated", site_id=site_id, kind=out["kind"], zone=out["zone"],
                                    by=principal.id)
     return out

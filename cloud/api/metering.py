@@ -7,10 +7,10 @@ import datetime as dt
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
-from cloud.api.registry import _call
+from cloud.errors import Forbidden
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, zones
@@ -29,7 +29,7 @@ def consumption(principal: StaffDep, engine: EngineDep,
     """Validated consumption (net of estimate true-ups) per group and period."""
     muni = scope_municipality(principal, municipality)
     if principal.zone and zone not in (None, principal.zone):
-        raise HTTPException(403, f"no access to zone {zone!r}")
+        raise Forbidden(f"no access to zone {zone!r}")
     zone = zone or principal.zone
     with engine.begin() as conn:
         metering.validate_pending(conn)
@@ -37,8 +37,8 @@ def consumption(principal: StaffDep, engine: EngineDep,
             row = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract)).first()
             if row is None or not principal.sees(row.municipality):
                 raise not_found("contract", contract)
-        return _call(metering.consumption_series, conn, group=group, granularity=granularity,  # type: ignore[no-any-return]
-                     start=_call(service.to_ms, start), end=_call(service.to_ms, end), municipality=muni, zone=zone,
+        return metering.consumption_series(conn, group=group, granularity=granularity,  # type: ignore[no-any-return]
+                     start=service.to_ms(start), end=service.to_ms(end), municipality=muni, zone=zone,
                      contract_id=contract)
 
 
@@ -51,7 +51,7 @@ def non_revenue_water(principal: StaffDep, engine: EngineDep, zone: str = Query(
         if z is None or not principal.sees_zone(z["municipality"], z["code"]):
             raise not_found("zone", zone)
         metering.validate_pending(conn)
-        return metering.non_revenue_water(conn, z, _call(service.to_ms, start), _call(service.to_ms, end))
+        return metering.non_revenue_water(conn, z, service.to_ms(start), service.to_ms(end))
 
 
 @router.get("/anomalies")
@@ -64,4 +64,4 @@ def anomalies(principal: StaffDep, engine: EngineDep,
     with engine.begin() as conn:
         metering.validate_pending(conn)
         return metering.anomaly_list(conn, municipality=muni, zone=zone or principal.zone, kind=kind,
-                                     since=_call(service.to_ms, since) if since else None, limit=limit)
+                                     since=service.to_ms(since) if since else None, limit=limit)

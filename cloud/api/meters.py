@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
 from cloud.api.deps import (
@@ -17,8 +17,8 @@ from cloud.api.deps import (
     StaffDep,
     not_found,
 )
-from cloud.api.registry import _call
 from cloud.auth import Principal, require_roles
+from cloud.errors import Invalid
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.models import MeterOut, ReplaceMeterIn
@@ -60,7 +60,7 @@ def replace_meter(serial: str, body: ReplaceMeterIn, principal: MeterCrewDep,
     consumption of the period sums both meters' parts."""
     with engine.begin() as conn:
         old = _meter_or_404(conn, principal, serial)
-        return _call(metering.replace_meter, conn, principal, old, body)  # type: ignore[no-any-return]
+        return metering.replace_meter(conn, principal, old, body)  # type: ignore[no-any-return]
 
 
 class EstimateIn(BaseModel):
@@ -74,8 +74,8 @@ def estimate(serial: str, principal: BillingAdminDep, engine: EngineDep, body: E
     Flagged as estimated; the next real reading trues it up."""
     with engine.begin() as conn:
         meter = _meter_or_404(conn, principal, serial)
-        at = _call(service.to_ms, body.at)
-        return _call(metering.estimate_reading, conn, principal, meter, at, body.fallback_daily_l)  # type: ignore[no-any-return]
+        at = service.to_ms(body.at)
+        return metering.estimate_reading(conn, principal, meter, at, body.fallback_daily_l)  # type: ignore[no-any-return]
 
 
 @router.get("/{serial}/estimates")
@@ -94,6 +94,6 @@ def consumption(serial: str, principal: StaffDep, engine: EngineDep, start: dt.d
     with engine.connect() as conn:
         m = _meter_or_404(conn, principal, serial)
         if not m["service_point_id"]:
-            raise HTTPException(422, f"meter {serial!r} is not installed at a service point")
-        return metering.service_point_consumption(conn, m["service_point_id"], _call(service.to_ms, start),
-                                                  _call(service.to_ms, end))
+            raise Invalid(f"meter {serial!r} is not installed at a service point")
+        return metering.service_point_consumption(conn, m["service_point_id"], service.to_ms(start),
+                                                  service.to_ms(end))

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.api.deps import (
@@ -18,8 +18,8 @@ from cloud.api.deps import (
     SettingsDep,
     not_found,
 )
-from cloud.api.registry import _call
 from cloud.auth import Principal, require_roles
+from cloud.errors import Invalid
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, meter_installations
@@ -105,15 +105,15 @@ def post_reading(body: ReadingIn, response: Response,
     with engine.begin() as conn:
         meter = service.meter_row(conn, body.meter_serial)
         if meter is None or not principal.sees_zone(meter["municipality"], meter["zone"]):
-            raise HTTPException(422, {"error": "unknown_meter", "reason": f"unknown meter {body.meter_serial!r}"})
-        taken_at = _call(service.to_ms, body.taken_at)
+            raise Invalid(f"unknown meter {body.meter_serial!r}", code="unknown_meter")
+        taken_at = service.to_ms(body.taken_at)
         verdict = metering.plausibility_of(conn, meter, body.litres(), taken_at)
         # an observation code is the reader's explanation (as in the app): kept, and VEE flags it
         if verdict.implausible and not body.confirmed and not body.observation_code \
                 and not _same_id_stored(conn, body.id):
-            raise HTTPException(422, {"error": "implausible_reading", "reason": _implausible_reason(verdict)})
-        doc, created = _call(
-            metering.record_reading, conn, principal, meter, reading_id=body.id.lower() if body.id else None,
+            raise Invalid(_implausible_reason(verdict), code="implausible_reading")
+        doc, created = metering.record_reading(
+            conn, principal, meter, reading_id=body.id.lower() if body.id else None,
             taken_at=taken_at, value_l=body.litres(), source=ReadingSource.API.value,
             observation_code=body.observation_code, reader_id=body.reader_id or principal.id, lat=body.lat, lon=body.lon,
             future_tolerance_ms=settings.future_tolerance_s * 1000,
@@ -151,7 +151,7 @@ def list_readings(principal: PrincipalDep, engine: EngineDep,
                   limit: int = Query(500, ge=1, le=5000)) -> list[Any]:
     """Readings of one meter (or of a contract's meters), oldest first, each with its validation."""
     if (meter is None) == (contract is None):
-        raise HTTPException(422, "give exactly one of meter or contract")
+        raise Invalid("give exactly one of meter or contract")
     with engine.begin() as conn:
         if meter is not None:
             m = service.meter_row(conn, meter)
@@ -170,8 +170,8 @@ def list_readings(principal: PrincipalDep, engine: EngineDep,
         # Readings that arrived by sync are validated on first look (and by the background pass).
         for serial in serials:
             metering.validate_pending_for_meter(conn, serial)
-        return metering.list_readings(conn, serials, since=_call(service.to_ms, since) if since else None,
-                                      until=_call(service.to_ms, until) if until else None, limit=limit)
+        return metering.list_readings(conn, serials, since=service.to_ms(since) if since else None,
+                                      until=service.to_ms(until) if until else None, limit=limit)
 
 
 class EditIn(BaseModel):
@@ -191,8 +191,8 @@ def edit_reading(reading_id: str, body: EditIn, principal: BillingAdminDep,
             raise not_found("reading", reading_id)
         meter = service.meter_row(conn, old["meter_serial"])
         if meter is None:
-            raise HTTPException(422, f"meter {old['meter_serial']!r} of this reading no longer exists")
-        doc, _ = _call(metering.record_reading, conn, principal, meter, reading_id=None, taken_at=old["taken_at"],
+            raise Invalid(f"meter {old['meter_serial']!r} of this reading no longer exists")
+        doc, _ = metering.record_reading(conn, principal, meter, reading_id=None, taken_at=old["taken_at"],
                        value_l=body.value_l, source=ReadingSource.API.value, observation_code=old["observation_code"],
                        reader_id=principal.id, supersedes=reading_id, now=old["taken_at"])
         from cloud.events import record_event

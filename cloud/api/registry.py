@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from cloud.api.deps import (
     ERROR_RESPONSES,
@@ -36,18 +36,6 @@ router = APIRouter(tags=["registry"], responses=ERROR_RESPONSES)
 RegistrarsDep = Annotated[Principal, Depends(require_roles("admin", "dispatcher"))]
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Domain errors → HTTP errors with their reason."""
-    try:
-        return fn(*args, **kwargs)
-    except service.RegistryError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    except service.Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
-    except PermissionError as exc:
-        raise HTTPException(403, str(exc)) from exc
-
-
 @router.get("/municipalities")
 def list_municipalities(principal: PrincipalDep) -> list[dict[str, str]]:
     """The operating units (tenants) the caller may see."""
@@ -59,7 +47,7 @@ def create_zone(body: ZoneIn, principal: RegistrarsDep,
                 engine: EngineDep) -> dict[str, Any]:
     """Create a zone (lote) in a municipality."""
     with engine.begin() as conn:
-        _call(service.create_zone, conn, principal, body.code, body.name, body.district_meters)
+        service.create_zone(conn, principal, body.code, body.name, body.district_meters)
     return {"code": body.code, "municipality": body.code.rsplit("-Z", 1)[0], "name": body.name,
             "district_meters": body.district_meters}
 
@@ -92,7 +80,7 @@ def create_contract(body: ContractIn, principal: RegistrarsDep,
                     engine: EngineDep) -> dict[str, Any]:
     """Create a contract with its customer (new or existing), service point and optionally its meter."""
     with engine.begin() as conn:
-        cid = _call(service.create_contract, conn, principal, body)
+        cid = service.create_contract(conn, principal, body)
         return service.get_contract(conn, principal, cid)  # type: ignore[return-value]
 
 
@@ -130,7 +118,7 @@ def patch_contract(contract_id: str, body: ContractPatch, principal: BillingAdmi
                    engine: EngineDep) -> dict[str, Any]:
     """Change status, use class, services, units or end date; recorded in the event log."""
     with engine.begin() as conn:
-        if not _call(service.update_contract, conn, principal, contract_id, body):
+        if not service.update_contract(conn, principal, contract_id, body):
             raise not_found("contract", contract_id)
         return service.get_contract(conn, principal, contract_id)  # type: ignore[return-value]
 
@@ -140,7 +128,7 @@ def create_route(body: RouteIn, principal: RegistrarsDep,
                  engine: EngineDep) -> dict[str, Any]:
     """Create a reading route in a zone (replicated to the zone's field nodes)."""
     with engine.begin() as conn:
-        rid = _call(service.create_route, conn, principal, body)
+        rid = service.create_route(conn, principal, body)
     return {"id": rid, **body.model_dump()}
 
 

@@ -12,22 +12,22 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import EngineDep, NowDep, get_settings, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
-from cloud.billing.lifecycle import LifecycleError, local_day
+from cloud.billing.lifecycle import local_day
 from cloud.billing.periods import (
     FINAL_BILL_MAX_CONTRACTS,
-    PeriodRefused,
     check_final_bill,
     check_period,
     parse_cycle,
 )
 from cloud.billing.runs import RunSpec, create_run, load_run, run_status
 from cloud.billing.tables import billing_runs, invoices
+from cloud.errors import Conflict, Invalid
 from cloud.events import record_event
 from cloud.registry.municipalities import MUNICIPALITIES, municipality_of_zone
 
@@ -98,29 +98,26 @@ def start_run(body: BillingRunIn, request: Request, principal: BillingDep,
         try:
             zmuni = municipality_of_zone(body.zone)
         except ValueError as e:
-            raise HTTPException(422, str(e)) from e
+            raise Invalid(str(e)) from e
         if munis and munis != [zmuni]:
-            raise HTTPException(422, f"zone {body.zone} is not in municipalities {munis}")
+            raise Invalid(f"zone {body.zone} is not in municipalities {munis}")
         munis = [zmuni]
     if not munis:
         if principal.all_municipalities:
-            raise HTTPException(422, "central staff must name the municipalities (or a zone) to bill")
+            raise Invalid("central staff must name the municipalities (or a zone) to bill")
         munis = [principal.municipality]
     unknown = [m for m in munis if m not in MUNICIPALITIES]
     if unknown:
-        raise HTTPException(422, f"unknown municipalities {unknown}; one of EXP-01..EXP-13")
+        raise Invalid(f"unknown municipalities {unknown}; one of EXP-01..EXP-13")
     for m in munis:
         scope_municipality(principal, m)  # 403 for another municipality
     today = local_day(now)
-    try:
-        fb = body.finalBill
-        if fb is None:
-            period = check_period(body.cycle, today, earliest_billable(get_settings(request)))
-        else:
-            period = check_final_bill(body.cycle, fb.through, today, earliest_billable(get_settings(request)),
-                                      fb.reason, fb.contracts)
-    except PeriodRefused as e:
-        raise HTTPException(422, str(e)) from e
+    fb = body.finalBill
+    if fb is None:
+        period = check_period(body.cycle, today, earliest_billable(get_settings(request)))
+    else:
+        period = check_final_bill(body.cycle, fb.through, today, earliest_billable(get_settings(request)),
+                                  fb.reason, fb.contracts)
     spec = RunSpec(tuple(sorted(set(munis))), body.cycle, body.zone, body.parallelism, body.chunkSize,
                    body.retryPolicy.maxAttempts, body.retryPolicy.leaseSeconds,
                    period_end=period.end if fb else None, final_bill_reason=fb.reason.strip() if fb else None,
@@ -325,7 +322,7 @@ def correct_invoice(invoice_id: str, body: CorrectionIn, engine: EngineDep,
     with engine.begin() as conn:
         orig = _visible_invoice(conn, principal, invoice_id)
         if orig["status"] != "issued":
-            raise HTTPException(409, f"invoice {orig['number']} is {orig['status']}: only an issued invoice is "
+            raise Conflict(f"invoice {orig['number']} is {orig['status']}: only an issued invoice is "
                                      "corrected")
         row = build_correction(conn, dict(orig), reason=body.reason, consumption_l=body.consumptionL,
                                use_class=body.useClass, units=body.units, now=now)
@@ -358,7 +355,7 @@ def review_run(run_id: str, engine: EngineDep, principal: BillingDep,
         if run["state"] != "draft":
             return run["review"] or {}
         if run["phase"] in ("pending", "running"):
-            raise HTTPException(409, f"billing run {run_id} is {run['phase']}: review it when it has completed")
+            raise Conflict(f"billing run {run_id} is {run['phase']}: review it when it has completed")
         report = review_report(conn, run, now)
         store_review(conn, run, report, principal, now)
         return report
@@ -375,10 +372,7 @@ def approve(run_id: str, body: ApproveIn, engine: EngineDep, principal: BillingD
     from cloud.billing.lifecycle import approve_run
     with engine.begin() as conn:
         run = _visible_run(conn, principal, run_id)
-        try:
-            approve_run(conn, run, body.reviewId, principal, now)
-        except LifecycleError as e:
-            raise HTTPException(e.status, str(e)) from e
+        approve_run(conn, run, body.reviewId, principal, now)
     with engine.connect() as conn:
         return run_status(conn, _visible_run(conn, principal, run_id))
 
@@ -401,10 +395,7 @@ def void_billing_run(run_id: str, body: VoidIn, engine: EngineDep, principal: Bi
 
     with engine.begin() as conn:
         run = _visible_run(conn, principal, run_id)
-        try:
-            return void_run(conn, run, body.reason.strip(), body.motive, principal, now)
-        except LifecycleError as e:
-            raise HTTPException(e.status, str(e)) from e
+        return void_run(conn, run, body.reason.strip(), body.motive, principal, now)
 
 
 @router.post("/invoices/{invoice_id}/void", summary="Void one issued invoice (cancel its CFDI)")
@@ -414,10 +405,7 @@ def void_one_invoice(invoice_id: str, body: VoidIn, engine: EngineDep, principal
 
     with engine.begin() as conn:
         inv = _visible_invoice(conn, principal, invoice_id)
-        try:
-            void_invoice(conn, dict(inv), body.reason.strip(), body.motive, principal, now)
-        except LifecycleError as e:
-            raise HTTPException(e.status, str(e)) from e
+        void_invoice(conn, dict(inv), body.reason.strip(), body.motive, principal, now)
         return invoice_out(conn.execute(sa.select(invoices).where(invoices.c.id == invoice_id)).mappings().one())
 
 
@@ -453,14 +441,11 @@ def create_credit_note(invoice_id: str, body: CreditNoteIn, engine: EngineDep,
         try:
             wanted.append((ln.concept, to_cents(ln.amount)))
         except MoneyError as e:
-            raise HTTPException(422, f"lines[{i}].amount: {e}") from e
+            raise Invalid(f"lines[{i}].amount: {e}", field=f"lines[{i}].amount") from e
     with engine.begin() as conn:
         inv = _visible_invoice(conn, principal, invoice_id)
-        try:
-            row = issue_credit_note(conn, dict(inv), kind=body.kind, reason=body.reason.strip(), wanted=wanted,
-                                    principal=principal, now=now)
-        except LifecycleError as e:
-            raise HTTPException(e.status, str(e)) from e
+        row = issue_credit_note(conn, dict(inv), kind=body.kind, reason=body.reason.strip(), wanted=wanted,
+                                principal=principal, now=now)
         return credit_note_out(row)
 
 

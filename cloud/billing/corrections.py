@@ -8,11 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import HTTPException
 from sqlalchemy.engine import Connection
 
 from cloud.billing.runs import line_json, payment_reference
 from cloud.billing.tables import credit_notes, invoices
+from cloud.errors import Conflict, Invalid
 from cloud.ids import uuid7
 from cloud.tariffs import BillRequest, TariffError, compute_bill, default_book
 
@@ -30,13 +30,13 @@ def build_correction(conn: Connection, orig: dict[str, Any], *, reason: str, con
                      use_class: str | None, units: int | None, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     if conn.execute(sa.select(credit_notes.c.id).where(credit_notes.c.invoice_id == orig["id"])).first():
-        raise HTTPException(409, f"invoice {orig['number']} has credit notes: adjust it with another credit note "
+        raise Conflict(f"invoice {orig['number']} has credit notes: adjust it with another credit note "
                                  "(a correction would replace what they credit)")
     latest = conn.execute(sa.select(sa.func.max(invoices.c.revision)).where(
         invoices.c.contract_id == orig["contract_id"], invoices.c.period == orig["period"],
         invoices.c.status != "void")).scalar_one()
     if orig["revision"] != latest:
-        raise HTTPException(409, f"invoice {orig['number']} was already corrected; correct the latest revision")
+        raise Conflict(f"invoice {orig['number']} was already corrected; correct the latest revision")
     litres = orig["consumption_l"] if consumption_l is None else consumption_l
     cls = use_class or orig["use_class"]
     n_units = units or orig["units"]
@@ -47,11 +47,11 @@ def build_correction(conn: Connection, orig: dict[str, Any], *, reason: str, con
                                                         orig["period_start"], orig["period_end"], services,
                                                         n_units, pensioner=_pensioner(conn, orig["contract_id"])))
     except TariffError as e:
-        raise HTTPException(422, str(e)) from e
+        raise Invalid(str(e)) from e
     rev = conn.execute(sa.select(sa.func.max(invoices.c.revision)).where(
         invoices.c.contract_id == orig["contract_id"], invoices.c.period == orig["period"])).scalar_one() + 1
     if rev > 99:
-        raise HTTPException(409, f"invoice {orig['number']}: at most 99 corrections per period")
+        raise Conflict(f"invoice {orig['number']}: at most 99 corrections per period")
     return {
         "id": uuid7(), "number": f"{orig['number'].split('-C')[0]}-C{rev}", "municipality": orig["municipality"],
         "zone": orig["zone"], "contract_id": orig["contract_id"], "period": orig["period"], "kind": "correction",

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import errors
 from cloud.billing.bulk import insert_rows
 from cloud.billing.events import EVENT_COLS, EVENT_SOURCE_COLS, invoice_event_tuples, run_event
 from cloud.billing.tables import (
@@ -42,12 +43,11 @@ MX = ZoneInfo("America/Mexico_City")
 VOID_MOTIVES = {"02": "errors without a substitute", "03": "the operation did not take place"}
 
 
-class LifecycleError(ValueError):
+class LifecycleError(errors.DomainError, ValueError):
     """The run or invoice is not in a state that allows this; `status` is the HTTP answer."""
 
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+        super().__init__(reason, status=status)
 
 
 def local_day(now: datetime) -> date:

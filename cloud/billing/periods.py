@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from cloud import errors
+
 CYCLE_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII digits only (\d takes full-width ones)
 FINAL_BILL_MAX_CONTRACTS = 500
 
 
-class PeriodRefused(ValueError):
+class PeriodRefused(errors.Invalid, ValueError):
     """The run may not bill this period; the message says why (a 422)."""
 
 

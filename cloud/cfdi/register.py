@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
 from cloud.api.deps import EngineDep, scope_municipality
 from cloud.auth import Principal, require_roles
+from cloud.errors import Invalid, NotFound
 
 from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 
@@ -67,7 +68,7 @@ def _contract_filter(contract: str) -> Any:
 def _period_bounds(period: str) -> tuple[datetime, datetime]:
     y, m = int(period[:4]), int(period[5:7])
     if not 1 <= m <= 12:
-        raise HTTPException(422, detail=f"period: month {m:02d} does not exist")
+        raise Invalid(f"period: month {m:02d} does not exist", field="period")
     start = datetime.combine(date(y, m, 1), time(0), MX)
     end = datetime.combine(date(y + (m == 12), m % 12 + 1, 1), time(0), MX)
     return start.astimezone(UTC), end.astimezone(UTC)
@@ -129,7 +130,7 @@ def _visible(engine: Engine, principal: Principal, document_id: str) -> dict[str
     with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     if row is None or not principal.sees(row["municipality"]):
-        raise HTTPException(404, detail=f"CFDI document {document_id!r} not found")
+        raise NotFound(f"CFDI document {document_id!r} not found")
     return dict(row)
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from cloud.api.deps import EngineDep
 from cloud.auth import Principal, require_roles
+from cloud.errors import NotFound
 
-from .rules import CfdiRuleError
 from .tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 
 router = APIRouter(tags=["cfdi"])
@@ -53,7 +53,7 @@ def _invoice_document(conn: sa.Connection, invoice_id: str) -> dict[str, Any] | 
 
 def _visible(principal: Principal, doc: dict[str, Any] | None, what: str, key: str) -> dict[str, Any]:
     if doc is None or not principal.sees(doc["municipality"]):
-        raise HTTPException(404, detail=f"{what} {key!r} not found")
+        raise NotFound(f"{what} {key!r} not found")
     return doc
 
 
@@ -147,10 +147,7 @@ def cancel_document(
     with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     _visible(principal, dict(row) if row else None, "CFDI document", document_id)
-    try:
-        doc = get_service(request).cancel(document_id, body.motive, body.substitute_uuid)
-    except CfdiRuleError as e:
-        raise HTTPException(422, detail=str(e)) from e
+    doc = get_service(request).cancel(document_id, body.motive, body.substitute_uuid)
     if doc["cancel_state"] in CANCEL_OPEN:
         response.status_code = 202
     return _status(doc)
@@ -162,7 +159,7 @@ def cancellation_ack(document_id: str, engine: EngineDep, principal: ReadersDep)
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     if not doc["cancel_ack"]:
-        raise HTTPException(404, detail=f"CFDI document {document_id!r} has no cancellation acknowledgment "
+        raise NotFound(f"CFDI document {document_id!r} has no cancellation acknowledgment "
                                         f"(cancel_state: {doc['cancel_state'] or 'none'})")
     return Response(content=doc["cancel_ack"], media_type="application/xml", headers={
         "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.xml"'})
@@ -176,7 +173,7 @@ def cancellation_ack_pdf(document_id: str, engine: EngineDep, principal: Readers
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()
     doc = _visible(principal, dict(row) if row else None, "CFDI document", document_id)
     if not doc["cancel_ack"]:
-        raise HTTPException(404, detail=f"CFDI document {document_id!r} has no cancellation acknowledgment "
+        raise NotFound(f"CFDI document {document_id!r} has no cancellation acknowledgment "
                                         f"(cancel_state: {doc['cancel_state'] or 'none'})")
     return Response(content=render_ack_pdf(doc["cancel_ack"], doc), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="acuse-cancelacion-{doc["uuid"]}.pdf"'})

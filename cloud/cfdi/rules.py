@@ -12,10 +12,12 @@ from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, 
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.mx import rfc as mx_rfc
 
+from cloud import errors
+
 from .model import LineKind, UseType, VatTreatment
 
 
-class CfdiRuleError(ValueError):
+class CfdiRuleError(errors.Invalid, ValueError):
     """Input that would produce a CFDI SAT (or a PAC) rejects; the message says why."""
 
 

@@ -6,19 +6,19 @@ from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.collections import service
+from cloud.errors import Invalid
 from cloud.payments.ledger import today_local
 from cloud.payments.money import MoneyError, fmt, to_cents
 from cloud.registry.tables import contracts
 
 router = APIRouter(tags=["collections"])
 CollectionsDep = Annotated[Principal, Depends(require_roles("collections", "billing"))]
-_HTTP = {"invalid": 422, "not_found": 404, "conflict": 409}
 
 
 def _contract_muni(conn: Any, principal: Principal, contract_id: str) -> str:
@@ -52,14 +52,11 @@ def post_agreement(contract_id: str, body: AgreementBody, engine: EngineDep,
     try:
         down = to_cents(body.downPayment)
     except MoneyError as e:
-        raise HTTPException(422, f"downPayment: {e}") from e
+        raise Invalid(f"downPayment: {e}", field="downPayment") from e
     with engine.begin() as conn:
         muni = _contract_muni(conn, principal, contract_id)
-        try:
-            return service.sign_agreement(conn, contract_id, muni, body.instalments, down,
-                                          body.startDate or today_local(), principal)
-        except service.CollectionsError as e:
-            raise HTTPException(_HTTP.get(e.code, 422), e.reason) from e
+        return service.sign_agreement(conn, contract_id, muni, body.instalments, down,
+                                      body.startDate or today_local(), principal)
 
 
 class RunBody(BaseModel):
@@ -71,7 +68,7 @@ class RunBody(BaseModel):
 def _muni(principal: Principal, requested: str | None) -> str:
     m = scope_municipality(principal, requested)
     if m is None:
-        raise HTTPException(422, "central staff must name the municipality")
+        raise Invalid("central staff must name the municipality")
     return m
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import errors
 from cloud.collections.ageing import BUCKETS, Ageing, StatusRules, age, debt_status
 from cloud.collections.agreements import instalment_plan, progress
 from cloud.collections.tables import agreement_ends, agreement_instalments, agreements, charges
@@ -28,10 +29,12 @@ LATE_FEE_RATE = Decimal("0.0147")   # per month (CEA tariff rules; cloud.tariffs
 LATE_FEE_FROM_MONTH = 2             # the first month past due is free
 
 
-class CollectionsError(ValueError):
+class CollectionsError(errors.DomainError, ValueError):
+    """Bad request about collections: `code` invalid (422), not_found (404) or conflict (409)."""
+
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+        super().__init__(reason, status=errors.STATUS_OF.get(code, 422))
+        self.reason = reason
 
 
 def ageing_for(conn: Connection, contract_ids: list[str], as_of: date, *, historic: bool = False) -> dict[str, Ageing]:

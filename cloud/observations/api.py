@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, not_found
 from cloud.auth import Principal
+from cloud.errors import Forbidden, Invalid
 from cloud.registry.municipalities import MUNICIPALITIES
 from sync.observations import WORK_ORDER_TYPES, ObservationError
 
@@ -42,16 +43,17 @@ class CodeOut(BaseModel):
 def _municipality(principal: Principal, requested: str | None) -> str:
     muni = requested or (None if principal.all_municipalities else principal.municipality)
     if muni is None:
-        raise HTTPException(422, "municipality: required for central staff")
+        raise Invalid("municipality: required for central staff", field="municipality")
     if muni not in MUNICIPALITIES:
-        raise HTTPException(422, f"municipality: unknown {muni!r}")
+        raise Invalid(f"municipality: unknown {muni!r}", field="municipality")
     if not principal.sees(muni):
-        raise HTTPException(403, f"no access to municipality {muni!r}")
+        raise Forbidden(f"no access to municipality {muni!r}")
     return muni
 
 
-def _bad(exc: ObservationError) -> HTTPException:
-    return HTTPException(422, f"{exc.field}: {exc.reason}")
+def _bad(exc: ObservationError) -> Invalid:
+    # The vocabulary's error lives in `sync` (shared with the handheld), so it is translated here.
+    return Invalid(f"{exc.field}: {exc.reason}", field=exc.field)
 
 
 @router.get("", response_model=list[CodeOut])

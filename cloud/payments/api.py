@@ -9,24 +9,24 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.api.deps import EngineDep, not_found, scope_municipality
 from cloud.auth import Principal, require_roles
 from cloud.billing.tables import invoices
+from cloud.errors import Conflict, Invalid
 from cloud.payments import references as refs
 from cloud.payments.ledger import (
     CHANNELS,
-    PaymentError,
     PaymentIn,
     payment_out,
     record_payments,
     reverse_payment,
 )
 from cloud.payments.money import MoneyError, dec_cents, fmt, to_cents
-from cloud.payments.reconcile import ReconcileError, import_statement
+from cloud.payments.reconcile import import_statement
 from cloud.payments.resolve import resolve_one
 from cloud.payments.statements import FORMATS
 from cloud.payments.tables import payment_references, payments, statement_imports, statement_lines
@@ -35,11 +35,6 @@ from cloud.registry.tables import contracts
 
 router = APIRouter(tags=["payments"])
 MoneyDep = Annotated[Principal, Depends(require_roles("collections", "billing"))]
-_HTTP = {"invalid": 422, "not_found": 404, "conflict": 409}
-
-
-def _err(e: PaymentError) -> HTTPException:
-    return HTTPException(_HTTP.get(e.code, 422), e.reason)
 
 
 class PaymentBody(BaseModel):
@@ -66,40 +61,37 @@ def post_payment(body: PaymentBody, engine: EngineDep, response: Response,
     try:
         cents = to_cents(body.amount)
     except MoneyError as e:
-        raise HTTPException(422, f"amount: {e}") from e
+        raise Invalid(f"amount: {e}", field="amount") from e
     if cents <= 0:
-        raise HTTPException(422, "amount: must be more than 0.00")
+        raise Invalid("amount: must be more than 0.00", field="amount")
     now = datetime.now(UTC)
     try:
         received = parse_received_at(body.receivedAt, now) if body.receivedAt is not None else now
     except TimeError as e:
-        raise HTTPException(422, f"receivedAt: {e}") from e
+        raise Invalid(f"receivedAt: {e}", field="receivedAt") from e
     with engine.begin() as conn:
         contract_id, invoice_id = body.contractId, body.invoiceId
         if body.reference:
             r = resolve_one(conn, body.reference, cents)
             if r.status == "unmatched":
-                raise HTTPException(422, f"reference {body.reference!r}: {r.reason}")
+                raise Invalid(f"reference {body.reference!r}: {r.reason}")
             if contract_id and r.contract_id != contract_id:
-                raise HTTPException(422, f"reference {body.reference!r} is for contract {r.contract_id}, "
+                raise Invalid(f"reference {body.reference!r} is for contract {r.contract_id}, "
                                     f"not {contract_id}")
             contract_id = r.contract_id
             invoice_id = invoice_id or r.invoice_id
         if not contract_id:
-            raise HTTPException(422, "give a contractId or a reference")
+            raise Invalid("give a contractId or a reference")
         muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract_id)).scalar()
         if muni is None or not principal.sees(muni):
             raise not_found("contract", contract_id)
         if invoice_id is not None:
             inv = conn.execute(sa.select(invoices.c.contract_id).where(invoices.c.id == invoice_id)).scalar()
             if inv != contract_id:
-                raise HTTPException(422, f"invoice {invoice_id} is not an invoice of contract {contract_id}")
-        try:
-            (o,) = record_payments(conn, [PaymentIn(
-                contract_id, cents, body.channel, body.channelTxnId, received,
-                body.reference, invoice_id)], principal)
-        except PaymentError as e:
-            raise _err(e) from e
+                raise Invalid(f"invoice {invoice_id} is not an invoice of contract {contract_id}")
+        (o,) = record_payments(conn, [PaymentIn(
+            contract_id, cents, body.channel, body.channelTxnId, received,
+            body.reference, invoice_id)], principal)
     response.status_code = 200 if o.duplicate else 201
     return o.out()
 
@@ -145,10 +137,7 @@ def post_reversal(payment_id: str, body: ReversalBody, engine: EngineDep,
     """The payment stays; mirror allocations are appended, so what it paid is owed again."""
     with engine.begin() as conn:
         _visible_payment(conn, principal, payment_id)
-        try:
-            return reverse_payment(conn, payment_id, body.reason, principal)
-        except PaymentError as e:
-            raise _err(e) from e
+        return reverse_payment(conn, payment_id, body.reason, principal)
 
 
 @router.get("/invoices/{invoice_id}/payment-references", summary="Bank and convenience-store references")
@@ -163,19 +152,19 @@ def invoice_references(invoice_id: str, engine: EngineDep, principal: MoneyDep) 
 
 def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
     if inv.status == "draft":
-        raise HTTPException(409, f"invoice {inv.number} is a draft of a billing run awaiting approval: it has "
+        raise Conflict(f"invoice {inv.number} is a draft of a billing run awaiting approval: it has "
                                  "no payment references yet")
     if inv.status != "issued":
         from cloud.billing.lifecycle import withdrawal_of
 
         w = withdrawal_of(conn, inv.id)
         why = (f"superseded by invoice {w['replaced_by']}" if w and w["replaced_by"] else f"{inv.status}")
-        raise HTTPException(409, f"invoice {inv.number} is {why}: its payment references are withdrawn")
+        raise Conflict(f"invoice {inv.number} is {why}: its payment references are withdrawn")
     later = conn.execute(sa.select(invoices.c.id).where(
         invoices.c.contract_id == inv.contract_id, invoices.c.period == inv.period,
         invoices.c.revision > inv.revision, invoices.c.status == "issued")).first()
     if later is not None:
-        raise HTTPException(409, f"invoice {inv.number} is superseded by invoice {later.id}: its payment "
+        raise Conflict(f"invoice {inv.number} is superseded by invoice {later.id}: its payment "
                                  "references are withdrawn; use the correction's")
     have = {r.kind: r for r in conn.execute(sa.select(payment_references)
                                             .where(payment_references.c.invoice_id == inv.id))}
@@ -186,7 +175,7 @@ def ensure_references(conn: Any, inv: Any) -> dict[str, Any]:
             else None
         contract_ref = refs.contract_reference(inv.contract_id)
     except refs.InvalidPaymentReference as e:
-        raise HTTPException(422, str(e)) from e
+        raise Invalid(str(e)) from e
     now = datetime.now(UTC)
     new = []
     if "bank" not in have:
@@ -214,25 +203,20 @@ async def post_statement(request: Request, principal: MoneyDep, engine: EngineDe
     answer lists unmatched, ambiguous, duplicate and rejected lines for a person to resolve."""
     muni = scope_municipality(principal, municipality)
     if muni is None:
-        raise HTTPException(422, "central staff must name the municipality whose account this is")
+        raise Invalid("central staff must name the municipality whose account this is")
     if format not in FORMATS:
-        raise HTTPException(422, f"unknown format {format!r}; one of {', '.join(FORMATS)}")
+        raise Invalid(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise HTTPException(422, f"statement is not UTF-8 text: {e}") from e
+        raise Invalid(f"statement is not UTF-8 text: {e}") from e
 
     def run() -> dict[str, Any]:
         with engine.begin() as conn:
             return import_statement(conn, text, format, muni, principal, filename).out()
 
-    try:
-        return await run_in_threadpool(run)  # a large file must not block the event loop
-    except ReconcileError as e:
-        raise HTTPException(422, str(e)) from e
-    except PaymentError as e:
-        raise _err(e) from e
+    return await run_in_threadpool(run)  # a large file must not block the event loop
 
 
 @router.get("/bank-statements/{import_id}", summary="An import's report, lines filtered by status")

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import errors
 from cloud.billing.tables import invoices
 from cloud.collections.tables import charges
 from cloud.events.tables import events
@@ -29,12 +30,11 @@ CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
 _CHUNK = 5000 if sqlite3.sqlite_version_info >= (3, 32) else 900
 
 
-class PaymentError(ValueError):
-    """Bad input for a payment: answered 4xx by the API."""
+class PaymentError(errors.DomainError, ValueError):
+    """Bad input for a payment: `code` invalid (422), not_found (404) or conflict (409)."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
+        super().__init__(reason, status=errors.STATUS_OF.get(code, 422))
         self.reason = reason
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import errors
 from cloud.ids import uuid7
 from cloud.payments.bulk import insert_rows, new_ids
 from cloud.payments.ledger import PaymentIn, _chunks, record_payments
@@ -31,7 +32,7 @@ _COUNTER = {"applied": "applied", "duplicate": "duplicates", "unmatched": "unmat
             "rejected": "rejected"}
 
 
-class ReconcileError(ValueError):
+class ReconcileError(errors.Invalid, ValueError):
     pass
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud import errors
 from cloud.auth import Principal
 from cloud.events import record_event
 from cloud.ids import uuid7
@@ -22,11 +23,11 @@ OFFICE_ROLES = frozenset({"admin", "billing", "collections", "dispatcher"})
 PERSONAL_FIELDS = tuple(c.name for c in customers.c if c.info.get("personal"))
 
 
-class RegistryError(ValueError):
+class RegistryError(errors.Invalid, ValueError):
     """Bad input the caller can fix (→ 422), with a reason."""
 
 
-class Conflict(ValueError):
+class Conflict(errors.Conflict, ValueError):
     """The request clashes with existing data (→ 409)."""
 
 
@@ -161,7 +162,7 @@ def create_contract(conn: Connection, principal: Principal, body: Any) -> str:
     """Contract + (new) customer + service point (+ meter): one transaction, events recorded."""
     municipality = _zone_municipality(body.zone)
     if not principal.sees_zone(municipality, body.zone):
-        raise PermissionError(f"no access to zone {body.zone!r}")
+        raise errors.Forbidden(f"no access to zone {body.zone!r}", field="zone")
     if conn.execute(sa.select(zones.c.code).where(zones.c.code == body.zone)).first() is None:
         raise RegistryError(f"unknown zone {body.zone!r}; create it first (POST /api/v2/zones)")
     if body.customer_id:
@@ -299,7 +300,7 @@ def _check_route(conn: Connection, route_id: str, zone: str) -> None:
 def create_zone(conn: Connection, principal: Principal, code: str, name: str, district_meters: list[str]) -> None:
     municipality = _zone_municipality(code)
     if not principal.sees(municipality):
-        raise PermissionError(f"no access to municipality {municipality!r}")
+        raise errors.Forbidden(f"no access to municipality {municipality!r}", field="municipality")
     if conn.execute(sa.select(zones.c.code).where(zones.c.code == code)).first():
         raise Conflict(f"zone {code!r} already exists")
     conn.execute(zones.insert().values(code=code, municipality=municipality, name=name,
@@ -309,7 +310,7 @@ def create_zone(conn: Connection, principal: Principal, code: str, name: str, di
 def create_route(conn: Connection, principal: Principal, body: Any) -> str:
     municipality = _zone_municipality(body.zone)
     if not principal.sees_zone(municipality, body.zone):
-        raise PermissionError(f"no access to zone {body.zone!r}")
+        raise errors.Forbidden(f"no access to zone {body.zone!r}", field="zone")
     rid = uuid7()
     replicated.write_rows(conn, "routes", [{
         "id": rid, "municipality": municipality, "zone": body.zone, "name": body.name, "cycle": body.cycle,

@@ -27,13 +27,13 @@ and raise :class:`ReviewError` (with the field at fault) for the API and the CLI
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud import errors
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
 from sync.ids import uuid7
@@ -51,17 +51,13 @@ MAX_PAGE = 500
 MAX_NOTE = 2000
 
 
-@dataclass
-class ReviewError(Exception):
+class ReviewError(errors.DomainError):
     """Bad request: ``status`` 404 (no such entry for this caller), 409 (already decided) or
     422 (invalid input, ``field`` names it)."""
 
-    status: int
-    reason: str
-    field: str | None = None
-
-    def __str__(self) -> str:
-        return self.reason
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason, status=status, field=field)
+        self.reason = reason
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud.api.deps import (
@@ -25,7 +25,6 @@ from cloud.auth import Principal, require_roles
 from cloud.logging import get_logger
 
 from . import review
-from .review import ReviewError
 
 router = APIRouter(prefix="/sync", tags=["sync"], responses=ERROR_RESPONSES)
 log = get_logger("cloud.sync.review")
@@ -36,13 +35,6 @@ Municipality = Annotated[str | None, Query(max_length=20, description="Central s
 Node = Annotated[str | None, Query(max_length=64, description="Site id of the origin (or sending) node")]
 After = Annotated[int | None, Query(ge=0, le=2**62, description="Keyset pagination: the previous page's next_after")]
 Limit = Annotated[int, Query(ge=1, le=review.MAX_PAGE)]
-
-
-def _http(exc: ReviewError) -> HTTPException:
-    detail: dict[str, Any] = {"reason": exc.reason}
-    if exc.field:
-        detail["field"] = exc.field
-    return HTTPException(exc.status, detail=detail)
 
 
 class Page(BaseModel):
@@ -72,10 +64,7 @@ def list_quarantine(principal: ReviewersDep, engine: EngineDep, municipality: Mu
     and the node that sent it."""
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
-        try:
-            items, nxt = review.list_quarantine(conn, muni, status=status, node=node, after=after, limit=limit)
-        except ReviewError as exc:
-            raise _http(exc) from exc
+        items, nxt = review.list_quarantine(conn, muni, status=status, node=node, after=after, limit=limit)
     return {"items": items, "next_after": nxt}
 
 
@@ -86,10 +75,7 @@ def list_parked(principal: ReviewersDep, engine: EngineDep, municipality: Munici
     """Oldest first, with the reason, the fact's fields, its origin node and the node that sent it."""
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
-        try:
-            items, nxt = review.list_parked(conn, muni, status=status, node=node, after=after, limit=limit)
-        except ReviewError as exc:
-            raise _http(exc) from exc
+        items, nxt = review.list_parked(conn, muni, status=status, node=node, after=after, limit=limit)
     return {"items": items, "next_after": nxt}
 
 
@@ -104,11 +90,8 @@ def resolve_quarantine(entry_id: EntryId, body: QuarantineResolution, principal:
                        settings: SettingsDep) -> dict[str, Any]:
     """Decided once: a second resolution answers 409."""
     with engine.begin() as conn:
-        try:
-            out = review.resolve_quarantined(conn, principal, entry_id, body.action, body.note,
-                                             future_tolerance_ms=int(settings.future_tolerance_s * 1000))
-        except ReviewError as exc:
-            raise _http(exc) from exc
+        out = review.resolve_quarantined(conn, principal, entry_id, body.action, body.note,
+                                         future_tolerance_ms=int(settings.future_tolerance_s * 1000))
     log.info("sync_review_resolved", kind="quarantine", id=entry_id, action=body.action, by=principal.id,
              municipality=out["scope_municipality"], new_id=out["new_id"])
     return out
@@ -120,12 +103,9 @@ def resolve_parked(entry_id: EntryId, body: ParkedResolution, principal: Reviewe
     """Decided once: a second resolution answers 409. An assigned reading is validated (VEE) by
     the background pass like any synced reading."""
     with engine.begin() as conn:
-        try:
-            out = review.resolve_parked(conn, principal, entry_id, body.action, body.note,
-                                        meter_serial=body.meter_serial,
-                                        future_tolerance_ms=int(settings.future_tolerance_s * 1000))
-        except ReviewError as exc:
-            raise _http(exc) from exc
+        out = review.resolve_parked(conn, principal, entry_id, body.action, body.note,
+                                    meter_serial=body.meter_serial,
+                                    future_tolerance_ms=int(settings.future_tolerance_s * 1000))
     log.info("sync_review_resolved", kind="parked", id=entry_id, action=body.action, by=principal.id,
              municipality=out["scope_municipality"], new_id=out["new_id"])
     return out
@@ -137,12 +117,10 @@ def resolve_parked_by_serial(body: ParkedBulkResolution, principal: ReviewersDep
     """Oldest first, at most `limit` per call, each resolved (and audited) as one by one; a fact
     that cannot be is listed in `skipped` with its reason and stays parked. `remaining` = how
     many still name that serial."""
-    try:  # its own short transactions (BULK_CHUNK facts each)
-        out = review.resolve_parked_by_serial(engine, principal, body.claimed_serial, body.action, body.note,
-                                              meter_serial=body.meter_serial, limit=body.limit,
-                                              future_tolerance_ms=int(settings.future_tolerance_s * 1000))
-    except ReviewError as exc:
-        raise _http(exc) from exc
+    # its own short transactions (BULK_CHUNK facts each)
+    out = review.resolve_parked_by_serial(engine, principal, body.claimed_serial, body.action, body.note,
+                                          meter_serial=body.meter_serial, limit=body.limit,
+                                          future_tolerance_ms=int(settings.future_tolerance_s * 1000))
     log.info("sync_review_resolved", kind="parked_bulk", claimed_serial=body.claimed_serial, action=body.action,
              by=principal.id, resolved=len(out["resolved"]), skipped=len(out["skipped"]), remaining=out["remaining"])
     return out

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from cloud.api.deps import StaffDep
+from cloud.errors import Invalid
 from cloud.tariffs.engine import SERVICES, BillRequest, compute_bill
-from cloud.tariffs.model import TariffError
 from cloud.tariffs.store import default_book
 
 router = APIRouter(tags=["tariffs"])
@@ -41,16 +41,13 @@ def quote(principal: StaffDep,
           pensioner: bool = Query(False, description="Apply the tariff data's pensioner discounts")) -> dict[str, Any]:
     wanted = frozenset(s.strip() for s in services.split(",") if s.strip())
     if not wanted or not wanted <= SERVICES:
-        raise HTTPException(422, detail=f"services: {services!r}; choose from {', '.join(sorted(SERVICES))}")
+        raise Invalid(f"services: {services!r}; choose from {', '.join(sorted(SERVICES))}", field="services")
     first, last = _month_of(datetime.now(MX).date())
     start, end = start or first, end or last
     if end < start or (end - start).days > 366:
-        raise HTTPException(422, detail="end: the period must end on or after its start and last at most a year")
-    try:
-        bill = compute_bill(default_book(), BillRequest(municipality, useClass, Decimal(m3), start, end, wanted,
-                                                        units, pensioner=pensioner))
-    except TariffError as e:
-        raise HTTPException(422, detail=str(e)) from e
+        raise Invalid("end: the period must end on or after its start and last at most a year", field="end")
+    bill = compute_bill(default_book(), BillRequest(municipality, useClass, Decimal(m3), start, end, wanted,
+                                                    units, pensioner=pensioner))
     return {
         "municipality": municipality, "useClass": useClass, "periodStart": start.isoformat(),
         "periodEnd": end.isoformat(), "consumptionM3": m3, "billedM3": bill.billed_m3, "units": units,

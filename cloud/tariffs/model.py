@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from cloud import errors
 
-class TariffError(ValueError):
+
+class TariffError(errors.Invalid, ValueError):
     """No tariff applies, or the tariff data is malformed. The message says which and why."""
 
 

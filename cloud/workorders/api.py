@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found
 from cloud.auth import Principal, require_roles
+from cloud.errors import Invalid
 from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 from . import domain, service
@@ -58,7 +59,7 @@ def create(body: WorkOrderIn, response: Response, principal: DispatchDep,
     service point), that order is returned with `200` and `deduplicated: true`."""
     due = int(body.due.timestamp() * 1000) if body.due else None
     if body.due is not None and body.due.tzinfo is None:
-        raise HTTPException(422, "due must carry a timezone (e.g. 2026-12-01T09:00:00-06:00)")
+        raise Invalid("due must carry a timezone (e.g. 2026-12-01T09:00:00-06:00)")
     with engine.begin() as conn:
         order, created = service.create_order(conn, principal, type=body.type.value, priority=body.priority.value,
                                meter_serial=body.meter_serial, service_point_id=body.service_point_id,

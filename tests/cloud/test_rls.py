@@ -450,7 +450,11 @@ def test_a_write_into_another_municipality_is_a_logged_403(api: Api) -> None:
     headers = {"Authorization": f"Bearer {api.tokens['user']}"}
     r = api.client.post(f"{API_PREFIX}/rls-probe/insert/readings/{A}", headers=headers)
     assert r.status_code == 403
-    assert r.json() == {"error": "forbidden", "reason": "no access to rows of another municipality"}
+    # RFC 9457 problem details (with the deprecated 2.0 members `error`/`reason` kept for one release)
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {"type": "urn:aquacis:problem:forbidden", "title": "Forbidden", "status": 403,
+                        "detail": "no access to rows of another municipality", "instance": r.request.url.path,
+                        "error": "forbidden", "reason": "no access to rows of another municipality"}
     assert api.client.post(f"{API_PREFIX}/rls-probe/insert/readings/{B}", headers=headers).status_code == 200
 
 
