@@ -8,5 +8,5 @@ bash scripts/bootstrap.sh
 eval "$(bash scripts/start-services.sh)"
 export AQUACIS_HYPOTHESIS_PROFILE="${AQUACIS_HYPOTHESIS_PROFILE:-ci}"
 .venv/bin/ruff check .
-.venv/bin/mypy sync edge
+.venv/bin/mypy sync edge cloud
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"

@@ -136,7 +136,7 @@ class CfdiService:
         conn.execute(cfdi_documents.insert(), [row])
         return row
 
-    def _issue(self, key: str, make: Callable[[Connection], tuple[Any, ...]]) -> dict[str, Any]:
+    def _issue(self, key: str, make: Callable[[Connection], dict[str, Any]]) -> dict[str, Any]:
         """Idempotent: the first call for `key` stores a document; later calls return it."""
         with self.engine.begin() as conn:
             found = self.existing(conn, key)
@@ -147,7 +147,7 @@ class CfdiService:
                 found = self.existing(conn, key)
                 if found:
                     return found
-                return make(conn)  # type: ignore[return-value]
+                return make(conn)
         except IntegrityError:
             # A concurrent caller stored the same key first: theirs is the document.
             with self.engine.begin() as conn:

@@ -24,7 +24,7 @@ import satcfdi.transform as _sat_transform
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -209,9 +209,10 @@ def sat_certificate_number(cert: x509.Certificate) -> str:
 
 def verify_signature(cert: x509.Certificate, data: bytes, signature_b64: str) -> bool:
     try:
-        cert.public_key().verify(  # type: ignore[call-arg]
-            base64.b64decode(signature_b64), data, padding.PKCS1v15(), hashes.SHA256()
-        )
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):  # SAT's CSD certificates are RSA
+            return False
+        key.verify(base64.b64decode(signature_b64), data, padding.PKCS1v15(), hashes.SHA256())
         return True
     except (InvalidSignature, ValueError):
         return False

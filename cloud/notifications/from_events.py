@@ -74,8 +74,8 @@ def sweep_events(engine: Engine, *, now: datetime | None = None, limit: int = 10
             if ev["type"] == "DebtStatusChanged" and data.get("to") != "cutoff_pending":
                 counts["skipped"] += 1
                 continue
-            cust = _customer(conn, contract) if contract else None
-            if not cust or not cust.get("email"):
+            cust = _customer(conn, str(contract)) if contract else None
+            if not contract or not cust or not cust.get("email"):
                 counts["no_contact"] += 1
                 continue
             at = ev["at"] if ev["at"].tzinfo else ev["at"].replace(tzinfo=UTC)
@@ -85,13 +85,13 @@ def sweep_events(engine: Engine, *, now: datetime | None = None, limit: int = 10
             if ev["type"] == "PaymentReceived":
                 enqueue(conn, "payment_received", cust["email"], {
                     "name": cust["name"], "amount": data.get("amount"), "paid_at": local.strftime("%d/%m/%Y %H:%M"),
-                    "contract": contract, "channel": data.get("channel"), "balance": _balance(conn, contract),
+                    "contract": contract, "channel": data.get("channel"), "balance": _balance(conn, str(contract)),
                 }, dedup_key=f"payment_received:{ev['entity_id']}", municipality=ev["municipality"], now=now)
             else:
                 enqueue(conn, "cutoff_scheduled", cust["email"], {
                     "name": cust["name"], "contract": contract, "debt": data.get("overdue"),
                     "cutoff_date": (local + timedelta(days=CUTOFF_NOTICE_DAYS)).strftime("%d/%m/%Y"),
-                    "reference": _reference(conn, contract),
+                    "reference": _reference(conn, str(contract)),
                 }, dedup_key=f"cutoff_scheduled:{ev['id']}", municipality=ev["municipality"], now=now)
             counts["queued"] += 1
         if rows:

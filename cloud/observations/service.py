@@ -44,7 +44,7 @@ def list_codes(conn: Connection, municipality: str, *, include_inactive: bool = 
     eff = {r.code: r for r in conn.execute(sa.select(effects).where(effects.c.municipality == municipality))}
     out = []
     for r in rows:
-        code = from_replicated(r._mapping)
+        code = from_replicated(dict(r._mapping))
         if code is None:
             continue
         e = eff.get(code.code)

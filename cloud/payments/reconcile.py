@@ -159,11 +159,11 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
     rows = []
     for i, ln in enumerate(lines):
         st, reason = status[i]
-        r = resolution.get(i)
+        found = resolution.get(i)
         rows.append({"id": line_ids[i], "import_id": rep.import_id, "line_no": ln.line_no, "line_key": ln.key,
                      "status": st, "reason": reason or None, "reference": (ln.reference or None) and ln.reference[:60],
                      "amount_cents": ln.amount_cents, "value_date": ln.value_date, "payment_id": payment_of.get(i),
-                     "candidates": r.candidates if r is not None and r.candidates else None, "raw": ln.raw})
+                     "candidates": found.candidates if found is not None and found.candidates else None, "raw": ln.raw})
         counter = _COUNTER[st]
         setattr(rep, counter, getattr(rep, counter) + 1)
         if st != "applied" and len(rep.problems) < 1000:

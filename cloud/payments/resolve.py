@@ -42,9 +42,9 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
     for part in _chunks(cids):
         for cid, m in conn.execute(sa.select(contracts.c.id, contracts.c.municipality).where(contracts.c.id.in_(part))):
             munis[cid] = m
-        for r in conn.execute(sa.select(invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision)
-                              .where(invoices.c.contract_id.in_(part), invoices.c.status == "issued")):
-            chains[(r.contract_id, r.period)][r.revision] = r.id
+        for inv in conn.execute(sa.select(invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision)
+                                .where(invoices.c.contract_id.in_(part), invoices.c.status == "issued")):
+            chains[(inv.contract_id, inv.period)][inv.revision] = inv.id
     printed = _printed_references(conn, [r.strip() for r, p in zip(refs, parsed, strict=True)
                                          if isinstance(p, InvalidPaymentReference) and r and r.strip().isdigit()])
     out: list[Resolution] = []

@@ -71,7 +71,7 @@ def get_customer(conn: Connection, principal: Principal, customer_id: str) -> di
 def _contract_query() -> tuple[sa.Select[Any], dict[str, sa.Table]]:
     sp = replicated.table("service_points")
     mt = replicated.table("meters")
-    cols = [contracts, *[customers.c[n].label(f"cu_{n}") for n in customers.c.keys()]]
+    cols: list[Any] = [contracts, *[customers.c[n].label(f"cu_{n}") for n in customers.c.keys()]]
     cols += [sp.c[n].label(f"sp_{n}") for n in ("id", "address", "route_id", "route_order", "meter_serial",
                                                    "use_type", "status", "lat", "lon", "contract_id", "zone",
                                                    "municipality")]

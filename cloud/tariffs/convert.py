@@ -122,9 +122,10 @@ def convert_cea(src: dict[str, Any], *, version: str | None = None, valid_to: st
             raise TariffError(f"correcciones[{j}]: unknown tarifaCodigo {ref!r}")
         cond = c.get("condiciones") or {}
         concept = str(cond.get("concepto") or c.get("descripcion") or "").upper()
-        service = next((ours for word, ours in DISCOUNT_SERVICES if word in concept), None)
-        if service is None:
+        found = next((ours for word, ours in DISCOUNT_SERVICES if word in concept), None)
+        if found is None:
             raise TariffError(f"correcciones[{j}]: cannot tell the service of {concept!r}")
+        service = found
         corrector = str(cond.get("corrector") or "").upper()
         if "MAYOR DE" not in corrector or cond.get("precioProporcional") not in (0, None):
             raise TariffError(f"correcciones[{j}]: unsupported condition {corrector!r}")
