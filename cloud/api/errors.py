@@ -76,7 +76,8 @@ class Problem(BaseModel):
 
 
 def _response(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+    # FastAPI files `model` under application/json; `_problem_media_type` moves it.
+    return {"model": Problem, "description": description}
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -99,8 +100,30 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def _problem_media_type(app: FastAPI) -> None:
+    """Document error responses under `application/problem+json`, the media type they are sent with."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = plain()
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                for resp in (op.get("responses") or {}).values():
+                    content = resp.get("content") or {}
+                    schema = (content.get("application/json") or {}).get("schema") or {}
+                    if schema.get("$ref", "").endswith("/Problem"):
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that render every error through `problem()`."""
+    """Register the handlers that render every error through `problem()`, and document them."""
+    _problem_media_type(app)
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
