@@ -16,6 +16,7 @@ from cloud.api.deps import (
     not_found,
     scope_municipality,
 )
+from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
 from cloud.registry import service
 from cloud.registry.models import (
@@ -102,7 +103,7 @@ def list_contracts(principal: StaffDep, engine: EngineDep,
                    status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
                    use_class: str | None = Query(None, description="Tariff class, e.g. DOM_MEDIO"),
                    customer_id: str | None = None, meter: str | None = Query(None, description="Meter serial"),
-                   after: str | None = Query(None, description="Keyset pagination: the previous page's next_after"),
+                   after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Contracts of the caller's municipality, filtered, ordered by id, paginated by `after`."""
     muni = scope_municipality(principal, municipality)
@@ -110,7 +111,7 @@ def list_contracts(principal: StaffDep, engine: EngineDep,
         items, nxt = service.list_contracts(conn, principal, municipality=muni, zone=zone, status=status,
                                             use_class=use_class, customer_id=customer_id, meter_serial=meter,
                                             after=after, limit=limit)
-    return {"items": items, "next_after": nxt}
+    return {**page(items, nxt), "next_after": nxt}
 
 
 @router.patch("/contracts/{contract_id}", response_model=ContractOut)

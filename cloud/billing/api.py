@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import EngineDep, NowDep, get_settings, not_found, scope_municipality
+from cloud.api.shapes import with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
 from cloud.billing.lifecycle import local_day
@@ -170,6 +171,16 @@ def superseded_by(conn: Any, ids: list[str]) -> dict[str, str]:
         invoices.c.corrects.in_(ids), invoices.c.status == "issued"))}
 
 
+def _lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Invoice lines are stored with snake_case members; the API names them in camelCase
+    (`vatRate`), the stored names kept alongside for one release."""
+    return [with_camel(ln) for ln in lines]
+
+
+def _note(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "lines": _lines(doc["lines"])}
+
+
 def invoice_out(r: Any, replaced_by: str | None = None) -> dict[str, Any]:
     live = r["status"] == "issued" and replaced_by is None
     return {
@@ -179,7 +190,7 @@ def invoice_out(r: Any, replaced_by: str | None = None) -> dict[str, Any]:
         "periodEnd": r["period_end"].isoformat(), "issueDate": r["issue_date"].isoformat(),
         "dueDate": r["due_date"].isoformat(), "useClass": r["use_class"], "units": r["units"],
         "consumptionL": r["consumption_l"], "billedM3": r["billed_m3"], "estimated": bool(r["estimated"]),
-        "tariffVersions": r["tariff_versions"], "lines": r["lines"], "basis": r["basis"],
+        "tariffVersions": r["tariff_versions"], "lines": _lines(r["lines"]), "basis": r["basis"],
         "subtotal": f"{Decimal(r['subtotal']):.2f}", "vat": f"{Decimal(r['vat']):.2f}",
         "total": f"{Decimal(r['total']):.2f}", "currency": r["currency"], "status": r["status"],
         "supersededBy": replaced_by,
@@ -446,7 +457,7 @@ def create_credit_note(invoice_id: str, body: CreditNoteIn, engine: EngineDep,
         inv = _visible_invoice(conn, principal, invoice_id)
         row = issue_credit_note(conn, dict(inv), kind=body.kind, reason=body.reason.strip(), wanted=wanted,
                                 principal=principal, now=now)
-        return credit_note_out(row)
+        return _note(credit_note_out(row))
 
 
 @router.get("/invoices/{invoice_id}/credit-notes", summary="Credit notes of an invoice (any revision)")
@@ -463,4 +474,4 @@ def list_credit_notes(invoice_id: str, engine: EngineDep, principal: BillingDep)
         docs = {d.source_id: {"documentId": d.id, "fiscalStatus": d.fiscal_status, "uuid": d.uuid}
                 for d in conn.execute(sa.select(cfdi_documents).where(
                     cfdi_documents.c.source_id.in_([r["id"] for r in rows]), cfdi_documents.c.kind == "egreso"))}
-    return {"items": [credit_note_out(r, docs.get(r["id"])) for r in rows]}
+    return {"items": [_note(credit_note_out(r, docs.get(r["id"]))) for r in rows]}

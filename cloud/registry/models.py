@@ -158,7 +158,9 @@ class ContractOut(BaseModel):
 
 class ContractPage(BaseModel):
     items: list[ContractOut]
-    next_after: str | None = Field(None, description="Pass as `after` to get the next page")
+    next: str | None = Field(None, description="Pass as `after` to get the next page; null on the last page")
+    next_after: str | None = Field(None, description="Deprecated (removed in the next release): same as `next`",
+                                   json_schema_extra={"deprecated": True})
 
 
 class ZoneIn(BaseModel):

@@ -21,6 +21,7 @@ from cloud.api.deps import (
     SettingsDep,
     scope_municipality,
 )
+from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
 from cloud.logging import get_logger
 
@@ -33,13 +34,15 @@ ReviewersDep = Annotated[Principal, Depends(require_roles("admin", "dispatcher",
 EntryId = Annotated[int, Path(ge=1, le=2**62, description="The entry's id (from the list)")]
 Municipality = Annotated[str | None, Query(max_length=20, description="Central staff only: one municipality")]
 Node = Annotated[str | None, Query(max_length=64, description="Site id of the origin (or sending) node")]
-After = Annotated[int | None, Query(ge=0, le=2**62, description="Keyset pagination: the previous page's next_after")]
+After = Annotated[int | None, Query(ge=0, le=2**62, description="Cursor: the previous page's `next`")]
 Limit = Annotated[int, Query(ge=1, le=review.MAX_PAGE)]
 
 
 class Page(BaseModel):
     items: list[dict[str, Any]]
-    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page")
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
+    next_after: int | None = Field(description="Deprecated (removed in the next release): same as `next`",
+                                   json_schema_extra={"deprecated": True})
 
 
 class QuarantineResolution(BaseModel):
@@ -65,7 +68,7 @@ def list_quarantine(principal: ReviewersDep, engine: EngineDep, municipality: Mu
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
         items, nxt = review.list_quarantine(conn, muni, status=status, node=node, after=after, limit=limit)
-    return {"items": items, "next_after": nxt}
+    return {**page(items, nxt), "next_after": nxt}
 
 
 @router.get("/parked", response_model=Page, summary="Facts the registry could not place (unknown meter, time ahead, retired origin)")
@@ -76,7 +79,7 @@ def list_parked(principal: ReviewersDep, engine: EngineDep, municipality: Munici
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
         items, nxt = review.list_parked(conn, muni, status=status, node=node, after=after, limit=limit)
-    return {"items": items, "next_after": nxt}
+    return {**page(items, nxt), "next_after": nxt}
 
 
 class ParkedBulkResolution(ParkedResolution):

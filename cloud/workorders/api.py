@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found
+from cloud.api.shapes import iso_ms, page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
 from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
@@ -52,6 +53,14 @@ class StatusIn(BaseModel):
                           "new_initial_l}; for install_meter `installation` {new_serial, new_initial_l}.")
 
 
+# Epoch-ms members and their ISO 8601 successors (the ms ones go in the next release).
+_TIMES = {"due_at": "dueAt", "created_at": "createdAt", "started_at": "startedAt", "completed_at": "completedAt"}
+
+
+def _times(order: dict[str, Any]) -> dict[str, Any]:
+    return {**order, **{iso: iso_ms(order.get(ms)) for ms, iso in _TIMES.items() if ms in order}}
+
+
 @router.post("", status_code=201, summary="Create a work order (one open order per meter and cause)")
 def create(body: WorkOrderIn, response: Response, principal: DispatchDep,
            engine: EngineDep) -> dict[str, Any]:
@@ -67,7 +76,7 @@ def create(body: WorkOrderIn, response: Response, principal: DispatchDep,
                                assigned_to=body.assigned_to)
     if not created:
         response.status_code = 200
-    return {**order, "deduplicated": not created}
+    return {**_times(order), "deduplicated": not created}
 
 
 @router.get("", summary="List and filter work orders")
@@ -76,13 +85,19 @@ def list_orders(principal: FieldCrewDep, engine: EngineDep, status: Status | Non
                 meter_serial: str | None = None,
                 open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
                 attention: bool = Query(False, description="Only orders completed in the field whose completion could not " "take effect (see each order's `effect.error`)."),
-                limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000)) -> dict[str, Any]:
+                limit: int = Query(100, ge=1, le=1000),
+                after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`."),
+                offset: int = Query(0, ge=0, le=1_000_000, deprecated=True,
+                                    description="Deprecated (removed in the next release): use `after`.")
+                ) -> dict[str, Any]:
+    """A cursor page `{items, next}` in id order; `limit` and `offset` are echoed for one release."""
     with engine.connect() as conn:
         items = service.list_orders(conn, principal, status=status.value if status else None,
                                     type=type.value if type else None, zone=zone, assigned_to=assigned_to,
                                     meter_serial=meter_serial, open_only=open_only, attention=attention,
-                                    limit=limit, offset=offset)
-    return {"items": items, "limit": limit, "offset": offset}
+                                    limit=limit, offset=offset, after=after)
+    return {**page([_times(o) for o in items], items[-1]["id"] if len(items) == limit else None),
+            "limit": limit, "offset": offset}
 
 
 @router.get("/types", summary="Work-order types with their Spanish labels")
@@ -97,16 +112,16 @@ def get_order(order_id: str, principal: FieldCrewDep,
         order = service.get_order(conn, order_id)
         if order is None or not principal.sees_zone(order["municipality"], order["zone"]):
             raise not_found("work order", order_id)
-        order["events"] = service.order_events(conn, order_id)
+        order["events"] = [{**e, "occurredAt": iso_ms(e["at"])} for e in service.order_events(conn, order_id)]
         order["effect"] = service.effects(conn, [order_id]).get(order_id)
-    return order
+    return _times(order)
 
 
 @router.post("/{order_id}/assign", summary="Assign to a technician or crew")
 def assign(order_id: str, body: AssignIn, principal: DispatchDep,
            engine: EngineDep) -> dict[str, Any]:
     with engine.begin() as conn:
-        return service.assign(conn, principal, order_id, body.assigned_to)  # type: ignore[no-any-return]
+        return _times(service.assign(conn, principal, order_id, body.assigned_to))
 
 
 @router.post("/{order_id}/status", summary="Move an order forward along its status lattice")
@@ -120,7 +135,7 @@ def change_status(order_id: str, body: StatusIn, principal: CrewDep,
     service.process(engine)  # completion effects right away, not only at the next background pass
     with engine.connect() as conn:
         order["effect"] = service.effects(conn, [order_id]).get(order_id)
-    return order  # type: ignore[no-any-return]
+    return _times(order)
 
 
 @router.post("/dispatch", summary="Open orders from new anomalies and apply completions now")

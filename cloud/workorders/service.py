@@ -229,7 +229,7 @@ def _check_new_meter(conn: Connection, result: dict[str, Any] | None) -> None:
 def list_orders(conn: Connection, principal: Principal, *, status: str | None = None, type: str | None = None,
                 zone: str | None = None, assigned_to: str | None = None, meter_serial: str | None = None,
                 open_only: bool = False, attention: bool = False, limit: int = 100,
-                offset: int = 0) -> list[dict[str, Any]]:
+                offset: int = 0, after: str | None = None) -> list[dict[str, Any]]:
     t = _wo()
     where: list[Any] = [replicated.alive(t)]
     if attention:  # completed in the field, but the completion could not take effect
@@ -245,6 +245,8 @@ def list_orders(conn: Connection, principal: Principal, *, status: str | None = 
             where.append(col == val)
     if open_only:
         where.append(sa.or_(t.c.status.is_(None), t.c.status.in_(domain.OPEN)))
+    if after is not None:  # keyset page: orders come by id
+        where.append(t.c.id > after)
     rows = [_out(r) for r in conn.execute(sa.select(t).where(*where).order_by(t.c.id).limit(limit).offset(offset))
             .mappings()]
     done = effects(conn, [r["id"] for r in rows if r["status"] in domain.CLOSED])
