@@ -40,6 +40,7 @@ ROUTERS: list[str] = [
     "cloud.tariffs.api:router",
     "cloud.billing.api:router",
     "cloud.payments.api:router",
+    "cloud.collections.api:router",
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
     "cloud.observations.api:router",

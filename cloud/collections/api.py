@@ -1,4 +1,4 @@
-"""/api/v2 collections endpoints (mounted through cloud.payments.api's router)."""
+"""/api/v2 collections endpoints: debt, late fees, payment agreements, debt-status rules."""
 
 from __future__ import annotations
 

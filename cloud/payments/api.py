@@ -1,6 +1,5 @@
 """/api/v2 payments endpoints: payments by channel, reversals, payment references, bank
-statement imports. Collections endpoints (debt, late fees, agreements, rules) are included
-from cloud.collections.api. Roles: collections and billing (admin too); own municipality only.
+statement imports (collections endpoints are in cloud.collections.api). Roles: collections and billing (admin too); own municipality only.
 """
 
 from __future__ import annotations
@@ -240,9 +239,3 @@ def get_statement(import_id: str, engine: EngineDep, principal: MoneyDep,
                        "valueDate": r.value_date.isoformat() if r.value_date else None,
                        "paymentId": r.payment_id, "candidates": r.candidates} for r in rows],
         }
-
-
-# Collections endpoints share this router (cloud.app mounts `cloud.payments.api:router`).
-from cloud.collections.api import router as _collections_router  # noqa: E402
-
-router.include_router(_collections_router)
