@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud.api.deps import EngineDep, NowDep, get_settings, not_found, scope_municipality
+from cloud.api.deps import EngineDep, NowDep, SettingsDep, not_found, scope_municipality
 from cloud.api.shapes import with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
@@ -86,8 +86,8 @@ def _visible_run(conn: Any, principal: Principal, run_id: str) -> dict[str, Any]
 
 
 @router.post("/billing-runs", status_code=202, summary="Start a billing run")
-def start_run(body: BillingRunIn, request: Request, principal: BillingDep,
-              now: NowDep, engine: EngineDep) -> dict[str, Any]:
+def start_run(body: BillingRunIn, principal: BillingDep, now: NowDep, engine: EngineDep,
+              settings: SettingsDep) -> dict[str, Any]:
     """Plan a run over the contracts of the municipalities (or zone) for the cycle, and start it.
 
     Only a closed month is billed (422 says why not); `finalBill` bills named contracts of
@@ -115,9 +115,9 @@ def start_run(body: BillingRunIn, request: Request, principal: BillingDep,
     today = local_day(now)
     fb = body.finalBill
     if fb is None:
-        period = check_period(body.cycle, today, earliest_billable(get_settings(request)))
+        period = check_period(body.cycle, today, earliest_billable(settings))
     else:
-        period = check_final_bill(body.cycle, fb.through, today, earliest_billable(get_settings(request)),
+        period = check_final_bill(body.cycle, fb.through, today, earliest_billable(settings),
                                   fb.reason, fb.contracts)
     spec = RunSpec(tuple(sorted(set(munis))), body.cycle, body.zone, body.parallelism, body.chunkSize,
                    body.retryPolicy.maxAttempts, body.retryPolicy.leaseSeconds,

@@ -30,7 +30,8 @@ def _contract_muni(conn: Any, principal: Principal, contract_id: str) -> str:
 
 @router.get("/contracts/{contract_id}/debt", summary="Debt, credit and ageing of a contract")
 def get_debt(contract_id: str, engine: EngineDep, principal: CollectionsDep,
-             asOf: date | None = Query(None, description="Age the debt as of this date (default: today, " "America/Mexico_City).")) -> dict[str, Any]:
+             asOf: date | None = Query(None, description="Age the debt as of this date (default: today, "
+                                                         "America/Mexico_City).")) -> dict[str, Any]:
     """Always derived from invoices, charges, payments and reversals; nothing is stored."""
     with engine.connect() as conn:
         _contract_muni(conn, principal, contract_id)

@@ -84,7 +84,8 @@ def list_orders(principal: FieldCrewDep, engine: EngineDep, status: Status | Non
                 type: OrderType | None = None, zone: str | None = None, assigned_to: str | None = None,
                 meter_serial: str | None = None,
                 open_only: bool = Query(False, alias="open", description="Only created, assigned or in-progress orders."),
-                attention: bool = Query(False, description="Only orders completed in the field whose completion could not " "take effect (see each order's `effect.error`)."),
+                attention: bool = Query(False, description="Only orders completed in the field whose completion "
+                                                           "could not take effect (see each order's `effect.error`)."),
                 limit: int = Query(100, ge=1, le=1000),
                 after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`."),
                 offset: int = Query(0, ge=0, le=1_000_000, deprecated=True,
