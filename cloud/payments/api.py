@@ -92,7 +92,8 @@ def post_payment(body: PaymentBody, engine: EngineDep, response: Response,
             contract_id, cents, body.channel, body.channelTxnId, received,
             body.reference, invoice_id)], principal)
     response.status_code = 200 if o.duplicate else 201
-    return o.out()
+    # `id` as on GET /payments/{id}; `paymentId` is the 2.0 name, kept one release (CHANGELOG.md)
+    return {"id": o.payment_id, **o.out()}
 
 
 def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:

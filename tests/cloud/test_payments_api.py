@@ -34,6 +34,12 @@ def _today() -> str:
     return datetime.now(ZoneInfo("America/Mexico_City")).date().isoformat()
 
 
+def _get_id(cloud, h, pid):  # type: ignore[no-untyped-def]
+    r = cloud.client.get(f"/api/v2/payments/{pid}", headers=h)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
 def _pay(cloud, h, **body):  # type: ignore[no-untyped-def]
     # Received before the dates the debt is looked at (asOf honours when money arrived).
     body.setdefault("receivedAt", "2026-03-02T10:00:00-06:00")
@@ -48,12 +54,14 @@ def test_partial_payment_oldest_first_and_idempotent(cloud) -> None:
     assert r.status_code == 201, r.text
     body = r.json()
     assert not body["duplicate"]
+    # `id` as on GET /payments/{id}; the 2.0 name `paymentId` is kept one release
+    assert body["id"] == body["paymentId"] and _get_id(cloud, h, body["id"]) == body["id"]
     assert [(a["target"], a["amount"]) for a in body["allocations"]] == [(jan, "300.00"), (feb, "50.00")]
     d = _debt(cloud, h, cid)
     assert d["balance"] == "150.00" and [i["id"] for i in d["items"]] == [feb]
     # The same notification again: applied once, the first payment is answered.
     again = _pay(cloud, h, contractId=cid, amount="350.00", channel="counter", channelTxnId="CAJA-1-0001")
-    assert again.status_code == 200 and again.json()["duplicate"] and again.json()["paymentId"] == body["paymentId"]
+    assert again.status_code == 200 and again.json()["duplicate"] and again.json()["id"] == body["id"]
     assert _debt(cloud, h, cid)["balance"] == "150.00"
     # Same transaction id with another amount is a conflict, not a second payment.
     bad = _pay(cloud, h, contractId=cid, amount="10.00", channel="counter", channelTxnId="CAJA-1-0001")
