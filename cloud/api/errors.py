@@ -24,17 +24,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.errors import TITLES, DomainError, FieldError
+from cloud.errors import CODES, TITLES, DomainError, FieldError
 from cloud.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:aquacis:problem:"
 
 log = get_logger("cloud.api.errors")
-
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid",
-         429: "too_many_requests", 500: "internal", 503: "unavailable"}
 
 
 def problem(status: int, detail: str, *, code: str | None = None, title: str | None = None,
