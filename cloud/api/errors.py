@@ -6,7 +6,7 @@ unexpected exception all answer with the same shape (`application/problem+json`)
 
     {"type": "urn:aquacis:problem:not_found", "title": "Not found", "status": 404,
      "detail": "contract 'EXP-02-0000001' not found", "instance": "/api/v2/contracts/EXP-02-0000001",
-     "errors": [{"field": "offset", "in": "query", "message": "...", "type": "..."}],   # when about inputs
+     "errors": [{"field": "offset", "message": "...", "type": "less_than_equal"}],   # when about inputs
      "error": "not_found", "reason": "contract 'EXP-02-0000001' not found"}             # deprecated
 
 `error` and `reason` repeat `type`'s code and `detail` for clients of the 2.0 shape; they go in

@@ -1,4 +1,4 @@
-"""Whatever a client sends, the answer is a 2xx/4xx JSON document with a reason, never a 500."""
+"""Whatever a client sends, the answer is a 2xx or a 4xx problem-details document, never a 500."""
 
 from __future__ import annotations
 
@@ -45,4 +45,4 @@ def test_post_readings_never_500(sqlite_cloud, body, raw) -> None:
         assert resp.status_code < 500, resp.text
         if resp.status_code >= 400:
             doc = resp.json()
-            assert doc["error"] and doc["reason"]
+            assert doc["type"].startswith("urn:aquacis:problem:") and doc["detail"] and doc["status"] == resp.status_code
