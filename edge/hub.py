@@ -20,7 +20,7 @@ from sync.server import LogEntry, NodeScope
 from sync.wire import FactRun, decode_refusal
 
 from .maintenance import fence_outbox
-from .store import EdgeStore, _q
+from .store import EdgeStore
 
 
 def hash_token(token: str) -> str:
@@ -209,4 +209,4 @@ class Hub:
             return server.pull(self.storage, scope, req, self.store.hlc)
 
 
-__all__ = ["Hub", "HubStorage", "HubError", "hash_token", "_q"]
+__all__ = ["Hub", "HubStorage", "HubError", "hash_token"]

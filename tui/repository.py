@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.store import EdgeStore
 from sync.ids import uuid7
 from sync.observations import ObservationCode, from_replicated
 from sync.vocab.readings import ReadingSource
@@ -197,7 +198,7 @@ def read_enrolment(db_path: str | Path) -> Enrolment | None:
 
 
 class Repository:
-    def __init__(self, store: Any, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, store: EdgeStore, clock: Callable[[], int] | None = None) -> None:
         self.store = store
         # business time: the device clock corrected by the offset learnt from the last sync,
         # so a handheld with a wrong date still stamps readings sanely after one contact
@@ -214,7 +215,7 @@ class Repository:
 
     # ---- local-only tables ------------------------------------------------------------------
     def _ensure_local_tables(self) -> None:
-        db = self.store.db
+        db = self.store.conn
         with self.store.transaction():
             db.execute(f"CREATE TABLE IF NOT EXISTS {SETTINGS} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute(
@@ -227,13 +228,13 @@ class Repository:
             db.execute("CREATE INDEX IF NOT EXISTS tui_readings_taken ON readings (taken_at)")
 
     def setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.store.db.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
+        row = self.store.conn.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
         return default if row is None else str(row[0])
 
     def set_settings(self, values: dict[str, str]) -> None:
         with self.store.transaction():
             for k, v in values.items():
-                self.store.db.execute(
+                self.store.conn.execute(
                     f"INSERT INTO {SETTINGS}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     [k, v],
                 )
@@ -250,14 +251,14 @@ class Repository:
 
     def log_sync(self, rec: SyncRecord) -> None:
         with self.store.transaction():
-            self.store.db.execute(
+            self.store.conn.execute(
                 f"INSERT INTO {SYNC_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [rec.at, rec.peer, rec.url, int(rec.ok), rec.pushed, rec.pulled, rec.refused, rec.error],
             )
 
     def last_sync(self, ok_only: bool = True) -> SyncRecord | None:
         where = "WHERE ok = 1" if ok_only else ""
-        row = self.store.db.execute(
+        row = self.store.conn.execute(
             f"SELECT at, peer, url, ok, pushed, pulled, refused, error FROM {SYNC_LOG} {where} ORDER BY rowid DESC LIMIT 1"
         ).fetchone()
         if row is None:

@@ -14,7 +14,8 @@ import pytest
 from cloud.db import create_or_migrate, make_engine
 from cloud.sync import writes
 from cloud.sync.storage import CloudStorage, cloud_hlc, scope_of
-from edge.store import EdgeStore, _clock_blobs
+from edge.pull_apply import clock_blobs
+from edge.store import EdgeStore
 from sync import server, wire
 from sync.changes import RowState
 from sync.schema import TABLES
@@ -125,12 +126,12 @@ def test_shared_clock_blob_reads_back() -> None:
     run = wire.RowRun("meters", ["a", "b"], [1, 3], [
         ("zone", [Z1, Z2], [5, 2**62], [site, "x"]), ("serial", ["s", None], [5, 2**62], [site, "x"]),
         ("dials", [1, 2], [5, 2**62], [site, "x"])])
-    blobs = _clock_blobs(run)
+    blobs = clock_blobs(run)
     assert [cbor2.loads(b) for b in blobs] == [
         {"zone": [5, site], "serial": [5, site], "dials": [5, site]},
         {"zone": [2**62, "x"], "serial": [2**62, "x"], "dials": [2**62, "x"]}]
     mixed = run._replace(fields=[*run.fields[:2], ("dials", [1, None], [6, None], [site, None])])
-    assert [cbor2.loads(b) for b in _clock_blobs(mixed)] == [
+    assert [cbor2.loads(b) for b in clock_blobs(mixed)] == [
         {"zone": [5, site], "serial": [5, site], "dials": [6, site]}, {"zone": [2**62, "x"], "serial": [2**62, "x"]}]
 
 
