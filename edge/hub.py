@@ -14,10 +14,11 @@ from typing import Any
 
 import cbor2
 
-from sync import server, wire
+from sync import messages, server, wire
 from sync.changes import Change, Refusal, RowState
+from sync.messages import FactRun
 from sync.server import LogEntry, NodeScope
-from sync.wire import FactRun, decode_refusal
+from sync.wire import decode_refusal
 
 from .maintenance import fence_outbox
 from .store import EdgeStore
@@ -184,9 +185,9 @@ class Hub:
         try:
             scope = self.authenticate(token)
             msg = wire.decode(body)
-            if path.endswith("/push") and isinstance(msg, wire.PushBatch):
+            if path.endswith("/push") and isinstance(msg, messages.PushBatch):
                 return 200, wire.encode(self.push(scope, msg))
-            if path.endswith("/pull") and isinstance(msg, wire.PullRequest):
+            if path.endswith("/pull") and isinstance(msg, messages.PullRequest):
                 return 200, wire.encode(self.pull(scope, msg))
             raise HubError(400, f"{type(msg).__name__} is not a request for {path}")
         except HubError as e:
@@ -196,7 +197,7 @@ class Hub:
         except wire.WireError as e:  # sync.checks.BadBatch included: the batch itself is wrong
             return 400, cbor2.dumps({"error": str(e)})
 
-    def push(self, scope: NodeScope, batch: wire.PushBatch) -> wire.PushResult:
+    def push(self, scope: NodeScope, batch: messages.PushBatch) -> messages.PushResult:
         with self.store.transaction():
             result = server.push(self.storage, scope, batch, self.store.hlc)
             self.store._dirty_meta = True
@@ -204,7 +205,7 @@ class Hub:
             fence_outbox(self.store)
         return result  # only after commit
 
-    def pull(self, scope: NodeScope, req: wire.PullRequest) -> wire.PullBatch:
+    def pull(self, scope: NodeScope, req: messages.PullRequest) -> messages.PullBatch:
         with self.store.transaction():
             return server.pull(self.storage, scope, req, self.store.hlc)
 

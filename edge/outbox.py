@@ -7,7 +7,7 @@ from typing import Any
 
 import cbor2
 
-from sync import wire
+from sync import messages, wire
 from sync.changes import Change
 from sync.schema import spec
 
@@ -24,7 +24,7 @@ class Outbox(FactWrites, RefusalUndo):
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])
 
     def next_push_batch(self, max_changes: int = 5000, max_bytes: int = wire.DEFAULT_BATCH_BYTES,
-                        after: wire.PushBatch | None = None) -> wire.PushBatch | None:
+                        after: messages.PushBatch | None = None) -> messages.PushBatch | None:
         """The oldest queued changes, as one batch (the same batch again until acknowledged).
 
         ``after``: the changes following that (still unacknowledged) batch, so a client can
@@ -35,7 +35,7 @@ class Outbox(FactWrites, RefusalUndo):
             runs, last_oid = self._outbox_runs(n, after_oid)
             if not runs:
                 return None
-            batch = wire.PushBatch(self.site_id, runs=runs)
+            batch = messages.PushBatch(self.site_id, runs=runs)
             batch.last_oid = last_oid
             count = batch.count
             size = len(batch.encode_and_release())
@@ -43,15 +43,15 @@ class Outbox(FactWrites, RefusalUndo):
                 return batch
             n = max(1, min(n - 1, int(count * max_bytes / size * 0.9)))
 
-    def _outbox_runs(self, n: int, after_oid: int = 0) -> tuple[list[wire.Run], int]:
+    def _outbox_runs(self, n: int, after_oid: int = 0) -> tuple[list[messages.Run], int]:
         """The next ``n`` outbox entries as runs: consecutive facts of one table as columns
-        (:class:`wire.FactRun`), field writes as changes."""
+        (:class:`messages.FactRun`), field writes as changes."""
         ob = self.conn.execute(
             "SELECT oid, site_id, seq, tbl, pk, hlc, body FROM _outbox WHERE oid > ? ORDER BY oid LIMIT ?",
             (after_oid, n)).fetchall()
         if not ob:
             return [], after_oid
-        runs: list[wire.Run] = []
+        runs: list[messages.Run] = []
         i, end = 0, len(ob)
         while i < end:
             table, fact = ob[i][3], ob[i][6] is None
@@ -69,7 +69,7 @@ class Outbox(FactWrites, RefusalUndo):
             i = j
         return runs, ob[-1][0]
 
-    def _fact_runs(self, table: str, seg: list[Any]) -> list[wire.Run]:
+    def _fact_runs(self, table: str, seg: list[Any]) -> list[messages.Run]:
         """Outbox entries ``seg`` (consecutive, all facts of ``table``) with their rows."""
         ts = spec(table)
         cur = self.conn.execute(
@@ -90,7 +90,7 @@ class Outbox(FactWrites, RefusalUndo):
                         columns[k] = [from_sql(ftype, v) for v in columns[k]]
                 _, sites, seqs, _, pks, hlcs, _ = map(list, zip(*seg, strict=True))
                 columns[fnames.index("id")] = pks  # equal by the join: one list, so the key is sent once
-                return [wire.FactRun(table, fnames, columns, pks, sites, seqs, hlcs,
+                return [messages.FactRun(table, fnames, columns, pks, sites, seqs, hlcs,
                                      columns[fnames.index("municipality")], columns[fnames.index("zone")])]
         # the general path: rows by key (a fact removed locally has nothing left to send)
         facts: dict[str, dict[str, Any]] = {}
@@ -113,7 +113,7 @@ class Outbox(FactWrites, RefusalUndo):
             params.append((c.site_id, c.seq, c.table, c.pk, c.hlc, body))
         self.conn.executemany("INSERT INTO _outbox (site_id, seq, tbl, pk, hlc, body) VALUES (?, ?, ?, ?, ?, ?)", params)
 
-    def acknowledge(self, result: wire.PushResult) -> None:
+    def acknowledge(self, result: messages.PushResult) -> None:
         """Apply a post-commit answer: drop acknowledged outbox rows, keep refusals, learn server time."""
         with self.transaction():
             for site, seq in result.acked.items():

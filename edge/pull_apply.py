@@ -9,7 +9,7 @@ from typing import Any
 
 import cbor2
 
-from sync import wire
+from sync import messages
 from sync.changes import RowState
 from sync.merge import merge_rows, row_changed
 from sync.schema import TABLES, TableSpec
@@ -24,7 +24,7 @@ class PullApply(RefusalUndo):
         raw = self._meta_get(f"pull_cursor:{peer}")
         return None if raw is None else cbor2.loads(raw)
 
-    def apply_pull(self, batch: wire.PullBatch, peer: str = "default") -> int:
+    def apply_pull(self, batch: messages.PullBatch, peer: str = "default") -> int:
         """Merge pulled rows, evict rows that left the scope, and advance the cursor: one transaction."""
         changed = 0
         with self.transaction():
@@ -77,7 +77,7 @@ class PullApply(RefusalUndo):
                 self._dirty_meta = True
         return changed
 
-    def _insert_new_rows(self, ts: TableSpec, run: wire.RowRun) -> tuple[int, list[RowState]]:
+    def _insert_new_rows(self, ts: TableSpec, run: messages.RowRun) -> tuple[int, list[RowState]]:
         """Insert the rows of ``run`` that are new to this node straight from its columns (an
         initial pull: no RowState, Cell or clocks dict per row). Returns how many were inserted
         and the other rows, as states, to merge."""
@@ -98,8 +98,8 @@ class PullApply(RefusalUndo):
         new = [pk not in known for pk in run.pk]
         old = [not x for x in new]
 
-        def part(mask: list[bool]) -> wire.RowRun:
-            return wire.RowRun(run.table, list(compress(run.pk, mask)), list(compress(run.cl, mask)),
+        def part(mask: list[bool]) -> messages.RowRun:
+            return messages.RowRun(run.table, list(compress(run.pk, mask)), list(compress(run.cl, mask)),
                                [(nm, list(compress(v, mask)), list(compress(h, mask)), list(compress(st, mask)))
                                 for nm, v, h, st in run.fields])
 
@@ -107,7 +107,7 @@ class PullApply(RefusalUndo):
         self._insert_run(ts, fresh)
         return len(fresh.pk), part(old).states()
 
-    def _insert_run(self, ts: TableSpec, run: wire.RowRun) -> None:
+    def _insert_run(self, ts: TableSpec, run: messages.RowRun) -> None:
         """Rows known to be new, from columns: one executemany for the rows, one for the hub log."""
         n = len(run.pk)
         given = {name: (values, hlcs) for name, values, hlcs, _ in run.fields}
@@ -142,7 +142,7 @@ class PullApply(RefusalUndo):
             zip(repeat(ts.name), run.pk, place("municipality"), place("zone")))
 
 
-def clock_blobs(run: wire.RowRun) -> list[bytes]:
+def clock_blobs(run: messages.RowRun) -> list[bytes]:
     """The ``_clocks`` blob of each row of a run: the CBOR map field -> [hlc, site] of its cells."""
     dumps = cbor2.dumps
     names = [f[0] for f in run.fields]

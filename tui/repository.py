@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,17 +33,13 @@ from sync.vocab.work_orders import (
     parse_result,
 )
 
-from .validation import DAY_MS, MX_TZ, Past, Verdict, validate
+from .validation import MX_TZ, Past, Verdict, validate
 
 SETTINGS = "tui_settings"
 SYNC_LOG = "tui_sync_log"
 
 # When a route carries no period, readings this recent count for the current cycle.
 CYCLE_FALLBACK = timedelta(days=20)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -631,7 +626,3 @@ class Repository:
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
             self.store.insert_facts("work_order_events", [self._event(order, EventKind.IMPOSSIBLE, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=reason)])
-
-
-def day_ms(days: int) -> int:
-    return days * DAY_MS

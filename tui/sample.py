@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync import wire
+from sync import messages
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from sync.observations import DEFAULT_CATALOGUE
@@ -66,4 +66,4 @@ def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *,
 def load_sample(store: Any, **kw: Any) -> None:
     """Apply the sample scope through EdgeStore.apply_pull (rows and cursor in one transaction)."""
     rows = sample_rows(now_ms=kw.pop("now_ms", None) or store.hlc.wall(), **kw)
-    store.apply_pull(wire.PullBatch(rows=rows, cursor={"sample": True}))
+    store.apply_pull(messages.PullBatch(rows=rows, cursor={"sample": True}))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import wire
+from sync import messages, wire
 from sync.changes import Cell, Change, Refusal, RowState
 from sync.ids import UUID7Generator, uuid7
 
@@ -32,7 +32,7 @@ def changes(draw: st.DrawFn) -> Change:
 
 @given(st.lists(changes(), max_size=30), st.booleans())
 def test_push_batch_round_trip(cs: list[Change], compress: bool) -> None:
-    b = wire.PushBatch(uuid7(), cs)
+    b = messages.PushBatch(uuid7(), cs)
     assert wire.decode(wire.encode(b, compress=compress)) == b
 
 
@@ -47,22 +47,22 @@ def row_states(draw: st.DrawFn) -> RowState:
        st.one_of(st.none(), st.lists(st.integers(0, 99), min_size=2, max_size=2)), st.booleans())
 def test_pull_batch_round_trip(rows: list[RowState], evict: list[tuple[str, str]], cursor: object, more: bool) -> None:
     ref = Refusal(uuid7(), 3, "meters", "m1", "out_of_scope", "fuera", rows[0] if rows else None, 7, ("zone",))
-    b = wire.PullBatch(rows, evict, cursor, more, 123, [ref])
+    b = messages.PullBatch(rows, evict, cursor, more, 123, [ref])
     assert wire.decode(wire.encode(b)) == b
 
 
 def test_push_result_and_request_round_trip() -> None:
-    r = wire.PushResult({uuid7(): 5}, [Refusal("s", 1, "readings", "x", "invalid", "bad")], 99)
+    r = messages.PushResult({uuid7(): 5}, [Refusal("s", 1, "readings", "x", "invalid", "bad")], 99)
     assert wire.decode(wire.encode(r)) == r
-    q = wire.PullRequest(uuid7(), [3, 4], 100)
+    q = messages.PullRequest(uuid7(), [3, 4], 100)
     assert wire.decode(wire.encode(q)) == q
     assert "applied" not in cbor2.loads(cbor2.loads(wire.encode(q, compress=False))[3].value)  # as older nodes send it
-    q = wire.PullRequest(uuid7(), [3, 4], 100, applied=[2, 4])  # a pipelined pull: [2, 4] is what is committed
+    q = messages.PullRequest(uuid7(), [3, 4], 100, applied=[2, 4])  # a pipelined pull: [2, 4] is what is committed
     assert wire.decode(wire.encode(q)) == q
 
 
 def test_versions_readable_and_old_protocol_rejected() -> None:
-    body = wire.encode(wire.PullRequest("s"))
+    body = wire.encode(messages.PullRequest("s"))
     env = cbor2.loads(body)
     assert env[0] == wire.PROTOCOL_VERSION and env[1] == wire.SCHEMA_VERSION
     env[0] = 99
@@ -98,7 +98,7 @@ def test_realistic_readings_batch_is_compact() -> None:
                 "battery": 80 + m % 7, "alarms": ["leak"] if m % 97 == 0 else []}, 0, "EXP-01", "EXP-01-Z07"))
     cs = [Change(c.table, c.pk, c.site_id, c.seq, c.hlc, c.op, {**c.fields, "id": c.pk}, 0, c.municipality, c.zone)
           for c in cs]
-    b = wire.PushBatch(site, cs)
+    b = messages.PushBatch(site, cs)
     body = wire.encode(b)
     assert wire.decode(body) == b
     per = len(body) / len(cs)
