@@ -31,7 +31,7 @@ class UnknownDevice(LookupError):
 @dataclass(frozen=True, slots=True)  # 50,000 of them on a zone gateway
 class Device:
     meter_serial: str
-    profile: Any = None  # a DeviceProfile; None = the default profile
+    profile: profiles.DeviceProfile | None = None  # None = the default profile
 
 
 @dataclass

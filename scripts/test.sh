@@ -9,10 +9,5 @@ eval "$(bash scripts/start-services.sh)"
 export AQUACIS_HYPOTHESIS_PROFILE="${AQUACIS_HYPOTHESIS_PROFILE:-ci}"
 .venv/bin/ruff check .
 .venv/bin/mypy sync edge gateway tui
-# firmware-sim/ is imported as firmware_sim (setup.py); mypy follows no import hook, so it gets that
-# name through a link in a scratch folder
-mypy_fw="$(mktemp -d)"
-ln -s "$PWD/firmware-sim" "$mypy_fw/firmware_sim"
-MYPYPATH="$mypy_fw" .venv/bin/mypy -p firmware_sim
-rm -r "$mypy_fw"
+bash scripts/mypy-firmware-sim.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"

@@ -271,7 +271,7 @@ class Repository:
         """Live rows of a mutable table, only the columns the app needs.
 
         Reads EdgeStore's typed columns directly (one column per declared field, `_cl` odd =
-        alive: edge/store.py); the generic `rows()` decodes every field and costs most of the
+        alive: edge/schema.py); the generic `rows()` decodes every field and costs most of the
         start-up on a 2,000-meter route. Only plain str/int/float/bool columns are read here.
         """
         cols = ", ".join(f'"{c}"' for c in columns)

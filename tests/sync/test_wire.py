@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sync import messages, wire
 from sync.changes import Cell, Change, Refusal, RowState
 from sync.ids import UUID7Generator, uuid7
+from sync.schema import PROTOCOL_VERSION, SCHEMA_VERSION
 
 site_ids = st.sampled_from([uuid7() for _ in range(3)] + ["not-a-uuid"])
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.text(max_size=5),
@@ -64,7 +65,7 @@ def test_push_result_and_request_round_trip() -> None:
 def test_versions_readable_and_old_protocol_rejected() -> None:
     body = wire.encode(messages.PullRequest("s"))
     env = cbor2.loads(body)
-    assert env[0] == wire.PROTOCOL_VERSION and env[1] == wire.SCHEMA_VERSION
+    assert env[0] == PROTOCOL_VERSION and env[1] == SCHEMA_VERSION
     env[0] = 99
     with pytest.raises(wire.WireError, match="protocol 99"):
         wire.decode(cbor2.dumps(env))
