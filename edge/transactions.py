@@ -18,6 +18,9 @@ class StoreError(ValueError):
 
 
 class StoreBase:
+    """What the store's write modules share: the connection, nested transactions (the outer one
+    commits, and saves the clock state when a write stamped it), and the outbox's next seq."""
+
     def __init__(self, conn: sqlite3.Connection, site_id: str, hlc: HLC, clock: Callable[[], int]) -> None:
         self.conn = conn
         self.site_id = site_id
@@ -29,7 +32,6 @@ class StoreBase:
         self._dirty_meta = False
         #: callbacks run after each commit (the hub uses this to wake waiting pulls)
         self.on_commit: list[Callable[[], None]] = []
-
 
     def close(self) -> None:
         self.conn.close()
