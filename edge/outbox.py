@@ -31,11 +31,16 @@ class Outbox(FactWrites, RefusalUndo):
         prepare the next batch while the previous one is in flight."""
         n = max_changes
         after_oid = after.last_oid if after is not None else 0
+        raw_skip = self._meta_get("seq_skip")
+        skip: tuple[int, int] | None = None
+        if raw_skip is not None:
+            lo, hi = cbor2.loads(raw_skip)
+            skip = (int(lo), int(hi))
         while True:
             runs, last_oid = self._outbox_runs(n, after_oid)
             if not runs:
                 return None
-            batch = messages.PushBatch(self.site_id, runs=runs)
+            batch = messages.PushBatch(self.site_id, runs=runs, skip=skip)
             batch.last_oid = last_oid
             count = batch.count
             size = len(batch.encode_and_release())

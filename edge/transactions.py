@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+import cbor2
+
 from sync.hlc import HLC
 from sync.ids import UUID7Generator
 
@@ -75,6 +77,18 @@ class StoreBase:
     def _stamp(self) -> int:
         self._dirty_meta = True
         return self.hlc.now()
+
+    def jump_seq(self, by: int) -> tuple[int, int]:
+        """Move the seq counter forward by ``by`` after a restore from a replica: numbers used
+        after the replica's last sync may have reached a receiver, and must not be reused. The
+        skipped range is declared in every push from now on (``PushBatch.skip``), so a receiver
+        that judges this node's seqs for gaps does not wait for numbers that will never come.
+        Returns the skipped range."""
+        with self.transaction():
+            first = int(self._meta_get("next_seq", 1))
+            self._meta_set("next_seq", first + by)
+            self._meta_set("seq_skip", cbor2.dumps([first, first + by - 1]))
+        return first, first + by - 1
 
     def _take_seq(self, n: int) -> int:
         first = int(self._meta_get("next_seq", 1))

@@ -57,10 +57,14 @@ class PushBatch:
     for per-row objects."""
 
     def __init__(self, sender_site_id: str, changes: list[Change] | None = None, protocol: int = PROTOCOL_VERSION,
-                 schema: int = SCHEMA_VERSION, *, runs: list[Run] | None = None) -> None:
+                 schema: int = SCHEMA_VERSION, *, runs: list[Run] | None = None,
+                 skip: tuple[int, int] | None = None) -> None:
         if changes is None and runs is None:
             raise ValueError("a PushBatch needs changes or runs")
         self.sender_site_id = sender_site_id
+        #: seqs ``lo..hi`` the sender declares it will never send (a restore from a replica moved
+        #: its counter past numbers it may have used and lost); docs/sync.md, "Sequence numbers"
+        self.skip = skip
         self._changes = changes
         self.runs = runs
         self.protocol = protocol
@@ -108,8 +112,8 @@ class PushBatch:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PushBatch):
             return NotImplemented
-        return (self.sender_site_id, self.protocol, self.schema, self.changes) == \
-            (other.sender_site_id, other.protocol, other.schema, other.changes)
+        return (self.sender_site_id, self.protocol, self.schema, self.skip, self.changes) == \
+            (other.sender_site_id, other.protocol, other.schema, other.skip, other.changes)
 
     __hash__ = None  # type: ignore[assignment]
 

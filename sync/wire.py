@@ -505,8 +505,11 @@ def decode_refusal(d: dict[str, Any]) -> Refusal:
 def _payload(msg: Message) -> dict[str, Any]:
     if isinstance(msg, PushBatch):
         runs = msg.runs if msg.runs is not None else _runs(msg.changes)
-        return {"from": msg.sender_site_id,
-                "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
+        push: dict[str, Any] = {"from": msg.sender_site_id,
+                                "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
+        if msg.skip is not None:
+            push["skip"] = list(msg.skip)
+        return push
     if isinstance(msg, PushResult):
         out = {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
         if msg.missing:
@@ -585,8 +588,12 @@ def decode(data: bytes) -> Message:
             budget = _Budget("changes")
             if type(p["from"]) is not str:
                 raise WireError("from: the sender's site id must be text")
+            skip = p.get("skip")
+            if skip is not None and not (type(skip) is list and len(skip) == 2 and all(type(x) is int for x in skip)):
+                raise WireError("skip: must be [first, last], two integers")
             return PushBatch(p["from"], None, protocol, schema,
-                             runs=[_decode_run(run, budget, f"runs[{i}]") for i, run in enumerate(runs)])
+                             runs=[_decode_run(run, budget, f"runs[{i}]") for i, run in enumerate(runs)],
+                             skip=(skip[0], skip[1]) if skip is not None else None)
         if kind == "pushed":
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
                               [decode_refusal(r) for r in _explicit(p["refusals"], None, "refusals")], int(p["time"]),
