@@ -137,6 +137,13 @@ class FactWrites(StoreBase):
                      cbor2.dumps(r), "same id, different content", self.clock()))
         return fresh
 
+    def put_relayed_facts(self, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert fact rows relayed from another node (a hub's handhelds) that are not held yet,
+        without queuing them: the relay appends their outbox entries unchanged. Returns the rows
+        actually new. Inside a transaction."""
+        ts = self._fact_spec(table)
+        return self._put_facts(ts, rows) if rows else []
+
     def get_fact(self, table: str, pk: str) -> dict[str, Any] | None:
         ts = spec(table)
         cur = self.conn.execute(f"SELECT * FROM {q(table)} WHERE id = ?", (pk,))

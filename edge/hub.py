@@ -56,7 +56,6 @@ class HubStorage:
     def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
         out: list[list[int]] = []
         for run in runs:
-            ts = self.store._fact_spec(run.table)
             rows = [dict(zip(run.names, vals, strict=True)) for vals in zip(*run.columns, strict=True)] \
                 if run.columns else [{} for _ in run.pk]
             have = set(self.store.get_facts(run.table, list(set(run.pk))))
@@ -68,8 +67,7 @@ class HubStorage:
                 else:
                     have.add(pk)
                     fresh.append(row)
-            if fresh:
-                self.store._put_facts(ts, fresh)
+            self.store.put_relayed_facts(run.table, fresh)  # also refuses a table that holds no facts
             out.append(skipped)
         return out
 
@@ -200,7 +198,7 @@ class Hub:
     def push(self, scope: NodeScope, batch: messages.PushBatch) -> messages.PushResult:
         with self.store.transaction():
             result = server.push(self.storage, scope, batch, self.store.hlc)
-            self.store._dirty_meta = True
+            self.store.clock_advanced()
             # relayed writes to rows this gateway holds deleted carry the tombstone's causal length
             fence_outbox(self.store)
         return result  # only after commit

@@ -74,6 +74,11 @@ class StoreBase:
         self.conn.execute("INSERT INTO _sync_meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                           (key, value))
 
+    def clock_advanced(self) -> None:
+        """The clock moved outside the store's own writes (the hub judging a push with
+        ``self.hlc``): its state is saved when the current transaction commits."""
+        self._dirty_meta = True
+
     def _stamp(self) -> int:
         self._dirty_meta = True
         return self.hlc.now()
