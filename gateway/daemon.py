@@ -235,12 +235,16 @@ class Daemon:
     def _start_replication(self) -> None:
         if not self.cfg.replica:
             return
-        from gateway.replica import Replicator
+        from gateway.replica import ReplicaError
+        from gateway.replicator import Replicator
 
-        self.replicator = Replicator(self.cfg.db, self.cfg.replica)
-        self.replicator.start()
         assert self.store is not None
         self.store.set_state("replication", {"replica": self.cfg.replica, "tool": "litestream"})
+        self.replicator = Replicator(self.cfg.db, self.cfg.replica)
+        try:
+            self.replicator.start()
+        except ReplicaError as e:  # another live gateway replicates this database: health says so
+            log.error("replication_refused", error=str(e))
 
     # -- running -------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -259,12 +263,15 @@ class Daemon:
         if self.modbus is not None:
             doc["modbus"] = {"alive": self.modbus.alive(), "polls": self.modbus.polls, "gaps": self.modbus.gaps}
         if self.replicator is not None:
-            doc["replication_alive"] = self.replicator.alive()
-            ok = ok and self.replicator.alive()
+            rep = self.replicator.snapshot()
+            doc["replication_alive"] = rep["alive"]
+            ok = ok and rep["alive"]
         try:
             doc.update(gather(self.cfg.db))
         except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503
             doc["status_error"] = str(e)
+        if self.replicator is not None:  # the live supervisor's view, fresher than the state file
+            doc["replication"] = {**(doc.get("replication") or {}), **rep}
         return ok, doc
 
     def run_forever(self) -> int:

@@ -6,12 +6,17 @@ with it, and a restarted gateway must run exactly one replicator for its databas
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from gw_process import GatewayProc, running
+
+from gateway.replica import litestream_binary
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(120)]
 
@@ -58,4 +63,70 @@ def test_kill_9_of_the_gateway_leaves_no_replicator_and_restarts_run_exactly_one
     finally:
         gw.terminate()
         for pid in replicators(gw.db):  # a failed run must not leak processes into the next test
+            os.kill(pid, 9)
+
+
+def test_a_dead_replicator_turns_health_red_and_is_restarted(mosquitto, tmp_path):
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=["--replica", str(tmp_path / "replica")])
+    try:
+        gw.start()
+        h = gw.wait_health(lambda h: h.get("replication_alive") is True, 20)
+        first = h["replication"]["pid"]
+        os.kill(first, 9)
+        h = gw.wait_health(lambda h: h["replication"].get("last_error"), 10)
+        assert h["replication"]["last_error"].startswith("litestream exited") and h["replication_alive"] is False
+        assert httpx.get(f"http://127.0.0.1:{gw.port}/health", timeout=5).status_code == 503
+        # restarted after a back-off; the exit stays visible as an error for the error window
+        h = gw.wait_health(lambda h: h["replication"]["restarts"] == 1, 15)
+        assert h["replication"]["pid"] not in (None, first)
+        assert replicators(gw.db) == [h["replication"]["pid"]]
+        events = [json.loads(line) for line in gw.log_tail_all().splitlines() if line.startswith("{")]
+        assert any(e["event"] == "litestream_exited" and e["level"] == "error" for e in events)
+    finally:
+        gw.terminate()
+        for pid in replicators(gw.db):
+            os.kill(pid, 9)
+
+
+def test_replica_errors_reach_the_main_log_and_health(mosquitto, tmp_path):
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    (replica / "ltx").write_bytes(b"not a directory")  # litestream fails to write every second
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=["--replica", str(replica)])
+    try:
+        gw.start()
+        h = gw.wait_health(lambda h: (h.get("replication") or {}).get("errors_total", 0) >= 2, 20)
+        assert h["replication_alive"] is False and "not a directory" in h["replication"]["last_error"]
+        assert httpx.get(f"http://127.0.0.1:{gw.port}/health", timeout=5).status_code == 503
+        assert len(replicators(gw.db)) == 1  # it runs, but it is not replicating: not alive
+        events = [json.loads(line) for line in gw.log_tail_all().splitlines() if line.startswith("{")]
+        errs = [e for e in events if e["event"] == "litestream_error"]
+        assert errs and all(e["level"] == "error" for e in errs)
+        assert any("not a directory" in e.get("ls_error", "") for e in errs)
+        assert not list(tmp_path.glob("*.litestream.log"))  # no side log
+    finally:
+        gw.terminate()
+        for pid in replicators(gw.db):
+            os.kill(pid, 9)
+
+
+def test_an_orphan_replicator_of_an_older_release_is_stopped_before_ours_starts(mosquitto, tmp_path):
+    replica = tmp_path / "replica"
+    gw = GatewayProc(tmp_path, mosquitto.url, extra=["--replica", str(replica)])
+    gw.start()  # creates the database
+    gw.terminate()
+    # what earlier releases left after a kill -9: a replicator with no parent, no death signal
+    orphan = subprocess.Popen([litestream_binary(), "replicate", str(gw.db), replica.as_uri()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _until(lambda: orphan.pid in replicators(gw.db), 5, "orphan running")
+        gw.start()
+        h = gw.wait_health(lambda h: h.get("replication_alive") is True, 40)
+        assert orphan.wait(5) is not None
+        assert replicators(gw.db) == [h["replication"]["pid"]]
+    finally:
+        gw.terminate()
+        if orphan.poll() is None:
+            orphan.kill()
+        for pid in replicators(gw.db):
             os.kill(pid, 9)
