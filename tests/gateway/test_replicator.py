@@ -1,0 +1,84 @@
+"""The replicator's pure parts (log parsing, lag) and its lag against a real litestream."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sqlite3
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.replicator import Replicator, newest_ltx_time, parse_logfmt, read_state, replication_lag
+
+
+def test_litestream_log_lines_parse_into_fields():
+    line = ('time=2026-12-08T00:52:54.412Z level=ERROR msg="retention enforcement failed" system=store '
+            'db=a.db error="enforce snapshot retention: open /r/ltx/9: not a directory"')
+    f = parse_logfmt(line)
+    assert f["level"] == "ERROR" and f["msg"] == "retention enforcement failed"
+    assert f["error"].endswith("not a directory") and f["db"] == "a.db"
+    assert parse_logfmt("panic: runtime error: index out of range") == {
+        "msg": "panic: runtime error: index out of range"}
+    assert parse_logfmt('level=ERROR msg="unterminated')["msg"].startswith("level=ERROR")
+
+
+@given(st.text(max_size=300))
+def test_any_output_line_parses_to_bounded_fields(line):
+    f = parse_logfmt(line)
+    assert f and all(isinstance(v, str) and len(v) <= 8192 for v in f.values())
+
+
+def test_lag_is_how_far_the_replica_trails_the_last_write():
+    assert replication_lag(None, None, 100.0) == 0.0  # no database yet
+    assert math.isinf(replication_lag(50.0, None, 100.0))  # data, nothing replicated
+    assert replication_lag(50.0, 50.0, 100.0) == 0.0  # same second (LTX timestamps are seconds)
+    assert replication_lag(90.0, 60.0, 100.0) == 29.0
+    assert replication_lag(200.0, 60.0, 100.0) == 39.0  # a write "in the future" counts as now
+
+
+def test_newest_ltx_time_ignores_garbage():
+    assert newest_ltx_time([{"timestamp": "2026-12-08T00:51:31Z"}, {"timestamp": "x"}, {}, 3]) == 1796691091.0
+    assert newest_ltx_time("nope") is None and newest_ltx_time([]) is None
+
+
+def _write(db, n):
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    con.execute("INSERT INTO t VALUES (?)", (n,))
+    con.commit()
+    con.close()
+
+
+def test_lag_grows_while_the_replicator_is_stuck_and_state_is_readable_from_outside(tmp_path):
+    db = tmp_path / "gw.db"
+    _write(db, 0)
+    rep = Replicator(db, str(tmp_path / "replica"), check_interval_s=3600)
+    rep.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            rep.check_lag()
+            if rep.state.replica_newest is not None and rep.state.lag_seconds == 0:
+                break
+            assert time.monotonic() < deadline, rep.snapshot()
+            time.sleep(0.5)
+        assert rep.alive()
+        assert rep.proc is not None
+        os.kill(rep.proc.pid, signal.SIGSTOP)  # stuck (a hung network mount, a frozen process)
+        try:
+            time.sleep(3.2)
+            _write(db, 1)
+            rep.check_lag()
+            assert rep.state.lag_seconds is not None and rep.state.lag_seconds >= 1.5
+        finally:
+            os.kill(rep.proc.pid, signal.SIGCONT)
+        rep._write_state()
+        outside = read_state(db)
+        assert outside is not None and outside["alive"] is True and outside["lag_seconds"] >= 1.5
+    finally:
+        rep.stop()
+    assert read_state(db)["alive"] is False  # stopped: no child runs any more
