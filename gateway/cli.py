@@ -51,6 +51,12 @@ def run(
     sync_interval: float = typer.Option(2.0, envvar="AQUACIS_SYNC_INTERVAL", help="Seconds between sync rounds."),
     disk_bound_mb: float = typer.Option(0.0, envvar="AQUACIS_GATEWAY_DISK_BOUND_MB",
                                         help="Database size above which old synced telemetry is down-sampled (0 = none)."),
+    dead_letter_max_count: int = typer.Option(
+        10_000, envvar="AQUACIS_GATEWAY_DEAD_LETTER_MAX_COUNT", min=1,
+        help="Most dead letters kept; above it the oldest are dropped (counted in a metric)."),
+    dead_letter_max_mb: float = typer.Option(
+        64.0, envvar="AQUACIS_GATEWAY_DEAD_LETTER_MAX_MB", min=0.001,
+        help="Most megabytes of dead letters kept (at most a tenth of --disk-bound-mb when that is set)."),
     replica: str = typer.Option(None, envvar="AQUACIS_GATEWAY_REPLICA",
                                 help="Litestream replica (a directory, file:// or s3:// URL); unset = no replication."),
     municipality: str = typer.Option(None, envvar="AQUACIS_MUNICIPALITY",
@@ -74,6 +80,7 @@ def run(
     cfg = GatewayConfig(
         cloud=cloud, token=token, broker=broker, db=Path(db), listen=listen, client_id=client_id,
         batch_max=batch_max, batch_ms=batch_ms, sync_interval=sync_interval, disk_bound_mb=disk_bound_mb,
+        dead_letter_max_count=dead_letter_max_count, dead_letter_max_mb=dead_letter_max_mb,
         replica=replica, municipality=municipality, zone=zone, site_id=site_id, log_level=log_level, rules=rules, mqtt_process=mqtt_process,
         stations=Path(stations) if stations else None,
     )
@@ -151,3 +158,8 @@ def restore(
 from gateway.handheld_cli import app as _handheld_app  # noqa: E402
 
 app.add_typer(_handheld_app, name="handheld", help="Handhelds that sync through this gateway: list, unregister.")
+
+from gateway.dead_letters_cli import app as _dead_letters_app  # noqa: E402
+
+app.add_typer(_dead_letters_app, name="dead-letters",
+              help="Messages that could not be decoded: list, export, replay (after a codec fix).")

@@ -21,6 +21,8 @@ class GatewayConfig:
     batch_ms: float = 20.0
     sync_interval: float = 2.0
     disk_bound_mb: float = 0.0  # 0 = unbounded
+    dead_letter_max_count: int = 10_000  # gateway.dead_letters: oldest dropped above either cap
+    dead_letter_max_mb: float = 64.0
     replica: str | None = None  # Litestream replica URL or directory
     municipality: str | None = None  # normally learned from the cloud (GET /api/v2/whoami)
     zone: str | None = None

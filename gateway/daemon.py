@@ -162,7 +162,11 @@ class Daemon:
         log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
         decoder = Decoder(who.municipality, who.zone, self.directory.lookup, serial_known=self.directory.knows_serial)
         bound = int(cfg.disk_bound_mb * 1024 * 1024)
-        processor = Processor(self.store, decoder, metrics=self.metrics)
+        from gateway.dead_letters import DeadLetterCap
+
+        cap = DeadLetterCap.from_settings(cfg.dead_letter_max_count, cfg.dead_letter_max_mb, cfg.disk_bound_mb)
+        processor = Processor(self.store, decoder, metrics=self.metrics, dead_cap=cap)
+        self.store.set_state("dead_letter_cap", {"max_count": cap.max_count, "max_bytes": cap.max_bytes})
 
         def housekeeping() -> None:
             from gateway.retention import housekeeping as run_housekeeping
