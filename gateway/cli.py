@@ -108,8 +108,21 @@ def status(
     typer.echo(f"outbox {q['outbox']}  parked {q['parked_unknown_devices']}  refusals {q['refusals']}")
     ago = doc["seconds_since_cloud_contact"]
     typer.echo("last cloud contact: " + ("never" if ago is None else f"{ago} s ago"))
-    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']}")
-    typer.echo(f"disk {doc['disk']['total']} bytes")
+    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']} "
+               f"({doc['dead_letter_bytes']} bytes, {doc['dead_letters_dropped']} dropped by the cap)")
+    age = doc["oldest_unsynced_reading_age_s"]
+    typer.echo("oldest unsynced reading: " + ("none" if age is None else f"queued {age} s ago"))
+    disk = doc["disk"]
+    free = disk.get("free_bytes")
+    typer.echo(f"disk {disk['total']} bytes, free " + ("unknown" if free is None else f"{free} bytes"))
+    rep = doc.get("replication")
+    if rep is None:
+        typer.echo("replication: not configured")
+    else:
+        lag = "never replicated" if rep.get("never_replicated") else (
+            "unknown" if rep.get("lag_seconds") is None else f"{rep['lag_seconds']} s")
+        typer.echo(f"replication: {'alive' if rep.get('alive') else 'NOT ALIVE'}, lag {lag}, "
+                   f"errors {rep.get('errors_total', 0)}" + (f", last: {rep['last_error']}" if rep.get("last_error") else ""))
 
 
 @app.command("codec-test")

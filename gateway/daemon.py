@@ -200,8 +200,12 @@ class Daemon:
 
             self.rules = RulesWorker(cfg.db, who.site_id)
             self.rules.start()
-        self._start_http(who)
         self._start_replication()
+        from gateway.ops_metrics import GatewayOpsCollector
+
+        self.metrics.registry.register(GatewayOpsCollector(
+            cfg.db, lambda: self.replicator.snapshot() if self.replicator is not None else None))
+        self._start_http(who)
         self.subscriber.start()
 
     def _on_message(self, item: Inbound) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def replicators(db: Path) -> list[int]:
     return found
 
 
+def _status(db: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "status",
+                          "--db", str(db)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def _until(pred, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -58,8 +66,19 @@ def test_kill_9_of_the_gateway_leaves_no_replicator_and_restarts_run_exactly_one
             gw.kill9()
             _until(lambda: not replicators(gw.db), 15, "the replicator dies with its gateway")
         gw.start()
-        gw.wait_health(lambda h: h.get("replication_alive") is True, 20)
-        assert len(replicators(gw.db)) == 1
+        h = gw.wait_health(lambda h: h.get("replication_alive") is True
+                           and h["replication"].get("lag_seconds") is not None, 20)
+        assert len(replicators(gw.db)) == 1 and h["replication"]["lag_seconds"] < 5
+        metrics = httpx.get(f"http://127.0.0.1:{gw.port}/metrics", timeout=5).text
+        for line in ("aquacis_gateway_replication_alive 1.0", "aquacis_gateway_replication_enabled 1.0"):
+            assert line in metrics
+        for name in ("aquacis_gateway_replication_lag_seconds", "aquacis_gateway_replication_errors_total",
+                     "aquacis_gateway_disk_free_bytes", "aquacis_gateway_dead_letters",
+                     "aquacis_gateway_dead_letter_bytes", "aquacis_gateway_dead_letters_dropped_total"):
+            assert f"\n{name} " in metrics, name
+        assert _status(gw.db)["replication"]["alive"] is True  # from another process
+        gw.kill9()
+        assert _status(gw.db)["replication"]["alive"] is False
     finally:
         gw.terminate()
         for pid in replicators(gw.db):  # a failed run must not leak processes into the next test
