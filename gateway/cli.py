@@ -93,6 +93,7 @@ def status(
     as_json: bool = typer.Option(True, "--json/--text", help="JSON (default) or a short text summary."),
 ) -> None:
     """Queues, last cloud contact, devices seen, dead letters and disk usage of a gateway."""
+    from gateway.dead_letters import human_bytes
     from gateway.status import gather
 
     try:
@@ -109,12 +110,12 @@ def status(
     ago = doc["seconds_since_cloud_contact"]
     typer.echo("last cloud contact: " + ("never" if ago is None else f"{ago} s ago"))
     typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']} "
-               f"({doc['dead_letter_bytes']} bytes, {doc['dead_letters_dropped']} dropped by the cap)")
+               f"({human_bytes(doc['dead_letter_bytes'])}, {doc['dead_letters_dropped']} dropped by the cap)")
     age = doc["oldest_unsynced_reading_age_s"]
     typer.echo("oldest unsynced reading: " + ("none" if age is None else f"queued {age} s ago"))
     disk = doc["disk"]
-    free = disk.get("free_bytes")
-    typer.echo(f"disk {disk['total']} bytes, free " + ("unknown" if free is None else f"{free} bytes"))
+    typer.echo(f"database {human_bytes(disk['total'])}, disk free {human_bytes(disk.get('free_bytes'))}"
+               + (" (OVER the disk bound)" if disk.get("over_bound") else ""))
     rep = doc.get("replication")
     if rep is None:
         typer.echo("replication: not configured")

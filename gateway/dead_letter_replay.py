@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import structlog
-
 from gateway.dead_letters import Filter, iter_ids
 from gateway.decoding import Decoder
 from gateway.ingest import MAX_REASON, Processor
@@ -55,8 +53,6 @@ def replay(store: GatewayStore, processor: Processor, flt: Filter, limit: int | 
         with store.transaction():
             for dl_id in ids[i:i + chunk]:
                 _replay_one(conn, processor, dl_id, res)
-    # a fresh logger: a CLI run configures logging per invocation (a cached one keeps an old stream)
-    structlog.get_logger("gateway.dead_letters").info("dead_letters_replayed", **res.doc())
     return res
 
 

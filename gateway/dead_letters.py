@@ -220,22 +220,59 @@ def iter_ids(conn: sqlite3.Connection, flt: Filter, limit: int | None = None, ch
 
 
 EXPORT_FIELDS = ["id", "received_at", "received_at_ms", "topic", "reason", "digest", "size", "payload_b64"]
+CSV_FIELDS = ["id", "received_at", "received_at_ms", "topic", "reason", "digest", "size", "payload_hex"]
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: topic and reason come from the network, and a
+    leading = + - @ (or tab/CR) makes Excel or LibreOffice read the text as a formula."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
 
 
 def export(conn: sqlite3.Connection, out: IO[str], fmt: str, flt: Filter, limit: int | None = None) -> int:
-    """Write matching dead letters as JSON lines or CSV (payload in base64); returns how many."""
+    """Write matching dead letters as JSON lines (payload base64) or CSV (payload hex: never read
+    as a formula, unlike base64's leading + or /); returns how many."""
     if fmt not in ("jsonl", "csv"):
         raise DeadLetterError("--format must be jsonl or csv")
     writer = None
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
     n = 0
     for row in iter_rows(conn, flt, limit):
-        doc = _row_doc(row, with_payload=True)
+        doc = _row_doc(row, with_payload=writer is None)
         if writer is not None:
-            writer.writerow(doc)
+            doc["payload_hex"] = bytes(row[3]).hex()
+            writer.writerow({k: _cell(v) for k, v in doc.items()})
         else:
             out.write(json.dumps(doc, ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop returns
+
+
+def page_text(rows: list[dict[str, Any]], nxt: str | None, total: int, size: int, dropped: int,
+              width: int = 80) -> list[str]:
+    """A `list` page for a terminal: id, time and size on one line, the reason under it."""
+    lines = []
+    for r in rows:
+        when = r["received_at"][:19].replace("T", " ") + "Z"
+        lines.append(f"{r['id']}  {when}  {human_bytes(r['size'])}")
+        reason = " ".join(str(r["reason"]).split())
+        lines.append("  " + (reason if len(reason) <= width - 2 else reason[:width - 5] + "..."))
+    lines.append(f"{total} dead letters ({human_bytes(size)}), {dropped} dropped by the cap")
+    if nxt:
+        lines.append(f"next page: --after {nxt}")
+    return lines

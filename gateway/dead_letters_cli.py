@@ -24,6 +24,7 @@ from gateway.dead_letters import (
     dropped_total,
     export,
     page,
+    page_text,
     totals,
 )
 
@@ -82,8 +83,9 @@ def list_dead_letters(
     limit: int = typer.Option(50, help=f"Rows per page (1..{MAX_PAGE})."),
     after: str = typer.Option(None, help="Cursor: the `next` id of the previous page."),
     reason: str = typer.Option(None, help="Only those whose reason contains this text."),
+    as_json: bool = typer.Option(True, "--json/--text", help="JSON (default) or lines for a terminal."),
 ) -> None:
-    """One page of dead letters, oldest first (no payloads; `export` has them), as JSON."""
+    """One page of dead letters, oldest first (no payloads; `export` has them)."""
     try:
         check_limit(limit, MAX_PAGE)
     except DeadLetterError as e:
@@ -92,6 +94,9 @@ def list_dead_letters(
     with _read_only(db) as con:
         rows, nxt = page(con, flt, limit)
         n, size = totals(con)
+        if not as_json:
+            typer.echo("\n".join(page_text(rows, nxt, n, size, dropped_total(con))))
+            return
         typer.echo(json.dumps({"dead_letters": rows, "next": nxt, "total": n, "bytes": size,
                                "dropped_total": dropped_total(con)}, ensure_ascii=False))
 
@@ -99,7 +104,7 @@ def list_dead_letters(
 @app.command("export")
 def export_dead_letters(
     db: Path = DB,
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv (payload in base64 either way)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (payload in base64) or csv (payload in hex)."),
     out: str = typer.Option("-", "--out", help="File to write; - for standard output."),
     force: bool = typer.Option(False, help="Overwrite an existing --out file."),
     after: str = typer.Option(None, help="Only ids after this one."),
@@ -154,12 +159,10 @@ def replay(
     flt = _filter(None, reason, ids)
     if not Path(db).is_file() or not _is_gateway_db(Path(db)):
         raise _fail(f"no gateway database at {db}")
-    from gateway.daemon import configure_logging
     from gateway.dead_letter_replay import processor_for
     from gateway.dead_letter_replay import replay as do_replay
     from gateway.store import GatewayStore
 
-    configure_logging("info")  # JSON events on stderr; stdout carries the result
     store = GatewayStore.open(db)
     try:
         try:

@@ -198,9 +198,31 @@ def test_export_jsonl_and_csv_carry_the_raw_bytes(tmp_path):
                             "--reason", "codec errors", "--limit", "2"])
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 2 and json.loads(base64.b64decode(rows[0]["payload_b64"]))["fPort"] == 1
+    assert len(rows) == 2 and json.loads(bytes.fromhex(rows[0]["payload_hex"]))["fPort"] == 1
     again = runner.invoke(app, ["gateway", "dead-letters", "export", "--db", str(db), "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_csv_export_cannot_run_as_a_spreadsheet_formula(tmp_path):
+    store = GatewayStore.open(tmp_path / "gw.db")
+    _proc(store).process([_inb('=HYPERLINK("http://evil","x")', b"+" * 30), _inb("@SUM(A1)", b"-1")])
+    store.close()
+    r = runner.invoke(app, ["gateway", "dead-letters", "export", "--db", str(tmp_path / "gw.db"), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 2
+    for row in rows:
+        assert all(not v.startswith(("=", "+", "-", "@")) for v in row.values())
+    assert {row["topic"] for row in rows} == {"'=HYPERLINK(\"http://evil\",\"x\")", "'@SUM(A1)"}
+    assert {bytes.fromhex(row["payload_hex"]) for row in rows} == {b"+" * 30, b"-1"}
+
+
+def test_list_text_fits_a_terminal(tmp_path):
+    db = _broken_then_fixed(tmp_path, n=4)
+    r = runner.invoke(app, ["gateway", "dead-letters", "list", "--db", str(db), "--limit", "3", "--text"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines) <= 80 and lines[-1].startswith("next page: --after ")
+    assert "6 dead letters" in lines[-2] and "0 dropped" in lines[-2]
 
 
 @pytest.mark.parametrize("argv, says", [
