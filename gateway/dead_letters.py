@@ -91,12 +91,34 @@ def enforce_cap(conn: sqlite3.Connection, cap: DeadLetterCap) -> tuple[int, int,
             break
         last, gone_n, gone_b = id_, gone_n + 1, gone_b + int(size)
     dropped = conn.execute("DELETE FROM dead_letters WHERE id <= ?", (last,)).rowcount
+    count_dropped(conn, dropped, cap, kept=n - dropped)
+    return dropped, n - dropped, b - gone_b
+
+
+def count_dropped(conn: sqlite3.Connection, dropped: int, cap: DeadLetterCap, kept: int | None = None) -> int:
+    """Add `dropped` to the persisted total (in the caller's transaction) and log it."""
     total = dropped_total(conn) + dropped
     conn.execute("INSERT INTO gateway_state(key, value) VALUES ('dead_letters_dropped', ?) "
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(total),))
-    log.warning("dead_letters_dropped", dropped=dropped, dropped_total=total, kept=n - dropped,
+    log.warning("dead_letters_dropped", dropped=dropped, dropped_total=total, kept=kept,
                 max_count=cap.max_count, max_bytes=cap.max_bytes)
-    return dropped, n - dropped, b - gone_b
+    return total
+
+
+def rows_to_keep(sizes: list[int], cap: DeadLetterCap) -> tuple[list[int], bool]:
+    """Which of a batch's dead letters (`sizes`, oldest first) to write, ascending, and whether
+    the cap is full with them alone (then every older dead letter goes too: oldest first). One
+    larger than the byte cap on its own is dropped by itself (it would only evict the others and
+    go next)."""
+    used, keep = 0, []
+    for i in range(len(sizes) - 1, -1, -1):
+        if sizes[i] > cap.max_bytes:
+            continue
+        if len(keep) + 1 > cap.max_count or used + sizes[i] > cap.max_bytes:
+            return keep[::-1], True
+        keep.append(i)
+        used += sizes[i]
+    return keep[::-1], False
 
 
 class CapKeeper:
@@ -114,7 +136,15 @@ class CapKeeper:
         self._b = 0
         self._flushes = 0
 
-    def added(self, conn: sqlite3.Connection, rows: int, size: int) -> int:
+    def added(self, conn: sqlite3.Connection, rows: int, size: int, dropped_before: int = 0,
+              cleared: bool = False) -> int:
+        """After `rows` of `size` bytes were inserted, `dropped_before` others having been left
+        out or deleted (`cleared`: the table held only older ones, deleted before the insert):
+        drop what the cap says, count it."""
+        if cleared:
+            self._n, self._b = 0, 0
+        if dropped_before:
+            count_dropped(conn, dropped_before, self.cap)
         self._flushes += 1
         if self._n is None or self._flushes >= self.recount:
             self._flushes = 0
@@ -122,9 +152,9 @@ class CapKeeper:
         else:
             self._n, self._b = self._n + rows, self._b + size
         if self._n <= self.cap.max_count and self._b <= self.cap.max_bytes:
-            return 0
+            return dropped_before
         dropped, self._n, self._b = enforce_cap(conn, self.cap)
-        return dropped
+        return dropped + dropped_before
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gateway.dead_letters import CapKeeper, DeadLetterCap
+from gateway.dead_letters import CapKeeper, DeadLetterCap, rows_to_keep
 from gateway.decoding import DecodeError, Decoder, Outcome, UnknownDevice
 from gateway.lns import ParseError, Uplink, parse
 from gateway.mqtt_client import Inbound
@@ -227,15 +227,20 @@ class Processor:
 
     def _flush_dead(self) -> None:
         if self._dead_rows:
+            self.last_dead_reasons = [r[4] for r in self._dead_rows]
+            sizes = [len(r[2]) + len(r[3]) + len(r[4]) for r in self._dead_rows]
+            # what the cap would drop at once is not written at all (a burst of large garbage
+            # would otherwise grow the file by the whole batch before the trim)
+            keep, full = rows_to_keep(sizes, self.dead_cap)
+            dropped = len(sizes) - len(keep)
+            if full:  # this batch alone fills the cap: every older one goes first
+                dropped += self.store.conn.execute("DELETE FROM dead_letters").rowcount
             self.store.conn.executemany(
                 "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                self._dead_rows,
+                [self._dead_rows[i] for i in keep],
             )
-            self.last_dead_reasons = [r[4] for r in self._dead_rows]
-            size = sum(len(r[2]) + len(r[3]) + len(r[4]) for r in self._dead_rows)
-            rows = len(self._dead_rows)
             self._dead_rows = []
-            self._cap.added(self.store.conn, rows, size)
+            self._cap.added(self.store.conn, len(keep), sum(sizes[i] for i in keep), dropped, cleared=full)
 
     def _device(self, up: Uplink, out: Outcome, now: int) -> None:
         self.store.conn.execute(_DEVICE_UPSERT, self._device_row(up, out, now, None))

@@ -93,8 +93,8 @@ def test_after_every_batch_exactly_the_newest_that_fit_are_kept(tmp_path_factory
         p.process(items)
         sent += [(int(it.payload[-4:]), len(it.payload) + len(it.topic) + len(reason))
                  for it, reason in zip(items, p.last_dead_reasons, strict=True)]
-        want, used = [], 0  # the model: newest first while both caps hold
-        for num, size in reversed(sent):
+        want, used = [], 0  # the model: one larger than the cap alone never stays; newest first while both hold
+        for num, size in reversed([x for x in sent if x[1] <= max_bytes]):
             if len(want) + 1 > max_count or used + size > max_bytes:
                 break
             want.append(num)
