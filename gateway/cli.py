@@ -123,7 +123,10 @@ def status(
         lag = "never replicated" if rep.get("never_replicated") else (
             "unknown" if rep.get("lag_seconds") is None else f"{rep['lag_seconds']} s")
         typer.echo(f"replication: {'alive' if rep.get('alive') else 'NOT ALIVE'}, lag {lag}, "
-                   f"errors {rep.get('errors_total', 0)}" + (f", last: {rep['last_error']}" if rep.get("last_error") else ""))
+                   f"errors {rep.get('errors_total', 0)}")
+        if rep.get("last_error"):
+            last = " ".join(str(rep["last_error"]).split())
+            typer.echo("  last error: " + (last if len(last) <= 66 else last[:63] + "..."))
 
 
 @app.command("codec-test")

@@ -69,6 +69,7 @@ def test_kill_9_of_the_gateway_leaves_no_replicator_and_restarts_run_exactly_one
         h = gw.wait_health(lambda h: h.get("replication_alive") is True
                            and h["replication"].get("lag_seconds") is not None, 20)
         assert len(replicators(gw.db)) == 1 and h["replication"]["lag_seconds"] < 5
+        assert h["disk"]["free_bytes"] > 0 and "oldest_unsynced_reading_age_s" in h
         metrics = httpx.get(f"http://127.0.0.1:{gw.port}/metrics", timeout=5).text
         for line in ("aquacis_gateway_replication_alive 1.0", "aquacis_gateway_replication_enabled 1.0"):
             assert line in metrics

@@ -60,10 +60,14 @@ def test_status_replication_from_a_dead_gateways_state_file_is_not_alive(tmp_pat
 
 def test_status_text_says_it_in_one_screen(tmp_path):
     db, _ = _db(tmp_path)
+    state = {"alive": False, "pid": None, "gateway_pid": None, "errors_total": 9,
+             "last_error": "retention enforcement failed: " + "open /var/backups/gw/ltx/9: not a directory " * 5}
+    db.with_name(db.name + ".replication.json").write_text(json.dumps(state))
     r = runner.invoke(app, ["gateway", "status", "--db", str(db), "--text"])
     assert r.exit_code == 0, r.output
     assert "oldest unsynced reading: queued" in r.output and "free" in r.output
     assert "replication: NOT ALIVE" in r.output and "3 dropped" in r.output
+    assert "errors 9" in r.output and "last error: retention enforcement failed" in r.output
     assert max(len(line) for line in r.output.splitlines()) <= 80
 
 
