@@ -8,7 +8,8 @@
 - **Exactly one per database.** The gateway holds an exclusive `flock` on `DB.litestream.lock`
   and the child inherits it, so the lock is free only when neither runs. At start a replicator
   of the same database left by a dead gateway (an orphan, e.g. from a release without the death
-  signal) is stopped first; if a live gateway holds the lock we refuse rather than fight.
+  signal, now adopted by init or a subreaper) is stopped first; if a live gateway holds the
+  lock we refuse rather than fight.
 - **Errors in the main log and in health.** Litestream's output (logfmt) is parsed line by line
   into structured events (`litestream_error`, `litestream_warning`); `alive` is false while the
   child is not running or has logged an error in the last `error_window_s` seconds. A child that
@@ -144,9 +145,18 @@ def replicators_of(db: Path) -> list[int]:
     return pids
 
 
-def _is_gateway(pid: int) -> bool:
-    argv = _proc_argv(pid)
-    return b"gateway" in argv and b"run" in argv
+def _has_owner(pid: int) -> bool:
+    """Whether replicator `pid` still has the process that started it: an orphan is adopted by
+    init (pid 1) or a subreaper (systemd, tini), never by a Python process or a gateway."""
+    ppid = _ppid(pid)
+    if ppid <= 1:
+        return False
+    argv = _proc_argv(ppid)
+    try:
+        exe = os.readlink(f"/proc/{ppid}/exe").encode()
+    except OSError:
+        exe = b""
+    return b"python" in exe or bool(argv and b"python" in argv[0]) or b"gateway" in argv
 
 
 def _death_signal_setter() -> Any:
@@ -246,7 +256,7 @@ class Replicator:
     def _reap_orphans(self) -> None:
         """Stop replicators of this database whose gateway is gone (SIGTERM: they sync once more)."""
         mine = self.proc.pid if self.proc else None
-        victims = [p for p in replicators_of(self.db) if p != mine and not _is_gateway(_ppid(p))]
+        victims = [p for p in replicators_of(self.db) if p != mine and not _has_owner(p)]
         for pid in victims:
             log.warning("litestream_orphan_stopping", pid=pid)
             try:
@@ -288,27 +298,30 @@ class Replicator:
             self._spawn()
         except (OSError, ReplicaError) as e:
             self._error(f"cannot start litestream: {e}")
+            log.error("litestream_not_started", error=str(e)[:MAX_FIELD], retry_in_s=backoff)
         self._started.set()
         self._write_state()
         while not self._stopping.wait(0.2):
             proc = self.proc
-            if proc is not None and proc.poll() is not None:
-                self._error(f"litestream exited with {proc.returncode}")
-                log.error("litestream_exited", rc=proc.returncode, restart_in_s=backoff)
-                with self._mu:
-                    self.proc = None
-                    self.state.pid = None
-                self._write_state()
+            if proc is None or proc.poll() is not None:
+                if proc is not None:
+                    self._error(f"litestream exited with {proc.returncode}")
+                    log.error("litestream_exited", rc=proc.returncode, restart_in_s=backoff)
+                    with self._mu:
+                        self.proc = None
+                        self.state.pid = None
+                    self._write_state()
                 if self._stopping.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.max_backoff_s)
                 try:
                     self._spawn()
                     self.state.restarts += 1
-                except (OSError, ReplicaError) as e:
+                except (OSError, ReplicaError) as e:  # no binary, no memory: try again later
                     self._error(f"cannot start litestream: {e}")
+                    log.error("litestream_not_started", error=str(e)[:MAX_FIELD], retry_in_s=backoff)
                 continue
-            if proc is not None and self.state.started_at and time.time() - self.state.started_at > 60:
+            if self.state.started_at and time.time() - self.state.started_at > 60:
                 backoff = 1.0  # it ran a minute: the next failure starts the back-off afresh
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self.check_interval_s
@@ -377,6 +390,8 @@ class Replicator:
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping.set()
+        if self._lock_fd is None:  # refused or never started: the state file is another's
+            return
         if self._thread is not None:
             self._thread.join(5)
         proc = self.proc

@@ -135,18 +135,19 @@ def test_an_orphan_replicator_of_an_older_release_is_stopped_before_ours_starts(
     gw = GatewayProc(tmp_path, mosquitto.url, extra=["--replica", str(replica)])
     gw.start()  # creates the database
     gw.terminate()
-    # what earlier releases left after a kill -9: a replicator with no parent, no death signal
-    orphan = subprocess.Popen([litestream_binary(), "replicate", str(gw.db), replica.as_uri()],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # what earlier releases left after a kill -9: a replicator adopted by init (the shell that
+    # started it exits at once), with no death signal
+    subprocess.run(["sh", "-c", '"$0" replicate "$1" "$2" >/dev/null 2>&1 &', litestream_binary(), str(gw.db),
+                    replica.as_uri()], check=True)
+    orphan = _until(lambda: replicators(gw.db), 5, "orphan running")[0]
     try:
-        _until(lambda: orphan.pid in replicators(gw.db), 5, "orphan running")
         gw.start()
         h = gw.wait_health(lambda h: h.get("replication_alive") is True, 40)
-        assert orphan.wait(5) is not None
+        assert not running(orphan)
         assert replicators(gw.db) == [h["replication"]["pid"]]
+        events = [json.loads(line) for line in gw.log_tail_all().splitlines() if line.startswith("{")]
+        assert any(e["event"] == "litestream_orphan_stopping" and e["pid"] == orphan for e in events)
     finally:
         gw.terminate()
-        if orphan.poll() is None:
-            orphan.kill()
         for pid in replicators(gw.db):
             os.kill(pid, 9)

@@ -82,3 +82,25 @@ def test_lag_grows_while_the_replicator_is_stuck_and_state_is_readable_from_outs
     finally:
         rep.stop()
     assert read_state(db)["alive"] is False  # stopped: no child runs any more
+
+
+def test_a_second_replicator_of_a_live_one_is_refused_and_leaves_its_state_alone(tmp_path):
+    import pytest
+
+    from gateway.replica import ReplicaError
+    from gateway.replicator import replicators_of
+
+    db = tmp_path / "gw.db"
+    _write(db, 0)
+    first = Replicator(db, str(tmp_path / "replica"))
+    first.start()
+    try:
+        second = Replicator(db, str(tmp_path / "replica"), takeover_s=1.0)
+        with pytest.raises(ReplicaError, match="lock"):
+            second.start()
+        assert second.alive() is False and second.snapshot()["refused"]
+        second.stop()
+        assert read_state(db)["pid"] == first.proc.pid  # the live one's state, not the refused one's
+        assert replicators_of(db.resolve()) == [first.proc.pid]
+    finally:
+        first.stop()
