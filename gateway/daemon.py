@@ -242,6 +242,8 @@ class Daemon:
 
     def _start_replication(self) -> None:
         if not self.cfg.replica:
+            if self.store is not None:  # status must not report a replica of an earlier run
+                self.store.set_state("replication", None)
             return
         from gateway.replica import ReplicaError
         from gateway.replicator import Replicator

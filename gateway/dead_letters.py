@@ -110,7 +110,7 @@ def rows_to_keep(sizes: list[int], cap: DeadLetterCap) -> tuple[list[int], bool]
     the cap is full with them alone (then every older dead letter goes too: oldest first). One
     larger than the byte cap on its own is dropped by itself (it would only evict the others and
     go next)."""
-    used, keep = 0, []
+    used, keep = 0, list[int]()
     for i in range(len(sizes) - 1, -1, -1):
         if sizes[i] > cap.max_bytes:
             continue
