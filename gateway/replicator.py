@@ -15,7 +15,8 @@
   child is not running or has logged an error in the last `error_window_s` seconds. A child that
   exits is restarted with back-off and logged as `litestream_exited`.
 - **Lag.** Every `check_interval_s` the supervisor asks the replica for its newest LTX file
-  (`litestream ltx -json -level all URL`) and compares it with the database's last write.
+  (`litestream ltx -json -level all URL`) and compares it with the database's last write: the
+  lag is how long the replica has been missing a write (see `replication_lag`).
 
 The state is also written to `DB.replication.json` (atomically) so `aquacis gateway status`,
 which runs in another process, can report it.
@@ -90,15 +91,20 @@ def last_write_time(db: Path) -> float | None:
     return max(times) if times else None
 
 
-def replication_lag(last_write: float | None, replica_newest: float | None, now: float) -> float:
-    """Seconds by which the replica trails the database's last write (0 when it holds it);
-    infinite when the replica holds nothing of a database that has data."""
+def replication_lag(last_write: float | None, replica_newest: float | None, now: float,
+                    since: float | None = None) -> float:
+    """How long the replica has been missing a write: 0 when it holds the database's last
+    write; else the time since the first write it may lack, which came after its newest LTX
+    (second precision) and after `since` (when the replica was last seen caught up, or the
+    replicator started); infinite when the replica holds nothing of a database with data."""
     if last_write is None:
         return 0.0
     if replica_newest is None:
         return math.inf
-    # LTX timestamps have second precision: a replica written in the same second holds the write
-    return round(max(0.0, min(last_write, now) - (replica_newest + 1.0)), 1)
+    if last_write <= replica_newest + 1.0:
+        return 0.0
+    first_missing = max(replica_newest + 1.0, since if since is not None else -math.inf)
+    return round(max(0.0, now - first_missing), 1)
 
 
 def replica_newest(url: str, timeout: float = 20.0) -> float | None:
@@ -216,6 +222,8 @@ class Replicator:
         self._mu = threading.Lock()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._caught_up_at: float | None = None  # last check that found the replica complete
+        self._first_started_at: float | None = None
         if self.url.startswith("file://"):
             try:
                 Path(self.url[len("file://"):]).mkdir(parents=True, exist_ok=True)
@@ -287,6 +295,7 @@ class Replicator:
             self.proc = proc
             self.state.pid = proc.pid
             self.state.started_at = time.time()
+            self._first_started_at = self._first_started_at or self.state.started_at
         assert proc.stdout is not None
         threading.Thread(target=self._read_output, args=(proc.stdout,), name="litestream-output", daemon=True).start()
         log.info("litestream_started", replica=self.url, pid=proc.pid)
@@ -361,8 +370,10 @@ class Replicator:
             log.warning("litestream_replica_unreadable", error=str(e)[:MAX_FIELD])
             return
         now = time.time()
-        lag = replication_lag(last_write_time(self.db), newest, now)
+        lag = replication_lag(last_write_time(self.db), newest, now, self._caught_up_at or self._first_started_at)
         with self._mu:
+            if lag == 0:
+                self._caught_up_at = now
             self.state.replica_newest = newest
             self.state.lag_seconds = lag
             self.state.checked_at = now

@@ -31,12 +31,14 @@ def test_any_output_line_parses_to_bounded_fields(line):
     assert f and all(isinstance(v, str) and len(v) <= 8192 for v in f.values())
 
 
-def test_lag_is_how_far_the_replica_trails_the_last_write():
+def test_lag_is_how_long_the_replica_has_been_missing_a_write():
     assert replication_lag(None, None, 100.0) == 0.0  # no database yet
     assert math.isinf(replication_lag(50.0, None, 100.0))  # data, nothing replicated
     assert replication_lag(50.0, 50.0, 100.0) == 0.0  # same second (LTX timestamps are seconds)
-    assert replication_lag(90.0, 60.0, 100.0) == 29.0
-    assert replication_lag(200.0, 60.0, 100.0) == 39.0  # a write "in the future" counts as now
+    assert replication_lag(90.0, 60.0, 100.0) == 39.0  # missing what came after 61
+    assert replication_lag(90.0, 60.0, 100.0, since=80.0) == 20.0  # complete at 80: missing since then
+    assert replication_lag(90.0, 60.0, 100.0, since=10.0) == 39.0
+    assert replication_lag(95.0, 60.0, 90.0, since=95.0) == 0.0  # a clock step back is no negative lag
 
 
 def test_newest_ltx_time_ignores_garbage():
