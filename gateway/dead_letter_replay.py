@@ -9,6 +9,7 @@ row is read again inside the transaction, so one replayed by someone else meanwh
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import islice
 from typing import Any
 
 from gateway.dead_letters import Filter, iter_ids
@@ -48,10 +49,10 @@ def replay(store: GatewayStore, processor: Processor, flt: Filter, limit: int | 
            chunk: int = 100) -> ReplayResult:
     res = ReplayResult()
     conn = store.conn
-    ids = list(iter_ids(conn, flt, limit))  # ids only: 36 bytes each, bounded by the dead-letter cap
-    for i in range(0, len(ids), chunk):
+    ids = iter_ids(conn, flt, limit, chunk=chunk * 10)  # keyset pages: memory stays one page however many
+    while batch := list(islice(ids, chunk)):
         with store.transaction():
-            for dl_id in ids[i:i + chunk]:
+            for dl_id in batch:
                 _replay_one(conn, processor, dl_id, res)
     return res
 

@@ -261,3 +261,28 @@ def test_no_database_or_not_a_gateway_database(tmp_path, cmd):
     r = runner.invoke(app, ["gateway", "dead-letters", cmd, "--db", str(junk), *extra])
     assert r.exit_code == 2 and "no gateway database" in r.output
     assert junk.read_bytes() == b"not sqlite at all" * 100
+
+
+def test_run_passes_the_caps_and_refuses_nonsense(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("gateway.daemon.run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
+    base = ["gateway", "run", "--cloud", "http://c", "--token", "t", "--broker", "mqtt://b:1", "--db", str(tmp_path / "x.db")]
+    monkeypatch.setenv("AQUACIS_GATEWAY_DEAD_LETTER_MAX_MB", "8")
+    r = runner.invoke(app, [*base, "--dead-letter-max-count", "500"])
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"].dead_letter_max_count == 500 and seen["cfg"].dead_letter_max_mb == 8
+    for bad in (["--dead-letter-max-count", "0"], ["--dead-letter-max-mb", "0"], ["--dead-letter-max-count", "x"]):
+        r = runner.invoke(app, [*base, *bad])
+        assert r.exit_code == 2 and bad[0] in r.output
+
+
+def test_replay_walks_more_than_one_page(tmp_path):
+    db = _broken_then_fixed(tmp_path, n=250)  # pages of 70 ids, transactions of 7
+    s = GatewayStore.open(db)
+    from gateway.dead_letter_replay import processor_for, replay
+    from gateway.dead_letters import Filter
+
+    res = replay(s, processor_for(s), Filter(), chunk=7)
+    s.close()
+    assert res.examined == 252 and res.replayed == 250 and res.failed == 2
+    assert _count(db, "SELECT count(*) FROM readings") == 250
