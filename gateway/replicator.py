@@ -222,6 +222,8 @@ class Replicator:
         self._mu = threading.Lock()
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self.repeat_window_s = 60.0
+        self._logged: dict[tuple[str, str, str], tuple[float, int]] = {}  # error -> (logged at, held back)
         self._caught_up_at: float | None = None  # last check that found the replica complete
         self._first_started_at: float | None = None
         if self.url.startswith("file://"):
@@ -350,11 +352,28 @@ class Replicator:
                 extra = {f"ls_{k.replace('-', '_').replace('.', '_')}": v for k, v in list(fields.items())[:12]}
                 if level == "ERROR":
                     self._error(f"{msg}: {extra.get('ls_error', '')}".strip(": "))
-                    log.error("litestream_error", ls_msg=msg, **extra)
+                    repeated = self._repeats(("E", msg, extra.get("ls_error", "")))
+                    if repeated is not None:
+                        log.error("litestream_error", ls_msg=msg, repeated=repeated, **extra)
                 elif level == "WARN":
-                    log.warning("litestream_warning", ls_msg=msg, **extra)
+                    repeated = self._repeats(("W", msg, extra.get("ls_error", "")))
+                    if repeated is not None:
+                        log.warning("litestream_warning", ls_msg=msg, repeated=repeated, **extra)
                 else:
                     log.debug("litestream_log", ls_level=level.lower(), ls_msg=msg, **extra)
+
+    def _repeats(self, key: tuple[str, str, str]) -> int | None:
+        """None to stay quiet: litestream repeats a failing step every second, and one line a
+        minute per distinct error (with how many were held back) tells the same story."""
+        now = time.monotonic()
+        seen = self._logged.get(key)
+        if seen is not None and now - seen[0] < self.repeat_window_s:
+            self._logged[key] = (seen[0], seen[1] + 1)
+            return None
+        if len(self._logged) > 100:  # distinct messages come from the network's variety of failures
+            self._logged.clear()
+        self._logged[key] = (now, 0)
+        return 0 if seen is None else seen[1]
 
     def _error(self, text: str) -> None:
         with self._mu:

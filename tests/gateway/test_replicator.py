@@ -106,3 +106,22 @@ def test_a_second_replicator_of_a_live_one_is_refused_and_leaves_its_state_alone
         assert replicators_of(db.resolve()) == [first.proc.pid]
     finally:
         first.stop()
+
+
+def test_a_repeating_litestream_error_is_logged_once_a_minute_and_counted_every_time(tmp_path):
+    import io
+
+    from structlog.testing import capture_logs
+
+    rep = Replicator(tmp_path / "gw.db", str(tmp_path / "replica"))
+    line = b'time=x level=ERROR msg="sync failed" db=gw.db error="open /r/ltx/0: not a directory"\n'
+    other = b'time=x level=ERROR msg="compaction failed" error="disk full"\n'
+    with capture_logs() as logs:
+        rep._read_output(io.BytesIO(line * 30 + other + b"level=INFO msg=ok\n"))
+        rep._logged = {k: (v[0] - 61, v[1]) for k, v in rep._logged.items()}  # a minute later
+        rep._read_output(io.BytesIO(line))
+    errors = [e for e in logs if e["event"] == "litestream_error"]
+    assert [(e["ls_msg"], e["repeated"]) for e in errors] == [("sync failed", 0), ("compaction failed", 0),
+                                                              ("sync failed", 29)]
+    assert errors[0]["ls_error"] == "open /r/ltx/0: not a directory" and errors[0]["log_level"] == "error"
+    assert rep.state.errors_total == 32 and rep.state.last_error == "sync failed: open /r/ltx/0: not a directory"
