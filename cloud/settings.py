@@ -1,7 +1,10 @@
 """Configuration of the cloud core: flags > `AQUACIS_*` environment variables > TOML file > defaults.
 
-The TOML file is named by `AQUACIS_CONFIG` (or passed explicitly); its `[cloud]` table (or the
-top level) holds the same keys as the fields below.
+The TOML file is `--config FILE` or `AQUACIS_CONFIG`; its `[cloud]` table holds the same keys
+as the fields below (e.g. `db_url`, the variable `AQUACIS_DB_URL` without its prefix). Every
+settings class of the cloud (this one, `cloud.cfdi.settings.CfdiSettings`) reads the same table
+through `TomlTableSettings`. A named file that is missing or unreadable is an error, never a
+silent fallback to the defaults (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -11,22 +14,79 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "AQUACIS_CONFIG"
+TABLE = "cloud"
+# A file larger than this is no configuration file (read whole before parsing).
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
-class CloudSettings(BaseSettings):
-    """Settings of `aquacis cloud serve` and of `create_app`."""
+class ConfigFileError(ValueError):
+    """The named configuration file is missing, unreadable or not valid TOML."""
+
+
+def config_path(explicit: str | None = None) -> str | None:
+    """The configuration file in force: the explicit one, else `AQUACIS_CONFIG`, else none."""
+    return explicit or os.environ.get(CONFIG_ENV) or None
+
+
+def read_table(path: str, table: str = TABLE) -> dict[str, Any]:
+    """The `[table]` of a TOML file; the file must exist and parse (ConfigFileError otherwise)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigFileError(f"configuration file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigFileError(f"configuration file {path} does not exist (--config / {CONFIG_ENV})") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigFileError(f"cannot read configuration file {path}: {e}") from None
+    section = doc.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigFileError(f"{path}: [{table}] must be a table")
+    return section
+
+
+class TomlTableSource(PydanticBaseSettingsSource):
+    """The `[cloud]` table of the configuration file, below the environment in precedence."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
+        super().__init__(settings_cls)
+        self.values = read_table(path) if path else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if k in self.settings_cls.model_fields}
+
+
+class TomlTableSettings(BaseSettings):
+    """Base of the cloud's settings classes: init (flags) > env > the TOML `[cloud]` table > defaults."""
 
     model_config = SettingsConfigDict(env_prefix="AQUACIS_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlTableSource(settings_cls, config_path())
+
+
+class CloudSettings(TomlTableSettings):
+    """Settings of `aquacis cloud serve` and of `create_app`."""
 
     db_url: str = "sqlite:///aquacis-cloud.db"
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
     log_json: bool = True
-    # Create or migrate the schema when the app starts (tests and `serve`); off when a
-    # deployment runs migrations as a separate step.
-    auto_migrate: bool = True
+    # Migrate an older schema when the app starts (`cloud serve --migrate`). Off by default: a
+    # release is migrated on purpose (`aquacis cloud migrate`, after a backup); an empty
+    # database is created either way (docs/cloud.md, "Schema migrations").
+    auto_migrate: bool = False
     # Largest request body accepted by the JSON API, in bytes.
     max_body_bytes: int = 8 * 1024 * 1024
     # Extra routers "module:attribute" to mount besides the built-in list (cloud.app.ROUTERS).
@@ -45,22 +105,34 @@ class CloudSettings(BaseSettings):
     # First billing cycle (YYYY-MM) of the utility's data; runs before it are refused. Default:
     # the month the first shipped tariff version comes into force.
     billing_first_cycle: str | None = None
+    # Most threads of `cloud serve` that work a billing run started by POST /api/v2/billing-runs
+    # (None: the run's `parallelism`; 0: none, `aquacis cloud billing-worker` processes do it).
+    billing_inprocess_workers: int | None = None
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:
-    """Settings from an optional TOML file, then environment, then explicit overrides (flags)."""
-    path = config_file or os.environ.get("AQUACIS_CONFIG")
-    file_values: dict[str, Any] = {}
-    if path and Path(path).exists():
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        file_values = dict(data.get("cloud", data))
-    env = CloudSettings()
-    # Environment wins over the file: keep file values only for keys not set in the environment.
-    merged: dict[str, Any] = {}
-    for name in CloudSettings.model_fields:
-        if f"AQUACIS_{name.upper()}" in os.environ:
-            merged[name] = getattr(env, name)
-        elif name in file_values:
-            merged[name] = file_values[name]
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    return CloudSettings(**merged)
+    """Settings from flags (`overrides`; None = not given), then the environment, then the TOML
+    file (`config_file`, else AQUACIS_CONFIG), then defaults. ConfigFileError on a bad file.
+
+    An explicit file becomes AQUACIS_CONFIG of this process, so every settings class of the
+    cloud and every worker process it starts reads the same file."""
+    if config_file:
+        read_table(config_file)  # fail here, with the file's name, before anything starts
+        os.environ[CONFIG_ENV] = config_file
+    return CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_env(settings: TomlTableSettings) -> dict[str, str]:
+    """`AQUACIS_*` variables that rebuild `settings` in another process (uvicorn's workers)."""
+    out = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        out[f"AQUACIS_{name.upper()}"] = value if isinstance(value, str) else _json(value)
+    return out
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

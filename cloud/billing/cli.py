@@ -16,10 +16,12 @@ DB_HELP = "Database URL: sqlite:///path/to/file.db or postgresql://user@host:por
 
 
 def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    from cloud.db import create_or_migrate, make_engine
-    from cloud.settings import load_settings
+    from cloud.cli import _engine as open_database
 
-    engine = make_engine(load_settings(None, db_url=db).db_url)
+    return open_database(db, None, tune=_tune)
+
+
+def _tune(engine) -> None:  # type: ignore[no-untyped-def]
     if engine.dialect.name == "sqlite":
         from sqlalchemy import event
 
@@ -31,9 +33,6 @@ def _engine(db: str | None):  # type: ignore[no-untyped-def]
             # Checkpoint the WAL every ~64 MB instead of every 4 MB: each chunk commits a few MB,
             # and each checkpoint costs an fsync.
             dbapi_conn.execute("PRAGMA wal_autocheckpoint=16384")
-
-    create_or_migrate(engine)
-    return engine
 
 
 def billing_worker(

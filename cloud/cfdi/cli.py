@@ -19,12 +19,9 @@ app = typer.Typer(help="CFDI 4.0: stamping worker, validation, customer notifica
 
 
 def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    from cloud.db import create_or_migrate, make_engine
-    from cloud.settings import load_settings
+    from cloud.cli import _engine as open_database
 
-    engine = make_engine(load_settings(None, db_url=db).db_url)
-    create_or_migrate(engine)
-    return engine
+    return open_database(db, None)
 
 
 def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str, int]:  # type: ignore[no-untyped-def]
