@@ -16,6 +16,9 @@ app = typer.Typer(
     help="AquaCIS Edge: offline-first field and metering suite for water utilities.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help text is plain text: with Rich markup, `[cloud]`, `[default: …]` and `[[station]]`
+    # would be read as markup and vanish. Every sub-app's commands inherit this mode.
+    rich_markup_mode=None,
 )
 app.add_typer(cloud_app, name="cloud", help="Cloud core: API server, users, nodes, billing workers.")
 app.add_typer(gateway_app, name="gateway", help="Zone gateway daemon and technician tools.")

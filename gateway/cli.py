@@ -30,7 +30,7 @@ def _load_config(ctx: typer.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-CONFIG_HELP = "TOML file; its \\[gateway.run] table gives defaults (flags and AQUACIS_* variables win)."
+CONFIG_HELP = "TOML file; its [gateway.run] table gives defaults (flags and AQUACIS_* variables win)."
 
 
 @app.command()
