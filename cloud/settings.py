@@ -117,9 +117,32 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSett
     An explicit file becomes AQUACIS_CONFIG of this process, so every settings class of the
     cloud and every worker process it starts reads the same file."""
     if config_file:
-        read_table(config_file)  # fail here, with the file's name, before anything starts
         os.environ[CONFIG_ENV] = config_file
+    path = config_path()
+    if path:
+        check_keys(path, read_table(path))  # fail here, naming the file and key, before anything starts
     return CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def known_keys() -> set[str]:
+    """Every key the `[cloud]` table may hold: the fields of all the cloud's settings classes."""
+    import cloud.cfdi.settings  # noqa: F401  (its class must be defined to be counted)
+
+    out: set[str] = set()
+    for cls in TomlTableSettings.__subclasses__():
+        out |= set(cls.model_fields)
+    return out
+
+
+def check_keys(path: str, table: dict[str, Any]) -> None:
+    """A misspelt key or a sub-table (e.g. `[cloud.serve]`) is an error, not silently ignored."""
+    known = known_keys()
+    for key, value in table.items():
+        if isinstance(value, dict):
+            raise ConfigFileError(f"{path}: [{TABLE}.{key}] is not read; put its keys in [{TABLE}] "
+                                  f"(docs/configuration.md)")
+        if key not in known:
+            raise ConfigFileError(f"{path}: unknown key {key!r} in [{TABLE}] (known: {', '.join(sorted(known))})")
 
 
 def settings_env(settings: TomlTableSettings) -> dict[str, str]:
