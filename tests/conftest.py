@@ -26,16 +26,6 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev"))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.skip("../shared is not beside the project")
-    return SHARED
-
-
 @pytest.fixture
 def mosquitto_bin() -> str:
     """The Mosquitto binary. Missing: a failure under CI (never a silent skip), a skip locally."""
