@@ -62,30 +62,25 @@ def cloud_rows(config: str | None, flags: dict[str, str]) -> list[dict[str, Any]
 
 
 def gateway_rows(config: str | None) -> list[dict[str, Any]]:
-    """Every option of `aquacis gateway run`: its value from AQUACIS_*, the `[gateway.run]`
-    table or its default (flags are the command's own)."""
-    import typer.main
+    """Every setting of `aquacis gateway run` (gateway.config.GatewayConfig): its value from
+    its AQUACIS_* variable, the `[gateway.run]` table or its default (flags are the command's own)."""
+    from dataclasses import MISSING, fields
 
-    from gateway.cli import app as gateway_app
-    from gateway.config import load_toml_section
+    from gateway.config import GatewayConfig, load_toml_section
 
     path = config or os.environ.get("AQUACIS_CONFIG")
     table = load_toml_section(path, "gateway", "run") if path else {}
-    run = typer.main.get_command(gateway_app).commands["run"]  # type: ignore[attr-defined]
     rows = []
-    for param in run.params:
-        if param.name in (None, "config"):
-            continue
-        envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
-        set_env = [e for e in envvars if e in os.environ]
-        if set_env:
-            value, source = os.environ[set_env[0]], "env"
-        elif param.name in table:
-            value, source = table[param.name], "toml"
+    for f in fields(GatewayConfig):
+        env = f.metadata["env"]
+        value: Any
+        if env in os.environ:
+            value, source = os.environ[env], "env"
+        elif f.name in table:
+            value, source = table[f.name], "toml"
         else:
-            value, source = param.default, "default"
-        rows.append({"part": "gateway.run", "key": param.name, "value": mask(param.name, _plain(value)),
-                     "source": source})
+            value, source = (None if f.default is MISSING else f.default), "default"
+        rows.append({"part": "gateway.run", "key": f.name, "value": mask(f.name, _plain(value)), "source": source})
     return rows
 
 

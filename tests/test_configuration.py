@@ -175,3 +175,22 @@ def test_serve_with_workers_hands_every_setting_to_them(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_gateway_settings_are_declared_once_and_documented() -> None:
+    """`gateway run`'s options are GatewayConfig's fields (flag, variable, help from the field),
+    and docs/gateway.md's table names each flag and variable."""
+    from dataclasses import fields
+
+    import typer.main
+
+    from gateway.cli import app as gateway_app
+    from gateway.config import GatewayConfig, option_name
+
+    run = typer.main.get_command(gateway_app).commands["run"]  # type: ignore[attr-defined]
+    options = {p.name: p for p in run.params if p.name != "config"}
+    assert set(options) == {f.name for f in fields(GatewayConfig)}
+    docs = (REPO / "docs" / "gateway.md").read_text(encoding="utf-8")
+    for f in fields(GatewayConfig):
+        assert options[f.name].envvar == f.metadata["env"]
+        assert f"`{option_name(f)}`" in docs and f"`{f.metadata['env']}`" in docs, f.name
