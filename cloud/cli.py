@@ -21,7 +21,13 @@ def _engine(db: str | None, config: str | None, *, upgrade: bool = False, after:
     An empty database is created; an older schema is upgraded only when `upgrade` (`cloud
     migrate`, `cloud serve --migrate`), else the command stops with the revisions and the
     command to run (exit 2), as it does on a schema newer than the code."""
-    from cloud.db import SchemaNewerThanCode, SchemaOlderThanCode, create_or_migrate, make_engine
+    from cloud.db import (
+        MigrationLockError,
+        SchemaNewerThanCode,
+        SchemaOlderThanCode,
+        create_or_migrate,
+        make_engine,
+    )
 
     settings = _settings(config, db_url=db)
     engine = make_engine(settings.db_url)
@@ -29,7 +35,7 @@ def _engine(db: str | None, config: str | None, *, upgrade: bool = False, after:
         tune(engine)  # e.g. connection pragmas of a batch worker, before the first connection
     try:
         create_or_migrate(engine, upgrade=upgrade, after=after)
-    except (SchemaNewerThanCode, SchemaOlderThanCode) as e:
+    except (SchemaNewerThanCode, SchemaOlderThanCode, MigrationLockError) as e:
         engine.dispose()
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

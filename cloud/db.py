@@ -109,6 +109,10 @@ class SchemaNewerThanCode(RuntimeError):
     """The database was migrated by newer code (a revision this code does not have)."""
 
 
+class MigrationLockError(RuntimeError):
+    """The lock that keeps migrators one at a time cannot be taken (e.g. a read-only folder)."""
+
+
 class SchemaOlderThanCode(RuntimeError):
     """The database is at an older revision and this start was not told to migrate it."""
 
@@ -142,7 +146,12 @@ def migration_lock(engine: Engine) -> Iterator[None]:
 
     # The lock file stays (removing it would let a late process lock a new inode while an early
     # one still holds the old): an empty file beside the database.
-    with open(f"{database}.migrate.lock", "a") as f:
+    lock_path = f"{database}.migrate.lock"
+    try:
+        f = open(lock_path, "a")  # noqa: SIM115 (closed below, after the unlock)
+    except OSError as e:
+        raise MigrationLockError(f"cannot create the migration lock file {lock_path}: {e.strerror or e}") from None
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
