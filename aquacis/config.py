@@ -43,7 +43,7 @@ def cloud_rows(config: str | None, flags: dict[str, str]) -> list[dict[str, Any]
     from pydantic_settings import EnvSettingsSource
 
     from cloud.cfdi.settings import CfdiSettings
-    from cloud.settings import CloudSettings, config_path, load_settings, read_table
+    from cloud.settings import CloudSettings, build, config_path, load_settings, read_table
 
     load_settings(config)  # checks the file (missing, unparsable, unknown keys) like a command does
     path = config_path()
@@ -51,7 +51,7 @@ def cloud_rows(config: str | None, flags: dict[str, str]) -> list[dict[str, Any]
     rows = []
     for cls in (CloudSettings, CfdiSettings):
         mine = {k: v for k, v in flags.items() if k in cls.model_fields}
-        effective = cls(**mine)  # type: ignore[arg-type]
+        effective = build(cls, **mine)
         from_env = EnvSettingsSource(cls)()
         for name in cls.model_fields:
             source = ("flag" if name in mine else "env" if name in from_env else

@@ -44,11 +44,11 @@ def _engine(db: str | None, config: str | None, *, upgrade: bool = False, after:
 
 def _settings(config: str | None, **overrides: Any) -> Any:
     """The cloud settings (flags > AQUACIS_* > TOML > defaults); a bad or missing file exits 2."""
-    from cloud.settings import ConfigFileError, load_settings
+    from cloud.settings import SettingsError, load_settings
 
     try:
         return load_settings(config, **overrides)
-    except ConfigFileError as e:
+    except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
 

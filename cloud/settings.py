@@ -22,7 +22,11 @@ TABLE = "cloud"
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-class ConfigFileError(ValueError):
+class SettingsError(ValueError):
+    """A setting cannot be used: a bad value (named, with where it came from) or a bad file."""
+
+
+class ConfigFileError(SettingsError):
     """The named configuration file is missing, unreadable or not valid TOML."""
 
 
@@ -121,7 +125,21 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSett
     path = config_path()
     if path:
         check_keys(path, read_table(path))  # fail here, naming the file and key, before anything starts
-    return CloudSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return build(CloudSettings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def build(cls: type[Any], **flags: Any) -> Any:
+    """`cls(**flags)` with a bad value reported as SettingsError naming each setting, its value
+    and its variable (pydantic's own report is a wall of text for an operator)."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**flags)
+    except ValidationError as e:
+        parts = [f"setting {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']} "
+                 f"(flag, AQUACIS_{'_'.join(map(str, err['loc'])).upper()} or [{TABLE}] in the file)"
+                 for err in e.errors()]
+        raise SettingsError("; ".join(parts)) from None
 
 
 def known_keys() -> set[str]:

@@ -93,6 +93,10 @@ def test_a_misplaced_table_or_unknown_key_is_an_error(tmp_path: Path) -> None:
     conf.write_text('[cloud]\ndb = "postgresql://x@db/x"\n')
     with pytest.raises(ConfigFileError, match="unknown key 'db'"):
         load_settings(str(conf))
+    conf.write_text('[cloud]\nport = "abc"\n')
+    r = runner.invoke(app, ["cloud", "migrate", "--config", str(conf)])
+    assert r.exit_code == 2 and "setting port = 'abc'" in r.output and "AQUACIS_PORT" in r.output
+    assert "Traceback" not in r.output
     conf.write_text('[cloud\n')
     with pytest.raises(ConfigFileError, match="cannot read"):
         load_settings(str(conf))
