@@ -26,6 +26,18 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev"))
 
+@pytest.fixture(autouse=True)
+def _config_file_env_restored() -> Iterator[None]:
+    """`--config FILE` becomes the process's AQUACIS_CONFIG (cloud.settings.load_settings): a
+    command run in-process by a test must not leave its temporary file to the next test."""
+    before = os.environ.get("AQUACIS_CONFIG")
+    yield
+    if before is None:
+        os.environ.pop("AQUACIS_CONFIG", None)
+    else:
+        os.environ["AQUACIS_CONFIG"] = before
+
+
 @pytest.fixture
 def mosquitto_bin() -> str:
     """The Mosquitto binary. Missing: a failure under CI (never a silent skip), a skip locally."""

@@ -69,7 +69,8 @@ def test_the_readme_example_is_what_the_commands_read(tmp_path: Path, captured: 
 
 @pytest.mark.parametrize("argv", [["cloud", "migrate"], ["cloud", "serve"], ["cloud", "add-user", "--municipality",
                                   "EXP-01", "--role", "admin", "--name", "A"], ["gateway", "run", "--token", "t"],
-                                  ["config", "show"]])
+                                  ["config", "show"], ["cloud", "billing-worker", "--once"],
+                                  ["cloud", "cfdi", "stamp-worker", "--once"]])
 def test_a_missing_config_file_is_an_error_not_a_fallback(tmp_path: Path, argv: list[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
