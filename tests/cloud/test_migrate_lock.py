@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,15 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_three_processes_migrating_an_empty_database_at_once(db_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AQUACIS_")}
-    # The three start together: each waits for a go file, so imports (seconds) do not serialise them.
+    # The three start together: each imports the code (seconds), says so, then waits for the go
+    # file, so the imports do not serialise them and they race for the lock.
     go = tmp_path / "go"
-    starter = (f"import pathlib, sys, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)\n"
-               "from aquacis.cli import main\nsys.argv = ['aquacis', 'cloud', 'migrate', '--db', sys.argv[1]]\nmain()\n")
+    starter = ("import os, pathlib, sys, time\nfrom aquacis.cli import main\n"
+               f"pathlib.Path({str(tmp_path)!r}, 'ready-' + str(os.getpid())).touch()\n"
+               f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.005)\n"
+               "sys.argv = ['aquacis', 'cloud', 'migrate', '--db', sys.argv[1]]\nmain()\n")
     procs = [subprocess.Popen([sys.executable, "-c", starter, db_url], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    import time
-
-    time.sleep(1.5)  # the imports before the go file (the three then race for the lock)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 3:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a migrator died importing"
+        time.sleep(0.02)
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
