@@ -199,3 +199,21 @@ def test_gateway_settings_are_declared_once_and_documented() -> None:
     for f in fields(GatewayConfig):
         assert options[f.name].envvar == f.metadata["env"]
         assert f"`{option_name(f)}`" in docs and f"`{f.metadata['env']}`" in docs, f.name
+
+
+def test_only_the_settings_and_the_cli_read_the_environment() -> None:
+    """No request handler (no cloud module at all, besides settings and the CLI that hands
+    settings to worker processes) reads os.environ / os.getenv: they read the Settings."""
+    import ast
+
+    allowed = {"cloud/settings.py", "cloud/cli.py"}
+    found = []
+    for path in sorted((REPO / "cloud").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if rel in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") \
+                    and isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.append(f"{rel}:{node.lineno}")
+    assert found == []
