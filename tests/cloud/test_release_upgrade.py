@@ -104,8 +104,8 @@ def release_db(release_tree: Path | None, db_url: str) -> Iterator[tuple[str, di
 
 
 def test_the_stored_fixture_is_the_release_database(tmp_path: Path) -> None:
-    """The fixture loads into the baseline schema and holds what the release wrote (checked
-    against a fresh build by the release's code when the history is there)."""
+    """The stored fixture loads into the baseline schema row for row and holds what the
+    release wrote (runs in every clone: it is what a shallow clone's upgrade test stands on)."""
     from release_fixture import dump, load, read
 
     tables, info = read()
