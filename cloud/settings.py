@@ -14,7 +14,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 CONFIG_ENV = "AQUACIS_CONFIG"
 TABLE = "cloud"
@@ -52,20 +57,6 @@ def read_table(path: str, table: str = TABLE) -> dict[str, Any]:
     return section
 
 
-class TomlTableSource(PydanticBaseSettingsSource):
-    """The `[cloud]` table of the configuration file, below the environment in precedence."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
-        super().__init__(settings_cls)
-        self.values = read_table(path) if path else {}
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.values.items() if k in self.settings_cls.model_fields}
-
-
 class TomlTableSettings(BaseSettings):
     """Base of the cloud's settings classes: init (flags) > env > the TOML `[cloud]` table > defaults."""
 
@@ -76,7 +67,12 @@ class TomlTableSettings(BaseSettings):
                                    env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, TomlTableSource(settings_cls, config_path())
+        path = config_path()
+        if not path:
+            return init_settings, env_settings
+        read_table(path)  # pydantic-settings skips a missing file silently: here it is an error
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path,
+                                                                     toml_table_header=(TABLE,))
 
 
 class CloudSettings(TomlTableSettings):
