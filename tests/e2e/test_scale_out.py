@@ -157,6 +157,7 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
                 twin = Node(tmp_path / "gateway-twin.db", gw_cred)
                 twin.restore(snap)
                 _in_parallel(partial(gw.sync, first), partial(twin.sync, second), partial(hh.sync, second))
+                assert twin.store.pending_count() == 0 and twin.store.refusals() == []  # acked as already had
                 twin.store.close()
                 gw.restore(snap)  # the node itself lost the acknowledgement too
                 gw.sync(second)
