@@ -368,3 +368,39 @@ def test_seed_and_enrol_are_idempotent_one_shots() -> None:
     assert _one_shot(services["seed"]) and _one_shot(services["enrol"])
     assert "--credential-file" in services["enrol"]["command"]
     # (the commands' idempotence itself: tests/cloud/test_deploy_idempotent.py)
+
+
+def test_the_gateway_entry_takes_the_token_from_the_enrolled_credential(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    for name in ("secrets.sh", "gateway-entrypoint.sh"):
+        text = (ROOT / "docker" / name).read_text().replace("/app/docker", str(docker))
+        (docker / name).write_text(text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # Stand-ins for the image's `aquacis` (prints what it was given) and `python`.
+    (bin_dir / "aquacis").write_text('#!/bin/sh\necho "argv: $*"\necho "token: $AQUACIS_NODE_TOKEN"\n')
+    (bin_dir / "aquacis").chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    cred = tmp_path / "gateway.json"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "AQUACIS_SECRETS_DIR": str(secrets),
+           "AQUACIS_CREDENTIAL_FILE": str(cred)}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", str(docker / "gateway-entrypoint.sh"), "run", "--listen", "0.0.0.0:8100"],
+                              env=env, capture_output=True, text=True, timeout=30)
+
+    cred.write_text('{"token": "aq_from_enrol", "site_id": "s1"}')
+    ok = run()
+    assert ok.returncode == 0 and ok.stdout.splitlines() == ["argv: gateway run --listen 0.0.0.0:8100",
+                                                             "token: aq_from_enrol"]
+    for damaged in ("{half", "[]", '{"site_id": "s1"}'):
+        cred.write_text(damaged)
+        bad = run()
+        assert bad.returncode != 0 and "argv:" not in bad.stdout
+        assert "holds no node credential" in bad.stderr and "Traceback" not in bad.stderr
