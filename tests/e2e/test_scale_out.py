@@ -28,10 +28,12 @@ import sqlalchemy as sa
 from aquacis.stack import aquacis_argv, free_port, wait_port
 from cloud.auth import create_node, create_user
 from cloud.billing.tables import invoices
+from cloud.cfdi.tables import cfdi_documents
 from cloud.db import create_or_migrate, make_engine
 from cloud.events.tables import events
 from cloud.metering.tables import reading_validations
 from cloud.registry.seed import seed
+from cloud.registry.tables import contracts, customers
 from cloud.sync import tables as ct
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
@@ -40,6 +42,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 MUNI, ZONE = "EXP-01", "EXP-01-Z01"
 CONTRACTS = 24
 ROUNDS = 4
+TAXED = 4  # contracts whose customer has tax data: one nominative CFDI each
 
 
 
@@ -130,6 +133,10 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
         gw_cred = create_node(conn, kind="gateway", municipality=MUNI, zone=ZONE)
         hh_cred = create_node(conn, kind="handheld", municipality=MUNI, zone=ZONE)
         billing = create_user(conn, name="Facturación", role="billing", municipality=MUNI)
+        # Customers with tax data get a nominative CFDI each (the rest go to the global CFDI).
+        taxed = conn.execute(sa.select(contracts.c.customer_id).order_by(contracts.c.id).limit(TAXED)).scalars().all()
+        conn.execute(customers.update().where(customers.c.id.in_(taxed)).values(
+            tax_id="XIQB891116QE4", tax_regime="612", fiscal_zip="76100", name="BERENICE XIMO QUEZADA"))
     auth = {"Authorization": f"Bearer {billing['token']}"}
     a, b = Replica("a", pg_url, tmp_path), Replica("b", pg_url, tmp_path)
     replicas = (a, b)
@@ -205,6 +212,23 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
             headers=auth, timeout=60) for r in replicas])
         codes = sorted(x.status_code for x in approvals)
         assert codes[0] == 200 and all(c < 500 for c in codes), [(x.status_code, x.text[:300]) for x in approvals]
+
+        # Two stamp workers at once: each invoice of a customer with tax data gets one CFDI,
+        # stamped once (the test PAC double; a real PAC would be paid twice for a double stamp).
+        stampers = [subprocess.Popen(aquacis_argv("cloud", "cfdi", "stamp-worker", "--db", pg_url, "--once"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        workers += stampers
+        for w in stampers:
+            out, err = w.communicate(timeout=90)
+            assert w.returncode == 0, err.decode()[-2000:]
+        with engine.connect() as conn:
+            docs = conn.execute(sa.select(cfdi_documents.c.invoice_id, cfdi_documents.c.fiscal_status,
+                                          cfdi_documents.c.uuid).where(cfdi_documents.c.kind == "ingreso")).all()
+            stamped_events = conn.execute(sa.select(sa.func.count()).select_from(events).where(
+                events.c.type == "CFDIGenerated")).scalar_one()
+        assert len(docs) == TAXED and len({i for i, _, _ in docs}) == TAXED, docs
+        assert {s for _, s, _ in docs} == {"stamped"} and len({u for _, _, u in docs}) == TAXED
+        assert stamped_events == TAXED
 
         # Let the replicas' VEE passes validate what arrived by sync.
         deadline = time.monotonic() + 30
