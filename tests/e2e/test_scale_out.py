@@ -3,8 +3,9 @@ one cloud. A zone gateway and a handheld sync with both alternately (and a lost
 acknowledgement makes a node send the same batch again to the other replica, at the same time
 as to the first); the same API reading is posted to both replicas at once; a billing run
 started on one replica is worked by that replica's thread and two `billing-worker` processes,
-reviewed on the other and approved on both at once. Exactly once still holds: no reading,
-validation, event or invoice is duplicated, nothing is lost, and no request answers 5xx.
+reviewed on the other, approved on both at once and stamped by two stamp workers at once.
+Exactly once still holds: no reading, validation, event, invoice or CFDI is duplicated,
+nothing is lost, and no request answers 5xx.
 """
 
 from __future__ import annotations
