@@ -192,6 +192,9 @@ def test_no_secret_is_written_in_the_compose_file_or_the_env_files() -> None:
     compose = _compose()
     text = COMPOSE.read_text()
     assert not URL_WITH_PASSWORD.search(text)
+    # No ${VAR} interpolation from the operator's shell (where a secret could slip in): a `$`
+    # meant for the container's shell is written `$$`.
+    assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")), "unescaped $ in compose.yaml"
     for name, service in compose["services"].items():
         env = service.get("environment") or {}
         assert isinstance(env, dict), f"{name}: environment as a mapping"
