@@ -5,12 +5,14 @@ installed it also verifies the unit's syntax and directives."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer.main
 
 from aquacis.cli import app
@@ -112,8 +114,9 @@ def test_secrets_come_from_a_root_only_file_and_the_command_exists() -> None:
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        # Not a skip: the parsed checks above still hold; only systemd's own verifier is absent.
-        return
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is not installed (Debian package systemd)")
+        pytest.skip("systemd-analyze is not installed; the parsed checks above still ran")
     text = UNIT.read_text().replace("/opt/aquacis/venv/bin/aquacis", sys.executable)
     unit = tmp_path / UNIT.name
     unit.write_text(text)
