@@ -18,6 +18,7 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from cloud.upsert import insert_for
 from sync import plausibility
 from sync.vocab.readings import TYPED_SOURCES, ReadingSource
 from sync.vocab.registry import MeterStatus
@@ -63,11 +64,7 @@ def _store_validation(conn: Connection, row: Any, res: vee.VeeResult, true_up_l:
     )
     # One atomic upsert: two cloud processes (or a request and a background pass) validating the
     # same new reading at once must both succeed, the later result kept, never a duplicate-key error.
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(reading_validations).values(reading_id=row["id"], **values)
+    stmt = insert_for(conn, reading_validations).values(reading_id=row["id"], **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=[reading_validations.c.reading_id], set_=values))
 
 

@@ -1,17 +1,19 @@
 """Scale-out, proved: two `aquacis cloud serve` processes on one PostgreSQL database behave as
 one cloud. A zone gateway and a handheld sync with both alternately (and a lost
 acknowledgement makes a node send the same batch again to the other replica, at the same time
-as to the first); the same API reading is posted to both replicas at once; a billing run
-started on one replica is worked by that replica's thread and two `billing-worker` processes,
-reviewed on the other, approved on both at once and stamped by two stamp workers at once.
-Exactly once still holds: no reading, validation, event, invoice or CFDI is duplicated,
-nothing is lost, and no request answers 5xx.
+as to the first); a leak reported twice reaches different replicas, whose work-order passes
+both run; the same API reading is posted to both replicas at once; a billing run started on
+one replica is worked by two `billing-worker` processes, reviewed on the other, approved on
+both at once and stamped by two stamp workers at once.
+Exactly once still holds: no reading, validation, work order, event, invoice or CFDI is
+duplicated, nothing is lost, no request answers 5xx and no replica logs a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 
 from aquacis.stack import aquacis_argv, free_port, wait_port
 from cloud.auth import create_node, create_user
-from cloud.billing.tables import invoices
+from cloud.billing.tables import billing_run_chunks, invoices
 from cloud.cfdi.tables import cfdi_documents
 from cloud.db import create_or_migrate, make_engine
 from cloud.events.tables import events
@@ -36,6 +38,7 @@ from cloud.metering.tables import reading_validations
 from cloud.registry.seed import seed
 from cloud.registry.tables import contracts, customers
 from cloud.sync import tables as ct
+from cloud.workorders.tables import anomaly_dispatch
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
 
@@ -43,6 +46,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(180)]
 MUNI, ZONE = "EXP-01", "EXP-01-Z01"
 CONTRACTS = 24
 ROUNDS = 4
+wo_table = ct.work_orders
 TAXED = 4  # contracts whose customer has tax data: one nominative CFDI each
 
 
@@ -141,7 +145,16 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
     auth = {"Authorization": f"Bearer {billing['token']}"}
     a, b = Replica("a", pg_url, tmp_path), Replica("b", pg_url, tmp_path)
     replicas = (a, b)
-    workers: list[subprocess.Popen[bytes]] = []
+    # Two billing workers and two stamp workers, started now so that their start-up overlaps
+    # the sync part; they poll the database for work.
+    billers = [subprocess.Popen(aquacis_argv("cloud", "billing-worker", "--db", pg_url, "--poll", "0.5",
+                                             "--log-level", "warning"),
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"billing-{i}.log", "wb"))
+               for i in range(2)]
+    stampers = [subprocess.Popen(aquacis_argv("cloud", "cfdi", "stamp-worker", "--db", pg_url, "--interval", "0.5"),
+                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"stamp-{i}.log", "wb"))
+                for i in range(2)]
+    workers = billers + stampers
     try:
         for r in replicas:
             wait_port(r.port, timeout=60, proc=r.proc)
@@ -155,6 +168,11 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
         for step in range(1, ROUNDS + 1):
             written += gw.read_meters(gw_meters, step, "lorawan")
             written += hh.read_meters(hh_meters, step, "handheld")
+            if step <= 2:  # the same leak seen twice, the reports reaching different replicas
+                gw.store.insert_facts("anomalies", [{
+                    "municipality": MUNI, "zone": ZONE, "kind": "leak", "severity": "warning",
+                    "meter_serial": gw_meters[0], "detected_at": int(time.time() * 1000) - 60_000 + step,
+                    "source": "edge-rules", "details": {"night_flow_lph": 20 + step}}])
             first, second = replicas if step % 2 else replicas[::-1]
             if step == 2:
                 # The gateway's push reached replica `first` but the answer was lost: its store
@@ -184,18 +202,12 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
         assert [x.json()["id"] for x in answers] == [reading["id"]] * 3
         written += 1
 
-        # Billing: a run started on replica a, worked by a's thread and two worker processes.
+        # Billing: a run started on replica a, worked by the two worker processes.
         r = httpx.post(f"{a.url}/api/v2/billing-runs", headers=auth, timeout=30, json={
-            "cycle": "2026-11", "zone": ZONE, "parallelism": 1, "chunkSize": 2,
+            "cycle": "2026-11", "zone": ZONE, "parallelism": 0, "chunkSize": 2,
             "retryPolicy": {"maxAttempts": 3, "leaseSeconds": 30}})
         assert r.status_code == 202, r.text
         run_id = r.json()["id"]
-        workers = [subprocess.Popen(aquacis_argv("cloud", "billing-worker", "--db", pg_url, "--run", run_id,
-                                                 "--log-level", "warning"),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-        for w in workers:
-            out, err = w.communicate(timeout=90)
-            assert w.returncode == 0, err.decode()[-2000:]
         deadline = time.monotonic() + 60
         i = 0
         while True:  # progress is the same seen from either replica
@@ -214,14 +226,18 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
         codes = sorted(x.status_code for x in approvals)
         assert codes[0] == 200 and all(c < 500 for c in codes), [(x.status_code, x.text[:300]) for x in approvals]
 
-        # Two stamp workers at once: each invoice of a customer with tax data gets one CFDI,
+        # The two stamp workers at once: each invoice of a customer with tax data gets one CFDI,
         # stamped once (the test PAC double; a real PAC would be paid twice for a double stamp).
-        stampers = [subprocess.Popen(aquacis_argv("cloud", "cfdi", "stamp-worker", "--db", pg_url, "--once"),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-        workers += stampers
-        for w in stampers:
-            out, err = w.communicate(timeout=90)
-            assert w.returncode == 0, err.decode()[-2000:]
+        deadline = time.monotonic() + 60
+        while True:
+            with engine.connect() as conn:
+                n_stamped = conn.execute(sa.select(sa.func.count()).select_from(cfdi_documents).where(
+                    cfdi_documents.c.kind == "ingreso", cfdi_documents.c.fiscal_status == "stamped")).scalar_one()
+            if n_stamped >= TAXED:
+                break
+            assert time.monotonic() < deadline, n_stamped
+            time.sleep(0.3)
+        time.sleep(1.5)  # a few more passes of both workers: nothing is stamped twice
         with engine.connect() as conn:
             docs = conn.execute(sa.select(cfdi_documents.c.invoice_id, cfdi_documents.c.fiscal_status,
                                           cfdi_documents.c.uuid).where(cfdi_documents.c.kind == "ingreso")).all()
@@ -241,6 +257,20 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
                 break
             assert time.monotonic() < deadline, (validated, total)
             time.sleep(0.3)
+
+        # Both replicas' work-order passes decide each anomaly once: one leak order for the meter.
+        deadline = time.monotonic() + 30
+        while True:
+            with engine.connect() as conn:
+                decided = conn.execute(sa.select(sa.func.count()).select_from(anomaly_dispatch)).scalar_one()
+            if decided == 2:
+                break
+            assert time.monotonic() < deadline, decided
+            time.sleep(0.3)
+        with engine.connect() as conn:
+            orders = conn.execute(sa.select(wo_table.c.id, wo_table.c.type).where(
+                wo_table.c.meter_serial == gw_meters[0])).all()
+        assert [t for _, t in orders] == ["leak_repair"], orders
 
         with engine.connect() as conn:
             def scalar(q: Any) -> int:
@@ -276,6 +306,15 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
                 events.c.type != "ReadingRecorded").group_by(events.c.type, events.c.entity_id).having(
                 sa.func.count() > 1)).all()
             assert dup_events == []
+        with engine.connect() as conn:
+            claimers = {str(w).split(":")[1] for w in conn.execute(sa.select(billing_run_chunks.c.claimed_by).where(
+                billing_run_chunks.c.run_id == run_id)).scalars() if w}
+        assert claimers <= {str(w.pid) for w in billers} and claimers, claimers
+        for w in workers:
+            assert w.poll() is None, f"a worker exited early ({w.returncode}); see {tmp_path}"
+            w.send_signal(signal.SIGTERM)
+        for w in billers:  # a billing worker finishes its chunk and exits 0 on SIGTERM
+            assert w.wait(30) == 0
         for r in replicas:
             assert r.proc.poll() is None, f"replica {r.name} died; see {r.log}"
             assert "Traceback" not in r.log.read_text(errors="replace"), r.log.read_text()[-3000:]
@@ -283,6 +322,7 @@ def test_two_cloud_processes_on_one_database_keep_exactly_once(pg_url: str, tmp_
         for w in workers:
             if w.poll() is None:
                 w.kill()
+                w.wait(10)
         for r in replicas:
             r.stop()
         engine.dispose()
