@@ -8,6 +8,7 @@ import os
 import queue
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -105,7 +106,23 @@ def test_the_shipped_broker_config(tmp_path: Path, mosquitto_bin: str) -> None:
         lns.disconnect()
         lns.loop_stop()
 
-        broker.stop()  # the session and its 3 queued uplinks must survive this
+        # The compose healthcheck's user reads the broker's uptime and nothing else.
+        health, rc, seen = _client(broker.port, "health", "health-1")
+        assert not rc.is_failure
+        health.subscribe("$SYS/broker/uptime", qos=0)
+        health.subscribe(UPLINK, qos=0)
+        topic, _ = seen.get(timeout=15)
+        assert topic == "$SYS/broker/uptime"
+        lns2, _, _ = _client(broker.port, "lns", "lns-2")
+        lns2.publish(UPLINK, b"uplink-3", qos=1).wait_for_publish(5)  # queued for the gateway only
+        lns2.disconnect()
+        lns2.loop_stop()
+        time.sleep(0.5)
+        assert all(t.startswith("$SYS/") for t, _ in list(seen.queue)), list(seen.queue)
+        health.disconnect()
+        health.loop_stop()
+
+        broker.stop()  # the session and its 4 queued uplinks must survive this
         broker.start()
         gw, rc, got = _client(broker.port, "gateway", "gw-1", clean=False)
         assert not rc.is_failure and rc.value == 0
@@ -117,6 +134,6 @@ def test_the_shipped_broker_config(tmp_path: Path, mosquitto_bin: str) -> None:
             pass
         gw.disconnect()
         gw.loop_stop()
-        assert received == [(UPLINK, f"uplink-{i}".encode()) for i in range(3)], received
+        assert received == [(UPLINK, f"uplink-{i}".encode()) for i in range(4)], received
     finally:
         broker.stop()
