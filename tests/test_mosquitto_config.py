@@ -37,10 +37,17 @@ class ShippedBroker:
     def __init__(self, binary: str, workdir: Path, passwd_tool: str) -> None:
         self.binary, self.port = binary, free_port()
         (workdir / "data").mkdir()
-        passwd = workdir / "passwd"
-        passwd.touch(mode=0o600)
+        # The password file made by the compose stack's own one-shot script, from secret files.
+        secrets = workdir / "secrets"
+        secrets.mkdir()
         for user, password in PASSWORDS.items():
-            subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True, capture_output=True)
+            (secrets / f"mqtt_{user}_password").write_text(password)
+        path = f"{Path(passwd_tool).parent}:/usr/bin:/bin:/usr/sbin:/sbin"
+        subprocess.run(["sh", str(ROOT / "docker" / "mosquitto" / "make-passwd.sh")], check=True, capture_output=True,
+                       env={"PATH": path, "MQTT_SECRETS_DIR": str(secrets), "MQTT_AUTH_DIR": str(workdir)})
+        passwd = workdir / "passwd"
+        assert passwd.stat().st_mode & 0o077 == 0, "the password file is readable by others"
+        assert "gw-secret" not in passwd.read_text()  # hashed, not the secret itself
         shutil.copy(ROOT / "docker" / "mosquitto" / "acl", workdir / "acl")
         conf = (ROOT / "docker" / "mosquitto" / "mosquitto.conf").read_text()
         moves = {"listener 1883": f"listener {self.port} 127.0.0.1",
@@ -137,3 +144,15 @@ def test_the_shipped_broker_config(tmp_path: Path, mosquitto_bin: str) -> None:
         assert received == [(UPLINK, f"uplink-{i}".encode()) for i in range(4)], received
     finally:
         broker.stop()
+
+
+def test_the_password_step_stops_on_a_missing_secret(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "mqtt_gateway_password").write_text("x")
+    (secrets / "mqtt_lns_password").write_text("")  # empty: as bad as missing
+    res = subprocess.run(["sh", str(ROOT / "docker" / "mosquitto" / "make-passwd.sh")], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "MQTT_SECRETS_DIR": str(secrets),
+                              "MQTT_AUTH_DIR": str(tmp_path)})
+    assert res.returncode != 0 and "mqtt_lns_password" in res.stderr
+    assert not (tmp_path / "passwd").exists() and not (tmp_path / "passwd.new").exists()
