@@ -1,7 +1,8 @@
-"""Point-in-time recovery of the cloud database, as docs/deploy.md prescribes: a base backup
-(pg_basebackup) plus the archived WAL, replayed to a named restore point, gives back the
-cloud's data as it was at that point: what was written after the base backup and before the
-point is there, what was written after the point is not.
+"""The cloud database's recovery, as docs/deploy.md prescribes. Point-in-time recovery: a base
+backup (pg_basebackup) plus the archived WAL, replayed to a named restore point, gives back the
+cloud's data as it was at that point (what was written after the base backup and before the
+point is there, what was written after the point is not). Failover: a streaming standby
+follows the primary and, promoted, serves the cloud.
 
 Self-contained: its own throw-away PostgreSQL cluster (initdb, WAL archiving on) and a second
 server started from the backup, both on free ports, so the shared test server is never
@@ -196,3 +197,52 @@ def test_base_backup_and_wal_replay_restore_to_a_point_in_time(cluster: Cluster)
     finally:
         engine.dispose()
     assert _count(url2, contracts) == 14
+
+
+def test_a_streaming_standby_follows_the_primary_and_takes_over(cluster: Cluster) -> None:
+    primary = cluster.mkdir("primary")
+    cluster.run("initdb", "-D", str(primary), "-U", "postgres", "--auth=trust", "--no-sync")
+    with open(primary / "postgresql.auto.conf", "a") as conf:
+        conf.write("wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\n")
+    port = free_port()
+    cluster.start(primary, port)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    engine = make_engine(url)
+    try:
+        create_or_migrate(engine)
+    finally:
+        engine.dispose()
+
+    # The standby: a base backup that writes its own primary_conninfo and standby.signal (-R).
+    standby = cluster.mkdir("standby")
+    cluster.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-D", str(standby),
+                "--wal-method=stream", "--checkpoint=fast", "--no-sync", "-R")
+    port2 = free_port()
+    cluster.start(standby, port2)
+    url2 = f"postgresql://postgres@127.0.0.1:{port2}/postgres"
+    assert _sql(url2, "SELECT pg_is_in_recovery()") is True
+
+    engine = make_engine(url)
+    try:
+        seed(engine, "EXP-04", 1, 6)  # written on the primary after the standby started
+    finally:
+        engine.dispose()
+    deadline = time.monotonic() + 30
+    while _count(url2, contracts) < 6:
+        assert time.monotonic() < deadline, "the standby did not receive the primary's writes"
+        time.sleep(0.1)
+    assert _sql(url, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 1
+    with pytest.raises(sa.exc.InternalError, match="read-only"):
+        _sql(url2, "CREATE TABLE not_here (x int)")  # a hot standby serves reads only
+
+    # Failover: the primary is gone; the standby is promoted and the cloud works on it.
+    cluster.run("pg_ctl", "-D", str(primary), "-m", "immediate", "-w", "stop")
+    cluster.run("pg_ctl", "-D", str(standby), "-w", "promote")
+    assert _sql(url2, "SELECT pg_is_in_recovery()") is False
+    engine = make_engine(url2)
+    try:
+        create_or_migrate(engine)
+        seed(engine, "EXP-05", 1, 3)
+    finally:
+        engine.dispose()
+    assert _count(url2, contracts) == 9
