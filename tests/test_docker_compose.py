@@ -407,3 +407,41 @@ def test_the_gateway_entry_takes_the_token_from_the_enrolled_credential(tmp_path
         bad = run()
         assert bad.returncode != 0 and "argv:" not in bad.stdout
         assert "holds no node credential" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _envvars_read_by_the_cli() -> set[str]:
+    found: set[str] = set()
+
+    def walk(cmd: Any) -> None:
+        for p in getattr(cmd, "params", []):
+            env = getattr(p, "envvar", None)
+            found.update([env] if isinstance(env, str) else list(env or []))
+        if _is_group(cmd):
+            for name in cmd.list_commands(cmd.context_class(cmd)):
+                walk(cmd.get_command(cmd.context_class(cmd), name))
+
+    walk(typer.main.get_command(app))
+    return found
+
+
+def test_every_setting_the_stack_passes_is_read_by_something() -> None:
+    from cloud.cfdi.settings import CfdiSettings
+    from cloud.settings import CloudSettings
+
+    known = _envvars_read_by_the_cli()
+    for model in (CloudSettings, CfdiSettings):
+        known |= {f"AQUACIS_{name.upper()}" for name in model.model_fields}
+    entry_scripts = "".join(p.read_text() for p in (ROOT / "docker").glob("*.sh"))
+    passed: dict[str, str] = {}
+    for env_file in (ROOT / "docker" / "env").glob("*.env"):
+        for line in env_file.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                passed[line.split("=", 1)[0]] = env_file.name
+    for name, service in _compose()["services"].items():
+        for s in service.get("secrets", []):
+            target = s["target"] if isinstance(s, dict) else s
+            if target.startswith("AQUACIS_"):
+                passed[target] = f"secret of {name}"
+    assert len(passed) >= 20
+    for var, where in passed.items():
+        assert var in known or var in entry_scripts, f"{var} ({where}) is read by no command, setting or entry script"
