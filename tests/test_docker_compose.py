@@ -329,6 +329,11 @@ def test_images_are_slim_and_share_the_user_that_owns_the_credentials() -> None:
         assert uid, f"{name}: a fixed uid keeps the shared volume's owner the same in both images"
         uids.add(uid.group(1))
         assert re.search(r"install -d -o aquacis[^\n]*/var/lib/aquacis/credentials", text), name
+        # The wheel is built from exactly the packages setup.py ships: a new top-level package
+        # left out of the COPY list would be missing from the image.
+        top = yaml.safe_load(re.search(r"^TOP = (\[.*\])$", (ROOT / "setup.py").read_text(), re.M).group(1))
+        copied = set(re.findall(r"^COPY (\S+) \1$", text, re.M))
+        assert set(top) | {"firmware-sim"} <= copied, (name, set(top) | {"firmware-sim"} - copied)
     assert len(uids) == 1
     # The enrol step writes the credential into a volume the gateway mounts, at the path its
     # entry script reads.
