@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from gateway.dead_letters import CapKeeper, DeadLetterCap, rows_to_keep
 from gateway.decoding import DecodeError, Decoder, Outcome, UnknownDevice
 from gateway.lns import ParseError, Uplink, parse
 from gateway.mqtt_client import Inbound
@@ -66,7 +67,7 @@ INSERT INTO devices_seen(dev_eui, meter_serial, format, first_seen, last_seen, u
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(dev_eui) DO UPDATE SET
   meter_serial = coalesce(excluded.meter_serial, meter_serial), format = excluded.format,
-  last_seen = excluded.last_seen, uplinks = uplinks + excluded.uplinks,
+  last_seen = max(coalesce(last_seen, 0), excluded.last_seen), uplinks = uplinks + excluded.uplinks,
   last_fcnt = coalesce(excluded.last_fcnt, last_fcnt), battery = coalesce(excluded.battery, battery),
   margin = coalesce(excluded.margin, margin), rssi = coalesce(excluded.rssi, rssi), snr = coalesce(excluded.snr, snr)
 """
@@ -103,12 +104,15 @@ class Processor:
     """The transactional core, without threads: usable in-process by tests and the fuzz test."""
 
     def __init__(self, store: GatewayStore, decoder: Decoder, now_ms: Callable[[], int] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, dead_cap: DeadLetterCap | None = None) -> None:
         self.store = store
         self.decoder = decoder
         self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.metrics = metrics or Metrics()
+        self.dead_cap = dead_cap or DeadLetterCap()
+        self._cap = CapKeeper(self.dead_cap)
         self._dead_rows: list[tuple[Any, ...]] = []
+        self.last_dead_reasons: list[str] = []  # of the last flush (dead-letter replay reads it)
 
     def process(self, items: list[Inbound]) -> BatchResult:
         try:
@@ -223,11 +227,20 @@ class Processor:
 
     def _flush_dead(self) -> None:
         if self._dead_rows:
+            self.last_dead_reasons = [r[4] for r in self._dead_rows]
+            sizes = [len(r[2]) + len(r[3]) + len(r[4]) for r in self._dead_rows]
+            # what the cap would drop at once is not written at all (a burst of large garbage
+            # would otherwise grow the file by the whole batch before the trim)
+            keep, full = rows_to_keep(sizes, self.dead_cap)
+            dropped = len(sizes) - len(keep)
+            if full:  # this batch alone fills the cap: every older one goes first
+                dropped += self.store.conn.execute("DELETE FROM dead_letters").rowcount
             self.store.conn.executemany(
                 "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                self._dead_rows,
+                [self._dead_rows[i] for i in keep],
             )
             self._dead_rows = []
+            self._cap.added(self.store.conn, len(keep), sum(sizes[i] for i in keep), dropped, cleared=full)
 
     def _device(self, up: Uplink, out: Outcome, now: int) -> None:
         self.store.conn.execute(_DEVICE_UPSERT, self._device_row(up, out, now, None))
