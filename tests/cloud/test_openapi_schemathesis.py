@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -39,12 +38,13 @@ def _check_operation(operation: Any, mode: GenerationMode, headers: dict[str, st
     run()
 
 
-def test_no_operation_answers_5xx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Billing runs the fuzzer starts are not worked in this process: their threads would hold
-    # SQLite's write lock while later operations run (a 503 "retry" that depends on timing).
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+def test_no_operation_answers_5xx(tmp_path: Path) -> None:
+    # Billing runs the fuzzer starts are not worked in this process (billing_inprocess_workers=0):
+    # their threads would hold SQLite's write lock while later operations run (a 503 "retry"
+    # that depends on timing).
     app = create_app(CloudSettings(db_url=f"sqlite:///{tmp_path / 'cloud.db'}", log_json=False, log_level="critical",
-                                   vee_interval_s=0, workorder_interval_s=0, sync_maintenance_interval_s=0))
+                                   vee_interval_s=0, workorder_interval_s=0, sync_maintenance_interval_s=0,
+                                   billing_inprocess_workers=0))
     engine = app.state.engine
     try:
         seed(engine, "EXP-01", 2, 6)
