@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud import row_security
 from cloud.db import create_or_migrate, make_engine
-from cloud.logging import configure_logging, get_logger
 from cloud.settings import CloudSettings
+from sync.logs import configure_logging, get_logger
 
 API_PREFIX = "/api/v2"
 

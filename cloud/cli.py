@@ -49,6 +49,9 @@ def serve(
     from cloud.settings import load_settings
 
     settings = load_settings(config, db_url=db, host=host, port=port, log_level=log_level)
+    from sync.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
     # Migrate once first (a schema newer than this code ends here with a clear message).
     _engine(settings.db_url, None).dispose()
     if workers > 1:
@@ -58,10 +61,12 @@ def serve(
         os.environ["AQUACIS_DB_URL"] = settings.db_url
         os.environ["AQUACIS_AUTO_MIGRATE"] = "false"
         uvicorn.run("cloud.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level=settings.log_level, access_log=False)
+                    workers=workers, log_level=settings.log_level, access_log=False, log_config=None)
         return
     api = create_app(settings)
-    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    # log_config=None: uvicorn's loggers propagate to our JSON pipeline (sync.logs)
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                log_config=None)
 
 
 def _register_credential(db: str | None, config: str | None, register: Any) -> None:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 APP_ROLE = "aquacis_app"
 SETTING = "app.municipality"

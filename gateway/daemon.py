@@ -8,10 +8,8 @@ messages, drain and commit what is queued, ack it, disconnect, push once more, c
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -26,24 +24,9 @@ from gateway.ingest import Ingestor, Metrics, Processor
 from gateway.mqtt_client import Inbound, MqttSubscriber
 from gateway.status import gather
 from gateway.store import GatewayStore
+from sync.logs import configure_logging
 
 log = structlog.get_logger("gateway")
-
-
-def configure_logging(level: str = "info") -> None:
-    lvl = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 class Enrolment:

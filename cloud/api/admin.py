@@ -21,7 +21,7 @@ from cloud.auth import (
     users,
 )
 from cloud.events import events_for_entity, record_event
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 

@@ -6,7 +6,6 @@ The stamp worker runs in its own processes, so its counters would be invisible t
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -14,9 +13,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
+from sync.logs import get_logger
+
 from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_payment_waits
 
-log = logging.getLogger("cloud.cfdi.metrics")
+log = get_logger("cloud.cfdi.metrics")
 
 
 class CfdiCollector(Collector):
@@ -59,7 +60,7 @@ class CfdiCollector(Collector):
                 for m, n in conn.execute(sa.select(pw.municipality, sa.func.count()).group_by(pw.municipality)):
                     waits.add_metric([m], n)
         except sa.exc.SQLAlchemyError as e:  # a scrape must answer even when the database does not
-            log.warning("cfdi metrics unavailable: %s", e)
+            log.warning("cfdi_metrics_unavailable", error=str(e)[:300])
         yield docs
         yield failing
         yield blocked

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from cloud.api.deps import ERROR_RESPONSES, get_engine, get_settings, scope_municipality
 from cloud.auth import Principal, require_roles
-from cloud.logging import get_logger
 from cloud.settings import CloudSettings
+from sync.logs import get_logger
 
 from . import review
 from .review import ReviewError
