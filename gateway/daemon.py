@@ -20,6 +20,7 @@ from tenacity import retry, retry_if_exception_type, stop_never, wait_exponentia
 
 from gateway.config import GatewayConfig
 from gateway.decoding import Decoder, Device
+from gateway.health import GatewayCollector, probe
 from gateway.ingest import Ingestor, Metrics, Processor
 from gateway.mqtt_client import Inbound, MqttSubscriber
 from gateway.status import gather
@@ -155,6 +156,8 @@ class Daemon:
                 log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
 
         self.processor = processor
+        self.metrics.registry.register(GatewayCollector(
+            cfg.db, self.parts, lambda: self.subscriber.connects if self.subscriber is not None else 0))
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         subscriber: Any
         if cfg.uses_mqtt_process():
@@ -211,7 +214,7 @@ class Daemon:
         self.hub = GatewayHub(str(self.cfg.db), who.site_id, who.municipality, who.zone, self.cfg.cloud,
                               on_relay=self.uplink.wake if self.uplink else None)
         posts = self.hub.routes()
-        self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts)
+        self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts, live=self.live)
         self.http.start()
         log.info("http_listening", host=addr[0], port=self.http.port)
 
@@ -226,29 +229,41 @@ class Daemon:
         self.store.set_state("replication", {"replica": self.cfg.replica, "tool": "litestream"})
 
     # -- running -------------------------------------------------------------------------
+    def parts(self) -> dict[str, Any]:
+        """The running parts' states that liveness and readiness are judged from (gateway.health)."""
+        ing, sub = self.ingestor, self.subscriber
+        return {
+            "ingest": bool(ing is not None and ing.error is None and ing.alive()),
+            "mqtt_process": sub.alive() if sub is not None and hasattr(sub, "alive") else None,
+            "mqtt_connected": bool(sub is not None and sub.connected.is_set()),
+            "replication": self.replicator.alive() if self.replicator is not None else None,
+        }
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        p = probe(self.parts())
+        return p.live, {"live": p.live, "reasons": [] if p.live else p.reasons}
+
     def health(self) -> tuple[bool, dict[str, Any]]:
-        ok = True
-        doc: dict[str, Any] = {}
+        """Readiness, with the whole status document (`/health`, `/health/ready`)."""
+        parts = self.parts()
+        p = probe(parts)
+        doc: dict[str, Any] = {"live": p.live, "ready": p.ready, "reasons": p.reasons}
         ing = self.ingestor
-        if ing is None or ing.error is not None or not ing.alive():
-            ok = False
-        if self.subscriber is not None and hasattr(self.subscriber, "alive"):
-            doc["mqtt_process_alive"] = self.subscriber.alive()
-            ok = ok and doc["mqtt_process_alive"]
+        if parts["mqtt_process"] is not None:
+            doc["mqtt_process_alive"] = parts["mqtt_process"]
         doc["ingest_alive"] = bool(ing and ing.alive())
-        doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
+        doc["mqtt_connected"] = parts["mqtt_connected"]
         doc["committed_messages"] = ing.committed if ing else 0
         doc["queue_depth"] = ing.depth() if ing else 0
         if self.modbus is not None:
             doc["modbus"] = {"alive": self.modbus.alive(), "polls": self.modbus.polls, "gaps": self.modbus.gaps}
-        if self.replicator is not None:
-            doc["replication_alive"] = self.replicator.alive()
-            ok = ok and self.replicator.alive()
+        if parts["replication"] is not None:
+            doc["replication_alive"] = parts["replication"]
         try:
             doc.update(gather(self.cfg.db))
         except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503
             doc["status_error"] = str(e)
-        return ok, doc
+        return p.ready, doc
 
     def run_forever(self) -> int:
         def _sig(signum: int, frame: Any) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sync import hlc
 
 
 def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
@@ -20,16 +23,36 @@ def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
     return row[0] if row else None
 
 
-def outbox_pending(db: str | Path) -> int:
-    """Changes waiting for the cloud, read from the database itself (read-only, beside the
-    live daemon): the one count that `status` and the `gateway_outbox_pending` metric report,
-    so the metric shows the backlog during an outage, not the count of the last good round."""
+@dataclass(frozen=True)
+class Backlog:
+    """What waits for the cloud: the one reading that `status`, `/health` and the metrics report
+    (read from the database itself, so it keeps rising through an outage)."""
+
+    changes: int
+    oldest_ms: int | None  # wall time (HLC physical part) of the oldest queued change
+    last_contact_ms: int | None  # the last sync round the cloud answered
+
+    def oldest_age_s(self, now_ms: int) -> float:
+        return 0.0 if self.oldest_ms is None else max(0.0, (now_ms - self.oldest_ms) / 1000)
+
+
+def read_backlog(con: sqlite3.Connection) -> Backlog:
+    # the oldest change is the first by oid (the primary key): no scan
+    oldest = _one(con, "SELECT hlc FROM _outbox ORDER BY oid LIMIT 1")
+    contact = _one(con, "SELECT value FROM gateway_state WHERE key = 'last_cloud_contact_ms'")
+    return Backlog(changes=int(_one(con, "SELECT count(*) FROM _outbox") or 0),
+                   oldest_ms=None if oldest is None else hlc.physical(int(oldest)),
+                   last_contact_ms=None if contact in (None, "null") else int(json.loads(contact)))
+
+
+def backlog(db: str | Path) -> Backlog:
+    """`read_backlog` on a read-only connection of its own, beside the live daemon."""
     try:
         con = sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
-        return 0
+        return Backlog(0, None, None)
     try:
-        return int(_one(con, "SELECT count(*) FROM _outbox") or 0)
+        return read_backlog(con)
     finally:
         con.close()
 
@@ -70,13 +93,15 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             ]
         except sqlite3.Error:
             pass
+        queued = read_backlog(con)
         return {
             "db": str(path),
             "site_id": state.get("site_id"),
             "municipality": state.get("municipality"),
             "zone": state.get("zone"),
             "queues": {
-                "outbox": _one(con, "SELECT count(*) FROM _outbox") or 0,
+                "outbox": queued.changes,
+                "outbox_oldest_age_s": round(queued.oldest_age_s(now), 1),
                 "parked_unknown_devices": _one(con, "SELECT count(*) FROM parked") or 0,
                 "refusals": _one(con, "SELECT count(*) FROM _refusals") or 0,
             },

@@ -1,5 +1,5 @@
 """Gateway metrics → status, with the real gateway process and a real Mosquitto: through a
-whole cloud outage the `gateway_outbox_pending` metric shows the same backlog that
+whole cloud outage the `aquacis_gateway_backlog_changes` metric shows the same backlog that
 `aquacis gateway status` shows (it read 0 while status said 13,400 queued; issue 14)."""
 
 from __future__ import annotations
@@ -58,6 +58,6 @@ def test_outbox_metric_reports_the_backlog_through_a_cloud_outage(mosquitto, tmp
             time.sleep(0.5)
         queued = _status(gw)["queues"]["outbox"]
         assert queued >= 300
-        assert _metric(gw.port, "gateway_outbox_pending") == queued
+        assert _metric(gw.port, "aquacis_gateway_backlog_changes") == queued
     finally:
         gw.terminate()
