@@ -156,7 +156,7 @@ def _install_metrics(app: FastAPI) -> None:
         elapsed = time.perf_counter() - started
         requests.labels(request.method, name, str(response.status_code)).inc()
         latency.labels(request.method, name).observe(elapsed)
-        if name not in ("/metrics", "/health"):
+        if name not in ("/metrics", "/health", "/health/live", "/health/ready"):
             log.info("request", method=request.method, path=request.url.path, status=response.status_code,
                      ms=round(elapsed * 1000, 1))
         return response
@@ -246,25 +246,17 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     _install_error_handlers(app)
     _install_metrics(app)
     from cloud.cfdi.metrics import CfdiCollector
+    from cloud.operations_metrics import OperationsCollector
 
     app.state.metrics_registry.register(CfdiCollector(engine))
+    app.state.metrics_registry.register(OperationsCollector(engine))
     # Outermost: the tenant scope exists before any other middleware or handler runs.
     row_security.install(engine)
     app.add_middleware(row_security.RowSecurityMiddleware)
 
-    @app.get("/health", tags=["admin"])
-    def health() -> dict[str, Any]:
-        """Liveness and database reachability."""
-        import sqlalchemy as sa
+    from cloud.api.health import router as health_router
 
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            db_ok = True
-        except Exception:  # reported, not raised: health must answer
-            db_ok = False
-        return {"status": "ok" if db_ok else "degraded", "database": "ok" if db_ok else "unreachable",
-                "dialect": engine.dialect.name}
+    app.include_router(health_router)  # at the root, beside /metrics: probes are not API calls
 
     for path in [*ROUTERS, *settings.extra_routers]:
         app.include_router(load_router(path), prefix=API_PREFIX)
