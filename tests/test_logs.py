@@ -33,7 +33,8 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
 def test_structlog_and_stdlib_loggers_write_one_json_shape(stream: io.StringIO) -> None:
     configure_logging("info", stream=stream)
     get_logger("gateway.test").info("mqtt_connected", broker="127.0.0.1:1883", generation=2)
-    logging.getLogger("uvicorn.error").info("Started server process [%d]", 4242)
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 4242,
+                                            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
     logging.getLogger("pymodbus.logging").warning("Connection to (%s, %s) failed", "10.0.0.9", 502)
     try:
         raise ValueError("boom")
@@ -45,7 +46,7 @@ def test_structlog_and_stdlib_loggers_write_one_json_shape(stream: io.StringIO) 
     for d in docs:
         assert {"timestamp", "level", "logger"} <= set(d), d
     assert docs[0]["generation"] == 2 and docs[0]["logger"] == "gateway.test" and docs[0]["level"] == "info"
-    assert docs[1]["logger"] == "uvicorn.error"
+    assert docs[1]["logger"] == "uvicorn.error" and "color_message" not in docs[1]
     assert docs[2]["level"] == "warning"
     assert "ValueError: boom" in str(docs[3]["exception"]) and docs[3]["level"] == "error"
 
