@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import IO, Any
 
 import structlog
@@ -47,7 +48,7 @@ def level_number(level: str | int) -> int:
     return value
 
 
-def _drop_color_message(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_color_message(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """uvicorn passes a copy of its message with terminal colour codes: noise in JSON."""
     event.pop("color_message", None)
     return event
