@@ -156,3 +156,45 @@ def test_a_dead_database_is_a_503_and_a_zero_gauge(tmp_path: Path) -> None:
     assert r.status_code == 503 and r.json()["database"] == "unreachable"
     assert client.get("/health/live").status_code == 200
     assert sample(client.get("/metrics").text, "aquacis_cloud_database_up") == 0.0
+
+
+#: tables a scrape may read whole: one row per field node, per billing run, per municipality
+SMALL_TABLES = {"nodes", "sync_sites", "billing_runs", "cfdi_blocked_invoices", "cfdi_payment_waits"}
+
+
+def test_scrape_queries_use_indexes_on_postgresql(cloud) -> None:  # type: ignore[no-untyped-def]
+    """Every query a scrape runs, EXPLAINed on PostgreSQL with sequential scans priced out: a
+    `Seq Scan` of a big table would mean no index can serve it. (The validation backlog counts
+    two primary keys: an index-only scan, documented in docs/operations.md.)"""
+    import pytest
+
+    if cloud.engine.dialect.name != "postgresql":
+        pytest.skip("query plans are PostgreSQL's")  # the SQLite run checks the values above
+    from cloud.cfdi.metrics import CfdiCollector
+
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    sa.event.listen(cloud.engine, "before_cursor_execute", capture)
+    try:
+        registry = CollectorRegistry()
+        registry.register(OperationsCollector(cloud.engine, backlog_ttl_s=0))
+        registry.register(CfdiCollector(cloud.engine))
+        with cloud.engine.begin() as conn:  # one unfinished run, so its chunk query runs too
+            create_run(conn, RunSpec(("EXP-01",), "2026-11", chunk_size=2), contracts=ThreeContracts())
+        generate_latest(registry)
+    finally:
+        sa.event.remove(cloud.engine, "before_cursor_execute", capture)
+    assert len(statements) >= 10
+    seq = []
+    with cloud.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        for sql, params in statements:
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
+            for table in re.findall(r"Seq Scan on (\w+)", plan):
+                if table not in SMALL_TABLES:
+                    seq.append(f"{table}: {sql.split()[:12]}")
+    assert seq == []
