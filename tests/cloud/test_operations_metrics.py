@@ -198,3 +198,25 @@ def test_scrape_queries_use_indexes_on_postgresql(cloud) -> None:  # type: ignor
                 if table not in SMALL_TABLES:
                     seq.append(f"{table}: {sql.split()[:12]}")
     assert seq == []
+
+
+def test_scrapes_log_the_row_security_bypass_once(sqlite_cloud) -> None:  # type: ignore[no-untyped-def]
+    """Every scrape bypasses row-level security (it counts over every municipality); the log says
+    so once per process at info, then at debug, not a line per scrape at info."""
+    import io
+    import json
+
+    from sync.logs import configure_logging
+
+    out = io.StringIO()
+    configure_logging("debug", stream=out)
+    try:
+        for _ in range(3):
+            assert sqlite_cloud.client.get("/metrics").status_code == 200
+    finally:
+        configure_logging("warning")
+    lines = [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
+    bypass = [x for x in lines if x["event"] == "row_security_bypass" and x["reason"] == "metrics"]
+    assert len(bypass) >= 6  # two collectors, three scrapes
+    assert len([x for x in bypass if x["level"] == "info"]) <= 1
+    assert {x["level"] for x in bypass} <= {"info", "debug"}
