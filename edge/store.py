@@ -176,6 +176,18 @@ class EdgeStore:
         self._dirty_meta = True
         return self.hlc.now()
 
+    def jump_seq(self, by: int) -> tuple[int, int]:
+        """Move the seq counter forward by ``by`` after a restore from a replica: numbers used
+        after the replica's last sync may have reached a receiver, and must not be reused. The
+        skipped range is declared in every push from now on (``PushBatch.skip``), so a receiver
+        that judges this node's seqs for gaps does not wait for numbers that will never come.
+        Returns the skipped range."""
+        with self.transaction():
+            first = int(self._meta_get("next_seq", 1))
+            self._meta_set("next_seq", first + by)
+            self._meta_set("seq_skip", cbor2.dumps([first, first + by - 1]))
+        return first, first + by - 1
+
     def _take_seq(self, n: int) -> int:
         first = int(self._meta_get("next_seq", 1))
         self._meta_set("next_seq", first + n)
@@ -539,11 +551,13 @@ class EdgeStore:
         prepare the next batch while the previous one is in flight."""
         n = max_changes
         after_oid = after.last_oid if after is not None else 0
+        raw_skip = self._meta_get("seq_skip")
+        skip = tuple(cbor2.loads(raw_skip)) if raw_skip is not None else None
         while True:
             runs, last_oid = self._outbox_runs(n, after_oid)
             if not runs:
                 return None
-            batch = wire.PushBatch(self.site_id, runs=runs)
+            batch = wire.PushBatch(self.site_id, runs=runs, skip=skip)  # type: ignore[arg-type]
             batch.last_oid = last_oid
             count = batch.count
             size = len(batch.encode_and_release())

@@ -9,8 +9,10 @@ object-store URL (`s3://bucket/path`, credentials from Litestream's usual enviro
 After a restore the database lacks whatever was committed after the replica's last sync
 (about one second). Its outbox sequence counter may then lag behind numbers the cloud has
 already acknowledged, and the cloud would take new changes with those numbers as repeats.
-`restore()` therefore moves the counter forward by `SEQ_JUMP`; the receiver tracks applied
-sequence numbers as intervals, so the gap costs nothing.
+`restore()` therefore moves the counter forward by `SEQ_JUMP` (`EdgeStore.jump_seq`); the
+receiver tracks applied sequence numbers as intervals, so the gap costs nothing, and every
+push declares the skipped range, so the cloud's gap rule for a gateway's own seqs does not
+wait for numbers that will never come.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sysconfig
 from pathlib import Path
 
 import structlog
+
+from edge.store import EdgeStore
 
 log = structlog.get_logger("gateway.replica")
 
@@ -120,14 +124,15 @@ def restore(replica: str, db: Path | str, force: bool = False, timeout: float = 
 
 
 def _after_restore(db: Path) -> dict[str, int]:
+    store = EdgeStore.open(str(db))
+    try:
+        before, last_skipped = store.jump_seq(SEQ_JUMP)
+        after = last_skipped + 1
+    finally:
+        store.close()
     con = sqlite3.connect(str(db), isolation_level=None)
     try:
         con.execute("BEGIN IMMEDIATE")
-        row = con.execute("SELECT value FROM _sync_meta WHERE key = 'next_seq'").fetchone()
-        before = int(row[0]) if row else 1
-        after = before + SEQ_JUMP
-        con.execute("INSERT INTO _sync_meta(key, value) VALUES ('next_seq', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (after,))
         con.execute("CREATE TABLE IF NOT EXISTS gateway_state (key TEXT PRIMARY KEY, value TEXT)")
         con.execute("INSERT INTO gateway_state(key, value) VALUES ('restored_from_replica', 'true') "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value")

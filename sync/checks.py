@@ -91,6 +91,8 @@ def check_push(batch: PushBatch) -> None:
                        f"(up to {SCHEMA_VERSION}; {MIN_SCHEMA_VERSION} and newer are applied)")
     if not _key(batch.sender_site_id):
         raise BadBatch("from: the sender's site id must be text of 1..64 characters")
+    if batch.skip is not None and not (1 <= batch.skip[0] <= batch.skip[1] <= INT64_MAX):
+        raise BadBatch("skip: must be [first, last] with 1 <= first <= last <= 2^63-1")
     runs: list[Run] = batch.runs if batch.runs is not None else [batch.changes]
     for i, r in enumerate(runs):
         where = f"runs[{i}]"

@@ -295,25 +295,41 @@ def _admit(ctx: _Ctx, batch: PushBatch, runs: list[Run]) -> _Admission:
             if prior:
                 adm.prior[site] = prior
         hold: float = _INF
+        skip = batch.skip if site == batch.sender_site_id else None
+        if skip is not None and bisect.bisect_left(seqs, skip[0]) != bisect.bisect_right(seqs, skip[1]):
+            raise BadBatch(f"skip: seqs {skip[0]}..{skip[1]} are declared never sent, yet the batch carries some")
         if site == batch.sender_site_id and fresh:
-            expected: int | None = None
-            if root and ctx.principal.role == "gateway":
+            gateway_at_root = root and ctx.principal.role == "gateway"
+            expected = seqs[0]
+            if gateway_at_root:
                 jh = ctx.storage.judged_high(site)  # type: ignore[attr-defined]
                 expected = (jh if jh is not None else (hi if iv else fresh[0] - 1)) + 1
-            for q in fresh:
-                if expected is not None and q > expected:
-                    hold = q
-                    adm.missing[site] = [expected, q - 1]
-                    break
-                if expected is None or q >= expected:
-                    expected = q + 1
-            if root and ctx.principal.role == "gateway" and expected is not None:
+            hold, expected = _first_gap(seqs, expected, skip)
+            if hold != _INF:
+                adm.missing[site] = [expected, int(hold) - 1]
+            if gateway_at_root:
                 adm.judged[site] = expected - 1
         adm.hold[site] = hold
         below = [q for q in seqs if q < hold] if hold != _INF else seqs
         if below:
             adm.acked[site] = below[-1]
     return adm
+
+
+def _first_gap(seqs: list[int], expected: int, skip: tuple[int, int] | None) -> tuple[float, int]:
+    """Walk a node's own seqs of a batch (increasing) from the first one ``expected``: where the
+    first gap is (``_INF``: none) and the seq expected next (at the gap: the first missing one).
+    Seqs below ``expected`` were judged before (replays, kept refusals, late arrivals); a declared
+    ``skip`` is no gap."""
+    # a contiguous batch can only leave a gap at its start
+    walk = seqs[:1] if seqs[-1] - seqs[0] == len(seqs) - 1 else seqs
+    for q in walk:
+        if skip is not None and skip[0] <= expected <= skip[1] < q:
+            expected = skip[1] + 1  # numbers the node lost with a restore
+        if q > expected:
+            return q, expected
+        expected = max(expected, q + 1)
+    return _INF, max(expected, seqs[-1] + 1)
 
 
 def push(storage: ServerStorage, principal: NodeScope, batch: PushBatch, hlc: HLC) -> PushResult:
@@ -587,7 +603,7 @@ def _judge_facts(ctx: _Ctx, ts: TableSpec, r: FactRun, cols: dict[str, list[Any]
         present = [t for t in times if type(t) is int]
         if present and max(present) > limit:
             for i, t in enumerate(times):
-                if type(t) is int and t > limit:
+                if type(t) is int and t > limit and judged[i] and verdict[i] is None:
                     park[i] = f"{time_field} is {(t - limit) // 1000 + FUTURE_MS // 1000} s ahead of the receiver's clock"
     serials = cols.get("meter_serial")
     if serials is None:

@@ -89,10 +89,14 @@ class PushBatch:
     for per-row objects."""
 
     def __init__(self, sender_site_id: str, changes: list[Change] | None = None, protocol: int = PROTOCOL_VERSION,
-                 schema: int = SCHEMA_VERSION, *, runs: list[Run] | None = None) -> None:
+                 schema: int = SCHEMA_VERSION, *, runs: list[Run] | None = None,
+                 skip: tuple[int, int] | None = None) -> None:
         if changes is None and runs is None:
             raise ValueError("a PushBatch needs changes or runs")
         self.sender_site_id = sender_site_id
+        #: seqs ``lo..hi`` the sender declares it will never send (a restore from a replica moved
+        #: its counter past numbers it may have used and lost); docs/sync.md, "Sequence numbers"
+        self.skip = skip
         self._changes = changes
         self.runs = runs
         self.protocol = protocol
@@ -136,8 +140,8 @@ class PushBatch:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PushBatch):
             return NotImplemented
-        return (self.sender_site_id, self.protocol, self.schema, self.changes) == \
-            (other.sender_site_id, other.protocol, other.schema, other.changes)
+        return (self.sender_site_id, self.protocol, self.schema, self.skip, self.changes) == \
+            (other.sender_site_id, other.protocol, other.schema, other.skip, other.changes)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -704,8 +708,11 @@ def decode_refusal(d: dict[str, Any]) -> Refusal:
 def _payload(msg: Message) -> dict[str, Any]:
     if isinstance(msg, PushBatch):
         runs = msg.runs if msg.runs is not None else _runs(msg.changes)
-        return {"from": msg.sender_site_id,
-                "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
+        push: dict[str, Any] = {"from": msg.sender_site_id,
+                                "runs": [_encode_fact_run(r) if isinstance(r, FactRun) else _encode_run(r) for r in runs if len(r)]}
+        if msg.skip is not None:
+            push["skip"] = list(msg.skip)
+        return push
     if isinstance(msg, PushResult):
         out = {"acked": msg.acked, "refusals": [encode_refusal(r) for r in msg.refusals], "time": msg.server_time_ms}
         if msg.missing:
@@ -784,8 +791,12 @@ def decode(data: bytes) -> Message:
             budget = _Budget("changes")
             if type(p["from"]) is not str:
                 raise WireError("from: the sender's site id must be text")
+            skip = p.get("skip")
+            if skip is not None and not (type(skip) is list and len(skip) == 2 and all(type(x) is int for x in skip)):
+                raise WireError("skip: must be [first, last], two integers")
             return PushBatch(p["from"], None, protocol, schema,
-                             runs=[_decode_run(run, budget, f"runs[{i}]") for i, run in enumerate(runs)])
+                             runs=[_decode_run(run, budget, f"runs[{i}]") for i, run in enumerate(runs)],
+                             skip=(skip[0], skip[1]) if skip is not None else None)
         if kind == "pushed":
             return PushResult({str(k): int(v) for k, v in p["acked"].items()},
                               [decode_refusal(r) for r in _explicit(p["refusals"], None, "refusals")], int(p["time"]),

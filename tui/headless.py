@@ -146,6 +146,9 @@ def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000, *, confir
     try:
         if not repo.has_routes():
             raise HandheldError(t("err_no_routes"))
+        known = [r.id for r in repo.routes()]
+        if route_id not in known:
+            raise HandheldError(t("err_unknown_route", route=route_id, known=", ".join(known)))
         planned: list[tuple[str, int, tuple[str, ...]]] = []
         for m in repo.route_meters(route_id):
             if m.status != "pending":

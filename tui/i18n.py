@@ -279,6 +279,7 @@ ES: dict[str, str] = {
     "err_photo_required": "La observación «{code}» requiere la referencia de una foto.",
     "err_unknown_meter": "Medidor desconocido: «{serial}».",
     "err_no_routes": "No hay rutas descargadas todavía. Conéctese y sincronice.",
+    "err_unknown_route": "No existe la ruta {route} en este equipo. Rutas descargadas: {known}.",
     "err_not_enrolled": "El equipo no está dado de alta.",
     "err_credential_expired": "La credencial del equipo expiró o fue revocada. Pida un nuevo código de alta "
     "a su supervisor (los datos capturados siguen guardados).",
@@ -556,6 +557,7 @@ EN: dict[str, str] = {
     "err_photo_required": "Observation “{code}” needs a photo reference.",
     "err_unknown_meter": "Unknown meter: “{serial}”.",
     "err_no_routes": "No routes downloaded yet. Connect and sync.",
+    "err_unknown_route": "There is no route {route} on this device. Downloaded routes: {known}.",
     "err_not_enrolled": "The device is not enrolled.",
     "err_credential_expired": "The device credential expired or was revoked. Ask your supervisor for a new "
     "enrolment code (captured data stays stored).",

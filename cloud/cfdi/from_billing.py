@@ -296,17 +296,19 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
 def sweep_relations(svc: Any) -> dict[str, int]:
     """The stamp worker's pass over documents related to others: cancel originals whose
     substitute is stamped (01), cancel CFDIs of voided invoices (02/03), issue credit notes'
-    CFDIs (Egreso, 01) once what they credit is stamped."""
+    CFDIs (Egreso, 01) once what they credit is stamped, and withdraw voided or corrected
+    receipts from the stamped global that declared them (Egreso, 01)."""
     out: dict[str, int] = {}
     for name, step in (("substituted", cancel_substituted), ("voided", cancel_voided_invoices)):
         for k, v in step(svc).items():
             if v:
                 out[f"{name}_{k}"] = v
-    got = sweep_credit_notes(svc)
-    if got["issued"]:
-        out["credit_notes_issued"] = got["issued"]
-    if got["errors"]:
-        out["credit_notes_errors"] = got["errors"]
+    for name, sweep in (("credit_notes", sweep_credit_notes), ("global_withdrawals", sweep_global_withdrawals)):
+        got = sweep(svc)
+        if got["issued"]:
+            out[f"{name}_issued"] = got["issued"]
+        if got["errors"]:
+            out[f"{name}_errors"] = got["errors"]
     return out
 
 
@@ -334,32 +336,40 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
     untaxed = sa.or_(customers.c.tax_id.is_(None), customers.c.tax_regime.is_(None),
                      customers.c.fiscal_zip.is_(None), customers.c.tax_id == PUBLIC_RFC)
     in_global = sa.exists().where(cfdi_global_members.c.invoice_id == invoices.c.id)
+    later = invoices.alias("later")
+    superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
+                                   later.c.revision > invoices.c.revision, later.c.status == "issued")
+    revision = invoices.alias("revision")  # a payment to any revision of the period counts (payments.allocation)
     folio = f"{municipality}-{year}{month:02d}"
     with svc.engine.connect() as conn:
         done = svc.existing(conn, f"global:{municipality}:{year}-04-{month:02d}:{folio}")
         if done:
             return done  # type: ignore[no-any-return]
         paid = (
-            sa.select(allocations.c.invoice_id, sa.func.sum(allocations.c.amount_cents).label("cents"))
+            sa.select(revision.c.contract_id, revision.c.period, sa.func.sum(allocations.c.amount_cents).label("cents"))
             .join(payments, payments.c.id == allocations.c.payment_id)
-            .where(payments.c.received_at < end.astimezone(UTC), allocations.c.invoice_id.is_not(None))
-            .group_by(allocations.c.invoice_id)
+            .join(revision, revision.c.id == allocations.c.invoice_id)
+            .where(payments.c.received_at < end.astimezone(UTC))
+            .group_by(revision.c.contract_id, revision.c.period)
         ).subquery()
         rows = conn.execute(
             sa.select(invoices, customers.c.id.label("customer_id"), customers.c.name.label("customer_name"))
             .join(contracts, contracts.c.id == invoices.c.contract_id)
             .join(customers, customers.c.id == contracts.c.customer_id)
-            .join(paid, paid.c.invoice_id == invoices.c.id)
+            .join(paid, sa.and_(paid.c.contract_id == invoices.c.contract_id, paid.c.period == invoices.c.period))
             .where(invoices.c.municipality == municipality, invoices.c.status == "issued", untaxed, ~in_global,
+                   ~superseded,
                    paid.c.cents >= sa.cast(invoices.c.total * 100, sa.BigInteger))
             .order_by(invoices.c.id)
         ).mappings().all()
         if not rows:
             return None
+        chains = sa.select(revision.c.id).where(sa.tuple_(revision.c.contract_id, revision.c.period).in_(
+            [(r["contract_id"], r["period"]) for r in rows]))
         forms = conn.execute(
             sa.select(payments.c.channel, sa.func.sum(allocations.c.amount_cents).label("cents"))
             .join(payments, payments.c.id == allocations.c.payment_id)
-            .where(allocations.c.invoice_id.in_([r["id"] for r in rows]), allocations.c.amount_cents > 0)
+            .where(allocations.c.invoice_id.in_(chains), allocations.c.amount_cents > 0)
             .group_by(payments.c.channel).order_by(sa.desc("cents"))
         ).first()
     receipts = [invoice_from_billing(dict(r), svc.issuer, Receiver(r["customer_id"], r["customer_name"])) for r in rows]
@@ -388,6 +398,54 @@ def credit_note_lines(note: dict[str, Any]) -> list[Line]:
         out.append(Line(text.replace("|", "/")[:1000], product, unit, Decimal(1), Decimal(str(ln["amount"])),
                         _vat(Decimal(str(ln["vat_rate"]))), kind))
     return out
+
+
+WITHDRAWAL = "retiro-"  # source id prefix of a global member's withdrawal Egreso: "retiro-<invoice id>"
+
+
+def withdrawal_lines(row: dict[str, Any], issuer: Issuer) -> list[Line]:
+    """A withdrawn receipt's lines as the Egreso's conceptos: what the global declared for it,
+    line by line with its VAT treatment, under SAT's key for discounts and returns."""
+    from .build import CREDIT_NOTE_PRODUCT
+
+    inv = invoice_from_billing(row, issuer, Receiver("", ""))
+    return [Line(f"Retiro del recibo {row['number']}: {ln.concept}"[:1000], CREDIT_NOTE_PRODUCT, "ACT", ln.quantity,
+                 ln.unit_price, ln.vat, ln.kind) for ln in inv.lines]
+
+
+def sweep_global_withdrawals(svc: Any, limit: int = 500) -> dict[str, int]:
+    """Receipts inside a stamped global CFDI that were voided or corrected since: each gets an
+    Egreso to público en general (TipoRelacion 01 → that global) for the whole receipt, so the
+    globals, net of these, declare what customers owe. A correction is a new receipt: it enters
+    the global of the month in which its period is fully paid (docs/cfdi.md)."""
+    from cloud.billing.tables import invoices
+
+    from .tables import cfdi_documents, cfdi_global_members
+
+    d = cfdi_documents
+    done = d.alias("done")
+    later = invoices.alias("later")
+    superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
+                                   later.c.revision > invoices.c.revision, later.c.status == "issued")
+    withdrawn = sa.exists().where(done.c.kind == "egreso", done.c.source_id == sa.literal(WITHDRAWAL) + invoices.c.id)
+    counts = {"issued": 0, "errors": 0}
+    with svc.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(
+            sa.select(invoices, d.c.uuid.label("global_uuid"))
+            .join(cfdi_global_members, cfdi_global_members.c.invoice_id == invoices.c.id)
+            .join(d, d.c.id == cfdi_global_members.c.document_id)
+            .where(d.c.fiscal_status == "stamped", sa.or_(invoices.c.status == "void", superseded), ~withdrawn)
+            .order_by(invoices.c.id).limit(limit)).mappings()]
+    for row in rows:
+        try:
+            svc.issue_credit_note(f"{WITHDRAWAL}{row['id']}", row["municipality"], row["global_uuid"], None,
+                                  withdrawal_lines(row, svc.issuer), folio=f"R-{row['number']}"[-40:],
+                                  invoice_id=row["id"])
+            counts["issued"] += 1
+        except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
+            counts["errors"] += 1
+            log.warning("receipt %s: no withdrawal CFDI: %s", row["id"], e)
+    return counts
 
 
 def sweep_credit_notes(svc: Any, limit: int = 500) -> dict[str, int]:

@@ -236,3 +236,73 @@ def test_credit_note_lowers_the_debt_and_its_egreso_relates_to_the_invoice(env) 
     r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/void", headers=h, json={"reason": "emitida por error"})
     assert r.status_code == 409 and "credit notes" in r.json()["reason"]
     assert assert_all_documents_valid(cloud.engine) == 4  # invoice, payment complement, two notes
+
+
+UNTAXED = "EXP-01-0000001"
+
+
+def test_receipt_in_a_stamped_global_is_withdrawn_when_corrected_or_voided(env) -> None:
+    """A customer without tax data: the paid receipt goes into the month's global CFDI. Corrected,
+    the global keeps declaring the old amount unless withdrawn: an Egreso to público en general
+    (01 → the global) for the whole receipt, and the correction enters the global of a month in
+    which its period is paid (the payment to the original counts). Reversed and voided, the
+    correction is withdrawn from that second global too. The globals net of the withdrawals
+    declare what the customer owes, at every step."""
+    from cloud.cfdi.from_billing import issue_monthly_global
+
+    cloud, svc, h, _ = env
+    (inv,) = cloud.client.get("/api/v2/invoices", params={"contract": UNTAXED}, headers=h).json()["items"]
+    pay = cloud.client.post("/api/v2/payments", headers=h, json={
+        "amount": inv["total"], "channel": "counter", "channelTxnId": "g-1", "contractId": UNTAXED})
+    assert pay.status_code == 201, pay.text
+    g1 = issue_monthly_global(svc, "EXP-01", 2026, 12)
+    assert g1 is not None
+    worker(svc)
+
+    def fiscal_net() -> Decimal:
+        """Σ stamped globals − Σ stamped withdrawals, as the stamped XMLs say."""
+        total = Decimal(0)
+        with cloud.engine.connect() as conn:
+            for d in conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.fiscal_status == "stamped",
+                                                                  cfdi_documents.c.kind.in_(["global", "egreso"]))
+                                  ).mappings():
+                root = assert_valid_everywhere(d["stamped_xml"])
+                sign = 1 if d["kind"] == "global" else -1
+                total += sign * Decimal(root.get("Total"))
+        return total
+
+    assert fiscal_net() == Decimal(inv["total"])
+    r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h,
+                          json={"reason": "lectura mal capturada", "consumptionL": 10_000})
+    assert r.status_code == 201, r.text
+    corr = r.json()
+    assert Decimal(corr["total"]) < Decimal(inv["total"])
+    worker(svc)
+    worker(svc)  # a second pass issues nothing more
+    egresos = [d for d in docs_of(cloud.engine, inv["id"]) if d["kind"] == "egreso"]
+    assert len(egresos) == 1 and egresos[0]["fiscal_status"] == "stamped"
+    root = assert_valid_everywhere(egresos[0]["stamped_xml"])
+    rel = root.find("cfdi:CfdiRelacionados", NS)
+    assert rel.get("TipoRelacion") == "01"
+    with cloud.engine.connect() as conn:
+        g1_uuid = conn.execute(sa.select(cfdi_documents.c.uuid).where(cfdi_documents.c.id == g1["id"])).scalar()
+    assert rel.find("cfdi:CfdiRelacionado", NS).get("UUID") == g1_uuid
+    assert root.find("cfdi:Receptor", NS).get("Rfc") == "XAXX010101000"
+    assert Decimal(root.get("Total")) == Decimal(inv["total"])
+    assert fiscal_net() == 0  # the correction is not in a global yet
+    # January's global: the correction's period is paid (the payment went to the original)
+    g2 = issue_monthly_global(svc, "EXP-01", 2027, 1)
+    assert g2 is not None and g2["id"] != g1["id"]
+    worker(svc)
+    assert fiscal_net() == Decimal(corr["total"])
+    assert issue_monthly_global(svc, "EXP-01", 2027, 2) is None  # each receipt in one global only
+    # the money bounces: reversed, then the correction is voided
+    assert cloud.client.post(f"/api/v2/payments/{pay.json()['paymentId']}/reversal", headers=h,
+                             json={"reason": "cheque devuelto"}).status_code == 201
+    r = cloud.client.post(f"/api/v2/invoices/{corr['id']}/void", headers=h,
+                          json={"reason": "servicio no prestado", "motive": "02"})
+    assert r.status_code == 200, r.text
+    worker(svc)
+    worker(svc)  # the pass that issues the withdrawal, then the one that stamps it
+    assert fiscal_net() == 0
+    assert_all_documents_valid(cloud.engine)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from test_convergence import DAY, Z1, Machine
+import pytest
+from test_convergence import DAY, Z1, Z2, Machine
+
+from cloud.sync.maintenance import TrackingStorage
+from gateway.replica import SEQ_JUMP, replicate_once, restore
+from sync.checks import check_push
 
 
 def run(steps: Callable[[Machine], None]) -> None:
@@ -193,6 +199,77 @@ def test_own_refused_delete_does_not_undo_the_office_delete_that_came_meanwhile(
         m.heal_and_check()
         m.node_edits(i=1, n=1, v=0, what="delete")
         m.maintenance(cloud_pass=False, delete=2, n=0, pull_first=True)
+        m.heal_and_check()
+
+    run(steps)
+
+
+def test_gateway_restored_from_its_replica_syncs_straight_to_the_cloud(tmp_path: Path) -> None:
+    """A gateway restored from its Litestream replica (real litestream) lost changes the cloud
+    had already applied; its counter jumped past them. The cloud judges a gateway's own seqs for
+    gaps across batches: the jump is declared in every push, so its new changes are not held
+    for numbers that will never come, and what it lost comes back from the cloud."""
+    replica = str(tmp_path / "replica")
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        m.heal_and_check()
+        gw = m.gateway
+        m.node_edits(n=0, i=0, v=1, what="gw_create")
+        replicate_once(gw.path, replica)  # the replica holds gwo1, queued
+        m.node_edits(n=0, i=0, v=2, what="gw_create")
+        m.node_edits(n=0, i=0, v=4, what="notes")
+        m.heal_and_check()  # the cloud applied gwo1, gwo2 and the note: seqs past the replica's
+        gw.store.close()  # the box dies; its disk is replaced
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(gw.path) + suffix).unlink(missing_ok=True)
+        out = restore(replica, gw.path)
+        assert out["next_seq_after"] == out["next_seq_before"] + SEQ_JUMP
+        gw.restart()
+        assert gw.store.load_row("work_orders", "gwo2") is None  # lost with the crash
+        m.node_edits(n=0, i=0, v=3, what="gw_create")  # new work after the restore
+        m.sync(n=0, via_gw=False, fault="none", rounds=2, pull=False)
+        c = m.client(gw, "cloud")
+        assert c.push_once() is None, "the restored gateway's changes are still held"
+        assert gw.store.pending_count() == 0
+        m.heal_and_check()
+        assert gw.store.load_row("work_orders", "gwo2") is not None  # back from the cloud
+
+    run(steps)
+
+
+def test_a_batch_that_declares_its_own_seqs_skipped_is_malformed() -> None:
+    from sync import server, wire
+    from sync.checks import BadBatch
+
+    m = Machine()
+    try:
+        m.setup(n_handhelds=1, zones=[Z1] * 5)
+        gw = m.gateway
+        m.node_edits(n=0, i=0, v=1, what="gw_create")
+        batch = gw.store.next_push_batch()
+        assert batch is not None
+        seq = batch.changes[0].seq
+        bad = wire.PushBatch(gw.site_id, batch.changes, skip=(seq, seq + 10))
+        with m.engine.begin() as conn, pytest.raises(BadBatch, match="skip"):
+            server.push(TrackingStorage(conn), gw.scope, wire.decode(wire.encode(bad)), m.cloud_hlc)
+        for lo, hi in [(0, 5), (9, 3), (1, 2**63)]:
+            with pytest.raises(BadBatch, match="skip"):
+                check_push(wire.PushBatch(gw.site_id, batch.changes, skip=(lo, hi)))
+    finally:
+        m._close()
+
+
+def test_replay_with_an_applied_seq_between_two_refused_ones_is_a_no_op() -> None:
+    """A handheld's batch: seq 1 and 3 refused, 2 applied. Re-sent, 2 between the two refused
+    seqs is no gap (3 was held, and then judged anew: parked for its clock, although refused)."""
+
+    def steps(m: Machine) -> None:
+        m.setup(n_handhelds=1, zones=[Z2, Z1, Z1, Z1, Z1])
+        m.clock_jumps(n=1, skew=600_000)
+        m.node_records_readings(k=2, n=1, other_zone=False, steal=False)
+        m.time_passes(dt=3_600_000)
+        m.node_records_readings(k=1, n=1, other_zone=True, steal=False)
         m.heal_and_check()
 
     run(steps)

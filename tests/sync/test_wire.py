@@ -30,10 +30,19 @@ def changes(draw: st.DrawFn) -> Change:
                   draw(st.sampled_from(["EXP-01", ""])), draw(st.sampled_from(["EXP-01-Z01", "EXP-01-Z02"])))
 
 
-@given(st.lists(changes(), max_size=30), st.booleans())
-def test_push_batch_round_trip(cs: list[Change], compress: bool) -> None:
-    b = wire.PushBatch(uuid7(), cs)
-    assert wire.decode(wire.encode(b, compress=compress)) == b
+@given(st.lists(changes(), max_size=30), st.booleans(),
+       st.none() | st.tuples(st.integers(1, 2**63 - 1), st.integers(1, 2**63 - 1)).map(lambda t: tuple(sorted(t))))
+def test_push_batch_round_trip(cs: list[Change], compress: bool, skip: tuple[int, int] | None) -> None:
+    b = wire.PushBatch(uuid7(), cs, skip=skip)
+    got = wire.decode(wire.encode(b, compress=compress))
+    assert got == b and isinstance(got, wire.PushBatch) and got.skip == skip
+
+
+@pytest.mark.parametrize("skip", [[1], [1, 2, 3], ["1", 2], [1.0, 2], {"lo": 1}, "1-2"])
+def test_push_batch_with_a_malformed_skip_is_a_wire_error(skip: object) -> None:
+    body = cbor2.dumps({"from": "gw", "runs": [], "skip": skip})
+    with pytest.raises(wire.WireError, match="skip"):
+        wire.decode(cbor2.dumps([wire.PROTOCOL_VERSION, 1, "push", cbor2.CBORTag(24, body)]))
 
 
 @st.composite

@@ -27,6 +27,8 @@ def test_script_enrol_read_route_and_sync(tmp_path: Path) -> None:
     ids = do_read_route(db, "R01")
     assert len(ids) == 20
     assert do_read_route(db, "R01") == []  # nothing pending any more
+    with pytest.raises(HandheldError, match="No existe la ruta R99 en este equipo. Rutas descargadas: R01, R02"):
+        do_read_route(db, "R99")
     with pytest.raises(HandheldError, match="Medidor desconocido"):
         do_read(db, "NOPE", "12")
     with pytest.raises(HandheldError, match="no es una lectura válida"):
