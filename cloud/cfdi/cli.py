@@ -72,7 +72,8 @@ def stamp_worker(
     engine = _engine(db)
     svc = service_from_settings(engine)
     if not svc.pac.fiscally_valid:
-        typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
+        log.warning("pac_not_fiscally_valid", pac=type(svc.pac).__name__,
+                    detail="PAC is the offline TestDoublePac — stamps are NOT fiscally valid")
     try:
         from .from_billing import sweep_billing_invoices
         from .from_payments import cancel_reversed_complements, sweep_payment_complements
