@@ -93,14 +93,15 @@ def test_broker_restart_turns_readiness_red_then_green_and_is_logged(mosquitto, 
     assert not [line for line in log.read_text().splitlines() if line.strip() and not line.startswith("{")]
 
 
-def test_a_gateway_without_its_broker_is_alive_not_ready_and_says_why(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--mqtt-process", "--mqtt-in-process"])
+def test_a_gateway_without_its_broker_is_alive_not_ready_and_says_why(tmp_path: Path, mode: str) -> None:
     dead = free_port()  # nothing listens here
     port = free_port()
     log = tmp_path / "gateway.log"
     argv = [sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "run",
             "--cloud", "http://127.0.0.1:9", "--token", "t", "--broker", f"mqtt://127.0.0.1:{dead}",
             "--db", str(tmp_path / "gw.db"), "--listen", f"127.0.0.1:{port}", "--site-id", SITE,
-            "--municipality", "EXP-01", "--zone", "EXP-01-Z01"]
+            "--municipality", "EXP-01", "--zone", "EXP-01-Z01", mode]
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
