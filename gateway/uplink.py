@@ -173,7 +173,7 @@ class Uplinker:
         (`next_retry_s=None`: `_retrying` does)."""
         self.m_errors.labels(kind).inc()
         if kind != "gap":  # a gap is the cloud answering: no outage
-            self.outage.failed(self.clock(), self.sync.stats.pushed)
+            self.outage.failed(self.clock(), self.sync.stats.pushed, last_good_ms=self._last_contact_ms)
         self._last_failure = (kind, str(e)[:300])
         try:
             self._state("last_cloud_error", {"at_ms": self.clock(), "kind": kind, "error": str(e)[:300]})
@@ -183,6 +183,18 @@ class Uplinker:
             self._log_failure(self._last_failure, next_retry_s=self.max_backoff if kind != "gap" else self.interval)
 
     _last_failure: tuple[str, str] = ("unavailable", "")
+
+    @property
+    def _last_contact_ms(self) -> int | None:
+        import json
+
+        try:
+            row = self.store.conn.execute(
+                "SELECT value FROM gateway_state WHERE key = 'last_cloud_contact_ms'").fetchone()
+            value = json.loads(row[0]) if row else None
+        except Exception:  # noqa: BLE001 - no table or a busy database: the outage starts now
+            return None
+        return int(value) if isinstance(value, int) else None
 
     def _log_failure(self, failure: tuple[str, str], next_retry_s: float | None) -> None:
         kind, error = failure
@@ -206,9 +218,12 @@ class Outage:
         self.back_ms: int | None = None  # the first round after the outage the cloud answered
         self.pushed_before = 0
 
-    def failed(self, now_ms: int, pushed_total: int) -> None:
+    def failed(self, now_ms: int, pushed_total: int, last_good_ms: int | None = None) -> None:
+        """A failed round. The outage began at the last round the cloud answered when that is
+        known (kept in the database: a restart during an outage does not shorten it), else now."""
         if self.since_ms is None:
-            self.since_ms, self.pushed_before = now_ms, pushed_total
+            start = now_ms if last_good_ms is None else min(now_ms, last_good_ms)
+            self.since_ms, self.pushed_before = start, pushed_total
         self.rounds += 1
 
     def progress(self, round_started_ms: int) -> None:

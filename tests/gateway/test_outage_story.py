@@ -31,3 +31,10 @@ def test_a_drain_cut_short_counts_from_the_first_answer() -> None:
     o.progress(40_000)  # later progress does not move the moment the cloud came back
     assert o.recovered(45_000, 50_000, pushed_total=900) == {
         "outage_s": 30.0, "drained": 900, "drain_s": 20.0, "failed_rounds": 2}
+
+
+def test_an_outage_begins_at_the_last_answer_the_database_remembers() -> None:
+    o = Outage()  # a gateway restarted during the outage: the last good round was at 100 s
+    o.failed(400_000, pushed_total=0, last_good_ms=100_000)
+    assert o.seconds(400_000) == 300.0
+    assert o.recovered(500_000, 501_000, pushed_total=10)["outage_s"] == 400.0
