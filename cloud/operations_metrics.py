@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -190,7 +189,7 @@ class OperationsCollector(Collector):
         started = GaugeMetricFamily("aquacis_billing_run_started_timestamp_seconds",
                                     "when an unfinished run started (0 = not yet)", labels=labels)
         c = billing_run_chunks.c
-        unfinished: list[Any] = conn.execute(
+        unfinished = conn.execute(
             sa.select(r.id, r.cycle, r.contracts_total, r.contracts_processed, r.errors_count, r.started_at)
             .where(r.phase.in_(("pending", "running")))
         ).all()
