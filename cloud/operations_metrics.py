@@ -69,6 +69,12 @@ class OperationsCollector(Collector):
             families = []
         yield up
         yield from families
+        from cloud.api.health import readiness
+
+        ready = GaugeMetricFamily("aquacis_cloud_ready",
+                                  "1 when /health/ready would answer 200 (database up, schema at this code's head)")
+        ready.add_metric([], float(readiness(self.engine)[0]))
+        yield ready
 
     # -- readings ---------------------------------------------------------------------------
     def _validation(self, conn: Connection, now: float) -> list[Metric]:

@@ -133,10 +133,12 @@ def test_health_live_and_ready(cloud) -> None:  # type: ignore[no-untyped-def]
     r = c.get("/health/ready")
     assert r.status_code == 200 and r.json()["ready"] is True and r.json()["schema"] == r.json()["schema_head"]
     assert c.get("/health").json()["database"] == "ok"
+    assert sample(c.get("/metrics").text, "aquacis_cloud_ready") == 1.0
     with cloud.engine.begin() as conn:  # a schema older than the code: not ready, the reason says so
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001_baseline'"))
     r = c.get("/health/ready")
     assert r.status_code == 503 and "aquacis cloud migrate" in r.json()["reason"]
+    assert sample(c.get("/metrics").text, "aquacis_cloud_ready") == 0.0
     assert c.get("/health").status_code == 503
     assert c.get("/health/live").status_code == 200
 
@@ -162,14 +164,21 @@ def test_a_dead_database_is_a_503_and_a_zero_gauge(tmp_path: Path) -> None:
 SMALL_TABLES = {"nodes", "sync_sites", "billing_runs", "cfdi_blocked_invoices", "cfdi_payment_waits"}
 
 
-def test_scrape_queries_use_indexes_on_postgresql(cloud) -> None:  # type: ignore[no-untyped-def]
+def test_scrape_queries_use_indexes_on_postgresql(pg_url: str) -> None:
     """Every query a scrape runs, EXPLAINed on PostgreSQL with sequential scans priced out: a
     `Seq Scan` of a big table would mean no index can serve it. (The validation backlog counts
     two primary keys: an index-only scan, documented in docs/operations.md.)"""
-    import pytest
+    from cloud.db import create_or_migrate, make_engine
 
-    if cloud.engine.dialect.name != "postgresql":
-        pytest.skip("query plans are PostgreSQL's")  # the SQLite run checks the values above
+    engine = make_engine(pg_url)
+    create_or_migrate(engine)
+    try:
+        _explain_scrape(engine)
+    finally:
+        engine.dispose()
+
+
+def _explain_scrape(engine: sa.Engine) -> None:
     from cloud.cfdi.metrics import CfdiCollector
 
     statements: list[tuple[str, object]] = []
@@ -178,19 +187,19 @@ def test_scrape_queries_use_indexes_on_postgresql(cloud) -> None:  # type: ignor
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
-    sa.event.listen(cloud.engine, "before_cursor_execute", capture)
+    sa.event.listen(engine, "before_cursor_execute", capture)
     try:
         registry = CollectorRegistry()
-        registry.register(OperationsCollector(cloud.engine, backlog_ttl_s=0))
-        registry.register(CfdiCollector(cloud.engine))
-        with cloud.engine.begin() as conn:  # one unfinished run, so its chunk query runs too
+        registry.register(OperationsCollector(engine, backlog_ttl_s=0))
+        registry.register(CfdiCollector(engine))
+        with engine.begin() as conn:  # one unfinished run, so its chunk query runs too
             create_run(conn, RunSpec(("EXP-01",), "2026-11", chunk_size=2), contracts=ThreeContracts())
         generate_latest(registry)
     finally:
-        sa.event.remove(cloud.engine, "before_cursor_execute", capture)
+        sa.event.remove(engine, "before_cursor_execute", capture)
     assert len(statements) >= 10
     seq = []
-    with cloud.engine.connect() as conn:
+    with engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
         for sql, params in statements:
             plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
