@@ -133,3 +133,33 @@ def test_probe_judges_parts() -> None:
     assert not p.live and not p.ready and len(p.reasons) == 4
     p = probe({"ingest": True, "mqtt_process": True, "mqtt_connected": True, "replication": False})
     assert p.live and not p.ready and p.reasons == ["replication (litestream) not running"]
+
+
+def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquitto_bin: str) -> None:
+    """Mosquitto without anonymous access refuses the gateway's CONNECT: an error line that
+    says so (credentials/ACL), not a silent retry loop; readiness stays red."""
+    from conftest import Broker
+
+    d = tmp_path / "closed-broker"
+    d.mkdir()
+    broker = Broker(mosquitto_bin, d)
+    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    broker.start()
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    argv = [sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "run",
+            "--cloud", "http://127.0.0.1:9", "--token", "t", "--broker", broker.url,
+            "--db", str(tmp_path / "gw.db"), "--listen", f"127.0.0.1:{port}", "--site-id", SITE,
+            "--municipality", "EXP-01", "--zone", "EXP-01-Z01"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        refused = wait_for(lambda: [e for e in events(log) if e["event"] == "mqtt_connect_refused"], 30,
+                           "a refused line")[0]
+        assert refused["level"] == "error" and refused["broker"] == f"127.0.0.1:{broker.port}"
+        assert "authori" in refused["reason"].lower()
+        assert get(port, "/health/ready").status_code == 503
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        broker.stop()
