@@ -175,6 +175,7 @@ class MqttSubscriber:
         self._down_since: float | None = None  # monotonic time the broker was lost (or first tried)
         self._failures = 0  # connection attempts failed since the last good one
         self._failure_logged_at: float | None = None
+        self._refused = False  # the broker refused our last CONNECT
         self.client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -202,9 +203,20 @@ class MqttSubscriber:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
         if getattr(rc, "is_failure", False):
-            self.log.error("mqtt_connect_refused", broker=f"{self.host}:{self.port}", reason=str(rc))
+            # refused (credentials, ACL, client id): retried like an unreachable broker, and said
+            # as loudly but as rarely (the first refusal, then once a minute)
+            now = self._clock()
+            self._refused = True
+            if self._down_since is None:
+                self._down_since = now
+            self._failures += 1
+            if self._failure_logged_at is None or now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+                self._failure_logged_at = now
+                self.log.error("mqtt_connect_refused", broker=f"{self.host}:{self.port}", reason=str(rc),
+                               attempts=self._failures, down_s=round(now - self._down_since, 1))
             return
         now = self._clock()
+        self._refused = False
         with self._lock:
             self._gen += 1
             self.connects += 1
@@ -237,12 +249,16 @@ class MqttSubscriber:
         if self._stopping and not getattr(rc, "is_failure", False):
             self.log.info("mqtt_disconnected", broker=f"{self.host}:{self.port}", reason="gateway stopping")
             return
+        if up_s is None:  # never got a CONNACK on this connection: a failed attempt, not a loss
+            if not self._refused:  # (a refusal is already said by mqtt_connect_refused)
+                self._on_connect_fail(client, userdata, error=lost_cause(rc))
+            return
         if self._down_since is None:
             self._down_since = now
         self.log.warning("mqtt_connection_lost", broker=f"{self.host}:{self.port}", cause=lost_cause(rc),
                          reason_code=str(rc), connected_s=up_s, retry_in_s_max=self.max_reconnect_delay)
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object, error: str | None = None) -> None:
         """A connection attempt failed (broker down, refused TCP, DNS): called inside paho's except."""
         import sys
 
@@ -250,13 +266,14 @@ class MqttSubscriber:
         if self._down_since is None:
             self._down_since = now
         self._failures += 1
-        err = sys.exc_info()[1]
+        exc = sys.exc_info()[1]
+        err = error or (f"{type(exc).__name__}: {exc}" if exc else "connection failed")
         # The first failure, then one line a minute while the broker stays away (retries run
         # every few seconds).
         if self._failure_logged_at is None or now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
             self._failure_logged_at = now
             self.log.warning("mqtt_broker_unreachable", broker=f"{self.host}:{self.port}",
-                             error=f"{type(err).__name__}: {err}" if err else "connection failed",
+                             error=err,
                              attempts=self._failures, down_s=round(now - self._down_since, 1),
                              retry_in_s_max=self.max_reconnect_delay)
 

@@ -159,6 +159,9 @@ def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquit
         assert refused["level"] == "error" and refused["broker"] == f"127.0.0.1:{broker.port}"
         assert "authori" in refused["reason"].lower()
         assert get(port, "/health/ready").status_code == 503
+        time.sleep(3)  # paho retries within seconds: still one line, and no "connection lost"
+        assert len([e for e in events(log) if e["event"] == "mqtt_connect_refused"]) == 1
+        assert not [e for e in events(log) if e["event"] == "mqtt_connection_lost"]
     finally:
         proc.terminate()
         proc.wait(30)
