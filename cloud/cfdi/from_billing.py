@@ -444,7 +444,7 @@ def sweep_global_withdrawals(svc: Any, limit: int = 500) -> dict[str, int]:
             counts["issued"] += 1
         except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
             counts["errors"] += 1
-            log.warning("receipt %s: no withdrawal CFDI: %s", row["id"], e)
+            log.warning("receipt_withdrawal_cfdi_failed", invoice_id=row["id"], error=str(e)[:300])
     return counts
 
 

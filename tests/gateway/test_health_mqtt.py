@@ -135,16 +135,12 @@ def test_probe_judges_parts() -> None:
     assert p.live and not p.ready and p.reasons == ["replication (litestream) not running"]
 
 
-def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquitto_bin: str) -> None:
+def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquitto) -> None:  # type: ignore[no-untyped-def]
     """Mosquitto without anonymous access refuses the gateway's CONNECT: an error line that
     says so (credentials/ACL), not a silent retry loop; readiness stays red."""
-    from conftest import Broker
-
-    d = tmp_path / "closed-broker"
-    d.mkdir()
-    broker = Broker(mosquitto_bin, d)
+    broker = mosquitto
     broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
-    broker.start()
+    broker.restart()
     port = free_port()
     log = tmp_path / "gateway.log"
     argv = [sys.executable, "-c", "from aquacis.cli import main; main()", "gateway", "run",
@@ -165,4 +161,3 @@ def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquit
     finally:
         proc.terminate()
         proc.wait(30)
-        broker.stop()
