@@ -27,6 +27,7 @@ from cloud.settings import CloudSettings
 from sync.logs import configure_logging, get_logger
 
 API_PREFIX = "/api/v2"
+SYNC_PREFIX = API_PREFIX + "/sync/"
 
 # Mounted in this order. Routers define their own paths relative to /api/v2
 # (e.g. `APIRouter(prefix="/contracts")`).
@@ -157,8 +158,12 @@ def _install_metrics(app: FastAPI) -> None:
         requests.labels(request.method, name, str(response.status_code)).inc()
         latency.labels(request.method, name).observe(elapsed)
         if name not in ("/metrics", "/health", "/health/live", "/health/ready"):
-            log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                     ms=round(elapsed * 1000, 1))
+            # Every field node pushes and pulls every few seconds: successful sync calls are the
+            # bulk of all requests and are counted in aquacis_http_requests_total; they are
+            # logged at debug, failed ones at info like every other request.
+            routine = name.startswith(SYNC_PREFIX) and response.status_code < 400
+            (log.debug if routine else log.info)("request", method=request.method, path=request.url.path,
+                                                 status=response.status_code, ms=round(elapsed * 1000, 1))
         return response
 
     @app.get("/metrics", include_in_schema=False)

@@ -229,3 +229,26 @@ def test_scrapes_log_the_row_security_bypass_once(sqlite_cloud) -> None:  # type
     assert len(bypass) >= 6  # two collectors, three scrapes
     assert len([x for x in bypass if x["level"] == "info"]) <= 1
     assert {x["level"] for x in bypass} <= {"info", "debug"}
+
+
+def test_routine_sync_requests_are_logged_at_debug_failures_at_info(cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from sync.logs import configure_logging
+
+    gw, site = cloud.node()
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    try:
+        store = EdgeStore.open(tmp_path / "gw.db", site_id=site)
+        try:
+            SyncClient(store, HttpxTransport(cloud.client), gw["Authorization"].split()[1], peer="cloud").sync()
+        finally:
+            store.close()
+        assert cloud.client.post("/api/v2/sync/pull", content=b"\xa0").status_code == 401
+        assert cloud.client.get("/api/v2/whoami", headers=gw).status_code == 200
+    finally:
+        configure_logging("warning")
+    requests = [json.loads(x) for x in out.getvalue().splitlines() if '"request"' in x]
+    assert [(r["path"], r["status"]) for r in requests] == [("/api/v2/sync/pull", 401), ("/api/v2/whoami", 200)]
