@@ -65,6 +65,8 @@ def run(
     batch_ms: float = _opt("batch_ms"),
     sync_interval: float = _opt("sync_interval"),
     disk_bound_mb: float = _opt("disk_bound_mb"),
+    dead_letter_max_count: int = _opt("dead_letter_max_count"),
+    dead_letter_max_mb: float = _opt("dead_letter_max_mb"),
     replica: str = _opt("replica"),
     municipality: str = _opt("municipality"),
     zone: str = _opt("zone"),
@@ -92,6 +94,7 @@ def status(
     as_json: bool = typer.Option(True, "--json/--text", help="JSON (default) or a short text summary."),
 ) -> None:
     """Queues, last cloud contact, devices seen, dead letters and disk usage of a gateway."""
+    from gateway.dead_letters import human_bytes
     from gateway.status import gather
 
     try:
@@ -107,8 +110,24 @@ def status(
     typer.echo(f"outbox {q['outbox']}  parked {q['parked_unknown_devices']}  refusals {q['refusals']}")
     ago = doc["seconds_since_cloud_contact"]
     typer.echo("last cloud contact: " + ("never" if ago is None else f"{ago} s ago"))
-    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']}")
-    typer.echo(f"disk {doc['disk']['total']} bytes")
+    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']} "
+               f"({human_bytes(doc['dead_letter_bytes'])}, {doc['dead_letters_dropped']} dropped by the cap)")
+    age = doc["oldest_unsynced_reading_age_s"]
+    typer.echo("oldest unsynced reading: " + ("none" if age is None else f"queued {age} s ago"))
+    disk = doc["disk"]
+    typer.echo(f"database {human_bytes(disk['total'])}, disk free {human_bytes(disk.get('free_bytes'))}"
+               + (" (OVER the disk bound)" if disk.get("over_bound") else ""))
+    rep = doc.get("replication")
+    if rep is None:
+        typer.echo("replication: not configured")
+    else:
+        lag = "never replicated" if rep.get("never_replicated") else (
+            "unknown" if rep.get("lag_seconds") is None else f"{rep['lag_seconds']} s")
+        typer.echo(f"replication: {'alive' if rep.get('alive') else 'NOT ALIVE'}, lag {lag}, "
+                   f"errors {rep.get('errors_total', 0)}")
+        if rep.get("last_error"):
+            last = " ".join(str(rep["last_error"]).split())
+            typer.echo("  last error: " + (last if len(last) <= 66 else last[:63] + "..."))
 
 
 @app.command("codec-test")
@@ -157,3 +176,8 @@ def restore(
 from gateway.handheld_cli import app as _handheld_app  # noqa: E402
 
 app.add_typer(_handheld_app, name="handheld", help="Handhelds that sync through this gateway: list, unregister.")
+
+from gateway.dead_letters_cli import app as _dead_letters_app  # noqa: E402
+
+app.add_typer(_dead_letters_app, name="dead-letters",
+              help="Messages that could not be decoded: list, export, replay (after a codec fix).")

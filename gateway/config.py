@@ -34,6 +34,12 @@ class GatewayConfig:
     sync_interval: float = setting(2.0, env="AQUACIS_SYNC_INTERVAL", help="Seconds between sync rounds.")
     disk_bound_mb: float = setting(0.0, env="AQUACIS_GATEWAY_DISK_BOUND_MB",
                                    help="Database size above which old synced telemetry is down-sampled (0 = none).")
+    dead_letter_max_count: int = setting(
+        10_000, env="AQUACIS_GATEWAY_DEAD_LETTER_MAX_COUNT",
+        help="Most dead letters kept; above it the oldest are dropped (counted in a metric).")
+    dead_letter_max_mb: float = setting(
+        64.0, env="AQUACIS_GATEWAY_DEAD_LETTER_MAX_MB",
+        help="Most megabytes of dead letters kept (at most a tenth of --disk-bound-mb when that is set).")
     replica: str | None = setting(None, env="AQUACIS_GATEWAY_REPLICA",
                                   help="Litestream replica (a directory, file:// or s3:// URL); unset = no replication.")
     municipality: str | None = setting(None, env="AQUACIS_MUNICIPALITY",
@@ -62,7 +68,12 @@ class GatewayConfig:
         for name in ("db", "stations"):
             if name in given:
                 given[name] = Path(given[name])
-        return cls(**given)
+        cfg = cls(**given)
+        if cfg.dead_letter_max_count < 1:
+            raise ValueError("--dead-letter-max-count must be at least 1")
+        if not cfg.dead_letter_max_mb > 0:
+            raise ValueError("--dead-letter-max-mb must be more than 0")
+        return cfg
 
     def uses_mqtt_process(self) -> bool:
         """Receive in a child process when a second CPU is there to run it."""

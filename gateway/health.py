@@ -43,7 +43,7 @@ def probe(parts: dict[str, bool | None]) -> Probe:
     if not parts.get("mqtt_connected"):
         reasons.append("not connected to the MQTT broker")
     if parts.get("replication") is False:
-        reasons.append("replication (litestream) not running")
+        reasons.append("replication (litestream) not running or failing")
     return Probe(live=live, ready=not reasons, reasons=reasons)
 
 
@@ -70,8 +70,8 @@ class GatewayCollector(Collector):
         now = self.clock_ms()
         b = backlog(self.db)
         yield _gauge("aquacis_gateway_backlog_changes", "changes queued for the cloud (outbox)", float(b.changes))
-        yield _gauge("aquacis_gateway_backlog_oldest_age_seconds",
-                     "age of the oldest change queued for the cloud (0 when none)", b.oldest_age_s(now))
+        yield _gauge("aquacis_gateway_oldest_unsynced_reading_age_seconds",
+                     "age of the oldest reading queued for the cloud (0 when none)", b.oldest_age_s(now))
         # 0 until the first round the cloud ever answered: "synced long ago" is the right alarm
         yield _gauge("aquacis_gateway_last_sync_timestamp_seconds",
                      "unix time of the last sync round the cloud answered (0 = never)",

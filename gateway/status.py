@@ -6,6 +6,7 @@ Opens the database read-only, so it can run beside a live daemon (WAL readers ne
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Backlog:
     (read from the database itself, so it keeps rising through an outage)."""
 
     changes: int
-    oldest_ms: int | None  # wall time (HLC physical part) of the oldest queued change
+    oldest_ms: int | None  # when the oldest reading the cloud has not acknowledged was queued
     last_contact_ms: int | None  # the last sync round the cloud answered
 
     def oldest_age_s(self, now_ms: int) -> float:
@@ -37,11 +38,9 @@ class Backlog:
 
 
 def read_backlog(con: sqlite3.Connection) -> Backlog:
-    # the oldest change is the first by oid (the primary key): no scan
-    oldest = _one(con, "SELECT hlc FROM _outbox ORDER BY oid LIMIT 1")
     contact = _one(con, "SELECT value FROM gateway_state WHERE key = 'last_cloud_contact_ms'")
     return Backlog(changes=int(_one(con, "SELECT count(*) FROM _outbox") or 0),
-                   oldest_ms=None if oldest is None else hlc.physical(int(oldest)),
+                   oldest_ms=oldest_unsynced_reading_ms(con),
                    last_contact_ms=None if contact in (None, "null") else int(json.loads(contact)))
 
 
@@ -65,6 +64,31 @@ def disk_usage(db: Path) -> dict[str, int]:
         sizes["db" + suffix.replace("-", "_")] = p.stat().st_size if p.exists() else 0
     sizes["total"] = sum(sizes.values())
     return sizes
+
+
+def free_bytes(db: Path) -> int | None:
+    """Free bytes (for an unprivileged writer) on the filesystem of the database."""
+    try:
+        return shutil.disk_usage(db.resolve().parent).free
+    except OSError:
+        return None
+
+
+def oldest_unsynced_reading_ms(con: sqlite3.Connection) -> int | None:
+    """When the oldest reading the cloud has not acknowledged was queued (its HLC's clock part)."""
+    stamp = _one(con, "SELECT hlc FROM _outbox WHERE tbl = 'readings' ORDER BY oid LIMIT 1")
+    return None if stamp is None else hlc.physical(int(stamp))
+
+
+def replication_status(db: Path, configured: Any) -> dict[str, Any] | None:
+    """The replication configured for this database and what its supervisor last reported
+    (`gateway.replicator`); `alive` false when no gateway runs it."""
+    if not configured:
+        return None
+    from gateway.replicator import read_state
+
+    live = read_state(db)
+    return {**(configured if isinstance(configured, dict) else {}), **(live or {"alive": False})}
 
 
 def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | None = None) -> dict[str, Any]:
@@ -94,6 +118,9 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
         except sqlite3.Error:
             pass
         queued = read_backlog(con)
+        oldest = queued.oldest_ms
+        dl_bytes = _one(con, "SELECT coalesce(sum(length(payload) + length(topic) + length(reason)), 0) "
+                             "FROM dead_letters") or 0
         return {
             "db": str(path),
             "site_id": state.get("site_id"),
@@ -101,7 +128,6 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             "zone": state.get("zone"),
             "queues": {
                 "outbox": queued.changes,
-                "outbox_oldest_age_s": round(queued.oldest_age_s(now), 1),
                 "parked_unknown_devices": _one(con, "SELECT count(*) FROM parked") or 0,
                 "refusals": _one(con, "SELECT count(*) FROM _refusals") or 0,
             },
@@ -113,13 +139,18 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             "devices_seen_last_hour": _one(
                 con, "SELECT count(*) FROM devices_seen WHERE last_seen >= ?", now - 3_600_000
             ) or 0,
+            "oldest_unsynced_reading_ms": oldest,
+            "oldest_unsynced_reading_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 1),
             "dead_letters": _one(con, "SELECT count(*) FROM dead_letters") or 0,
+            "dead_letter_bytes": int(dl_bytes),
+            "dead_letters_dropped": state.get("dead_letters_dropped", 0),
+            "dead_letter_cap": state.get("dead_letter_cap"),
             "dead_letter_reasons": reasons,
-            "disk": {**disk_usage(path), "bound_bytes": state.get("disk_bound_bytes"),
+            "disk": {**disk_usage(path), "free_bytes": free_bytes(path), "bound_bytes": state.get("disk_bound_bytes"),
                      "over_bound": (state.get("disk") or {}).get("over_bound", False),
                      "telemetry_downsampled": (state.get("disk") or {}).get("telemetry_downsampled", 0)},
             "telemetry": _one(con, "SELECT count(*) FROM telemetry") or 0,
-            "replication": state.get("replication"),
+            "replication": replication_status(path, state.get("replication")),
         }
     finally:
         if own:

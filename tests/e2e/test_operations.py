@@ -99,7 +99,7 @@ def test_outage_story_and_every_alerted_metric_exists(stack: Stack, tmp_path: Pa
     gw_metrics = f"http://127.0.0.1:{stack.gateway_http_port}/metrics"
     time.sleep(2)
     during = exposition(httpx.get(gw_metrics, timeout=5).text)
-    assert "aquacis_gateway_backlog_oldest_age_seconds" in during
+    assert "aquacis_gateway_oldest_unsynced_reading_age_seconds" in during
 
     stack.start_cloud()
     back = _wait(lambda: _events(gw_log, "cloud_back"), 60, "the cloud_back line")[0]

@@ -60,10 +60,10 @@ def test_outbox_metric_reports_the_backlog_through_a_cloud_outage(mosquitto, tmp
         queued = status["outbox"]
         assert queued >= 300
         assert _metric(gw.port, "aquacis_gateway_backlog_changes") == queued
-        # the age of the oldest queued change: the same reading in both views, growing
-        age = _metric(gw.port, "aquacis_gateway_backlog_oldest_age_seconds")
-        assert 0 < status["outbox_oldest_age_s"] <= age + 1 and age < 120
+        # the age of the oldest queued reading: the same figure in both views, growing
+        age = _metric(gw.port, "aquacis_gateway_oldest_unsynced_reading_age_seconds")
+        assert 0 < status["oldest_unsynced_reading_age_s"] <= age + 1 and age < 120
         time.sleep(1.5)
-        assert _metric(gw.port, "aquacis_gateway_backlog_oldest_age_seconds") >= age + 1
+        assert _metric(gw.port, "aquacis_gateway_oldest_unsynced_reading_age_seconds") >= age + 1
     finally:
         gw.terminate()

@@ -132,7 +132,7 @@ def test_probe_judges_parts() -> None:
     p = probe({"ingest": False, "mqtt_process": False, "mqtt_connected": False, "replication": False})
     assert not p.live and not p.ready and len(p.reasons) == 4
     p = probe({"ingest": True, "mqtt_process": True, "mqtt_connected": True, "replication": False})
-    assert p.live and not p.ready and p.reasons == ["replication (litestream) not running"]
+    assert p.live and not p.ready and p.reasons == ["replication (litestream) not running or failing"]
 
 
 def test_a_broker_refusing_the_gateway_is_an_error_event(tmp_path: Path, mosquitto) -> None:  # type: ignore[no-untyped-def]
