@@ -56,8 +56,8 @@ def test_outbox_metric_reports_the_backlog_through_a_cloud_outage(mosquitto, tmp
             now = gw.count("SELECT count(*) FROM _outbox")
             stable, last = (stable + 1, now) if now == last else (0, now)
             time.sleep(0.5)
-        status = _status(gw)["queues"]
-        queued = status["outbox"]
+        status = _status(gw)
+        queued = status["queues"]["outbox"]
         assert queued >= 300
         assert _metric(gw.port, "aquacis_gateway_backlog_changes") == queued
         # the age of the oldest queued reading: the same figure in both views, growing
