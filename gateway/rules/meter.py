@@ -406,8 +406,8 @@ def rule_night_flow(reading: Reading, h: MeterHistory) -> list[Anomaly]:
 
 
 def _alarm_started(name: str, reading: Reading, h: MeterHistory) -> bool:
-    alarms = reading.get("alarms")
-    return bool(alarms) and name in alarms and (h.last is None or name not in h.last[4])
+    alarms = reading.get("alarms") or ()
+    return name in alarms and (h.last is None or name not in h.last[4])
 
 
 def rule_tamper(reading: Reading, h: MeterHistory) -> list[Anomaly]:
