@@ -18,6 +18,7 @@ Catalogue, thresholds and the exact semantics: docs/edge-rules.md.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,13 +107,18 @@ def _night_bounds(ms: int, cfg: MeterRules) -> tuple[int, int]:
 
 
 class NightCalendar:
-    """`_night_bounds` with the answer remembered for the day it holds: the time-zone arithmetic
-    cost more than all the rules together, and readings of a chunk share their night.
-    Assumes a night window shorter than a day (windows one day apart never overlap)."""
+    """`_night_bounds` with the answers remembered: the time-zone arithmetic cost more than all
+    the rules together. Readings of a chunk share their night (the last answer is checked
+    first); building a window walks each meter through the same days again (the days seen are
+    kept, up to `KEEP`). Assumes a night window shorter than a day (windows never overlap)."""
+
+    KEEP = 1_024
 
     def __init__(self, cfg: MeterRules) -> None:
         self.cfg = cfg
         self._hit: tuple[int, int, tuple[int, int, int, int]] = (0, 0, (0, 0, 0, 0))
+        self._ends: list[int] = []  # sorted ends of the windows known
+        self._known: dict[int, tuple[int, int, int, int]] = {}
 
     def locate(self, ms: int) -> tuple[int, int, int, int]:
         """(start, end) of the most recent window ended at or before `ms`, then (start, end) of
@@ -120,10 +126,22 @@ class NightCalendar:
         lo, hi, win = self._hit  # one tuple: threads share the calendar
         if lo <= ms < hi:
             return win
+        ends = self._ends
+        i = bisect_right(ends, ms) - 1
+        if i >= 0:
+            found = self._known.get(ends[i])
+            if found is not None and ms < found[3]:
+                self._hit = (found[1], found[3], found)
+                return found
         start, end = _night_bounds(ms, self.cfg)
         start2, end2 = _night_bounds(end + 36 * HOUR_MS, self.cfg)  # windows are a day apart
         win = (start, end, start2, end2)
         self._hit = (end, end2, win)
+        if len(self._known) >= self.KEEP:
+            self._known, self._ends = {}, []
+        if end not in self._known:
+            self._known[end] = win
+            self._ends = sorted(self._known)  # a new copy: a reader in another thread keeps its list
         return win
 
 
