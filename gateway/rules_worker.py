@@ -181,14 +181,19 @@ class RulesWorker:
         return int(json.loads(row[0])) if row else 0
 
     def _latest(self, meter: str, rowid: int) -> int | None:
-        row = self.store.conn.execute("SELECT max(taken_at) FROM readings WHERE meter_serial = ? AND rowid < ?",
-                                      (meter, rowid)).fetchone()
+        # newest first through the (meter, time) index: stops at the first row committed before
+        # `rowid` (max() would walk the meter's whole index range to apply the rowid condition)
+        row = self.store.conn.execute("SELECT taken_at FROM readings WHERE meter_serial = ? AND rowid < ? "
+                                      "ORDER BY taken_at DESC LIMIT 1", (meter, rowid)).fetchone()
         return row[0] if row else None
 
     def _load_window(self, meter: str, rowid: int, lo: int | None) -> list[dict[str, Any]]:
-        q = (f"SELECT {_COLS} FROM readings WHERE meter_serial = ? AND taken_at >= ? AND rowid < ? "
-             "ORDER BY taken_at, rowid")
-        return [_row(r) for r in self.store.conn.execute(q, (meter, lo if lo is not None else -(2**62), rowid))]
+        # only what a window needs (a cold start reads a month of every meter through here)
+        q = ("SELECT id, taken_at, value_l, flow_lph, battery, alarms, supersedes FROM readings "
+             "WHERE meter_serial = ? AND taken_at >= ? AND rowid < ? ORDER BY taken_at, rowid")
+        return [{"id": i, "taken_at": t, "value_l": v, "flow_lph": f, "battery": b,
+                 "alarms": orjson.loads(a) if a and a != "[]" else _NO_ALARMS, "supersedes": s}
+                for i, t, v, f, b, a, s in self.store.conn.execute(q, (meter, lo if lo is not None else -(2**62), rowid))]
 
     def step(self) -> int:
         """Evaluate the next chunk; returns how many readings it covered (0 = caught up).
