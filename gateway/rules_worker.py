@@ -44,8 +44,8 @@ log = structlog.get_logger("gateway.rules")
 CURSOR_KEY = "rules_cursor_rowid"
 _COLS = ("rowid, id, municipality, zone, meter_serial, taken_at, value_l, source, flow_lph, battery, alarms, "
          "supersedes")
-#: Summaries kept at most (least recently used evicted first). ~1.3 KB each (docs/edge-rules.md):
-#: 60,000 meters ~ 80 MB worst case; a zone of 10,000 ~ 13 MB.
+#: Summaries kept at most (least recently used evicted first). Up to ~1.7 KB each with a full
+#: 31-day window (docs/edge-rules.md): a zone of 10,000 meters ~17 MB, this cap ~100 MB.
 MAX_METERS = 60_000
 _NO_ALARMS: tuple[str, ...] = ()
 
