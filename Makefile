@@ -5,4 +5,4 @@ demo:
 test:
 	./scripts/test.sh
 lint:
-	.venv/bin/ruff check . && .venv/bin/mypy sync edge
+	.venv/bin/ruff check . && .venv/bin/mypy sync edge gateway tui && bash scripts/mypy-firmware-sim.sh

@@ -6,6 +6,7 @@ that knows them all.
 
 import typer
 
+from aquacis.config import app as config_app
 from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
 from firmware_sim.cli import app as sim_app
@@ -16,11 +17,15 @@ app = typer.Typer(
     help="AquaCIS Edge: offline-first field and metering suite for water utilities.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help text is plain text: with Rich markup, `[cloud]`, `[default: …]` and `[[station]]`
+    # would be read as markup and vanish. Every sub-app's commands inherit this mode.
+    rich_markup_mode=None,
 )
 app.add_typer(cloud_app, name="cloud", help="Cloud core: API server, users, nodes, billing workers.")
 app.add_typer(gateway_app, name="gateway", help="Zone gateway daemon and technician tools.")
 app.add_typer(edge_app, name="edge", help="A field node's local store: status, refusals, sync (technicians).")
 app.add_typer(sim_app, name="sim", help="Device simulators and fault injection (firmware-sim).")
+app.add_typer(config_app, name="config", help="Effective settings and where each comes from (flag, env, toml, default).")
 app.add_typer(handheld_app, name="handheld", help="Reader app without a terminal: enrol, sync, status, read (scripts).")
 
 

@@ -34,19 +34,19 @@ from cloud.sync.maintenance import TrackingStorage, run_maintenance
 from edge.hub import Hub
 from edge.maintenance import run_maintenance as edge_maintenance
 from edge.store import EdgeStore
-from sync import server, wire
+from sync import messages, server, wire
 from sync.hlc import HLC
 
 MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
 
 
-def pull_all(serve: Callable[[wire.PullRequest], wire.PullBatch], store: EdgeStore, peer: str) -> tuple[float, float, int]:
+def pull_all(serve: Callable[[messages.PullRequest], messages.PullBatch], store: EdgeStore, peer: str) -> tuple[float, float, int]:
     """Pull everything from `peer` in process, over the wire encoding: (serving CPU s, node CPU s, rows)."""
     c_cpu = n_cpu = 0.0
     rows = 0
     while True:
         t0 = time.process_time()
-        batch = serve(wire.PullRequest(store.site_id, store.pull_cursor(peer), 5000))
+        batch = serve(messages.PullRequest(store.site_id, store.pull_cursor(peer), 5000))
         data = wire.encode(batch)
         t1 = time.process_time()
         store.apply_pull(wire.decode(data), peer)  # type: ignore[arg-type]
@@ -59,7 +59,7 @@ def pull_all(serve: Callable[[wire.PullRequest], wire.PullBatch], store: EdgeSto
 
 
 def cloud_pull(engine: Any, store: EdgeStore, scope: server.NodeScope, hlc: HLC) -> tuple[float, float, int]:
-    def serve(req: wire.PullRequest) -> wire.PullBatch:
+    def serve(req: messages.PullRequest) -> messages.PullBatch:
         with engine.begin() as conn:
             return server.pull(TrackingStorage(conn), scope, req, hlc)
 

@@ -40,7 +40,7 @@ from cloud.sync import tables as ct  # noqa: E402
 from cloud.sync import writes  # noqa: E402
 from edge.store import EdgeStore  # noqa: E402
 from edge.sync_client import PUSH_BATCH_CHANGES, HttpxTransport, SyncClient  # noqa: E402
-from sync import wire  # noqa: E402
+from sync import messages, wire  # noqa: E402
 from sync.schema import TABLES  # noqa: E402
 
 
@@ -189,7 +189,7 @@ def refuse_hostile(cloud: CloudProcess, thief: dict[str, str], victim: str) -> l
         r["id"] = gen()
         r["notes"] = "x" * 100  # an unknown field: the body near the cap
         forged.append(Change("readings", r["id"], victim, seq, stamp, "insert", r, 0, MUN, ZONE))
-    maximal = wire.encode(wire.PushBatch(thief["site_id"], forged))
+    maximal = wire.encode(messages.PushBatch(thief["site_id"], forged))
     out = []
     headers = {"Authorization": f"Bearer {thief['token']}", "Content-Type": wire.CONTENT_TYPE}
     with httpx.Client(base_url=cloud.url, timeout=120) as http:

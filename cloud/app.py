@@ -186,12 +186,12 @@ def _vee_loop(engine: Any, interval: float, stop: threading.Event) -> None:
 
 def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> FastAPI:
     """Build the API. The engine is made from `settings.db_url` unless one is given; the schema
-    is created or migrated when `settings.auto_migrate`."""
+    is created when the database is empty; an older one is migrated only when
+    `settings.auto_migrate` (else `SchemaOlderThanCode`: docs/cloud.md, "Schema migrations")."""
     settings = settings or CloudSettings()
     configure_logging(settings.log_level, settings.log_json)
     engine = engine or make_engine(settings.db_url)
-    if settings.auto_migrate:
-        create_or_migrate(engine)
+    create_or_migrate(engine, upgrade=settings.auto_migrate)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -79,10 +79,6 @@ class Principal:
             return False
         return self.zone is None or zone == self.zone
 
-    def as_actor(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "role": self.role}
-
-
 def new_token() -> str:
     return "aq_" + secrets.token_urlsafe(32)
 

@@ -14,19 +14,43 @@ DB_DEFAULT = "sqlite:///aquacis-cloud.db"
 CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQUACIS_* variables win over it."
 
 
-def _engine(db: str | None, config: str | None) -> Any:
-    from cloud.db import SchemaNewerThanCode, create_or_migrate, make_engine
-    from cloud.settings import load_settings
+def _engine(db: str | None, config: str | None, *, upgrade: bool = False, after: Any = None,
+            tune: Any = None) -> Any:
+    """An engine on the configured database with its schema at this code's revision.
 
-    settings = load_settings(config, db_url=db)
+    An empty database is created; an older schema is upgraded only when `upgrade` (`cloud
+    migrate`, `cloud serve --migrate`), else the command stops with the revisions and the
+    command to run (exit 2), as it does on a schema newer than the code."""
+    from cloud.db import (
+        MigrationLockError,
+        SchemaNewerThanCode,
+        SchemaOlderThanCode,
+        create_or_migrate,
+        make_engine,
+    )
+
+    settings = _settings(config, db_url=db)
     engine = make_engine(settings.db_url)
+    if tune is not None:
+        tune(engine)  # e.g. connection pragmas of a batch worker, before the first connection
     try:
-        create_or_migrate(engine)
-    except SchemaNewerThanCode as e:
+        create_or_migrate(engine, upgrade=upgrade, after=after)
+    except (SchemaNewerThanCode, SchemaOlderThanCode, MigrationLockError) as e:
         engine.dispose()
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     return engine
+
+
+def _settings(config: str | None, **overrides: Any) -> Any:
+    """The cloud settings (flags > AQUACIS_* > TOML > defaults); a bad or missing file exits 2."""
+    from cloud.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(config, **overrides)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _print(doc: dict[str, Any]) -> None:
@@ -39,24 +63,29 @@ def serve(
     host: str = typer.Option(None, envvar="AQUACIS_HOST", help="Interface to listen on. [default: 127.0.0.1]"),
     port: int = typer.Option(None, envvar="AQUACIS_PORT", help="TCP port to listen on. [default: 8000]"),
     log_level: str = typer.Option(None, envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
-    workers: int = typer.Option(1, envvar="AQUACIS_WORKERS", help="Uvicorn worker processes."),
+    workers: int = typer.Option(1, envvar="AQUACIS_WORKERS", min=1, max=64, help="Uvicorn worker processes."),
+    migrate: bool = typer.Option(None, "--migrate/--no-migrate", envvar="AQUACIS_AUTO_MIGRATE",
+                                 help="Migrate a database at an older schema revision before serving "
+                                      "[default: refuse to start; an empty database is created either way]."),
     config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
-    """Create or migrate the schema, then serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs); an empty database is created, an older schema
+    is refused unless --migrate."""
+    import os
+
     import uvicorn
 
     from cloud.app import create_app
-    from cloud.settings import load_settings
+    from cloud.settings import settings_env
 
-    settings = load_settings(config, db_url=db, host=host, port=port, log_level=log_level)
-    # Migrate once first (a schema newer than this code ends here with a clear message).
-    _engine(settings.db_url, None).dispose()
+    settings = _settings(config, db_url=db, host=host, port=port, log_level=log_level, auto_migrate=migrate)
+    # Once, before any worker starts: a schema newer than this code, or older without --migrate,
+    # ends here with a clear message (exit 2).
+    _engine(settings.db_url, None, upgrade=settings.auto_migrate).dispose()
     if workers > 1:
-        # Each worker process builds its own app from the environment.
-        import os
-
-        os.environ["AQUACIS_DB_URL"] = settings.db_url
-        os.environ["AQUACIS_AUTO_MIGRATE"] = "false"
+        # Each worker process builds its own app from the environment: every effective
+        # setting (flags and file included) goes there, not only the database URL.
+        os.environ.update(settings_env(settings))
         uvicorn.run("cloud.app:create_app", factory=True, host=settings.host, port=settings.port,
                     workers=workers, log_level=settings.log_level, access_log=False)
         return
@@ -127,14 +156,16 @@ def migrate(
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
     config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
-    """Create or migrate the schema to the newest revision, load the default observation codes
-    for every municipality that lacks them, then exit."""
+    """Create or migrate the schema to the newest revision (one process at a time: a PostgreSQL
+    advisory lock, a file lock beside a SQLite file), load the default observation codes for
+    every municipality that lacks them, then exit. Back the database up first."""
     from cloud.db import current_revision
     from cloud.observations.service import load_all_defaults
 
-    engine = _engine(db, config)
+    added: dict[str, int] = {}
+    # The default codes load under the migration lock too: processes migrating at once load them once.
+    engine = _engine(db, config, upgrade=True, after=lambda e: added.update(load_all_defaults(e)))
     try:
-        added = load_all_defaults(engine)
         _print({"revision": current_revision(engine), "observation_codes_added": sum(added.values())})
     finally:
         engine.dispose()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 EXTRA_TABLE_MODULES = ["cloud.auth"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Advisory lock key of create_or_migrate (any constant; advisory locks are per database).
+# Advisory lock key of migration_lock (any constant; advisory locks are per database).
 MIGRATION_LOCK = 0x41515543
 
 
@@ -107,33 +109,102 @@ class SchemaNewerThanCode(RuntimeError):
     """The database was migrated by newer code (a revision this code does not have)."""
 
 
-def create_or_migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+class MigrationLockError(RuntimeError):
+    """The lock that keeps migrators one at a time cannot be taken (e.g. a read-only folder)."""
+
+
+class SchemaOlderThanCode(RuntimeError):
+    """The database is at an older revision and this start was not told to migrate it."""
+
+    def __init__(self, at: str, head: str) -> None:
+        self.at, self.head = at, head
+        super().__init__(
+            f"the database is at schema revision {at!r}, older than this code's {head!r}; migrate it "
+            f"first with `aquacis cloud migrate --db URL` (back it up before), or start with --migrate")
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time per database: a session advisory lock on PostgreSQL, an
+    exclusive `flock` on `<file>.migrate.lock` beside a SQLite file (in-memory: none needed).
+
+    Held across the schema change and what a migration loads after it commits (default data), so
+    a process that waited finds both done."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    # The lock file stays (removing it would let a late process lock a new inode while an early
+    # one still holds the old): an empty file beside the database.
+    lock_path = f"{database}.migrate.lock"
+    try:
+        f = open(lock_path, "a")  # noqa: SIM115 (closed below, after the unlock)
+    except OSError as e:
+        raise MigrationLockError(f"cannot create the migration lock file {lock_path}: {e.strerror or e}") from None
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def create_or_migrate(engine: Engine, *, upgrade: bool = True,
+                      after: Callable[[Engine], object] | None = None) -> None:
+    """Bring the schema to the newest Alembic revision, under `migration_lock`.
+
+    An empty database is created (a first start has nothing to lose). A database at an older
+    revision is upgraded only when `upgrade`; otherwise `SchemaOlderThanCode` (a release is
+    migrated on purpose, after a backup: docs/cloud.md). A revision this code does not know
+    raises `SchemaNewerThanCode`. `after(engine)` runs once the schema is committed, still
+    under the lock (e.g. default data that must be loaded once)."""
     from alembic import command
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     import_table_modules()
     cfg = alembic_config(engine)
-    with row_security.system_scope("migrate"), engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # API processes starting together each migrate: one at a time, the others then
-            # find the schema, grants and policies made (the lock ends with the transaction).
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-        cfg.attributes["connection"] = conn
-        # Every schema change is a revision in cloud/migrations/versions (docs/cloud.md,
-        # "Schema migrations"); tests/cloud/test_migrations.py fails when metadata and the
-        # migrated schema differ.
-        known = {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
-        at = MigrationContext.configure(conn).get_current_revision()
-        if at is not None and at not in known:
-            # e.g. the code rolled back after a newer release migrated: refuse, never guess.
-            raise SchemaNewerThanCode(
-                f"the database is at schema revision {at!r}, which this code does not know (it was "
-                f"migrated by a newer release); run that release, or restore a backup made before it")
-        command.upgrade(cfg, "head")
-        # After every table exists: a table a revision added gets its policy too.
-        row_security.apply_policies(conn, metadata)
+    with migration_lock(engine):
+        with row_security.system_scope("migrate"), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            # Every schema change is a revision in cloud/migrations/versions (docs/cloud.md,
+            # "Schema migrations"); tests/cloud/test_migrations.py fails when metadata and the
+            # migrated schema differ.
+            script = ScriptDirectory.from_config(cfg)
+            known = {rev.revision for rev in script.walk_revisions()}
+            at = MigrationContext.configure(conn).get_current_revision()
+            if at is not None and at not in known:
+                # e.g. the code rolled back after a newer release migrated: refuse, never guess.
+                raise SchemaNewerThanCode(
+                    f"the database is at schema revision {at!r}, which this code does not know (it was "
+                    f"migrated by a newer release); run that release, or restore a backup made before it")
+            head = script.get_current_head()
+            if at is not None and at != head and not upgrade:
+                raise SchemaOlderThanCode(at, str(head))
+            command.upgrade(cfg, "head")
+            # After every table exists: a table a revision added gets its policy too.
+            row_security.apply_policies(conn, metadata)
+        if after is not None:
+            after(engine)
+
+
+def head_revision() -> str:
+    """The newest revision this code knows (what `create_or_migrate` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # cloud/migrations/versions is never empty
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

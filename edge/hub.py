@@ -14,13 +14,14 @@ from typing import Any
 
 import cbor2
 
-from sync import server, wire
+from sync import messages, server, wire
 from sync.changes import Change, Refusal, RowState
+from sync.messages import FactRun
 from sync.server import LogEntry, NodeScope
-from sync.wire import FactRun, decode_refusal
+from sync.wire import decode_refusal
 
 from .maintenance import fence_outbox
-from .store import EdgeStore, _q
+from .store import EdgeStore
 
 
 def hash_token(token: str) -> str:
@@ -55,7 +56,6 @@ class HubStorage:
     def insert_fact_runs(self, runs: list[FactRun]) -> list[list[int]]:
         out: list[list[int]] = []
         for run in runs:
-            ts = self.store._fact_spec(run.table)
             rows = [dict(zip(run.names, vals, strict=True)) for vals in zip(*run.columns, strict=True)] \
                 if run.columns else [{} for _ in run.pk]
             have = set(self.store.get_facts(run.table, list(set(run.pk))))
@@ -67,8 +67,7 @@ class HubStorage:
                 else:
                     have.add(pk)
                     fresh.append(row)
-            if fresh:
-                self.store._put_facts(ts, fresh)
+            self.store.put_relayed_facts(run.table, fresh)  # also refuses a table that holds no facts
             out.append(skipped)
         return out
 
@@ -184,9 +183,9 @@ class Hub:
         try:
             scope = self.authenticate(token)
             msg = wire.decode(body)
-            if path.endswith("/push") and isinstance(msg, wire.PushBatch):
+            if path.endswith("/push") and isinstance(msg, messages.PushBatch):
                 return 200, wire.encode(self.push(scope, msg))
-            if path.endswith("/pull") and isinstance(msg, wire.PullRequest):
+            if path.endswith("/pull") and isinstance(msg, messages.PullRequest):
                 return 200, wire.encode(self.pull(scope, msg))
             raise HubError(400, f"{type(msg).__name__} is not a request for {path}")
         except HubError as e:
@@ -196,17 +195,17 @@ class Hub:
         except wire.WireError as e:  # sync.checks.BadBatch included: the batch itself is wrong
             return 400, cbor2.dumps({"error": str(e)})
 
-    def push(self, scope: NodeScope, batch: wire.PushBatch) -> wire.PushResult:
+    def push(self, scope: NodeScope, batch: messages.PushBatch) -> messages.PushResult:
         with self.store.transaction():
             result = server.push(self.storage, scope, batch, self.store.hlc)
-            self.store._dirty_meta = True
+            self.store.clock_advanced()
             # relayed writes to rows this gateway holds deleted carry the tombstone's causal length
             fence_outbox(self.store)
         return result  # only after commit
 
-    def pull(self, scope: NodeScope, req: wire.PullRequest) -> wire.PullBatch:
+    def pull(self, scope: NodeScope, req: messages.PullRequest) -> messages.PullBatch:
         with self.store.transaction():
             return server.pull(self.storage, scope, req, self.store.hlc)
 
 
-__all__ = ["Hub", "HubStorage", "HubError", "hash_token", "_q"]
+__all__ = ["Hub", "HubStorage", "HubError", "hash_token"]

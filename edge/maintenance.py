@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
@@ -26,14 +26,17 @@ from sync.compaction import Place, places, redundant
 from sync.schema import TABLES
 from sync.server import LogEntry, NodeScope
 
-from .store import EdgeStore, _q
+from .schema import CHUNK, q
+from .transactions import StoreBase
 
-_CHUNK = 500
+if TYPE_CHECKING:  # edge/store.py assembles the store from modules that import this one
+    from .store import EdgeStore
+
 _READY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 MUTABLE = [n for n, s in TABLES.items() if s.kind == "mutable"]
 
 
-def ensure_schema(store: EdgeStore) -> None:
+def ensure_schema(store: StoreBase) -> None:
     """Tables and indexes of housekeeping (idempotent, once per connection)."""
     if _READY.get(store):
         return
@@ -65,7 +68,7 @@ def fence_outbox(store: EdgeStore) -> int:
     with store.transaction():
         for table in MUTABLE:
             rows = store.conn.execute(
-                f"SELECT o.oid, o.site_id, o.seq, o.pk, o.body, r._cl FROM _outbox o JOIN {_q(table)} r ON r.id = o.pk "
+                f"SELECT o.oid, o.site_id, o.seq, o.pk, o.body, r._cl FROM _outbox o JOIN {q(table)} r ON r.id = o.pk "
                 "WHERE o.tbl = ? AND o.body IS NOT NULL AND r._cl % 2 = 0", (table,)).fetchall()
             if not rows:
                 continue
@@ -81,7 +84,7 @@ def fence_outbox(store: EdgeStore) -> int:
     return n
 
 
-def mark_deleted_upstream(store: EdgeStore, tombstones: list[tuple[str, str, int]]) -> None:
+def mark_deleted_upstream(store: StoreBase, tombstones: list[tuple[str, str, int]]) -> None:
     """A pull brought these tombstones ``(table, pk, cl)`` of rows held here: queued deletes of
     them (causal length at most the tombstone's) are fenced too, as the row is deleted at a
     receiver as well and not only by this node. Their refusal by a receiver that holds no such
@@ -96,7 +99,7 @@ def mark_deleted_upstream(store: EdgeStore, tombstones: list[tuple[str, str, int
 
 
 def was_fenced(conn: sqlite3.Connection, site_id: str, seq: int) -> bool:
-    """Whether the fence raised this queued write's causal length (EdgeStore._undo_refused: its
+    """Whether the fence raised this queued write's causal length (edge/refusal_undo.py: its
     refusal by a receiver that purged the row must leave the row deleted here)."""
     try:
         return conn.execute("SELECT 1 FROM _fenced WHERE site_id = ? AND seq = ?", (site_id, seq)).fetchone() is not None
@@ -118,8 +121,8 @@ def hub_holders(store: EdgeStore) -> list[tuple[str, NodeScope, int]]:
 
 def _hub_entries(store: EdgeStore, table: str, pks: list[str], upto: int | None = None) -> dict[str, list[LogEntry]]:
     out: dict[str, list[LogEntry]] = {pk: [] for pk in pks}
-    for i in range(0, len(pks), _CHUNK):
-        chunk = pks[i:i + _CHUNK]
+    for i in range(0, len(pks), CHUNK):
+        chunk = pks[i:i + CHUNK]
         sql = ("SELECT seq, tbl, pk, municipality, zone, old_municipality, old_zone, reset FROM _hub_log "
                f"WHERE tbl = ? AND pk IN ({', '.join('?' * len(chunk))})")
         params: list[Any] = [table, *chunk]
@@ -151,15 +154,15 @@ def purge_tombstones(store: EdgeStore) -> dict[str, list[str]]:
         for table in MUTABLE:
             ts = TABLES[table]
             tomb = store.conn.execute(
-                f"SELECT id, municipality, zone FROM {_q(table)} WHERE _cl % 2 = 0").fetchall()
+                f"SELECT id, municipality, zone FROM {q(table)} WHERE _cl % 2 = 0").fetchall()
             if not tomb:
                 continue
             queued = {r[0] for r in store.conn.execute(
                 "SELECT DISTINCT pk FROM _outbox WHERE tbl = ? AND body IS NOT NULL", (table,))}
             cand = [(pk, m, z) for pk, m, z in tomb if pk not in queued]
             gone: list[str] = []
-            for i in range(0, len(cand), _CHUNK):
-                chunk = cand[i:i + _CHUNK]
+            for i in range(0, len(cand), CHUNK):
+                chunk = cand[i:i + CHUNK]
                 entries = _hub_entries(store, table, [pk for pk, _, _ in chunk]) if who else {}
                 for pk, m, z in chunk:
                     if who:
@@ -175,10 +178,10 @@ def purge_tombstones(store: EdgeStore) -> dict[str, list[str]]:
             if not gone:
                 continue
             out[table] = gone
-            for i in range(0, len(gone), _CHUNK):
-                chunk_pks = gone[i:i + _CHUNK]
+            for i in range(0, len(gone), CHUNK):
+                chunk_pks = gone[i:i + CHUNK]
                 marks = ", ".join("?" * len(chunk_pks))
-                store.conn.execute(f"DELETE FROM {_q(table)} WHERE _cl % 2 = 0 AND id IN ({marks})", chunk_pks)
+                store.conn.execute(f"DELETE FROM {q(table)} WHERE _cl % 2 = 0 AND id IN ({marks})", chunk_pks)
                 store.conn.execute(f"DELETE FROM _hub_log WHERE tbl = ? AND pk IN ({marks})", [table, *chunk_pks])
     return out
 
@@ -207,12 +210,12 @@ def compact_hub_log(store: EdgeStore, full: bool = False) -> int:
             by_table.setdefault(tbl, []).append(pk)
         doomed: list[int] = []
         for tbl, pks in by_table.items():
-            for i in range(0, len(pks), _CHUNK):
-                for es in _hub_entries(store, tbl, pks[i:i + _CHUNK], head).values():
+            for i in range(0, len(pks), CHUNK):
+                for es in _hub_entries(store, tbl, pks[i:i + CHUNK], head).values():
                     if len(es) > 1:
                         doomed += redundant(es, low, reset_of=lambda e: e.reset)
-        for i in range(0, len(doomed), _CHUNK):
-            chunk = doomed[i:i + _CHUNK]
+        for i in range(0, len(doomed), CHUNK):
+            chunk = doomed[i:i + CHUNK]
             store.conn.execute(f"DELETE FROM _hub_log WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
         store._meta_set("hub_log_compacted_upto", head)
         store._meta_set("hub_log_compacted_low", max(low, prev_low))

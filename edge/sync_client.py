@@ -22,7 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from sync import wire
+from sync import messages, wire
 
 from .maintenance import fence_outbox, run_maintenance
 from .store import EdgeStore
@@ -113,10 +113,10 @@ class SyncClient:
         self.maintenance_interval_ms = 3_600_000
         self._maintained_ms = self.clock()
 
-    def _post(self, path: str, msg: wire.Message | bytes) -> wire.Message:
+    def _post(self, path: str, msg: messages.Message | bytes) -> messages.Message:
         return wire.decode(self._post_raw(path, msg))
 
-    def _post_raw(self, path: str, msg: wire.Message | bytes) -> bytes:
+    def _post_raw(self, path: str, msg: messages.Message | bytes) -> bytes:
         """The answer's body, not decoded (a 200 answer; else Unreachable or PeerRefused)."""
         body = msg if isinstance(msg, bytes) else wire.encode(msg)
         headers = {"Content-Type": wire.CONTENT_TYPE, "Accept": wire.CONTENT_TYPE, "Authorization": f"Bearer {self.token}"}
@@ -129,7 +129,7 @@ class SyncClient:
             raise PeerRefused(status, _reason(data))
         return data
 
-    def push_once(self) -> wire.PushResult | None:
+    def push_once(self) -> messages.PushResult | None:
         """Send the oldest queued changes; acknowledge them from the post-commit answer."""
         fence_outbox(self.store)  # no queued write may re-create a row deleted elsewhere
         batch = self.store.next_push_batch(self.max_changes, self.max_bytes)
@@ -137,13 +137,13 @@ class SyncClient:
             return None
         sent = self.clock()
         result = self._post(PUSH_PATH, batch)
-        if not isinstance(result, wire.PushResult):
+        if not isinstance(result, messages.PushResult):
             raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
         self._acknowledge(result, sent)
         self.stats.pushed += batch.count
         return result
 
-    def _acknowledge(self, result: wire.PushResult, sent: int) -> None:
+    def _acknowledge(self, result: messages.PushResult, sent: int) -> None:
         self.store.acknowledge(result)
         self.store.observe_server_time(result.server_time_ms, sent, self.clock())
         self.stats.push_batches += 1
@@ -175,7 +175,7 @@ class SyncClient:
                 if following is not None:
                     following_sent = self.clock()
                     future = pool.submit(self._post, PUSH_PATH, following)
-                if not isinstance(result, wire.PushResult):
+                if not isinstance(result, messages.PushResult):
                     raise PeerRefused(200, f"expected PushResult, got {type(result).__name__}")
                 self._acknowledge(result, sent)
                 self.stats.pushed += batch.count
@@ -188,27 +188,27 @@ class SyncClient:
     def _fetch_pull(self, cursor: Any, applied: Any) -> tuple[bytes, int, int]:
         """One pull request (``applied``: the cursor committed here, when it is behind ``cursor``);
         the answer not decoded yet (a pipelined pull decodes it on the applying thread)."""
-        req = wire.PullRequest(self.store.site_id, cursor, self.pull_rows,
+        req = messages.PullRequest(self.store.site_id, cursor, self.pull_rows,
                                applied=None if applied == cursor else (applied or [0, 0]))
         sent = self.clock()
         data = self._post_raw(PULL_PATH, req)
         return data, sent, self.clock()
 
     @staticmethod
-    def _pulled(data: bytes) -> wire.PullBatch:
+    def _pulled(data: bytes) -> messages.PullBatch:
         batch = wire.decode(data)
-        if not isinstance(batch, wire.PullBatch):
+        if not isinstance(batch, messages.PullBatch):
             raise PeerRefused(200, f"expected PullBatch, got {type(batch).__name__}")
         return batch
 
-    def _apply_pulled(self, batch: wire.PullBatch, sent: int, received: int) -> None:
+    def _apply_pulled(self, batch: messages.PullBatch, sent: int, received: int) -> None:
         self.store.apply_pull(batch, self.peer)  # rows, evictions, refusals and cursor: one transaction
         self.store.observe_server_time(batch.server_time_ms, sent, received)
         self.stats.pulled_rows += batch.count
         self.stats.evicted += len(batch.evict)
         self.stats.pull_batches += 1
 
-    def pull_once(self) -> wire.PullBatch:
+    def pull_once(self) -> messages.PullBatch:
         cursor = self.store.pull_cursor(self.peer)
         data, sent, received = self._fetch_pull(cursor, cursor)
         batch = self._pulled(data)

@@ -45,11 +45,6 @@ def encode_wm1(totalizer_l: int, flags: int = 0, battery_pct: int | None = 100, 
     return out
 
 
-def encode_wm1_status(firmware: int, battery_pct: int) -> bytes:
-    """fPort 2: version, firmware uint8, battery uint8 percent."""
-    return bytes([WM1_VERSION, _u(firmware, 8, "firmware"), _u(min(battery_pct, 100), 8, "battery_pct")])
-
-
 # --- Milesight EM300-DI (channel/type records) ---------------------------------------------
 
 EM300_FPORT = 85

@@ -37,7 +37,8 @@ class Publisher:
         if tls:
             self.client.tls_set()
         self.client.max_inflight_messages_set(200)
-        self.client.reconnect_delay_set(0.2, 5)
+        # paho annotates whole seconds but computes with any number: a fast first retry
+        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self._pending: list[mqtt.MQTTMessageInfo] = []

@@ -30,53 +30,61 @@ def _load_config(ctx: typer.Context, param: click.Parameter, value: str | None) 
     return value
 
 
-CONFIG_HELP = "TOML file; its \\[gateway.run] table gives defaults (flags and AQUACIS_* variables win)."
+CONFIG_HELP = "TOML file; its [gateway.run] table gives defaults (flags and AQUACIS_* variables win)."
+
+
+def _opt(name: str) -> Any:
+    """The `run` option of GatewayConfig's field `name`: flag, variable and help come from the
+    field (gateway/config.py), its default too (None here: a value not given anywhere is the
+    field's default, so the file's table can still fill it in)."""
+    from dataclasses import MISSING
+
+    from gateway.config import GatewayConfig
+
+    f = GatewayConfig.__dataclass_fields__[name]
+    hint = f.metadata["help"]
+    if f.default is MISSING:
+        hint += " [required]"
+    elif f.default is not None and "[default" not in hint:
+        hint += f" [default: {f.default}]"
+    return typer.Option(None, *f.metadata["flags"], envvar=f.metadata["env"], help=hint, show_default=False)
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", is_eager=True, callback=_load_config,
                                help=CONFIG_HELP),
-    cloud: str = typer.Option(..., envvar="AQUACIS_CLOUD_URL", help="Base URL of the cloud (e.g. https://cloud.example.mx)."),
-    token: str = typer.Option(..., envvar="AQUACIS_NODE_TOKEN", help="This gateway's node token (aquacis cloud add-node)."),
-    broker: str = typer.Option(..., envvar="AQUACIS_BROKER_URL", help="MQTT broker, mqtt://HOST:PORT (mqtts:// for TLS)."),
-    db: Path = typer.Option(..., envvar="AQUACIS_GATEWAY_DB", help="Path of the gateway's SQLite database (WAL)."),
-    listen: str = typer.Option(None, envvar="AQUACIS_GATEWAY_LISTEN",
-                               help="HOST:PORT for /health, /metrics and the local sync hub; unset = no HTTP."),
-    client_id: str = typer.Option(None, envvar="AQUACIS_MQTT_CLIENT_ID",
-                                  help="MQTT client id of the persistent session [default: aquacis-gw-<site_id>]."),
-    batch_max: int = typer.Option(1000, envvar="AQUACIS_GATEWAY_BATCH_MAX", help="Most messages per SQLite commit."),
-    batch_ms: float = typer.Option(20.0, envvar="AQUACIS_GATEWAY_BATCH_MS",
-                                   help="Longest wait (ms) to fill a commit batch after its first message."),
-    sync_interval: float = typer.Option(2.0, envvar="AQUACIS_SYNC_INTERVAL", help="Seconds between sync rounds."),
-    disk_bound_mb: float = typer.Option(0.0, envvar="AQUACIS_GATEWAY_DISK_BOUND_MB",
-                                        help="Database size above which old synced telemetry is down-sampled (0 = none)."),
-    replica: str = typer.Option(None, envvar="AQUACIS_GATEWAY_REPLICA",
-                                help="Litestream replica (a directory, file:// or s3:// URL); unset = no replication."),
-    municipality: str = typer.Option(None, envvar="AQUACIS_MUNICIPALITY",
-                                     help="Offline enrolment: municipality (else asked from the cloud once)."),
-    zone: str = typer.Option(None, envvar="AQUACIS_ZONE", help="Offline enrolment: zone (with --municipality, --site-id)."),
-    site_id: str = typer.Option(None, envvar="AQUACIS_SITE_ID", help="Offline enrolment: this node's site id."),
-    log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
-    stations: Path = typer.Option(None, envvar="AQUACIS_GATEWAY_STATIONS",
-                                  help="Modbus stations file (TOML [[station]] tables, docs/modbus.md) to poll."),
-    mqtt_process: bool | None = typer.Option(
-        None, "--mqtt-process/--mqtt-in-process", envvar="AQUACIS_GATEWAY_MQTT_PROCESS",
-        help="MQTT session in a child process, receiving and committing on two cores "
-             "(default: when the box has 2 or more CPUs)."),
-    rules: bool = typer.Option(True, "--rules/--no-rules", envvar="AQUACIS_GATEWAY_RULES",
-                               help="Run the edge rules (leaks, backflow, tamper, ...) on committed readings."),
+    cloud: str = _opt("cloud"),
+    token: str = _opt("token"),
+    broker: str = _opt("broker"),
+    db: Path = _opt("db"),
+    listen: str = _opt("listen"),
+    client_id: str = _opt("client_id"),
+    batch_max: int = _opt("batch_max"),
+    batch_ms: float = _opt("batch_ms"),
+    sync_interval: float = _opt("sync_interval"),
+    disk_bound_mb: float = _opt("disk_bound_mb"),
+    dead_letter_max_count: int = _opt("dead_letter_max_count"),
+    dead_letter_max_mb: float = _opt("dead_letter_max_mb"),
+    replica: str = _opt("replica"),
+    municipality: str = _opt("municipality"),
+    zone: str = _opt("zone"),
+    site_id: str = _opt("site_id"),
+    log_level: str = _opt("log_level"),
+    stations: Path = _opt("stations"),
+    mqtt_process: bool = _opt("mqtt_process"),
+    rules: bool = _opt("rules"),
 ) -> None:
     """Run the zone gateway: MQTT ingest (ack after commit), store-and-forward, hub, health."""
     from gateway.config import GatewayConfig
     from gateway.daemon import run as run_daemon
 
-    cfg = GatewayConfig(
-        cloud=cloud, token=token, broker=broker, db=Path(db), listen=listen, client_id=client_id,
-        batch_max=batch_max, batch_ms=batch_ms, sync_interval=sync_interval, disk_bound_mb=disk_bound_mb,
-        replica=replica, municipality=municipality, zone=zone, site_id=site_id, log_level=log_level, rules=rules, mqtt_process=mqtt_process,
-        stations=Path(stations) if stations else None,
-    )
+    try:
+        cfg = GatewayConfig.from_options(ctx.params)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(run_daemon(cfg))
 
 
@@ -86,6 +94,7 @@ def status(
     as_json: bool = typer.Option(True, "--json/--text", help="JSON (default) or a short text summary."),
 ) -> None:
     """Queues, last cloud contact, devices seen, dead letters and disk usage of a gateway."""
+    from gateway.dead_letters import human_bytes
     from gateway.status import gather
 
     try:
@@ -101,8 +110,24 @@ def status(
     typer.echo(f"outbox {q['outbox']}  parked {q['parked_unknown_devices']}  refusals {q['refusals']}")
     ago = doc["seconds_since_cloud_contact"]
     typer.echo("last cloud contact: " + ("never" if ago is None else f"{ago} s ago"))
-    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']}")
-    typer.echo(f"disk {doc['disk']['total']} bytes")
+    typer.echo(f"devices seen {doc['devices_seen']}  dead letters {doc['dead_letters']} "
+               f"({human_bytes(doc['dead_letter_bytes'])}, {doc['dead_letters_dropped']} dropped by the cap)")
+    age = doc["oldest_unsynced_reading_age_s"]
+    typer.echo("oldest unsynced reading: " + ("none" if age is None else f"queued {age} s ago"))
+    disk = doc["disk"]
+    typer.echo(f"database {human_bytes(disk['total'])}, disk free {human_bytes(disk.get('free_bytes'))}"
+               + (" (OVER the disk bound)" if disk.get("over_bound") else ""))
+    rep = doc.get("replication")
+    if rep is None:
+        typer.echo("replication: not configured")
+    else:
+        lag = "never replicated" if rep.get("never_replicated") else (
+            "unknown" if rep.get("lag_seconds") is None else f"{rep['lag_seconds']} s")
+        typer.echo(f"replication: {'alive' if rep.get('alive') else 'NOT ALIVE'}, lag {lag}, "
+                   f"errors {rep.get('errors_total', 0)}")
+        if rep.get("last_error"):
+            last = " ".join(str(rep["last_error"]).split())
+            typer.echo("  last error: " + (last if len(last) <= 66 else last[:63] + "..."))
 
 
 @app.command("codec-test")
@@ -151,3 +176,8 @@ def restore(
 from gateway.handheld_cli import app as _handheld_app  # noqa: E402
 
 app.add_typer(_handheld_app, name="handheld", help="Handhelds that sync through this gateway: list, unregister.")
+
+from gateway.dead_letters_cli import app as _dead_letters_app  # noqa: E402
+
+app.add_typer(_dead_letters_app, name="dead-letters",
+              help="Messages that could not be decoded: list, export, replay (after a codec fix).")

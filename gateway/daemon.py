@@ -162,7 +162,11 @@ class Daemon:
         log.info("gateway_starting", db=str(cfg.db), devices=n, site_id=who.site_id, zone=who.zone)
         decoder = Decoder(who.municipality, who.zone, self.directory.lookup, serial_known=self.directory.knows_serial)
         bound = int(cfg.disk_bound_mb * 1024 * 1024)
-        processor = Processor(self.store, decoder, metrics=self.metrics)
+        from gateway.dead_letters import DeadLetterCap
+
+        cap = DeadLetterCap.from_settings(cfg.dead_letter_max_count, cfg.dead_letter_max_mb, cfg.disk_bound_mb)
+        processor = Processor(self.store, decoder, metrics=self.metrics, dead_cap=cap)
+        self.store.set_state("dead_letter_cap", {"max_count": cap.max_count, "max_bytes": cap.max_bytes})
 
         def housekeeping() -> None:
             from gateway.retention import housekeeping as run_housekeeping
@@ -196,8 +200,12 @@ class Daemon:
 
             self.rules = RulesWorker(cfg.db, who.site_id)
             self.rules.start()
-        self._start_http(who)
         self._start_replication()
+        from gateway.ops_metrics import GatewayOpsCollector
+
+        self.metrics.registry.register(GatewayOpsCollector(
+            cfg.db, lambda: self.replicator.snapshot() if self.replicator is not None else None))
+        self._start_http(who)
         self.subscriber.start()
 
     def _on_message(self, item: Inbound) -> None:
@@ -234,13 +242,19 @@ class Daemon:
 
     def _start_replication(self) -> None:
         if not self.cfg.replica:
+            if self.store is not None:  # status must not report a replica of an earlier run
+                self.store.set_state("replication", None)
             return
-        from gateway.replica import Replicator
+        from gateway.replica import ReplicaError
+        from gateway.replicator import Replicator
 
-        self.replicator = Replicator(self.cfg.db, self.cfg.replica)
-        self.replicator.start()
         assert self.store is not None
         self.store.set_state("replication", {"replica": self.cfg.replica, "tool": "litestream"})
+        self.replicator = Replicator(self.cfg.db, self.cfg.replica)
+        try:
+            self.replicator.start()
+        except ReplicaError as e:  # another live gateway replicates this database: health says so
+            log.error("replication_refused", error=str(e))
 
     # -- running -------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -259,12 +273,15 @@ class Daemon:
         if self.modbus is not None:
             doc["modbus"] = {"alive": self.modbus.alive(), "polls": self.modbus.polls, "gaps": self.modbus.gaps}
         if self.replicator is not None:
-            doc["replication_alive"] = self.replicator.alive()
-            ok = ok and self.replicator.alive()
+            rep = self.replicator.snapshot()
+            doc["replication_alive"] = rep["alive"]
+            ok = ok and rep["alive"]
         try:
             doc.update(gather(self.cfg.db))
         except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503
             doc["status_error"] = str(e)
+        if self.replicator is not None:  # the live supervisor's view, fresher than the state file
+            doc["replication"] = {**(doc.get("replication") or {}), **rep}
         return ok, doc
 
     def run_forever(self) -> int:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from gateway import codecs, profiles, wm1_fastpath
 from gateway.lns import Uplink
@@ -31,7 +31,7 @@ class UnknownDevice(LookupError):
 @dataclass(frozen=True, slots=True)  # 50,000 of them on a zone gateway
 class Device:
     meter_serial: str
-    profile: Any = None  # a DeviceProfile; None = the default profile
+    profile: profiles.DeviceProfile | None = None  # None = the default profile
 
 
 @dataclass
@@ -127,7 +127,7 @@ class Decoder:
             if result.errors:
                 raise DecodeError("codec errors: " + "; ".join(map(str, result.errors)))
         try:
-            row = profiles.to_reading(profile, up, result)
+            reading = profiles.to_reading(profile, up, result)
         except Exception as e:
             raise DecodeError(f"reading not built: {type(e).__name__}: {e}") from e
         out = Outcome(warnings=list(result.warnings or []), rssi=up.rssi)
@@ -135,8 +135,8 @@ class Decoder:
             b = result.data.get("battery")
             if isinstance(b, int | float) and not isinstance(b, bool):
                 out.battery = float(b)
-        if row is not None:
-            row = dict(row)
+        if reading is not None:
+            row = dict(reading)
             if not isinstance(row.get("value_l"), int):
                 raise DecodeError("decoded register value is not an integer of litres")
             row.setdefault("taken_at", up.received_at_ms)
@@ -187,7 +187,8 @@ class Decoder:
         if flow is not None:
             # flowRate is per hour in the document's volume unit
             flow_lph = float(_decimal(flow, "readings.flowRate") * factor)
-        battery = diag.get("battery")
+        raw_battery = diag.get("battery")
+        battery = round(raw_battery) if _is_num(raw_battery) else None
         row = {
             "meter_serial": str(serial),
             "municipality": self.municipality,
@@ -197,19 +198,19 @@ class Decoder:
             "value_l": int((total * factor).to_integral_value()),
             "source": ReadingSource.NBIOT.value,
             "flow_lph": flow_lph,
-            "battery": round(battery) if _is_num(battery) else None,
+            "battery": battery,
             "lat": float(loc["lat"]) if _is_num(loc.get("lat")) else None,
             "lon": float(loc["lon"]) if _is_num(loc.get("lon")) else None,
             "alarms": alarms,
         }
-        out = Outcome(readings=[row], battery=row["battery"])
+        out = Outcome(readings=[row], battery=battery)
         signal = diag.get("signal")
         if _is_num(signal):
             out.telemetry.append(self._telemetry(up, str(serial), "signal", signal, "dBm", "nbiot"))
         return out
 
 
-def _is_num(v: Any) -> bool:
+def _is_num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 

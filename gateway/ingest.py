@@ -25,10 +25,12 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from gateway.dead_letters import CapKeeper, DeadLetterCap, rows_to_keep
 from gateway.decoding import DecodeError, Decoder, Outcome, UnknownDevice
 from gateway.lns import ParseError, Uplink, parse
 from gateway.mqtt_client import Inbound
 from gateway.store import GatewayStore
+from sync.hlc import wall_ms
 from sync.ids import uuid7
 
 log = structlog.get_logger("gateway.ingest")
@@ -66,7 +68,7 @@ INSERT INTO devices_seen(dev_eui, meter_serial, format, first_seen, last_seen, u
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(dev_eui) DO UPDATE SET
   meter_serial = coalesce(excluded.meter_serial, meter_serial), format = excluded.format,
-  last_seen = excluded.last_seen, uplinks = uplinks + excluded.uplinks,
+  last_seen = max(coalesce(last_seen, 0), excluded.last_seen), uplinks = uplinks + excluded.uplinks,
   last_fcnt = coalesce(excluded.last_fcnt, last_fcnt), battery = coalesce(excluded.battery, battery),
   margin = coalesce(excluded.margin, margin), rssi = coalesce(excluded.rssi, rssi), snr = coalesce(excluded.snr, snr)
 """
@@ -77,16 +79,16 @@ def observe_many(hist: Histogram, amounts: list[float]) -> None:
 
     prometheus_client's `observe` takes two locks and walks the buckets in Python for every
     value (~3 us; one value per message here); the same counts added per bucket give the same
-    exposition. A client library without these attributes gets the plain calls.
+    exposition. This reads the client's private `_upper_bounds`, `_buckets` and `_sum`: the
+    version is pinned with an upper bound in pyproject.toml and
+    tests/gateway/test_private_fast_paths.py fails if this path stops being the one that runs.
+    The public API that would replace it: `Histogram.observe` per value, or a custom collector
+    (`prometheus_client.registry.Collector` yielding a `HistogramMetricFamily`) that keeps its
+    own bucket counts.
     """
-    try:
-        bounds = hist._upper_bounds  # type: ignore[attr-defined]
-        buckets = hist._buckets  # type: ignore[attr-defined]
-        total = hist._sum  # type: ignore[attr-defined]
-    except AttributeError:
-        for a in amounts:
-            hist.observe(a)
-        return
+    bounds = hist._upper_bounds  # type: ignore[attr-defined]
+    buckets = hist._buckets  # type: ignore[attr-defined]
+    total = hist._sum  # type: ignore[attr-defined]
     if not amounts:
         return
     total.inc(sum(amounts))
@@ -103,12 +105,15 @@ class Processor:
     """The transactional core, without threads: usable in-process by tests and the fuzz test."""
 
     def __init__(self, store: GatewayStore, decoder: Decoder, now_ms: Callable[[], int] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, dead_cap: DeadLetterCap | None = None) -> None:
         self.store = store
         self.decoder = decoder
-        self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self.now_ms = now_ms or wall_ms
         self.metrics = metrics or Metrics()
+        self.dead_cap = dead_cap or DeadLetterCap()
+        self._cap = CapKeeper(self.dead_cap)
         self._dead_rows: list[tuple[Any, ...]] = []
+        self.last_dead_reasons: list[str] = []  # of the last flush (dead-letter replay reads it)
 
     def process(self, items: list[Inbound]) -> BatchResult:
         try:
@@ -223,11 +228,20 @@ class Processor:
 
     def _flush_dead(self) -> None:
         if self._dead_rows:
+            self.last_dead_reasons = [r[4] for r in self._dead_rows]
+            sizes = [len(r[2]) + len(r[3]) + len(r[4]) for r in self._dead_rows]
+            # what the cap would drop at once is not written at all (a burst of large garbage
+            # would otherwise grow the file by the whole batch before the trim)
+            keep, full = rows_to_keep(sizes, self.dead_cap)
+            dropped = len(sizes) - len(keep)
+            if full:  # this batch alone fills the cap: every older one goes first
+                dropped += self.store.conn.execute("DELETE FROM dead_letters").rowcount
             self.store.conn.executemany(
                 "INSERT INTO dead_letters(id, received_at, topic, payload, reason, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                self._dead_rows,
+                [self._dead_rows[i] for i in keep],
             )
             self._dead_rows = []
+            self._cap.added(self.store.conn, len(keep), sum(sizes[i] for i in keep), dropped, cleared=full)
 
     def _device(self, up: Uplink, out: Outcome, now: int) -> None:
         self.store.conn.execute(_DEVICE_UPSERT, self._device_row(up, out, now, None))

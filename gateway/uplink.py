@@ -24,6 +24,7 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_delay,
     stop_any,
+    stop_when_event_set,
     wait_exponential_jitter,
 )
 
@@ -129,8 +130,8 @@ class Uplinker:
                 for attempt in Retrying(
                     retry=retry_if_exception_type(CloudUnavailable),
                     wait=wait_exponential_jitter(initial=0.5, max=self.max_backoff),
-                    stop=stop_any(self._stopped, stop_after_delay(3600)),
-                    sleep=self._stop.wait,  # interruptible: SIGTERM does not wait out a backoff
+                    stop=stop_any(stop_when_event_set(self._stop), stop_after_delay(3600)),
+                    sleep=self._sleep,  # interruptible: SIGTERM does not wait out a backoff
                     reraise=True,
                 ):
                     with attempt:
@@ -155,8 +156,8 @@ class Uplinker:
             self._wake.wait(self.interval)
             self._wake.clear()
 
-    def _stopped(self, retry_state: Any) -> bool:
-        return self._stop.is_set()
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
 
     def _failed(self, kind: str, e: BaseException) -> None:
         self.m_errors.labels(kind).inc()

@@ -8,5 +8,6 @@ bash scripts/bootstrap.sh
 eval "$(bash scripts/start-services.sh)"
 export AQUACIS_HYPOTHESIS_PROFILE="${AQUACIS_HYPOTHESIS_PROFILE:-ci}"
 .venv/bin/ruff check .
-.venv/bin/mypy sync edge
+.venv/bin/mypy sync edge gateway tui
+bash scripts/mypy-firmware-sim.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "$@"

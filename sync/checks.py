@@ -21,8 +21,9 @@ from typing import Any
 import cbor2
 
 from .changes import Change
+from .messages import FactRun, PullRequest, PushBatch, Run
 from .schema import MIN_SCHEMA_VERSION, SCHEMA_VERSION, TableSpec
-from .wire import FactRun, PullRequest, PushBatch, Run, WireError
+from .wire import WireError
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)

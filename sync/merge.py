@@ -73,7 +73,3 @@ def merge_fact(spec: TableSpec, existing: dict[str, Any] | None, incoming: dict[
     if existing is None:
         return normalize_fact(spec, incoming), False
     return existing, not same_fact(spec, existing, incoming)
-
-
-def apply_change_cells(fields: dict[str, Any], hlc: int, site_id: str) -> dict[str, Cell]:
-    return {k: Cell(v, hlc, site_id) for k, v in fields.items()}

@@ -25,8 +25,9 @@ from .changes import Cell, Change, Refusal, RowState
 from .checks import MAX_PULL_ROWS, BadBatch, change_field_error, check_pull, check_push, column_errors
 from .hlc import HLC, physical
 from .merge import merge_fact, merge_rows, row_changed
+from .messages import FactRun, PullBatch, PullRequest, PushBatch, PushResult, RowRun, Run
 from .schema import MIN_SCHEMA_VERSION, TABLES, TableSpec
-from .wire import FactRun, PullBatch, PullRequest, PushBatch, PushResult, RowRun, Run, row_runs
+from .wire import row_runs
 
 #: Roles a gateway may relay for (handhelds registered to its zone).
 RELAYABLE_ROLES = frozenset({"handheld"})

@@ -26,14 +26,16 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("AQUACIS_HYPOTHESIS_PROFILE", "dev"))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.skip("../shared is not beside the project")
-    return SHARED
+@pytest.fixture(autouse=True)
+def _config_file_env_restored() -> Iterator[None]:
+    """`--config FILE` becomes the process's AQUACIS_CONFIG (cloud.settings.load_settings): a
+    command run in-process by a test must not leave its temporary file to the next test."""
+    before = os.environ.get("AQUACIS_CONFIG")
+    yield
+    if before is None:
+        os.environ.pop("AQUACIS_CONFIG", None)
+    else:
+        os.environ["AQUACIS_CONFIG"] = before
 
 
 @pytest.fixture

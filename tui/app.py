@@ -86,6 +86,13 @@ class ReaderApp(App[None]):
             self.set_interval(self.auto_sync_s, self._auto_sync)
             self.set_timer(1.0, self._auto_sync)  # the banner says online/offline from the start
 
+    @property
+    def enrolled_repo(self) -> Repository:
+        """The repository, for the screens shown only once the handheld is enrolled."""
+        if self.repo is None:
+            raise RuntimeError("the handheld is not enrolled yet")
+        return self.repo
+
     def enrolled(self, repo: Repository, outcome: Outcome) -> None:
         self.repo = repo
         self._after_sync(outcome, refresh_screen=False)

@@ -21,7 +21,7 @@ import httpx
 
 from edge.store import EdgeStore
 from edge.sync_client import PeerRefused, Unreachable
-from sync import wire
+from sync import messages, wire
 
 from .repository import Enrolment, Repository, read_enrolment
 from .syncer import Outcome, TransportFactory, close_transport, http_transport, is_credential_error, sync_once
@@ -87,7 +87,7 @@ def exchange_code(url: str, code: str) -> Credential:
 def check_credential(url: str, cred: Credential, transport_factory: TransportFactory) -> None:
     """One tiny pull: proves the token is accepted before the store is created."""
     transport = transport_factory(url)
-    body = wire.encode(wire.PullRequest(site_id=cred.site_id, cursor=None, max_rows=1))
+    body = wire.encode(messages.PullRequest(site_id=cred.site_id, cursor=None, max_rows=1))
     headers = {"Content-Type": wire.CONTENT_TYPE, "Accept": wire.CONTENT_TYPE, "Authorization": f"Bearer {cred.token}"}
     try:
         status, data = transport.post("/api/v2/sync/pull", body, headers)

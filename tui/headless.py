@@ -105,7 +105,7 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
         try:
             value_l = parse_reading_m3(value_m3) if value_m3 else None
         except EntryError as exc:
-            raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
+            raise HandheldError(t(exc.key, **exc.params)) from exc
         if value_l is None and not observation:
             raise HandheldError(t("reading_need_value_or_obs"))
         info = repo.meter(serial)
@@ -121,7 +121,7 @@ def do_read(db: str | Path, serial: str, value_m3: str | None, observation: str 
             try:
                 verdict = repo.judge(serial, value_l, supersedes=supersedes)
             except EntryError as exc:
-                raise HandheldError(t(exc.key, **exc.params)) from exc  # type: ignore[arg-type]
+                raise HandheldError(t(exc.key, **exc.params)) from exc
             # an observation code is the reader's explanation, as on the screen
             if verdict.implausible and not observation:
                 if not confirm:
@@ -157,7 +157,7 @@ def do_read_route(db: str | Path, route_id: str, step_l: int = 15_000, *, confir
             try:
                 verdict = repo.judge(m.serial, value_l)
             except EntryError as exc:
-                raise HandheldError(f"{m.serial}: {t(exc.key, **exc.params)}") from exc  # type: ignore[arg-type]
+                raise HandheldError(f"{m.serial}: {t(exc.key, **exc.params)}") from exc
             if verdict.implausible and not confirm:
                 raise HandheldError(f"{m.serial}: {implausible_text(verdict)}")
             planned.append((m.serial, value_l, (CONFIRMED_FLAG,) if verdict.implausible else ()))

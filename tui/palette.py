@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.widgets.option_list import Option
 
 from .i18n import t
+
+if TYPE_CHECKING:
+    from .app import ReaderApp
 
 
 def fold(text: str) -> str:
@@ -24,7 +28,7 @@ class ReaderCommands(Provider):
     """The app's commands (`ReaderApp.reader_commands()`), not Textual's English system ones."""
 
     def _commands(self) -> list[Command]:
-        return list(self.app.reader_commands())  # type: ignore[attr-defined]
+        return list(cast("ReaderApp", self.app).reader_commands())
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self._commands():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.store import EdgeStore
 from sync.ids import uuid7
 from sync.observations import ObservationCode, from_replicated
 from sync.vocab.readings import ReadingSource
@@ -33,17 +33,13 @@ from sync.vocab.work_orders import (
     parse_result,
 )
 
-from .validation import DAY_MS, MX_TZ, Past, Verdict, validate
+from .validation import MX_TZ, Past, Verdict, validate
 
 SETTINGS = "tui_settings"
 SYNC_LOG = "tui_sync_log"
 
 # When a route carries no period, readings this recent count for the current cycle.
 CYCLE_FALLBACK = timedelta(days=20)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -197,7 +193,7 @@ def read_enrolment(db_path: str | Path) -> Enrolment | None:
 
 
 class Repository:
-    def __init__(self, store: Any, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, store: EdgeStore, clock: Callable[[], int] | None = None) -> None:
         self.store = store
         # business time: the device clock corrected by the offset learnt from the last sync,
         # so a handheld with a wrong date still stamps readings sanely after one contact
@@ -214,7 +210,7 @@ class Repository:
 
     # ---- local-only tables ------------------------------------------------------------------
     def _ensure_local_tables(self) -> None:
-        db = self.store.db
+        db = self.store.conn
         with self.store.transaction():
             db.execute(f"CREATE TABLE IF NOT EXISTS {SETTINGS} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute(
@@ -227,13 +223,13 @@ class Repository:
             db.execute("CREATE INDEX IF NOT EXISTS tui_readings_taken ON readings (taken_at)")
 
     def setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.store.db.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
+        row = self.store.conn.execute(f"SELECT value FROM {SETTINGS} WHERE key = ?", [key]).fetchone()
         return default if row is None else str(row[0])
 
     def set_settings(self, values: dict[str, str]) -> None:
         with self.store.transaction():
             for k, v in values.items():
-                self.store.db.execute(
+                self.store.conn.execute(
                     f"INSERT INTO {SETTINGS}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     [k, v],
                 )
@@ -250,14 +246,14 @@ class Repository:
 
     def log_sync(self, rec: SyncRecord) -> None:
         with self.store.transaction():
-            self.store.db.execute(
+            self.store.conn.execute(
                 f"INSERT INTO {SYNC_LOG} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [rec.at, rec.peer, rec.url, int(rec.ok), rec.pushed, rec.pulled, rec.refused, rec.error],
             )
 
     def last_sync(self, ok_only: bool = True) -> SyncRecord | None:
         where = "WHERE ok = 1" if ok_only else ""
-        row = self.store.db.execute(
+        row = self.store.conn.execute(
             f"SELECT at, peer, url, ok, pushed, pulled, refused, error FROM {SYNC_LOG} {where} ORDER BY rowid DESC LIMIT 1"
         ).fetchone()
         if row is None:
@@ -275,7 +271,7 @@ class Repository:
         """Live rows of a mutable table, only the columns the app needs.
 
         Reads EdgeStore's typed columns directly (one column per declared field, `_cl` odd =
-        alive: edge/store.py); the generic `rows()` decodes every field and costs most of the
+        alive: edge/schema.py); the generic `rows()` decodes every field and costs most of the
         start-up on a 2,000-meter route. Only plain str/int/float/bool columns are read here.
         """
         cols = ", ".join(f'"{c}"' for c in columns)
@@ -630,7 +626,3 @@ class Repository:
             self.store.set_fields("work_orders", order_id, {"completed_at": at, "result": result})
             self.store.insert_facts("work_order_events", [self._event(order, EventKind.IMPOSSIBLE, status=WorkOrderStatus.COMPLETED.value,
                                                                       notes=reason)])
-
-
-def day_ms(days: int) -> int:
-    return days * DAY_MS

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync import wire
+from edge.store import EdgeStore
+from sync import messages
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from sync.observations import DEFAULT_CATALOGUE
@@ -63,7 +64,7 @@ def sample_rows(routes: int = 2, meters_per_route: int = 20, orders: int = 3, *,
     return rows
 
 
-def load_sample(store: Any, **kw: Any) -> None:
+def load_sample(store: EdgeStore, **kw: Any) -> None:
     """Apply the sample scope through EdgeStore.apply_pull (rows and cursor in one transaction)."""
     rows = sample_rows(now_ms=kw.pop("now_ms", None) or store.hlc.wall(), **kw)
-    store.apply_pull(wire.PullBatch(rows=rows, cursor={"sample": True}))
+    store.apply_pull(messages.PullBatch(rows=rows, cursor={"sample": True}))

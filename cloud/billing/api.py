@@ -6,7 +6,6 @@ municipality `*` see all). Another municipality's run or invoice is a 404 (no ex
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -131,10 +130,10 @@ def start_run(body: BillingRunIn, request: Request, principal: Principal = Depen
         run_event(conn, run_id, "BillingRunStarted", now, principal,
                   {"final_bill": {"reason": spec.final_bill_reason, "through": period.end.isoformat(),
                                   "contracts": list(spec.only_contracts or ())}} if fb else None)
-    # `parallelism` threads in this server, capped by AQUACIS_BILLING_INPROCESS_WORKERS
+    # `parallelism` threads in this server, capped by the billing_inprocess_workers setting
     # (0: leave the work to `billing-worker` processes).
-    cap = os.environ.get("AQUACIS_BILLING_INPROCESS_WORKERS")
-    threads = min(body.parallelism, int(cap)) if cap is not None and cap.strip().isdigit() else body.parallelism
+    cap = get_settings(request).billing_inprocess_workers
+    threads = body.parallelism if cap is None else min(body.parallelism, max(cap, 0))
     if threads > 0:
         from cloud.billing.worker import start_threads
 

@@ -13,13 +13,16 @@ from typing import Any
 import typer
 
 DB_HELP = "Database URL: sqlite:///path/to/file.db or postgresql://user@host:port/dbname."
+CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQUACIS_* variables win over it."
 
 
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    from cloud.db import create_or_migrate, make_engine
-    from cloud.settings import load_settings
+def _engine(db: str | None, config: str | None):  # type: ignore[no-untyped-def]
+    from cloud.cli import _engine as open_database
 
-    engine = make_engine(load_settings(None, db_url=db).db_url)
+    return open_database(db, config, tune=_tune)
+
+
+def _tune(engine) -> None:  # type: ignore[no-untyped-def]
     if engine.dialect.name == "sqlite":
         from sqlalchemy import event
 
@@ -32,12 +35,10 @@ def _engine(db: str | None):  # type: ignore[no-untyped-def]
             # and each checkpoint costs an fsync.
             dbapi_conn.execute("PRAGMA wal_autocheckpoint=16384")
 
-    create_or_migrate(engine)
-    return engine
-
 
 def billing_worker(
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
     run: str = typer.Option(None, "--run", help="Work only on this billing run and exit when it has no chunk left."),
     once: bool = typer.Option(False, "--once", help="Exit when no chunk is claimable instead of waiting for new runs."),
     poll: float = typer.Option(2.0, envvar="AQUACIS_BILLING_POLL_SECONDS",
@@ -55,7 +56,7 @@ def billing_worker(
     from cloud.tariffs import load_book
 
     configure_logging(log_level, True)
-    engine = _engine(db)
+    engine = _engine(db, config)
     book = load_book(list(tariffs))
     stop = threading.Event()
     # Ctrl-C / SIGTERM: finish (or abandon) the current chunk and exit; an abandoned chunk's
@@ -80,6 +81,7 @@ def billing_run(
     max_attempts: int = typer.Option(3, help="Claims of a chunk before it is given up."),
     lease_seconds: int = typer.Option(300, help="Seconds before an unfinished chunk is retried elsewhere."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Plan a billing run of a closed month and print its id as JSON (start billing-worker processes to do it; its invoices are drafts until reviewed and approved through the API)."""
     from datetime import UTC, datetime
@@ -96,14 +98,14 @@ def billing_run(
     from cloud.billing.api import earliest_billable
     from cloud.billing.lifecycle import local_day
     from cloud.billing.periods import PeriodRefused, check_period
-    from cloud.settings import load_settings
+    from cloud.cli import _settings
 
     try:  # the same guard as the API: closed periods only (final bills go through the API)
-        check_period(cycle, local_day(datetime.now(UTC)), earliest_billable(load_settings(None, db_url=db)))
+        check_period(cycle, local_day(datetime.now(UTC)), earliest_billable(_settings(config, db_url=db)))
     except PeriodRefused as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-    engine = _engine(db)
+    engine = _engine(db, config)
     try:
         with engine.begin() as conn:
             run_id = create_run(conn, RunSpec(tuple(sorted(munis)), cycle, zone, 0, chunk_size, max_attempts,
@@ -133,6 +135,7 @@ class _CliActor:
 def billing_review(
     run: str = typer.Option(..., "--run", help="Billing run id."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Print a completed draft run's review report as JSON (recorded as its latest review: approve its id)."""
     from datetime import UTC, datetime
@@ -141,7 +144,7 @@ def billing_review(
     from cloud.billing.review import review_report
     from cloud.billing.runs import load_run
 
-    engine = _engine(db)
+    engine = _engine(db, config)
     try:
         with engine.begin() as conn:
             r = load_run(conn, run)
@@ -166,11 +169,12 @@ def billing_approve(
     run: str = typer.Option(..., "--run", help="Billing run id."),
     review: str = typer.Option(..., "--review", help="The id of the review report approved (billing-review)."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Approve a reviewed draft run: its invoices are issued (InvoiceGenerated each)."""
     from cloud.billing.lifecycle import approve_run
 
-    _lifecycle(db, run, lambda conn, r, now: {"runId": run, "state": "approved",
+    _lifecycle(db, config, run, lambda conn, r, now: {"runId": run, "state": "approved",
                                               "issued": approve_run(conn, r, review, _CliActor(), now)})
 
 
@@ -179,6 +183,7 @@ def billing_void(
     reason: str = typer.Option(..., "--reason", help="Why (audited)."),
     motive: str = typer.Option("02", "--motive", help="SAT motive for stamped CFDIs: 02 or 03."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Void a run: drafts discarded, or (approved) its invoices voided and their CFDIs cancelled."""
     from cloud.billing.lifecycle import void_run
@@ -186,16 +191,16 @@ def billing_void(
     if len(reason.strip()) < 5:
         typer.echo("error: --reason must say why (at least 5 characters)", err=True)
         raise typer.Exit(2)
-    _lifecycle(db, run, lambda conn, r, now: void_run(conn, r, reason.strip(), motive, _CliActor(), now))
+    _lifecycle(db, config, run, lambda conn, r, now: void_run(conn, r, reason.strip(), motive, _CliActor(), now))
 
 
-def _lifecycle(db: str | None, run: str, act: Any) -> None:
+def _lifecycle(db: str | None, config: str | None, run: str, act: Any) -> None:
     from datetime import UTC, datetime
 
     from cloud.billing.lifecycle import LifecycleError
     from cloud.billing.runs import load_run
 
-    engine = _engine(db)
+    engine = _engine(db, config)
     try:
         with engine.begin() as conn:
             r = load_run(conn, run)

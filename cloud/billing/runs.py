@@ -13,7 +13,7 @@ unique on (contract, period, kind, revision), no invoice is ever issued twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -481,7 +481,3 @@ def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100)
 
 def default_sources() -> tuple[ContractSource, ConsumptionSource]:
     return RegistryContracts(), ReadingsConsumption()
-
-
-def run_municipalities_ok(principal_sees: Callable[[str], bool], munis: Sequence[str]) -> bool:
-    return all(principal_sees(m) for m in munis)

@@ -15,16 +15,15 @@ import typer
 
 log = logging.getLogger("cloud.cfdi.worker")
 
+CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQUACIS_* variables win over it."
+
 app = typer.Typer(help="CFDI 4.0: stamping worker, validation, customer notifications.", no_args_is_help=True)
 
 
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
-    from cloud.db import create_or_migrate, make_engine
-    from cloud.settings import load_settings
+def _engine(db: str | None, config: str | None):  # type: ignore[no-untyped-def]
+    from cloud.cli import _engine as open_database
 
-    engine = make_engine(load_settings(None, db_url=db).db_url)
-    create_or_migrate(engine)
-    return engine
+    return open_database(db, config)
 
 
 def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -59,6 +58,7 @@ def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str
 @app.command("stamp-worker")
 def stamp_worker(
     db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
     interval: float = typer.Option(5.0, help="Seconds between passes over due documents.",
                                    envvar="AQUACIS_CFDI_STAMP_INTERVAL"),
     once: bool = typer.Option(False, help="One pass, then exit (cron style)."),
@@ -66,7 +66,7 @@ def stamp_worker(
     """Stamp pending_fiscal CFDIs through the configured PAC; PAC outages retry on the stored schedule."""
     from .wiring import service_from_settings
 
-    engine = _engine(db)
+    engine = _engine(db, config)
     svc = service_from_settings(engine)
     if not svc.pac.fiscally_valid:
         typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
@@ -90,6 +90,7 @@ def stamp_worker(
 @app.command("notify-worker")
 def notify_worker(
     db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
     smtp_host: str = typer.Option("", help="SMTP server; empty: write to the sink file instead.",
                                   envvar="AQUACIS_SMTP_HOST"),
     smtp_port: int = typer.Option(25, help="SMTP port.", envvar="AQUACIS_SMTP_PORT"),
@@ -108,7 +109,7 @@ def notify_worker(
 
     from .attachments import load_attachment
 
-    engine = _engine(db)
+    engine = _engine(db, config)
     channels: dict = {"sink": TestSink(path=Path(sink))}  # type: ignore[type-arg]
     channels["email"] = (
         SmtpChannel(smtp_host, smtp_port, sender, username=smtp_user, password=smtp_password, starttls=smtp_starttls)
@@ -140,12 +141,13 @@ def global_invoice(
     year: int = typer.Option(..., help="Year of the period."),
     month: int = typer.Option(..., min=1, max=12, help="Month of the period (1-12)."),
     db: str = typer.Option(None, help="Cloud database URL.", envvar="AQUACIS_DB_URL"),
+    config: str = typer.Option(None, "--config", envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Issue the month's global CFDI to público en general (receipts fully paid in the month)."""
     from .from_billing import issue_monthly_global
     from .wiring import service_from_settings
 
-    engine = _engine(db)
+    engine = _engine(db, config)
     try:
         doc = issue_monthly_global(service_from_settings(engine), municipality, year, month)
     except ValueError as e:  # rule violations (CfdiRuleError, ValidationError) with their reason

@@ -1,12 +1,12 @@
-"""CFDI settings (env prefix AQUACIS_): issuer identity, CSD files, PAC provider and credentials."""
+"""CFDI settings (AQUACIS_* variables or the TOML [cloud] table): issuer identity, CSD files, PAC provider and credentials."""
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from cloud.settings import TomlTableSettings
 
 
-class CfdiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AQUACIS_", extra="ignore")
+class CfdiSettings(TomlTableSettings):
+    """Read like every cloud setting: flags > AQUACIS_* > the `[cloud]` table of the TOML file."""
 
     # The utility as it appears in its Constancia de Situación Fiscal.
     cfdi_issuer_rfc: str = "CEA980101AAA"

@@ -19,12 +19,9 @@ from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
 from sync import plausibility
+from sync.hlc import wall_ms
 from sync.vocab.readings import TYPED_SOURCES, ReadingSource
 from sync.vocab.registry import MeterStatus
-
-
-def now_ms() -> int:
-    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
 def _superseded_ids(conn: Connection, serial: str) -> set[str]:
@@ -217,7 +214,7 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
                    supersedes: str | None = None, now: int | None = None,
                    future_tolerance_ms: int = 300_000, alarms: list[str] | None = None) -> tuple[dict[str, Any], bool]:
     """Store one reading (a fact) for `meter` and validate it; (reading with validation, created)."""
-    now = now if now is not None else now_ms()
+    now = now if now is not None else wall_ms()
     if taken_at > now + future_tolerance_ms:
         raise RegistryError(f"taken_at is in the future ({taken_at} ms > now {now} ms); readings record the past")
     rd = replicated.table("readings")
@@ -441,10 +438,6 @@ def service_point_consumption(conn: Connection, service_point_id: str, start: in
 # America/Mexico_City has had no daylight saving time since 2022: a fixed UTC-6 offset lets the
 # database bucket days with integer arithmetic on both SQLite and PostgreSQL.
 MX_OFFSET_MS = 6 * 3_600_000
-
-
-def day_of(ms: int) -> dt.date:
-    return dt.date(1970, 1, 1) + dt.timedelta(days=(ms - MX_OFFSET_MS) // vee.DAY_MS)
 
 
 def consumption_series(conn: Connection, *, group: str, granularity: str, start: int, end: int,

@@ -69,10 +69,6 @@ def backoff(attempt: int, base_s: float = 30.0, max_s: float = 3600.0) -> timede
     return timedelta(seconds=min(max_s, base_s * 2 ** max(0, attempt - 1)))
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite returns naive UTC
-
-
 def dispatch_due(
     engine: Engine,
     channels: Mapping[str, Channel],

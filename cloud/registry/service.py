@@ -237,13 +237,6 @@ def meter_out(row: Any) -> dict[str, Any]:
     return {k: row.get(k) for k in keys}
 
 
-def get_meter(conn: Connection, principal: Principal, serial: str) -> dict[str, Any] | None:
-    row = meter_row(conn, serial)
-    if row is None or not principal.sees_zone(row["municipality"], row["zone"]):
-        return None
-    return meter_out(row)
-
-
 def service_point_for_meter(conn: Connection, principal: Principal, serial: str) -> dict[str, Any] | None:
     row = meter_row(conn, serial)
     if row is None or not principal.sees_zone(row["municipality"], row["zone"]):

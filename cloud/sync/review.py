@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
+from sync.hlc import wall_ms
 from sync.ids import uuid7
 from sync.schema import TABLES as SPECS
 
@@ -286,10 +287,6 @@ def _fact_row(table: str, fields: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
-
-
 def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action: str, note: str | None, *,
                    meter_serial: str | None = None, now_ms: int | None = None,
                    future_tolerance_ms: int = 300_000, answer: bool = True) -> dict[str, Any]:
@@ -318,7 +315,7 @@ def resolve_parked(conn: Connection, principal: Principal, entry_id: int, action
             raise ReviewError(422, f"meter {meter_serial!r} is in {meter['municipality']}, the fact was sent by a node "
                                    f"of {entry['scope_municipality']}", "meter_serial")
         row = _fact_row(entry["table"], entry["row"] if isinstance(entry["row"], dict) else {})
-        _check_time(row, now_ms if now_ms is not None else _now_ms(), future_tolerance_ms)
+        _check_time(row, now_ms if now_ms is not None else wall_ms(), future_tolerance_ms)
         row.update(id=entry["pk"], meter_serial=meter["serial"], municipality=meter["municipality"], zone=meter["zone"])
         table = t.TABLES[entry["table"]]
         if conn.execute(sa.select(table.c.id).where(table.c.id == entry["pk"])).first() is not None:
@@ -372,7 +369,7 @@ def resolve_quarantined(conn: Connection, principal: Principal, entry_id: int, a
         if meter is None or meter["municipality"] != stored["municipality"]:
             raise ReviewError(422, f"meter {str(serial)[:64]!r} of the quarantined content is not a registry meter of "
                                    f"{stored['municipality']}", "meter_serial")
-        _check_time(row, now_ms if now_ms is not None else _now_ms(), future_tolerance_ms)
+        _check_time(row, now_ms if now_ms is not None else wall_ms(), future_tolerance_ms)
         new_id = uuid7()
         row.update(id=new_id, supersedes=stored["id"], meter_serial=meter["serial"],
                    municipality=meter["municipality"], zone=meter["zone"])

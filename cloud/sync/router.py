@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from cloud.auth import Principal, current_principal
-from sync import server, wire
+from sync import messages, server, wire
 from sync.checks import BadBatch
 
 from .maintenance import TrackingStorage
@@ -57,7 +57,7 @@ async def _body(request: Request) -> bytes | Response:
     return b"".join(parts)
 
 
-async def _message(request: Request) -> wire.Message | Response:
+async def _message(request: Request) -> messages.Message | Response:
     body = await _body(request)
     if isinstance(body, Response):
         return body
@@ -98,9 +98,9 @@ async def _serve(request: Request, principal: Principal, expected: type, answer:
 
 @router.post("/push", response_class=Response, summary="Push a CBOR PushBatch; answers a PushResult after commit")
 async def push(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-    return await _serve(request, principal, wire.PushBatch, server.push)
+    return await _serve(request, principal, messages.PushBatch, server.push)
 
 
 @router.post("/pull", response_class=Response, summary="Pull a CBOR PullBatch of the node's subset since its cursor")
 async def pull(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-    return await _serve(request, principal, wire.PullRequest, server.pull)
+    return await _serve(request, principal, messages.PullRequest, server.pull)

@@ -19,9 +19,10 @@ from sync.changes import Cell, Change, Refusal, RowState
 from sync.hlc import HLC
 from sync.ids import uuid7
 from sync.merge import normalize_fact
+from sync.messages import FactRun, RowRun
 from sync.schema import TABLES as SPECS
 from sync.server import LogEntry, MeterPlace, NodeScope
-from sync.wire import FactRun, RowRun, decode_refusal, encode_refusal
+from sync.wire import decode_refusal, encode_refusal
 
 from . import tables as t
 
@@ -77,20 +78,8 @@ def scope_of(role: str, municipality: str, zone: str | None, site_id: str) -> No
     return NodeScope(site_id, role, municipality, frozenset({zone}) if zone else frozenset())
 
 
-def state_from_row(name: str, row: Any) -> RowState:
-    spec = SPECS[name]
-    m = row._mapping
-    clocks = m["clocks"] or {}
-    extra = m["extra"] or {}
-    cells: dict[str, Cell] = {}
-    for k, (h, s) in clocks.items():
-        v = m[k] if k in spec.fields else extra.get(k)
-        cells[k] = Cell(v, int(h), str(s))
-    return RowState(name, str(m["id"]), cells, int(m["cl"]))
-
-
 def get_rows(conn: Connection, name: str, pks: list[str]) -> dict[str, RowState]:
-    """Same states as :func:`state_from_row`, read by position (the hot path of a pull)."""
+    """Row states (tombstones included) of the given keys, read by position (the hot path of a pull)."""
     table = t.TABLES[name]
     fields = SPECS[name].fields
     pos = {c.name: i for i, c in enumerate(table.c)}

@@ -7,7 +7,6 @@ and are merged by the status lattice (a stale "assigned" never reopens a complet
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +17,7 @@ from cloud.auth import Principal
 from cloud.events.log import record_event
 from cloud.logging import get_logger
 from cloud.registry import replicated
+from sync.hlc import wall_ms
 from sync.vocab.readings import ReadingSource
 from sync.vocab.registry import ServicePointStatus
 from sync.vocab.work_orders import (
@@ -43,7 +43,7 @@ class WorkOrderError(ValueError):
     status = 422
 
 
-class Conflict(WorkOrderError):
+class WorkOrderConflict(WorkOrderError):
     """The order's state does not allow the change (e.g. going back along the lattice)."""
 
     status = 409
@@ -51,10 +51,6 @@ class Conflict(WorkOrderError):
 
 class NotFound(LookupError):
     pass
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _wo() -> sa.Table:
@@ -131,7 +127,7 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
         found = get_order(conn, existing)
         assert found is not None
         return found, False
-    now = now_ms()
+    now = wall_ms()
     status = (WorkOrderStatus.ASSIGNED if assigned_to else WorkOrderStatus.CREATED).value
     (pk,) = replicated.write_rows(conn, "work_orders", [{
         "municipality": muni, "zone": zone_code, "type": type, "status": status, "priority": priority,
@@ -151,7 +147,7 @@ def create_order(conn: Connection, principal: Principal, *, type: str, priority:
 def _event(conn: Connection, principal: Principal, pk: str, muni: str, zone: str, kind: str,
            status: str | None, notes: str | None, data: dict[str, Any] | None) -> None:
     replicated.insert_facts(conn, "work_order_events", [{
-        "municipality": muni, "zone": zone, "work_order_id": pk, "at": now_ms(), "kind": EventKind(kind).value,
+        "municipality": muni, "zone": zone, "work_order_id": pk, "at": wall_ms(), "kind": EventKind(kind).value,
         "status": status, "actor": f"{principal.kind}:{principal.id}", "notes": notes, "data": data or {},
     }], principal)
 
@@ -166,7 +162,7 @@ def _visible(conn: Connection, principal: Principal, pk: str) -> dict[str, Any]:
 def assign(conn: Connection, principal: Principal, pk: str, assignee: str) -> dict[str, Any]:
     order = _visible(conn, principal, pk)
     if order["status"] in domain.CLOSED:
-        raise Conflict(f"a {order['status']} order cannot be reassigned")
+        raise WorkOrderConflict(f"a {order['status']} order cannot be reassigned")
     fields: dict[str, Any] = {"assigned_to": assignee}
     if order["status"] == WorkOrderStatus.CREATED:
         fields["status"] = WorkOrderStatus.ASSIGNED.value
@@ -185,7 +181,7 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     try:
         domain.check_transition(order["status"], status, order["type"], merged_result, order["meter_serial"])
     except domain.TransitionError as exc:
-        raise Conflict(str(exc)) from exc
+        raise WorkOrderConflict(str(exc)) from exc
     except domain.ResultError as exc:
         raise WorkOrderError(str(exc)) from exc
     if status == WorkOrderStatus.COMPLETED:
@@ -196,9 +192,9 @@ def change_status(conn: Connection, principal: Principal, pk: str, status: str, 
     if result is not None:
         fields["result"] = merged_result
     if status == WorkOrderStatus.IN_PROGRESS:
-        fields["started_at"] = now_ms()
+        fields["started_at"] = wall_ms()
     if status == WorkOrderStatus.COMPLETED:
-        fields["completed_at"] = now_ms()
+        fields["completed_at"] = wall_ms()
     replicated.write_rows(conn, "work_orders", [{"id": pk, **fields}], principal)
     _event(conn, principal, pk, order["municipality"], order["zone"], EventKind.STATUS, status, notes, result)
     if status == WorkOrderStatus.COMPLETED:
@@ -217,7 +213,7 @@ def _check_new_meter(conn: Connection, result: dict[str, Any] | None) -> None:
     rep = (result or {}).get("replacement") or (result or {}).get("installation") or {}
     new_serial = rep.get("new_serial") if isinstance(rep, dict) else None
     if new_serial and meter_row(conn, str(new_serial)) is not None:
-        raise Conflict(f"meter {new_serial!r} already exists; a replacement installs a new serial")
+        raise WorkOrderConflict(f"meter {new_serial!r} already exists; a replacement installs a new serial")
 
 
 def list_orders(conn: Connection, principal: Principal, *, status: str | None = None, type: str | None = None,
@@ -282,7 +278,7 @@ def open_from_anomalies(conn: Connection, *, limit: int = 500) -> int:
             except NotFound:
                 wo_id = None  # an anomaly for a meter the registry does not know: nothing to dispatch
         conn.execute(anomaly_dispatch.insert().values(anomaly_id=a["id"], municipality=a["municipality"],
-                                                      work_order_id=wo_id, decided_at=now_ms()))
+                                                      work_order_id=wo_id, decided_at=wall_ms()))
     return len(pending)
 
 
@@ -298,7 +294,7 @@ def apply_completions(conn: Connection, *, limit: int = 200) -> int:
         effect, error = _apply_one(conn, _out(row))
         conn.execute(completion_effects.insert().values(
             work_order_id=row["id"], municipality=row["municipality"], effect=effect, error=error,
-            applied_at=now_ms()))
+            applied_at=wall_ms()))
     return len(done)
 
 
@@ -374,7 +370,7 @@ def _replace(conn: Connection, order: dict[str, Any], rep: Replacement) -> tuple
         problem = f"meter {rep.old_serial!r} not found"
         _refuse(conn, order, problem)
         return "refused", problem
-    at_ms = int(rep.at or order["completed_at"] or now_ms())
+    at_ms = int(rep.at or order["completed_at"] or wall_ms())
     try:
         body = ReplaceMeterIn(
             new_meter=MeterIn(serial=rep.new_serial, brand=rep.new_brand, dials=rep.new_dials or old["dials"]),
@@ -401,7 +397,7 @@ def _install(conn: Connection, order: dict[str, Any], ins: Installation) -> tupl
         problem = "an installation needs the order's service point"
         _refuse(conn, order, problem)
         return "refused", problem
-    at_ms = int(ins.at or order["completed_at"] or now_ms())
+    at_ms = int(ins.at or order["completed_at"] or wall_ms())
     try:
         sp = replicated.table("service_points")
         current = conn.execute(sa.select(sp.c.meter_serial, sp.c.route_id).where(

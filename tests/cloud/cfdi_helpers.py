@@ -23,8 +23,12 @@ NS = {"cfdi": "http://www.sat.gob.mx/cfd/4", "tfd": "http://www.sat.gob.mx/Timbr
 D = Decimal
 
 
-def shared_signer(shared_dir: Path, name: str = "eku9003173c9"):  # type: ignore[no-untyped-def]
-    d = shared_dir / "cfdi" / "csd"
+# SAT's public test CSD, committed as a fixture (tests/fixtures/csd/README.md): no ../shared needed.
+SAT_TEST_CSD = Path(__file__).resolve().parents[1] / "fixtures" / "csd"
+
+
+def sat_test_signer(name: str = "eku9003173c9"):  # type: ignore[no-untyped-def]
+    d = SAT_TEST_CSD
     return load_signer(d / f"{name}_csd.cer", d / f"{name}_csd.key", (d / f"{name}_csd.txt").read_text().strip())
 
 

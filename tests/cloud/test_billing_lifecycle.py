@@ -37,7 +37,7 @@ def specs(n: int = 6) -> list[dict]:
 
 @pytest.fixture
 def env(cloud, monkeypatch):
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.settings.billing_inprocess_workers = 0
     cloud.app.state.clock = lambda: NOW
     with cloud.engine.begin() as conn:
         seed_contracts(conn, specs())

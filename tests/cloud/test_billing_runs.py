@@ -58,7 +58,7 @@ def frozen(cloud):
 
 @pytest.fixture
 def seeded(cloud, monkeypatch):
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")  # the test drives the workers
+    cloud.app.state.settings.billing_inprocess_workers = 0  # the test drives the workers
     with cloud.engine.begin() as conn:
         seed_contracts(conn, zone_specs())
     return cloud
@@ -285,7 +285,7 @@ def test_estimate_when_no_reading_then_true_up(cloud, monkeypatch):
     from cloud.tariffs import TariffBook
     from cloud.tariffs.store import parse_version
 
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.settings.billing_inprocess_workers = 0
     doc = json.loads((resources.files("cloud.tariffs") / "data" / "cea-queretaro-2026-02.json").read_text())
     jan = parse_version({**doc, "version": "test-2026-01", "validFrom": "2026-01-01", "validTo": "2026-02-01"})
     book = TariffBook([jan, *default_book().versions])
@@ -323,7 +323,7 @@ def test_meter_replacement_mid_period_sums_both_meters(cloud, monkeypatch):
 
     from cloud.db import metadata
 
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.settings.billing_inprocess_workers = 0
     t = metadata.tables
     with cloud.engine.begin() as conn:
         seed_contracts(conn, [{"id": "EXP-05-0000001", "municipality": "EXP-05", "zone": "EXP-05-Z01",
@@ -361,7 +361,6 @@ def test_post_runs_in_process_workers_with_live_progress(cloud, monkeypatch):
     `GET` shows the progress until the run completes."""
     import time
 
-    monkeypatch.delenv("AQUACIS_BILLING_INPROCESS_WORKERS", raising=False)
     with cloud.engine.begin() as conn:
         seed_contracts(conn, zone_specs(12))
     h = cloud.user("billing", "EXP-01")
@@ -384,7 +383,7 @@ def test_post_runs_in_process_workers_with_live_progress(cloud, monkeypatch):
 def test_only_vee_valid_readings_are_billed(cloud, monkeypatch):
     """A meter whose readings the VEE holds as suspect has no billable reading: with no billed
     history to estimate from, the contract goes to the error list instead of being billed."""
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.settings.billing_inprocess_workers = 0
     with cloud.engine.begin() as conn:
         seed_contracts(conn, [
             {"id": "EXP-06-0000001", "municipality": "EXP-06", "zone": "EXP-06-Z01", "use_class": "DOM_MEDIO",

@@ -19,7 +19,7 @@ from cfdi_helpers import (
     invoice,
     issuer_for,
     line,
-    shared_signer,
+    sat_test_signer,
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -41,8 +41,8 @@ from cloud.db import create_or_migrate, make_engine
 
 
 @pytest.fixture(scope="module")
-def signer(shared_dir):  # type: ignore[no-untyped-def]
-    return shared_signer(shared_dir)
+def signer():  # type: ignore[no-untyped-def]
+    return sat_test_signer()
 
 
 @pytest.fixture(scope="module")

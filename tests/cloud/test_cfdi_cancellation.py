@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from cfdi_helpers import CUSTOMER_TAX, NS, assert_valid_everywhere, invoice, issuer_for, line, shared_signer
+from cfdi_helpers import CUSTOMER_TAX, NS, assert_valid_everywhere, invoice, issuer_for, line, sat_test_signer
 from lxml import etree
 
 from cloud.cfdi.cancellation import request_cancellation
@@ -45,11 +45,11 @@ def _service(db_url: str, signer, clock: Clock) -> tuple[CfdiService, TestDouble
 
 
 @pytest.fixture
-def env(db_url, shared_dir):  # type: ignore[no-untyped-def]
+def env(db_url):  # type: ignore[no-untyped-def]
     engine = make_engine(db_url)
     create_or_migrate(engine)
     engine.dispose()
-    signer = shared_signer(shared_dir)
+    signer = sat_test_signer()
     clock = Clock()
     svc, pac = _service(db_url, signer, clock)
     yield svc, pac, clock, (lambda: _service(db_url, signer, clock))

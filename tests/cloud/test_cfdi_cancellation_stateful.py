@@ -26,14 +26,14 @@ CONSISTENT = {  # cancel_state → the fiscal statuses it may go with
 
 
 @pytest.mark.timeout(600)
-def test_cancellation_protocol(db_url, shared_dir) -> None:  # type: ignore[no-untyped-def]
-    from cfdi_helpers import shared_signer
+def test_cancellation_protocol(db_url) -> None:  # type: ignore[no-untyped-def]
+    from cfdi_helpers import sat_test_signer
     from test_cfdi_cancellation import Clock
 
     engine = make_engine(db_url)
     create_or_migrate(engine)
     engine.dispose()
-    signer = shared_signer(shared_dir)
+    signer = sat_test_signer()
     counter = iter(range(10**6))
 
     class Protocol(RuleBasedStateMachine):

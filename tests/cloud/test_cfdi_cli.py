@@ -11,9 +11,20 @@ from aquacis.cli import app
 runner = CliRunner()
 
 
-def test_validate_command_accepts_sat_sample_and_rejects_tampering(shared_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    good = shared_dir / "cfdi" / "satcfdi-tests" / "xiqb891116qe4_ingreso_iva0_stamped.xml"
-    r = runner.invoke(app, ["cloud", "cfdi", "validate", str(good)])
+def test_validate_command_accepts_a_sealed_cfdi_and_rejects_tampering(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A CFDI sealed with SAT's public test CSD (a committed fixture; SAT's own samples are
+    checked in test_cfdi_sat_samples.py when ../shared is there)."""
+    from cfdi_helpers import CUSTOMER_TAX, invoice, issuer_for, line, sat_test_signer
+
+    from cloud.cfdi.build import build_invoice
+    from cloud.cfdi.model import LineKind
+    from cloud.cfdi.seal import seal
+
+    signer = sat_test_signer()
+    good = tmp_path / "good.xml"
+    good.write_bytes(seal(build_invoice(invoice(issuer_for(signer), CUSTOMER_TAX, (
+        line(LineKind.WATER, "23", "12.50"), line(LineKind.SEWERAGE, "1", "40.00")))), signer).xml())
+    r = runner.invoke(app, ["cloud", "cfdi", "validate", str(good), "--full"])
     assert r.exit_code == 0 and json.loads(r.stdout)["valid"] is True
     bad = tmp_path / "bad.xml"
     bad.write_bytes(good.read_bytes().replace(b'LugarExpedicion="', b'LugarExpedicion="9', 1))

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from cfdi_helpers import CUSTOMER_TAX, NS, assert_valid_everywhere, invoice, issuer_for, line, shared_signer
+from cfdi_helpers import CUSTOMER_TAX, NS, assert_valid_everywhere, invoice, issuer_for, line, sat_test_signer
 from lxml import etree
 
 from cloud.cfdi.model import GlobalPeriod, LineKind
@@ -38,10 +38,10 @@ class Clock:
 
 
 @pytest.fixture
-def env(db_url, shared_dir):  # type: ignore[no-untyped-def]
+def env(db_url):  # type: ignore[no-untyped-def]
     engine = make_engine(db_url)
     create_or_migrate(engine)
-    signer = shared_signer(shared_dir)
+    signer = sat_test_signer()
     clock = Clock()
     pac = TestDoublePac(engine, clock=clock)
     svc = CfdiService(engine, pac, signer, issuer_for(signer), clock=clock, retry_base_s=30, retry_max_s=600)

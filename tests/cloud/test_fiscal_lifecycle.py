@@ -38,7 +38,7 @@ def env(cloud, monkeypatch):
     from cloud.cfdi.wiring import service_from_settings
     from cloud.registry.tables import contracts, customers
 
-    monkeypatch.setenv("AQUACIS_BILLING_INPROCESS_WORKERS", "0")
+    cloud.app.state.settings.billing_inprocess_workers = 0
     cloud.app.state.clock = lambda: NOW
     with cloud.engine.begin() as conn:
         seed_contracts(conn, [

@@ -105,3 +105,44 @@ def test_a_database_migrated_by_newer_code_is_refused_clearly(db_url: str) -> No
         engine.dispose()
     out = CliRunner().invoke(cli_app, ["migrate", "--db", db_url])
     assert out.exit_code == 2 and "0099_future" in out.output and "newer release" in out.output
+
+
+def test_serve_refuses_an_older_schema_unless_told_to_migrate(db_url: str, monkeypatch: Any) -> None:
+    """`cloud serve` (and every other command but `migrate`) stops on a schema older than the
+    code, naming both revisions and the command to run; `serve --migrate` upgrades, then serves."""
+    from alembic import command
+    from typer.testing import CliRunner
+
+    from cloud import row_security
+    from cloud.cli import app as cli_app
+    from cloud.db import SchemaOlderThanCode, alembic_config, head_revision
+
+    engine = make_engine(db_url)
+    try:
+        create_or_migrate(engine)
+        cfg = alembic_config(engine)
+        with row_security.system_scope("migrate"), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001_baseline")
+        try:
+            create_or_migrate(engine, upgrade=False)
+        except SchemaOlderThanCode as e:
+            assert (e.at, e.head) == ("0001_baseline", head_revision())
+        else:
+            raise AssertionError("an older schema was accepted without upgrade")
+    finally:
+        engine.dispose()
+    served: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: served.append(kw))
+    runner = CliRunner()
+    for argv in (["serve", "--db", db_url], ["add-user", "--db", db_url, "--municipality", "EXP-01",
+                                             "--role", "admin", "--name", "A"]):
+        out = runner.invoke(cli_app, argv)
+        assert out.exit_code == 2, out.output
+        assert "'0001_baseline'" in out.output and repr(head_revision()) in out.output
+        assert "aquacis cloud migrate" in out.output and "--migrate" in out.output
+    assert served == [] and current_revision(make_engine(db_url)) == "0001_baseline"  # untouched
+    out = runner.invoke(cli_app, ["serve", "--db", db_url, "--migrate", "--port", "8123"])
+    assert out.exit_code == 0, out.output
+    assert served and served[0]["port"] == 8123
+    assert current_revision(make_engine(db_url)) == head_revision()

@@ -40,7 +40,7 @@ from cloud.settings import CloudSettings
 from cloud.sync import writes
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
-from sync import wire
+from sync import messages, wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
 from sync.ids import uuid7
@@ -549,12 +549,12 @@ class SyncCloud:
         with self.engine.begin() as conn:
             return create_node(conn, kind=kind, municipality=municipality, zone=f"{municipality}-Z01")
 
-    def push(self, cred: dict[str, Any], changes: list[Change]) -> wire.PushResult:
-        r = self.client.post(f"{API_PREFIX}/sync/push", content=wire.encode(wire.PushBatch(cred["site_id"], changes)),
+    def push(self, cred: dict[str, Any], changes: list[Change]) -> messages.PushResult:
+        r = self.client.post(f"{API_PREFIX}/sync/push", content=wire.encode(messages.PushBatch(cred["site_id"], changes)),
                              headers={"Authorization": f"Bearer {cred['token']}", "Content-Type": wire.CONTENT_TYPE})
         assert r.status_code == 200, r.content
         res = wire.decode(r.content)
-        assert isinstance(res, wire.PushResult)
+        assert isinstance(res, messages.PushResult)
         return res
 
     def one(self, sql: str) -> Any:

@@ -20,7 +20,7 @@ from cloud.sync import writes
 from cloud.sync.storage import CloudStorage
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, PeerRefused, SyncClient
-from sync import server, wire
+from sync import messages, server, wire
 from sync.changes import Change
 from sync.hlc import HLC, pack, wall_ms
 from sync.schema import MIN_SCHEMA_VERSION
@@ -120,12 +120,12 @@ def test_gateway_relays_for_its_handhelds_only(cloud: Cloud, tmp_path: Path) -> 
     changes = [Change("readings", f"0190c0de-0000-7000-8000-00000000000{i}", site, 1, stamp, "insert",
                       {**row, "id": f"0190c0de-0000-7000-8000-00000000000{i}"}, 0, MUN, Z1)
                for i, site in enumerate([mine["site_id"], other["site_id"], "01900000-0000-7000-8000-000000000000"])]
-    body = wire.encode(wire.PushBatch(gw["site_id"], changes))
+    body = wire.encode(messages.PushBatch(gw["site_id"], changes))
     r = cloud.client.post("/api/v2/sync/push", content=body, headers={"Authorization": f"Bearer {gw['token']}",
                                                                        "Content-Type": wire.CONTENT_TYPE})
     assert r.status_code == 200
     res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult)
+    assert isinstance(res, messages.PushResult)
     assert len(res.acked) == 3  # refused changes are acknowledged too: they never block the queue
     assert [(x.site_id, x.code) for x in res.refusals] == [(other["site_id"], "site_mismatch"),
                                                           ("01900000-0000-7000-8000-000000000000", "site_mismatch")]
@@ -144,7 +144,7 @@ def test_bad_requests_get_clear_4xx(cloud: Cloud) -> None:
     assert r.status_code == 400 and "CBOR" in cbor2.loads(r.content)["error"]
     r = cloud.client.post("/api/v2/sync/push", content=b"\xff", headers={**auth, "Content-Type": "text/plain"})
     assert r.status_code == 415 and "application/cbor" in cbor2.loads(r.content)["error"]
-    pull = wire.encode(wire.PullRequest(hh["site_id"]))
+    pull = wire.encode(messages.PullRequest(hh["site_id"]))
     assert cloud.client.post("/api/v2/sync/push", content=pull, headers=auth).status_code == 400
     r = cloud.client.post("/api/v2/sync/pull", content=pull, headers={"Authorization": f"Bearer {user['token']}"})
     assert r.status_code == 403
@@ -155,15 +155,15 @@ def test_schema_too_old_and_future_stamp_refused(cloud: Cloud, tmp_path: Path) -
     hh = cloud.node("handheld")
     fields = {"notes": "x"}
     far = pack(wall_ms() + 3_600_000)
-    old = wire.PushBatch(hh["site_id"], [Change("work_orders", "wo1", hh["site_id"], 1, pack(wall_ms()), "set",
+    old = messages.PushBatch(hh["site_id"], [Change("work_orders", "wo1", hh["site_id"], 1, pack(wall_ms()), "set",
                                                 fields, 1, MUN, Z1)], schema=MIN_SCHEMA_VERSION - 1)
-    future = wire.PushBatch(hh["site_id"], [Change("work_orders", "wo1", hh["site_id"], 2, far, "set", fields, 1,
+    future = messages.PushBatch(hh["site_id"], [Change("work_orders", "wo1", hh["site_id"], 2, far, "set", fields, 1,
                                                    MUN, Z1)])
     auth = {"Authorization": f"Bearer {hh['token']}", "Content-Type": wire.CONTENT_TYPE}
     codes = []
     for b in (old, future):
         res = wire.decode(cloud.client.post("/api/v2/sync/push", content=wire.encode(b), headers=auth).content)
-        assert isinstance(res, wire.PushResult)
+        assert isinstance(res, messages.PushResult)
         codes += [r.code for r in res.refusals]
     assert codes == ["schema_too_old", "future_stamp"]
 
@@ -174,7 +174,7 @@ def test_unknown_fields_are_kept(cloud: Cloud) -> None:
     rid = "0190c0de-0000-7000-8000-0000000000aa"
     row = {"id": rid, "municipality": MUN, "zone": Z1, "meter_serial": "S0", "taken_at": 5, "value_l": 3,
            "source": "handheld", "new_field_v3": {"a": 1}}
-    b = wire.PushBatch(hh["site_id"], [Change("readings", rid, hh["site_id"], 1, 1, "insert", row, 0, MUN, Z1)])
+    b = messages.PushBatch(hh["site_id"], [Change("readings", rid, hh["site_id"], 1, 1, "insert", row, 0, MUN, Z1)])
     r = cloud.client.post("/api/v2/sync/push", content=wire.encode(b), headers={"Authorization": f"Bearer {hh['token']}",
                                                                                 "Content-Type": wire.CONTENT_TYPE})
     assert r.status_code == 200
@@ -205,14 +205,14 @@ def test_late_commit_is_not_skipped(pg_url: str) -> None:
         # with a plain sequence the second writer would commit now and a pull would pass "late"
         assert not done.wait(1.0), "the second writer must wait for the first one's commit"
         with c.engine.begin() as conn:
-            first = server.pull(CloudStorage(conn), scope, wire.PullRequest(hh["site_id"]), HLC())
+            first = server.pull(CloudStorage(conn), scope, messages.PullRequest(hh["site_id"]), HLC())
         assert first.rows == []
         tx.commit()
         slow.close()
         t.join(10)
         assert done.is_set()
         with c.engine.begin() as conn:
-            second = server.pull(CloudStorage(conn), scope, wire.PullRequest(hh["site_id"], first.cursor), HLC())
+            second = server.pull(CloudStorage(conn), scope, messages.PullRequest(hh["site_id"], first.cursor), HLC())
         assert sorted(r.pk for r in second.rows) == ["late", "later"]
 
 
@@ -226,11 +226,11 @@ def test_seq_of_push_is_idempotent_across_paths(cloud: Cloud, tmp_path: Path) ->
     batch = store.next_push_batch()
     assert batch is not None
     cloud.sync_client(store, hh).push_all()
-    relayed = wire.PushBatch(gw["site_id"], batch.changes)
+    relayed = messages.PushBatch(gw["site_id"], batch.changes)
     r = cloud.client.post("/api/v2/sync/push", content=wire.encode(relayed), headers={"Authorization": f"Bearer {gw['token']}",
                                                                                       "Content-Type": wire.CONTENT_TYPE})
     res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult) and res.refusals == [] and res.acked == {hh["site_id"]: 3}
+    assert isinstance(res, messages.PushResult) and res.refusals == [] and res.acked == {hh["site_id"]: 3}
     with cloud.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ct.readings)).scalar() == 3
 

@@ -24,7 +24,7 @@ from cloud.db import create_or_migrate, make_engine
 from cloud.sync import tables as ct
 from cloud.sync import writes
 from cloud.sync.storage import CloudStorage, scope_of
-from sync import server, wire
+from sync import messages, server, wire
 from sync.changes import Change
 from sync.hlc import HLC
 
@@ -37,12 +37,12 @@ class Receiver:
         self.engine = make_engine(url)
         self.fast = fast
 
-    def push(self, principal: server.NodeScope, batch: wire.PushBatch) -> wire.PushResult:
+    def push(self, principal: server.NodeScope, batch: messages.PushBatch) -> messages.PushResult:
         """``fast``: the runs as the wire gives them (columns); else the same changes one by one."""
         decoded = wire.decode(wire.encode(batch))
-        assert isinstance(decoded, wire.PushBatch)
+        assert isinstance(decoded, messages.PushBatch)
         if not self.fast:
-            decoded = wire.PushBatch(decoded.sender_site_id, decoded.changes)
+            decoded = messages.PushBatch(decoded.sender_site_id, decoded.changes)
         with self.engine.begin() as conn:
             return server.push(CloudStorage(conn), principal, decoded, HLC(clock=lambda: 1_800_000_000_000))
 
@@ -111,7 +111,7 @@ def run_scenario(urls: tuple[str, str], plan: list[tuple[list[tuple[int, Any, st
             site = hh.site_id if relayed else gw.site_id
             seqs[site] += 1
             changes.append(Change("readings", IDS[i], site, seqs[site], 1, "insert", reading(i, value, zone), 0, MUN, zone))
-        batch = wire.PushBatch(gw.site_id, changes)
+        batch = messages.PushBatch(gw.site_id, changes)
         for _ in range(2 if replay else 1):
             a, b = fast.push(gw, batch), general.push(gw, batch)
             assert a.acked == b.acked
@@ -150,7 +150,7 @@ def test_a_drain_batch_lands_whole_with_its_origins(db_url: str) -> None:
     rx = Receiver(db_url, True)
     changes = [Change("readings", IDS[i], gw.site_id, i + 1, 1, "insert", reading(i, 100 + i, alarms=["leak"] if i == 2 else []),
                       0, MUN, Z1) for i in range(len(IDS))]
-    res = rx.push(gw, wire.PushBatch(gw.site_id, changes))
+    res = rx.push(gw, messages.PushBatch(gw.site_id, changes))
     assert res.acked == {gw.site_id: len(IDS)} and res.refusals == []
     with rx.engine.connect() as conn:
         got = {r.id: r for r in conn.execute(sa.select(ct.readings))}

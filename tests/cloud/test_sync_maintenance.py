@@ -27,7 +27,7 @@ from cloud.sync.maintenance import (
 )
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
-from sync import server, wire
+from sync import messages, server
 from sync.hlc import HLC
 
 MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
@@ -119,7 +119,7 @@ def test_a_lost_pull_answer_does_not_count_as_applied(cloud: Cloud) -> None:
     cloud.delete("meters", ["m0"])
     scope = server.NodeScope(a["site_id"], "handheld", MUN, frozenset({Z1}))
     with cloud.engine.begin() as conn:  # the node asks, the cloud answers past the delete, the answer is lost
-        lost = server.pull(TrackingStorage(conn), scope, wire.PullRequest(a["site_id"], sa_.pull_cursor("cloud")), HLC())
+        lost = server.pull(TrackingStorage(conn), scope, messages.PullRequest(a["site_id"], sa_.pull_cursor("cloud")), HLC())
     assert ("meters", "m0") in [(r.table, r.pk) for r in lost.rows]
     assert cloud.purge().count == 0
     ca.sync()  # asks again from its old cursor

@@ -15,7 +15,7 @@ from aquacis.cli import app as cli_app
 from cloud.events.tables import events
 from cloud.sync import tables as ct
 from cloud.sync import writes
-from sync import wire
+from sync import messages, wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
 from sync.ids import uuid7
@@ -52,15 +52,15 @@ class Node:
 
 
 def push(cloud: Cloud, sender: Node, changes: list[Change]) -> Any:
-    return cloud.client.post("/api/v2/sync/push", content=wire.encode(wire.PushBatch(sender.site, changes)),
+    return cloud.client.post("/api/v2/sync/push", content=wire.encode(messages.PushBatch(sender.site, changes)),
                              headers={"Authorization": f"Bearer {sender.token}", "Content-Type": wire.CONTENT_TYPE})
 
 
-def push_ok(cloud: Cloud, sender: Node, changes: list[Change]) -> wire.PushResult:
+def push_ok(cloud: Cloud, sender: Node, changes: list[Change]) -> messages.PushResult:
     r = push(cloud, sender, changes)
     assert r.status_code == 200, r.content
     res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult)
+    assert isinstance(res, messages.PushResult)
     return res
 
 
@@ -266,7 +266,7 @@ def test_nul_in_a_text_field_is_judged_per_change(cloud: Cloud, db_url: str, req
     assert r.status_code == 200, r.content
     assert len(stored_readings(cloud, honest["id"])) == 1
     res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult) and [(x.code, "NUL" in x.reason) for x in res.refusals] == [("invalid", True)]
+    assert isinstance(res, messages.PushResult) and [(x.code, "NUL" in x.reason) for x in res.refusals] == [("invalid", True)]
 
 
 def keep_parked(cloud: Cloud, row: dict[str, Any], site: str) -> int:
@@ -344,7 +344,7 @@ def test_deactivated_node_is_refused_and_listed_retired(cloud: Cloud, db_url: st
     headers, site, token = gw.headers, gw.site, gw.token
     meter(cloud, "WM-N1", M1, "EXP-01-Z01")
     assert push_ok(cloud, gw, [gw.change(reading("WM-N1"))]).refusals == []
-    r = cloud.client.post("/api/v2/sync/pull", content=wire.encode(wire.PullRequest(site, (0, 0))),
+    r = cloud.client.post("/api/v2/sync/pull", content=wire.encode(messages.PullRequest(site, (0, 0))),
                           headers={"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE})
     assert r.status_code == 200
 

@@ -1,4 +1,8 @@
-"""The converter from CEA Querétaro's file into our format, and the shipped default data set."""
+"""The converter from CEA Querétaro's file (../shared/tariffs) into our format, and the shipped
+default data set made from it.
+
+This module exists to check that shared data: without ../shared it is skipped as a whole (one
+skip, docs/configuration.md); the shipped data set itself is tested in test_tariff_engine.py."""
 
 from __future__ import annotations
 
@@ -16,6 +20,14 @@ from cloud.tariffs.convert import convert_cea, convert_cea_file, dumps
 from cloud.tariffs.store import load_book, parse_version
 
 SRC = "tariffs/cea-queretaro-2026-02.json"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+if not SHARED.exists():
+    pytest.skip("../shared is not beside the project (CEA Querétaro's tariff file)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def shared_dir() -> Path:
+    return SHARED
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from edge.hub import Hub
 from edge.maintenance import compact_hub_log, fence_outbox, purge_tombstones, run_maintenance
 from edge.store import EdgeStore
 from edge.sync_client import CallableTransport, SyncClient
-from sync import wire
+from sync import messages
 from sync.changes import Cell, RowState
 
 MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
@@ -36,7 +36,7 @@ class World:
     def upstream(self, store: EdgeStore, rows: list[RowState], evict: list[tuple[str, str]] | None = None) -> None:
         """What a pull from the cloud does: apply row states (and advance the cursor)."""
         cur = store.pull_cursor("cloud") or [0, 0]
-        store.apply_pull(wire.PullBatch(rows=rows, evict=evict or [], cursor=[cur[0] + 1, 0]), "cloud")
+        store.apply_pull(messages.PullBatch(rows=rows, evict=evict or [], cursor=[cur[0] + 1, 0]), "cloud")
 
     def row(self, pk: str, cl: int = 1, zone: str = Z1, **fields: object) -> RowState:
         stamp = self.clock() << 16

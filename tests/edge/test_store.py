@@ -11,7 +11,7 @@ import pytest
 from edge.hub import Hub
 from edge.store import EdgeStore, StoreError
 from edge.sync_client import CallableTransport, PeerRefused, SyncClient
-from sync import wire
+from sync import messages, wire
 from sync.changes import Cell, Refusal, RowState
 
 MUN, Z1, Z2 = "EXP-01", "EXP-01-Z01", "EXP-01-Z02"
@@ -94,7 +94,7 @@ def test_acknowledge_only_what_the_answer_names(store: EdgeStore) -> None:
     batch = store.next_push_batch(max_changes=4)
     assert batch is not None and [c.seq for c in batch.changes] == [1, 2, 3, 4]
     assert store.next_push_batch(max_changes=4) == batch  # same batch until acknowledged
-    store.acknowledge(wire.PushResult({store.site_id: 4}, [], 0))
+    store.acknowledge(messages.PushResult({store.site_id: 4}, [], 0))
     assert store.pending_count() == 6
     nb = store.next_push_batch(max_changes=100)
     assert nb is not None and nb.changes[0].seq == 5
@@ -110,12 +110,12 @@ def test_batch_respects_byte_cap(store: EdgeStore) -> None:
 def test_refusal_kept_and_refused_write_undone(store: EdgeStore) -> None:
     base = RowState("work_orders", "w", {"municipality": Cell(MUN, 1, "cloud"), "zone": Cell(Z1, 1, "cloud"),
                                          "type": Cell("leak", 1, "cloud")}, 1)
-    store.apply_pull(wire.PullBatch([base], [], [1, 0], False, 0))
+    store.apply_pull(messages.PullBatch([base], [], [1, 0], False, 0))
     store.set_fields("work_orders", "w", {"type": "hack"})
     b = store.next_push_batch()
     assert b is not None
     c = b.changes[0]
-    store.acknowledge(wire.PushResult({store.site_id: c.seq}, [
+    store.acknowledge(messages.PushResult({store.site_id: c.seq}, [
         Refusal(store.site_id, c.seq, "work_orders", "w", "field_not_writable", "no", base, c.hlc, ("type",))], 0))
     assert store.get("work_orders", "w")["type"] == "leak"
     assert store.refusals()[0]["code"] == "field_not_writable"
@@ -125,11 +125,11 @@ def test_refusal_kept_and_refused_write_undone(store: EdgeStore) -> None:
 def test_apply_pull_merges_evicts_and_keeps_cursor_atomically(store: EdgeStore) -> None:
     rows = [RowState("meters", f"m{i}", {"municipality": Cell(MUN, 5, "c"), "zone": Cell(Z1, 5, "c"),
                                          "serial": Cell(f"S{i}", 5, "c")}, 1) for i in range(3)]
-    store.apply_pull(wire.PullBatch(rows, [], [7, 0], False, 0), "cloud")
+    store.apply_pull(messages.PullBatch(rows, [], [7, 0], False, 0), "cloud")
     assert store.pull_cursor("cloud") == [7, 0] and len(store.rows("meters")) == 3
-    store.apply_pull(wire.PullBatch([], [("meters", "m1")], [9, 0], False, 0), "cloud")
+    store.apply_pull(messages.PullBatch([], [("meters", "m1")], [9, 0], False, 0), "cloud")
     assert {r["id"] for r in store.rows("meters")} == {"m0", "m2"}
-    bad = wire.PullBatch([RowState("meters", "m9", {"zone": Cell(Z1, 1, "c")}, 1)], [], [11, 0], False, 0)
+    bad = messages.PullBatch([RowState("meters", "m9", {"zone": Cell(Z1, 1, "c")}, 1)], [], [11, 0], False, 0)
     store.conn.execute("CREATE TRIGGER fail BEFORE INSERT ON meters WHEN NEW.id = 'm9' BEGIN SELECT RAISE(ABORT, 'x'); END")
     with pytest.raises(sqlite3.IntegrityError):
         store.apply_pull(bad, "cloud")
@@ -153,10 +153,10 @@ def test_hub_relays_unchanged_and_refuses_per_change(tmp_path: Path) -> None:
     assert [(x.site_id, x.seq) for x in relayed.changes] == [(hh.site_id, 1), (hh.site_id, 3)]
     assert relayed.changes[0].pk == good[0]
     # a duplicate push (answer lost) is acknowledged and not relayed twice
-    dup = wire.PushBatch(hh.site_id, relayed.changes[:1])
+    dup = messages.PushBatch(hh.site_id, relayed.changes[:1])
     status, body = hub.handle("/api/v2/sync/push", "t", wire.encode(dup))
     res = wire.decode(body)
-    assert status == 200 and isinstance(res, wire.PushResult) and res.acked == {hh.site_id: 1}
+    assert status == 200 and isinstance(res, messages.PushResult) and res.acked == {hh.site_id: 1}
     assert gw.pending_count() == 2
     assert hub.handle("/api/v2/sync/push", "nope", wire.encode(dup))[0] == 401
     assert hub.handle("/api/v2/sync/push", "t", b"junk")[0] == 400

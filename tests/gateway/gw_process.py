@@ -76,6 +76,10 @@ class GatewayProc:
         logs = sorted(self.workdir.glob("gateway-*.log"))
         return logs[-1].read_text()[-3000:] if logs else ""
 
+    def log_tail_all(self) -> str:
+        """The whole log of the current run (JSON lines)."""
+        return (self.workdir / f"gateway-{self.starts}.log").read_text(errors="replace")
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -20,7 +20,7 @@ from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
 from gateway.httpd import GatewayHTTP
 from gateway.hub import GatewayHub
-from sync import wire
+from sync import messages, wire
 
 MUNI, ZONE = "EXP-01", "EXP-01-Z01"
 GW_SITE = "0190aaaa-0000-7000-8000-00000000a001"
@@ -47,7 +47,7 @@ def gateway(tmp_path: Path) -> Any:
 
 
 def pull(url: str, token: str) -> httpx.Response:
-    return httpx.post(url + "/api/v2/sync/pull", content=wire.encode(wire.PullRequest(HH_SITE)),
+    return httpx.post(url + "/api/v2/sync/pull", content=wire.encode(messages.PullRequest(HH_SITE)),
                       headers={"Authorization": f"Bearer {token}", "Content-Type": wire.CONTENT_TYPE})
 
 
@@ -72,7 +72,7 @@ def test_unregistered_handheld_is_refused_by_the_hub(gateway: Any, tmp_path: Pat
     assert r.status_code == 403 and "unregistered" in cbor2.loads(r.content)["error"]
     # the hub itself (without the gateway's admission step) no longer knows the token
     status, body = Hub(EdgeStore.open(db)).handle("/api/v2/sync/pull", "hh-token",
-                                                  wire.encode(wire.PullRequest(HH_SITE)))
+                                                  wire.encode(messages.PullRequest(HH_SITE)))
     assert status == 401
     listed = json.loads(runner.invoke(cli_app, ["gateway", "handheld", "list", "--db", db]).stdout)["handhelds"]
     assert [(h["site_id"], h["retired"]) for h in listed] == [(HH_SITE, True)]

@@ -77,10 +77,10 @@ def test_handheld_push_is_relayed_unchanged_and_pull_serves_reference_data(gatew
 def test_hub_refuses_unknown_and_foreign_tokens_with_reasons(gateway):
     import cbor2
 
-    from sync import wire
+    from sync import messages, wire
 
     _, _, url = gateway
-    body = wire.encode(wire.PullRequest(HH_SITE))
+    body = wire.encode(messages.PullRequest(HH_SITE))
     r = httpx.post(url + "/api/v2/sync/pull", content=body)
     assert r.status_code == 401 and "missing" in cbor2.loads(r.content)["error"]
     r = httpx.post(url + "/api/v2/sync/pull", content=body, headers={"Authorization": "Bearer nope"})

@@ -131,7 +131,7 @@ def test_status_events_become_telemetry_and_retention_downsamples_only_synced_te
     import json
 
     from gateway.retention import DAY_MS, housekeeping
-    from sync.wire import PushResult
+    from sync.messages import PushResult
 
     store = GatewayStore.open(tmp_path / "gw.db")
     p = Processor(store, Decoder(MUNI, ZONE, directory(2)))

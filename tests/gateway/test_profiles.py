@@ -83,22 +83,6 @@ def test_unusable_register_values_are_refused(bad: object) -> None:
         to_reading(p, Up(1), DecodeResult(data={"volume_l": bad}))
 
 
-def test_vendor_vectors_become_readings(shared_dir: Path) -> None:
-    vec = shared_dir / "vectors" / "lorawan"
-    cases = {"em300-di.json": ("milesight-em300-di", 0, 256), "rwmr.json": ("develiot-rwmr", 0, 32),
-             "r718h.json": ("netvox-r718h", 1, 1000)}
-    for fname, (profile_name, idx, litres) in cases.items():
-        ex = json.loads((vec / fname).read_text())["examples"][idx]
-        p = get_profile(profile_name)
-        row = to_reading(p, Up(ex["fPort"]), decode(p, ex["fPort"], bytes.fromhex(ex["bytes_hex"])))
-        assert row is not None and row["value_l"] == litres, fname
-    # documented outputs: EM300-DI battery 92 %, RWMR 2.74 V on a 2.5..3.3 V scale → 30 %
-    ex = json.loads((vec / "rwmr.json").read_text())["examples"][0]
-    p = get_profile("develiot-rwmr")
-    row = to_reading(p, Up(12), decode(p, 12, bytes.fromhex(ex["bytes_hex"])))
-    assert row is not None and row["battery"] == 30
-
-
 @given(raw=st.integers(0, 10**9), unit=st.sampled_from(["L", "m3", "gal"]),
        scale=st.sampled_from(["1", "10", "0.001", "0.1"]))
 def test_units_and_scale_give_integer_litres(raw: int, unit: str, scale: str) -> None:

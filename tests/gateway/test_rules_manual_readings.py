@@ -7,7 +7,7 @@ from gateway.rules.config import MeterRules
 from gateway.rules.meter import Known, evaluate_batch
 from gateway.rules_worker import RulesWorker
 from gateway.store import GatewayStore
-from sync import wire
+from sync import messages
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 
@@ -65,7 +65,7 @@ def test_worker_reads_the_registry_and_skips_corrections(tmp_path) -> None:  # t
     store = GatewayStore.open(db, site_id=SITE)
     hlc = pack(T0)
     src = "00000000-0000-7000-8000-000000000000"
-    store.edge.apply_pull(wire.PullBatch(rows=[
+    store.edge.apply_pull(messages.PullBatch(rows=[
         RowState("meters", "M1", {k: Cell(v, hlc, src) for k, v in {
             "id": "M1", **SCOPE, "serial": "WM-1", "service_point_id": "SP1", "last_value_l": 669_414}.items()}, 1),
         RowState("service_points", "SP1", {k: Cell(v, hlc, src) for k, v in {

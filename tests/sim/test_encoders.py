@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,49 +9,11 @@ from hypothesis import strategies as st
 from firmware_sim.encoders import (
     CODECS,
     EncodeError,
-    encode_em300_di,
-    encode_r718h_config,
     encode_r718h_status,
-    encode_r718h_version,
     encode_rwmr,
     encode_wm1,
 )
 from firmware_sim.meters import MeterState
-
-
-def _vectors(shared_dir, name):  # type: ignore[no-untyped-def]
-    return json.loads((shared_dir / "vectors" / "lorawan" / name).read_text())["examples"]
-
-
-def test_em300_di_vector(shared_dir) -> None:
-    (ex,) = _vectors(shared_dir, "em300-di.json")
-    d = ex["expected"]["data"]
-    assert encode_em300_di(battery=d["battery"], pulse=d["pulse"]).hex() == ex["bytes_hex"]
-    assert CODECS["em300-di"].fport == ex["fPort"]
-
-
-def test_rwmr_vector(shared_dir) -> None:
-    ex = next(e for e in _vectors(shared_dir, "rwmr.json") if "data" in e["expected"])
-    d = ex["expected"]["data"]
-    got = encode_rwmr(d["pulseCounter1"], d["pulseCounter2"], battery_v=d["batteryLevel"],
-                      temperature_c=d["temperature"], firmware_version=d["firmwareVersion"],
-                      services=tuple(d["activatedServices"]))
-    assert got.hex() == ex["bytes_hex"] and CODECS["rwmr"].fport == ex["fPort"]
-
-
-def test_r718h_vectors(shared_dir) -> None:
-    checked = 0
-    for ex in _vectors(shared_dir, "r718h.json"):
-        d = ex["expected"]["data"]
-        if ex["fPort"] == 6 and "PulseCount" in d:
-            got = encode_r718h_status(d["PulseCount"], volt=d["Volt"])
-        elif ex["fPort"] == 6:
-            got = encode_r718h_version(d["SWver"], d["HWver"], d["Datecode"])
-        else:
-            got = encode_r718h_config(d["Cmd"], **{k: v for k, v in d.items() if k not in ("Cmd", "Device")})
-        assert got.hex() == ex["bytes_hex"], ex["description"]
-        checked += 1
-    assert checked == 8
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(0, 15), st.integers(0, 100), st.integers(-32768, 32767))

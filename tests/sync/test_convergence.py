@@ -53,7 +53,7 @@ from edge.hub import Hub
 from edge.maintenance import run_maintenance as edge_maintenance
 from edge.store import EdgeStore
 from edge.sync_client import SyncClient, Unreachable
-from sync import server, wire
+from sync import messages, server, wire
 from sync.changes import Cell, RowState
 from sync.hlc import HLC
 from sync.merge import merge_cell, same_fact
@@ -159,7 +159,7 @@ class Machine(RuleBasedStateMachine):
         # oracle: (table, pk, field) -> accepted-or-pending writes [(site, seq, Cell)]
         self.cell_writes: dict[tuple[str, str, str], list[tuple[str, int | None, Cell]]] = {}
         self.fact_writes: list[tuple[str, int, dict[str, Any]]] = []
-        self.last_pull: dict[str, wire.PullBatch] = {}
+        self.last_pull: dict[str, messages.PullBatch] = {}
         # rows the cloud purged: (table, pk) -> {field: oracle writes recorded before the purge}
         self.purged: dict[tuple[str, str], dict[str, int]] = {}
 
@@ -171,10 +171,10 @@ class Machine(RuleBasedStateMachine):
         msg = wire.decode(body)
         with self.engine.begin() as conn:
             st_ = TrackingStorage(conn)  # as the cloud's router: pulls record the cursor the node sent
-            if isinstance(msg, wire.PushBatch):
-                res: wire.Message = server.push(st_, scope, msg, self.cloud_hlc)
+            if isinstance(msg, messages.PushBatch):
+                res: messages.Message = server.push(st_, scope, msg, self.cloud_hlc)
             else:
-                assert isinstance(msg, wire.PullRequest)
+                assert isinstance(msg, messages.PullRequest)
                 res = server.pull(st_, scope, msg, self.cloud_hlc)
         return 200, wire.encode(res)
 
@@ -354,7 +354,7 @@ class Machine(RuleBasedStateMachine):
         assert status == 200, data
         node = next(n for n in self.nodes if n.token == token)
         res = wire.decode(data)
-        assert isinstance(res, wire.PushResult)
+        assert isinstance(res, messages.PushResult)
         node.store.acknowledge(res)
 
     @rule(dt=st.sampled_from([1, 1_000, 60_000, 3_600_000, 3 * DAY]))
@@ -460,7 +460,7 @@ class Machine(RuleBasedStateMachine):
         else:
             raise AssertionError("the network did not become quiescent")
 
-    def _drain(self, node: Node, peer: str) -> wire.PullBatch:
+    def _drain(self, node: Node, peer: str) -> messages.PullBatch:
         c = self.client(node, peer)
         for _ in range(200):
             if c.push_once() is None:

@@ -239,7 +239,7 @@ def test_gateway_restored_from_its_replica_syncs_straight_to_the_cloud(tmp_path:
 
 
 def test_a_batch_that_declares_its_own_seqs_skipped_is_malformed() -> None:
-    from sync import server, wire
+    from sync import messages, server, wire
     from sync.checks import BadBatch
 
     m = Machine()
@@ -250,12 +250,12 @@ def test_a_batch_that_declares_its_own_seqs_skipped_is_malformed() -> None:
         batch = gw.store.next_push_batch()
         assert batch is not None
         seq = batch.changes[0].seq
-        bad = wire.PushBatch(gw.site_id, batch.changes, skip=(seq, seq + 10))
+        bad = messages.PushBatch(gw.site_id, batch.changes, skip=(seq, seq + 10))
         with m.engine.begin() as conn, pytest.raises(BadBatch, match="skip"):
             server.push(TrackingStorage(conn), gw.scope, wire.decode(wire.encode(bad)), m.cloud_hlc)
         for lo, hi in [(0, 5), (9, 3), (1, 2**63)]:
             with pytest.raises(BadBatch, match="skip"):
-                check_push(wire.PushBatch(gw.site_id, batch.changes, skip=(lo, hi)))
+                check_push(messages.PushBatch(gw.site_id, batch.changes, skip=(lo, hi)))
     finally:
         m._close()
 

@@ -27,7 +27,7 @@ from cloud.sync import tables as ct
 from cloud.sync import writes
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
-from sync import wire
+from sync import messages, wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
 from sync.ids import uuid7
@@ -57,11 +57,11 @@ class Cloud:
         return self.client.post(f"/api/v2/sync/{path}", content=body,
                                 headers={"Authorization": f"Bearer {cred['token']}", **CBOR, **headers})
 
-    def push(self, cred: dict[str, Any], changes: list[Change], sender: str | None = None) -> wire.PushResult:
-        r = self.post("push", wire.encode(wire.PushBatch(sender or cred["site_id"], changes)), cred)
+    def push(self, cred: dict[str, Any], changes: list[Change], sender: str | None = None) -> messages.PushResult:
+        r = self.post("push", wire.encode(messages.PushBatch(sender or cred["site_id"], changes)), cred)
         assert r.status_code == 200, r.content
         res = wire.decode(r.content)
-        assert isinstance(res, wire.PushResult)
+        assert isinstance(res, messages.PushResult)
         return res
 
     def count(self, table: sa.Table, *where: Any) -> int:
@@ -105,8 +105,8 @@ def test_forged_origin_does_not_poison_the_victims_seqs(cloud: Cloud) -> None:
     res = cloud.push(gw, honest)
     assert res.acked == {gw["site_id"]: 1003} and res.refusals == [] and not res.missing
     assert {c.pk for c in honest} <= set(cloud.readings())
-    pulled = wire.decode(cloud.post("pull", wire.encode(wire.PullRequest(gw["site_id"])), gw).content)
-    assert isinstance(pulled, wire.PullBatch) and pulled.refusals == []
+    pulled = wire.decode(cloud.post("pull", wire.encode(messages.PullRequest(gw["site_id"])), gw).content)
+    assert isinstance(pulled, messages.PullBatch) and pulled.refusals == []
 
 
 def test_gateway_poisoning_another_handhelds_seqs_through_our_client(cloud: Cloud, tmp_path: Path) -> None:
@@ -237,17 +237,17 @@ def test_malformed_push_is_400_naming_the_field(cloud: Cloud) -> None:
 def test_set_with_text_causal_length_and_schema_999_are_400(cloud: Cloud) -> None:
     hh = cloud.node("handheld")
     bad_cl = Change("work_orders", "wo1", hh["site_id"], 1, pack(wall_ms()), "set", {"notes": "x"}, "3", MUN, Z1)  # type: ignore[arg-type]
-    r = cloud.post("push", wire.encode(wire.PushBatch(hh["site_id"], [bad_cl])), hh)
+    r = cloud.post("push", wire.encode(messages.PushBatch(hh["site_id"], [bad_cl])), hh)
     assert r.status_code == 400 and "cl" in cbor2.loads(r.content)["error"]
-    r = cloud.post("push", wire.encode(wire.PushBatch(hh["site_id"], [note(hh["site_id"], 1, "x")], schema=999)), hh)
+    r = cloud.post("push", wire.encode(messages.PushBatch(hh["site_id"], [note(hh["site_id"], 1, "x")], schema=999)), hh)
     assert r.status_code == 400 and "schema" in cbor2.loads(r.content)["error"]
 
 
 def test_malformed_pull_cursor_is_400(cloud: Cloud) -> None:
     hh = cloud.node("handheld")
     for cursor in (["a", "b"], [1e300, 0], [2**70, 0], [float("nan"), 0], [1], "x", [-1, 0]):
-        for name, req in (("cursor", wire.PullRequest(hh["site_id"], cursor)),
-                          ("applied", wire.PullRequest(hh["site_id"], [0, 0], applied=cursor))):
+        for name, req in (("cursor", messages.PullRequest(hh["site_id"], cursor)),
+                          ("applied", messages.PullRequest(hh["site_id"], [0, 0], applied=cursor))):
             r = cloud.post("pull", wire.encode(req), hh)
             assert r.status_code == 400 and name in cbor2.loads(r.content)["error"], (cursor, name, r.content)
 
@@ -370,11 +370,11 @@ def test_hub_forged_origin_does_not_poison_a_fellow_handheld(hub: tuple[str, str
     import httpx
 
     db, url = hub
-    forged = wire.PushBatch(HH1, [reading(HH2, q) for q in (1, 2, 3)])
+    forged = messages.PushBatch(HH1, [reading(HH2, q) for q in (1, 2, 3)])
     r = httpx.post(url + "/api/v2/sync/push", content=wire.encode(forged),
                    headers={"Authorization": "Bearer tok-1", **CBOR})
     res = wire.decode(r.content)
-    assert isinstance(res, wire.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
+    assert isinstance(res, messages.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
     victim = EdgeStore.open(tmp_path / "hh2.db", site_id=HH2)
     victim.insert_facts("readings", [{"municipality": MUN, "zone": Z1, "meter_serial": "S1",
                                       "taken_at": wall_ms() - 1000, "value_l": i, "source": "handheld"} for i in range(3)])

@@ -31,7 +31,7 @@ from cloud.sync import tables as ct
 from cloud.sync import writes
 from edge.store import EdgeStore
 from edge.sync_client import HttpxTransport, SyncClient
-from sync import wire
+from sync import messages, wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
 from sync.ids import uuid7
@@ -105,17 +105,17 @@ def test_hostile_and_honest_nodes_interleaved(app_client: TestClient, tmp_path: 
             v = self.gw if victim == "gw" else self.hh
             nxt = int(self.stores[victim]._meta_get("next_seq", 1))
             forged = [_reading(v["site_id"], nxt + ahead + i, "S1", MUN, Z1, 666) for i in range(n)]
-            r = self.post(self.thief, wire.encode(wire.PushBatch(self.thief["site_id"], forged)))
+            r = self.post(self.thief, wire.encode(messages.PushBatch(self.thief["site_id"], forged)))
             res = wire.decode(r.content)
-            assert isinstance(res, wire.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
+            assert isinstance(res, messages.PushResult) and {x.code for x in res.refusals} == {"site_mismatch"}
 
         @rule(jump=st.integers(0, 3), other_content=st.booleans())
         def thief_replays_or_skips_its_own_seqs(self, jump: int, other_content: bool) -> None:
             seq = max(1, self.thief_seq + jump) if not other_content else max(1, self.thief_seq)
             c = _reading(self.thief["site_id"], seq, "S1", MUN, Z1, 7 if other_content else 8)
-            r = self.post(self.thief, wire.encode(wire.PushBatch(self.thief["site_id"], [c])))
+            r = self.post(self.thief, wire.encode(messages.PushBatch(self.thief["site_id"], [c])))
             res = wire.decode(r.content)
-            assert isinstance(res, wire.PushResult)
+            assert isinstance(res, messages.PushResult)
             if res.acked.get(self.thief["site_id"], 0) >= seq:
                 self.thief_seq = max(self.thief_seq, seq)
 
@@ -124,7 +124,7 @@ def test_hostile_and_honest_nodes_interleaved(app_client: TestClient, tmp_path: 
             seq = int(self.foreign.get("seq", 0)) + 1
             self.foreign["seq"] = seq
             c = _reading(self.foreign["site_id"], seq, serial, claim[0], claim[1], 45_000)
-            self.post(self.foreign, wire.encode(wire.PushBatch(self.foreign["site_id"], [c])))
+            self.post(self.foreign, wire.encode(messages.PushBatch(self.foreign["site_id"], [c])))
 
         @rule(body=st.binary(max_size=64), path=st.sampled_from(["push", "pull"]))
         def garbage(self, body: bytes, path: str) -> None:

@@ -14,8 +14,9 @@ import pytest
 from cloud.db import create_or_migrate, make_engine
 from cloud.sync import writes
 from cloud.sync.storage import CloudStorage, cloud_hlc, scope_of
-from edge.store import EdgeStore, _clock_blobs
-from sync import server, wire
+from edge.pull_apply import clock_blobs
+from edge.store import EdgeStore
+from sync import messages, server, wire
 from sync.changes import RowState
 from sync.schema import TABLES
 
@@ -57,12 +58,12 @@ def _seed(engine: Any) -> None:
         writes.upsert_fields(conn, "work_orders", "wo1", {"status": "verified"})  # closed now
 
 
-def _pull_all(storage_of: Any, engine: Any, scope: server.NodeScope, page: int) -> list[wire.PullBatch]:
-    out: list[wire.PullBatch] = []
+def _pull_all(storage_of: Any, engine: Any, scope: server.NodeScope, page: int) -> list[messages.PullBatch]:
+    out: list[messages.PullBatch] = []
     cursor = None
     while True:
         with engine.begin() as conn:
-            b = server.pull(storage_of(CloudStorage(conn)), scope, wire.PullRequest(scope.site_id, cursor, page),
+            b = server.pull(storage_of(CloudStorage(conn)), scope, messages.PullRequest(scope.site_id, cursor, page),
                             cloud_hlc())
         out.append(b)
         cursor = b.cursor
@@ -110,27 +111,27 @@ def test_columnar_pull_equals_row_by_row(db_url: str, tmp_path: Path, page: int)
         if warm:  # the node already has some rows (an older copy): those are merged, the rest inserted
             old = [r for r in slow[0].rows[:5]]
             for st in (a, b):
-                st.apply_pull(wire.PullBatch(old, [], [0, 0]), "cloud")
+                st.apply_pull(messages.PullBatch(old, [], [0, 0]), "cloud")
         for f, s in zip(fast, slow, strict=True):
             df = wire.decode(wire.encode(f))
             assert df.runs is not None
             a.apply_pull(df, "cloud")
-            b.apply_pull(wire.PullBatch(wire.decode(wire.encode(s)).rows, s.evict, s.cursor, s.more), "cloud")
+            b.apply_pull(messages.PullBatch(wire.decode(wire.encode(s)).rows, s.evict, s.cursor, s.more), "cloud")
         assert _state(a) == _state(b)
         assert len(_state(a)["tables"]["meters"]) > 40
 
 
 def test_shared_clock_blob_reads_back() -> None:
     site = "01a22110-8bfd-7c82-819a-d08e4151766a"
-    run = wire.RowRun("meters", ["a", "b"], [1, 3], [
+    run = messages.RowRun("meters", ["a", "b"], [1, 3], [
         ("zone", [Z1, Z2], [5, 2**62], [site, "x"]), ("serial", ["s", None], [5, 2**62], [site, "x"]),
         ("dials", [1, 2], [5, 2**62], [site, "x"])])
-    blobs = _clock_blobs(run)
+    blobs = clock_blobs(run)
     assert [cbor2.loads(b) for b in blobs] == [
         {"zone": [5, site], "serial": [5, site], "dials": [5, site]},
         {"zone": [2**62, "x"], "serial": [2**62, "x"], "dials": [2**62, "x"]}]
     mixed = run._replace(fields=[*run.fields[:2], ("dials", [1, None], [6, None], [site, None])])
-    assert [cbor2.loads(b) for b in _clock_blobs(mixed)] == [
+    assert [cbor2.loads(b) for b in clock_blobs(mixed)] == [
         {"zone": [5, site], "serial": [5, site], "dials": [6, site]}, {"zone": [2**62, "x"], "serial": [2**62, "x"]}]
 
 
@@ -159,7 +160,7 @@ def test_pipelined_pull_tells_the_applied_cursor(tmp_path: Path) -> None:
 
     def handler(path: str, token: str | None, body: bytes) -> tuple[int, bytes]:
         req = wire.decode(body)
-        assert isinstance(req, wire.PullRequest)
+        assert isinstance(req, messages.PullRequest)
         now = committed()
         with engine.begin() as conn:
             out = server.pull(TrackingStorage(conn), scope, req, cloud_hlc())

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import wire
+from sync import messages, wire
 from sync.changes import Cell, Change, Refusal, RowState
 from sync.ids import UUID7Generator, uuid7
+from sync.schema import PROTOCOL_VERSION, SCHEMA_VERSION
 
 site_ids = st.sampled_from([uuid7() for _ in range(3)] + ["not-a-uuid"])
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.text(max_size=5),
@@ -33,16 +34,16 @@ def changes(draw: st.DrawFn) -> Change:
 @given(st.lists(changes(), max_size=30), st.booleans(),
        st.none() | st.tuples(st.integers(1, 2**63 - 1), st.integers(1, 2**63 - 1)).map(lambda t: tuple(sorted(t))))
 def test_push_batch_round_trip(cs: list[Change], compress: bool, skip: tuple[int, int] | None) -> None:
-    b = wire.PushBatch(uuid7(), cs, skip=skip)
+    b = messages.PushBatch(uuid7(), cs, skip=skip)
     got = wire.decode(wire.encode(b, compress=compress))
-    assert got == b and isinstance(got, wire.PushBatch) and got.skip == skip
+    assert got == b and isinstance(got, messages.PushBatch) and got.skip == skip
 
 
 @pytest.mark.parametrize("skip", [[1], [1, 2, 3], ["1", 2], [1.0, 2], {"lo": 1}, "1-2"])
 def test_push_batch_with_a_malformed_skip_is_a_wire_error(skip: object) -> None:
     body = cbor2.dumps({"from": "gw", "runs": [], "skip": skip})
     with pytest.raises(wire.WireError, match="skip"):
-        wire.decode(cbor2.dumps([wire.PROTOCOL_VERSION, 1, "push", cbor2.CBORTag(24, body)]))
+        wire.decode(cbor2.dumps([PROTOCOL_VERSION, 1, "push", cbor2.CBORTag(24, body)]))
 
 
 @st.composite
@@ -56,24 +57,24 @@ def row_states(draw: st.DrawFn) -> RowState:
        st.one_of(st.none(), st.lists(st.integers(0, 99), min_size=2, max_size=2)), st.booleans())
 def test_pull_batch_round_trip(rows: list[RowState], evict: list[tuple[str, str]], cursor: object, more: bool) -> None:
     ref = Refusal(uuid7(), 3, "meters", "m1", "out_of_scope", "fuera", rows[0] if rows else None, 7, ("zone",))
-    b = wire.PullBatch(rows, evict, cursor, more, 123, [ref])
+    b = messages.PullBatch(rows, evict, cursor, more, 123, [ref])
     assert wire.decode(wire.encode(b)) == b
 
 
 def test_push_result_and_request_round_trip() -> None:
-    r = wire.PushResult({uuid7(): 5}, [Refusal("s", 1, "readings", "x", "invalid", "bad")], 99)
+    r = messages.PushResult({uuid7(): 5}, [Refusal("s", 1, "readings", "x", "invalid", "bad")], 99)
     assert wire.decode(wire.encode(r)) == r
-    q = wire.PullRequest(uuid7(), [3, 4], 100)
+    q = messages.PullRequest(uuid7(), [3, 4], 100)
     assert wire.decode(wire.encode(q)) == q
     assert "applied" not in cbor2.loads(cbor2.loads(wire.encode(q, compress=False))[3].value)  # as older nodes send it
-    q = wire.PullRequest(uuid7(), [3, 4], 100, applied=[2, 4])  # a pipelined pull: [2, 4] is what is committed
+    q = messages.PullRequest(uuid7(), [3, 4], 100, applied=[2, 4])  # a pipelined pull: [2, 4] is what is committed
     assert wire.decode(wire.encode(q)) == q
 
 
 def test_versions_readable_and_old_protocol_rejected() -> None:
-    body = wire.encode(wire.PullRequest("s"))
+    body = wire.encode(messages.PullRequest("s"))
     env = cbor2.loads(body)
-    assert env[0] == wire.PROTOCOL_VERSION and env[1] == wire.SCHEMA_VERSION
+    assert env[0] == PROTOCOL_VERSION and env[1] == SCHEMA_VERSION
     env[0] = 99
     with pytest.raises(wire.WireError, match="protocol 99"):
         wire.decode(cbor2.dumps(env))
@@ -107,7 +108,7 @@ def test_realistic_readings_batch_is_compact() -> None:
                 "battery": 80 + m % 7, "alarms": ["leak"] if m % 97 == 0 else []}, 0, "EXP-01", "EXP-01-Z07"))
     cs = [Change(c.table, c.pk, c.site_id, c.seq, c.hlc, c.op, {**c.fields, "id": c.pk}, 0, c.municipality, c.zone)
           for c in cs]
-    b = wire.PushBatch(site, cs)
+    b = messages.PushBatch(site, cs)
     body = wire.encode(b)
     assert wire.decode(body) == b
     per = len(body) / len(cs)

@@ -13,7 +13,7 @@ from tui_helpers import SITE, GatewayPeer, readings
 from typer.testing import CliRunner
 
 from edge.store import EdgeStore
-from sync import wire
+from sync import messages
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from tui.app import ReaderApp
@@ -40,7 +40,7 @@ def registry_values(path: Path, values: dict[str, int]) -> None:
         rows.append(RowState("meters", f"M{n:07d}", {"last_value_l": Cell(value, hlc, SERVER_SITE),
                                                    "last_read_at": Cell(None, hlc, SERVER_SITE)}, 1))
         rows.append(RowState("service_points", f"SP{n:07d}", {"use_type": Cell("DOM_MEDIO", hlc, SERVER_SITE)}, 1))
-    store.apply_pull(wire.PullBatch(rows=rows, cursor={"sample": 2}))
+    store.apply_pull(messages.PullBatch(rows=rows, cursor={"sample": 2}))
     store.close()
 
 
@@ -368,7 +368,7 @@ async def test_brackets_in_typed_or_downloaded_text_never_crash(handheld: Path) 
         RowState("observation_codes", "obs-01", {"description": Cell("Casa [/] cerrada", hlc, SERVER_SITE)}, 1),
         RowState("routes", "R01", {"name": Cell("Ruta [red]1", hlc, SERVER_SITE)}, 1),
     ]
-    store.apply_pull(wire.PullBatch(rows=registry_rows, cursor={"sample": 3}))
+    store.apply_pull(messages.PullBatch(rows=registry_rows, cursor={"sample": 3}))
     store.close()
     app = ReaderApp(handheld, auto_sync_s=None)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -9,7 +9,7 @@ from textual.widgets import Input
 from tui_helpers import SITE
 
 from edge.store import EdgeStore
-from sync import wire
+from sync import messages
 from sync.changes import Cell, RowState
 from sync.hlc import pack
 from tui.app import ReaderApp
@@ -116,7 +116,7 @@ def test_stale_assigned_from_a_pull_never_reopens_a_completed_order(repo: Reposi
     repo.complete_order("WO000003")
     later = pack(repo.store.hlc.wall() + 60_000)  # even a newer stamp cannot move the lattice down
     stale = RowState("work_orders", "WO000003", {"status": Cell("assigned", later, "some-dispatcher")}, 1)
-    repo.store.apply_pull(wire.PullBatch(rows=[stale], cursor={"n": 2}), "cloud")
+    repo.store.apply_pull(messages.PullBatch(rows=[stale], cursor={"n": 2}), "cloud")
     assert repo.work_order("WO000003")["status"] == "completed"  # type: ignore[index]
     with pytest.raises(OrderClosed):
         repo.add_note("WO000003", "late")

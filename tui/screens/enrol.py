@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import work
+from typing import TYPE_CHECKING
+
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -13,8 +15,14 @@ from ..enrol import EnrolError, enrol
 from ..i18n import t
 from ..widgets.form import ErrorLine, Field
 
+if TYPE_CHECKING:
+    from ..app import ReaderApp
+
 
 class EnrolScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [Binding("ctrl+q", "app.quit", t("key_quit"))]
 
     def compose(self) -> ComposeResult:
@@ -51,16 +59,16 @@ class EnrolScreen(Screen[None]):
     def _enrol(self, values: dict[str, str]) -> None:
         app = self.app
         try:
-            repo, outcome = enrol(app.db_path, values["url"], values["code"],  # type: ignore[attr-defined]
+            repo, outcome = enrol(app.db_path, values["url"], values["code"],
                                   gateway_url=values["gateway"], reader_id=values["reader"],
-                                  transport_factory=app.transport_factory)  # type: ignore[attr-defined]
+                                  transport_factory=app.transport_factory)
         except EnrolError as exc:
-            app.call_from_thread(self._failed, t(exc.key, **exc.params))  # type: ignore[arg-type]
+            app.call_from_thread(self._failed, t(exc.key, **exc.params))
             return
         except Exception as exc:  # noqa: BLE001 - shown, never a traceback on the reader's screen
             app.call_from_thread(self._failed, t("err_enrol_refused", reason=f"{type(exc).__name__}: {exc}"))
             return
-        app.call_from_thread(app.enrolled, repo, outcome)  # type: ignore[attr-defined]
+        app.call_from_thread(app.enrolled, repo, outcome)
 
     def _failed(self, text: str) -> None:
         self.query_one("#enrol-status", Static).update("")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import events
+from typing import TYPE_CHECKING
+
+from textual import events, getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -17,8 +19,14 @@ from ..validation import format_local, format_m3
 from ..widgets.syncbar import SyncBar
 from .dialogs import ConfirmScreen
 
+if TYPE_CHECKING:
+    from ..app import ReaderApp
+
 
 class MeterScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     # the footer must fit 80 columns: sync (s / F5) and help are listed by `?`
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
@@ -68,10 +76,10 @@ class MeterScreen(Screen[None]):
 
     @property
     def info(self) -> MeterInfo:
-        return self.app.repo.meter(self.serial)  # type: ignore[attr-defined, no-any-return]
+        return self.app.enrolled_repo.meter(self.serial)
 
     def refresh_data(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         info = self.info
         sp = info.service_point
         self.query_one("#meter-head", Static).update(plain(
@@ -136,7 +144,7 @@ class MeterScreen(Screen[None]):
 
     def _offer_correction(self, observation_only: bool = False) -> None:
         """A second entry in the same cycle is a correction of the first, never a silent second reading."""
-        cur = self.app.repo.current_reading(self.info)  # type: ignore[attr-defined]
+        cur = self.app.enrolled_repo.current_reading(self.info)
         if cur is None:
             self._entry(observation_only=observation_only)
             return
@@ -154,7 +162,7 @@ class MeterScreen(Screen[None]):
         self._offer_correction()
 
     def action_correct(self) -> None:
-        cur = self.app.repo.current_reading(self.info)  # type: ignore[attr-defined]
+        cur = self.app.enrolled_repo.current_reading(self.info)
         self._entry(supersedes=cur.id if cur else None)
 
     def action_observation(self) -> None:
@@ -182,7 +190,7 @@ class MeterScreen(Screen[None]):
 
     def _to_next_pending(self) -> None:
         """After a save: on to the next pending meter of the route (walking order, wrapping)."""
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         serials = self.route_serials
         start = serials.index(self.serial) if self.serial in serials else -1
         for step in range(1, len(serials) + 1):
@@ -196,4 +204,4 @@ class MeterScreen(Screen[None]):
             self.app.notify(t("route_done"))
 
     def action_sync(self) -> None:
-        self.app.action_sync()  # type: ignore[attr-defined]
+        self.app.action_sync()

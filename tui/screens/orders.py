@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -24,6 +25,9 @@ from ..widgets.form import ErrorLine, Field
 from ..widgets.meterlist import fit_end
 from ..widgets.syncbar import SyncBar
 from .dialogs import ConfirmScreen
+
+if TYPE_CHECKING:
+    from ..app import ReaderApp
 
 
 def status_text(status: object) -> str:
@@ -49,6 +53,9 @@ def label(prefix: str, value: object) -> str:
 
 
 class OrdersScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
         Binding("s", "sync", t("key_sync")),
@@ -73,7 +80,7 @@ class OrdersScreen(Screen[None]):
         self.refresh_data()
 
     def refresh_data(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         table = self.query_one("#orders", DataTable)
         table.clear()
         orders = repo.work_orders()
@@ -93,10 +100,13 @@ class OrdersScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_sync(self) -> None:
-        self.app.action_sync()  # type: ignore[attr-defined]
+        self.app.action_sync()
 
 
 class OrderScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
         Binding("i", "start", t("key_start")),
@@ -128,7 +138,7 @@ class OrderScreen(Screen[None]):
         table.focus()
 
     def refresh_data(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         o = repo.work_order(self.order_id) or {}
         sp = repo._sps.get(o.get("service_point_id") or "") or {}
         lines = [
@@ -160,18 +170,18 @@ class OrderScreen(Screen[None]):
             self.app.notify(incomplete_text(exc), severity="error", timeout=10)
             return
         self.app.notify(ok)
-        self.app.after_local_write()  # type: ignore[attr-defined]
+        self.app.after_local_write()
         self.refresh_data()
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_start(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         self._guard(lambda: repo.start_order(self.order_id), t("order_started"))
 
     def action_note(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
 
         def done(text: str | None) -> None:
             if text:
@@ -188,7 +198,7 @@ class OrderScreen(Screen[None]):
 
     def _checked_reading(self, value_l: int) -> None:
         """The same plausibility rule as a route reading: a questioned value is confirmed first."""
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         order = repo.work_order(self.order_id) or {}
         serial = str(order.get("meter_serial") or "")
         try:
@@ -197,7 +207,7 @@ class OrderScreen(Screen[None]):
             self.app.notify(t("err_unknown_meter", serial=serial), severity="error")
             return
         except EntryError as exc:
-            self.app.notify(t(exc.key, **exc.params), severity="error")  # type: ignore[arg-type]
+            self.app.notify(t(exc.key, **exc.params), severity="error")
             return
 
         def save(alarms: tuple[str, ...]) -> None:
@@ -220,7 +230,7 @@ class OrderScreen(Screen[None]):
         self.app.push_screen(CheckScreen(verdict, allow_observation=False), decided)
 
     def action_replace(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
 
         def record(old: int, serial: str, new: int, confirmed: bool = False) -> None:
             try:
@@ -241,7 +251,7 @@ class OrderScreen(Screen[None]):
         self.app.push_screen(ReplacementScreen(), done)
 
     def action_complete(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         o = repo.work_order(self.order_id) or {}
         if o.get("status") in (WorkOrderStatus.CREATED, WorkOrderStatus.ASSIGNED):
             self.app.notify(t("order_not_started"), severity="warning")
@@ -263,7 +273,7 @@ class OrderScreen(Screen[None]):
             "complete_question", id=self.order_id[-8:], type=label("wo_type", o.get("type")))), answered)
 
     def action_impossible(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
 
         def done(reason: str | None) -> None:
             if reason:
@@ -275,6 +285,9 @@ class OrderScreen(Screen[None]):
 
 class PromptScreen(ModalScreen[str | None]):
     """One line of input; kind "reading" validates a register value before returning."""
+
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
 
     BINDINGS = [Binding("escape", "cancel", t("key_cancel"))]
 
@@ -301,7 +314,7 @@ class PromptScreen(ModalScreen[str | None]):
             try:
                 parse_reading_m3(text)
             except EntryError as exc:
-                self.query_one(ErrorLine).show(t(exc.key, **exc.params))  # type: ignore[arg-type]
+                self.query_one(ErrorLine).show(t(exc.key, **exc.params))
                 return
         self.dismiss(text)
 
@@ -310,6 +323,9 @@ class PromptScreen(ModalScreen[str | None]):
 
 
 class ReplacementScreen(ModalScreen[tuple[int, str, int] | None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [Binding("escape", "cancel", t("key_cancel"))]
 
     def compose(self) -> ComposeResult:
@@ -338,7 +354,7 @@ class ReplacementScreen(ModalScreen[tuple[int, str, int] | None]):
                 raise EntryError("err_serial_empty")
             new = parse_reading_m3(self.query_one("#new", Input).value)
         except EntryError as exc:
-            err.show(t(exc.key, **exc.params))  # type: ignore[arg-type]
+            err.show(t(exc.key, **exc.params))
             return
         self.dismiss((old, serial, new))
 

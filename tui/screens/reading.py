@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from textual import events
+from textual import events, getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -30,6 +31,9 @@ from ..validation import (
 )
 from ..verdicts import issue_lines
 from ..widgets.form import ErrorLine, Field
+
+if TYPE_CHECKING:
+    from ..app import ReaderApp
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ def parse_gps(text: str) -> tuple[float | None, float | None]:
 class ReadingScreen(ModalScreen[str | None]):
     """Returns the committed reading id, or None when the reader backs out."""
 
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [
         Binding("escape", "cancel", t("key_cancel")),
         Binding("f4", "pick_observation", t("key_skip")),
@@ -72,7 +79,7 @@ class ReadingScreen(ModalScreen[str | None]):
         self._pending: Entry | None = None
 
     def compose(self) -> ComposeResult:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         title = t("reading_correct_title" if self.supersedes else "reading_title", serial=self.serial)
         with VerticalScroll(id="dialog", classes="dialog"):
             yield Static(plain(title), classes="title")
@@ -92,7 +99,7 @@ class ReadingScreen(ModalScreen[str | None]):
 
     @property
     def info(self) -> MeterInfo:
-        return self.app.repo.meter(self.serial)  # type: ignore[attr-defined, no-any-return]
+        return self.app.enrolled_repo.meter(self.serial)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -113,10 +120,10 @@ class ReadingScreen(ModalScreen[str | None]):
         self._submit()
 
     def _error(self, exc: EntryError) -> None:
-        self.query_one(ErrorLine).show(t(exc.key, **exc.params))  # type: ignore[arg-type]
+        self.query_one(ErrorLine).show(t(exc.key, **exc.params))
 
     def _parse(self) -> Entry:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         info = self.info
         value_text = "" if self.observation_only else self.query_one("#value", Input).value
         obs = self.query_one("#obs", Input).value.strip() or None
@@ -183,7 +190,7 @@ class ReadingScreen(ModalScreen[str | None]):
                 self.query_one("#value", Input).focus()
 
     def _save(self, entry: Entry, alarms: tuple[str, ...]) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         # committed (fsync'd by SQLite's commit) before anything on screen says "saved"
         rid = repo.record_reading(
             self.serial, entry.value_l, taken_at=entry.taken_at, observation_code=entry.observation_code,
@@ -196,12 +203,15 @@ class ReadingScreen(ModalScreen[str | None]):
         else:
             msg = t("reading_saved", serial=self.serial, value=format_m3(entry.value_l))
         self.app.notify(msg)
-        self.app.after_local_write()  # type: ignore[attr-defined]
+        self.app.after_local_write()
         self.dismiss(rid)
 
 
 class CheckScreen(ModalScreen[str | None]):
     """A suspicious value: confirm, explain (rollover / reverse flow), add an observation, re-enter."""
+
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
 
     BINDINGS = [
         Binding("c", "choose('confirm')", t("key_confirm")),
@@ -243,10 +253,13 @@ class CheckScreen(ModalScreen[str | None]):
 
 
 class ObservationScreen(ModalScreen[str | None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [Binding("escape", "cancel", t("key_cancel"))]
 
     def compose(self) -> ComposeResult:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         with Vertical(id="obs-dialog", classes="dialog"):
             yield Static(t("obs_title"), classes="title")
             yield OptionList(*[Option(plain(f"{c.code:<4} {c.description}" + (t("obs_replaces") if c.replaces_reading
@@ -263,7 +276,7 @@ class ObservationScreen(ModalScreen[str | None]):
         ch = event.character
         if not ch or not ch.isalnum():
             return
-        codes = [c.code for c in self.app.repo.observation_codes()]  # type: ignore[attr-defined]
+        codes = [c.code for c in self.app.enrolled_repo.observation_codes()]
         typed = (self._typed + ch).upper()
         if not any(code.startswith(typed) for code in codes):
             typed = ch.upper()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -12,8 +15,14 @@ from ..text import cell
 from ..widgets.syncbar import SyncBar
 from .orders import label
 
+if TYPE_CHECKING:
+    from ..app import ReaderApp
+
 
 class RefusalsScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [Binding("escape", "back", t("key_back"))]
 
     def compose(self) -> ComposeResult:
@@ -29,7 +38,7 @@ class RefusalsScreen(Screen[None]):
         table.add_column(t("col_table"), key="table")
         table.add_column(t("col_code"), key="code")
         table.add_column(t("col_reason"), key="reason", width=50)
-        refusals = self.app.repo.refusals()  # type: ignore[attr-defined]
+        refusals = self.app.enrolled_repo.refusals()
         for r in refusals:
             table.add_row(label("table", r.get("table")), label("refusal", r.get("code")),
                           cell(str(r.get("reason", ""))[:50]))

@@ -5,7 +5,9 @@ With route_id None it searches every downloaded route (search from the home scre
 
 from __future__ import annotations
 
-from textual import events
+from typing import TYPE_CHECKING, cast
+
+from textual import events, getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -18,6 +20,9 @@ from ..validation import format_m3
 from ..widgets.form import ErrorLine
 from ..widgets.meterlist import LazyRows, MeterList, format_row
 from ..widgets.syncbar import SyncBar
+
+if TYPE_CHECKING:
+    from ..app import ReaderApp
 
 
 def type_ahead_reserved(screen: Screen[None]) -> set[str]:
@@ -50,7 +55,7 @@ class ScanSearch:
         ch = event.character
         if not ch or not ch.isprintable() or ch.isspace() or event.key in type_ahead_reserved(self.screen):
             return
-        if not self.screen.app.repo.has_routes():  # type: ignore[attr-defined]
+        if not cast("ReaderApp", self.screen.app).enrolled_repo.has_routes():
             return
         event.stop()
         event.prevent_default()
@@ -63,6 +68,9 @@ def row_cells(m: MeterRow) -> tuple[str, ...]:
 
 
 class RouteScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [
         Binding("escape", "back", t("key_back")),
         Binding("b", "search", t("key_search")),
@@ -113,7 +121,7 @@ class RouteScreen(Screen[None]):
         self._shown = True
 
     def _rows(self) -> list[MeterRow]:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         if self.filter:
             return list(repo.search(self.filter, self.route_id))
         if self.route_id is None:
@@ -121,7 +129,7 @@ class RouteScreen(Screen[None]):
         return list(repo.route_meters(self.route_id))
 
     def refresh_data(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         progress = self.query_one("#progress", Static)
         if self.route_id is not None:
             r = repo.route(self.route_id)
@@ -197,7 +205,7 @@ class RouteScreen(Screen[None]):
             self.query_one("#meters", MeterList).focus()
             return
         if not self._serials:
-            repo = self.app.repo  # type: ignore[attr-defined]
+            repo = self.app.enrolled_repo
             looks_like_serial = any(ch.isdigit() for ch in query) and " " not in query
             if looks_like_serial and not repo.known_meter(query):
                 err.show(t("search_unknown_meter", q=query))
@@ -234,7 +242,7 @@ class RouteScreen(Screen[None]):
         self.query_one("#search", Input).focus()
 
     def action_next_pending(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         meters = self.query_one("#meters", MeterList)
         n = len(self._serials)
         for step in range(1, n + 1):
@@ -244,4 +252,4 @@ class RouteScreen(Screen[None]):
                 return
 
     def action_sync(self) -> None:
-        self.app.action_sync()  # type: ignore[attr-defined]
+        self.app.action_sync()

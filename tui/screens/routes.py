@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual import events
+from typing import TYPE_CHECKING
+
+from textual import events, getters
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -13,8 +15,14 @@ from ..text import cell
 from ..widgets.syncbar import SyncBar
 from .route import RouteScreen, ScanSearch
 
+if TYPE_CHECKING:
+    from ..app import ReaderApp
+
 
 class RoutesScreen(Screen[None]):
+    if TYPE_CHECKING:  # the reader app's own attributes, typed (Textual's typed `app` getter)
+        app = getters.app(ReaderApp)
+
     BINDINGS = [
         Binding("enter", "open", t("key_open"), show=False),
         Binding("b", "search", t("key_search")),
@@ -52,7 +60,7 @@ class RoutesScreen(Screen[None]):
         self.refresh_data()
 
     def refresh_data(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         table = self.query_one("#routes", DataTable)
         keep = table.cursor_row
         table.clear()
@@ -77,7 +85,7 @@ class RoutesScreen(Screen[None]):
         self.app.push_screen(RouteScreen(route_id))
 
     def action_search(self) -> None:
-        repo = self.app.repo  # type: ignore[attr-defined]
+        repo = self.app.enrolled_repo
         if not repo.has_routes():
             self.app.notify(t("err_no_routes"), severity="error")
             return
@@ -89,7 +97,7 @@ class RoutesScreen(Screen[None]):
         self.app.push_screen(OrdersScreen())
 
     def action_sync(self) -> None:
-        self.app.action_sync()  # type: ignore[attr-defined]
+        self.app.action_sync()
 
     def on_key(self, event: events.Key) -> None:
         self._scan.key(event)  # a serial typed or scanned here searches every route
