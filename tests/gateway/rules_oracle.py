@@ -164,19 +164,6 @@ def rule_zero_consumption(reading: Reading, history: Sequence[Reading], cfg: Met
     })]
 
 
-def daily_rates(history: Sequence[Reading], cfg: MeterRules) -> list[float]:
-    """Litres per day between consecutive readings (rollovers bridged, drops skipped)."""
-    rates = []
-    for a, b in zip(history, history[1:], strict=False):
-        dt = b["taken_at"] - a["taken_at"]
-        if dt <= 0:
-            continue
-        used = consumed_l(a["value_l"], b["value_l"], cfg)
-        if used >= 0:
-            rates.append(used * DAY_MS / dt)
-    return rates
-
-
 def usual_daily_l(history: Sequence[Reading], cfg: MeterRules) -> float:
     """The meter's average litres per day over its history (rollovers bridged, drops ignored).
     An average over the whole span, not a median of intervals: with hourly readings most
