@@ -113,6 +113,8 @@ class MeterWindows:
         """The anomalies of reading `r` (with its `rowid`), then `r` joins its meter's window.
         Call in rowid order."""
         meter, t = r["meter_serial"], r["taken_at"]
+        if r["value_l"] is None and not r["supersedes"]:
+            return []  # an observation without a register value: nothing to judge, no history
         h = self._by_meter.get(meter)
         if h is not None:
             self._by_meter.move_to_end(meter)
@@ -135,7 +137,7 @@ class MeterWindows:
         anchor = t if latest is None or t > latest else latest
         rows = self._load(meter, r["rowid"], window_start(anchor, window_ms=self.window_ms))
         superseded = {x["supersedes"] for x in rows if x["supersedes"]}
-        hist = [x for x in rows if x["taken_at"] < t and x["id"] not in superseded]
+        hist = [x for x in rows if x["taken_at"] < t and x["id"] not in superseded and x["value_l"] is not None]
         found = MeterHistory.of(hist, self.cfg, self.cal).judge(r, known=known, points=hist)
         self._by_meter.pop(meter, None)  # the next reading builds it again, this one included
         return found
@@ -184,7 +186,7 @@ class RulesWorker:
         # newest first through the (meter, time) index: stops at the first row committed before
         # `rowid` (max() would walk the meter's whole index range to apply the rowid condition)
         row = self.store.conn.execute("SELECT taken_at FROM readings WHERE meter_serial = ? AND rowid < ? "
-                                      "ORDER BY taken_at DESC LIMIT 1", (meter, rowid)).fetchone()
+                                      "AND value_l IS NOT NULL ORDER BY taken_at DESC LIMIT 1", (meter, rowid)).fetchone()
         return row[0] if row else None
 
     def _load_window(self, meter: str, rowid: int, lo: int | None) -> list[dict[str, Any]]:

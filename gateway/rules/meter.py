@@ -195,7 +195,9 @@ class MeterHistory:
     def push(self, r: Reading) -> None:
         """Add the reading after every reading already in (same or later taken_at)."""
         t: int = r["taken_at"]
-        v: int = r["value_l"]
+        v: int | None = r["value_l"]
+        if v is None:  # an observation without a register value (closed house): no history
+            return
         if self.latest is None or t > self.latest:
             self.latest = t
         last = self.last
@@ -280,8 +282,8 @@ class MeterHistory:
         """The anomalies of `reading`, newer than every reading in here. A correction (a
         reading that supersedes another) raises none: a person decided its value. A typed
         reading is judged by the plausibility rule against `points` (the history's readings)."""
-        if reading.get("supersedes"):
-            return []
+        if reading.get("supersedes") or reading.get("value_l") is None:
+            return []  # a person decided the value, or there is none (an observation only)
         out: list[Anomaly] = []
         names = rules or RULE_ORDER
         if reading.get("source") in MANUAL_SOURCES:
@@ -519,12 +521,14 @@ def evaluate(
 ) -> list[Anomaly]:
     """Run the meter rules on a new reading. `history` = the meter's earlier readings (any
     order; at least `zero_days` of them for the zero-consumption rule); those at or after the
-    reading's time, and those a correction in `history` supersedes, do not count."""
-    if reading.get("supersedes"):
+    reading's time, those a correction in `history` supersedes and those without a register
+    value (a reader's observation only) do not count. Such a reading raises nothing either."""
+    if reading.get("supersedes") or reading.get("value_l") is None:
         return []
     cfg = cfg or MeterRules()
     t = reading["taken_at"]
-    hist = sorted((h for h in effective(history) if h["taken_at"] < t), key=lambda h: h["taken_at"])
+    hist = sorted((h for h in effective(history) if h["taken_at"] < t and h.get("value_l") is not None),
+                  key=lambda h: h["taken_at"])
     return MeterHistory.of(hist, cfg).judge(reading, rules, known, hist)
 
 

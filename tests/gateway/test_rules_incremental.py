@@ -62,6 +62,9 @@ def build(events: list[Event], meters: int = 3) -> list[dict[str, Any]]:
             "battery": None if flags & 0x40 else (90 if not flags & 0x80 else 15), "alarms": alarms,
             "supersedes": None,
         }
+        if flags & 0x8000 and flags & 0x10:  # a reader's observation without a register value
+            row["value_l"] = None
+            row["observation_code"] = "CASA_CERRADA"
         if flags & 0x4000 and ids[m]:  # a correction of one of the meter's earlier readings
             row["supersedes"] = ids[m][flags % len(ids[m])]
             row["source"] = "handheld"
@@ -71,7 +74,7 @@ def build(events: list[Event], meters: int = 3) -> list[dict[str, Any]]:
 
 
 def event_strategy() -> st.SearchStrategy[list[Event]]:
-    flag = st.one_of(st.just(0), st.just(0x100), st.just(0x20 | 0x100), st.integers(0, 0x7FFF))
+    flag = st.one_of(st.just(0), st.just(0x100), st.just(0x20 | 0x100), st.integers(0, 0xFFFF))
     return st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.integers(0, 60), flag), max_size=90)
 
 
@@ -91,7 +94,7 @@ def random_events(rng: random.Random, n: int) -> list[Event]:
             elif mode < 0.4:  # a stuck register
                 events.append((m, rng.choice([4, 5, 6]), 0, 0))
             else:
-                flags = rng.randrange(0x8000) if rng.random() < 0.15 else 0
+                flags = rng.randrange(0x10000) if rng.random() < 0.15 else 0
                 events.append((m, rng.randrange(len(STEPS_MIN)), rng.randrange(60), flags))
     return events
 
@@ -99,11 +102,20 @@ def random_events(rng: random.Random, n: int) -> list[Event]:
 # --- the pure API: evaluate(reading, any history) ------------------------------------------
 
 
+def oracle_evaluate(r: dict[str, Any], hist: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
+    """The oracle, and what it did not know: a reading without a register value (a reader's
+    observation only; the old functions raised TypeError) raises nothing and is no history."""
+    if r["value_l"] is None:
+        return []
+    return oracle.evaluate(r, [h for h in oracle.effective(hist) if h["value_l"] is not None], CFG, **kw)
+
+
+
 def oracle_one_by_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, r in enumerate(rows):
         hist = [h for h in rows[:i] if h["meter_serial"] == r["meter_serial"]]
-        out.append(oracle.evaluate(r, hist, CFG, known=KNOWN.get(r["meter_serial"])))
+        out.append(oracle_evaluate(r, hist, known=KNOWN.get(r["meter_serial"])))
     return out
 
 
@@ -116,7 +128,7 @@ def test_evaluate_equals_the_oracle_for_any_history(events: list[Event], rnd: ra
         hist = [h for h in rows[:i] if h["meter_serial"] == r["meter_serial"]]
         rnd.shuffle(hist)  # any order, as the oracle takes it (ties then in this order for both)
         assert evaluate(r, hist, CFG, known=KNOWN.get(r["meter_serial"])) == \
-            oracle.evaluate(r, hist, CFG, known=KNOWN.get(r["meter_serial"]))
+            oracle_evaluate(r, hist, known=KNOWN.get(r["meter_serial"]))
     assert len(expected) == len(rows)
 
 
@@ -128,7 +140,7 @@ def test_evaluate_subsets_of_rules_keep_the_oracle_order() -> None:
         subset = rng.sample(names, rng.randrange(1, len(names)))
         for i, r in enumerate(rows):
             hist = [h for h in rows[:i] if h["meter_serial"] == r["meter_serial"]]
-            assert evaluate(r, hist, CFG, rules=subset) == oracle.evaluate(r, hist, CFG, rules=subset)
+            assert evaluate(r, hist, CFG, rules=subset) == oracle_evaluate(r, hist, rules=subset)
 
 
 # --- the worker's windows: kept between chunks, evicted, rebuilt --------------------------------
@@ -140,9 +152,9 @@ def worker_oracle(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     out = []
     for i, r in enumerate(rows):
         prior = [h for h in rows[:i] if h["meter_serial"] == r["meter_serial"]]
-        lo = window_start(max([h["taken_at"] for h in prior] + [r["taken_at"]]), CFG)
+        lo = window_start(max([h["taken_at"] for h in prior if h["value_l"] is not None] + [r["taken_at"]]), CFG)
         hist = [h for h in prior if h["taken_at"] >= lo]
-        out.append(oracle.evaluate(r, hist, CFG, known=KNOWN.get(r["meter_serial"])))
+        out.append(oracle_evaluate(r, hist, known=KNOWN.get(r["meter_serial"])))
     return out
 
 
@@ -157,7 +169,7 @@ class MemoryReadings:
         return sorted(got, key=lambda r: (r["taken_at"], r["rowid"]))
 
     def latest(self, meter: str, rowid: int) -> int | None:
-        ts = [r["taken_at"] for r in self.rows[:rowid - 1] if r["meter_serial"] == meter]
+        ts = [r["taken_at"] for r in self.rows[:rowid - 1] if r["meter_serial"] == meter and r["value_l"] is not None]
         return max(ts) if ts else None
 
 
@@ -256,3 +268,33 @@ def test_the_worker_on_sqlite_with_restarts_equals_the_oracle(tmp_path) -> None:
     assert sorted((r, k, json.dumps(json.loads(d), sort_keys=True)) for r, k, d in got) == \
         sorted((a["reading_id"], a["kind"], json.dumps(a["details"], sort_keys=True)) for a in expected)
     assert len(expected) > 100 and restarts and crashes
+
+
+def test_an_observation_without_a_register_value_neither_stops_the_worker_nor_enters_history(tmp_path) -> None:
+    """A reader's observation-only entry (closed house: `value_l` None, an observation code)
+    synced to the gateway. The worker stopped on it for good (TypeError, retried every 10 s,
+    the cursor never past it). It raises nothing and is no register value for later readings."""
+    from gateway.rules_worker import RulesWorker
+    from gateway.store import GatewayStore
+
+    site = "0190aaaa-0000-7000-8000-0000000000ef"
+    db = tmp_path / "gw.db"
+    store = GatewayStore.open(db, site_id=site)
+    base = {"meter_serial": "M0", "municipality": "EXP-01", "zone": "EXP-01-Z01", "flow_lph": None, "battery": 90,
+            "alarms": [], "source": "lorawan"}
+    rows = [
+        {**base, "id": "a", "taken_at": T0, "value_l": 1_000},
+        {**base, "id": "b", "taken_at": T0 + 15 * MIN, "value_l": None, "source": "handheld",
+         "observation_code": "CASA_CERRADA"},
+        {**base, "id": "c", "taken_at": T0 + 30 * MIN, "value_l": 1_010},
+        {**base, "id": "d", "taken_at": T0 + 45 * MIN, "value_l": None, "source": "lorawan"},
+        {**base, "id": "e", "taken_at": T0 + 60 * MIN, "value_l": 900},  # a drop from 1,010: reverse flow
+    ]
+    store.edge.insert_facts("readings", rows)
+    w = RulesWorker(db, site, chunk=2)
+    while w.step():
+        pass
+    w.store.close()
+    assert [(a["reading_id"], a["kind"]) for a in store.edge.rows("anomalies")] == [("e", "reverse_flow")]
+    assert evaluate(rows[4], rows[:4]) == evaluate(rows[4], [rows[0], rows[2]])
+    store.close()
