@@ -42,6 +42,8 @@ from gateway.store import open_edge
 log = structlog.get_logger("gateway.rules")
 
 CURSOR_KEY = "rules_cursor_rowid"
+#: gateway_state key of the summaries saved at a clean stop: {"cursor": ..., "config": ...}
+SAVED_KEY = "rules_windows_saved"
 _COLS = ("rowid, id, municipality, zone, meter_serial, taken_at, value_l, source, flow_lph, battery, alarms, "
          "supersedes")
 #: Summaries kept at most (least recently used evicted first). Up to ~1.7 KB each with a full
@@ -82,6 +84,16 @@ class MeterWindows:
 
     def __len__(self) -> int:
         return len(self._by_meter)
+
+    def fingerprint(self) -> str:
+        """What a saved summary depends on besides the readings: thresholds and window."""
+        return f"{self.cfg!r} window_ms={self.window_ms}"
+
+    def items(self) -> list[tuple[str, MeterHistory]]:
+        return list(self._by_meter.items())
+
+    def restore(self, meter: str, h: MeterHistory) -> None:
+        self._keep(meter, h)
 
     def clear(self) -> None:
         """Forget every summary (after a failed chunk: they may hold readings not committed as done)."""
@@ -177,6 +189,7 @@ class RulesWorker:
         self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
         self.anomalies = 0
         self._chunks = 0
+        self._restore_windows()
 
     def cursor(self) -> int:
         row = self.store.conn.execute("SELECT value FROM gateway_state WHERE key = ?", (CURSOR_KEY,)).fetchone()
@@ -241,6 +254,49 @@ class RulesWorker:
             self.windows.sweep(max(r["taken_at"] for r in new))
         return len(new_rows)
 
+    def save_windows(self) -> int:
+        """Write the summaries (at a clean stop) with the cursor they are current at, so the
+        next start resumes without rebuilding every meter's window from SQLite."""
+        items = self.windows.items()
+        with self.store.transaction():
+            conn = self.store.conn
+            conn.execute("DELETE FROM rules_windows")
+            conn.executemany("INSERT INTO rules_windows(meter, state) VALUES (?, ?)",
+                             [(m, orjson.dumps(h.to_state())) for m, h in items])
+            conn.execute("INSERT INTO gateway_state(key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (SAVED_KEY, json.dumps({"cursor": self.cursor(), "config": self.windows.fingerprint()})))
+        log.info("rules_windows_saved", meters=len(items))
+        return len(items)
+
+    def _restore_windows(self) -> None:
+        """Take back the summaries a clean stop saved, only if the cursor has not moved since
+        and the thresholds are the same; then forget them either way (a crash later must not
+        find summaries older than its cursor: those windows are rebuilt from SQLite)."""
+        conn = self.store.conn
+        row = conn.execute("SELECT value FROM gateway_state WHERE key = ?", (SAVED_KEY,)).fetchone()
+        if row is None:
+            return
+        restored = bad = 0
+        try:
+            saved = json.loads(row[0])
+            current = saved.get("cursor") == self.cursor() and saved.get("config") == self.windows.fingerprint()
+        except (ValueError, AttributeError):
+            current = False
+        if current:
+            for meter, blob in conn.execute("SELECT meter, state FROM rules_windows"):
+                try:
+                    h = MeterHistory.from_state(orjson.loads(blob), self.windows.cfg, self.windows.cal)
+                except ValueError:  # orjson.JSONDecodeError is one too
+                    bad += 1  # rebuilt from SQLite when the meter reads again
+                    continue
+                self.windows.restore(meter, h)
+                restored += 1
+        with self.store.transaction():
+            conn.execute("DELETE FROM rules_windows")
+            conn.execute("DELETE FROM gateway_state WHERE key = ?", (SAVED_KEY,))
+        log.info("rules_windows_restored", meters=restored, unreadable=bad, current=current)
+
     def _known(self, serials: list[str]) -> dict[str, Known]:
         """The registry's last value and tariff class of meters with typed readings in the chunk
         (few: readers' entries), from the reference rows the gateway pulled."""
@@ -270,4 +326,9 @@ class RulesWorker:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(15)
+        if not self._thread.is_alive():  # still in a step: its summaries may run ahead of the cursor
+            try:
+                self.save_windows()
+            except Exception:  # noqa: BLE001 - a stop must finish; the next start rebuilds instead
+                log.exception("rules_windows_save_failed")
         self.store.close()

@@ -192,6 +192,35 @@ class MeterHistory:
             h.push(r)
         return h
 
+    def to_state(self) -> list[Any]:
+        """The summary as plain JSON-able values (`from_state` takes them back)."""
+        return [self.latest, list(self.last[:4]) + [list(self.last[4])] if self.last else None, self.before_t,
+                self.before_v, self.run_since, self.used_l, self.count, self.days.tolist(),
+                [list(s) for s in self.night], sorted(self.superseded), self.corrections_from]
+
+    @classmethod
+    def from_state(cls, state: Sequence[Any], cfg: MeterRules, cal: NightCalendar | None = None) -> MeterHistory:
+        """The summary `to_state` gave; ValueError when `state` does not have its shape."""
+        try:
+            (latest, last, before_t, before_v, run_since, used_l, count, days, night, superseded,
+             corrections_from) = state
+            h = cls(cfg, cal)
+            h.latest = None if latest is None else int(latest)
+            if last is not None:
+                t, v, flow, battery, alarms = last
+                h.last = (int(t), int(v), flow, battery, tuple(str(a) for a in alarms))
+            h.before_t = None if before_t is None else int(before_t)
+            h.before_v, h.run_since, h.used_l, h.count = int(before_v), int(run_since), int(used_l), int(count)
+            h.days = array("q", (int(x) for x in days))
+            if len(h.days) % 3 or (h.last is None) != (count == 0):
+                raise ValueError("inconsistent summary")
+            h.night = [(int(t), int(v), f) for t, v, f in night]
+            h.superseded = frozenset(str(x) for x in superseded)
+            h.corrections_from = None if corrections_from is None else int(corrections_from)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"not a meter history summary: {exc}") from exc
+        return h
+
     def push(self, r: Reading) -> None:
         """Add the reading after every reading already in (same or later taken_at)."""
         t: int = r["taken_at"]

@@ -238,17 +238,23 @@ def test_the_worker_on_sqlite_with_restarts_equals_the_oracle(tmp_path) -> None:
     db = tmp_path / "gw.db"
     store = GatewayStore.open(db, site_id=site)
     worker = RulesWorker(db, site, chunk=rng.randrange(1, 200), cfg=CFG)
-    i = restarts = crashes = 0
+    i = restarts = crashes = resumed = 0
     while i < len(rows):
         n = rng.randrange(1, 60)
         store.edge.insert_facts("readings", [{k: v for k, v in r.items() if k != "rowid"} for r in rows[i:i + n]])
         i += n
         for _ in range(rng.randrange(0, 4)):
             worker.step()
-        if rng.random() < 0.2:  # a restart
+        if rng.random() < 0.2:  # a restart after a crash: windows rebuilt from SQLite
             restarts += 1
             worker.store.close()
             worker = RulesWorker(db, site, chunk=rng.randrange(1, 200), cfg=CFG)
+        elif rng.random() < 0.2:  # a clean stop (its thread ran meanwhile) and start: windows saved, taken back
+            worker.idle_s = 0.01
+            worker.start()
+            worker.stop()
+            worker = RulesWorker(db, site, chunk=rng.randrange(1, 200), cfg=CFG)
+            resumed += len(worker.windows) > 0
         if rng.random() < 0.15:  # a crash after evaluating (windows advanced), before the commit
             def evaluate_then_crash(new, windows, **kw):  # type: ignore[no-untyped-def]
                 evaluate_stream(new, windows, **kw)
@@ -267,7 +273,7 @@ def test_the_worker_on_sqlite_with_restarts_equals_the_oracle(tmp_path) -> None:
     store.close()
     assert sorted((r, k, json.dumps(json.loads(d), sort_keys=True)) for r, k, d in got) == \
         sorted((a["reading_id"], a["kind"], json.dumps(a["details"], sort_keys=True)) for a in expected)
-    assert len(expected) > 100 and restarts and crashes
+    assert len(expected) > 100 and restarts and crashes and resumed
 
 
 def test_an_observation_without_a_register_value_neither_stops_the_worker_nor_enters_history(tmp_path) -> None:
@@ -297,4 +303,51 @@ def test_an_observation_without_a_register_value_neither_stops_the_worker_nor_en
     w.store.close()
     assert [(a["reading_id"], a["kind"]) for a in store.edge.rows("anomalies")] == [("e", "reverse_flow")]
     assert evaluate(rows[4], rows[:4]) == evaluate(rows[4], [rows[0], rows[2]])
+    store.close()
+
+
+def test_saved_windows_are_taken_back_only_at_the_cursor_they_were_saved_at(tmp_path) -> None:
+    from gateway.rules_worker import SAVED_KEY, RulesWorker
+    from gateway.store import GatewayStore
+
+    site = "0190aaaa-0000-7000-8000-0000000000f0"
+    rows = build(random_events(random.Random(5), 300))
+    db = tmp_path / "gw.db"
+    store = GatewayStore.open(db, site_id=site)
+
+    def worker_after(part: list[dict[str, Any]], cfg: MeterRules = CFG) -> RulesWorker:
+        w = RulesWorker(db, site, cfg=cfg)
+        store.edge.insert_facts("readings", part)
+        while w.step():
+            pass
+        return w
+
+    w = worker_after(rows[:200])
+    saved = sorted(m for m, _ in w.windows.items())
+    assert w.save_windows() == len(saved) >= 2
+    with store.transaction():
+        store.conn.execute("UPDATE rules_windows SET state = ? WHERE meter = ?", (b'{"not": "a summary"}', saved[0]))
+    w.store.close()
+    w = RulesWorker(db, site, cfg=CFG)  # an unreadable one is rebuilt from SQLite, the others taken back
+    assert sorted(m for m, _ in w.windows.items()) == saved[1:]
+    w.save_windows()
+    w.store.close()
+    w = RulesWorker(db, site, cfg=CFG)  # taken back, and forgotten
+    assert sorted(m for m, _ in w.windows.items()) == saved[1:] and w.windows.loads == 0
+    assert store.conn.execute("SELECT count(*) FROM rules_windows").fetchone()[0] == 0
+    assert store.get_state(SAVED_KEY) is None
+    w.save_windows()
+    store.edge.insert_facts("readings", rows[200:250])
+    assert w.step()  # the cursor moved after the save: those summaries are stale
+    w.store.close()
+    w = RulesWorker(db, site, cfg=CFG)
+    assert len(w.windows) == 0
+    w.store.close()
+
+    w = worker_after(rows[250:280])
+    assert w.save_windows() > 0
+    w.store.close()
+    w = RulesWorker(db, site, cfg=MeterRules(zero_days=5))  # other thresholds: not taken back
+    assert len(w.windows) == 0
+    w.store.close()
     store.close()
