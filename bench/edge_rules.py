@@ -13,7 +13,8 @@
    JSON, dedup, decode, one SQLite commit per 1,000), no MQTT.
 3. This code's `RulesWorker` from a cursor `--rounds` + 1 rounds (one reading per meter each)
    before the end: the first round builds every meter's window from SQLite (what a restart
-   costs, reported per meter), the next `--rounds` are the steady state: CPU per reading.
+   costs, reported per meter), the next `--rounds` are the steady state: CPU per reading. Then
+   the windows' memory, and what saving them at a clean stop and taking them back costs.
 4. The old worker (revision `--before`, checked out into a temporary worktree and run there in
    its own process) over the same steady-state readings of the same database.
 Anomaly rows are counted, not inserted, on both sides (few; the comparison is the evaluation).
@@ -163,12 +164,15 @@ def run_worker(tree: Path, db: Path, start: int, warm: int, n: int) -> dict:
 
 
 def window_memory(db: Path, meters: int) -> float:
-    """Bytes per meter of the in-memory windows (tracemalloc, after one round built them)."""
+    """Bytes per meter of the in-memory windows (tracemalloc, after one round built them); then
+    the CPU a clean stop takes to save them and the next start to take them back."""
     import gc
     import tracemalloc
 
     from gateway.rules_worker import RulesWorker
+    from gateway.store import GatewayStore
 
+    GatewayStore.open(db, site_id=SITE).close()  # the gateway's local tables, as the daemon opens them first
     total = _rows(db)
     set_cursor(db, total - meters)
     w = RulesWorker(db, SITE)
@@ -182,6 +186,15 @@ def window_memory(db: Path, meters: int) -> float:
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     n = len(w.windows)
+    t = time.process_time()
+    w.save_windows()  # what a clean stop does
+    saved = time.process_time() - t
+    w.store.close()
+    t = time.process_time()
+    w = RulesWorker(db, SITE)  # ... and the next start
+    restored = time.process_time() - t
+    print(f"    clean stop / start: {n:,} windows saved in {saved:.2f} s CPU, {len(w.windows):,} taken back"
+          f" in {restored:.2f} s CPU (instead of rebuilding them from SQLite)")
     w.store.close()
     return (after - before) / max(n, 1)
 
