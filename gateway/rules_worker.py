@@ -52,13 +52,37 @@ MAX_METERS = 60_000
 _NO_ALARMS: tuple[str, ...] = ()
 
 
-def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+def _alarms(a: Any) -> Any:
     # most readings carry no alarm ('[]'): skip the JSON parser for them (and share one
     # empty tuple: the summaries keep the newest reading's alarms, one list per meter adds up)
-    a = r[10]
+    if not a or a == "[]":
+        return _NO_ALARMS
+    try:
+        return orjson.loads(a)
+    except orjson.JSONDecodeError:
+        return None  # malformed: see _malformed
+
+
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     return {"rowid": r[0], "id": r[1], "municipality": r[2], "zone": r[3], "meter_serial": r[4], "taken_at": r[5],
-            "value_l": r[6], "source": r[7], "flow_lph": r[8], "battery": r[9],
-            "alarms": orjson.loads(a) if a and a != "[]" else _NO_ALARMS, "supersedes": r[11]}
+            "value_l": r[6], "source": r[7], "flow_lph": r[8], "battery": r[9], "alarms": _alarms(r[10]),
+            "supersedes": r[11]}
+
+
+def _malformed(r: Mapping[str, Any]) -> str | None:
+    """The field that makes a readings row unreadable for the rules, if one does. SQLite keeps
+    whatever a writer stored; one such row must not stop the rules for every meter."""
+    if type(r["taken_at"]) is not int:
+        return "taken_at"
+    if r["value_l"] is not None and type(r["value_l"]) is not int:
+        return "value_l"
+    for f in ("flow_lph", "battery"):
+        if r[f] is not None and type(r[f]) not in (int, float):
+            return f
+    a = r["alarms"]
+    if a is not _NO_ALARMS and (type(a) is not list or any(type(x) is not str for x in a)):
+        return "alarms"
+    return None
 
 
 #: (meter serial, rowid, the window's first instant) -> the meter's readings with a smaller
@@ -188,6 +212,7 @@ class RulesWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
         self.anomalies = 0
+        self.skipped = 0  # readings too malformed to judge (logged one by one)
         self._chunks = 0
         self._restore_windows()
 
@@ -196,19 +221,24 @@ class RulesWorker:
         return int(json.loads(row[0])) if row else 0
 
     def _latest(self, meter: str, rowid: int) -> int | None:
+        """taken_at of the meter's newest judgeable reading committed before `rowid`."""
         # newest first through the (meter, time) index: stops at the first row committed before
         # `rowid` (max() would walk the meter's whole index range to apply the rowid condition)
-        row = self.store.conn.execute("SELECT taken_at FROM readings WHERE meter_serial = ? AND rowid < ? "
-                                      "AND value_l IS NOT NULL ORDER BY taken_at DESC LIMIT 1", (meter, rowid)).fetchone()
-        return row[0] if row else None
+        q = ("SELECT taken_at, value_l, flow_lph, battery, alarms FROM readings WHERE meter_serial = ? "
+             "AND rowid < ? AND value_l IS NOT NULL ORDER BY taken_at DESC")
+        for t, v, f, b, a in self.store.conn.execute(q, (meter, rowid)):
+            if _malformed({"taken_at": t, "value_l": v, "flow_lph": f, "battery": b, "alarms": _alarms(a)}) is None:
+                return int(t)
+        return None
 
     def _load_window(self, meter: str, rowid: int, lo: int | None) -> list[dict[str, Any]]:
         # only what a window needs (a cold start reads a month of every meter through here)
         q = ("SELECT id, taken_at, value_l, flow_lph, battery, alarms, supersedes FROM readings "
              "WHERE meter_serial = ? AND taken_at >= ? AND rowid < ? ORDER BY taken_at, rowid")
-        return [{"id": i, "taken_at": t, "value_l": v, "flow_lph": f, "battery": b,
-                 "alarms": orjson.loads(a) if a and a != "[]" else _NO_ALARMS, "supersedes": s}
+        rows = [{"id": i, "taken_at": t, "value_l": v, "flow_lph": f, "battery": b, "alarms": _alarms(a),
+                 "supersedes": s}
                 for i, t, v, f, b, a, s in self.store.conn.execute(q, (meter, lo if lo is not None else -(2**62), rowid))]
+        return [r for r in rows if _malformed(r) is None]  # skipped when judged: no history either
 
     def step(self) -> int:
         """Evaluate the next chunk; returns how many readings it covered (0 = caught up).
@@ -232,7 +262,14 @@ class RulesWorker:
             conn.execute("COMMIT")  # ends the read snapshot
         if not new_rows:
             return 0
-        new = [_row(r) for r in new_rows]
+        new = []
+        for r in map(_row, new_rows):
+            bad = _malformed(r)
+            if bad is None:
+                new.append(r)
+            else:
+                self.skipped += 1
+                log.warning("rules_reading_skipped", reading_id=r["id"], meter_serial=r["meter_serial"], field=bad)
         try:
             known = self._known(sorted({r["meter_serial"] for r in new if r["source"] in MANUAL_SOURCES}))
             found = (self.evaluate_batch(new, self.windows, known=known) if known

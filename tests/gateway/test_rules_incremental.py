@@ -351,3 +351,35 @@ def test_saved_windows_are_taken_back_only_at_the_cursor_they_were_saved_at(tmp_
     assert len(w.windows) == 0
     w.store.close()
     store.close()
+
+
+def test_a_malformed_reading_is_skipped_not_a_stop_of_the_rules(tmp_path) -> None:
+    """A readings row the rules cannot read (a register value stored as text, alarms that are no
+    JSON list of names): the worker stopped on it for good, every retry. It is skipped (logged,
+    counted), is no history for later readings, and the rules go on."""
+    from gateway.rules_worker import RulesWorker
+    from gateway.store import GatewayStore
+
+    site = "0190aaaa-0000-7000-8000-0000000000f1"
+    db = tmp_path / "gw.db"
+    store = GatewayStore.open(db, site_id=site)
+    base = {"meter_serial": "M0", "municipality": "EXP-01", "zone": "EXP-01-Z01", "flow_lph": None, "battery": 90,
+            "alarms": [], "source": "lorawan"}
+    rows = [{**base, "id": f"r{i}", "taken_at": T0 + i * 15 * MIN, "value_l": 1_000 + i} for i in range(3)]
+    rows += [{**base, "id": "bad1", "taken_at": T0 + 3 * 15 * MIN, "value_l": "12a"},
+             {**base, "id": "bad2", "taken_at": T0 + 4 * 15 * MIN, "value_l": 1.5e30},
+             {**base, "id": "r5", "taken_at": T0 + 5 * 15 * MIN, "value_l": 990}]  # a drop from 1,002
+    store.edge.insert_facts("readings", rows)
+    with store.transaction():
+        store.conn.execute("UPDATE readings SET alarms = '{not json' WHERE id = 'r1'")
+    w = RulesWorker(db, site, chunk=2)
+    while w.step():
+        pass
+    assert w.skipped == 3
+    w.store.close()
+    w = RulesWorker(db, site)  # a restart builds the window from SQLite past them too
+    store.edge.insert_facts("readings", [{**base, "id": "r6", "taken_at": T0 + 6 * 15 * MIN, "value_l": 980}])
+    assert w.step() == 1
+    w.store.close()
+    assert [(a["reading_id"], a["kind"]) for a in store.edge.rows("anomalies")] == [("r5", "reverse_flow")]
+    store.close()
