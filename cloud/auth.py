@@ -125,6 +125,18 @@ def create_node(conn: Connection, *, kind: str, municipality: str, zone: str, na
     return {"token": token, "site_id": site_id, "role": kind, "municipality": municipality, "zone": zone}
 
 
+def node_credential_valid(conn: Connection, cred: dict[str, Any], *, kind: str, municipality: str, zone: str) -> bool:
+    """Whether `cred` (a stored add-node credential) still signs in as an active node of this
+    kind, municipality and zone: then registering again would only make a second node."""
+    row = conn.execute(
+        sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone).where(
+            nodes.c.token_sha256 == hash_token(str(cred.get("token", ""))), nodes.c.active.is_(True)
+        )
+    ).first()
+    return row is not None and (row.site_id, row.kind, row.municipality, row.zone) == (
+        cred.get("site_id"), kind, municipality, zone)
+
+
 def _check_municipality(conn: Connection, municipality: str, *, allow_all: bool) -> None:
     if municipality == ALL_MUNICIPALITIES:
         if not allow_all:

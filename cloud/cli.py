@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -135,18 +136,45 @@ def add_node(
     zone: str = typer.Option(..., help="Zone code <municipality>-Znn, e.g. EXP-01-Z01."),
     kind: str = typer.Option(..., help="gateway or handheld."),
     name: str = typer.Option(None, help="A label for the device."),
+    credential_file: Path = typer.Option(
+        None, "--credential-file",
+        help="Write the credential to this file (mode 600) instead of printing the token, and do "
+             "nothing if the file already holds a credential of an active node of this kind and zone "
+             "(a deployment's enrol step can run on every start)."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
     config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
     """Register a zone gateway or a handheld and print its credential and site_id as JSON."""
-    from cloud.auth import create_node
+    from cloud.auth import create_node, node_credential_valid
+    from cloud.credential_file import read_credential, write_credential
     from cloud.events import record_event
+
+    if credential_file is not None:
+        engine = _engine(db, config)
+        try:
+            kept = read_credential(credential_file)
+            with engine.connect() as conn:
+                if kept is not None and node_credential_valid(conn, kept, kind=kind, municipality=municipality,
+                                                              zone=zone):
+                    _print({"site_id": kept["site_id"], "kind": kind, "zone": zone,
+                            "credential_file": str(credential_file), "registered": False})
+                    return
+        finally:
+            engine.dispose()
 
     def register(conn: Any) -> dict[str, Any]:
         cred = create_node(conn, kind=kind, municipality=municipality, zone=zone, name=name)
         record_event(conn, "NodeRegistered", "node", cred["site_id"], None, {"kind": kind, "zone": zone},
                      municipality=municipality)
-        return cred
+        if credential_file is None:
+            return cred
+        # Written before the registration commits: a file that cannot be written leaves no node behind.
+        try:
+            write_credential(credential_file, cred)
+        except OSError as e:
+            raise ValueError(f"cannot write the credential file {credential_file}: {e.strerror or e}") from e
+        return {"site_id": cred["site_id"], "kind": kind, "zone": zone, "credential_file": str(credential_file),
+                "registered": True}
 
     _register_credential(db, config, register)
 

@@ -96,6 +96,21 @@ def post_reading(body: ReadingIn, response: Response,
                  engine: Engine = Depends(get_engine), settings: CloudSettings = Depends(get_settings)) -> dict[str, Any]:
     """Record a meter reading from a third party or the office. It is validated at once (VEE):
     the answer carries the status (valid, suspect, invalid) and the flags."""
+    try:
+        doc, created = _record(body, principal, engine, settings)
+    except sa.exc.IntegrityError:
+        if body.id is None:
+            raise
+        # The same id sent to two cloud processes at once: the other one stored it first. Asked
+        # again, this request sees that reading and answers as a retry does (200, or 409 when the
+        # content differs), never a conflict for an idempotent resend.
+        doc, created = _record(body, principal, engine, settings)
+    if not created:
+        response.status_code = 200
+    return doc
+
+
+def _record(body: ReadingIn, principal: Principal, engine: Engine, settings: CloudSettings) -> tuple[dict[str, Any], bool]:
     with engine.begin() as conn:
         meter = service.meter_row(conn, body.meter_serial)
         if meter is None or not principal.sees_zone(meter["municipality"], meter["zone"]):
@@ -113,9 +128,7 @@ def post_reading(body: ReadingIn, response: Response,
             future_tolerance_ms=settings.future_tolerance_s * 1000,
             alarms=[plausibility.CONFIRMED_FLAG] if body.confirmed and verdict.implausible else [],
         )
-    if not created:
-        response.status_code = 200
-    return doc  # type: ignore[no-any-return]
+    return doc, created
 
 
 def _m3(litres: int) -> str:

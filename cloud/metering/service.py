@@ -18,6 +18,7 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from cloud.upsert import insert_for
 from sync import plausibility
 from sync.hlc import wall_ms
 from sync.vocab.readings import TYPED_SOURCES, ReadingSource
@@ -58,11 +59,10 @@ def _store_validation(conn: Connection, row: Any, res: vee.VeeResult, true_up_l:
         true_up_l=true_up_l, days=res.days, daily_avg_l=res.daily_avg_l, previous_id=res.previous_id,
         validated_at=dt.datetime.now(dt.UTC),
     )
-    updated = conn.execute(
-        reading_validations.update().where(reading_validations.c.reading_id == row["id"]).values(**values)
-    ).rowcount
-    if not updated:
-        conn.execute(reading_validations.insert().values(reading_id=row["id"], **values))
+    # One atomic upsert: two cloud processes (or a request and a background pass) validating the
+    # same new reading at once must both succeed, the later result kept, never a duplicate-key error.
+    stmt = insert_for(conn, reading_validations).values(reading_id=row["id"], **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[reading_validations.c.reading_id], set_=values))
 
 
 def _config_for(conn: Connection, municipality: str) -> vee.VeeConfig:

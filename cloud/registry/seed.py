@@ -66,6 +66,8 @@ def imei(zone: str, i: int) -> str:
 
 @dataclass
 class SeedResult:
+    """`contracts`/`meters`: what the zones hold after the call; `added`: created by it."""
+
     municipality: str
     zones: list[str]
     contracts: int
@@ -73,6 +75,7 @@ class SeedResult:
     routes: int
     readings: int
     seconds: float
+    added: int = 0  # contracts created by this call (0 when the zones already held them)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -91,10 +94,12 @@ def _pick_use(rng: random.Random) -> tuple[str, float, float, bool, bool]:
 def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int, *, readings_months: int = 0,
          nbiot_share: float = 0.0, start: dt.date | None = None, rng_seed: int = 7,
          progress: Callable[[str], None] | None = None) -> SeedResult:
-    """Create `zone_count` zones with `contract_count` contracts spread evenly (meter i of each zone).
+    """Make `zone_count` zones hold `contract_count` seeded contracts spread evenly (meter i of
+    each zone). Idempotent: meters 1..n a zone already has are kept and only the missing ones
+    are created, so running the same seed again (a compose `up`) adds nothing.
 
-    `readings_months` > 0 adds that many monthly valid readings per meter, ending at `start` of the
-    current month (for billing benchmarks)."""
+    `readings_months` > 0 adds that many monthly valid readings per new meter, ending at `start`
+    of the current month (for billing benchmarks)."""
     if municipality not in MUNICIPALITIES:
         raise ValueError(f"unknown municipality {municipality!r}; one of EXP-01..EXP-13")
     if zone_count < 1 or contract_count < 0:
@@ -118,12 +123,16 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
         load_observation_defaults(conn, municipality)
     next_n = int(next_id.rsplit("-", 1)[1])
 
+    added = held = 0
     for zi, code in enumerate(zone_codes):
-        n_zone = per_zone[zi]
         mt = replicated.table("meters")
         with engine.begin() as conn:
-            existing = conn.execute(sa.select(sa.func.count()).select_from(mt).where(
-                mt.c.zone == code, mt.c.serial.like(f"WM-{code}-%"))).scalar() or 0
+            existing = int(conn.execute(sa.select(sa.func.count()).select_from(mt).where(
+                mt.c.zone == code, mt.c.serial.like(f"WM-{code}-%"))).scalar() or 0)
+            n_zone = max(0, per_zone[zi] - existing)
+            held += existing + n_zone
+            if n_zone == 0:
+                continue  # this zone already holds its seeded contracts
             # one reading route per ~400 meters
             route_ids = [uuid7() for _ in range(max(1, (n_zone + 399) // 400))]
             replicated.write_rows(conn, "routes", [
@@ -131,7 +140,8 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                  "cycle": "monthly", "period": today.strftime("%Y-%m")}
                 for k, rid in enumerate(route_ids)], None)
             routes_made += len(route_ids)
-        first = int(existing) + 1
+        first = existing + 1
+        added += n_zone
         for c0 in range(0, n_zone, CHUNK):
             batch = range(first + c0, first + min(n_zone, c0 + CHUNK))
             cust_rows, contract_rows, sp_rows, meter_rows, dev_rows, inst_rows = [], [], [], [], [], []
@@ -204,9 +214,9 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
             total_readings += len(reading_rows)
             if progress:
                 progress(f"{code}: {min(n_zone, c0 + CHUNK)}/{n_zone} contracts")
-    if engine.dialect.name == "postgresql":
+    if added and engine.dialect.name == "postgresql":
         # Fresh bulk data: give the planner statistics before the first queries.
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-    return SeedResult(municipality, zone_codes, contract_count, contract_count, routes_made, total_readings,
-                      round(time.perf_counter() - t0, 2))
+    return SeedResult(municipality, zone_codes, held, held, routes_made, total_readings,
+                      round(time.perf_counter() - t0, 2), added)

@@ -17,6 +17,7 @@ from cloud.auth import Principal
 from cloud.events.log import record_event
 from cloud.logging import get_logger
 from cloud.registry import replicated
+from cloud.upsert import insert_for
 from sync.hlc import wall_ms
 from sync.vocab.readings import ReadingSource
 from sync.vocab.registry import ServicePointStatus
@@ -259,7 +260,16 @@ def open_from_anomalies(conn: Connection, *, limit: int = 500) -> int:
         sa.select(an).where(~sa.exists().where(anomaly_dispatch.c.anomaly_id == an.c.id))
         .order_by(an.c.id).limit(limit)
     ).mappings().all()
+    decided = 0
     for a in pending:
+        # Claim the decision first: another cloud process deciding the same anomaly at once
+        # either waits for this one or finds it decided, and opens nothing (no duplicate-key error).
+        claimed = conn.execute(insert_for(conn, anomaly_dispatch).values(
+            anomaly_id=a["id"], municipality=a["municipality"], work_order_id=None, decided_at=wall_ms(),
+        ).on_conflict_do_nothing(index_elements=[anomaly_dispatch.c.anomaly_id])).rowcount
+        if not claimed:
+            continue
+        decided += 1
         wo_id = None
         plan = domain.order_for_anomaly(a["kind"] or "", a["severity"])
         if not domain.is_known_kind(a["kind"] or ""):
@@ -277,9 +287,10 @@ def open_from_anomalies(conn: Connection, *, limit: int = 500) -> int:
                 wo_id = order["id"]
             except NotFound:
                 wo_id = None  # an anomaly for a meter the registry does not know: nothing to dispatch
-        conn.execute(anomaly_dispatch.insert().values(anomaly_id=a["id"], municipality=a["municipality"],
-                                                      work_order_id=wo_id, decided_at=wall_ms()))
-    return len(pending)
+        if wo_id is not None:
+            conn.execute(anomaly_dispatch.update().where(anomaly_dispatch.c.anomaly_id == a["id"])
+                         .values(work_order_id=wo_id))
+    return decided
 
 
 def apply_completions(conn: Connection, *, limit: int = 200) -> int:
