@@ -215,6 +215,9 @@ class MeterHistory:
             if len(h.days) % 3 or (h.last is None) != (count == 0):
                 raise ValueError("inconsistent summary")
             h.night = [(int(t), int(v), f) for t, v, f in night]
+            numbers = [f for _, _, f in h.night] + ([h.last[2], h.last[3]] if h.last else [])
+            if any(x is not None and type(x) not in (int, float) for x in numbers):
+                raise ValueError("flow or battery not a number")
             h.superseded = frozenset(str(x) for x in superseded)
             h.corrections_from = None if corrections_from is None else int(corrections_from)
         except (TypeError, ValueError, OverflowError) as exc:
