@@ -54,6 +54,11 @@ def demo(
 
 
 def main() -> None:
+    from sync.logs import configure_logging
+
+    # Every command logs JSON lines on stderr (warnings and errors until a long-running command
+    # sets its own --log-level): stdout stays the command's own output, e.g. its JSON answer.
+    configure_logging("warning")
     app()
 
 

@@ -477,7 +477,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0, help="uplinks/s of the latency run")
     ap.add_argument("--skip-memory", action="store_true")
     a = ap.parse_args()
-    from gateway.daemon import configure_logging
+    from sync.logs import configure_logging
 
     configure_logging("warning")
     n = a.n or (100_000 if a.full else 10_000)

@@ -22,10 +22,11 @@ from cloud import row_security
 from cloud.api import errors
 from cloud.api.errors import problem
 from cloud.db import create_or_migrate, make_engine
-from cloud.logging import configure_logging, get_logger
 from cloud.settings import CloudSettings
+from sync.logs import configure_logging, get_logger
 
 API_PREFIX = "/api/v2"
+SYNC_PREFIX = API_PREFIX + "/sync/"
 
 # Mounted in this order. Routers define their own paths relative to /api/v2
 # (e.g. `APIRouter(prefix="/contracts")`).
@@ -90,9 +91,13 @@ def _install_metrics(app: FastAPI) -> None:
         elapsed = time.perf_counter() - started
         requests.labels(request.method, name, str(response.status_code)).inc()
         latency.labels(request.method, name).observe(elapsed)
-        if name not in ("/metrics", "/health"):
-            log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                     ms=round(elapsed * 1000, 1))
+        if name not in ("/metrics", "/health", "/health/live", "/health/ready"):
+            # Every field node pushes and pulls every few seconds: successful sync calls are the
+            # bulk of all requests and are counted in aquacis_http_requests_total; they are
+            # logged at debug, failed ones at info like every other request.
+            routine = name.startswith(SYNC_PREFIX) and response.status_code < 400
+            (log.debug if routine else log.info)("request", method=request.method, path=request.url.path,
+                                                 status=response.status_code, ms=round(elapsed * 1000, 1))
         return response
 
     @app.get("/metrics", include_in_schema=False)
@@ -181,25 +186,17 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     errors.install(app)
     _install_metrics(app)
     from cloud.cfdi.metrics import CfdiCollector
+    from cloud.operations_metrics import OperationsCollector
 
     app.state.metrics_registry.register(CfdiCollector(engine))
+    app.state.metrics_registry.register(OperationsCollector(engine))
     # Outermost: the tenant scope exists before any other middleware or handler runs.
     row_security.install(engine)
     app.add_middleware(row_security.RowSecurityMiddleware)
 
-    @app.get("/health", tags=["admin"])
-    def health() -> dict[str, Any]:
-        """Liveness and database reachability."""
-        import sqlalchemy as sa
+    from cloud.api.health import router as health_router
 
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            db_ok = True
-        except Exception:  # reported, not raised: health must answer
-            db_ok = False
-        return {"status": "ok" if db_ok else "degraded", "database": "ok" if db_ok else "unreachable",
-                "dialect": engine.dialect.name}
+    app.include_router(health_router)  # at the root, beside /metrics: probes are not API calls
 
     for path in [*ROUTERS, *settings.extra_routers]:
         app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)

@@ -80,6 +80,9 @@ def serve(
     from cloud.settings import settings_env
 
     settings = _settings(config, db_url=db, host=host, port=port, log_level=log_level, auto_migrate=migrate)
+    from sync.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
     # Once, before any worker starts: a schema newer than this code, or older without --migrate,
     # ends here with a clear message (exit 2).
     _engine(settings.db_url, None, upgrade=settings.auto_migrate).dispose()
@@ -88,10 +91,12 @@ def serve(
         # setting (flags and file included) goes there, not only the database URL.
         os.environ.update(settings_env(settings))
         uvicorn.run("cloud.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, log_level=settings.log_level, access_log=False)
+                    workers=workers, log_level=settings.log_level, access_log=False, log_config=None)
         return
     api = create_app(settings)
-    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    # log_config=None: uvicorn's loggers propagate to our JSON pipeline (sync.logs)
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                log_config=None)
 
 
 def _register_credential(db: str | None, config: str | None, register: Any) -> None:

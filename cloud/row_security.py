@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 APP_ROLE = "aquacis_app"
 SETTING = "app.municipality"
@@ -76,6 +76,9 @@ def tenant_scope(municipality: str | None = None) -> Iterator[TenantScope]:
         _scope.reset(token)
 
 
+_bypass_reasons_seen: set[str] = set()
+
+
 @contextmanager
 def system_scope(reason: str) -> Iterator[None]:
     """Run the block as the system (the connecting role, not restricted by RLS).
@@ -84,7 +87,12 @@ def system_scope(reason: str) -> Iterator[None]:
     `authenticate` (every request does it, before it knows its municipality)."""
     outer = _scope.get()
     if outer is not None and reason != "authenticate":
-        log.info("row_security_bypass", reason=reason, municipality=outer.municipality)
+        # The first bypass of each reason at info, the rest at debug: a scrape of /metrics
+        # every 15 s must not flood the log with the same line.
+        first = reason not in _bypass_reasons_seen
+        _bypass_reasons_seen.add(reason)
+        (log.info if first else log.debug)("row_security_bypass", reason=reason, municipality=outer.municipality,
+                                           first_of_reason=first)
     token = _scope.set(None)
     try:
         yield

@@ -8,10 +8,8 @@ messages, drain and commit what is queued, ack it, disconnect, push once more, c
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -22,28 +20,14 @@ from tenacity import retry, retry_if_exception_type, stop_never, wait_exponentia
 
 from gateway.config import GatewayConfig
 from gateway.decoding import Decoder, Device
+from gateway.health import GatewayCollector, probe
 from gateway.ingest import Ingestor, Metrics, Processor
 from gateway.mqtt_client import Inbound, MqttSubscriber
 from gateway.status import gather
 from gateway.store import GatewayStore
+from sync.logs import configure_logging
 
 log = structlog.get_logger("gateway")
-
-
-def configure_logging(level: str = "info") -> None:
-    lvl = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 class Enrolment:
@@ -176,6 +160,8 @@ class Daemon:
                 log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
 
         self.processor = processor
+        self.metrics.registry.register(GatewayCollector(
+            cfg.db, self.parts, lambda: self.subscriber.connects if self.subscriber is not None else 0))
         client_id = cfg.client_id or f"aquacis-gw-{who.site_id}"
         subscriber: Any
         if cfg.uses_mqtt_process():
@@ -236,7 +222,7 @@ class Daemon:
         self.hub = GatewayHub(str(self.cfg.db), who.site_id, who.municipality, who.zone, self.cfg.cloud,
                               on_relay=self.uplink.wake if self.uplink else None)
         posts = self.hub.routes()
-        self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts)
+        self.http = GatewayHTTP(addr[0], addr[1], self.metrics.registry, self.health, posts, live=self.live)
         self.http.start()
         log.info("http_listening", host=addr[0], port=self.http.port)
 
@@ -257,17 +243,30 @@ class Daemon:
             log.error("replication_refused", error=str(e))
 
     # -- running -------------------------------------------------------------------------
+    def parts(self) -> dict[str, Any]:
+        """The running parts' states that liveness and readiness are judged from (gateway.health)."""
+        ing, sub = self.ingestor, self.subscriber
+        return {
+            "ingest": bool(ing is not None and ing.error is None and ing.alive()),
+            "mqtt_process": sub.alive() if sub is not None and hasattr(sub, "alive") else None,
+            "mqtt_connected": bool(sub is not None and sub.connected.is_set()),
+            "replication": self.replicator.alive() if self.replicator is not None else None,
+        }
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        p = probe(self.parts())
+        return p.live, {"live": p.live, "reasons": [] if p.live else p.reasons}
+
     def health(self) -> tuple[bool, dict[str, Any]]:
-        ok = True
-        doc: dict[str, Any] = {}
+        """Readiness, with the whole status document (`/health`, `/health/ready`)."""
+        parts = self.parts()
+        p = probe(parts)
+        doc: dict[str, Any] = {"live": p.live, "ready": p.ready, "reasons": p.reasons}
         ing = self.ingestor
-        if ing is None or ing.error is not None or not ing.alive():
-            ok = False
-        if self.subscriber is not None and hasattr(self.subscriber, "alive"):
-            doc["mqtt_process_alive"] = self.subscriber.alive()
-            ok = ok and doc["mqtt_process_alive"]
+        if parts["mqtt_process"] is not None:
+            doc["mqtt_process_alive"] = parts["mqtt_process"]
         doc["ingest_alive"] = bool(ing and ing.alive())
-        doc["mqtt_connected"] = bool(self.subscriber and self.subscriber.connected.is_set())
+        doc["mqtt_connected"] = parts["mqtt_connected"]
         doc["committed_messages"] = ing.committed if ing else 0
         doc["queue_depth"] = ing.depth() if ing else 0
         if self.modbus is not None:
@@ -275,14 +274,13 @@ class Daemon:
         if self.replicator is not None:
             rep = self.replicator.snapshot()
             doc["replication_alive"] = rep["alive"]
-            ok = ok and rep["alive"]
         try:
             doc.update(gather(self.cfg.db))
         except Exception as e:  # noqa: BLE001 - status is best effort; health stays a 200/503
             doc["status_error"] = str(e)
         if self.replicator is not None:  # the live supervisor's view, fresher than the state file
             doc["replication"] = {**(doc.get("replication") or {}), **rep}
-        return ok, doc
+        return p.ready, doc
 
     def run_forever(self) -> int:
         def _sig(signum: int, frame: Any) -> None:

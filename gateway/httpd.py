@@ -1,4 +1,5 @@
-"""The gateway's small HTTP server: `/health`, `/metrics` (Prometheus) and the local sync hub.
+"""The gateway's small HTTP server: `/health` (`/health/live`, `/health/ready`), `/metrics`
+(Prometheus) and the local sync hub.
 
 Standard-library `ThreadingHTTPServer`: a gateway box is small and this keeps memory low.
 Every error becomes a 4xx/5xx with a JSON reason, never a traceback.
@@ -30,9 +31,13 @@ def json_response(status: int, doc: Any) -> Response:
 
 class GatewayHTTP:
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Callable[[], tuple[bool, dict[str, Any]]],
-                 posts: dict[str, PostHandler] | None = None) -> None:
+                 posts: dict[str, PostHandler] | None = None,
+                 live: Callable[[], tuple[bool, dict[str, Any]]] | None = None) -> None:
+        """`health`: readiness and the full status document (`/health`, `/health/ready`);
+        `live`: liveness only (`/health/live`; defaults to `health`)."""
         self.registry = registry
         self.health = health
+        self.live = live or health
         self.posts = posts or {}
         outer = self
 
@@ -52,8 +57,11 @@ class GatewayHTTP:
 
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?", 1)[0]
-                if path in ("/health", "/healthz"):
+                if path in ("/health", "/healthz", "/health/ready"):
                     ok, doc = outer.health()
+                    self._send(json_response(200 if ok else 503, doc))
+                elif path == "/health/live":
+                    ok, doc = outer.live()
                     self._send(json_response(200 if ok else 503, doc))
                 elif path == "/metrics":
                     self._send((200, CONTENT_TYPE_LATEST, generate_latest(outer.registry)))

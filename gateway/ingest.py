@@ -51,14 +51,14 @@ class BatchResult:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.messages = Counter("gateway_messages", "MQTT messages by outcome", ["outcome"], registry=self.registry)
-        self.readings = Counter("gateway_readings_committed", "readings committed", registry=self.registry)
-        self.acks = Counter("gateway_acks", "PUBACKs sent after commit", registry=self.registry)
+        self.messages = Counter("aquacis_gateway_messages", "MQTT messages by outcome", ["outcome"], registry=self.registry)
+        self.readings = Counter("aquacis_gateway_readings_committed", "readings committed", registry=self.registry)
+        self.acks = Counter("aquacis_gateway_acks", "PUBACKs sent after commit", registry=self.registry)
         self.latency = Histogram(
-            "gateway_broker_to_commit_seconds", "from message arrival to its commit",
+            "aquacis_gateway_broker_to_commit_seconds", "from message arrival to its commit",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5), registry=self.registry,
         )
-        self.batch = Histogram("gateway_batch_size", "messages per commit",
+        self.batch = Histogram("aquacis_gateway_batch_size", "messages per commit",
                                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=self.registry)
 
 

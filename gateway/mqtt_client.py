@@ -114,6 +114,23 @@ class _Client(mqtt.Client):
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
+#: seconds between `mqtt_broker_unreachable` lines while the broker stays away
+FAILURE_LOG_EVERY_S = 60.0
+
+# paho 2.x reports every lost MQTT 3.1.1 connection as reason "Unspecified error" (3.1.1 has no
+# DISCONNECT from the broker): a broker restart, a closed socket, a network cut all read so.
+_LOST_CAUSES = {
+    "Unspecified error": "connection closed by the broker or the network (broker restart, network cut)",
+    "Keep alive timeout": "no answer from the broker within the keepalive (network or broker stalled)",
+    "Protocol error": "the broker closed the connection over a protocol error",
+}
+
+
+def lost_cause(rc: object) -> str:
+    """What a lost connection's reason code means to an operator."""
+    return _LOST_CAUSES.get(str(rc), f"connection lost ({rc})")
+
+
 @dataclass(slots=True)
 class Inbound:
     topic: str
@@ -159,6 +176,12 @@ class MqttSubscriber:
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.connects = 0
+        self._stopping = False
+        self._up_since: float | None = None  # monotonic time of the current connection
+        self._down_since: float | None = None  # monotonic time the broker was lost (or first tried)
+        self._failures = 0  # connection attempts failed since the last good one
+        self._failure_logged_at: float | None = None
+        self._refused = False  # the broker refused our last CONNECT
         self.client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -170,9 +193,11 @@ class MqttSubscriber:
             self.client.username_pw_set(u.username, u.password)
         if tls:
             self.client.tls_set()
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.max_reconnect_delay = 10
+        self.client.reconnect_delay_set(min_delay=1, max_delay=self.max_reconnect_delay)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         # One write for the PUBACKs of a whole batch (see ack_many) through paho's private output
         # queue (2.x; pinned with an upper bound in pyproject.toml, tests/gateway/
@@ -186,8 +211,20 @@ class MqttSubscriber:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
         if getattr(rc, "is_failure", False):
-            self.log.warning("mqtt_connect_refused", reason=str(rc))
+            # refused (credentials, ACL, client id): retried like an unreachable broker, and said
+            # as loudly but as rarely (the first refusal, then once a minute)
+            now = self._clock()
+            self._refused = True
+            if self._down_since is None:
+                self._down_since = now
+            self._failures += 1
+            if self._failure_logged_at is None or now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+                self._failure_logged_at = now
+                self.log.error("mqtt_connect_refused", broker=f"{self.host}:{self.port}", reason=str(rc),
+                               attempts=self._failures, down_s=round(now - self._down_since, 1))
             return
+        now = self._clock()
+        self._refused = False
         with self._lock:
             self._gen += 1
             self.connects += 1
@@ -196,8 +233,17 @@ class MqttSubscriber:
         self.connected.set()
         if self._on_state is not None:
             self._on_state(True, self._gen)
+        session_present = bool(getattr(flags, "session_present", False))
+        down_s = None if self._down_since is None else round(now - self._down_since, 1)
+        self._up_since, self._down_since = now, None
+        self._failures, self._failure_logged_at = 0, None
         self.log.info("mqtt_connected", broker=f"{self.host}:{self.port}", generation=self._gen,
-                 session_present=getattr(flags, "session_present", None))
+                      session_present=session_present, down_s=down_s, connects=self.connects)
+        if not session_present and self.connects > 1:
+            # The broker forgot our persistent session (restart without persistence, expiry):
+            # QoS 1 uplinks it queued for us while we were away are gone unless the LNS resends.
+            self.log.warning("mqtt_session_lost", broker=f"{self.host}:{self.port}", down_s=down_s,
+                             consequence="uplinks queued by the broker while disconnected are lost")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
         self.connected.clear()
@@ -205,7 +251,39 @@ class MqttSubscriber:
             self._gen += 1  # nothing received before this point may be acked any more
         if self._on_state is not None:
             self._on_state(False, self._gen)
-        (self.log.warning if getattr(rc, "is_failure", True) else self.log.info)("mqtt_disconnected", reason=str(rc))
+        now = self._clock()
+        up_s = None if self._up_since is None else round(now - self._up_since, 1)
+        self._up_since = None
+        if self._stopping and not getattr(rc, "is_failure", False):
+            self.log.info("mqtt_disconnected", broker=f"{self.host}:{self.port}", reason="gateway stopping")
+            return
+        if up_s is None:  # never got a CONNACK on this connection: a failed attempt, not a loss
+            if not self._refused:  # (a refusal is already said by mqtt_connect_refused)
+                self._on_connect_fail(client, userdata, error=lost_cause(rc))
+            return
+        if self._down_since is None:
+            self._down_since = now
+        self.log.warning("mqtt_connection_lost", broker=f"{self.host}:{self.port}", cause=lost_cause(rc),
+                         reason_code=str(rc), connected_s=up_s, retry_in_s_max=self.max_reconnect_delay)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object, error: str | None = None) -> None:
+        """A connection attempt failed (broker down, refused TCP, DNS): called inside paho's except."""
+        import sys
+
+        now = self._clock()
+        if self._down_since is None:
+            self._down_since = now
+        self._failures += 1
+        exc = sys.exc_info()[1]
+        err = error or (f"{type(exc).__name__}: {exc}" if exc else "connection failed")
+        # The first failure, then one line a minute while the broker stays away (retries run
+        # every few seconds).
+        if self._failure_logged_at is None or now - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+            self._failure_logged_at = now
+            self.log.warning("mqtt_broker_unreachable", broker=f"{self.host}:{self.port}",
+                             error=err,
+                             attempts=self._failures, down_s=round(now - self._down_since, 1),
+                             retry_in_s_max=self.max_reconnect_delay)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._deliver(
@@ -252,6 +330,7 @@ class MqttSubscriber:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:

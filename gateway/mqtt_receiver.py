@@ -46,8 +46,9 @@ class JsonLog:
     def _emit(self, level: str, event: str, **kw: Any) -> None:
         if _LEVELS[level] < self.min:
             return
-        doc = {"event": event, "level": level, "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-               "process": "mqtt-receiver", **kw}
+        # the shape of sync.logs' lines (event, level, logger, timestamp), without structlog
+        doc = {"event": event, "level": level, "logger": "gateway.mqtt",
+               "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "process": "mqtt-receiver", **kw}
         sys.stderr.write(json.dumps(doc, default=str) + "\n")
         sys.stderr.flush()
 

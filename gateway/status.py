@@ -9,8 +9,11 @@ import json
 import shutil
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sync import hlc
 
 
 def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
@@ -21,16 +24,34 @@ def _one(con: sqlite3.Connection, sql: str, *args: Any) -> Any:
     return row[0] if row else None
 
 
-def outbox_pending(db: str | Path) -> int:
-    """Changes waiting for the cloud, read from the database itself (read-only, beside the
-    live daemon): the one count that `status` and the `gateway_outbox_pending` metric report,
-    so the metric shows the backlog during an outage, not the count of the last good round."""
+@dataclass(frozen=True)
+class Backlog:
+    """What waits for the cloud: the one reading that `status`, `/health` and the metrics report
+    (read from the database itself, so it keeps rising through an outage)."""
+
+    changes: int
+    oldest_ms: int | None  # when the oldest reading the cloud has not acknowledged was queued
+    last_contact_ms: int | None  # the last sync round the cloud answered
+
+    def oldest_age_s(self, now_ms: int) -> float:
+        return 0.0 if self.oldest_ms is None else max(0.0, (now_ms - self.oldest_ms) / 1000)
+
+
+def read_backlog(con: sqlite3.Connection) -> Backlog:
+    contact = _one(con, "SELECT value FROM gateway_state WHERE key = 'last_cloud_contact_ms'")
+    return Backlog(changes=int(_one(con, "SELECT count(*) FROM _outbox") or 0),
+                   oldest_ms=oldest_unsynced_reading_ms(con),
+                   last_contact_ms=None if contact in (None, "null") else int(json.loads(contact)))
+
+
+def backlog(db: str | Path) -> Backlog:
+    """`read_backlog` on a read-only connection of its own, beside the live daemon."""
     try:
         con = sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
-        return 0
+        return Backlog(0, None, None)
     try:
-        return int(_one(con, "SELECT count(*) FROM _outbox") or 0)
+        return read_backlog(con)
     finally:
         con.close()
 
@@ -55,8 +76,8 @@ def free_bytes(db: Path) -> int | None:
 
 def oldest_unsynced_reading_ms(con: sqlite3.Connection) -> int | None:
     """When the oldest reading the cloud has not acknowledged was queued (its HLC's clock part)."""
-    hlc = _one(con, "SELECT hlc FROM _outbox WHERE tbl = 'readings' ORDER BY oid LIMIT 1")
-    return None if hlc is None else int(hlc) >> 16
+    stamp = _one(con, "SELECT hlc FROM _outbox WHERE tbl = 'readings' ORDER BY oid LIMIT 1")
+    return None if stamp is None else hlc.physical(int(stamp))
 
 
 def replication_status(db: Path, configured: Any) -> dict[str, Any] | None:
@@ -96,7 +117,8 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             ]
         except sqlite3.Error:
             pass
-        oldest = oldest_unsynced_reading_ms(con)
+        queued = read_backlog(con)
+        oldest = queued.oldest_ms
         dl_bytes = _one(con, "SELECT coalesce(sum(length(payload) + length(topic) + length(reason)), 0) "
                              "FROM dead_letters") or 0
         return {
@@ -105,7 +127,7 @@ def gather(db: str | Path, now_ms: int | None = None, con: sqlite3.Connection | 
             "municipality": state.get("municipality"),
             "zone": state.get("zone"),
             "queues": {
-                "outbox": _one(con, "SELECT count(*) FROM _outbox") or 0,
+                "outbox": queued.changes,
                 "parked_unknown_devices": _one(con, "SELECT count(*) FROM parked") or 0,
                 "refusals": _one(con, "SELECT count(*) FROM _refusals") or 0,
             },

@@ -9,6 +9,8 @@ Local-only tables (never replicated):
 - `parked(id, received_at, topic, payload BLOB, dev_eui)`: uplinks of devices not (yet) in the
   zone's reference data, decoded again after each pull;
 - `gateway_state(key PK, value)`: enrolment (site, municipality, zone), last cloud contact.
+- `rules_windows(meter PK, state)`: the rules worker's per-meter history summaries, written at a
+  clean stop and read back (then emptied) at the next start (`gateway.rules_worker`).
 
 Plus a local index on `readings(meter_serial, taken_at)` for the edge rules' history.
 """
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS parked (
     payload BLOB NOT NULL, dev_eui TEXT
 );
 CREATE TABLE IF NOT EXISTS gateway_state (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS rules_windows (meter TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gw_readings_meter_time ON readings(meter_serial, taken_at);
 """
 

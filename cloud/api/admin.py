@@ -18,7 +18,7 @@ from cloud.auth import (
 )
 from cloud.errors import Forbidden, Invalid
 from cloud.events import events_for_entity, record_event
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.errors import CODES, TITLES, DomainError, FieldError
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:aquacis:problem:"

@@ -52,8 +52,8 @@ def billing_worker(
 ) -> None:
     """Process billing-run chunks from the database; start several (on one or more machines) to share a run."""
     from cloud.billing.worker import serve_forever, work
-    from cloud.logging import configure_logging
     from cloud.tariffs import load_book
+    from sync.logs import configure_logging
 
     configure_logging(log_level, True)
     engine = _engine(db, config)

@@ -35,7 +35,7 @@ from cloud.billing.tables import (
     payment_reference_withdrawals,
 )
 from cloud.events import record_event
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 log = get_logger("cloud.billing.lifecycle")
 

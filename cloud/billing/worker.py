@@ -29,8 +29,8 @@ from cloud.billing.runs import (
     release_chunk,
     utcnow,
 )
-from cloud.logging import get_logger
 from cloud.tariffs import TariffBook, default_book
+from sync.logs import get_logger
 
 log = get_logger("cloud.billing.worker")
 

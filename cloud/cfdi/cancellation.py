@@ -15,7 +15,6 @@ document at a time: a failure is recorded on that document and the sweep goes on
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.events.log import record_event
+from sync.logs import get_logger
 
 from .pac import CancelResult, PacRejected, PacUnavailable
 from .rules import CfdiRuleError, check_cancellation
 from .tables import CANCEL_OPEN, cfdi_documents
 
-log = logging.getLogger("cloud.cfdi.cancellation")
+log = get_logger("cloud.cfdi.cancellation")
 LEASE = timedelta(seconds=120)
 WAIT_FOR_SUBSTITUTE = "waiting for the substitute CFDI to be stamped"
 
@@ -113,7 +113,7 @@ def request_cancellation(
     doc.update(values)
     _event(conn, "CFDICancellationRequested", doc, {"motive": motive, "substitute_uuid": values["substitute_uuid"],
                                                     "substitute_document_id": substitute_id}, now)
-    log.info("cfdi %s: cancellation requested (motive %s)", cfdi_id, motive)
+    log.info("cfdi_cancellation_requested", cfdi_id=cfdi_id, motive=motive)
     return doc
 
 
@@ -147,7 +147,7 @@ class CancellationWorker:
             try:
                 outcome = self.process(doc_id)
             except Exception as e:  # noqa: BLE001 - recorded on the document, retried later
-                log.exception("cfdi %s: cancellation step failed", doc_id)
+                log.exception("cfdi_cancellation_step_failed", cfdi_id=doc_id)
                 self._retry_later(doc_id, f"{type(e).__name__}: {e}")
                 outcome = "cancel_error"
             counts[outcome] = counts.get(outcome, 0) + 1
@@ -199,7 +199,7 @@ class CancellationWorker:
                 result = self.svc.pac.cancel_status(doc["uuid"], stamped_xml=doc["stamped_xml"])
         except PacUnavailable as e:
             self._retry_later(doc_id, f"PAC unavailable: {e}")
-            log.warning("cfdi %s: PAC unavailable for cancellation: %s", doc_id, e)
+            log.warning("cfdi_cancellation_pac_unavailable", cfdi_id=doc_id, error=str(e)[:300])
             return "cancel_retry"
         except (PacRejected, CfdiRuleError) as e:
             self._finish(doc, "failed", now, reason=str(e))
@@ -242,7 +242,7 @@ class CancellationWorker:
             values.update(fiscal_status="stamped", last_error=f"cancellation {state}: {reason}"[:2000])
             event = "CFDICancellationRejected" if state == "rejected" else "CFDICancellationFailed"
             data = {"motive": doc["cancel_motive"], "reason": reason}
-            log.error("cfdi %s: cancellation %s: %s", doc["id"], state, reason)
+            log.error("cfdi_cancellation_ended", cfdi_id=doc["id"], state=state, reason=reason)
         with self.engine.begin() as conn:
             conn.execute(cfdi_documents.update().where(cfdi_documents.c.id == doc["id"]).values(**values))
             _event(conn, event, doc, data, now)

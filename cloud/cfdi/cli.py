@@ -7,13 +7,14 @@ docs/cfdi.md, docs/notifications.md); flags override them.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
 import typer
 
-log = logging.getLogger("cloud.cfdi.worker")
+from sync.logs import configure_logging, get_logger
+
+log = get_logger("cloud.cfdi.worker")
 
 CONFIG_HELP = "TOML configuration file (keys of the [cloud] table); flags and AQUACIS_* variables win over it."
 
@@ -45,7 +46,7 @@ def worker_pass(svc, sweep_billing, sweep_payments, cancel_reversed) -> dict[str
         try:
             n = step()
         except Exception as e:  # noqa: BLE001 - logged, retried on the next pass
-            log.warning("stamp worker step %s failed: %s", name, e)
+            log.warning("stamp_worker_step_failed", step=name, error=str(e)[:300])
             counts[f"{name}_failed"] = 1
             continue
         if isinstance(n, dict):
@@ -62,14 +63,17 @@ def stamp_worker(
     interval: float = typer.Option(5.0, help="Seconds between passes over due documents.",
                                    envvar="AQUACIS_CFDI_STAMP_INTERVAL"),
     once: bool = typer.Option(False, help="One pass, then exit (cron style)."),
+    log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Stamp pending_fiscal CFDIs through the configured PAC; PAC outages retry on the stored schedule."""
     from .wiring import service_from_settings
 
+    configure_logging(log_level)
     engine = _engine(db, config)
     svc = service_from_settings(engine)
     if not svc.pac.fiscally_valid:
-        typer.echo("warning: PAC is the offline TestDoublePac — stamps are NOT fiscally valid", err=True)
+        log.warning("pac_not_fiscally_valid", pac=type(svc.pac).__name__,
+                    detail="PAC is the offline TestDoublePac — stamps are NOT fiscally valid")
     try:
         from .from_billing import sweep_billing_invoices
         from .from_payments import cancel_reversed_complements, sweep_payment_complements
@@ -102,6 +106,7 @@ def notify_worker(
                              envvar="AQUACIS_NOTIFY_SINK"),
     interval: float = typer.Option(10.0, help="Seconds between passes.", envvar="AQUACIS_NOTIFY_INTERVAL"),
     once: bool = typer.Option(False, help="One pass, then exit."),
+    log_level: str = typer.Option("info", envvar="AQUACIS_LOG_LEVEL", help="debug, info, warning or error."),
 ) -> None:
     """Send due notifications (e-mail over SMTP, or the local sink); failures retry with backoff."""
     from cloud.notifications.channels import SmtpChannel, TestSink
@@ -109,6 +114,7 @@ def notify_worker(
 
     from .attachments import load_attachment
 
+    configure_logging(log_level)
     engine = _engine(db, config)
     channels: dict = {"sink": TestSink(path=Path(sink))}  # type: ignore[type-arg]
     channels["email"] = (
@@ -122,7 +128,7 @@ def notify_worker(
             try:
                 sweep_events(engine)  # payments and cut-off decisions → notices
             except Exception as e:  # noqa: BLE001 - logged; sending what is queued goes on
-                log.warning("notification event sweep failed: %s", e)
+                log.warning("notification_event_sweep_failed", error=str(e)[:300])
             counts = dispatch_due(engine, channels, attachment_loader=load_attachment)
             if any(counts.values()):
                 typer.echo(json.dumps(counts))

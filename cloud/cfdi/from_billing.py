@@ -10,7 +10,6 @@ for the period's global CFDI to público en general.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,12 +19,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from sync.logs import get_logger
+
 from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
 from .rules import PRODUCT_KEYS, CfdiRuleError, default_use
 
-log = logging.getLogger("cloud.cfdi")
 MX = ZoneInfo("America/Mexico_City")
-log = logging.getLogger("cloud.cfdi.billing")
+log = get_logger("cloud.cfdi.billing")
 KINDS = {"water": LineKind.WATER, "sewerage": LineKind.SEWERAGE, "sanitation": LineKind.SANITATION}
 CONCEPT_ES = {"water": "Suministro de agua", "sewerage": "Alcantarillado", "sanitation": "Saneamiento",
               "late_fee": "Recargos por pago extemporáneo", "fixed": "Cargo fijo"}
@@ -156,7 +156,7 @@ def _flag(svc: Any, municipality: str, results: list[dict[str, Any]]) -> None:
                                                  reason=reason[:4000], first_seen_at=now, last_seen_at=now))
             record_event(conn, "CFDIBlocked", "invoice", invoice_id, None, {"reason": reason[:1000]},
                          municipality=municipality, at=now)
-            log.error("invoice %s cannot get a CFDI: %s", invoice_id, reason)
+            log.error("invoice_cfdi_blocked", invoice_id=invoice_id, reason=reason)
 
 
 RETRY_BLOCKED = timedelta(hours=24)
@@ -253,7 +253,7 @@ def _cancel_each(svc: Any, todo: list[tuple[str, str, str | None]]) -> dict[str,
             counts["cancel_requested"] += 1
         except Exception as e:  # noqa: BLE001 - one document's failure must not stop the others
             counts["cancel_failed"] += 1
-            log.warning("cfdi %s: cancellation (motive %s) failed: %s", doc_id, motive, e)
+            log.warning("cfdi_cancellation_failed", cfdi_id=doc_id, motive=motive, error=str(e)[:300])
     return counts
 
 
@@ -444,7 +444,7 @@ def sweep_global_withdrawals(svc: Any, limit: int = 500) -> dict[str, int]:
             counts["issued"] += 1
         except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
             counts["errors"] += 1
-            log.warning("receipt %s: no withdrawal CFDI: %s", row["id"], e)
+            log.warning("receipt_withdrawal_cfdi_failed", invoice_id=row["id"], error=str(e)[:300])
     return counts
 
 
@@ -488,5 +488,5 @@ def sweep_credit_notes(svc: Any, limit: int = 500) -> dict[str, int]:
             counts["issued"] += 1
         except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
             counts["errors"] += 1
-            log.warning("credit note %s: no CFDI: %s", note["id"], e)
+            log.warning("credit_note_cfdi_failed", credit_note_id=note["id"], error=str(e)[:300])
     return counts

@@ -7,17 +7,18 @@ invoice instead (no complement). The channel maps to c_FormaPago.
 
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from sync.logs import get_logger
+
 from .from_billing import receiver_for
 from .rules import CfdiRuleError
 from .tables import cfdi_documents, cfdi_payment_waits
 
-log = logging.getLogger("cloud.cfdi.payments")
+log = get_logger("cloud.cfdi.payments")
 
 FORMA_PAGO = {
     "counter": "01",  # efectivo en ventanilla
@@ -105,7 +106,7 @@ def sweep_payment_complements(svc: Any, limit: int = 500) -> dict[str, int]:
         try:
             counts["issued" if complement_for_payment(svc, pid) else "none"] += 1
         except CfdiRuleError as e:
-            log.warning("payment %s: complement waits: %s", pid, e)
+            log.warning("payment_complement_waiting", payment_id=pid, reason=str(e)[:300])
             _wait(svc, pid, str(e), now)
             counts["waiting"] += 1
         else:
@@ -155,5 +156,5 @@ def cancel_reversed_complements(svc: Any) -> int:
             request_cancellation(svc.engine, doc_id, "02", now=svc.clock())
             requested += 1
         except CfdiRuleError as e:
-            log.error("complement %s of a reversed payment cannot be cancelled: %s", doc_id, e)
+            log.error("reversed_payment_complement_not_cancellable", cfdi_id=doc_id, error=str(e)[:300])
     return requested

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from cloud.events.log import record_event
 from cloud.ids import uuid7
 from cloud.notifications.outbox import enqueue
+from sync.logs import get_logger
 
 from .build import (
     build_credit_note,
@@ -47,7 +47,7 @@ from .seal import seal
 from .tables import cfdi_documents, cfdi_global_members, cfdi_payment_parts
 from .validate import ValidationError, validator, verify_signature
 
-log = logging.getLogger("cloud.cfdi")
+log = get_logger("cloud.cfdi")
 LEASE = timedelta(seconds=120)
 
 
@@ -338,14 +338,14 @@ class CfdiService:
                     attempts=attempts, last_error=str(e), next_attempt_at=now + self.backoff(attempts),
                     claimed_until=None,
                 ))
-            log.warning("cfdi %s: PAC unavailable (attempt %d): %s", doc_id, attempts, e)
+            log.warning("cfdi_pac_unavailable", cfdi_id=doc_id, attempt=attempts, error=str(e)[:300])
             return "pending_fiscal"
         except PacRejected as e:
             with self.engine.begin() as conn:
                 conn.execute(cfdi_documents.update().where(cfdi_documents.c.id == doc_id).values(
                     fiscal_status="rejected", attempts=doc["attempts"] + 1, last_error=str(e), claimed_until=None,
                 ))
-            log.error("cfdi %s: PAC rejected: %s", doc_id, e)
+            log.error("cfdi_pac_rejected", cfdi_id=doc_id, error=str(e)[:300])
             return "rejected"
         pdf = render_pdf(result.stamped_xml)
         with self.engine.begin() as conn:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from satcfdi.models import Signer
 from sqlalchemy.engine import Engine
+
+from sync.logs import get_logger
 
 from .csd import load_signer, throwaway_signer
 from .model import Issuer
@@ -13,13 +13,13 @@ from .pac import make_pac
 from .service import CfdiService
 from .settings import CfdiSettings
 
-log = logging.getLogger("cloud.cfdi")
+log = get_logger("cloud.cfdi")
 
 
 def signer_from_settings(s: CfdiSettings) -> Signer:
     if s.cfdi_csd_cer and s.cfdi_csd_key:
         return load_signer(s.cfdi_csd_cer, s.cfdi_csd_key, s.cfdi_csd_password)
-    log.warning("no CSD configured (AQUACIS_CFDI_CSD_CER/KEY): sealing with a throwaway TEST certificate")
+    log.warning("cfdi_test_certificate", reason="no CSD configured (AQUACIS_CFDI_CSD_CER/KEY): sealing with a throwaway TEST certificate")
     return throwaway_signer(s.cfdi_issuer_rfc, s.cfdi_issuer_name)
 
 

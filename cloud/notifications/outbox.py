@@ -8,7 +8,6 @@ and, after `max_attempts`, kept as `failed` with its last error for a person to 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,12 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.ids import uuid7
+from sync.logs import get_logger
 
 from .channels import Attachment, Channel, ChannelError, Message
 from .tables import notifications
 from .templates import render
 
-log = logging.getLogger("cloud.notifications")
+log = get_logger("cloud.notifications")
 
 AttachmentLoader = Callable[[Connection, dict[str, Any]], Attachment | None]
 
@@ -106,7 +106,7 @@ def dispatch_due(
         except ChannelError as e:
             error = str(e)
         except Exception as e:  # an adapter bug must not stop the other notices
-            log.exception("notification %s: unexpected send error", row["id"])
+            log.exception("notification_send_failed", notification_id=row["id"])
             error = f"{type(e).__name__}: {e}"
         attempts = row["attempts"] + 1
         with engine.begin() as conn:

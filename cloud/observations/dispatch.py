@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cloud.logging import get_logger
 from cloud.observations.tables import observation_code_effects, observation_dispatch
 from cloud.workorders import service as workorders
+from sync.logs import get_logger
 
 log = get_logger("cloud.observations")
 

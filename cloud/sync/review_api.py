@@ -23,7 +23,7 @@ from cloud.api.deps import (
 )
 from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 from . import review
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cloud.logging import get_logger
+from sync.logs import get_logger
 
 from .service import process
 

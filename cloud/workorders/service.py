@@ -16,10 +16,10 @@ from sqlalchemy.engine import Connection, Engine
 from cloud import errors
 from cloud.auth import Principal
 from cloud.events.log import record_event
-from cloud.logging import get_logger
 from cloud.registry import replicated
 from cloud.upsert import insert_for
 from sync.hlc import wall_ms
+from sync.logs import get_logger
 from sync.vocab.readings import ReadingSource
 from sync.vocab.registry import ServicePointStatus
 from sync.vocab.work_orders import (

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ from tenacity import (
 from tenacity.wait import wait_exponential_jitter
 
 from gateway.modbus.registers import ReadBlock, RegisterMap, decode_block, plan_reads
+from sync.logs import get_logger
 
-log = logging.getLogger("aquacis.gateway.modbus")
+log = get_logger("gateway.modbus")
 
 Value = float | int | bool
 
@@ -244,7 +244,7 @@ class ModbusPoller:
         if result.gaps:
             self.failed_polls += 1
             self.last_error = next(iter(result.gaps.values()))
-            log.warning("modbus poll gap", extra={"station": self.station.name, "gaps": result.gaps})
+            log.warning("modbus_poll_gap", station=self.station.name, gaps=result.gaps)
         return result
 
     @staticmethod

@@ -1,5 +1,6 @@
 """Edge rules that run with no cloud: meter rules over a meter's recent history
-(`meter.evaluate`) and SCADA thresholds with hysteresis (`scada.run`). Pure functions; each
+(`meter.evaluate`; the history summarised by an incremental `meter.MeterHistory`, which the
+rules worker keeps per meter) and SCADA thresholds with hysteresis (`scada.run`). No I/O; each
 anomaly is a row for the replicated `anomalies` fact table. Catalogue: docs/edge-rules.md."""
 
 from gateway.rules.config import MeterRules, ScadaThreshold, rollover_from_digits

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from cloud.app import create_app
 from cloud.auth import create_node, create_user
 from cloud.settings import CloudSettings
-from sync import messages, wire
+from sync import wire  # the release's own module layout: its message classes live in sync.wire
 from sync.changes import Change
 from sync.hlc import pack, wall_ms
 
@@ -42,11 +42,11 @@ def main(url: str) -> None:
     row = {"id": reading_id, "municipality": MUN, "zone": ZONE, "meter_serial": meter,
            "taken_at": wall_ms() - 60_000, "value_l": 987_654, "source": "lorawan"}
     change = Change("readings", reading_id, gw["site_id"], 1, pack(wall_ms()), "insert", row, 0, MUN, ZONE)
-    pushed = client.post("/api/v2/sync/push", content=wire.encode(messages.PushBatch(gw["site_id"], [change])),
+    pushed = client.post("/api/v2/sync/push", content=wire.encode(wire.PushBatch(gw["site_id"], [change])),
                          headers={"Authorization": f"Bearer {gw['token']}", "Content-Type": wire.CONTENT_TYPE})
     assert pushed.status_code == 200, pushed.text
     result = wire.decode(pushed.content)
-    assert isinstance(result, messages.PushResult) and not result.refusals, result
+    assert isinstance(result, wire.PushResult) and not result.refusals, result
     client.close()
     engine.dispose()
     import cloud  # which code ran: the test checks it was the release's, not today's

@@ -54,10 +54,34 @@ def extract_release(dest: Path) -> Path:
     return dest
 
 
+def install_missing_release_deps(tree: Path) -> Path:
+    """The release's pinned dependencies that today's environment no longer has (sqlite-utils
+    and its own, dropped since), installed beside the release's tree: the release runs with
+    what it was released with, not with whatever today's lock still happens to carry."""
+    import importlib.metadata as md
+    import re
+
+    deps = tree / "_release_deps"
+    missing = []
+    for line in (tree / "requirements.lock").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        name, _, version = line.partition("==")
+        if not version:
+            continue
+        try:
+            md.version(re.sub(r"\[.*\]", "", name))
+        except md.PackageNotFoundError:
+            missing.append(f"{name}=={version.strip()}")
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(deps), *missing],
+                       check=True, capture_output=True, timeout=300)
+    return deps
+
+
 def _old(tree: Path, *args: str) -> str:
     """Run the release's code (never today's: PYTHONPATH and cwd are the release's tree)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AQUACIS_")}
-    env["PYTHONPATH"] = str(tree)
+    env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / '_release_deps'}"
     done = subprocess.run([sys.executable, *args], cwd=tree, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
     return done.stdout
@@ -84,7 +108,9 @@ def release_tree(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     stored fixture made by that code stands in (tests/cloud/release_fixture.py)."""
     if not has_release_history():
         return None
-    return extract_release(tmp_path_factory.mktemp(f"release-{RELEASE}"))
+    tree = extract_release(tmp_path_factory.mktemp(f"release-{RELEASE}"))
+    install_missing_release_deps(tree)
+    return tree
 
 
 @pytest.fixture

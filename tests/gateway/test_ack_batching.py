@@ -96,7 +96,7 @@ def test_batched_acks_reach_the_broker(mosquitto, tmp_path):
     ing.stop()
     sub.stop()
     store.close()
-    assert proc.metrics.registry.get_sample_value("gateway_acks_total") == n
+    assert proc.metrics.registry.get_sample_value("aquacis_gateway_acks_total") == n
 
     # The same session again: unacked messages would be redelivered before anything new, so a
     # marker published now arrives first exactly when every earlier message was acknowledged.

@@ -1,5 +1,5 @@
 """Gateway metrics → status, with the real gateway process and a real Mosquitto: through a
-whole cloud outage the `gateway_outbox_pending` metric shows the same backlog that
+whole cloud outage the `aquacis_gateway_backlog_changes` metric shows the same backlog that
 `aquacis gateway status` shows (it read 0 while status said 13,400 queued; issue 14)."""
 
 from __future__ import annotations
@@ -56,8 +56,14 @@ def test_outbox_metric_reports_the_backlog_through_a_cloud_outage(mosquitto, tmp
             now = gw.count("SELECT count(*) FROM _outbox")
             stable, last = (stable + 1, now) if now == last else (0, now)
             time.sleep(0.5)
-        queued = _status(gw)["queues"]["outbox"]
+        status = _status(gw)
+        queued = status["queues"]["outbox"]
         assert queued >= 300
-        assert _metric(gw.port, "gateway_outbox_pending") == queued
+        assert _metric(gw.port, "aquacis_gateway_backlog_changes") == queued
+        # the age of the oldest queued reading: the same figure in both views, growing
+        age = _metric(gw.port, "aquacis_gateway_oldest_unsynced_reading_age_seconds")
+        assert 0 < status["oldest_unsynced_reading_age_s"] <= age + 1 and age < 120
+        time.sleep(1.5)
+        assert _metric(gw.port, "aquacis_gateway_oldest_unsynced_reading_age_seconds") >= age + 1
     finally:
         gw.terminate()

@@ -28,11 +28,11 @@ def test_observe_many_counts_per_bucket_without_calling_observe(monkeypatch):
     monkeypatch.setattr(Histogram, "observe", refuse)
     observe_many(m.latency, [0.001, 0.2, 0.2, 7.0])
     sample = m.registry.get_sample_value
-    assert sample("gateway_broker_to_commit_seconds_count") == 4
-    assert sample("gateway_broker_to_commit_seconds_bucket", {"le": "0.005"}) == 1
-    assert sample("gateway_broker_to_commit_seconds_bucket", {"le": "0.2"}) == 3
-    assert sample("gateway_broker_to_commit_seconds_bucket", {"le": "5.0"}) == 3
-    assert sample("gateway_broker_to_commit_seconds_sum") == pytest.approx(7.401)
+    assert sample("aquacis_gateway_broker_to_commit_seconds_count") == 4
+    assert sample("aquacis_gateway_broker_to_commit_seconds_bucket", {"le": "0.005"}) == 1
+    assert sample("aquacis_gateway_broker_to_commit_seconds_bucket", {"le": "0.2"}) == 3
+    assert sample("aquacis_gateway_broker_to_commit_seconds_bucket", {"le": "5.0"}) == 3
+    assert sample("aquacis_gateway_broker_to_commit_seconds_sum") == pytest.approx(7.401)
 
 
 def test_the_buffered_socket_hook_overrides_a_method_paho_has():
