@@ -16,7 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,24 @@ class Cluster:
         self._own(path)
         return path
 
-    def start(self, data: Path, port: int) -> None:
+    def start(self, data: Path) -> tuple[int, str]:
+        """Start a server on `data` on a free port: (port, its URL)."""
+        port = free_port()
         self.run("pg_ctl", "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "-o",
                  f"-p {port} -k {self.sockets} -c listen_addresses=127.0.0.1", "start")
         self.running.append(data)
+        return port, f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def primary(self, conf: str) -> tuple[Path, int, str]:
+        """A new cluster with `conf` appended, started, with the cloud's schema: (data, port, URL)."""
+        data = self.mkdir("primary")
+        self.run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync")
+        with open(data / "postgresql.auto.conf", "a") as f:
+            f.write(conf)
+        port, url = self.start(data)
+        with engine_at(url) as engine:
+            create_or_migrate(engine)
+        return data, port, url
 
     def stop_all(self) -> None:
         for data in self.running:
@@ -99,71 +114,63 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _count(url: str, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
+@contextmanager
+def engine_at(url: str) -> Iterator[sa.Engine]:
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
-            q = sa.select(sa.func.count()).select_from(table)
-            return int(conn.execute(q if where is None else q.where(where)).scalar_one())
+        yield engine
     finally:
         engine.dispose()
+
+
+def _wait(done: Callable[[], bool], what: Callable[[], str] | str) -> None:
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, what() if callable(what) else what
+        time.sleep(0.1)
+
+
+def _count(url: str, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> int:
+    with engine_at(url) as engine, engine.connect() as conn:
+        q = sa.select(sa.func.count()).select_from(table)
+        return int(conn.execute(q if where is None else q.where(where)).scalar_one())
 
 
 def _sql(url: str, statement: str) -> object:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            return conn.exec_driver_sql(statement).scalar()
-    finally:
-        engine.dispose()
+    with engine_at(url) as engine, engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn.exec_driver_sql(statement).scalar()
 
 
 def test_base_backup_and_wal_replay_restore_to_a_point_in_time(cluster: Cluster) -> None:
-    primary, archive = cluster.mkdir("primary"), cluster.mkdir("wal-archive")
-    cluster.run("initdb", "-D", str(primary), "-U", "postgres", "--auth=trust", "--no-sync")
-    with open(primary / "postgresql.auto.conf", "a") as conf:
-        # What docs/deploy.md asks of the production primary: WAL for a standby and an archive.
-        conf.write(f"wal_level = replica\narchive_mode = on\narchive_command = 'cp %p {archive}/%f'\n"
-                   "max_wal_senders = 4\nfsync = off\n")
-    port = free_port()
-    cluster.start(primary, port)
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-
-    engine = make_engine(url)
-    try:
-        create_or_migrate(engine)
+    archive = cluster.mkdir("wal-archive")
+    # What docs/deploy.md asks of the production primary: WAL for a standby and an archive.
+    _, port, url = cluster.primary(f"wal_level = replica\narchive_mode = on\narchive_command = 'cp %p {archive}/%f'\n"
+                                   "max_wal_senders = 4\nfsync = off\n")
+    with engine_at(url) as engine:
         seed(engine, "EXP-01", 1, 5)
-    finally:
-        engine.dispose()
 
     backup = cluster.mkdir("base-backup")
     cluster.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-D", str(backup),
                 "--wal-method=fetch", "--checkpoint=fast", "--no-sync")
 
     # After the base backup: more of the registry, then a named point, then a later mistake.
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         seed(engine, "EXP-02", 1, 7)
         with engine.begin() as conn:
             create_user(conn, name="before the point", role="billing", municipality="EXP-02")
-    finally:
-        engine.dispose()
     _sql(url, "SELECT pg_create_restore_point('before_mistake')")
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            create_user(conn, name="after the point", role="admin", municipality="*")
-            conn.execute(contracts.delete().where(contracts.c.municipality == "EXP-01"))
-    finally:
-        engine.dispose()
+    with engine_at(url) as engine, engine.begin() as conn:
+        create_user(conn, name="after the point", role="admin", municipality="*")
+        conn.execute(contracts.delete().where(contracts.c.municipality == "EXP-01"))
     # Close the WAL segment holding the point and the mistake, and wait until it is archived.
     segment = _sql(url, "SELECT pg_walfile_name(pg_switch_wal())")
-    deadline = time.monotonic() + 30
-    while _sql(url, "SELECT last_archived_wal FROM pg_stat_archiver") != segment:
+
+    def archived() -> bool:
         assert _sql(url, "SELECT failed_count FROM pg_stat_archiver") == 0, "archive_command failed"
-        assert time.monotonic() < deadline, "WAL archiving did not progress"
-        time.sleep(0.1)
+        return _sql(url, "SELECT last_archived_wal FROM pg_stat_archiver") == segment
+
+    _wait(archived, "WAL archiving did not progress")
     assert _count(url, contracts, contracts.c.municipality == "EXP-01") == 0  # the primary has the mistake
 
     # Restore: the base backup, WAL from the archive, replayed up to the named point.
@@ -175,13 +182,9 @@ def test_base_backup_and_wal_replay_restore_to_a_point_in_time(cluster: Cluster)
     (restored / "recovery.signal").touch()
     if cluster.as_postgres:
         subprocess.run(["chown", "-R", "postgres:postgres", str(restored)], check=True)
-    port2 = free_port()
-    cluster.start(restored, port2)
-    url2 = f"postgresql://postgres@127.0.0.1:{port2}/postgres"
-    deadline = time.monotonic() + 30
-    while _sql(url2, "SELECT pg_is_in_recovery()") is not False:
-        assert time.monotonic() < deadline, (restored / "server.log").read_text()[-2000:]
-        time.sleep(0.1)
+    _, url2 = cluster.start(restored)
+    _wait(lambda: _sql(url2, "SELECT pg_is_in_recovery()") is False,
+          lambda: (restored / "server.log").read_text()[-2000:])
 
     log = (restored / "server.log").read_text()
     assert "recovery stopping at restore point" in log and "before_mistake" in log, log[-2000:]
@@ -190,47 +193,25 @@ def test_base_backup_and_wal_replay_restore_to_a_point_in_time(cluster: Cluster)
     assert _count(url2, users, users.c.name == "before the point") == 1
     assert _count(url2, users, users.c.name == "after the point") == 0  # after the target: not replayed
     # The restored server is a working primary: the cloud's schema check passes and it takes writes.
-    engine = make_engine(url2)
-    try:
+    with engine_at(url2) as engine:
         create_or_migrate(engine)
         seed(engine, "EXP-03", 1, 2)
-    finally:
-        engine.dispose()
     assert _count(url2, contracts) == 14
 
 
 def test_a_streaming_standby_follows_the_primary_and_takes_over(cluster: Cluster) -> None:
-    primary = cluster.mkdir("primary")
-    cluster.run("initdb", "-D", str(primary), "-U", "postgres", "--auth=trust", "--no-sync")
-    with open(primary / "postgresql.auto.conf", "a") as conf:
-        conf.write("wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\n")
-    port = free_port()
-    cluster.start(primary, port)
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    engine = make_engine(url)
-    try:
-        create_or_migrate(engine)
-    finally:
-        engine.dispose()
+    primary, port, url = cluster.primary("wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\n")
 
     # The standby: a base backup that writes its own primary_conninfo and standby.signal (-R).
     standby = cluster.mkdir("standby")
     cluster.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-D", str(standby),
                 "--wal-method=stream", "--checkpoint=fast", "--no-sync", "-R")
-    port2 = free_port()
-    cluster.start(standby, port2)
-    url2 = f"postgresql://postgres@127.0.0.1:{port2}/postgres"
+    _, url2 = cluster.start(standby)
     assert _sql(url2, "SELECT pg_is_in_recovery()") is True
 
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         seed(engine, "EXP-04", 1, 6)  # written on the primary after the standby started
-    finally:
-        engine.dispose()
-    deadline = time.monotonic() + 30
-    while _count(url2, contracts) < 6:
-        assert time.monotonic() < deadline, "the standby did not receive the primary's writes"
-        time.sleep(0.1)
+    _wait(lambda: _count(url2, contracts) >= 6, "the standby did not receive the primary's writes")
     assert _sql(url, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 1
     with pytest.raises(sa.exc.InternalError, match="read-only"):
         _sql(url2, "CREATE TABLE not_here (x int)")  # a hot standby serves reads only
@@ -239,10 +220,7 @@ def test_a_streaming_standby_follows_the_primary_and_takes_over(cluster: Cluster
     cluster.run("pg_ctl", "-D", str(primary), "-m", "immediate", "-w", "stop")
     cluster.run("pg_ctl", "-D", str(standby), "-w", "promote")
     assert _sql(url2, "SELECT pg_is_in_recovery()") is False
-    engine = make_engine(url2)
-    try:
+    with engine_at(url2) as engine:
         create_or_migrate(engine)
         seed(engine, "EXP-05", 1, 3)
-    finally:
-        engine.dispose()
     assert _count(url2, contracts) == 9
