@@ -42,6 +42,16 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_limit(limit: int | None, cap: int) -> None:
+    """`--limit` within 1..cap (None: no limit), or exit 2 naming it."""
+    if limit is None:
+        return
+    try:
+        check_limit(limit, cap)
+    except DeadLetterError as e:
+        raise _fail(str(e)) from e
+
+
 def _is_gateway_db(path: Path) -> bool:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -86,10 +96,7 @@ def list_dead_letters(
     as_json: bool = typer.Option(True, "--json/--text", help="JSON (default) or lines for a terminal."),
 ) -> None:
     """One page of dead letters, oldest first (no payloads; `export` has them)."""
-    try:
-        check_limit(limit, MAX_PAGE)
-    except DeadLetterError as e:
-        raise _fail(str(e)) from e
+    _check_limit(limit, MAX_PAGE)
     flt = _filter(after, reason)
     with _read_only(db) as con:
         rows, nxt = page(con, flt, limit)
@@ -114,11 +121,7 @@ def export_dead_letters(
     """Every matching dead letter with its raw payload, streamed (oldest first)."""
     if fmt not in ("jsonl", "csv"):
         raise _fail("--format must be jsonl or csv")
-    if limit is not None:
-        try:
-            check_limit(limit, MAX_EXPORT)
-        except DeadLetterError as e:
-            raise _fail(str(e)) from e
+    _check_limit(limit, MAX_EXPORT)
     flt = _filter(after, reason)
     with _read_only(db) as con:
         if out == "-":
@@ -151,11 +154,7 @@ def replay(
         raise _fail("say which: --id ID (repeatable), --reason TEXT or --all")
     if ids and all_:
         raise _fail("--id and --all exclude each other")
-    if limit is not None:
-        try:
-            check_limit(limit, MAX_EXPORT)
-        except DeadLetterError as e:
-            raise _fail(str(e)) from e
+    _check_limit(limit, MAX_EXPORT)
     flt = _filter(None, reason, ids)
     if not Path(db).is_file() or not _is_gateway_db(Path(db)):
         raise _fail(f"no gateway database at {db}")
