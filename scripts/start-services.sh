@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts the real services the tests use: PostgreSQL and
-# Mosquitto, and mbpoll (an independent Modbus client the Modbus tests read through).
+# Mosquitto, mbpoll (an independent Modbus client the Modbus tests read through) and
+# systemd-analyze (checks the gateway's systemd unit; systemd itself is not started).
 # Idempotent. Prints the exports the test command needs.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)  # an independent Modbus client for the Modbus tests
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the gateway's unit (not started)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >&2
