@@ -45,6 +45,7 @@ ROUTERS: list[str] = [
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
     "cloud.observations.api:router",
+    "cloud.privacy.api:router",
 ]
 
 log = get_logger("cloud.app")
@@ -56,6 +57,7 @@ TAGS = [
     {"name": "events", "description": "The append-only event log (audit trail)."},
     {"name": "admin", "description": "Users and field nodes (admin only)."},
     {"name": "observation-codes", "description": "Reader observation codes per municipality."},
+    {"name": "privacy", "description": "ARCO requests (LGPDPPP), the personal-data access log, anonymisation."},
 ]
 
 

@@ -9,11 +9,13 @@ silent fallback to the defaults (docs/configuration.md).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -108,6 +110,13 @@ class CloudSettings(TomlTableSettings):
     # Most threads of `cloud serve` that work a billing run started by POST /api/v2/billing-runs
     # (None: the run's `parallelism`; 0: none, `aquacis cloud billing-worker` processes do it).
     billing_inprocess_workers: int | None = None
+    # Business days to answer an ARCO request (LGPDPPP art. 32: 20), counted as in
+    # cloud/privacy/business_days.py, plus the utility's own closed days (YYYY-MM-DD).
+    arco_answer_business_days: int = Field(20, ge=1, le=120)
+    arco_closed_days: list[dt.date] = []
+    # Years fiscal documents are kept after the last one (CFF art. 30: 5): a cancelled person's
+    # data is anonymised once they have passed.
+    fiscal_retention_years: int = Field(5, ge=5, le=20)
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

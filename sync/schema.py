@@ -166,7 +166,9 @@ _add(TableSpec(
 ))
 _add(TableSpec(
     "service_points", "mutable",
-    _f(contract_id="str", address="str", customer_name="str", customer_phone=PERSONAL,
+    # Field nodes get the address and access notes, never the holder's name or contact/tax data
+    # (docs/privacy.md, "Minimisation to the field"; tests/cloud/test_privacy_minimisation.py).
+    _f(contract_id="str", address="str", customer_name=PERSONAL, customer_phone=PERSONAL,
        customer_email=PERSONAL, tax_id=PERSONAL, use_type="str", route_id="str", route_order="int",
        meter_serial="str", status="str", lat="float", lon="float", access_notes="str"),
     writable_by={**_roles("admin", "dispatcher"), "technician": _GEO | {"status"},

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.engine import Engine
 
 from cloud.api import errors
 from cloud.auth import STAFF_ROLES, Principal, current_principal, require_roles
 from cloud.errors import Forbidden, NotFound
+from cloud.privacy.access_log import AccessContext
+from cloud.privacy.purposes import access_purpose
 from cloud.settings import CloudSettings
 
 
@@ -30,6 +32,17 @@ def now_utc(request: Request) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
+def access_context(
+    principal: Annotated[Principal, Depends(current_principal)], request: Request,
+    x_purpose: Annotated[str | None, Header(max_length=40, description=(
+        "Why personal data is read (privacy access log): customer_service (default), billing, "
+        "collections, field_work, arco, audit or fraud"))] = None,
+) -> AccessContext:
+    """Who reads personal data, from where and why: what the privacy access log records."""
+    client = request.client.host if request.client is not None else None
+    return AccessContext(principal.id, principal.role, access_purpose(x_purpose), client, "api")
+
+
 # The one way a handler gets the engine, the settings, the clock and the caller: these aliases
 # (a router declares its own role-checked ones the same way, e.g. `BillingDep`).
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -39,6 +52,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 StaffDep = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
 BillingAdminDep = Annotated[Principal, Depends(require_roles("admin", "billing"))]
+AccessDep = Annotated[AccessContext, Depends(access_context)]
 
 
 def not_found(what: str, key: Any) -> NotFound:

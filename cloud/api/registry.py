@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, Query
 
 from cloud.api.deps import (
     ERROR_RESPONSES,
+    AccessDep,
     BillingAdminDep,
     EngineDep,
+    NowDep,
     PrincipalDep,
     StaffDep,
     not_found,
@@ -18,6 +20,7 @@ from cloud.api.deps import (
 )
 from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
+from cloud.privacy import access_log
 from cloud.registry import service
 from cloud.registry.models import (
     ContractIn,
@@ -66,14 +69,27 @@ def list_zones(principal: PrincipalDep, engine: EngineDep,
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-def get_customer(customer_id: str, principal: StaffDep,
-                 engine: EngineDep) -> dict[str, Any]:
-    """A customer. Personal fields (name, RFC, e-mail, phone) only for office roles."""
-    with engine.connect() as conn:
+def get_customer(customer_id: str, principal: StaffDep, engine: EngineDep, access: AccessDep,
+                 now: NowDep) -> dict[str, Any]:
+    """A customer. Personal fields (name, RFC, e-mail, phone) only for office roles; each such
+    read is written to the privacy access log with the `X-Purpose` header's purpose."""
+    with engine.begin() as conn:
         doc = service.get_customer(conn, principal, customer_id)
-    if doc is None:
-        raise not_found("customer", customer_id)
+        if doc is None:
+            raise not_found("customer", customer_id)
+        _log_reads(conn, access, now, [doc], "customer")
     return doc
+
+
+def _log_reads(conn: Any, access: access_log.AccessContext, now: Any, docs: list[dict[str, Any]],
+               resource: str) -> None:
+    """Log the reads that showed personal data (a redacted document showed none)."""
+    reads = []
+    for d in docs:
+        cu = d if resource == "customer" else d["customer"]
+        if not cu["personal_data_redacted"]:
+            reads.append((cu["id"], cu["municipality"], resource, d["id"]))
+    access_log.record(conn, access, now, reads)
 
 
 @router.post("/contracts", status_code=201, response_model=ContractOut)
@@ -86,18 +102,20 @@ def create_contract(body: ContractIn, principal: RegistrarsDep,
 
 
 @router.get("/contracts/{contract_id}", response_model=ContractOut)
-def get_contract(contract_id: str, principal: StaffDep,
-                 engine: EngineDep) -> dict[str, Any]:
-    """One contract with customer, service point and meter. Another municipality's contract is 404."""
-    with engine.connect() as conn:
+def get_contract(contract_id: str, principal: StaffDep, engine: EngineDep, access: AccessDep,
+                 now: NowDep) -> dict[str, Any]:
+    """One contract with customer, service point and meter. Another municipality's contract is
+    404. A read showing the customer's personal data is written to the privacy access log."""
+    with engine.begin() as conn:
         doc = service.get_contract(conn, principal, contract_id)
-    if doc is None:
-        raise not_found("contract", contract_id)
+        if doc is None:
+            raise not_found("contract", contract_id)
+        _log_reads(conn, access, now, [doc], "contract")
     return doc
 
 
 @router.get("/contracts", response_model=ContractPage)
-def list_contracts(principal: StaffDep, engine: EngineDep,
+def list_contracts(principal: StaffDep, engine: EngineDep, access: AccessDep, now: NowDep,
                    municipality: str | None = Query(None, description="Central staff only; others always get their own"),
                    zone: str | None = Query(None, examples=["EXP-01-Z01"]),
                    status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
@@ -107,10 +125,11 @@ def list_contracts(principal: StaffDep, engine: EngineDep,
                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Contracts of the caller's municipality, filtered, ordered by id, paginated by `after`."""
     muni = scope_municipality(principal, municipality)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         items, nxt = service.list_contracts(conn, principal, municipality=muni, zone=zone, status=status,
                                             use_class=use_class, customer_id=customer_id, meter_serial=meter,
                                             after=after, limit=limit)
+        _log_reads(conn, access, now, items, "contract")
     return {**page(items, nxt), "next_after": nxt}
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cloud.api.deps import EngineDep, NowDep, SettingsDep, not_found, scope_municipality
+from cloud.api.deps import AccessDep, EngineDep, NowDep, SettingsDep, not_found, scope_municipality
 from cloud.api.shapes import with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
@@ -248,9 +248,11 @@ def get_invoice(invoice_id: str, engine: EngineDep, principal: BillingDep) -> di
 
 @router.get("/invoices/{invoice_id}/pdf", summary="The customer's invoice as PDF (Spanish)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def invoice_pdf(invoice_id: str, engine: EngineDep, principal: BillingDep) -> Response:
+def invoice_pdf(invoice_id: str, engine: EngineDep, principal: BillingDep, access: AccessDep,
+                now: NowDep) -> Response:
     from cloud.billing.pdf import render_invoice_pdf
     from cloud.payments.api import ensure_references
+    from cloud.privacy.access_log import record_contract_read
 
     with engine.begin() as conn:  # references are issued (once) on first print
         r = _visible_invoice(conn, principal, invoice_id)
@@ -269,6 +271,7 @@ def invoice_pdf(invoice_id: str, engine: EngineDep, principal: BillingDep) -> Re
         refs = None if withdrawn else ensure_references(conn, conn.execute(
             sa.select(invoices).where(invoices.c.id == invoice_id)).first())
         name, address = _customer_and_address(conn, r["contract_id"])
+        record_contract_read(conn, access, now, r["contract_id"], "invoice_pdf", invoice_id)
     # The latest revision of each period (a correction replaces the original).
     by_period = {p: (p, int(m3), bool(est)) for p, m3, est, _ in hist}
     row = dict(r)

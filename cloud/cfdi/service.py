@@ -57,6 +57,17 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
+def _customer_of_invoice(conn: Connection, invoice_id: str | None) -> str | None:
+    """The invoice's holder, whose contact preferences the notice follows."""
+    from cloud.billing.tables import invoices
+    from cloud.privacy.consent import customer_of_contract
+
+    if invoice_id is None:
+        return None
+    contract_id = conn.execute(sa.select(invoices.c.contract_id).where(invoices.c.id == invoice_id)).scalar()
+    return customer_of_contract(conn, contract_id) if contract_id else None
+
+
 def _record_event(conn: Connection, type_: str, doc: dict[str, Any], data: dict[str, Any], at: datetime) -> None:
     record_event(conn, type_, "cfdi", doc["id"], None, data, municipality=doc["municipality"], at=at)
 
@@ -372,6 +383,7 @@ class CfdiService:
              f"{doc['series'] or ''}-{doc['folio'] or ''}", "contract": doc["source_id"], "total": doc["total"],
              "uuid": uuid, "utility": self.issuer.name},
             dedup_key=f"invoice_issued:{doc['id']}", municipality=doc["municipality"], now=now,
+            customer_id=_customer_of_invoice(conn, doc["invoice_id"]),
             attachments=[
                 {"source": "cfdi_xml", "document_id": doc["id"], "name": f"{uuid}.xml", "content_type": "application/xml"},
                 {"source": "cfdi_pdf", "document_id": doc["id"], "name": f"{uuid}.pdf", "content_type": "application/pdf"},

@@ -33,7 +33,7 @@ def _customer(conn: Connection, contract_id: str) -> dict[str, Any] | None:
     from cloud.registry.tables import contracts, customers
 
     row = conn.execute(
-        sa.select(customers.c.name, customers.c.email)
+        sa.select(customers.c.id, customers.c.name, customers.c.email)
         .join(contracts, contracts.c.customer_id == customers.c.id)
         .where(contracts.c.id == contract_id)
     ).mappings().first()
@@ -86,13 +86,15 @@ def sweep_events(engine: Engine, *, now: datetime | None = None, limit: int = 10
                 enqueue(conn, "payment_received", cust["email"], {
                     "name": cust["name"], "amount": data.get("amount"), "paid_at": local.strftime("%d/%m/%Y %H:%M"),
                     "contract": contract, "channel": data.get("channel"), "balance": _balance(conn, str(contract)),
-                }, dedup_key=f"payment_received:{ev['entity_id']}", municipality=ev["municipality"], now=now)
+                }, dedup_key=f"payment_received:{ev['entity_id']}", municipality=ev["municipality"], now=now,
+                   customer_id=cust["id"])
             else:
                 enqueue(conn, "cutoff_scheduled", cust["email"], {
                     "name": cust["name"], "contract": contract, "debt": data.get("overdue"),
                     "cutoff_date": (local + timedelta(days=CUTOFF_NOTICE_DAYS)).strftime("%d/%m/%Y"),
                     "reference": _reference(conn, str(contract)),
-                }, dedup_key=f"cutoff_scheduled:{ev['id']}", municipality=ev["municipality"], now=now)
+                }, dedup_key=f"cutoff_scheduled:{ev['id']}", municipality=ev["municipality"], now=now,
+                   customer_id=cust["id"])
             counts["queued"] += 1
         if rows:
             last = rows[-1]["id"]

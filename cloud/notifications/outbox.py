@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.ids import uuid7
+from cloud.privacy.consent import may_contact
 from sync.logs import get_logger
 
 from .channels import Attachment, Channel, ChannelError, Message
@@ -43,10 +44,16 @@ def enqueue(
     municipality: str | None = None,
     attachments: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
+    customer_id: str | None = None,
 ) -> str | None:
-    """Add a notice to the outbox; returns its id, or None when `dedup_key` was already queued."""
+    """Add a notice to the outbox; returns its id, or None when `dedup_key` was already queued
+    or the person opposed the notice's purpose or is blocked (cloud/privacy/consent.py)."""
     if not recipient or not recipient.strip():
         raise ValueError("a notification needs a recipient")
+    if customer_id is not None and not may_contact(conn, customer_id, kind):
+        log.info("notification_suppressed", kind=kind, customer_id=customer_id, dedup_key=dedup_key,
+                 reason="opposition_or_block")
+        return None
     subject, body = render(kind, dict(data), language)
     existing = conn.execute(
         sa.select(notifications.c.id).where(notifications.c.dedup_key == dedup_key)
@@ -59,7 +66,7 @@ def enqueue(
         notifications.insert().values(
             id=nid, dedup_key=dedup_key, kind=kind, channel=channel, recipient=recipient.strip(),
             language=language, subject=subject, body=body, attachments=attachments or None,
-            municipality=municipality, status="pending", attempts=0, next_attempt_at=at, created_at=at,
+            municipality=municipality, customer_id=customer_id, status="pending", attempts=0, next_attempt_at=at, created_at=at,
         )
     )
     return nid

@@ -19,6 +19,8 @@ notifications = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("attachments", JSONType),  # [{"name", "content_type", "source": "cfdi_xml|cfdi_pdf", "document_id"}]
     sa.Column("municipality", sa.String(20)),
+    # whose notice it is (privacy: the person's access export, opposition, anonymisation)
+    sa.Column("customer_id", sa.String(36)),
     sa.Column("status", sa.String(10), nullable=False),  # pending | sent | failed (gave up; kept)
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
@@ -26,6 +28,7 @@ notifications = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+    sa.Index("ix_notifications_customer", "customer_id"),
 )
 
 # How far the event sweep has read the event log (events.id is a UUIDv7: time-ordered).

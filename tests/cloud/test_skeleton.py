@@ -17,7 +17,7 @@ def test_schema_is_created_then_migration_is_idempotent(db_url: str) -> None:
     create_or_migrate(engine)  # second run: nothing to do, no error
     names = set(sa.inspect(engine).get_table_names())
     assert {"users", "nodes", "events", "alembic_version"} <= names
-    assert current_revision(engine) == "0002_review_cancel_parked"
+    assert current_revision(engine) == "0003_privacy"
     engine.dispose()
 
 
