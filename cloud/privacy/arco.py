@@ -69,7 +69,7 @@ def check_details(right: str, details: dict[str, Any]) -> dict[str, Any]:
         from .purposes import opposable_purpose
 
         for p in purposes:
-            opposable_purpose(str(p))
+            opposable_purpose(str(p), field="details.purposes")
     return details
 
 

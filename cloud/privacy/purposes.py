@@ -49,10 +49,10 @@ def access_purpose(value: str | None) -> str:
     return value
 
 
-def opposable_purpose(value: str) -> str:
+def opposable_purpose(value: str, field: str = "purposes") -> str:
     if value not in OPPOSABLE:
         raise Invalid(f"purpose {value[:40]!r} cannot be opposed; opposable: {', '.join(sorted(OPPOSABLE))}",
-                      field="purposes")
+                      field=field)
     return value
 
 

@@ -44,11 +44,12 @@ arco_requests = sa.Table(
     sa.Index("ix_arco_requests_customer", "customer_id"),
 )
 
-# Opposition per contact purpose: nothing of that purpose is sent to the person.
+# Opposition per contact purpose: nothing of that purpose is sent to the person. A child of
+# `customers` (row-level security follows the customer's municipality).
 oppositions = sa.Table(
     "privacy_oppositions",
     metadata,
-    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("customer_id", sa.String(36), sa.ForeignKey("customers.id"), primary_key=True),
     sa.Column("purpose", sa.String(20), primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_id", sa.String(36)),  # the ARCO request (None: a portal preference)

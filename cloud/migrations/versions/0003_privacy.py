@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("request_id", sa.String(length=36), nullable=True),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"],
+                                name=op.f("fk_privacy_oppositions_customer_id_customers")),
         sa.PrimaryKeyConstraint("customer_id", "purpose", name=op.f("pk_privacy_oppositions")),
     )
     op.create_table(
