@@ -270,3 +270,8 @@ _register_sync(app)
 from cloud.observations.cli import register as _register_observations  # noqa: E402
 
 _register_observations(app)
+
+# Non-production copies (export --anonymise) and the anonymisation pass live in the privacy package.
+from cloud.privacy.cli import register as _register_privacy  # noqa: E402
+
+_register_privacy(app)
