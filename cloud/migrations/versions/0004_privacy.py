@@ -2,16 +2,16 @@
 
 Expand only: new tables and one nullable column.
 
-Revision ID: 0003_privacy
-Revises: 0002_review_cancel_parked
+Revision ID: 0004_privacy
+Revises: 0003_web_sign_in
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003_privacy"
-down_revision = "0002_review_cancel_parked"
+revision = "0004_privacy"
+down_revision = "0003_web_sign_in"
 branch_labels = None
 depends_on = None
 
