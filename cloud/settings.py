@@ -117,6 +117,16 @@ class CloudSettings(TomlTableSettings):
     # Years fiscal documents are kept after the last one (CFF art. 30: 5): a cancelled person's
     # data is anonymised once they have passed.
     fiscal_retention_years: int = Field(5, ge=5, le=20)
+    # Browser sign-in (staff console, customer portal; cloud/web): a session ends after this many
+    # seconds without a request, and at the latest this many seconds after sign-in.
+    web_session_idle_s: int = 1800
+    web_session_max_s: int = 12 * 3600
+    # After this many failed sign-ins in a row a login is locked for web_lockout_s seconds.
+    web_lockout_failures: int = 5
+    web_lockout_s: int = 900
+    # Session cookies carry `Secure` when the request came over https (behind a TLS proxy that
+    # sets X-Forwarded-Proto, start uvicorn with --proxy-headers); `always` forces it.
+    web_secure_cookies: str = "auto"
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:
