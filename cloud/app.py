@@ -31,13 +31,10 @@ SYNC_PREFIX = API_PREFIX + "/sync/"
 # Mounted in this order. Routers define their own paths relative to /api/v2
 # (e.g. `APIRouter(prefix="/contracts")`).
 ROUTERS: list[str] = [
-    "cloud.api.registry:router",
-    "cloud.api.meters:router",
-    "cloud.api.readings:router",
-    "cloud.api.metering:router",
-    "cloud.api.admin:router",
+    "cloud.registry.api:router",
+    "cloud.metering.api:router",
+    "cloud.admin.api:router",
     "cloud.sync.api:router",
-    "cloud.sync.review_api:router",
     "cloud.tariffs.api:router",
     "cloud.billing.api:router",
     "cloud.payments.api:router",

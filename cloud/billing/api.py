@@ -237,7 +237,7 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
 def get_invoice(invoice_id: str, engine: EngineDep, principal: BillingDep) -> dict[str, Any]:
-    from cloud.cfdi.register import fiscal_summary
+    from cloud.cfdi.api.register import fiscal_summary
 
     with engine.connect() as conn:
         out = invoice_out(_visible_invoice(conn, principal, invoice_id),

@@ -105,7 +105,7 @@ def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
 
 @router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
 def get_payment(payment_id: str, engine: EngineDep, principal: MoneyDep) -> dict[str, Any]:
-    from cloud.cfdi.register import complement_waiting, payment_complement
+    from cloud.cfdi.api.register import complement_waiting, payment_complement
 
     with engine.connect() as conn:
         out = payment_out(conn, _visible_payment(conn, principal, payment_id))

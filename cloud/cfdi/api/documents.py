@@ -15,9 +15,8 @@ from pydantic import BaseModel, Field
 
 from cloud.api.deps import EngineDep
 from cloud.auth import Principal, require_roles
+from cloud.cfdi.tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 from cloud.errors import NotFound
-
-from .tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 
 router = APIRouter(tags=["cfdi"])
 ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
@@ -28,7 +27,7 @@ def get_service(request: Request) -> Any:
     """The app's CfdiService, built on first use from CfdiSettings (see cloud.cfdi.wiring)."""
     svc = getattr(request.app.state, "cfdi_service", None)
     if svc is None:
-        from .wiring import service_from_settings
+        from cloud.cfdi.wiring import service_from_settings
 
         svc = request.app.state.cfdi_service = service_from_settings(request.app.state.engine)
     return svc
@@ -76,7 +75,7 @@ def invoice_cfdi_pdf(invoice_id: str, engine: EngineDep, principal: ReadersDep) 
         doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
     pdf = doc["pdf"]
     if pdf is None:
-        from .pdf import render_pdf
+        from cloud.cfdi.pdf import render_pdf
 
         pdf = render_pdf(doc["stamped_xml"] or doc["sealed_xml"])
     return Response(content=pdf, media_type="application/pdf", headers=_headers(doc, "pdf"))
@@ -167,7 +166,7 @@ def cancellation_ack(document_id: str, engine: EngineDep, principal: ReadersDep)
 
 @router.get("/cfdi/{document_id}/cancellation-ack/pdf", summary="The cancellation acknowledgment, printed")
 def cancellation_ack_pdf(document_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
-    from .pdf import render_ack_pdf
+    from cloud.cfdi.pdf import render_ack_pdf
 
     with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()

@@ -19,9 +19,8 @@ from sqlalchemy.engine import Engine
 
 from cloud.api.deps import EngineDep, scope_municipality
 from cloud.auth import Principal, require_roles
+from cloud.cfdi.tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 from cloud.errors import Invalid, NotFound
-
-from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 
 router = APIRouter(tags=["cfdi"])
 ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
@@ -148,7 +147,7 @@ def document_xml(document_id: str, principal: ReadersDep, engine: EngineDep) -> 
 
 @router.get("/cfdi/{document_id}/pdf", summary="Printed representation of any CFDI (QR code, TFD cadena)")
 def document_pdf(document_id: str, principal: ReadersDep, engine: EngineDep) -> Response:
-    from .pdf import render_pdf
+    from cloud.cfdi.pdf import render_pdf
 
     doc = _visible(engine, principal, document_id)
     pdf = doc["pdf"] or render_pdf(doc["stamped_xml"] or doc["sealed_xml"])

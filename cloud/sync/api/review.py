@@ -23,9 +23,8 @@ from cloud.api.deps import (
 )
 from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
+from cloud.sync import review
 from sync.logs import get_logger
-
-from . import review
 
 router = APIRouter(prefix="/sync", tags=["sync"], responses=ERROR_RESPONSES)
 log = get_logger("cloud.sync.review")
