@@ -8,7 +8,6 @@ Members renamed to follow them are emitted under both names for one release (CHA
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 
@@ -25,13 +24,6 @@ def with_camel(doc: Mapping[str, Any]) -> dict[str, Any]:
         if "_" in key:
             out.setdefault(camel(key), value)
     return out
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Epoch milliseconds → ISO 8601 in UTC with its offset (`2026-12-01T15:00:00+00:00`)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def page(items: list[Any], next_cursor: Any) -> dict[str, Any]:

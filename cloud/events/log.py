@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from cloud.events.tables import events
 from cloud.ids import uuid7
+from cloud.times import iso
 
 # The event types of DESIGN.md section 5; others may be added (names in PascalCase, past tense).
 EVENT_TYPES = (
@@ -93,11 +94,8 @@ def events_for_entity(
 
 
 def _out(r: Any) -> dict[str, Any]:
-    at = r["at"]
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     return {
-        "id": r["id"], "seq": r["seq"], "at": at.isoformat() if at else None, "type": r["type"],
+        "id": r["id"], "seq": r["seq"], "at": iso(r["at"]), "type": r["type"],
         "entity": r["entity"], "entity_id": r["entity_id"], "municipality": r["municipality"],
         "actor": {"kind": r["actor_kind"], "id": r["actor_id"], "role": r["actor_role"]},
         "data": r["data"],

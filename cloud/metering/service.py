@@ -18,6 +18,7 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from cloud.times import iso_ms
 from cloud.upsert import insert_for
 from sync import plausibility
 from sync.hlc import wall_ms
@@ -261,7 +262,7 @@ def _out(row: Any, v: Any | None) -> dict[str, Any]:
     keys = ("id", "municipality", "zone", "meter_serial", "taken_at", "value_l", "source", "reader_id",
             "observation_code", "supersedes", "lat", "lon", "flow_lph", "battery", "alarms")
     doc = {k: row.get(k) for k in keys}
-    doc["taken_at_iso"] = dt.datetime.fromtimestamp(row["taken_at"] / 1000, dt.UTC).isoformat()
+    doc["taken_at_iso"] = iso_ms(row["taken_at"])
     doc["validation"] = None if v is None else {
         "status": v["status"], "flags": v["flags"], "consumption_l": v["consumption_l"], "true_up_l": v["true_up_l"],
         "days": v["days"], "daily_avg_l": v["daily_avg_l"], "previous_id": v["previous_id"],

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found
-from cloud.api.shapes import iso_ms, page
+from cloud.api.shapes import page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
+from cloud.times import iso_ms
 from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 from . import domain, service

@@ -17,6 +17,7 @@ from cloud.api.deps import EngineDep
 from cloud.auth import Principal, require_roles
 from cloud.cfdi.tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 from cloud.errors import NotFound
+from cloud.times import iso
 
 router = APIRouter(tags=["cfdi"])
 ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
@@ -104,19 +105,11 @@ class DocumentStatus(BaseModel):
     cancelled_at: str | None = None
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    from datetime import UTC
-
-    return str((value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat())
-
-
 def _status(doc: dict[str, Any]) -> DocumentStatus:
     out: dict[str, Any] = {}
     for k in DocumentStatus.model_fields:
         v = doc.get(k)
-        out[k] = str(v) if k == "total" else _iso(v) if k.endswith("_at") else v
+        out[k] = str(v) if k == "total" else iso(v) if k.endswith("_at") else v
     out["cancel_attempts"] = out["cancel_attempts"] or 0
     return DocumentStatus(**out)
 
