@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from cloud import row_security
 from cloud.api import errors
 from cloud.api.errors import problem
+from cloud.api.shapes import ApiJSONResponse
 from cloud.db import create_or_migrate, make_engine
 from cloud.settings import CloudSettings
 from sync.logs import configure_logging, get_logger
@@ -196,6 +197,7 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     app.include_router(health_router)  # at the root, beside /metrics: probes are not API calls
 
     for path in [*ROUTERS, *settings.extra_routers]:
-        app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+        app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES,
+                           default_response_class=ApiJSONResponse)
         app.state.routers.append(path)
     return app

@@ -82,15 +82,23 @@ def record_event(
     return eid
 
 
-def events_for_entity(
-    conn: Connection, entity: str, entity_id: str, *, municipality: str | None = None, limit: int = 500
-) -> list[dict[str, Any]]:
-    """Events of one entity, oldest first; `municipality` filters for tenant isolation."""
-    q = sa.select(events).where(events.c.entity == entity, events.c.entity_id == str(entity_id))
+def list_events(conn: Connection, *, municipality: str | None = None, type: str | None = None,
+                entity: str | None = None, entity_id: str | None = None, after: int | None = None,
+                limit: int = 500) -> list[dict[str, Any]]:
+    """Events in log order (oldest first) with `seq` above `after`, filtered; `municipality`
+    filters for tenant isolation."""
+    q = sa.select(events)
     if municipality is not None:
         q = q.where(events.c.municipality == municipality)
-    rows = conn.execute(q.order_by(events.c.seq).limit(limit)).mappings().all()
-    return [_out(r) for r in rows]
+    if type:
+        q = q.where(events.c.type == type)
+    if entity:
+        q = q.where(events.c.entity == entity)
+    if entity_id is not None:
+        q = q.where(events.c.entity_id == str(entity_id))
+    if after is not None:
+        q = q.where(events.c.seq > after)
+    return [_out(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit)).mappings()]
 
 
 def _out(r: Any) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cloud.api.deps import EngineDep
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
 from cloud.cfdi.tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 from cloud.errors import NotFound
@@ -82,7 +83,7 @@ def invoice_cfdi_pdf(invoice_id: str, engine: EngineDep, principal: ReadersDep) 
     return Response(content=pdf, media_type="application/pdf", headers=_headers(doc, "pdf"))
 
 
-class DocumentStatus(BaseModel):
+class DocumentStatus(ApiModel):
     id: str
     kind: str
     invoice_id: str | None
@@ -121,7 +122,7 @@ def document_status(document_id: str, engine: EngineDep, principal: ReadersDep) 
     return _status(_visible(principal, dict(row) if row else None, "CFDI document", document_id))
 
 
-class CancelRequest(BaseModel):
+class CancelRequest(ApiModel):
     motive: str = Field(pattern="^0[1-4]$", description="SAT cancellation motive 01–04")
     substitute_uuid: str | None = Field(None, description="UUID of the substituting CFDI (required with motive 01)")
 
