@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
 from cloud.api.deps import AccessDep, EngineDep, NowDep, SettingsDep, scope_municipality
-from cloud.api.shapes import camel, page
+from cloud.api.shapes import ApiModel, camel, page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Conflict, Invalid, NotFound
 
@@ -25,8 +24,8 @@ PrivacyDep = Annotated[Principal, Depends(require_roles("billing"))]
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+class _In(ApiModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class ArcoDetails(_In):
