@@ -205,4 +205,7 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     from cloud.console.router import install as install_console
 
     install_console(app)  # the staff console's pages under /console/ (docs/console.md)
+    from cloud.portal.router import install as install_portal
+
+    install_portal(app)  # the customers' portal under /portal/ (docs/portal.md)
     return app

@@ -127,6 +127,10 @@ class CloudSettings(TomlTableSettings):
     # Session cookies carry `Secure` when the request came over https (behind a TLS proxy that
     # sets X-Forwarded-Proto, start uvicorn with --proxy-headers); `always` forces it.
     web_secure_cookies: str = "auto"
+    # The portal's public address for links in its e-mails (verification, password reset), e.g.
+    # https://oficina.cea.gob.mx. Unset: the address the request came to (fine behind a proxy that
+    # fixes the Host header; otherwise a forged Host could poison a reset link).
+    portal_public_url: str | None = None
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

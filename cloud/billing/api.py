@@ -250,39 +250,47 @@ def get_invoice(invoice_id: str, engine: EngineDep, principal: BillingDep) -> di
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def invoice_pdf(invoice_id: str, engine: EngineDep, principal: BillingDep, access: AccessDep,
                 now: NowDep) -> Response:
-    from cloud.billing.pdf import render_invoice_pdf
-    from cloud.payments.api import ensure_references
     from cloud.privacy.access_log import record_contract_read
 
     with engine.begin() as conn:  # references are issued (once) on first print
         r = _visible_invoice(conn, principal, invoice_id)
-        hist = conn.execute(
-            sa.select(invoices.c.period, invoices.c.billed_m3, invoices.c.estimated, invoices.c.revision)
-            .where(invoices.c.contract_id == r["contract_id"], invoices.c.period <= r["period"])
-            .where(invoices.c.status == "issued")
-            .order_by(invoices.c.period, invoices.c.revision)).all()
-        replaced = superseded_by(conn, [invoice_id]).get(invoice_id)
-        number = conn.execute(sa.select(invoices.c.number).where(invoices.c.id == replaced)).scalar() if replaced \
-            else None
-        # A withdrawn reference is never printed again (docs/billing.md, corrections).
-        withdrawn = (f"SUSTITUIDA por {number}: pague con la referencia de esa factura" if number is not None
-                     else "FACTURA CANCELADA: sin referencia de pago" if r["status"] == "void"
-                     else "BORRADOR (sin aprobar): sin referencia de pago" if r["status"] == "draft" else None)
-        refs = None if withdrawn else ensure_references(conn, conn.execute(
-            sa.select(invoices).where(invoices.c.id == invoice_id)).first())
-        name, address = _customer_and_address(conn, r["contract_id"])
         record_contract_read(conn, access, now, r["contract_id"], "invoice_pdf", invoice_id)
+        pdf = invoice_pdf_bytes(conn, r)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="recibo-{r["number"]}.pdf"'})
+
+
+def invoice_pdf_bytes(conn: Any, r: Any) -> bytes:
+    """The printed invoice (recibo) of invoice row `r`, as staff and the customer portal get it;
+    issues its payment references on first print (in the caller's transaction)."""
+    from cloud.billing.pdf import render_invoice_pdf
+    from cloud.payments.api import ensure_references
+
+    invoice_id = r["id"]
+    hist = conn.execute(
+        sa.select(invoices.c.period, invoices.c.billed_m3, invoices.c.estimated, invoices.c.revision)
+        .where(invoices.c.contract_id == r["contract_id"], invoices.c.period <= r["period"])
+        .where(invoices.c.status == "issued")
+        .order_by(invoices.c.period, invoices.c.revision)).all()
+    replaced = superseded_by(conn, [invoice_id]).get(invoice_id)
+    number = conn.execute(sa.select(invoices.c.number).where(invoices.c.id == replaced)).scalar() if replaced \
+        else None
+    # A withdrawn reference is never printed again (docs/billing.md, corrections).
+    withdrawn = (f"SUSTITUIDA por {number}: pague con la referencia de esa factura" if number is not None
+                 else "FACTURA CANCELADA: sin referencia de pago" if r["status"] == "void"
+                 else "BORRADOR (sin aprobar): sin referencia de pago" if r["status"] == "draft" else None)
+    refs = None if withdrawn else ensure_references(conn, conn.execute(
+        sa.select(invoices).where(invoices.c.id == invoice_id)).first())
+    name, address = _customer_and_address(conn, r["contract_id"])
     # The latest revision of each period (a correction replaces the original).
     by_period = {p: (p, int(m3), bool(est)) for p, m3, est, _ in hist}
     row = dict(r)
     if withdrawn:
         row["payment_reference"] = withdrawn
-    pdf = render_invoice_pdf(row, list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""),
-                             customer_name=name, service_address=address,
-                             class_name=_class_name(r["municipality"], r["use_class"], r["period_end"]),
-                             references=_printed(refs))
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="recibo-{r["number"]}.pdf"'})
+    return render_invoice_pdf(row, list(by_period.values())[-12:], MUNICIPALITIES.get(r["municipality"], ""),
+                              customer_name=name, service_address=address,
+                              class_name=_class_name(r["municipality"], r["use_class"], r["period_end"]),
+                              references=_printed(refs))
 
 
 def _customer_and_address(conn: Any, contract_id: str) -> tuple[str, str]:

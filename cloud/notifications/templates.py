@@ -5,7 +5,7 @@ from __future__ import annotations
 from string import Formatter
 from typing import Any
 
-KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled")
+KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled", "portal_verify", "portal_reset")
 
 TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
     ("invoice_issued", "es"): (
@@ -47,6 +47,28 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "Dear {name},\n\nContract {contract} owes ${debt} MXN. Unless it is paid, the service will be "
         "suspended from {cutoff_date}.\nYou can pay with reference {reference} at banks and convenience "
         "stores.\n\n{utility}",
+    ),
+    ("portal_verify", "es"): (
+        "Confirme su correo para la oficina virtual",
+        "Hola:\n\nSe creó una cuenta de la oficina virtual con este correo para el contrato {contract}.\n"
+        "Para activarla abra este enlace (vale {hours} horas):\n{link}\n\n"
+        "Si usted no la pidió, ignore este mensaje.\n\n{utility}",
+    ),
+    ("portal_verify", "en"): (
+        "Confirm your e-mail for the customer portal",
+        "Hello,\n\nA customer portal account was created with this e-mail for contract {contract}.\n"
+        "Open this link to activate it (valid {hours} hours):\n{link}\n\n"
+        "If you did not ask for it, ignore this message.\n\n{utility}",
+    ),
+    ("portal_reset", "es"): (
+        "Cambio de contraseña de la oficina virtual",
+        "Hola:\n\nPara elegir una contraseña nueva abra este enlace (vale {hours} horas):\n{link}\n\n"
+        "Si usted no lo pidió, ignore este mensaje; su contraseña no cambia.\n\n{utility}",
+    ),
+    ("portal_reset", "en"): (
+        "Customer portal password change",
+        "Hello,\n\nOpen this link to choose a new password (valid {hours} hours):\n{link}\n\n"
+        "If you did not ask for it, ignore this message; your password stays.\n\n{utility}",
     ),
 }
 

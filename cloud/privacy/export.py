@@ -6,7 +6,7 @@ registry (customer, contracts, service points), readings of their meters while t
 ran (GPS and photo references), work orders at their service points, invoices, CFDI
 documents (metadata; the XML itself is downloadable), payments, payment agreements,
 notifications sent to them, the event log entries about them, the staff access log, ARCO
-requests, oppositions and blocks.
+requests, oppositions and blocks, portal accounts holding their contracts and their activity.
 """
 
 from __future__ import annotations
@@ -132,7 +132,19 @@ def collect(conn: Connection, customer_id: str, *, generated_at: datetime) -> di
         .order_by(arco_requests.c.received_at))
     put("oppositions", sa.select(oppositions).where(oppositions.c.customer_id == customer_id))
     put("blocks", sa.select(blocks).where(blocks.c.customer_id == customer_id))
-    # The portal (issue 17, phase 2) adds its account and log sections here.
+    # Portal accounts holding the person's contracts, and what they did there (an account's
+    # own events, e.g. sign-up or password reset, and those about the person's contracts).
+    from cloud.portal.tables import accounts as portal_accounts
+    from cloud.portal.tables import activity as portal_activity
+    from cloud.portal.tables import links as portal_links
+
+    holders = sa.select(portal_links.c.account_id).where(portal_links.c.contract_id.in_(contract_ids))
+    put("portal_accounts", sa.select(portal_accounts).where(portal_accounts.c.id.in_(holders))
+        .order_by(portal_accounts.c.id))
+    put("portal_activity", sa.select(portal_activity).where(
+        portal_activity.c.account_id.in_(holders),
+        sa.or_(portal_activity.c.contract_id.is_(None), portal_activity.c.contract_id.in_(contract_ids)))
+        .order_by(portal_activity.c.id))
     return {
         "format": "aquacis-arco-access/1",
         "generated_at": generated_at.isoformat(),

@@ -20,6 +20,8 @@ SECTIONS: dict[str, str] = {
     "arco_requests": "Solicitudes ARCO",
     "oppositions": "Oposiciones",
     "blocks": "Bloqueo (cancelación)",
+    "portal_accounts": "Cuentas de la oficina virtual",
+    "portal_activity": "Actividad en la oficina virtual",
 }
 CUSTOMER_LABELS = {"id": "Identificador", "name": "Nombre", "tax_id": "RFC", "email": "Correo electrónico",
                    "phone": "Teléfono", "tax_regime": "Régimen fiscal", "fiscal_zip": "C.P. fiscal",

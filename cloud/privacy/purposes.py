@@ -37,6 +37,8 @@ NOTIFICATION_PURPOSE: dict[str, str] = {
     "invoice_issued": "billing",
     "payment_received": "receipts",
     "cutoff_scheduled": "reminders",
+    "portal_verify": "account",
+    "portal_reset": "account",
 }
 
 

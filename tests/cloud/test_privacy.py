@@ -103,7 +103,8 @@ def world(cloud):  # type: ignore[no-untyped-def]
     pay = cloud.client.post("/api/v2/payments", headers=h, json={
         "amount": inv["total"], "channel": "counter", "channelTxnId": "prv-1", "contractId": A})
     assert pay.status_code == 201, pay.text
-    _cfdi_pass(svc)
+    _cfdi_pass(svc)  # the payment's complement (Pago 2.0) is built…
+    _cfdi_pass(svc)  # …and stamped
     sweep_events(cloud.engine, now=datetime.now(UTC) + timedelta(minutes=1))
     with cloud.engine.begin() as conn:  # a notice of the other person
         enqueue(conn, "payment_received", B_DATA["email"], {

@@ -1,0 +1,1 @@
+"""The customers' self-service office (oficina virtual) under /portal/ (docs/portal.md)."""
