@@ -162,19 +162,30 @@ def test_preferences_leak_report_reset_and_the_arco_export_sees_the_portal(porta
     assert r.status_code == 422  # not a choice
     # A leak report becomes a work order at the contract's service point.
     contract_page = f"/portal/contracts/{A}"
-    r = _post(client, f"{contract_page}/leak", {"description": "Sale agua de la banqueta", "location": "esquina"},
-              page=contract_page)
+    r = _post(client, f"{contract_page}/requests", {"kind": "leak", "description": "Sale agua de la banqueta",
+                                                    "location": "esquina"}, page=contract_page)
     assert r.status_code == 303
     with cloud.engine.connect() as conn:
         wo = conn.execute(sa.select(synced.work_orders).where(
             synced.work_orders.c.service_point_id == ids[A + ":sp"], synced.work_orders.c.type == "leak_repair",
             synced.work_orders.c.id != "wo-fuga-a")).mappings().one()
     assert "Sale agua de la banqueta" in wo["description"] and wo["municipality"] == "EXP-01"
-    r = client.post(f"{contract_page}/leak", data={"description": "x", "csrf_token": _csrf(client.get(
-        contract_page).text)})
-    assert r.status_code == 422
+    token = _csrf(client.get(contract_page).text)
+    for bad in ({"kind": "leak", "description": "x"}, {"kind": "cut_off", "description": "Córtenle al vecino"}):
+        assert client.post(f"{contract_page}/requests", data={**bad, "csrf_token": token}).status_code == 422
     # Without the CSRF token, or from another site: refused.
-    assert client.post(f"{contract_page}/leak", data={"description": "Otra fuga"}).status_code == 403
+    assert client.post(f"{contract_page}/requests", data={"description": "Otra fuga"}).status_code == 403
+    assert client.post(f"{contract_page}/requests", data={"description": "Otra fuga", "csrf_token": token},
+                       headers={"Origin": "https://evil.example"}).status_code == 403
+    # A change of contact details is a rectification request staff resolve, checked like any.
+    r = client.post(f"{contract_page}/contact", data={"email": "berenice.nueva@example.mx", "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    queue = cloud.client.get("/api/v2/privacy/arco-requests", params={"status": "received"}, headers=h).json()
+    (req,) = queue["items"]
+    assert (req["right"], req["channel"], req["details"]["changes"]) == (
+        "rectification", "portal", {"email": "berenice.nueva@example.mx"})
+    assert cloud.client.post(f"/api/v2/privacy/arco-requests/{req['id']}/resolve", headers=h).status_code == 200
     # Password reset: same answer for an unknown address; the link works once and ends sessions.
     client.cookies.clear()
     r = _post(client, "/portal/reset", {"email": "nadie@portal.example"})
@@ -194,5 +205,6 @@ def test_preferences_leak_report_reset_and_the_arco_export_sees_the_portal(porta
     doc = cloud.client.get(f"/api/v2/privacy/arco-requests/{req['id']}/export", headers=h).json()
     assert {a["email"] for a in doc["portal_accounts"]} == {email}
     actions = {e["action"] for e in doc["portal_activity"]}
-    assert {"signed_up", "linked", "verified", "viewed", "leak_reported", "password_reset"} <= actions
+    assert {"signed_up", "linked", "verified", "viewed", "request_leak", "rectification_requested",
+            "password_reset"} <= actions
     assert NOW

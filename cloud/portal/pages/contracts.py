@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud import row_security
 from cloud.auth import Principal
-from cloud.errors import DomainError, Invalid, NotFound
+from cloud.errors import Invalid, NotFound
 from cloud.portal import accounts, views
 from cloud.portal.audience import PORTAL, PREFIX, TEMPLATES
 from cloud.portal.chart import consumption_svg
@@ -130,29 +130,62 @@ def save_preferences(request: Request, contract_id: str, who: CustomerDep, form:
     return RedirectResponse(f"{PREFIX}/contracts/{contract_id}?ok=preferencias", status_code=303)
 
 
-@router.post(PREFIX + "/contracts/{contract_id}/leak")
-def report_leak(request: Request, contract_id: str, who: CustomerDep, form: PortalForm) -> Response:
-    """A leak or street problem at the contract's service point: a work order for staff."""
+#: What a customer may ask for → the work order staff get.
+REQUESTS = {"leak": ("leak_repair", "Fuga o problema en la calle"),
+            "reading_check": ("reading_check", "Revisión del medidor o aclaración de una lectura"),
+            "reconnection": ("reconnection", "Reconexión del servicio")}
+
+
+@router.post(PREFIX + "/contracts/{contract_id}/requests")
+def make_request(request: Request, contract_id: str, who: CustomerDep, form: PortalForm) -> Response:
+    """A leak, a meter check / reading dispute or a reconnection at the contract's service
+    point: a work order for staff (the same service as the API's)."""
+    import sqlalchemy as sa
+
     from cloud.registry.tables import contracts
     from cloud.workorders.service import create_order
 
     muni = contract_scope(request, contract_id, who)
+    kind = str(form.get("kind", "leak"))
+    if kind not in REQUESTS:
+        raise Invalid("tipo de solicitud desconocido", field="kind")
     text = " ".join(str(form.get("description", "")).split())[:500]
     where = " ".join(str(form.get("location", "")).split())[:200]
     if len(text) < 5:
-        raise Invalid("describa el problema (al menos 5 letras)", field="description")
-    import sqlalchemy as sa
-
+        raise Invalid("describa lo que pasa (al menos 5 letras)", field="description")
+    order_type, label = REQUESTS[kind]
     with _engine(request).begin() as conn:
         sp_id = conn.execute(sa.select(contracts.c.service_point_id).where(contracts.c.id == contract_id)).scalar()
         principal = Principal("user", f"portal:{who.account_id}", "customer", muni)
-        try:
-            order, _ = create_order(conn, principal, type="leak_repair", service_point_id=sp_id,
-                                    description=f"Reporte del cliente (oficina virtual): {text}"
-                                                + (f" — Ubicación: {where}" if where else ""))
-        except DomainError:
-            raise
+        order, _ = create_order(conn, principal, type=order_type, service_point_id=sp_id,
+                                description=f"{label} (oficina virtual): {text}"
+                                            + (f" — Ubicación: {where}" if where else ""))
     with row_security.system_scope("portal activity"), _engine(request).begin() as conn:
-        accounts.log(conn, who.account_id, "leak_reported", now(request), contract_id=contract_id,
+        accounts.log(conn, who.account_id, f"request_{kind}", now(request), contract_id=contract_id,
                      municipality=muni, client=who.client)
-    return RedirectResponse(f"{PREFIX}/contracts/{contract_id}?ok=reporte-{order['id'][:8]}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/contracts/{contract_id}?ok=solicitud-{order['id'][:8]}", status_code=303)
+
+
+@router.post(PREFIX + "/contracts/{contract_id}/contact")
+def update_contact(request: Request, contract_id: str, who: CustomerDep, form: PortalForm) -> Response:
+    """New e-mail or phone of the holder: an ARCO rectification request staff resolve (the
+    same checks and audit trail as at the office; docs/privacy.md)."""
+    from cloud.privacy import arco
+
+    muni = contract_scope(request, contract_id, who)
+    changes = {k: " ".join(str(form.get(k, "")).split())[:200] for k in ("email", "phone")}
+    changes = {k: v for k, v in changes.items() if v}
+    if not changes:
+        raise Invalid("escriba el correo o el teléfono nuevo", field="email")
+    settings = request.app.state.settings
+    with _engine(request).begin() as conn:
+        holder = consent.customer_of_contract(conn, contract_id)
+        principal = Principal("user", f"portal:{who.account_id}", "customer", muni)
+        req = arco.receive(conn, principal, customer_id=str(holder), right="rectification", channel="portal",
+                           details={"changes": changes, "note": f"Desde la oficina virtual, contrato {contract_id}"},
+                           received_at=now(request), answer_days=settings.arco_answer_business_days,
+                           closed_days=settings.arco_closed_days)
+    with row_security.system_scope("portal activity"), _engine(request).begin() as conn:
+        accounts.log(conn, who.account_id, "rectification_requested", now(request), contract_id=contract_id,
+                     municipality=muni, client=who.client)
+    return RedirectResponse(f"{PREFIX}/contracts/{contract_id}?ok=solicitud-{req['id'][:8]}", status_code=303)
