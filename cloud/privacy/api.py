@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,11 +13,15 @@ from cloud.api.deps import AccessDep, EngineDep, NowDep, SettingsDep, scope_muni
 from cloud.api.shapes import ApiModel, camel, page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Conflict, Invalid, NotFound
+from cloud.times import iso
 
 from . import access_log, arco, erasure, export, pdf
 from .access_log import AccessContext
 
 router = APIRouter(prefix="/privacy", tags=["privacy"])
+#: A request received on paper is registered late at most this long after (its deadline runs
+#: from receipt, so a later one would be overdue on arrival).
+MAX_LATE_DAYS = 60
 
 # Customer service (billing) and admins answer ARCO requests; their reads are logged like any other.
 PrivacyDep = Annotated[Principal, Depends(require_roles("billing"))]
@@ -49,8 +53,13 @@ class RejectIn(_In):
     reason: str = Field(min_length=3, max_length=2000)
 
 
+def _times(row: dict[str, Any]) -> dict[str, Any]:
+    """Times with their offset (SQLite hands them back naive, in UTC)."""
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
 def _out(row: dict[str, Any]) -> dict[str, Any]:
-    doc = {camel(k): v for k, v in row.items()}
+    doc = {camel(k): v for k, v in _times(row).items()}
     doc["details"] = {camel(k): v for k, v in (row.get("details") or {}).items()}
     return doc
 
@@ -63,6 +72,9 @@ def create_request(body: ArcoIn, principal: PrivacyDep, engine: EngineDep, setti
         raise Invalid("receivedAt needs its UTC offset", field="receivedAt")
     if received > now:
         raise Invalid("receivedAt is in the future", field="receivedAt")
+    if received < now - timedelta(days=MAX_LATE_DAYS):
+        raise Invalid(f"receivedAt is more than {MAX_LATE_DAYS} days ago; register requests as they arrive",
+                      field="receivedAt")
     with engine.begin() as conn:
         row = arco.receive(conn, principal, customer_id=body.customer_id, right=body.right, channel=body.channel,
                            details=body.details.model_dump(exclude_none=True), received_at=received,
@@ -149,7 +161,7 @@ def customer_access_log(customer_id: str, principal: PrivacyDep, engine: EngineD
         if after:
             q = q.where(log_table.c.id > after)
         rows = [dict(r) for r in conn.execute(q.order_by(log_table.c.id).limit(limit + 1)).mappings()]
-    items = [{camel(k): v for k, v in r.items()} for r in rows[:limit]]
+    items = [{camel(k): v for k, v in _times(r).items()} for r in rows[:limit]]
     return page(items, rows[limit - 1]["id"] if len(rows) > limit else None)
 
 

@@ -310,10 +310,12 @@ def test_requests_carry_the_business_day_deadline_and_bad_input_names_the_field(
     r = cloud.client.post("/api/v2/privacy/arco-requests", headers=h, json={
         "customerId": ids[A], "right": "access", "receivedAt": "2026-12-08T10:00:00-06:00"})
     assert r.status_code == 201 and r.json()["dueOn"] == "2027-01-07"  # 25 Dec and 1 Jan do not count
+    assert r.json()["receivedAt"] == "2026-12-08T16:00:00+00:00"  # with its offset
     req = r.json()
     cases = [({"customerId": ids[A], "right": "olvido"}, "right"),
              ({"customerId": ids[A], "right": "access", "receivedAt": "2026-12-08T10:00:00"}, "receivedAt"),
              ({"customerId": ids[A], "right": "access", "receivedAt": "2027-12-08T10:00:00-06:00"}, "receivedAt"),
+             ({"customerId": ids[A], "right": "access", "receivedAt": "1900-01-01T00:00:00-06:00"}, "receivedAt"),
              ({"customerId": ids[A], "right": "access", "extra": 1}, "extra"),
              ({"customerId": "x" * 37, "right": "access"}, "customerId"),
              ({"customerId": ids[A], "right": "access", "details": {"note": "n" * 2001}}, "note")]
