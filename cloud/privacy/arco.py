@@ -8,7 +8,7 @@ purposes opposed) | rejected (with the reason the law allows, art. 34). The answ
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -82,6 +82,7 @@ def receive(conn: Connection, principal: Principal, *, customer_id: str, right: 
         raise Invalid(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
     cust = _customer(conn, principal, customer_id)
     check_details(right, details)
+    received_at = received_at.astimezone(UTC)  # SQLite keeps no offset: store the instant in UTC
     rid = uuid7()
     due = add_business_days(received_at.astimezone(MX).date(), answer_days, closed_days)
     conn.execute(arco_requests.insert().values(
