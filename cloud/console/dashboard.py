@@ -119,3 +119,30 @@ def sync_health(conn: Connection, scope: Scope, now: datetime) -> list[dict[str,
                     "name": r.name, "last_pull_at": r.last_pull_at, "lag_s": max(0, int((now - ref).total_seconds())),
                     "never": r.last_pull_at is None})
     return out
+
+
+def nrw_view(result: dict[str, Any]) -> dict[str, Any]:
+    """A zone's non-revenue water as the dashboard shows it. Coverage is the share of the zone's
+    district meters with at least two totalizer samples in the window; a loss is shown only with
+    full coverage and some input (a missing meter would otherwise read as a negative loss), and a
+    metered volume above the input is flagged as inconsistent rather than shown as a gain."""
+    meters = result.get("district_meters") or []
+    covered = sum(1 for m in meters if m.get("samples", 0) >= 2)
+    full = bool(meters) and covered == len(meters) and result.get("input_l", 0) > 0
+    loss = result.get("non_revenue_l", 0)
+    state = "ok" if full and loss >= 0 else ("inconsistent" if full else "incomplete")
+    return {"zone": result["zone"], "covered": covered, "meters": len(meters),
+            "input_m3": Decimal(result.get("input_l", 0)) / 1000, "metered_m3": Decimal(result.get("metered_l", 0)) / 1000,
+            "loss_m3": Decimal(loss) / 1000 if state == "ok" else None,
+            "loss_pct": result.get("non_revenue_pct") if state == "ok" else None, "state": state}
+
+
+def non_revenue_water(conn: Connection, scope: Scope, now: datetime, max_zones: int = 60) -> list[dict[str, Any]]:
+    """Month-to-date NRW per zone (district) of the scope, through the metering service the API uses."""
+    from cloud.metering.service import non_revenue_water as nrw
+    from cloud.registry.tables import zones
+
+    start = local_midnight(now).replace(day=1)
+    rows = conn.execute(sa.select(zones).where(scope.where(zones.c.municipality)).order_by(zones.c.code)
+                        .limit(max_zones)).mappings().all()
+    return [nrw_view(nrw(conn, z, int(start.timestamp() * 1000), int(now.timestamp() * 1000))) for z in rows]

@@ -15,6 +15,7 @@ PAGES = [
     "cloud.console.pages.billing",
     "cloud.console.pages.bank_lines",
     "cloud.console.pages.contracts",
+    "cloud.console.pages.queues",
 ]
 
 

@@ -36,6 +36,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
         backlog = dashboard.validation_backlog(conn, scope)
         orders = dashboard.work_order_backlog(conn, scope, now)
         nodes = dashboard.sync_health(conn, scope, now)
+        nrw = dashboard.non_revenue_water(conn, scope, now)
         money = dashboard.payments_by_day(conn, scope, now) if access.allowed(MoneyDep, principal) else None
         open_lines = (line_review.list_lines(conn, line_review.LineFilter(scope.municipality, limit=1))["total"]
                       if money is not None else None)
@@ -50,7 +51,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
     }
     return render(TEMPLATES, request, "home.html", page_context(
         request, principal, session, scope=scope, channels=channels, backlog=backlog, orders=orders,
-        age_bands=[label for _, label in dashboard.AGE_BANDS], nodes=nodes, money=money, open_lines=open_lines,
+        age_bands=[label for _, label in dashboard.AGE_BANDS], nodes=nodes, nrw=nrw, money=money, open_lines=open_lines,
         runs=runs, charts=charts, municipalities=sorted(MUNICIPALITIES)))
 
 
