@@ -11,17 +11,17 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from cloud.api import readings as readings_api
-from cloud.api import registry as registry_api
 from cloud.api.deps import StaffDep, now_utc, scope_municipality
 from cloud.billing import api as billing_api
-from cloud.cfdi import register as cfdi_register
+from cloud.cfdi.api import register as cfdi_register
 from cloud.collections import api as collections_api
 from cloud.console import access
 from cloud.console.audience import PREFIX, TEMPLATES
 from cloud.console.deps import ConsoleSession, Staff, page_context
+from cloud.metering.api import readings as readings_api
 from cloud.payments import api as payments_api
 from cloud.registry import service as registry_service
+from cloud.registry.api import contracts as registry_api
 from cloud.web.templates import render
 from cloud.workorders import api as workorders_api
 
@@ -66,7 +66,8 @@ def contract(contract_id: str, request: Request, principal: Staff, session: Cons
     doc = registry_api.get_contract(contract_id, principal, engine)  # 404 across municipalities
     now = now_utc(request)
     readings = readings_api.list_readings(principal, engine, meter=None, contract=contract_id,
-                                          since=now - timedelta(days=400), until=None, limit=500)[-SHOWN:]
+                                          since=now - timedelta(days=400), until=None, after=None,
+                                          limit=500)["items"][-SHOWN:]
     invoices = _section(billing_api.BillingDep, principal, lambda: billing_api.list_invoices(
         engine, principal, contract=contract_id, period=None, run=None, municipality=None, status=None,
         after=None, limit=100)["items"][-SHOWN:])

@@ -7,12 +7,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cloud.api import metering as metering_api
 from cloud.api.deps import StaffDep
-from cloud.cfdi import register as cfdi_register
+from cloud.cfdi.api import register as cfdi_register
 from cloud.console import access
 from cloud.console.audience import PREFIX, TEMPLATES
 from cloud.console.deps import ConsoleSession, Staff, page_context
+from cloud.metering.api import analytics as metering_api
 from cloud.web.templates import render
 
 router = APIRouter(include_in_schema=False)
@@ -38,6 +38,6 @@ def cfdi_queue(request: Request, principal: Staff, session: ConsoleSession) -> R
 def anomalies(request: Request, principal: Staff, session: ConsoleSession) -> Response:
     access.require(StaffDep, principal)
     items = metering_api.anomalies(principal, request.app.state.engine, municipality=None, zone=None, kind=None,
-                                   since=None, limit=LIMIT)
+                                   since=None, after=None, limit=LIMIT)["items"]
     return render(TEMPLATES, request, "anomalies.html", page_context(request, principal, session, items=items,
                                                                      limit=LIMIT))

@@ -2,15 +2,15 @@
 
 Expand only: three new tables.
 
-Revision ID: 0003_web_sign_in
-Revises: 0002_review_cancel_parked
+Revision ID: 0004_web_sign_in
+Revises: 0003_global_reentry
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_web_sign_in"
-down_revision = "0002_review_cancel_parked"
+revision = "0004_web_sign_in"
+down_revision = "0003_global_reentry"
 branch_labels = None
 depends_on = None
 
