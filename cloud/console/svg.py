@@ -9,11 +9,11 @@ from html import escape
 
 BAR_H = 20
 GAP = 6
-LABEL_W = 150
-VALUE_W = 110
+LABEL_W = 120
+VALUE_W = 80
 
 
-def bars(rows: Sequence[tuple[str, Decimal | int | float]], *, width: int = 460, unit: str = "",
+def bars(rows: Sequence[tuple[str, Decimal | int | float]], *, width: int = 340, unit: str = "",
          title: str = "", fmt: str = "{:,.0f}") -> str:
     """One bar per (label, value); negative values are drawn from zero to the left in red."""
     if not rows:
@@ -35,7 +35,7 @@ def bars(rows: Sequence[tuple[str, Decimal | int | float]], *, width: int = 460,
     return "".join(out)
 
 
-def columns(points: Sequence[tuple[str, Decimal | int | float]], *, width: int = 460, height: int = 160,
+def columns(points: Sequence[tuple[str, Decimal | int | float]], *, width: int = 340, height: int = 150,
             title: str = "") -> str:
     """A column per (label, value) over time (e.g. readings per day), labels under every other one."""
     if not points:
