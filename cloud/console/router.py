@@ -12,6 +12,10 @@ from cloud.web import audience
 # One module per page group; each defines `router`.
 PAGES = [
     "cloud.console.pages.home",
+    "cloud.console.pages.billing",
+    "cloud.console.pages.bank_lines",
+    "cloud.console.pages.contracts",
+    "cloud.console.pages.queues",
 ]
 
 

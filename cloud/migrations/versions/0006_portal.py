@@ -2,15 +2,15 @@
 
 Expand only: new tables.
 
-Revision ID: 0005_portal
-Revises: 0004_privacy
+Revision ID: 0006_portal
+Revises: 0005_privacy
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_portal"
-down_revision = "0004_privacy"
+revision = "0006_portal"
+down_revision = "0005_privacy"
 branch_labels = None
 depends_on = None
 
