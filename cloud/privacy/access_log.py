@@ -48,6 +48,18 @@ def record(conn: Connection, ctx: AccessContext, at: datetime,
     return len(rows)
 
 
+def record_documents(conn: Connection, ctx: AccessContext, at: datetime, docs: list[dict[str, Any]],
+                     resource: str) -> int:
+    """Log the reads of registry documents (a customer, or contracts with their `customer`) that
+    showed personal data; a redacted document (field roles) showed none and is not logged."""
+    reads = []
+    for d in docs:
+        cu = d if resource == "customer" else d["customer"]
+        if not cu["personal_data_redacted"]:
+            reads.append((cu["id"], cu["municipality"], resource, d["id"]))
+    return record(conn, ctx, at, reads)
+
+
 def entries_for(conn: Connection, customer_id: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
     q = (sa.select(access_log).where(access_log.c.customer_id == customer_id)
          .order_by(access_log.c.id).limit(limit))

@@ -336,3 +336,28 @@ def test_requests_carry_the_business_day_deadline_and_bad_input_names_the_field(
                           json={"reason": "No acreditó su identidad (art. 34 I)"})
     assert r.status_code == 200 and r.json()["status"] == "rejected"
     assert cloud.client.get(f"/api/v2/privacy/arco-requests/{req['id']}/export", headers=h).status_code == 409
+
+
+def test_the_console_logs_a_contract_it_opens_and_the_names_its_search_lists(light) -> None:
+    import re
+
+    from cloud.auth import create_user
+    from cloud.console.staff import set_credential
+
+    cloud, ids, _ = light
+    with cloud.engine.begin() as conn:
+        user = create_user(conn, name="ventanilla", role="billing", municipality="EXP-01")
+        set_credential(conn, user_id=user["id"], login="ventanilla", password="ventanilla-segura-1",
+                       enrol_totp=False, now=NOW)
+    client = cloud.client
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text).group(1)  # type: ignore[union-attr]
+    r = client.post("/console/login", data={"login": "ventanilla", "password": "ventanilla-segura-1",
+                                            "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get(f"/console/contracts/{A}").status_code == 200
+    assert client.get("/console/contracts").status_code == 200
+    with cloud.engine.connect() as conn:
+        rows = conn.execute(sa.select(access_log.c.resource_id, access_log.c.channel, access_log.c.actor_id)
+                            .order_by(access_log.c.id)).all()
+    assert [tuple(r) for r in rows] == [(A, "console", user["id"]), (A, "console", user["id"]),
+                                        (B, "console", user["id"])]

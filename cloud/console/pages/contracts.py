@@ -20,6 +20,8 @@ from cloud.console.audience import PREFIX, TEMPLATES
 from cloud.console.deps import ConsoleSession, Staff, page_context
 from cloud.metering.api import readings as readings_api
 from cloud.payments import api as payments_api
+from cloud.privacy.access_log import AccessContext, record_documents
+from cloud.privacy.purposes import DEFAULT_ACCESS_PURPOSE
 from cloud.registry import service as registry_service
 from cloud.registry.api import contracts as registry_api
 from cloud.web.templates import render
@@ -37,7 +39,7 @@ def search(request: Request, principal: Staff, session: ConsoleSession,
     q = q.strip()
     engine = request.app.state.engine
     muni = scope_municipality(principal, None)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         if q and registry_service.get_contract(conn, principal, q) is not None:
             return RedirectResponse(f"{PREFIX}/contracts/{q}", status_code=303)
         by_meter, _ = registry_service.list_contracts(
@@ -49,6 +51,10 @@ def search(request: Request, principal: Staff, session: ConsoleSession,
         first, _ = ([], None) if q else registry_service.list_contracts(
             conn, principal, municipality=muni, zone=None, status=None, use_class=None, customer_id=None,
             meter_serial=None, after=None, limit=50)
+        # The list shows holders' names: each shown contract is a logged read (docs/privacy.md).
+        seen_by = AccessContext(principal.id, principal.role, DEFAULT_ACCESS_PURPOSE,
+                                request.client.host if request.client else None, "console")
+        record_documents(conn, seen_by, now_utc(request), [*by_meter, *by_customer, *first], "contract")
     return render(TEMPLATES, request, "contracts.html", page_context(
         request, principal, session, q=q, results=[*by_meter, *by_customer, *first]))
 
@@ -63,8 +69,11 @@ def contract(contract_id: str, request: Request, principal: Staff, session: Cons
     engine = request.app.state.engine
     contract_id = contract_id[:80]
     access.require(StaffDep, principal)
-    doc = registry_api.get_contract(contract_id, principal, engine)  # 404 across municipalities
     now = now_utc(request)
+    # The page shows the holder's personal data: logged like an API read (docs/privacy.md).
+    seen_by = AccessContext(principal.id, principal.role, DEFAULT_ACCESS_PURPOSE,
+                            request.client.host if request.client else None, "console")
+    doc = registry_api.get_contract(contract_id, principal, engine, seen_by, now)  # 404 across municipalities
     readings = readings_api.list_readings(principal, engine, meter=None, contract=contract_id,
                                           since=now - timedelta(days=400), until=None, after=None,
                                           limit=500)["items"][-SHOWN:]

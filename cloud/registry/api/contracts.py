@@ -77,19 +77,8 @@ def get_customer(customer_id: str, principal: StaffDep, engine: EngineDep, acces
         doc = service.get_customer(conn, principal, customer_id)
         if doc is None:
             raise not_found("customer", customer_id)
-        _log_reads(conn, access, now, [doc], "customer")
+        access_log.record_documents(conn, access, now, [doc], "customer")
     return doc
-
-
-def _log_reads(conn: Any, access: access_log.AccessContext, now: Any, docs: list[dict[str, Any]],
-               resource: str) -> None:
-    """Log the reads that showed personal data (a redacted document showed none)."""
-    reads = []
-    for d in docs:
-        cu = d if resource == "customer" else d["customer"]
-        if not cu["personal_data_redacted"]:
-            reads.append((cu["id"], cu["municipality"], resource, d["id"]))
-    access_log.record(conn, access, now, reads)
 
 
 @router.post("/contracts", status_code=201, response_model=ContractOut)
@@ -110,7 +99,7 @@ def get_contract(contract_id: str, principal: StaffDep, engine: EngineDep, acces
         doc = service.get_contract(conn, principal, contract_id)
         if doc is None:
             raise not_found("contract", contract_id)
-        _log_reads(conn, access, now, [doc], "contract")
+        access_log.record_documents(conn, access, now, [doc], "contract")
     return doc
 
 
@@ -129,7 +118,7 @@ def list_contracts(principal: StaffDep, engine: EngineDep, access: AccessDep, no
         items, nxt = service.list_contracts(conn, principal, municipality=muni, zone=zone, status=status,
                                             use_class=use_class, customer_id=customer_id, meter_serial=meter,
                                             after=after, limit=limit)
-        _log_reads(conn, access, now, items, "contract")
+        access_log.record_documents(conn, access, now, items, "contract")
     return {**page(items, nxt), "next_after": nxt}
 
 
