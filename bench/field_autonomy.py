@@ -121,8 +121,8 @@ class Zone:
         self.interval_s = interval_s
         self.values = [100_000 + 37 * i for i in range(meters)]
         self.heads = [(f"application/aquacis/device/{eui(i)}/event/up",
-                       '{"deviceInfo":{"devEui":"%s","deviceName":"%s","deviceProfileName":"aquacis-wm1"},' % (
-                           eui(i), serial(i))) for i in range(meters)]
+                       f'{{"deviceInfo":{{"devEui":"{eui(i)}","deviceName":"{serial(i)}",'
+                       '"deviceProfileName":"aquacis-wm1"},') for i in range(meters)]
         self.n = 0  # uplinks made (deduplicationIds are unique by it)
 
     def interval(self, k: int) -> list[tuple[str, bytes]]:
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> Result:
 def report(res: Result) -> None:
     d1, dn = res.days[0], res.days[-1]
     print(f"  budget                  {res.budget_bytes / 1e6:10.1f} MB ({res.budget_bytes / max(1, res.committed):.0f} B "
-          f"per reading of the run); reached: {'day %d' % res.budget_reached_day if res.budget_reached_day else 'no'}")
+          f"per reading of the run); reached: {f'day {res.budget_reached_day}' if res.budget_reached_day else 'no'}")
     print(f"  on disk, last day       {dn.bytes_per_reading:10.1f} B/reading   -> "
           f"{dn.bytes_per_reading * 28.8e6 / 1e9:.2f} GB for 28.8 M readings (target <= 90 B, <= 2.6 GB)")
     print("  where the bytes go      " + ", ".join(f"{k} {v}" for k, v in res.layout.items()))
