@@ -75,6 +75,8 @@ class GatewayConfig:
             raise ValueError("--dead-letter-max-count must be at least 1")
         if not cfg.dead_letter_max_mb > 0:
             raise ValueError("--dead-letter-max-mb must be more than 0")
+        if not cfg.disk_bound_mb >= 0:  # also NaN
+            raise ValueError("--disk-bound-mb must be 0 (no budget) or more")
         return cfg
 
     def uses_mqtt_process(self) -> bool:

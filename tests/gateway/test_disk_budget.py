@@ -176,3 +176,20 @@ def test_at_the_budget_the_gateway_is_not_ready():
     assert probe({**parts, "disk_full": False}).ready
     p = probe({**parts, "disk_full": True})
     assert p.live and not p.ready and "disk budget" in p.reasons[0]
+
+
+def test_run_refuses_a_negative_or_missing_number_budget(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from aquacis.cli import app
+
+    seen = {}
+    monkeypatch.setattr("gateway.daemon.run", lambda cfg: seen.setdefault("cfg", cfg) and 0)
+    base = ["gateway", "run", "--cloud", "http://c", "--token", "t", "--broker", "mqtt://b:1", "--db", str(tmp_path / "x.db")]
+    runner = CliRunner()
+    r = runner.invoke(app, [*base, "--disk-bound-mb", "2600"])
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"].disk_bound_mb == 2600
+    for bad in ("-5", "nan", "lots"):
+        r = runner.invoke(app, [*base, "--disk-bound-mb", bad])
+        assert r.exit_code == 2 and "--disk-bound-mb" in r.output, (bad, r.output)
