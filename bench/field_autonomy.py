@@ -396,6 +396,10 @@ def report(res: Result) -> None:
     ratio = dn.ingest_per_s / d1.ingest_per_s if d1.ingest_per_s else float("nan")
     print(f"  ingest day {dn.day} / day 1    {ratio:10.1%}   ({dn.ingest_per_s:,.0f} vs {d1.ingest_per_s:,.0f} readings/s;"
           " target within 20 %)")
+    # on a shared machine the CPU a reading costs is steadier than the wall-clock rate
+    cpu_ratio = d1.ingest_cpu_us / dn.ingest_cpu_us if dn.ingest_cpu_us else float("nan")
+    print(f"  by CPU, day {dn.day} / day 1   {cpu_ratio:10.1%}   ({dn.ingest_cpu_us:.1f} vs {d1.ingest_cpu_us:.1f} us CPU "
+          "per reading, as a rate)")
     print(f"  edge rules              {max(d.rules_cpu_us for d in res.days):10.1f} us CPU/reading at most; "
           f"{max(d.rules_behind for d in res.days)} readings behind at a day's end at most; {res.anomalies} anomalies")
     print(f"  memory                  {max(d.rss_mb for d in res.days):10.1f} MB RSS at most at a day's end, "
