@@ -26,7 +26,7 @@ from gateway.store import GatewayStore
 DAY_MS = 86_400_000
 #: synced readings younger than this stay on the gateway (the rules' window is 31 days)
 KEEP_READINGS_MS = 35 * DAY_MS
-PRUNE_CHUNK = 20_000  # readings per transaction: the ingest writer waits at most one chunk
+PRUNE_CHUNK = 20_000  # readings per transaction: the sync and rules connections wait at most one chunk
 
 
 @dataclass
@@ -73,7 +73,7 @@ def prune_synced_readings(store: GatewayStore, before_ms: int, rules: bool = Tru
 
     Readings and their outbox entries are appended in the same transactions in the same order,
     and acknowledgements drop outbox entries from the oldest: every reading below the rowid of
-    the oldest reading still queued is held by the cloud. Chunked, so ingest waits at most one.
+    the oldest reading still queued is held by the cloud. Chunked: other connections wait one chunk at most.
     """
     conn = store.conn
     row = conn.execute("SELECT r.rowid FROM _outbox o JOIN readings r ON r.id = o.pk "
