@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from test_billing_support import ensure_readings_table, seed_contracts
 
 from cloud.billing.runs import (
-    Claim,
     ChunkResult,
+    Claim,
     RunSpec,
     build_chunk,
     claim_chunk,
