@@ -139,14 +139,19 @@ def launch(engine: sa.engine.Engine, url: str, run_id: str, workers: int, pipeli
              for _ in range(workers)]
     pg = engine.dialect.name == "postgresql"
     samples = waits = 0
+    waited: list[tuple[object, ...]] = []
     last = 0.0
     while any(p.poll() is None for p in procs):
         time.sleep(0.1)
         if pg:  # evidence, not timing: does any worker's backend ever wait for a lock?
             with engine.connect() as conn:
                 samples += 1
-                waits += conn.execute(sa.text("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                                              "WHERE NOT l.granted AND a.datname = current_database()")).scalar_one() > 0
+                seen = conn.execute(sa.text(
+                    "SELECT l.locktype, l.mode, l.relation::regclass::text, left(a.query, 90) FROM pg_locks l "
+                    "JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.datname = current_database()")).all()
+                if seen:
+                    waits += 1
+                    waited.extend(tuple(w) for w in seen)
         if time.perf_counter() - last < 1.0:
             continue
         last = time.perf_counter()
@@ -175,7 +180,8 @@ def launch(engine: sa.engine.Engine, url: str, run_id: str, workers: int, pipeli
         print(f"run time (first claim → completed): {busy:.1f} s; {r['contracts_processed'] / busy:,.0f} contracts/s")
     print(f"peak worker memory (max RSS of one worker): {peak_mb:.0f} MB")
     if pg:
-        print(f"lock waits seen: {waits} of {samples} samples of pg_locks (every 0.1 s)")
+        print(f"lock waits seen: {waits} of {samples} samples of pg_locks (every 0.1 s)"
+              + "".join(f"\n  waiting: {w}" for w in waited[:5]))
     return wall, busy, rate
 
 
