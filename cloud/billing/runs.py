@@ -37,6 +37,7 @@ from cloud.billing.tables import billing_run_chunks, billing_run_errors, billing
 from cloud.ids import uuid7
 from cloud.payments.references import InvalidPaymentReference, bank_reference, mod97_check
 from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill
+from cloud.times import iso
 
 Clock = Callable[[], datetime]
 
@@ -476,11 +477,6 @@ def write_chunk(conn: Connection, claim: Claim, result: ChunkResult, now: dateti
     return True
 
 
-def _iso(dt: datetime | None) -> str | None:
-    got = _aware(dt)
-    return got.isoformat() if got else None
-
-
 def load_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     """The run's row; while it is pending or running, its counters are the live sums of its
     chunks' counts (the row's own are written when it finishes)."""
@@ -523,10 +519,10 @@ def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100)
         "finalBill": None if run["final_bill_reason"] is None else {
             "reason": run["final_bill_reason"], "contracts": run["only_contracts"]},
         "review": None if not run["review"] else {"id": run["review"].get("id"),
-                                                  "at": _iso(run["reviewed_at"]), "by": run["reviewed_by"]},
-        "approved": None if run["approved_at"] is None else {"at": _iso(run["approved_at"]),
+                                                  "at": iso(run["reviewed_at"]), "by": run["reviewed_by"]},
+        "approved": None if run["approved_at"] is None else {"at": iso(run["approved_at"]),
                                                               "by": run["approved_by"]},
-        "voided": None if run["voided_at"] is None else {"at": _iso(run["voided_at"]), "by": run["voided_by"],
+        "voided": None if run["voided_at"] is None else {"at": iso(run["voided_at"]), "by": run["voided_by"],
                                                           "reason": run["void_reason"]},
     }
 

@@ -5,15 +5,15 @@ on its own chunk row; the run's totals are the sums, written into `billing_runs`
 run finishes (docs/billing.md, "No serialisation point between workers"). Expand only: three
 integer columns with a server default of 0.
 
-Revision ID: 0003_billing_chunk_counts
-Revises: 0002_review_cancel_parked
+Revision ID: 0004_billing_chunk_counts
+Revises: 0003_global_reentry
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_billing_chunk_counts"
-down_revision = "0002_review_cancel_parked"
+revision = "0004_billing_chunk_counts"
+down_revision = "0003_global_reentry"
 branch_labels = None
 depends_on = None
 
