@@ -115,3 +115,35 @@ def test_pages_answer_with_the_api_scope_and_roles(env: Any) -> None:
     search = central.get("/console/contracts", params={"q": cloud.first["EXP-02"]}, follow_redirects=False)
     assert search.status_code == 303 and search.headers["location"].endswith(cloud.first["EXP-02"])
     assert central.get("/console/contracts", params={"q": "<script>x</script>"}).text.count("<script>x") == 0
+
+
+def test_work_orders_are_assigned_and_verified_from_the_console(env: Any) -> None:
+    cloud = env
+    h = cloud.user("dispatcher", "EXP-01")
+    with cloud.engine.connect() as conn:
+        serial = conn.execute(sa.text("SELECT meter_serial FROM service_points WHERE municipality = 'EXP-01' "
+                                      "AND meter_serial IS NOT NULL ORDER BY id LIMIT 1")).scalar()
+    made = cloud.client.post("/api/v2/work-orders", json={"type": "reading_check", "meterSerial": serial}, headers=h)
+    assert made.status_code == 201, made.text
+    order = made.json()["id"]
+    dispatcher = _signed_in(cloud, "dispatcher", "EXP-01")
+    page = dispatcher.get("/console/work-orders")
+    assert page.status_code == 200 and f'id="order-{order}"' in page.text and "Asignar" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    blank = dispatcher.post(f"/console/work-orders/{order}/assign", data={"csrf_token": token, "assigned_to": " "})
+    assert blank.status_code == 422 and "assigned_to" in blank.text
+    r = dispatcher.post(f"/console/work-orders/{order}/assign", data={"csrf_token": token, "assigned_to": "cuadrilla 3"},
+                        follow_redirects=False)
+    assert r.status_code == 303
+    assert cloud.client.get(f"/api/v2/work-orders/{order}", headers=h).json()["assignedTo"] == "cuadrilla 3"
+    # another municipality's dispatcher: the order does not exist for them
+    other = _signed_in(cloud, "dispatcher", "EXP-02")
+    page2 = other.get("/console/work-orders")
+    assert order not in page2.text
+    token2 = re.search(r'name="csrf_token" value="([^"]+)"', page2.text).group(1)  # type: ignore[union-attr]
+    assert other.post(f"/console/work-orders/{order}/assign",
+                      data={"csrf_token": token2, "assigned_to": "x"}).status_code == 404
+    reader = _signed_in(cloud, "reader", "EXP-01")
+    listing = reader.get("/console/work-orders")
+    assert listing.status_code == 200 and f'id="order-{order}"' in listing.text and 'class="assign"' not in listing.text
+    assert _signed_in(cloud, "billing", "EXP-01").get("/console/work-orders").status_code == 403
