@@ -146,3 +146,21 @@ def non_revenue_water(conn: Connection, scope: Scope, now: datetime, max_zones: 
     rows = conn.execute(sa.select(zones).where(scope.where(zones.c.municipality)).order_by(zones.c.code)
                         .limit(max_zones)).mappings().all()
     return [nrw_view(nrw(conn, z, int(start.timestamp() * 1000), int(now.timestamp() * 1000))) for z in rows]
+
+
+def consumption_trend(conn: Connection, scope: Scope, now: datetime, zone: str | None = None,
+                      months: int = 12) -> list[tuple[str, Decimal]]:
+    """Validated consumption (m³) per month of the last `months`, through the metering service
+    behind GET /metering/consumption (a user bound to a zone sees that zone)."""
+    from cloud.metering.service import consumption_series
+
+    first = local_midnight(now).replace(day=1)
+    for _ in range(months - 1):
+        first = (first - timedelta(days=1)).replace(day=1)
+    rows = consumption_series(conn, group="municipality", granularity="month", start=int(first.timestamp() * 1000),
+                              end=int(now.timestamp() * 1000), municipality=scope.municipality, zone=zone,
+                              contract_id=None)
+    per_month: dict[str, Decimal] = {}
+    for r in rows:
+        per_month[r["period"]] = per_month.get(r["period"], Decimal(0)) + Decimal(int(r["consumption_l"])) / 1000
+    return sorted(per_month.items())

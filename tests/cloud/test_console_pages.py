@@ -96,6 +96,7 @@ def test_pages_answer_with_the_api_scope_and_roles(env: Any) -> None:
     assert billing.get(f"/console/contracts/{cloud.first['EXP-02']}").status_code == 404
     assert billing.get("/console/billing-runs/nope").status_code == 404
     assert billing.get("/console/bank-lines").status_code == 200
+    assert 'id="consumption"' in home.text and "<rect" in home.text.split('id="consumption"')[1].split("</section>")[0]
     assert 'id="nrw"' in home.text and "sin datos completos" in home.text  # no SCADA input: no loss shown
     assert billing.get("/console/cfdi").status_code == 200
     assert billing.get("/console/anomalies").status_code == 200

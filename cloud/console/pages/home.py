@@ -37,6 +37,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
         orders = dashboard.work_order_backlog(conn, scope, now)
         nodes = dashboard.sync_health(conn, scope, now)
         nrw = dashboard.non_revenue_water(conn, scope, now)
+        trend = dashboard.consumption_trend(conn, scope, now, zone=principal.zone)
         money = dashboard.payments_by_day(conn, scope, now) if access.allowed(MoneyDep, principal) else None
         open_lines = (line_review.list_lines(conn, line_review.LineFilter(scope.municipality, limit=1))["total"]
                       if money is not None else None)
@@ -45,6 +46,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
     if runs is not None and scope.municipality is not None:
         runs = [r for r in runs if scope.municipality in r["spec"]["municipalities"]]
     charts = {
+        "trend": Markup(svg.columns([(m[2:], v) for m, v in trend], title="Consumo validado por mes (m³)")),
         "channels": Markup(svg.bars(channels, title="Lecturas de hoy por canal")),
         "payments": None if money is None else Markup(svg.columns(
             [(d[5:], v) for d, v in money["per_day"]], title="Cobros por día (MXN)")),
