@@ -100,6 +100,7 @@ def test_pages_answer_with_the_api_scope_and_roles(env: Any) -> None:
     assert 'id="nrw"' in home.text and "sin datos completos" in home.text  # no SCADA input: no loss shown
     assert billing.get("/console/cfdi").status_code == 200
     assert billing.get("/console/anomalies").status_code == 200
+    assert billing.get("/console/sync-review").status_code == 200
     # A reader sees the contract (as GET /contracts/{id}) without the money sections, and no billing pages.
     reader = _signed_in(cloud, "reader", "EXP-01")
     page = reader.get(f"/console/contracts/{cloud.first['EXP-01']}")
@@ -108,6 +109,7 @@ def test_pages_answer_with_the_api_scope_and_roles(env: Any) -> None:
     assert refused.status_code == 403 and "text/html" in refused.headers["content-type"]
     assert reader.get("/console/bank-lines").status_code == 403
     assert reader.get("/console/cfdi").status_code == 403
+    assert reader.get("/console/sync-review").status_code == 403
     # Central staff choose a municipality; a made-up one is a 422 page, never a 500.
     central = _signed_in(cloud, "collections", "*")
     assert "Tablero · EXP-02" in central.get("/console/", params={"municipality": "EXP-02"}).text
