@@ -28,7 +28,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
         municipality = None
     if municipality is not None and municipality not in MUNICIPALITIES:
         raise Invalid(f"municipio desconocido {municipality!r}", field="municipality")
-    scope = dashboard.Scope(scope_municipality(principal, municipality))
+    scope = dashboard.Scope(scope_municipality(principal, municipality), principal.zone)
     now = now_utc(request)
     engine = request.app.state.engine
     with engine.connect() as conn:
@@ -37,7 +37,7 @@ def home(request: Request, principal: Staff, session: ConsoleSession,
         orders = dashboard.work_order_backlog(conn, scope, now)
         nodes = dashboard.sync_health(conn, scope, now)
         nrw = dashboard.non_revenue_water(conn, scope, now)
-        trend = dashboard.consumption_trend(conn, scope, now, zone=principal.zone)
+        trend = dashboard.consumption_trend(conn, scope, now)
         money = dashboard.payments_by_day(conn, scope, now) if access.allowed(MoneyDep, principal) else None
         open_lines = (line_review.list_lines(conn, line_review.LineFilter(scope.municipality, limit=1))["total"]
                       if money is not None else None)
