@@ -46,7 +46,10 @@ def test_statement_lines_api_matches_and_dismisses_within_the_tenant(env: Any) -
     assert r.status_code == 201 and r.json()["unmatched"] == 2
     page = _lines(cloud, h1).json()
     assert page["total"] == 2 and [i["amount"] for i in page["items"]] == ["150.00", "80.00"]
-    assert _lines(cloud, h2).json() == {"total": 0, "items": []}
+    assert _lines(cloud, h2).json() == {"total": 0, "items": [], "next": None}
+    first_page = _lines(cloud, h1, limit=1).json()
+    assert first_page["total"] == 2 and first_page["next"] == page["items"][0]["id"]
+    assert _lines(cloud, h1, limit=1, after=first_page["next"]).json()["items"] == page["items"][1:]
     assert _lines(cloud, h2, municipality="EXP-01").status_code == 403
     assert _lines(cloud, cloud.user("reader", "EXP-01")).status_code == 403
     first, second = (i["id"] for i in page["items"])
