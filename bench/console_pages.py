@@ -5,7 +5,8 @@
 
 In-process (FastAPI TestClient, no sockets): the application's own cost per request, p50/p95
 in ms. A console page does the API call's work plus rendering; the dashboard has no single
-API twin and is compared with /health. The issue's target is p95 < 150 ms per page at
+API twin and is compared with /health; it is measured computing its figures on every view and
+reusing them for 60 s (`console_dashboard_ttl_s`, the default). The issue's target is p95 < 150 ms per page at
 500,000 contracts on PostgreSQL.
 """
 
@@ -77,7 +78,10 @@ def main() -> int:
     n = args.calls
     print(f"{n} calls each:")
     line("GET /health (floor)", timed(client, "/health", n))
-    line("GET /console/ (dashboard)", timed(client, "/console/", n))
+    app.state.settings.console_dashboard_ttl_s = 0
+    line("GET /console/ (dashboard, computed every view)", timed(client, "/console/", max(5, n // 5)))
+    app.state.settings.console_dashboard_ttl_s = 60
+    line("GET /console/ (dashboard, figures reused 60 s)", timed(client, "/console/", n))
     line(f"GET /api/v2/contracts/{cid}", timed(client, f"/api/v2/contracts/{cid}", n, api))
     line(f"GET /console/contracts/{cid} (7 API calls)", timed(client, f"/console/contracts/{cid}", n))
     line("GET /api/v2/bank-statement-lines", timed(client, "/api/v2/bank-statement-lines", n, api))
