@@ -131,6 +131,9 @@ class CloudSettings(TomlTableSettings):
     # https://oficina.cea.gob.mx. Unset: the address the request came to (fine behind a proxy that
     # fixes the Host header; otherwise a forged Host could poison a reset link).
     portal_public_url: str | None = None
+    # Seconds the console dashboard's figures are reused for the same scope (each computation
+    # aggregates the municipality's readings and payments; 0 = compute on every view).
+    console_dashboard_ttl_s: float = 60.0
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

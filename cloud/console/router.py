@@ -16,6 +16,7 @@ PAGES = [
     "cloud.console.pages.bank_lines",
     "cloud.console.pages.contracts",
     "cloud.console.pages.queues",
+    "cloud.console.pages.work_orders",
 ]
 
 

@@ -30,3 +30,22 @@ def test_loss_is_never_negative(inputs: list[tuple[int, int]], metered: int) -> 
     view = nrw_view(_result(inputs, metered))
     assert view["loss_m3"] is None or view["loss_m3"] >= 0
     assert (view["loss_m3"] is not None) == (view["state"] == "ok")
+
+
+def test_sync_review_page_renders_parked_and_quarantined_facts_escaped() -> None:
+    """The rows as cloud/sync/review.py shapes them (a node's name is device input: escaped)."""
+    from cloud.auth import Principal
+    from cloud.console.audience import CONSOLE, TEMPLATES
+
+    node = {"site_id": "s1", "kind": "gateway", "municipality": "EXP-01", "zone": "EXP-01-Z01",
+            "name": "<img src=x onerror=alert(1)>", "active": True}
+    parked = [{"id": 1, "table": "readings", "pk": "r1", "status": "parked", "reason": "unknown meter",
+               "at": "2026-12-07T16:00:00+00:00", "claimed": {"municipality": "EXP-01", "zone": "EXP-01-Z01",
+                                                              "meter_serial": "XX-1"}, "origin": node, "sender": node}]
+    quarantined = [{"id": 2, "table": "readings", "pk": "r2", "status": "open", "reason": "collides",
+                    "at": "2026-12-07T16:00:00+00:00", "origin": {**node, "name": None}}]
+    html = TEMPLATES.get_template("sync_review.html").render(
+        request=None, aud=CONSOLE, principal=Principal("user", "u", "admin", "*"), csrf_token="t",
+        quarantined=quarantined, parked=parked, limit=200)
+    assert "XX-1" in html and "unknown meter" in html and "collides" in html and ">s1<" in html
+    assert "<img src=x" not in html and "&lt;img src=x" in html

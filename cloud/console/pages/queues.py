@@ -1,6 +1,8 @@
 """Read-only work queues over the API's own list calls: invoices that cannot get a CFDI and
 CFDIs waiting for or rejected by the PAC; anomalies (edge alarms and readings VEE did not
-accept). Acting on them is done from the API for now (docs/console.md)."""
+accept); sync facts quarantined for colliding with a stored fact and facts parked because
+the registry could not place them (e.g. a reading for an unknown meter). Acting on them is
+done from the API for now (docs/console.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cloud.console import access
 from cloud.console.audience import PREFIX, TEMPLATES
 from cloud.console.deps import ConsoleSession, Staff, page_context
 from cloud.metering.api import analytics as metering_api
+from cloud.sync.api import review as sync_review_api
 from cloud.web.templates import render
 
 router = APIRouter(include_in_schema=False)
@@ -41,3 +44,15 @@ def anomalies(request: Request, principal: Staff, session: ConsoleSession) -> Re
                                    since=None, after=None, limit=LIMIT)["items"]
     return render(TEMPLATES, request, "anomalies.html", page_context(request, principal, session, items=items,
                                                                      limit=LIMIT))
+
+
+@router.get(PREFIX + "/sync-review")
+def sync_review(request: Request, principal: Staff, session: ConsoleSession) -> Response:
+    access.require(sync_review_api.ReviewersDep, principal)
+    engine = request.app.state.engine
+    quarantined = sync_review_api.list_quarantine(principal, engine, municipality=None, status="open", node=None,
+                                                  after=None, limit=LIMIT)["items"]
+    parked = sync_review_api.list_parked(principal, engine, municipality=None, status="parked", node=None,
+                                         after=None, limit=LIMIT)["items"]
+    return render(TEMPLATES, request, "sync_review.html", page_context(
+        request, principal, session, quarantined=quarantined, parked=parked, limit=LIMIT))
