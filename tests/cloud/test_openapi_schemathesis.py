@@ -34,7 +34,8 @@ EXAMPLES_PG = int(os.environ.get("AQUACIS_SCHEMATHESIS_EXAMPLES", "4"))
 
 def _snake_without_twin(value: Any, path: str = "$") -> list[str]:
     """Members of a JSON document that are snake_case without their camelCase twin beside them
-    (skipping what keeps its own names: shapes.OPAQUE, shapes.NO_TWIN)."""
+    (skipping what keeps its own names: shapes.OPAQUE, shapes.NO_TWIN), and camelCase times that
+    are numbers rather than ISO 8601."""
     found: list[str] = []
     if isinstance(value, list):
         for i, v in enumerate(value):
@@ -45,6 +46,8 @@ def _snake_without_twin(value: Any, path: str = "$") -> list[str]:
                 continue
             if "_" in key and key.islower() and key not in shapes.NO_TWIN and shapes.camel(key) not in value:
                 found.append(f"{path}.{key}")
+            if key.endswith("At") and isinstance(v, int) and not isinstance(v, bool):  # times are ISO 8601
+                found.append(f"{path}.{key} (epoch ms)")
             found += _snake_without_twin(v, f"{path}.{key}")
     return found
 
