@@ -180,3 +180,9 @@ def test_a_bad_cursor_or_page_size_is_a_4xx_naming_it(api, url: str, params: dic
     r = api.client.get(url, params=params, headers=api.user("admin", "EXP-01"))
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_a_reading_time_without_offset_is_refused_naming_taken_at(api) -> None:
+    r = api.client.post("/api/v2/readings", headers=api.user("billing", "EXP-01"), json={
+        "meterSerial": "WM-EXP-01-Z01-000001", "takenAt": "2026-12-01T10:00:00", "valueL": 1})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["takenAt"]
