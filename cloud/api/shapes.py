@@ -11,7 +11,7 @@ Members renamed to follow them are sent under both names for one release (CHANGE
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
@@ -93,7 +93,7 @@ def page(items: list[Any], next_cursor: Any) -> dict[str, Any]:
     return {"items": items, "next": None if next_cursor is None else str(next_cursor)}
 
 
-def cursor_page(rows: list[T], limit: int, key: Callable[[T], Any],
+def cursor_page(rows: Sequence[T], limit: int, key: Callable[[T], Any],
                 out: Callable[[T], Any] = lambda r: r) -> dict[str, Any]:
     """The page of `rows` fetched in page order with `limit + 1` (the extra row only says there is
     a next page, so the last page never points to an empty one); `next` is `key` of the last row
