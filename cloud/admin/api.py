@@ -18,7 +18,8 @@ from cloud.auth import (
     users,
 )
 from cloud.errors import Forbidden, Invalid
-from cloud.events import list_events, record_event
+from cloud.events import list_events as query_events
+from cloud.events import record_event
 from sync.logs import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
@@ -146,18 +147,18 @@ def entity_events(entity: str, entity_id: str, principal: AdminDep, engine: Engi
     """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest
     first, a cursor page."""
     with engine.connect() as conn:
-        rows = list_events(conn, entity=entity, entity_id=entity_id, after=after, limit=limit + 1,
-                           municipality=None if principal.all_municipalities else principal.municipality)
+        rows = query_events(conn, entity=entity, entity_id=entity_id, after=after, limit=limit + 1,
+                            municipality=None if principal.all_municipalities else principal.municipality)
     return cursor_page(rows, limit, key=lambda e: e["seq"])
 
 
 @router.get("/events", tags=["events"])
-def get_events(principal: AdminDep, engine: EngineDep,
-               type: str | None = Query(None, max_length=80, description="e.g. ContractCreated, MeterReplaced"),
-               entity: str | None = Query(None, max_length=80, description="e.g. contract, meter, reading, invoice"),
-               after: EventSeq = None, limit: EventLimit = 200) -> dict[str, Any]:
+def list_events(principal: AdminDep, engine: EngineDep,
+                type: str | None = Query(None, max_length=80, description="e.g. ContractCreated, MeterReplaced"),
+                entity: str | None = Query(None, max_length=80, description="e.g. contract, meter, reading, invoice"),
+                after: EventSeq = None, limit: EventLimit = 200) -> dict[str, Any]:
     """The event log of the caller's municipality in order (oldest first), filtered, a cursor page."""
     with engine.connect() as conn:
-        rows = list_events(conn, type=type, entity=entity, after=after, limit=limit + 1,
-                           municipality=None if principal.all_municipalities else principal.municipality)
+        rows = query_events(conn, type=type, entity=entity, after=after, limit=limit + 1,
+                            municipality=None if principal.all_municipalities else principal.municipality)
     return cursor_page(rows, limit, key=lambda e: e["seq"])
