@@ -370,11 +370,6 @@ def insert_fact_rows(conn: Connection, name: str, rows: list[dict[str, Any]], or
     conn.exec_driver_sql(sql, params)
 
 
-#: PostgreSQL array element type of a field type (JSON goes as text and is cast per value)
-_PG_ARRAY = {"str": "text", "int": "bigint", "float": "float8", "bool": "boolean", "json": "jsonb"}
-_EXTRA_TYPES = {"extra": "json", "origin_site": "str", "origin_seq": "int"}
-
-
 def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
     """Insert a run of facts straight from its columns, skipping keys that exist; returns the
     positions of the skipped rows. The hot path of a backlog drain: no per-row dicts (the
@@ -406,18 +401,10 @@ def insert_fact_columns(conn: Connection, run: FactRun) -> list[int]:
         cols.append("extra")
         columns.append([dumps(e) if e else None for e in extras])
     cols += ["origin_site", "origin_seq"]
-    if pg:
-        # the whole run as one statement, a typed array per column: one round trip and one plan
-        # instead of one per row (``executemany``); the driver counts the inserted rows the same
-        types = [_PG_ARRAY.get(spec.fields[c].type if c in spec.fields else _EXTRA_TYPES[c], "text") for c in cols]
-        picks = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in zip(cols, types, strict=True))
-        arrays = ", ".join(f"%s::{'text' if t == 'jsonb' else t}[]" for t in types)
-        sql = (f"INSERT INTO {run.table} ({', '.join(cols)}) SELECT {picks} FROM unnest({arrays}) "
-               f"AS u({', '.join(cols)}) ON CONFLICT (id) DO NOTHING")
-        inserted = conn.exec_driver_sql(sql, (*columns, run.site, run.seq)).rowcount
-    else:
-        sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) ON CONFLICT (id) DO NOTHING"
-        inserted = conn.exec_driver_sql(sql, list(zip(*columns, run.site, run.seq, strict=True))).rowcount
+    marks = ", ".join(("%s::jsonb" if c == "extra" or (c in given and spec.fields[c].type == "json") else "%s")
+                      if pg else "?" for c in cols)
+    sql = f"INSERT INTO {run.table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+    inserted = conn.exec_driver_sql(sql, list(zip(*columns, run.site, run.seq, strict=True))).rowcount
     if inserted == n:
         return []
     # some keys existed (or the driver did not count): the rows that are not this run's own
