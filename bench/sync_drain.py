@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -235,6 +236,8 @@ def main() -> None:
         per_cpu = args.readings / (cpu + srv)
         print(f"  before ({args.before})  {before[0]:12,.0f} readings/s  -> this code is {rate / before[0]:.1%} of it;"
               f" per CPU-second {per_cpu:,.0f} vs {before[1]:,.0f} ({per_cpu / before[1]:.1%})")
+    engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)  # the gateway's and the cloud's files: ~700 MB for 1M readings
 
 
 def run_before(args: argparse.Namespace) -> tuple[float, float]:
