@@ -2,15 +2,15 @@
 
 Expand only: three new tables.
 
-Revision ID: 0004_web_sign_in
-Revises: 0003_global_reentry
+Revision ID: 0005_web_sign_in
+Revises: 0004_billing_chunk_counts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_web_sign_in"
-down_revision = "0003_global_reentry"
+revision = "0005_web_sign_in"
+down_revision = "0004_billing_chunk_counts"
 branch_labels = None
 depends_on = None
 
