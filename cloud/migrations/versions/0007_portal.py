@@ -2,15 +2,15 @@
 
 Expand only: new tables.
 
-Revision ID: 0006_portal
-Revises: 0005_privacy
+Revision ID: 0007_portal
+Revises: 0006_privacy
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_portal"
-down_revision = "0005_privacy"
+revision = "0007_portal"
+down_revision = "0006_privacy"
 branch_labels = None
 depends_on = None
 
