@@ -81,13 +81,8 @@ def post_payment(body: PaymentBody, engine: EngineDep, response: Response,
             invoice_id = invoice_id or r.invoice_id
         if not contract_id:
             raise Invalid("give a contractId or a reference")
-        muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract_id)).scalar()
-        if muni is None or not principal.sees(muni):
-            raise not_found("contract", contract_id)
-        if invoice_id is not None:
-            inv = conn.execute(sa.select(invoices.c.contract_id).where(invoices.c.id == invoice_id)).scalar()
-            if inv != contract_id:
-                raise Invalid(f"invoice {invoice_id} is not an invoice of contract {contract_id}")
+        # record_payments locks the contract, answers 404 for one the caller may not see and
+        # 422 for an invoice that is not one of its debts
         (o,) = record_payments(conn, [PaymentIn(
             contract_id, cents, body.channel, body.channelTxnId, received,
             body.reference, invoice_id)], principal)

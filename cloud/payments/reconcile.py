@@ -142,7 +142,7 @@ def import_statement(conn: Connection, text: str, fmt_: str, municipality: str, 
             channel_txn_id=ln.key, received_at=datetime.combine(ln.value_date, time(12), LOCAL),
             reference=r.reference[:40], invoice_id=r.invoice_id, statement_line_id=line_ids[i]))
         spec_line.append(i)
-    outcomes = record_payments(conn, specs, principal, now, {s.contract_id: municipality for s in specs})
+    outcomes = record_payments(conn, specs, principal, now)
     payment_of: dict[int, str] = {}
     applied_rows = []
     for i, o in zip(spec_line, outcomes, strict=True):
