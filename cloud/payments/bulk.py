@@ -5,6 +5,7 @@ exactly what `conn.execute(table.insert(), rows)` would write."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -21,16 +22,49 @@ COPY_MIN_ROWS = 500
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
+    insert_batches(conn, [(table, rows)])
+
+
+def insert_batches(conn: Connection, batches: list[tuple[sa.Table, list[dict[str, Any]]]]) -> None:
+    """Insert each (table, rows) in order. On PostgreSQL the small ones are sent together in one
+    psycopg pipeline (one round trip for a payment, its allocations and its event), large ones
+    by COPY."""
+    dialect = conn.dialect
+    psycopg = dialect.name == "postgresql" and dialect.driver == "psycopg"
+    small: list[tuple[str, Any]] = []
+    for table, rows in batches:
+        if not rows:
+            continue
+        if psycopg and len(rows) >= COPY_MIN_ROWS:
+            _copy_rows(conn, table, list(rows[0].keys()), rows)
+        else:
+            small.append(_statement(conn, table, rows))
+    if not small:
         return
+    if not psycopg:
+        for sql, params in small:
+            conn.exec_driver_sql(sql, params)
+        return
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    with dbapi.pipeline(), dbapi.cursor() as cur:
+        for sql, params in small:
+            cur.executemany(sql, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dialect: Any, table: sa.Table, cols: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT's text for these columns (compiling it cost a fifth of a payment's CPU)."""
+    compiled = table.insert().values({c: sa.bindparam(c) for c in cols}).compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup) if compiled.positiontup else None
+
+
+def _statement(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[str, Any]:
+    """The INSERT and its parameters, converted as `conn.execute(table.insert(), rows)` would."""
     cols = list(rows[0].keys())
     dialect = conn.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg" and len(rows) >= COPY_MIN_ROWS:
-        _copy_rows(conn, table, cols, rows)
-        return
     procs = [table.c[c].type._cached_bind_processor(dialect) for c in cols]  # noqa: SLF001
-    compiled = table.insert().values({c: sa.bindparam(c) for c in cols}).compile(dialect=dialect)
-    sql = str(compiled)
+    sql, positions = _compiled(dialect, table, tuple(cols))
     # Repeated values (the batch's `now`, a statement's value dates) are converted once.
     caches: dict[str, dict[Any, Any]] = {c: {} for c, p in zip(cols, procs, strict=True)
                                          if p is not None and not isinstance(table.c[c].type, sa.JSON)}
@@ -47,7 +81,7 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return out
 
     if dialect.paramstyle in ("qmark", "numeric", "format"):
-        names = list(compiled.positiontup or cols)
+        names = list(positions or cols)
         pairs = [(c, procs[cols.index(c)]) for c in names]
         if all(p is None for _, p in pairs):
             params: list[Any] = [tuple(r[c] for c in names) for r in rows]
@@ -56,7 +90,7 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     else:
         pairs = list(zip(cols, procs, strict=True))
         params = [{c: conv(c, p, r[c]) for c, p in pairs} for r in rows]
-    conn.exec_driver_sql(sql, params)
+    return sql, params
 
 
 def new_ids(n: int) -> list[str]:

@@ -20,7 +20,7 @@ from cloud.collections.tables import charges
 from cloud.events.tables import events
 from cloud.ids import uuid7
 from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
-from cloud.payments.bulk import insert_rows, new_ids
+from cloud.payments.bulk import insert_batches, new_ids
 from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
 from cloud.payments.times import as_given, offset_minutes
@@ -283,9 +283,7 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
             "channel_txn_id": s.channel_txn_id, "reference": s.reference, "received_at": s.received_at.isoformat(),
             "allocations": outs}))
         out.append(PaymentOutcome(pid, s.contract_id, False, s.amount_cents, outs))
-    insert_rows(conn, payments, pay_rows)
-    insert_rows(conn, allocations, alloc_rows)
-    insert_rows(conn, events, event_rows)
+    insert_batches(conn, [(payments, pay_rows), (allocations, alloc_rows), (events, event_rows)])
     return out
 
 
