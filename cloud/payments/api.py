@@ -4,6 +4,8 @@ statement imports (collections endpoints are in cloud.collections.api). Roles: c
 
 from __future__ import annotations
 
+import io
+import tempfile
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -201,17 +203,25 @@ async def post_statement(request: Request, principal: MoneyDep, engine: EngineDe
         raise Invalid("central staff must name the municipality whose account this is")
     if format not in FORMATS:
         raise Invalid(f"unknown format {format!r}; one of {', '.join(FORMATS)}")
-    raw = await request.body()
+    # The body goes to a spooled file (memory up to 1 MB, then disk) and is reconciled from there
+    # line by line: a month-end file of a million lines is never held in memory.
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed below
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise Invalid(f"statement is not UTF-8 text: {e}") from e
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
 
-    def run() -> dict[str, Any]:
-        with engine.begin() as conn:
-            return import_statement(conn, text, format, muni, principal, filename).out()
+        def run() -> dict[str, Any]:
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            try:
+                with engine.begin() as conn:
+                    return import_statement(conn, text, format, muni, principal, filename).out()
+            finally:
+                text.detach()
 
-    return await run_in_threadpool(run)  # a large file must not block the event loop
+        return await run_in_threadpool(run)  # a large file must not block the event loop
+    finally:
+        spool.close()
 
 
 @router.get("/bank-statements/{import_id}", summary="An import's report, lines filtered by status")
