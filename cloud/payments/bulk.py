@@ -65,31 +65,25 @@ def _statement(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
     dialect = conn.dialect
     procs = [table.c[c].type._cached_bind_processor(dialect) for c in cols]  # noqa: SLF001
     sql, positions = _compiled(dialect, table, tuple(cols))
-    # Repeated values (the batch's `now`, a statement's value dates) are converted once.
-    caches: dict[str, dict[Any, Any]] = {c: {} for c, p in zip(cols, procs, strict=True)
-                                         if p is not None and not isinstance(table.c[c].type, sa.JSON)}
+    json_cols = {c for c in cols if isinstance(table.c[c].type, sa.JSON)}
 
-    def conv(c: str, p: Any, v: Any) -> Any:
-        if p is None or v is None:
-            return v
-        cache = caches.get(c)
-        if cache is None:
-            return p(v)
-        out = cache.get(v)
-        if out is None:
-            out = cache[v] = p(v)
-        return out
+    def column(c: str, p: Any) -> list[Any]:
+        """One column's values, converted column-wise (no per-value call where none is needed)."""
+        vals = [r[c] for r in rows]
+        if p is None:
+            return vals
+        if c in json_cols:
+            return [None if v is None else p(v) for v in vals]
+        # Repeated values (the batch's `now`, a statement's value dates) are converted once.
+        cache = {v: p(v) for v in set(vals) if v is not None}
+        return [None if v is None else cache[v] for v in vals]
 
     if dialect.paramstyle in ("qmark", "numeric", "format"):
         names = list(positions or cols)
-        pairs = [(c, procs[cols.index(c)]) for c in names]
-        if all(p is None for _, p in pairs):
-            params: list[Any] = [tuple(r[c] for c in names) for r in rows]
-        else:
-            params = [tuple([conv(c, p, r[c]) for c, p in pairs]) for r in rows]
+        params: list[Any] = list(zip(*[column(c, procs[cols.index(c)]) for c in names], strict=True))
     else:
-        pairs = list(zip(cols, procs, strict=True))
-        params = [{c: conv(c, p, r[c]) for c, p in pairs} for r in rows]
+        converted = [column(c, p) for c, p in zip(cols, procs, strict=True)]
+        params = [dict(zip(cols, t, strict=True)) for t in zip(*converted, strict=True)]
     return sql, params
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from cloud import errors
 from cloud.ids import uuid7
 from cloud.payments.bulk import insert_batches, new_ids
-from cloud.payments.ledger import PaymentIn, _chunks, record_payments
+from cloud.payments.ledger import PaymentIn, _chunks, among, record_payments
 from cloud.payments.money import fmt
 from cloud.payments.resolve import Resolution, resolve_many
 from cloud.payments.statements import StatementError, StatementLine, iter_statement
@@ -173,11 +173,11 @@ class _Run:
         for part in _chunks(keys):
             applied_before.update(conn.execute(
                 sa.select(statement_applied.c.line_key, statement_applied.c.payment_id)
-                .where(statement_applied.c.line_key.in_(part))).tuples().all())
+                .where(among(conn, statement_applied.c.line_key, part))).tuples().all())
             earlier.update(conn.execute(
                 sa.select(statement_lines.c.line_key).where(statement_lines.c.import_id == rep.import_id,
                                                             statement_lines.c.status != "rejected",
-                                                            statement_lines.c.line_key.in_(part))).scalars())
+                                                            among(conn, statement_lines.c.line_key, part))).scalars())
         todo: list[tuple[int, StatementLine]] = []
         for i, ln in ok:
             if ln.key in applied_before or ln.key in earlier:
