@@ -5,9 +5,12 @@ exactly what `conn.execute(table.insert(), rows)` would write."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,11 +48,61 @@ def insert_batches(conn: Connection, batches: list[tuple[sa.Table, list[dict[str
         for sql, params in small:
             conn.exec_driver_sql(sql, params)
         return
+    with _as_sqlalchemy_error(small):
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        with dbapi.pipeline(), dbapi.cursor() as cur:
+            for sql, params in small:
+                cur.executemany(sql, params)
+
+
+def fetch_together(conn: Connection, statements: list[Any]) -> list[list[Any]]:
+    """The rows of each SELECT, in order. On PostgreSQL (psycopg) they are sent in one pipeline:
+    one round trip, each statement still run after the one before (a lock taken by the first
+    is held when the next reads, and READ COMMITTED gives each its own snapshot). Rows are
+    named tuples; elsewhere they are SQLAlchemy rows (both index and attribute access)."""
+    dialect = conn.dialect
+    if not (dialect.name == "postgresql" and dialect.driver == "psycopg") or len(statements) < 2:
+        return [list(conn.execute(q).all()) for q in statements]
+    sent = []
+    for q in statements:
+        compiled = q.compile(dialect=dialect)
+        params = compiled.construct_params()
+        for name, bind in compiled.binds.items():
+            proc = bind.type._cached_bind_processor(dialect)  # noqa: SLF001
+            if proc is not None and name in params and params[name] is not None:
+                params[name] = proc(params[name])
+        sent.append((compiled.string, params))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    with dbapi.pipeline(), dbapi.cursor() as cur:
-        for sql, params in small:
-            cur.executemany(sql, params)
+    out: list[list[Any]] = []
+    with _as_sqlalchemy_error(sent):
+        with dbapi.pipeline():
+            cursors = [dbapi.cursor() for _ in sent]
+            for cur, (sql, params) in zip(cursors, sent, strict=True):
+                cur.execute(sql, params)
+        for cur in cursors:
+            shape = _row_type(tuple(d.name for d in cur.description or ()))
+            out.append([shape._make(r) for r in cur.fetchall()])
+            cur.close()
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _row_type(names: tuple[str, ...]) -> Any:
+    return collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_error(sent: list[tuple[str, Any]]) -> Iterator[None]:
+    """psycopg's errors as SQLAlchemy's (IntegrityError, OperationalError…), as the API's error
+    handlers and callers expect from any statement."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as e:
+        raise sa.exc.DBAPIError.instance(sent[0][0] if sent else "", None, e, psycopg.Error) from e
 
 
 @functools.lru_cache(maxsize=64)

@@ -21,7 +21,7 @@ from cloud.collections.tables import charges
 from cloud.events.tables import events
 from cloud.ids import uuid7
 from cloud.payments.allocation import DebtItem, UnknownInvoice, allocate
-from cloud.payments.bulk import insert_batches, new_ids
+from cloud.payments.bulk import fetch_together, insert_batches, new_ids
 from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
 from cloud.payments.times import as_given, offset_minutes
@@ -86,16 +86,27 @@ def lock_contracts(conn: Connection, contract_ids: Iterable[str]) -> dict[str, s
     contract's municipality. PostgreSQL: row locks on those contracts, in id order (no
     deadlocks), so writers of other contracts never wait; SQLite: take the database write lock
     now, before reading balances (SQLite has one writer at a time)."""
-    ids = sorted(set(contract_ids))
-    found: dict[str, str] = {}
+    _sqlite_write_lock(conn)
+    return _municipalities(fetch_together(conn, _lock_queries(conn, sorted(set(contract_ids)))))
+
+
+def _sqlite_write_lock(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         conn.execute(sa.text("UPDATE payment_reversals SET reason = reason WHERE 0"))
+
+
+def _lock_queries(conn: Connection, ids: list[str]) -> list[Any]:
+    out = []
     for part in _chunks(ids):
         q = sa.select(contracts.c.id, contracts.c.municipality).where(among(conn, contracts.c.id, part))
         if conn.dialect.name == "postgresql":
             q = q.order_by(contracts.c.id).with_for_update()
-        found.update(conn.execute(q).tuples().all())
-    return found
+        out.append(q)
+    return out
+
+
+def _municipalities(results: list[list[Any]]) -> dict[str, str]:
+    return {r[0]: r[1] for rows in results for r in rows}
 
 
 def end_of_local_day(day: date) -> datetime:
@@ -124,15 +135,15 @@ def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None
 
     One query per chunk of contracts (invoices, credit notes, charges and what was paid, as one
     UNION ALL): a single payment's allocation is one round trip, not four."""
-    ids = sorted(set(contract_ids))
+    return _items_from(fetch_together(conn, _items_queries(conn, sorted(set(contract_ids)), as_of)))
+
+
+def _items_queries(conn: Connection, ids: list[str], as_of: date | None) -> list[Any]:
     end = end_of_local_day(as_of) if as_of is not None else None
-    items: dict[str, list[DebtItem]] = defaultdict(list)
-    chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    adjusted: list[Any] = []
-    paid: list[Any] = []
     null = sa.null()
     # totals as integer centavos computed by the database (no Decimal per row)
     total_cents = sa.cast(sa.func.round(invoices.c.total * 100), sa.BigInteger)
+    out = []
     # shape: kind, contract, period, revision, id, label, due date, centavos, charge id
     for part in _chunks(ids):
         q_inv = sa.select(sa.literal_column("'i'"), invoices.c.contract_id, invoices.c.period, invoices.c.revision,
@@ -156,16 +167,25 @@ def load_items(conn: Connection, contract_ids: Iterable[str], as_of: date | None
             q_chg = q_chg.where(sa.or_(charges.c.assessed_on <= as_of,
                                        sa.and_(charges.c.assessed_on.is_(None), charges.c.created_at < end)))
             q_paid = q_paid.where(_allocation_known_by(end))
-        for r in conn.execute(sa.union_all(q_inv, q_adj, q_chg, q_paid)).all():
-            kind = r[0]
-            if kind == "i":
-                chains[(r[1], r[2])].append(r)
-            elif kind == "c":
-                items[r[1]].append(DebtItem("charge", r[4], r[1], r[5], None, r[6], int(r[7])))
-            elif kind == "j":
-                adjusted.append(r)
-            else:
-                paid.append(r)
+        out.append(sa.union_all(q_inv, q_adj, q_chg, q_paid))
+    return out
+
+
+def _items_from(results: list[list[Any]]) -> dict[str, list[DebtItem]]:
+    items: dict[str, list[DebtItem]] = defaultdict(list)
+    chains: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    adjusted: list[Any] = []
+    paid: list[Any] = []
+    for r in (r for rows in results for r in rows):
+        kind = r[0]
+        if kind == "i":
+            chains[(r[1], r[2])].append(r)
+        elif kind == "c":
+            items[r[1]].append(DebtItem("charge", r[4], r[1], r[5], None, r[6], int(r[7])))
+        elif kind == "j":
+            adjusted.append(r)
+        else:
+            paid.append(r)
     by_invoice: dict[str, DebtItem] = {}
     for (cid, period), revs in chains.items():
         if len(revs) > 1:
@@ -213,16 +233,19 @@ def load_credit(conn: Connection, contract_ids: Iterable[str], items: dict[str, 
 
 
 def existing_payments(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    found: dict[tuple[str, str], Any] = {}
+    return _existing_from(fetch_together(conn, _existing_queries(conn, keys)))
+
+
+def _existing_queries(conn: Connection, keys: list[tuple[str, str]]) -> list[Any]:
     by_channel: dict[str, list[str]] = defaultdict(list)
     for ch, txn in keys:
         by_channel[ch].append(txn)
-    for ch, txns in by_channel.items():
-        for part in _chunks(sorted(set(txns))):
-            for r in conn.execute(sa.select(payments).where(payments.c.channel == ch,
-                                                            among(conn, payments.c.channel_txn_id, part))):
-                found[(ch, r.channel_txn_id)] = r
-    return found
+    return [sa.select(payments).where(payments.c.channel == ch, among(conn, payments.c.channel_txn_id, part))
+            for ch, txns in sorted(by_channel.items()) for part in _chunks(sorted(set(txns)))]
+
+
+def _existing_from(results: list[list[Any]]) -> dict[tuple[str, str], Any]:
+    return {(r.channel, r.channel_txn_id): r for rows in results for r in rows}
 
 
 def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = None,
@@ -244,15 +267,20 @@ def record_payments(conn: Connection, specs: list[PaymentIn], principal: Any = N
         if s.received_at.tzinfo is None or s.received_at.utcoffset() is None:
             raise PaymentError("invalid", "receivedAt must carry its UTC offset")
     cids = sorted({s.contract_id for s in specs})
-    munis = lock_contracts(conn, cids)
+    keys = [(s.channel, s.channel_txn_id) for s in specs]
+    # Lock the contracts, then read what was already recorded and what they owe: on PostgreSQL
+    # one round trip (the reads run after the lock is granted, each with its own snapshot).
+    _sqlite_write_lock(conn)
+    lock_q, seen_q, items_q = _lock_queries(conn, cids), _existing_queries(conn, keys), _items_queries(conn, cids, None)
+    results = fetch_together(conn, [*lock_q, *seen_q, *items_q])
+    munis = _municipalities(results[:len(lock_q)])
     sees = getattr(principal, "sees", None)
     for c in cids:
         if c not in munis or (sees is not None and not sees(munis[c])):
             raise errors.NotFound.of("contract", c)
-    seen = existing_payments(conn, [(s.channel, s.channel_txn_id) for s in specs])
+    seen = _existing_from(results[len(lock_q):len(lock_q) + len(seen_q)])
     existing_alloc = _allocations_of(conn, [r.id for r in seen.values()])
-    # a repeated notification needs no balances: only contracts with a new payment are loaded
-    items = load_items(conn, {s.contract_id for s in specs if (s.channel, s.channel_txn_id) not in seen})
+    items = _items_from(results[len(lock_q) + len(seen_q):])
     out: list[PaymentOutcome] = []
     ids = iter(new_ids(2 * len(specs)))
     pay_rows: list[dict[str, Any]] = []
