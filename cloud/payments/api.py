@@ -18,7 +18,7 @@ from cloud.api.deps import EngineDep, not_found, scope_municipality
 from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
 from cloud.billing.tables import invoices
-from cloud.errors import Conflict, Invalid
+from cloud.errors import Conflict, DomainError, Invalid
 from cloud.payments import references as refs
 from cloud.payments.ledger import (
     CHANNELS,
@@ -207,8 +207,11 @@ async def post_statement(request: Request, principal: MoneyDep, engine: EngineDe
     # The body goes to a spooled file (memory up to 1 MB, then disk) and is reconciled from there
     # line by line: a month-end file of a million lines is never held in memory.
     spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed below
+    limit = request.app.state.settings.max_body_bytes  # also for a chunked upload (no Content-Length)
     try:
         async for chunk in request.stream():
+            if spool.tell() + len(chunk) > limit:
+                raise DomainError(f"statement over {limit} bytes (max_body_bytes)", status=413)
             spool.write(chunk)
         spool.seek(0)
 
