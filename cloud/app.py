@@ -39,6 +39,7 @@ ROUTERS: list[str] = [
     "cloud.tariffs.api:router",
     "cloud.billing.api:router",
     "cloud.payments.api:router",
+    "cloud.payments.lines_api:router",
     "cloud.collections.api:router",
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
@@ -200,4 +201,7 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
         app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES,
                            default_response_class=ApiJSONResponse)
         app.state.routers.append(path)
+    from cloud.console.router import install as install_console
+
+    install_console(app)  # the staff console's pages under /console/ (docs/console.md)
     return app
