@@ -45,6 +45,10 @@ ROUTERS: list[str] = [
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
     "cloud.observations.api:router",
+    "cloud.api.districts:router",
+    "cloud.api.network_assets:router",
+    "cloud.api.service_connections:router",
+    "cloud.api.planned_outages:router",
 ]
 
 log = get_logger("cloud.app")
@@ -55,6 +59,7 @@ TAGS = [
     {"name": "metering", "description": "Consumption analytics, non-revenue water, anomalies."},
     {"name": "events", "description": "The append-only event log (audit trail)."},
     {"name": "admin", "description": "Users and field nodes (admin only)."},
+    {"name": "network", "description": "Districts, network assets, service connections, closures and planned outages."},
     {"name": "observation-codes", "description": "Reader observation codes per municipality."},
 ]
 

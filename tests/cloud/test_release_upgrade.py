@@ -31,7 +31,14 @@ from fastapi.testclient import TestClient
 
 from cloud.app import create_app
 from cloud.auth import create_user
-from cloud.db import create_or_migrate, current_revision, head_revision, import_table_modules, make_engine, metadata
+from cloud.db import (
+    create_or_migrate,
+    current_revision,
+    head_revision,
+    import_table_modules,
+    make_engine,
+    metadata,
+)
 from cloud.settings import CloudSettings
 
 RELEASE = "962a8d7"

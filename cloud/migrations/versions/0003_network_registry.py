@@ -10,7 +10,6 @@ Revises: 0002_review_cancel_parked
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0003_network_registry'
 down_revision = '0002_review_cancel_parked'
 branch_labels = None
