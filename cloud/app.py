@@ -49,6 +49,7 @@ ROUTERS: list[str] = [
     "cloud.api.network_assets:router",
     "cloud.api.service_connections:router",
     "cloud.api.planned_outages:router",
+    "cloud.api.network_map:router",
 ]
 
 log = get_logger("cloud.app")
