@@ -79,10 +79,17 @@ def map_layers(conn: Connection, principal: Principal, *, municipality: str | No
                                      lon0 + (cj + 1) * dlon, n))
 
     na = network_assets
+    at: dict[str, tuple[float, float]] = {}
+    feeds: list[tuple[str, str]] = []
     for asset in conn.execute(_scope(sa.select(na), na, principal, municipality, zone).order_by(na.c.id)).mappings():
+        at[asset["id"]] = (asset["lat"], asset["lon"])
+        if asset["feeds_from"]:
+            feeds.append((asset["id"], asset["feeds_from"]))
         state = "" if asset["status"] == "in_service" else " (fuera de servicio)"
         layers.points.append(Point(asset["kind"], asset["lat"], asset["lon"], f"{asset['code']} · {asset['name']}{state}",
                                    asset["id"], link("asset", asset["id"])))
+
+    layers.mains = [(*at[a], *at[b]) for a, b in feeds if b in at]
 
     # where a thing is: its meter's coordinates, else its service point's, else a SCADA asset's
     an = replicated.table("anomalies")
@@ -99,8 +106,8 @@ def map_layers(conn: Connection, principal: Principal, *, municipality: str | No
           .where(~closed, lat.is_not(None)))
     aq = _scope(aq, an, principal, municipality, zone)
     for r in conn.execute(aq.order_by(an.c.detected_at.desc()).limit(max_markers)):
-        where = r.meter_serial or r.device_id or ""
-        layers.points.append(Point("anomaly", r.lat, r.lon, f"Anomalía {r.kind} ({r.severity}) · {where}", r.id,
+        source = r.meter_serial or r.device_id or ""
+        layers.points.append(Point("anomaly", r.lat, r.lon, f"Anomalía {r.kind} ({r.severity}) · {source}", r.id,
                                    link("anomaly", r.id)))
 
     wlat = sa.func.coalesce(sp.c.lat, mt.c.lat)

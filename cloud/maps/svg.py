@@ -59,6 +59,8 @@ class Layers:
     areas: list[Area] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
+    # mains between an asset and the one feeding it: (lat, lon, lat, lon)
+    mains: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 # layer → (legend label in Spanish, shape, fill, size px); drawn in this order (markers last, on top)
@@ -212,6 +214,13 @@ def render(layers: Layers, width: int = 960, height: int = 640) -> str:
             out.append(f'<rect class="cell" x="{_f(x0)}" y="{_f(y0)}" width="{_f(max(x1 - x0, 1))}" '
                        f'height="{_f(max(y1 - y0, 1))}" fill="#2b6cb0" fill-opacity="{alpha:.2f}">'
                        f'<title>{c.count} puntos de servicio</title></rect>')
+        out.append("</g>")
+    if layers.mains:
+        out.append('<g class="mains" stroke="#4a5568" stroke-width="1.5" stroke-opacity="0.6">')
+        for la0, lo0, la1, lo1 in layers.mains:
+            x0, y0 = fr.xy(la0, lo0)
+            x1, y1 = fr.xy(la1, lo1)
+            out.append(f'<path d="M{_f(x0)} {_f(y0)}L{_f(x1)} {_f(y1)}"/>')
         out.append("</g>")
     used: list[str] = []
     for layer, (_, shape, fill, size) in LAYERS.items():
