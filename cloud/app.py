@@ -50,6 +50,7 @@ ROUTERS: list[str] = [
     "cloud.api.service_connections:router",
     "cloud.api.planned_outages:router",
     "cloud.api.network_map:router",
+    "cloud.api.exports:router",
 ]
 
 log = get_logger("cloud.app")
