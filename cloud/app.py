@@ -208,4 +208,7 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     for path in [*ROUTERS, *settings.extra_routers]:
         app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
         app.state.routers.append(path)
+    from cloud.console.router import install as install_console
+
+    install_console(app)  # the staff console's pages under /console/ (docs/console.md)
     return app

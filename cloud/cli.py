@@ -119,20 +119,78 @@ def add_user(
     role: str = typer.Option(..., help="admin, billing, collections, dispatcher, reader or technician."),
     name: str = typer.Option(..., help="The person's name (shown in the audit trail)."),
     zone: str = typer.Option(None, help="Limit the user to one zone (e.g. EXP-01-Z01)."),
+    login: str = typer.Option(None, help="Console sign-in name; asks for a password (see --password-stdin). "
+                                         "Admins are enrolled in TOTP and get the secret once."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the console password from the first line of stdin "
+                                             "instead of prompting (never pass it as an argument)."),
+    totp: bool = typer.Option(False, "--totp", help="Enrol a TOTP second factor (always done for admins)."),
     db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
     config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
 ) -> None:
-    """Register a staff user and print its credential as JSON (the token is shown only once)."""
+    """Register a staff user and print its credential as JSON (the token is shown only once);
+    with --login also its console password (and TOTP secret)."""
     from cloud.auth import create_user
     from cloud.events import record_event
+
+    password = _read_password(password_stdin) if login else None
 
     def register(conn: Any) -> dict[str, Any]:
         cred = create_user(conn, name=name, role=role, municipality=municipality, zone=zone)
         record_event(conn, "UserCreated", "user", cred["id"], None, {"name": name, "role": role, "zone": zone},
                      municipality=None if municipality == "*" else municipality)
+        if login and password is not None:
+            cred["console"] = _set_console_credential(conn, cred["id"], login, password, totp)
         return cred
 
     _register_credential(db, config, register)
+
+
+@app.command("set-password")
+def set_password(
+    user_id: str = typer.Option(..., "--user-id", help="The user's id (from add-user)."),
+    login: str = typer.Option(..., help="Console sign-in name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin instead of prompting."),
+    totp: bool = typer.Option(False, "--totp", help="Enrol (or renew) a TOTP second factor (always for admins)."),
+    db: str = typer.Option(None, "--db", envvar="AQUACIS_DB_URL", help=DB_HELP),
+    config: str = typer.Option(None, envvar="AQUACIS_CONFIG", help=CONFIG_HELP),
+) -> None:
+    """Set an existing user's console login and password (their console sessions end)."""
+    password = _read_password(password_stdin)
+    _register_credential(db, config, lambda conn: _set_console_credential(conn, user_id, login, password, totp))
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A password from a hidden prompt (asked twice) or stdin's first line: never from argv,
+    where shell history and `ps` would keep it."""
+    import sys
+
+    from cloud.web.passwords import MAX_LENGTH, WeakPassword, check_policy
+
+    if from_stdin:
+        password = sys.stdin.readline(MAX_LENGTH + 2).rstrip("\r\n")
+    else:
+        password = typer.prompt("Console password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_policy(password)
+    except WeakPassword as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return password
+
+
+def _set_console_credential(conn: Any, user_id: str, login: str, password: str, totp: bool) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from cloud.console.staff import set_credential
+    from cloud.events import record_event
+
+    out = set_credential(conn, user_id=user_id, login=login, password=password, enrol_totp=totp,
+                         now=datetime.now(UTC))
+    record_event(conn, "ConsoleCredentialSet", "user", user_id, None,
+                 {"login": out["login"], "totp": "totp_secret" in out})
+    return out
 
 
 @app.command("add-node")

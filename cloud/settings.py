@@ -108,6 +108,16 @@ class CloudSettings(TomlTableSettings):
     # Most threads of `cloud serve` that work a billing run started by POST /api/v2/billing-runs
     # (None: the run's `parallelism`; 0: none, `aquacis cloud billing-worker` processes do it).
     billing_inprocess_workers: int | None = None
+    # Browser sign-in (staff console, customer portal; cloud/web): a session ends after this many
+    # seconds without a request, and at the latest this many seconds after sign-in.
+    web_session_idle_s: int = 1800
+    web_session_max_s: int = 12 * 3600
+    # After this many failed sign-ins in a row a login is locked for web_lockout_s seconds.
+    web_lockout_failures: int = 5
+    web_lockout_s: int = 900
+    # Session cookies carry `Secure` when the request came over https (behind a TLS proxy that
+    # sets X-Forwarded-Proto, start uvicorn with --proxy-headers); `always` forces it.
+    web_secure_cookies: str = "auto"
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

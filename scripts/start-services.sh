@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts the real services the tests use: PostgreSQL and
 # Mosquitto, mbpoll (an independent Modbus client the Modbus tests read through) and
-# systemd-analyze (checks the gateway's systemd unit; systemd itself is not started).
+# systemd-analyze (checks the gateway's systemd unit; systemd itself is not started),
+# Chromium and its WebDriver (the staff console's browser tests drive a real headless browser).
 # Idempotent. Prints the exports the test command needs.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)  # an independent Modbus client for the Modbus tests
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the gateway's unit (not started)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the console's browser tests (tests/browser)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >&2
@@ -32,3 +35,5 @@ if ! run_pg "$PGBIN/pg_isready -q -h 127.0.0.1 -p $PGPORT"; then
 fi
 echo "export AQUACIS_TEST_PG_URL=postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 echo "export AQUACIS_MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+echo "export AQUACIS_CHROMIUM=$(command -v chromium || echo /usr/bin/chromium)"
+echo "export AQUACIS_CHROMEDRIVER=$(command -v chromedriver || echo /usr/bin/chromedriver)"

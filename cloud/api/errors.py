@@ -15,6 +15,7 @@ the next release (CHANGELOG.md). Extra members a handler adds (e.g. `field`) are
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -186,3 +187,21 @@ def install(app: FastAPI) -> None:
         # A bug: logged with its traceback for us, never shown to the caller.
         log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
         return problem(500, "internal error; it has been logged", instance=request.url.path)
+
+    for exc_class, handler in list(app.exception_handlers.items()):
+        app.exception_handlers[exc_class] = _html_where_pages(handler)
+
+
+def _html_where_pages(handler: Any) -> Any:
+    """Browser pages (cloud/web: /console, /portal) show the same error as an HTML page, or a
+    sign-in redirect for 401; the renderer per path prefix is in `app.state.html_errors`."""
+    async def negotiated(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        renderers = getattr(request.app.state, "html_errors", None) or {}
+        renderer = next((r for prefix, r in renderers.items() if request.url.path.startswith(prefix)), None)
+        if renderer is None or not isinstance(response, JSONResponse):
+            return response  # type: ignore[no-any-return]
+        detail = json.loads(bytes(response.body)).get("detail", "")
+        return renderer(request, response.status_code, str(detail))  # type: ignore[no-any-return]
+
+    return negotiated

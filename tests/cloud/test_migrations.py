@@ -37,7 +37,7 @@ def test_migrations_reach_head_and_rerun_is_a_no_op(db_url: str) -> None:
         create_or_migrate(engine)
         first = current_revision(engine)
         create_or_migrate(engine)
-        assert current_revision(engine) == first == "0003_network_registry"
+        assert current_revision(engine) == first == "0004_network_registry"
     finally:
         engine.dispose()
 

@@ -1,0 +1,21 @@
+"""Mount the console: sign-in pages (cloud/web) and the page routers, under /console/."""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import FastAPI
+
+from cloud.console.audience import CONSOLE
+from cloud.web import audience
+
+# One module per page group; each defines `router`.
+PAGES = [
+    "cloud.console.pages.home",
+]
+
+
+def install(app: FastAPI) -> None:
+    audience.install(app, CONSOLE)
+    for path in PAGES:
+        app.include_router(importlib.import_module(path).router)

@@ -1,0 +1,45 @@
+"""Helpers of the browser tests (the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def submit(driver: Any, button: Any, timeout: float = 15) -> None:
+    """Click a form's button and wait until the next page replaced this one (a click returns
+    before the browser has navigated)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(button))
+
+
+def sign_in(driver: Any, live: Any, login: str, *, password: str | None = None,
+            path: str = "/console/login") -> None:
+    """Fill the sign-in form (and the TOTP step when the account has a secret)."""
+    from selenium.webdriver.common.by import By
+
+    from cloud.web import totp
+
+    account = live.logins[login]
+    driver.delete_all_cookies()
+    driver.get(live.url + path)
+    driver.find_element(By.ID, "login").send_keys(login)
+    driver.find_element(By.ID, "password").send_keys(password if password is not None else account["password"])
+    submit(driver, driver.find_element(By.ID, "signin"))
+    if account.get("totp_secret") and password is None:
+        driver.find_element(By.ID, "code").send_keys(totp.now_code(account["totp_secret"], datetime.now(UTC)))
+        submit(driver, driver.find_element(By.ID, "verify"))
+
+
+def screenshot(driver: Any, name: str) -> None:
+    """Save docs/console/<name>.png when AQUACIS_SCREENSHOTS=1 (refreshing the committed images)."""
+    if os.environ.get("AQUACIS_SCREENSHOTS") == "1":
+        target = Path(__file__).resolve().parents[2] / "docs" / "console" / f"{name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(target))
+
