@@ -12,6 +12,7 @@ from cloud.web import audience
 # One module per page group; each defines `router`.
 PAGES = [
     "cloud.console.pages.home",
+    "cloud.console.pages.network",
 ]
 
 
