@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from cloud import row_security
 from cloud.api import errors
 from cloud.api.errors import problem
+from cloud.api.shapes import ApiJSONResponse
 from cloud.db import create_or_migrate, make_engine
 from cloud.settings import CloudSettings
 from sync.logs import configure_logging, get_logger
@@ -31,13 +32,10 @@ SYNC_PREFIX = API_PREFIX + "/sync/"
 # Mounted in this order. Routers define their own paths relative to /api/v2
 # (e.g. `APIRouter(prefix="/contracts")`).
 ROUTERS: list[str] = [
-    "cloud.api.registry:router",
-    "cloud.api.meters:router",
-    "cloud.api.readings:router",
-    "cloud.api.metering:router",
-    "cloud.api.admin:router",
+    "cloud.registry.api:router",
+    "cloud.metering.api:router",
+    "cloud.admin.api:router",
     "cloud.sync.api:router",
-    "cloud.sync.review_api:router",
     "cloud.tariffs.api:router",
     "cloud.billing.api:router",
     "cloud.payments.api:router",
@@ -45,12 +43,8 @@ ROUTERS: list[str] = [
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
     "cloud.observations.api:router",
-    "cloud.api.districts:router",
-    "cloud.api.network_assets:router",
-    "cloud.api.service_connections:router",
-    "cloud.api.planned_outages:router",
-    "cloud.api.network_map:router",
-    "cloud.api.exports:router",
+    "cloud.maps.api:router",
+    "cloud.exports.api:router",
 ]
 
 log = get_logger("cloud.app")
@@ -206,7 +200,8 @@ def create_app(settings: CloudSettings | None = None, *, engine: Any = None) -> 
     app.include_router(health_router)  # at the root, beside /metrics: probes are not API calls
 
     for path in [*ROUTERS, *settings.extra_routers]:
-        app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+        app.include_router(load_router(path), prefix=API_PREFIX, responses=errors.ERROR_RESPONSES,
+                           default_response_class=ApiJSONResponse)
         app.state.routers.append(path)
     from cloud.console.router import install as install_console
 

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import EngineDep, NowDep, SettingsDep, not_found, scope_municipality
-from cloud.api.shapes import with_camel
+from cloud.api.shapes import ApiModel, with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
 from cloud.billing.lifecycle import local_day
@@ -35,14 +35,14 @@ router = APIRouter(tags=["billing"])
 BillingDep = Annotated[Principal, Depends(require_roles("billing"))]
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(ApiModel):
     model_config = ConfigDict(extra="forbid")
     maxAttempts: int = Field(3, ge=1, le=20, description="Claims of one chunk before it is given up (failed).")
     leaseSeconds: int = Field(300, ge=10, le=86_400, description="A claimed chunk is retried by another worker "
                               "when its worker has not finished it within this time.")
 
 
-class FinalBillIn(BaseModel):
+class FinalBillIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=10, max_length=500, description="Why these contracts are billed before "
                         "the period closes (audited), e.g. the contract is cancelled.")
@@ -52,7 +52,7 @@ class FinalBillIn(BaseModel):
                                  description="The contracts to bill; nothing else is billed.")
 
 
-class BillingRunIn(BaseModel):
+class BillingRunIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     cycle: str = Field(..., pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="Billing month, YYYY-MM: a closed "
                        "month (its last day before today, America/Mexico_City), unless `finalBill`.",
@@ -237,7 +237,7 @@ def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:
 
 @router.get("/invoices/{invoice_id}", summary="One invoice with its lines and the readings behind it")
 def get_invoice(invoice_id: str, engine: EngineDep, principal: BillingDep) -> dict[str, Any]:
-    from cloud.cfdi.register import fiscal_summary
+    from cloud.cfdi.api.register import fiscal_summary
 
     with engine.connect() as conn:
         out = invoice_out(_visible_invoice(conn, principal, invoice_id),
@@ -312,7 +312,7 @@ def _printed(refs: dict[str, Any] | None) -> dict[str, str] | None:
     return {"bank": refs["bankReference"], "contract": refs["contractReference"], "store": refs["storeBarcode"]}
 
 
-class CorrectionIn(BaseModel):
+class CorrectionIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=3, max_length=500, description="Why the invoice is corrected (audit).")
     consumptionL: int | None = Field(None, ge=0, le=10**12, description="Corrected consumption in litres (default: same).")
@@ -371,7 +371,7 @@ def review_run(run_id: str, engine: EngineDep, principal: BillingDep,
         return report
 
 
-class ApproveIn(BaseModel):
+class ApproveIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     reviewId: str = Field(..., min_length=1, max_length=40, description="The `id` of the review report approved.")
 
@@ -387,7 +387,7 @@ def approve(run_id: str, body: ApproveIn, engine: EngineDep, principal: BillingD
         return run_status(conn, _visible_run(conn, principal, run_id))
 
 
-class VoidIn(BaseModel):
+class VoidIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=5, max_length=500, description="Why (audited).")
     motive: str = Field("02", pattern=r"^0[23]$", description="SAT cancellation motive for stamped CFDIs: 02 "
@@ -422,7 +422,7 @@ def void_one_invoice(invoice_id: str, body: VoidIn, engine: EngineDep, principal
 # ---- credit notes -------------------------------------------------------------------------
 
 
-class CreditLineIn(BaseModel):
+class CreditLineIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     concept: str = Field(..., min_length=1, max_length=40, description="The invoice line credited: water, "
                          "sewerage, sanitation, …")
@@ -430,7 +430,7 @@ class CreditLineIn(BaseModel):
                         "most two decimals, e.g. \"50.00\" (VAT follows the line's rate).")
 
 
-class CreditNoteIn(BaseModel):
+class CreditNoteIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field("bonificacion", pattern=r"^(bonificacion|adjustment)$")
     reason: str = Field(..., min_length=5, max_length=500, description="Why (audited; printed on the note).")

@@ -24,6 +24,7 @@ from cloud.billing.lifecycle import LifecycleError
 from cloud.billing.tables import credit_notes, invoice_adjustments, invoices
 from cloud.events import record_event
 from cloud.ids import uuid7
+from cloud.times import iso
 
 KINDS = ("bonificacion", "adjustment")
 MAX_LINES = 20
@@ -111,11 +112,7 @@ def credit_note_out(r: Any, cfdi: dict[str, Any] | None = None) -> dict[str, Any
     return {"id": r["id"], "number": r["number"], "invoiceId": r["invoice_id"], "contractId": r["contract_id"],
             "period": r["period"], "kind": r["kind"], "reason": r["reason"], "lines": r["lines"],
             "subtotal": f"{Decimal(r['subtotal']):.2f}", "vat": f"{Decimal(r['vat']):.2f}",
-            "total": f"{Decimal(r['total']):.2f}", "createdAt": _iso(r["created_at"]),
+            "total": f"{Decimal(r['total']):.2f}", "createdAt": iso(r["created_at"]),
             "cfdi": cfdi}
 
 
-def _iso(t: datetime) -> str:
-    from datetime import UTC
-
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()

@@ -37,6 +37,7 @@ from cloud.billing.tables import billing_run_chunks, billing_run_errors, billing
 from cloud.ids import uuid7
 from cloud.payments.references import InvalidPaymentReference, bank_reference, mod97_check
 from cloud.tariffs import BillRequest, TariffBook, TariffError, compute_bill
+from cloud.times import iso
 
 Clock = Callable[[], datetime]
 
@@ -433,11 +434,6 @@ def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: b
     return True
 
 
-def _iso(dt: datetime | None) -> str | None:
-    got = _aware(dt)
-    return got.isoformat() if got else None
-
-
 def load_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     row = conn.execute(sa.select(billing_runs).where(billing_runs.c.id == run_id)).mappings().first()
     return dict(row) if row else None
@@ -471,10 +467,10 @@ def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100)
         "finalBill": None if run["final_bill_reason"] is None else {
             "reason": run["final_bill_reason"], "contracts": run["only_contracts"]},
         "review": None if not run["review"] else {"id": run["review"].get("id"),
-                                                  "at": _iso(run["reviewed_at"]), "by": run["reviewed_by"]},
-        "approved": None if run["approved_at"] is None else {"at": _iso(run["approved_at"]),
+                                                  "at": iso(run["reviewed_at"]), "by": run["reviewed_by"]},
+        "approved": None if run["approved_at"] is None else {"at": iso(run["approved_at"]),
                                                               "by": run["approved_by"]},
-        "voided": None if run["voided_at"] is None else {"at": _iso(run["voided_at"]), "by": run["voided_by"],
+        "voided": None if run["voided_at"] is None else {"at": iso(run["voided_at"]), "by": run["voided_by"],
                                                           "reason": run["void_reason"]},
     }
 

@@ -21,8 +21,10 @@ from sqlalchemy.engine import Connection
 
 from sync.logs import get_logger
 
+from .global_members import live_in_a_global, withdrawal_id, withdrawn
 from .model import PUBLIC_RFC, Invoice, Issuer, Line, LineKind, Receiver, TaxData, VatTreatment
 from .rules import PRODUCT_KEYS, CfdiRuleError, default_use
+from .tables import cfdi_documents, cfdi_global_members
 
 MX = ZoneInfo("America/Mexico_City")
 log = get_logger("cloud.cfdi.billing")
@@ -167,7 +169,6 @@ def _predecessor_cfdi(conn: Connection, invoice_ids: list[str]) -> dict[str, str
     one the substitute replaces), or "wait" while that CFDI is pending at the PAC."""
     from cloud.billing.tables import invoices
 
-    from .tables import cfdi_documents
 
     out: dict[str, str] = {}
     for i in range(0, len(invoice_ids), 900):
@@ -195,7 +196,6 @@ def _predecessor_cfdi(conn: Connection, invoice_ids: list[str]) -> dict[str, str
 def discard_unstamped_many(conn: Connection, invoice_ids: list[str], now: datetime) -> int:
     """Discard (`voided`) the invoices' CFDIs that were sealed but never sent to the PAC and are
     not being sent now: nothing fiscal exists to cancel. Returns how many rows."""
-    from .tables import cfdi_documents
 
     d = cfdi_documents
     n = 0
@@ -211,7 +211,6 @@ def cancel_substituted(svc: Any, limit: int = 500) -> dict[str, int]:
     """Cancel, with motive 01 and FolioSustitucion, every stamped CFDI whose substitute (an
     Ingreso relating to it with TipoRelacion 04) is stamped. Each one is attempted on its own:
     a failure is logged and retried next pass, the others go on."""
-    from .tables import cfdi_documents
 
     sub = cfdi_documents.alias("sub")
     orig = cfdi_documents.alias("orig")
@@ -230,7 +229,6 @@ def cancel_voided_invoices(svc: Any, limit: int = 500) -> dict[str, int]:
     """Cancel the stamped CFDIs of voided invoices with the motive recorded on the void."""
     from cloud.billing.tables import invoice_voids
 
-    from .tables import cfdi_documents
 
     d = cfdi_documents
     with svc.engine.connect() as conn:
@@ -266,7 +264,6 @@ def sweep_billing_invoices(svc: Any, limit: int = 2000) -> dict[str, int]:
     from cloud.registry.tables import contracts, customers
 
     from .tables import cfdi_blocked_invoices as blocked
-    from .tables import cfdi_documents
 
     # A discarded (voided) or rejected CFDI does not count: the invoice needs a live one.
     has_cfdi = sa.exists().where(cfdi_documents.c.invoice_id == invoices.c.id, cfdi_documents.c.kind == "ingreso",
@@ -329,13 +326,12 @@ def issue_monthly_global(svc: Any, municipality: str, year: int, month: int) -> 
 
     from .from_payments import FORMA_PAGO
     from .model import GlobalPeriod
-    from .tables import cfdi_global_members
 
     end_local = date(year + (month == 12), month % 12 + 1, 1)
     end = dt(end_local.year, end_local.month, 1, tzinfo=MX)
     untaxed = sa.or_(customers.c.tax_id.is_(None), customers.c.tax_regime.is_(None),
                      customers.c.fiscal_zip.is_(None), customers.c.tax_id == PUBLIC_RFC)
-    in_global = sa.exists().where(cfdi_global_members.c.invoice_id == invoices.c.id)
+    in_global = live_in_a_global(invoices.c.id)  # a withdrawn receipt paid again may enter
     later = invoices.alias("later")
     superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
                                    later.c.revision > invoices.c.revision, later.c.status == "issued")
@@ -400,9 +396,6 @@ def credit_note_lines(note: dict[str, Any]) -> list[Line]:
     return out
 
 
-WITHDRAWAL = "retiro-"  # source id prefix of a global member's withdrawal Egreso: "retiro-<invoice id>"
-
-
 def withdrawal_lines(row: dict[str, Any], issuer: Issuer) -> list[Line]:
     """A withdrawn receipt's lines as the Egreso's conceptos: what the global declared for it,
     line by line with its VAT treatment, under SAT's key for discounts and returns."""
@@ -414,33 +407,38 @@ def withdrawal_lines(row: dict[str, Any], issuer: Issuer) -> list[Line]:
 
 
 def sweep_global_withdrawals(svc: Any, limit: int = 500) -> dict[str, int]:
-    """Receipts inside a stamped global CFDI that were voided or corrected since: each gets an
-    Egreso to público en general (TipoRelacion 01 → that global) for the whole receipt, so the
-    globals, net of these, declare what customers owe. A correction is a new receipt: it enters
-    the global of the month in which its period is fully paid (docs/cfdi.md)."""
+    """Receipts live in a stamped global CFDI that were voided or corrected since, or are no
+    longer fully paid (a payment reversed): each gets an Egreso to público en general
+    (TipoRelacion 01 → that global) for the whole receipt, so the globals, net of these,
+    declare what customers paid for. A correction, or the receipt paid again, enters the global
+    of the month in which its period is fully paid (docs/cfdi.md)."""
     from cloud.billing.tables import invoices
-
-    from .tables import cfdi_documents, cfdi_global_members
+    from cloud.payments.tables import allocations
 
     d = cfdi_documents
-    done = d.alias("done")
     later = invoices.alias("later")
     superseded = sa.exists().where(later.c.contract_id == invoices.c.contract_id, later.c.period == invoices.c.period,
                                    later.c.revision > invoices.c.revision, later.c.status == "issued")
-    withdrawn = sa.exists().where(done.c.kind == "egreso", done.c.source_id == sa.literal(WITHDRAWAL) + invoices.c.id)
+    revision = invoices.alias("revision")  # a payment to any revision of the period counts
+    net_paid = (sa.select(sa.func.coalesce(sa.func.sum(allocations.c.amount_cents), 0))
+                .join(revision, revision.c.id == allocations.c.invoice_id)
+                .where(revision.c.contract_id == invoices.c.contract_id, revision.c.period == invoices.c.period)
+                .scalar_subquery())
+    underpaid = net_paid < sa.cast(invoices.c.total * 100, sa.BigInteger)
     counts = {"issued": 0, "errors": 0}
     with svc.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(
-            sa.select(invoices, d.c.uuid.label("global_uuid"))
+            sa.select(invoices, d.c.uuid.label("global_uuid"), d.c.id.label("global_id"))
             .join(cfdi_global_members, cfdi_global_members.c.invoice_id == invoices.c.id)
             .join(d, d.c.id == cfdi_global_members.c.document_id)
-            .where(d.c.fiscal_status == "stamped", sa.or_(invoices.c.status == "void", superseded), ~withdrawn)
+            .where(d.c.fiscal_status == "stamped", sa.or_(invoices.c.status == "void", superseded, underpaid),
+                   ~withdrawn())
             .order_by(invoices.c.id).limit(limit)).mappings()]
     for row in rows:
         try:
-            svc.issue_credit_note(f"{WITHDRAWAL}{row['id']}", row["municipality"], row["global_uuid"], None,
-                                  withdrawal_lines(row, svc.issuer), folio=f"R-{row['number']}"[-40:],
-                                  invoice_id=row["id"])
+            svc.issue_credit_note(withdrawal_id(row["id"], row["global_id"]), row["municipality"],
+                                  row["global_uuid"], None, withdrawal_lines(row, svc.issuer),
+                                  folio=f"R-{row['number']}"[-40:], invoice_id=row["id"])
             counts["issued"] += 1
         except ValueError as e:  # CfdiRuleError, ValidationError: reported, the others go on
             counts["errors"] += 1
@@ -453,8 +451,6 @@ def sweep_credit_notes(svc: Any, limit: int = 500) -> dict[str, int]:
     they relate to is stamped: the invoice's own Ingreso (to the customer's tax data) or the
     global CFDI that covers the receipt (to público en general). Others wait."""
     from cloud.billing.tables import credit_notes
-
-    from .tables import cfdi_documents, cfdi_global_members
 
     d = cfdi_documents
     has_doc = sa.exists().where(d.c.source_id == credit_notes.c.id, d.c.kind == "egreso")
@@ -471,7 +467,7 @@ def sweep_credit_notes(svc: Any, limit: int = 500) -> dict[str, int]:
         glob = {r.invoice_id: r.uuid for r in conn.execute(
             sa.select(cfdi_global_members.c.invoice_id, d.c.uuid)
             .join(d, d.c.id == cfdi_global_members.c.document_id)
-            .where(cfdi_global_members.c.invoice_id.in_(inv_ids), d.c.fiscal_status == "stamped"))}
+            .where(cfdi_global_members.c.invoice_id.in_(inv_ids), d.c.fiscal_status == "stamped", ~withdrawn()))}
         receivers = {inv.invoice_id: inv.receiver for inv, _ in load_billing_invoices(conn, inv_ids, svc.issuer)}
     for note in notes:
         inv_id = note["invoice_id"]

@@ -39,6 +39,7 @@ from .build import (
     build_payment,
     build_substitute,
 )
+from .global_members import withdrawn
 from .model import GlobalPeriod, Invoice, Issuer, Line, PaidDocument, PaymentInfo, TaxData
 from .pac import Pac, PacRejected, PacUnavailable
 from .pdf import render_pdf
@@ -214,7 +215,8 @@ class CfdiService:
         self, municipality: str, period: GlobalPeriod, receipts: list[Invoice], *, folio: str,
         payment_form: str, series: str = "G", issued_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """One global CFDI for receipts without tax data; each receipt can be in only one global."""
+        """One global CFDI for receipts without tax data; a receipt can be live in only one
+        global at a time (a withdrawn one may enter another: cloud/cfdi/global_members.py)."""
         key = f"global:{municipality}:{period.year}-{period.periodicity}-{period.months}:{folio}"
         doc = build_global(
             self.issuer, period, receipts, series=series, folio=folio,
@@ -224,8 +226,7 @@ class CfdiService:
         def make(conn: Connection) -> dict[str, Any]:
             taken = conn.execute(
                 sa.select(cfdi_global_members.c.invoice_id)
-                .join(cfdi_documents, cfdi_documents.c.id == cfdi_global_members.c.document_id)
-                .where(cfdi_global_members.c.invoice_id.in_([r.invoice_id for r in receipts]))
+                .where(cfdi_global_members.c.invoice_id.in_([r.invoice_id for r in receipts]), ~withdrawn())
             ).scalars().all()
             if taken:
                 raise CfdiRuleError(f"receipts already in a global CFDI: {', '.join(sorted(taken))}")

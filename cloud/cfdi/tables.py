@@ -69,13 +69,14 @@ cfdi_documents = sa.Table(
     sa.Index("ix_cfdi_documents_cancel_due", "cancel_state", "cancel_next_attempt_at"),
 )
 
-# Receipts of customers without tax data covered by a global CFDI to público en general.
+# Receipts of customers without tax data covered by a global CFDI to público en general. A
+# receipt withdrawn from one global can enter a later one (cloud/cfdi/global_members.py).
 cfdi_global_members = sa.Table(
     "cfdi_global_members",
     metadata,
     sa.Column("document_id", sa.String(36), sa.ForeignKey("cfdi_documents.id"), primary_key=True),
     sa.Column("invoice_id", sa.String(36), primary_key=True),
-    sa.UniqueConstraint("invoice_id", name="uq_cfdi_global_members_invoice"),
+    sa.Index("ix_cfdi_global_members_invoice", "invoice_id"),
 )
 
 # Pagos 2.0: which PPD CFDI each payment complement settled, so the next one knows its

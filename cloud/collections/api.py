@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found, scope_municipality
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
 from cloud.collections import service
 from cloud.errors import Invalid
@@ -38,7 +39,7 @@ def get_debt(contract_id: str, engine: EngineDep, principal: CollectionsDep,
         return service.debt_view(conn, contract_id, asOf or today_local())
 
 
-class AgreementBody(BaseModel):
+class AgreementBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
     instalments: int = Field(..., ge=1, le=36, description="Monthly instalments after the down payment.")
     downPayment: str = Field("0.00", description="Due at signing, pesos.")
@@ -60,7 +61,7 @@ def post_agreement(contract_id: str, body: AgreementBody, engine: EngineDep,
                                       body.startDate or today_local(), principal)
 
 
-class RunBody(BaseModel):
+class RunBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
     municipality: str | None = Field(None, description="Default: the caller's own.")
     asOf: date | None = Field(None, description="Default: today (America/Mexico_City).")

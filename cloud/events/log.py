@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from cloud.events.tables import events
 from cloud.ids import uuid7
+from cloud.times import iso
 
 # The event types of DESIGN.md section 5; others may be added (names in PascalCase, past tense).
 EVENT_TYPES = (
@@ -81,23 +82,28 @@ def record_event(
     return eid
 
 
-def events_for_entity(
-    conn: Connection, entity: str, entity_id: str, *, municipality: str | None = None, limit: int = 500
-) -> list[dict[str, Any]]:
-    """Events of one entity, oldest first; `municipality` filters for tenant isolation."""
-    q = sa.select(events).where(events.c.entity == entity, events.c.entity_id == str(entity_id))
+def list_events(conn: Connection, *, municipality: str | None = None, type: str | None = None,
+                entity: str | None = None, entity_id: str | None = None, after: int | None = None,
+                limit: int = 500) -> list[dict[str, Any]]:
+    """Events in log order (oldest first) with `seq` above `after`, filtered; `municipality`
+    filters for tenant isolation."""
+    q = sa.select(events)
     if municipality is not None:
         q = q.where(events.c.municipality == municipality)
-    rows = conn.execute(q.order_by(events.c.seq).limit(limit)).mappings().all()
-    return [_out(r) for r in rows]
+    if type:
+        q = q.where(events.c.type == type)
+    if entity:
+        q = q.where(events.c.entity == entity)
+    if entity_id is not None:
+        q = q.where(events.c.entity_id == str(entity_id))
+    if after is not None:
+        q = q.where(events.c.seq > after)
+    return [_out(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit)).mappings()]
 
 
 def _out(r: Any) -> dict[str, Any]:
-    at = r["at"]
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     return {
-        "id": r["id"], "seq": r["seq"], "at": at.isoformat() if at else None, "type": r["type"],
+        "id": r["id"], "seq": r["seq"], "at": iso(r["at"]), "type": r["type"],
         "entity": r["entity"], "entity_id": r["entity_id"], "municipality": r["municipality"],
         "actor": {"kind": r["actor_kind"], "id": r["actor_id"], "role": r["actor_role"]},
         "data": r["data"],

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from cloud import errors
-from cloud.api.shapes import iso_ms
 from cloud.auth import STAFF_ROLES, Principal
 from cloud.exports.stream import Cell, Column, PageFn, path
 from cloud.registry import network
 from cloud.registry import service as registry
+from cloud.times import iso_ms
 from cloud.workorders import service as workorders
 
 FILTER_MAX = 64

@@ -207,4 +207,9 @@ def as_json(r: dict[str, Any]) -> dict[str, Any]:
             return [conv(x) for x in v]
         return v
 
-    return conv(r)  # type: ignore[no-any-return]
+    out: dict[str, Any] = conv(r)
+    # counts keyed by a status or use class become lists: the keys are data, not member names
+    for key, name in (("contractsByStatus", "status"), ("contractsByUse", "useClass"),
+                      ("serviceConnections", "status"), ("metersByState", "status")):
+        out[key] = [{name: k, "count": n} for k, n in r[key].items()]
+    return out

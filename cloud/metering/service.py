@@ -18,6 +18,7 @@ from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
 from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
+from cloud.times import iso_ms
 from cloud.upsert import insert_for
 from sync import plausibility
 from sync.hlc import wall_ms
@@ -261,7 +262,7 @@ def _out(row: Any, v: Any | None) -> dict[str, Any]:
     keys = ("id", "municipality", "zone", "meter_serial", "taken_at", "value_l", "source", "reader_id",
             "observation_code", "supersedes", "lat", "lon", "flow_lph", "battery", "alarms")
     doc = {k: row.get(k) for k in keys}
-    doc["taken_at_iso"] = dt.datetime.fromtimestamp(row["taken_at"] / 1000, dt.UTC).isoformat()
+    doc["taken_at_iso"] = iso_ms(row["taken_at"])
     doc["validation"] = None if v is None else {
         "status": v["status"], "flags": v["flags"], "consumption_l": v["consumption_l"], "true_up_l": v["true_up_l"],
         "days": v["days"], "daily_avg_l": v["daily_avg_l"], "previous_id": v["previous_id"],
@@ -271,7 +272,8 @@ def _out(row: Any, v: Any | None) -> dict[str, Any]:
 
 
 def list_readings(conn: Connection, serial: str | list[str], *, since: int | None = None, until: int | None = None,
-                  limit: int = 500) -> list[dict[str, Any]]:
+                  after: tuple[int, str] | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """Readings of the meters, oldest first (`taken_at`, then id), those after `after` (taken_at, id)."""
     rd = replicated.table("readings")
     q = (
         sa.select(rd, *[c.label(f"v_{c.name}") for c in reading_validations.c])
@@ -282,6 +284,8 @@ def list_readings(conn: Connection, serial: str | list[str], *, since: int | Non
         q = q.where(rd.c.taken_at >= since)
     if until is not None:
         q = q.where(rd.c.taken_at < until)
+    if after is not None:
+        q = q.where(sa.or_(rd.c.taken_at > after[0], sa.and_(rd.c.taken_at == after[0], rd.c.id > after[1])))
     out = []
     for r in conn.execute(q.order_by(rd.c.taken_at, rd.c.id).limit(limit)).mappings():
         v = {k[2:]: r[k] for k in r.keys() if k.startswith("v_")} if r["v_reading_id"] is not None else None
@@ -524,8 +528,11 @@ TOTALIZER_METRICS = ("volume_l", "totalizer_l")
 
 
 def anomaly_list(conn: Connection, *, municipality: str | None, zone: str | None, kind: str | None,
-                 since: int | None, limit: int) -> list[dict[str, Any]]:
-    """Anomalies raised at the edge (replicated `anomalies`) plus readings VEE did not accept."""
+                 since: int | None, limit: int, before: tuple[int, str] | None = None) -> list[dict[str, Any]]:
+    """Anomalies raised at the edge (replicated `anomalies`) plus readings VEE did not accept,
+    newest first (time, then id, both descending), at most `limit`, those before `before`
+    (time, id) when given. Each source is filtered in SQL, so `limit` rows of the merge are the
+    newest `limit` of both."""
     an = replicated.table("anomalies")
     q = sa.select(an)
     if municipality:
@@ -536,11 +543,13 @@ def anomaly_list(conn: Connection, *, municipality: str | None, zone: str | None
         q = q.where(an.c.kind == kind)
     if since is not None:
         q = q.where(an.c.detected_at >= since)
+    if before is not None:
+        q = q.where(sa.or_(an.c.detected_at < before[0], sa.and_(an.c.detected_at == before[0], an.c.id < before[1])))
     out = [
         {"source": "edge", "id": r["id"], "kind": r["kind"], "severity": r["severity"], "municipality": r["municipality"],
          "zone": r["zone"], "meter_serial": r["meter_serial"], "device_id": r["device_id"], "reading_id": r["reading_id"],
          "at": r["detected_at"], "details": r["details"]}
-        for r in conn.execute(q.order_by(an.c.detected_at.desc()).limit(limit)).mappings()
+        for r in conn.execute(q.order_by(an.c.detected_at.desc(), an.c.id.desc()).limit(limit)).mappings()
     ]
     rv = reading_validations
     q2 = sa.select(rv).where(rv.c.status != vee.VALID)
@@ -548,15 +557,19 @@ def anomaly_list(conn: Connection, *, municipality: str | None, zone: str | None
         q2 = q2.where(rv.c.municipality == municipality)
     if zone:
         q2 = q2.where(rv.c.zone == zone)
+    if kind:
+        # `kind` is one of the flags: the JSON list's text holds it quoted (SQLite and PostgreSQL).
+        q2 = q2.where(sa.cast(rv.c.flags, sa.Text).contains(f'"{kind}"', autoescape=True))
     if since is not None:
         q2 = q2.where(rv.c.taken_at >= since)
-    for r in conn.execute(q2.order_by(rv.c.taken_at.desc()).limit(limit)).mappings():
+    if before is not None:
+        q2 = q2.where(sa.or_(rv.c.taken_at < before[0],
+                             sa.and_(rv.c.taken_at == before[0], rv.c.reading_id < before[1])))
+    for r in conn.execute(q2.order_by(rv.c.taken_at.desc(), rv.c.reading_id.desc()).limit(limit)).mappings():
         flags = [f for f in r["flags"] if f not in ("first_reading", "rollover")]
         k = flags[0] if flags else r["status"]
-        if kind and kind not in flags:
-            continue
         out.append({"source": "vee", "id": r["reading_id"], "kind": k, "severity": "high" if r["status"] == "invalid" else "medium",
                     "municipality": r["municipality"], "zone": r["zone"], "meter_serial": r["meter_serial"],
                     "device_id": None, "reading_id": r["reading_id"], "at": r["taken_at"], "details": {"flags": r["flags"]}})
-    out.sort(key=lambda d: d["at"] or 0, reverse=True)
+    out.sort(key=lambda d: (d["at"], d["id"]), reverse=True)
     return out[:limit]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, not_found
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal
 from cloud.errors import Forbidden, Invalid
 from cloud.registry.municipalities import MUNICIPALITIES
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/observation-codes", tags=["observation-codes"], resp
 
 
 
-class CodeIn(BaseModel):
+class CodeIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     description: str = Field(min_length=1, max_length=80, examples=["Casa cerrada / sin acceso al medidor"],
                              description="What the reader sees (Spanish)")
@@ -30,7 +31,7 @@ class CodeIn(BaseModel):
     active: bool = True
 
 
-class CodeOut(BaseModel):
+class CodeOut(ApiModel):
     code: str
     description: str
     replaces_reading: bool

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.api.deps import EngineDep, not_found, scope_municipality
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
 from cloud.billing.tables import invoices
 from cloud.errors import Conflict, Invalid
@@ -36,7 +37,7 @@ router = APIRouter(tags=["payments"])
 MoneyDep = Annotated[Principal, Depends(require_roles("collections", "billing"))]
 
 
-class PaymentBody(BaseModel):
+class PaymentBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
     amount: str = Field(..., description="Amount received, pesos with at most two decimals.", examples=["350.00"])
     channel: str = Field(..., description=f"One of {', '.join(CHANNELS)}.")
@@ -105,7 +106,7 @@ def _visible_payment(conn: Any, principal: Principal, payment_id: str) -> Any:
 
 @router.get("/payments/{payment_id}", summary="One payment with its allocations and reversal")
 def get_payment(payment_id: str, engine: EngineDep, principal: MoneyDep) -> dict[str, Any]:
-    from cloud.cfdi.register import complement_waiting, payment_complement
+    from cloud.cfdi.api.register import complement_waiting, payment_complement
 
     with engine.connect() as conn:
         out = payment_out(conn, _visible_payment(conn, principal, payment_id))
@@ -126,7 +127,7 @@ def list_payments(engine: EngineDep, principal: MoneyDep, contract: str = Query(
         return {"items": [payment_out(conn, r) for r in rows]}
 
 
-class ReversalBody(BaseModel):
+class ReversalBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=3, max_length=500, description="Why (bounced cheque, chargeback, error).")
 

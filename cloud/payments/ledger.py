@@ -24,6 +24,7 @@ from cloud.payments.money import fmt
 from cloud.payments.tables import allocations, payment_reversals, payments
 from cloud.payments.times import as_given, offset_minutes
 from cloud.registry.tables import contracts
+from cloud.times import iso
 
 CHANNELS = ("bank_statement", "counter", "card", "transfer", "store")
 # IN-list size: SQLite before 3.32 allowed only 999 variables per statement.
@@ -338,17 +339,9 @@ def payment_out(conn: Connection, row: Any) -> dict[str, Any]:
         "channelTxnId": row.channel_txn_id, "amount": fmt(int(row.amount_cents)),
         "receivedAt": as_given(row.received_at, row.received_offset_min).isoformat(), "reference": row.reference, "invoiceId": row.invoice_id,
         "reversed": rev is not None, "reversal": None if rev is None else {"id": rev.id, "reason": rev.reason,
-                                                                             "at": _iso(rev.created_at)},
+                                                                             "at": iso(rev.created_at)},
         "allocations": _allocations_of(conn, [row.id]).get(row.id, []),
     }
-
-
-def _iso(t: datetime | None) -> str | None:
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.isoformat()
 
 
 def contract_balance(conn: Connection, contract_id: str) -> dict[str, int]:

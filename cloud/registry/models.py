@@ -5,20 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, computed_field, model_validator
 from pydantic_core import PydanticCustomError
+
+from cloud.api.shapes import ApiModel
+from cloud.times import iso_ms
 
 MUNICIPALITY = Field(pattern=r"^EXP-\d{2}$", description="Operating unit (tenant), EXP-01..EXP-13", examples=["EXP-01"])
 ZONE = Field(pattern=r"^EXP-\d{2}-Z\d{2,3}$", description="Zone code <municipality>-Znn", examples=["EXP-01-Z01"])
 
 
-class Services(BaseModel):
+class Services(ApiModel):
     water: bool = True
     sewerage: bool = Field(False, description="Alcantarillado (10% of the water charge)")
     sanitation: bool = Field(False, description="Saneamiento (12% of the water charge)")
 
 
-class CustomerIn(BaseModel):
+class CustomerIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=300, description="Personal data")
     tax_id: str | None = Field(None, pattern=r"^[A-ZÑ&]{3,4}[0-9]{6}[A-Z0-9]{3}$",
@@ -45,7 +48,7 @@ class CustomerIn(BaseModel):
         return self
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(ApiModel):
     id: str
     municipality: str
     name: str | None = Field(None, description="Personal data: only for office roles")
@@ -59,7 +62,7 @@ class CustomerOut(BaseModel):
     personal_data_redacted: bool = Field(False, description="True when personal fields were withheld for the caller's role")
 
 
-class MeterIn(BaseModel):
+class MeterIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     serial: str = Field(min_length=1, max_length=60, examples=["WM-EXP-01-Z01-000001"])
     brand: str | None = None
@@ -73,7 +76,7 @@ class MeterIn(BaseModel):
     installed_at: dt.datetime | None = None
 
 
-class MeterOut(BaseModel):
+class MeterOut(ApiModel):
     id: str
     serial: str
     municipality: str
@@ -89,10 +92,16 @@ class MeterOut(BaseModel):
     device_profile: str | None = None
     status: str | None = None
     last_value_l: int | None = None
-    last_read_at: int | None = None
+    last_read_at: int | None = Field(None, serialization_alias="last_read_at",
+                                     description="Deprecated (epoch milliseconds): read `lastReadAt`")
+
+    @computed_field(description="When the last reading was taken, ISO 8601 (UTC)")  # type: ignore[prop-decorator]
+    @property
+    def lastReadAt(self) -> str | None:  # noqa: N802 (the API's member name)
+        return iso_ms(self.last_read_at)
 
 
-class ServicePointIn(BaseModel):
+class ServicePointIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     address: str = Field(min_length=1, max_length=300)
     route_id: str | None = None
@@ -102,7 +111,7 @@ class ServicePointIn(BaseModel):
     access_notes: str | None = None
 
 
-class ServicePointOut(BaseModel):
+class ServicePointOut(ApiModel):
     id: str
     municipality: str
     zone: str | None
@@ -117,7 +126,7 @@ class ServicePointOut(BaseModel):
     lon: float | None = None
 
 
-class ContractIn(BaseModel):
+class ContractIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     zone: str = ZONE
     use_class: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$", description="Tariff class (claseCodigo), e.g. DOM_MEDIO, COMERCIAL",
@@ -131,7 +140,7 @@ class ContractIn(BaseModel):
     meter: MeterIn | None = None
 
 
-class ContractPatch(BaseModel):
+class ContractPatch(ApiModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["active", "suspended", "cut_off", "terminated"] | None = None
     use_class: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]{1,39}$")
@@ -140,7 +149,7 @@ class ContractPatch(BaseModel):
     end_date: dt.date | None = None
 
 
-class ContractOut(BaseModel):
+class ContractOut(ApiModel):
     id: str
     municipality: str
     zone: str
@@ -156,28 +165,28 @@ class ContractOut(BaseModel):
     meter: MeterOut | None
 
 
-class ContractPage(BaseModel):
+class ContractPage(ApiModel):
     items: list[ContractOut]
     next: str | None = Field(None, description="Pass as `after` to get the next page; null on the last page")
-    next_after: str | None = Field(None, description="Deprecated (removed in the next release): same as `next`",
+    next_after: str | None = Field(None, serialization_alias="next_after", description="Deprecated (removed in the next release): same as `next`",
                                    json_schema_extra={"deprecated": True})
 
 
-class ZoneIn(BaseModel):
+class ZoneIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     code: str = ZONE
     name: str = Field(min_length=1, max_length=200)
     district_meters: list[str] = Field(default_factory=list, description="SCADA device ids of the zone's inflow meters")
 
 
-class ZoneOut(BaseModel):
+class ZoneOut(ApiModel):
     code: str
     municipality: str
     name: str
     district_meters: list[str]
 
 
-class RouteIn(BaseModel):
+class RouteIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     zone: str = ZONE
     name: str = Field(min_length=1, max_length=200)
@@ -186,7 +195,7 @@ class RouteIn(BaseModel):
     period: str | None = None
 
 
-class ReplaceMeterIn(BaseModel):
+class ReplaceMeterIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     new_meter: MeterIn
     old_final_l: int = Field(ge=0, le=10**12, description="The old meter's final register, litres")

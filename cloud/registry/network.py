@@ -35,6 +35,7 @@ from cloud.registry.tables import (
     service_point_connections,
     zones,
 )
+from cloud.times import iso
 
 MAX_OUTAGE = dt.timedelta(days=7)
 # A notice about an outage that already began is late but still useful; one far in the past is a typo.
@@ -44,12 +45,6 @@ IN_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter lim
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _iso(v: dt.datetime | None) -> str | None:
-    if v is None:
-        return None
-    return (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).isoformat()
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
@@ -105,7 +100,7 @@ def _page(conn: Connection, q: sa.Select[Any], key: Any, after: str | None, limi
 
 def district_out(r: Any) -> dict[str, Any]:
     return {"code": r["code"], "municipality": r["municipality"], "zone": r["zone"], "name": r["name"],
-            "createdAt": _iso(r["created_at"])}
+            "createdAt": iso(r["created_at"])}
 
 
 def create_district(conn: Connection, principal: Principal, body: DistrictIn) -> dict[str, Any]:
@@ -139,7 +134,7 @@ def asset_out(r: Any) -> dict[str, Any]:
     return {"id": r["id"], "municipality": r["municipality"], "zone": r["zone"], "district": r["district"],
             "kind": r["kind"], "code": r["code"], "name": r["name"], "lat": r["lat"], "lon": r["lon"],
             "status": r["status"], "feedsFrom": r["feeds_from"], "deviceId": r["device_id"],
-            "createdAt": _iso(r["created_at"])}
+            "createdAt": iso(r["created_at"])}
 
 
 def _asset_row(conn: Connection, asset_id: str) -> Any:
@@ -200,7 +195,7 @@ def connection_out(r: Any, service_points: int | None = None) -> dict[str, Any]:
     doc = {"id": r["id"], "municipality": r["municipality"], "zone": r["zone"], "district": r["district"],
            "code": r["code"], "address": r["address"], "lat": r["lat"], "lon": r["lon"],
            "diameterMm": r["diameter_mm"], "status": r["status"], "feedsFrom": r["feeds_from"],
-           "createdAt": _iso(r["created_at"])}
+           "createdAt": iso(r["created_at"])}
     if service_points is not None:
         doc["servicePoints"] = service_points
     return doc

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.times import iso
 from sync.compaction import Place, places, redundant
 from sync.schema import TABLES as SPECS
 from sync.server import LogEntry, NodeScope
@@ -234,7 +235,7 @@ def run_maintenance(engine: Engine, dry_run: bool = False, compact: bool = True,
         out["review_open"] = open_counts(conn)  # parked and quarantined facts waiting for staff
         silent = [(h.site_id, h.last_pull_at) for h in holders(conn) if h.site_id in purge.blocked_by]
     now = datetime.now(UTC)
-    out["blockers"] = [{"site_id": s, "last_pull_at": at.isoformat() if at else None,
+    out["blockers"] = [{"site_id": s, "last_pull_at": iso(at),
                         "silent_days": round((now - _aware(at)).total_seconds() / 86400, 1) if at else None}
                        for s, at in silent]
     out["ms"] = round((time.perf_counter() - started) * 1000, 1)

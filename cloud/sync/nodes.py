@@ -10,7 +10,6 @@ never be evicted from its old one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,15 +17,10 @@ from sqlalchemy.engine import Connection
 
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
+from cloud.times import iso
 
 from . import tables as t
 from .review import ReviewError
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def list_nodes(conn: Connection, municipality: str | None, *, active: bool | None = None,
@@ -53,8 +47,8 @@ def list_nodes(conn: Connection, municipality: str | None, *, active: bool | Non
     out = []
     for r in rows:
         doc = {"site_id": r["site_id"], "kind": r["kind"], "municipality": r["municipality"], "zone": r["zone"],
-               "name": r["name"], "active": bool(r["active"]), "created_at": _iso(r["created_at"]),
-               "last_pull_at": _iso(r["last_pull_at"]), "last_pull_seq": r["last_pull_seq"]}
+               "name": r["name"], "active": bool(r["active"]), "created_at": iso(r["created_at"]),
+               "last_pull_at": iso(r["last_pull_at"]), "last_pull_seq": r["last_pull_seq"]}
         if blocking:
             doc["tombstones_blocked"] = blocked.get(r["site_id"], 0)
         out.append(doc)

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from cloud import errors
 from cloud.auth import Principal, nodes
 from cloud.events import record_event
+from cloud.times import iso
 from sync.hlc import wall_ms
 from sync.ids import uuid7
 from sync.schema import TABLES as SPECS
@@ -77,12 +78,6 @@ def _node(info: dict[str, dict[str, Any]], site_id: str | None) -> dict[str, Any
     if got is None:  # the cloud itself (its own writes), or a site id no node has
         return {"site_id": site_id, "kind": None, "municipality": None, "zone": None, "name": None, "active": None}
     return got
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def _sender_municipality() -> Any:
@@ -144,10 +139,10 @@ def list_parked(conn: Connection, municipality: str | None, *, status: str | Non
 def _parked_out(r: Any, info: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": r["id"], "table": r["tbl"], "pk": r["pk"], "status": r["status"], "reason": r["reason"],
-        "at": _iso(r["at"]), "seq": r["seq"], "scope_municipality": r["scope_municipality"],
+        "at": iso(r["at"]), "seq": r["seq"], "scope_municipality": r["scope_municipality"],
         "claimed": {"municipality": r["municipality"], "zone": r["zone"], "meter_serial": r["meter_serial"]},
         "row": r["row"], "origin": _node(info, r["site_id"]), "sender": _node(info, r["sender_site_id"]),
-        "resolved_by": r["resolved_by"], "resolved_at": _iso(r["resolved_at"]), "resolution": r["resolution"],
+        "resolved_by": r["resolved_by"], "resolved_at": iso(r["resolved_at"]), "resolution": r["resolution"],
         "new_id": r["new_id"],
     }
 
@@ -207,9 +202,9 @@ def _visible(stored: dict[str, Any] | None, municipality: str | None) -> dict[st
 def _quarantine_out(r: Any, info: dict[str, dict[str, Any]], stored: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "id": r["id"], "table": r["tbl"], "pk": r["pk"], "status": r["rv_status"] or "open", "reason": r["reason"],
-        "at": _iso(r["at"]), "seq": r["seq"], "scope_municipality": r["scope_municipality"],
+        "at": iso(r["at"]), "seq": r["seq"], "scope_municipality": r["scope_municipality"],
         "row": r["row"], "stored": stored, "origin": _node(info, r["site_id"]),
-        "action": r["action"], "resolved_by": r["resolved_by"], "resolved_at": _iso(r["resolved_at"]),
+        "action": r["action"], "resolved_by": r["resolved_by"], "resolved_at": iso(r["resolved_at"]),
         "resolution": r["resolution"], "new_id": r["new_id"],
     }
 

@@ -6,12 +6,13 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found
-from cloud.api.shapes import iso_ms, page
+from cloud.api.shapes import ApiModel, page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
+from cloud.times import iso_ms
 from sync.vocab.work_orders import Priority, WorkOrderStatus, WorkOrderType
 
 from . import domain, service
@@ -26,7 +27,7 @@ OrderType = WorkOrderType
 Status = WorkOrderStatus
 
 
-class WorkOrderIn(BaseModel):
+class WorkOrderIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     type: OrderType = Field(description="What the crew does.")
     priority: Priority = Priority.NORMAL
@@ -38,12 +39,12 @@ class WorkOrderIn(BaseModel):
     assigned_to: str | None = Field(None, description="Technician or crew id; the order starts assigned.")
 
 
-class AssignIn(BaseModel):
+class AssignIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     assigned_to: str = Field(min_length=1, max_length=120)
 
 
-class StatusIn(BaseModel):
+class StatusIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     status: Status
     notes: str | None = Field(None, max_length=4000)

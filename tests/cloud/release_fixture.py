@@ -1,12 +1,12 @@
-"""The previous release's database as a stored fixture, for clones without its git history.
+"""A past release's database as a stored fixture, for clones without its git history.
 
-`tests/fixtures/release-962a8d7.json.gz` holds every row of a database that release 962a8d7's
-own code built (its CLI migrated, seeded and billed; release_962a8d7_writes.py wrote through its
-API), dumped table by table with typed values. `load` puts those rows into a database brought to
-revision 0001_baseline (the release's schema) so test_release_upgrade.py can migrate it to head
-when `git archive 962a8d7` is impossible (a shallow clone).
+`tests/fixtures/release-<commit>.json.gz` holds every row of a database that release's own code
+built (its CLI migrated and seeded; `release_<commit>_writes.py` wrote through its API), dumped
+table by table with typed values. `load` puts those rows into a database brought to the
+release's head revision (its schema) so the upgrade tests can migrate it to today's head when
+`git archive <commit>` is impossible (a shallow clone).
 
-Remake it (needs the history): `.venv/bin/python tests/cloud/release_fixture.py`.
+Remake one (needs the history): `.venv/bin/python tests/cloud/release_fixture.py <commit>`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "release-962a8d7.json.gz"
-BASELINE = "0001_baseline"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fixture_path(release: str) -> Path:
+    return FIXTURES / f"release-{release}.json.gz"
 
 
 def _enc(v: Any) -> Any:
@@ -71,8 +74,8 @@ def dump(engine: sa.Engine) -> dict[str, Any]:
     return out
 
 
-def load(engine: sa.Engine, tables: dict[str, Any]) -> None:
-    """Bring an empty database to the release's schema (0001_baseline) and insert the rows."""
+def load(engine: sa.Engine, tables: dict[str, Any], revision: str) -> None:
+    """Bring an empty database to the release's schema (its head `revision`) and insert the rows."""
     from alembic import command
 
     from cloud import row_security
@@ -82,7 +85,7 @@ def load(engine: sa.Engine, tables: dict[str, Any]) -> None:
     cfg = alembic_config(engine)
     with row_security.system_scope("migrate"), engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, BASELINE)
+        command.upgrade(cfg, revision)
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.begin() as conn:
@@ -103,31 +106,36 @@ def load(engine: sa.Engine, tables: dict[str, Any]) -> None:
                                              f'FROM "{table.name}"), false)'), {"s": seq})
 
 
-def save(tables: dict[str, Any], info: dict[str, Any]) -> None:
-    doc = {"release": "962a8d7", "info": info, "tables": tables}
-    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode(), mtime=0))
+def save(release: str, tables: dict[str, Any], info: dict[str, Any]) -> None:
+    doc = {"release": release, "info": info, "tables": tables}
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    fixture_path(release).write_bytes(
+        gzip.compress(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode(), mtime=0))
 
 
-def read() -> tuple[dict[str, Any], dict[str, Any]]:
-    doc = json.loads(gzip.decompress(FIXTURE.read_bytes()))
+def read(release: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = json.loads(gzip.decompress(fixture_path(release).read_bytes()))
     return doc["tables"], doc["info"]
 
 
 if __name__ == "__main__":
     # Build with the release's own code into a SQLite file, then store it.
+    import importlib
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_release_upgrade import build_with_release, extract_release
+    from release_support import extract_release
 
     from cloud.db import make_engine
 
+    builders = {"962a8d7": "test_release_upgrade", "7905ae7": "test_release_upgrade_020"}
+    release = sys.argv[1]
+    build_with_release = importlib.import_module(builders[release]).build_with_release
     with tempfile.TemporaryDirectory() as tmp:
-        tree = extract_release(Path(tmp) / "release")
+        tree = extract_release(release, Path(tmp) / "release")
         url = f"sqlite:///{Path(tmp) / 'release.db'}"
         info = build_with_release(tree, url)
         engine = make_engine(url)
-        save(dump(engine), info)
+        save(release, dump(engine), info)
         engine.dispose()
-    print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size} bytes)")
+    print(f"wrote {fixture_path(release)} ({fixture_path(release).stat().st_size} bytes)")

@@ -7,8 +7,10 @@ import datetime as dt
 
 import pytest
 
-from cloud.api.shapes import camel, iso_ms, with_camel
+from cloud.api.shapes import camel, with_camel
+from cloud.registry import replicated
 from cloud.registry.seed import seed
+from cloud.times import iso_ms
 
 
 @pytest.fixture
@@ -65,3 +67,116 @@ def test_shapes() -> None:
     assert [camel("vat_rate"), camel("quantity_m3"), camel("id")] == ["vatRate", "quantityM3", "id"]
     assert with_camel({"vat_rate": "0.16", "amount": "1.00"}) == {"vat_rate": "0.16", "vatRate": "0.16", "amount": "1.00"}
     assert iso_ms(0) == "1970-01-01T00:00:00.000+00:00" and iso_ms(None) is None
+
+
+def test_openapi_names_every_member_in_camel_case(api) -> None:
+    """Request and answer bodies are documented by their camelCase names; a snake_case one is
+    only a deprecated member kept for one release."""
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    snake = [f"{name}.{member}" for name, s in schemas.items() for member, prop in s.get("properties", {}).items()
+             if "_" in member and not prop.get("deprecated")]
+    assert snake == []
+
+
+def test_requests_take_camel_case_and_the_old_names_answers_carry_both(api) -> None:
+    c, h = api.client, api.user("billing", "EXP-01")
+    serial = "WM-EXP-01-Z01-000001"
+    last = c.get(f"/api/v2/meters/{serial}", headers=h).json()
+    assert last["lastValueL"] == last["last_value_l"] and last["servicePointId"] == last["service_point_id"]
+    taken = "2026-12-01T09:30:00-06:00"
+    new = c.post("/api/v2/readings", headers=h, json={"meterSerial": serial, "takenAt": taken,
+                                                      "valueL": last["lastValueL"] + 1000, "readerId": "r-7"})
+    assert new.status_code == 201, new.text
+    doc = new.json()
+    # the time in ISO 8601 under the new name; the epoch-ms and *_iso members kept one release
+    assert dt.datetime.fromisoformat(doc["takenAt"]) == dt.datetime.fromisoformat(taken)
+    assert doc["taken_at"] == 1_796_139_000_000 and doc["taken_at_iso"] == doc["takenAt"]
+    assert doc["meterSerial"] == doc["meter_serial"] == serial and doc["readerId"] == "r-7"
+    assert doc["validation"]["consumptionL"] == doc["validation"]["consumption_l"]
+    old = c.post("/api/v2/readings", headers=h, json={"meter_serial": serial, "taken_at": "2026-12-02T09:30:00-06:00",
+                                                      "value_l": last["lastValueL"] + 2000})
+    assert old.status_code == 201 and old.json()["valueL"] == last["lastValueL"] + 2000
+    # a missing member is named by its new name; an unknown one is still refused
+    r = c.post("/api/v2/readings", headers=h, json={"takenAt": taken, "valueL": 1})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "meterSerial"
+    r = c.post("/api/v2/readings", headers=h, json={"meterSerial": serial, "takenAt": taken, "valueL": 1, "valuel": 1})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "valuel"
+    # dict-built answers too (work orders); an event's own data keeps its names
+    wo = c.post("/api/v2/work-orders", headers=api.dispatcher,
+                json={"type": "inspect_anomaly", "meterSerial": serial, "assignedTo": "tech-1"})
+    assert wo.status_code == 201, wo.text
+    assert wo.json()["meterSerial"] == wo.json()["meter_serial"] == serial and wo.json()["assignedTo"] == "tech-1"
+    ev = c.get("/api/v2/events", params={"limit": 5000}, headers=api.user("admin", "EXP-01")).json()["items"]
+    assert ev and all(e["entityId"] == e["entity_id"] for e in ev)
+    recorded = [k for e in ev for k in e["data"] if "_" in k]
+    assert recorded and not [k for e in ev for k in e["data"] if camel(k) != k and camel(k) in e["data"]]
+
+
+def _pages(c, url: str, headers: dict[str, str], **params) -> list[list[dict]]:
+    pages, after = [], None
+    for _ in range(50):
+        doc = c.get(url, params={**params, **({"after": after} if after else {})}, headers=headers).json()
+        pages.append(doc["items"])
+        after = doc["next"]
+        if after is None:
+            return pages
+    raise AssertionError("pagination did not end")
+
+
+def test_readings_events_and_anomalies_page_by_cursor(api) -> None:
+    c, h, admin = api.client, api.user("billing", "EXP-01"), api.user("admin", "EXP-01")
+    serial = "WM-EXP-01-Z01-000002"
+    base = c.get(f"/api/v2/meters/{serial}", headers=h).json()["lastValueL"]
+    start = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    at = [int((start + dt.timedelta(days=30 * k)).timestamp() * 1000) for k in range(6)]
+    # six monthly readings of a register that does not move (VEE: zero consumption) and edge
+    # anomalies, two of them at the same instant (the cursor's id breaks the tie)
+    readings = [{"municipality": "EXP-01", "zone": "EXP-01-Z01", "meter_serial": serial, "taken_at": t,
+                 "value_l": base, "source": "lorawan", "alarms": []} for t in at]
+    edge = [{"municipality": "EXP-01", "zone": "EXP-01-Z01", "kind": "leak", "severity": "high", "meter_serial": serial,
+             "detected_at": t, "source": "gateway", "details": {"flow_l_h": 12}} for t in (at[1], at[1], at[4])]
+    with api.engine.begin() as conn:
+        replicated.insert_facts(conn, "readings", readings, None)
+        replicated.insert_facts(conn, "anomalies", edge, None)
+    everything = c.get("/api/v2/readings", params={"meter": serial}, headers=h).json()
+    assert everything["next"] is None and len(everything["items"]) == 6
+    pages = _pages(c, "/api/v2/readings", h, meter=serial, limit=4)
+    assert [len(p) for p in pages] == [4, 2]
+    assert [x["id"] for p in _pages(c, "/api/v2/readings", h, meter=serial, limit=2) for x in p] == \
+        [x["id"] for x in everything["items"]] == [x["id"] for p in pages for x in p]
+    assert [len(p) for p in _pages(c, "/api/v2/readings", h, meter=serial, limit=3)] == [3, 3]  # no empty last page
+    events = _pages(c, "/api/v2/events", admin, limit=3)
+    seqs = [e["seq"] for p in events for e in p]
+    assert seqs == sorted(set(seqs))
+    assert len(seqs) == len(c.get("/api/v2/events", params={"limit": 5000}, headers=admin).json()["items"])
+    first = events[0][0]
+    trail = _pages(c, f"/api/v2/events/{first['entity']}/{first['entityId']}", admin, limit=1)
+    assert trail[0] == [first] and all(len(p) == 1 for p in trail)
+    anomalies = c.get("/api/v2/metering/anomalies", headers=h).json()
+    assert anomalies["next"] is None and len(anomalies["items"]) >= 6
+    assert {(a["source"], a["kind"]) for a in anomalies["items"]} >= {("edge", "leak"), ("vee", "zero_consumption")}
+    for size in (1, 2, 5):
+        paged = [a for p in _pages(c, "/api/v2/metering/anomalies", h, limit=size) for a in p]
+        assert [a["id"] for a in paged] == [a["id"] for a in anomalies["items"]], size
+    assert all(dt.datetime.fromisoformat(a["detectedAt"]).tzinfo for a in anomalies["items"])
+    assert [a["at"] for a in anomalies["items"]] == sorted((a["at"] for a in anomalies["items"]), reverse=True)
+    assert [a["details"] for a in anomalies["items"] if a["source"] == "edge"][0] == {"flow_l_h": 12}  # edge names
+    only = c.get("/api/v2/metering/anomalies", params={"kind": "zero_consumption"}, headers=h).json()["items"]
+    assert only and {(a["source"], a["kind"]) for a in only} == {("vee", "zero_consumption")}
+    assert c.get("/api/v2/metering/anomalies", params={"kind": "zero%"}, headers=h).json()["items"] == []
+
+
+@pytest.mark.parametrize(("url", "params", "field"), [
+    ("/api/v2/readings", {"meter": "WM-EXP-01-Z01-000002", "after": "yesterday"}, "after"),
+    ("/api/v2/readings", {"meter": "WM-EXP-01-Z01-000002", "after": "9" * 40 + ":x"}, "after"),
+    ("/api/v2/readings", {"meter": "WM-EXP-01-Z01-000002", "limit": 0}, "limit"),
+    ("/api/v2/metering/anomalies", {"after": "1:a' OR 1=1 --"}, "after"),
+    ("/api/v2/metering/anomalies", {"limit": 10**6}, "limit"),
+    ("/api/v2/events", {"after": 2**63}, "after"),
+    ("/api/v2/events", {"after": "-1"}, "after"),
+    ("/api/v2/events/meter/x", {"limit": 5001}, "limit"),
+])
+def test_a_bad_cursor_or_page_size_is_a_4xx_naming_it(api, url: str, params: dict, field: str) -> None:
+    r = api.client.get(url, params=params, headers=api.user("admin", "EXP-01"))
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field]

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from test_billing_support import ensure_readings_table, seed_contracts
 
+from cloud.api.shapes import with_camel
 from cloud.billing.runs import build_chunk, claim_chunk, commit_chunk, load_run
 from cloud.billing.tables import billing_run_chunks, invoices
 from cloud.billing.worker import work
@@ -310,7 +311,8 @@ def test_estimate_when_no_reading_then_true_up(cloud, monkeypatch):
     assert (feb["consumptionL"], feb["estimated"], feb["basis"]["method"]) == (9_032, True, "estimate")
     mar = got["2026-03"]
     assert (mar["consumptionL"], mar["estimated"], mar["billedM3"]) == (20_968, False, 21)
-    assert mar["basis"]["true_up"] == {"estimated_billed_l": 9_032, "measured_l": 30_000, "unrecovered_l": 0}
+    assert mar["basis"]["true_up"] == with_camel({"estimated_billed_l": 9_032, "measured_l": 30_000, "unrecovered_l": 0})
+    assert mar["basis"]["trueUp"]["estimatedBilledL"] == 9_032  # camelCase, the old names kept one release
 
 
 def test_meter_replacement_mid_period_sums_both_meters(cloud, monkeypatch):

@@ -262,7 +262,7 @@ def test_a_reversed_payment_frees_the_balance_for_the_next_complement(env) -> No
         (p2,) = record_payments(conn, [PaymentIn("EXP-01-0000000", 23503, "counter", "T-2", T0, invoice_id="inv-b0")],
                                 now=T0)
     assert run_worker() == {"complements_cancelled": 1, "cancelled": 1}  # P2 waits, C1 is cancelled
-    from cloud.cfdi.register import complement_waiting
+    from cloud.cfdi.api.register import complement_waiting
 
     with svc.engine.connect() as conn:
         waiting = complement_waiting(conn, p2.payment_id)

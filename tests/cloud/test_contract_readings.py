@@ -38,8 +38,8 @@ def test_observation_only_reading_is_listed_by_the_api(seeded, tmp_path: Path) -
     staff = c.user("billing")
     r = c.client.get("/api/v2/readings", params={"meter": SERIAL}, headers=staff)
     assert r.status_code == 200, r.text
-    (mine,) = [x for x in r.json() if x["id"] == rid]
+    (mine,) = [x for x in r.json()["items"] if x["id"] == rid]
     assert mine["value_l"] is None and mine["observation_code"] == "NO_ACCESS"
     assert mine["validation"]["status"] != "valid"  # nothing to bill from an observation
     # and the meter's other readings are still listed with theirs
-    assert all(x["value_l"] is not None for x in r.json() if x["id"] != rid)
+    assert all(x["value_l"] is not None for x in r.json()["items"] if x["id"] != rid)

@@ -139,13 +139,13 @@ def test_replacement_done_in_the_app_is_applied_once_in_the_cloud(seeded, tmp_pa
     assert old["status"] == "removed" and old["service_point_id"] is None
     sp = c.client.get("/api/v2/meters/WM-NUEVO-0001/service-point", headers=disp)
     assert sp.status_code == 200, sp.text
-    finals = [r for r in c.client.get("/api/v2/readings", params={"meter": LEAKING}, headers=disp).json()
+    finals = [r for r in c.client.get("/api/v2/readings", params={"meter": LEAKING}, headers=disp).json()["items"]
               if r["value_l"] == 1_234_000]
-    initials = c.client.get("/api/v2/readings", params={"meter": "WM-NUEVO-0001"}, headers=disp).json()
+    initials = c.client.get("/api/v2/readings", params={"meter": "WM-NUEVO-0001"}, headers=disp).json()["items"]
     assert len(finals) == 1 and [r["value_l"] for r in initials] == [7]
     rep = repo.work_order(oid)["result"]["replacement"]  # type: ignore[index]
     assert finals[0]["id"] == rep["old_final_reading_id"] and initials[0]["id"] == rep["new_initial_reading_id"]
-    replaced = c.client.get("/api/v2/events", params={"type": "MeterReplaced"}, headers=c.user("admin")).json()
+    replaced = c.client.get("/api/v2/events", params={"type": "MeterReplaced"}, headers=c.user("admin")).json()["items"]
     items = replaced["items"] if isinstance(replaced, dict) else replaced
     assert len([e for e in items if e.get("entity_id") == LEAKING]) == 1
 

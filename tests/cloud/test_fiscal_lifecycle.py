@@ -241,6 +241,19 @@ def test_credit_note_lowers_the_debt_and_its_egreso_relates_to_the_invoice(env) 
 UNTAXED = "EXP-01-0000001"
 
 
+def globals_net(engine) -> Decimal:  # type: ignore[no-untyped-def]
+    """Σ stamped globals − Σ stamped withdrawals, as the stamped XMLs say."""
+    total = Decimal(0)
+    with engine.connect() as conn:
+        for d in conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.fiscal_status == "stamped",
+                                                              cfdi_documents.c.kind.in_(["global", "egreso"]))
+                              ).mappings():
+            root = assert_valid_everywhere(d["stamped_xml"])
+            sign = 1 if d["kind"] == "global" else -1
+            total += sign * Decimal(root.get("Total"))
+    return total
+
+
 def test_receipt_in_a_stamped_global_is_withdrawn_when_corrected_or_voided(env) -> None:
     """A customer without tax data: the paid receipt goes into the month's global CFDI. Corrected,
     the global keeps declaring the old amount unless withdrawn: an Egreso to público en general
@@ -260,16 +273,7 @@ def test_receipt_in_a_stamped_global_is_withdrawn_when_corrected_or_voided(env) 
     worker(svc)
 
     def fiscal_net() -> Decimal:
-        """Σ stamped globals − Σ stamped withdrawals, as the stamped XMLs say."""
-        total = Decimal(0)
-        with cloud.engine.connect() as conn:
-            for d in conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.fiscal_status == "stamped",
-                                                                  cfdi_documents.c.kind.in_(["global", "egreso"]))
-                                  ).mappings():
-                root = assert_valid_everywhere(d["stamped_xml"])
-                sign = 1 if d["kind"] == "global" else -1
-                total += sign * Decimal(root.get("Total"))
-        return total
+        return globals_net(cloud.engine)
 
     assert fiscal_net() == Decimal(inv["total"])
     r = cloud.client.post(f"/api/v2/invoices/{inv['id']}/corrections", headers=h,
@@ -306,3 +310,69 @@ def test_receipt_in_a_stamped_global_is_withdrawn_when_corrected_or_voided(env) 
     worker(svc)  # the pass that issues the withdrawal, then the one that stamps it
     assert fiscal_net() == 0
     assert_all_documents_valid(cloud.engine)
+
+
+def test_receipt_whose_payment_bounces_leaves_its_global_and_enters_a_later_one_when_paid_again(env) -> None:
+    """A receipt in a stamped global whose payment is reversed is owed again, so the global must
+    stop declaring it: an Egreso 01 → that global for the whole receipt. Paid again, it enters a
+    later month's global; bounced again, it leaves that one too. At every step the globals net
+    of the withdrawals declare exactly what the customer has paid and not had reversed."""
+    from cloud.cfdi.from_billing import issue_monthly_global
+
+    cloud, svc, h, _ = env
+    (inv,) = cloud.client.get("/api/v2/invoices", params={"contract": UNTAXED}, headers=h).json()["items"]
+    total = Decimal(inv["total"])
+
+    def pay(txn: str) -> str:
+        r = cloud.client.post("/api/v2/payments", headers=h, json={
+            "amount": inv["total"], "channel": "counter", "channelTxnId": txn, "contractId": UNTAXED})
+        assert r.status_code == 201, r.text
+        return str(r.json()["paymentId"])
+
+    def bounce(payment_id: str) -> None:
+        r = cloud.client.post(f"/api/v2/payments/{payment_id}/reversal", headers=h, json={"reason": "cheque devuelto"})
+        assert r.status_code == 201, r.text
+
+    def withdrawals() -> list[dict]:
+        return [d for d in docs_of(cloud.engine, inv["id"]) if d["kind"] == "egreso"]
+
+    def uuid_of(doc_id: str) -> str:
+        with cloud.engine.connect() as conn:
+            return str(conn.execute(sa.select(cfdi_documents.c.uuid).where(cfdi_documents.c.id == doc_id)).scalar())
+
+    first = pay("b-1")
+    g1 = issue_monthly_global(svc, "EXP-01", 2026, 12)
+    assert g1 is not None
+    worker(svc)
+    assert globals_net(cloud.engine) == total
+    bounce(first)
+    worker(svc)
+    worker(svc)  # issue the withdrawal, then stamp it; a further pass issues nothing more
+    worker(svc)
+    (w1,) = withdrawals()
+    assert w1["fiscal_status"] == "stamped"
+    root = assert_valid_everywhere(w1["stamped_xml"])
+    rel = root.find("cfdi:CfdiRelacionados", NS)
+    assert rel.get("TipoRelacion") == "01" and rel.find("cfdi:CfdiRelacionado", NS).get("UUID") == uuid_of(g1["id"])
+    assert Decimal(root.get("Total")) == total
+    assert globals_net(cloud.engine) == 0  # owed again: no global declares it
+    r = cloud.client.get(f"/api/v2/contracts/{UNTAXED}/debt", headers=h)
+    assert Decimal(r.json()["owed"]) == total
+    # Nothing paid: January's global has nothing to declare.
+    assert issue_monthly_global(svc, "EXP-01", 2027, 1) is None
+    second = pay("b-2")  # paid again
+    g2 = issue_monthly_global(svc, "EXP-01", 2027, 2)
+    assert g2 is not None and g2["id"] != g1["id"]
+    worker(svc)
+    assert globals_net(cloud.engine) == total
+    assert issue_monthly_global(svc, "EXP-01", 2027, 3) is None  # live in one global at a time
+    bounce(second)
+    worker(svc)
+    worker(svc)
+    w2 = [d for d in withdrawals() if d["id"] != w1["id"]]
+    assert len(w2) == 1 and w2[0]["fiscal_status"] == "stamped"
+    rel = assert_valid_everywhere(w2[0]["stamped_xml"]).find("cfdi:CfdiRelacionados", NS)
+    assert rel.find("cfdi:CfdiRelacionado", NS).get("UUID") == uuid_of(g2["id"])
+    assert globals_net(cloud.engine) == 0
+    assert_all_documents_valid(cloud.engine)
+

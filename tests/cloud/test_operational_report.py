@@ -55,8 +55,10 @@ def test_report_figures_and_nrw_only_over_zones_with_district_meter_data(reporte
     assert v["zonesCovered"] == 1 and v["zones"] == 2
     zones = {z["zone"]: z for z in rep["zones"]}
     assert zones["EXP-01-Z02"]["covered"] is False and zones["EXP-01-Z02"]["nrwM3"] is None
-    assert rep["contractsByStatus"] == {"active": 10} and rep["serviceConnections"] == {"in_service": 10}
-    assert rep["metersByState"] == {"installed": 10} and rep["metersRead"] == 10
+    assert rep["contractsByStatus"] == [{"status": "active", "count": 10}]
+    assert rep["serviceConnections"] == [{"status": "in_service", "count": 10}]
+    assert rep["metersByState"] == [{"status": "installed", "count": 10}] and rep["metersRead"] == 10
+    assert sum(x["count"] for x in rep["contractsByUse"]) == 10
     assert v["billedM3"] == "0.000" and v["billedAmount"] == "0.00"
 
     x = c.get("/api/v2/reports/operational?month=2026-11&format=xlsx", headers=reported.staff1)
@@ -76,7 +78,7 @@ def test_report_scope_and_bad_input(reported) -> None:
     assert c.get("/api/v2/reports/operational?month=2026-11&municipality=EXP-01",
                  headers=reported.staff2).status_code == 403
     mine = c.get("/api/v2/reports/operational?month=2026-11", headers=reported.staff2).json()
-    assert mine["municipality"] == "EXP-02" and mine["contractsByStatus"] == {"active": 2}
+    assert mine["municipality"] == "EXP-02" and mine["contractsByStatus"] == [{"status": "active", "count": 2}]
     r = c.get("/api/v2/reports/operational?month=2026-11", headers=reported.central)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "municipality"
     assert c.get("/api/v2/reports/operational?month=2026-11&municipality=EXP-01",

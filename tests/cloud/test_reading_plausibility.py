@@ -37,7 +37,7 @@ def test_lower_than_the_registry_value_is_refused_without_confirmation(cloud) ->
     r = _post(cloud, h, "PL-LOW-1", 15_000)
     assert r.status_code == 422 and r.json()["error"] == "implausible_reading"
     assert "value_l" in r.json()["reason"] and "19.113" in r.json()["reason"]
-    assert cloud.client.get("/api/v2/readings?meter=PL-LOW-1", headers=h).json() == []
+    assert cloud.client.get("/api/v2/readings?meter=PL-LOW-1", headers=h).json()["items"] == []
     r = _post(cloud, h, "PL-LOW-1", 15_000, confirmed=True)
     assert r.status_code == 201
     v = r.json()["validation"]
@@ -62,7 +62,7 @@ def test_absurd_value_is_refused_and_flagged_when_it_arrives_by_sync(cloud) -> N
            "taken_at": int(AT.timestamp() * 1000), "value_l": 88_888_000, "source": "handheld", "alarms": []}
     with cloud.engine.begin() as conn:
         replicated.insert_facts(conn, "readings", [row], None)
-    (got,) = cloud.client.get("/api/v2/readings?meter=PL-ABS-1", headers=h).json()
+    (got,) = cloud.client.get("/api/v2/readings?meter=PL-ABS-1", headers=h).json()["items"]
     assert got["validation"]["status"] == "suspect"
     assert "implausible:too_high" in got["validation"]["flags"]
 
@@ -77,12 +77,12 @@ def test_observation_only_entry_is_listed_not_a_500(cloud) -> None:  # type: ign
         replicated.insert_facts(conn, "readings", [row], None)
     r = cloud.client.get("/api/v2/readings?meter=PL-OBS-1", headers=h)
     assert r.status_code == 200, r.text
-    (got,) = r.json()
+    (got,) = r.json()["items"]
     assert got["value_l"] is None and got["observation_code"] == "01"
     assert got["validation"]["status"] == "invalid" and "no_value" in got["validation"]["flags"]
     # a correction that is itself observation-only has no value to accept either
     fix = {**row, "observation_code": "02", "supersedes": got["id"], "taken_at": row["taken_at"] + 60_000}
     with cloud.engine.begin() as conn:
         replicated.insert_facts(conn, "readings", [fix], None)
-    got = cloud.client.get("/api/v2/readings?meter=PL-OBS-1", headers=h).json()
+    got = cloud.client.get("/api/v2/readings?meter=PL-OBS-1", headers=h).json()["items"]
     assert [(g["observation_code"], g["validation"]["status"]) for g in got] == [("01", "invalid"), ("02", "invalid")]

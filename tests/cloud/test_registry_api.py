@@ -99,7 +99,7 @@ def test_contract_lifecycle_and_personal_data(world) -> None:
     # update + audit trail
     r = c.patch(f"/api/v2/contracts/{doc['id']}", headers=world.billing1, json={"status": "suspended"})
     assert r.status_code == 200 and r.json()["status"] == "suspended"
-    ev = c.get(f"/api/v2/events/contract/{doc['id']}", headers=world.admin1).json()
+    ev = c.get(f"/api/v2/events/contract/{doc['id']}", headers=world.admin1).json()["items"]
     assert [e["type"] for e in ev] == ["ContractCreated", "ContractUpdated"]
     assert ev[1]["data"]["before"] == {"status": "active"} and ev[1]["actor"]["role"] == "billing"
     assert c.get(f"/api/v2/events/contract/{doc['id']}", headers=world.billing1).status_code == 403
@@ -168,7 +168,7 @@ def test_readings_validation_and_bad_input(world) -> None:
     collections = world.user("collections", "EXP-01")
     assert _post(c, collections, serial, BASE, 1).status_code == 403
     # listing: oldest first, each with its validation
-    got = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()
+    got = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()["items"]
     assert [g["value_l"] for g in got] == [*vals, base + 245_000, base + 246_000]
     assert got[0]["validation"]["flags"] == ["first_reading"]
     # review the suspect one as valid; edit another (new row supersedes, audit event)
@@ -177,10 +177,10 @@ def test_readings_validation_and_bad_input(world) -> None:
     r = c.post(f"/api/v2/readings/{got[1]['id']}/edit", headers=h, json={"value_l": base + 116_000, "reason": "misread digit"})
     assert r.status_code == 201 and r.json()["supersedes"] == got[1]["id"]
     assert "manual_edit" in r.json()["validation"]["flags"]
-    ev = c.get(f"/api/v2/events/reading/{got[1]['id']}", headers=world.admin1).json()
+    ev = c.get(f"/api/v2/events/reading/{got[1]['id']}", headers=world.admin1).json()["items"]
     assert ev[0]["type"] == "ReadingEdited" and ev[0]["data"]["before_l"] == base + 115_000 and ev[0]["data"]["reason"] == "misread digit"
     # the original reading is still there, unchanged
-    again = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()
+    again = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()["items"]
     assert [g["value_l"] for g in again if g["id"] == got[1]["id"]] == [base + 115_000]
 
 
@@ -223,11 +223,11 @@ def test_rollover_replacement_estimation_true_up(world) -> None:
     assert [s["meter_serial"] for s in cons["segments"]] == ["ROLL-1", "NEW-ROLL-2"]
     # the contract's readings span both meters
     contract_id = sp["contract_id"]
-    both = c.get(f"/api/v2/readings?contract={contract_id}", headers=h).json()
+    both = c.get(f"/api/v2/readings?contract={contract_id}", headers=h).json()["items"]
     assert {x["meter_serial"] for x in both} == {"ROLL-1", "NEW-ROLL-2"}
     assert c.get(f"/api/v2/readings?contract={contract_id}", headers=world.billing2).status_code == 404
     assert c.get(f"/api/v2/readings?contract={contract_id}&meter=ROLL-1", headers=h).status_code == 422
-    ev = c.get("/api/v2/events/meter/ROLL-1", headers=admin).json()
+    ev = c.get("/api/v2/events/meter/ROLL-1", headers=admin).json()["items"]
     assert "MeterReplaced" in [x["type"] for x in ev]
     old = c.get("/api/v2/meters/ROLL-1", headers=h).json()
     assert old["status"] == "removed" and old["service_point_id"] is None
@@ -257,7 +257,7 @@ def test_sync_ingested_readings_are_validated_and_analytics(world) -> None:
         replicated.insert_facts(conn, "readings", rows, None)
         replicated.insert_facts(conn, "telemetry", tele, None)
         replicated.insert_facts(conn, "anomalies", [anomaly], None)
-    got = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()
+    got = c.get(f"/api/v2/readings?meter={serial}", headers=h).json()["items"]
     assert all(g["validation"] is not None for g in got)
     assert "zero_consumption" in got[-1]["validation"]["flags"]
     r = c.get("/api/v2/metering/consumption", headers=h,
@@ -272,9 +272,9 @@ def test_sync_ingested_readings_are_validated_and_analytics(world) -> None:
         "zone": "EXP-01-Z01", "from": "2026-01-01T00:00:00Z", "to": "2026-02-10T00:00:00Z"}).json()
     assert nrw["input_l"] == 100_000 and nrw["metered_l"] == 10_000 and nrw["non_revenue_l"] == 90_000
     assert nrw["non_revenue_pct"] == 90.0
-    an = c.get("/api/v2/metering/anomalies", headers=h).json()
+    an = c.get("/api/v2/metering/anomalies", headers=h).json()["items"]
     kinds = {(a["source"], a["kind"]) for a in an}
     assert ("edge", "leak") in kinds and ("vee", "zero_consumption") in kinds
-    assert c.get("/api/v2/metering/anomalies", headers=world.billing2).json() == []
+    assert c.get("/api/v2/metering/anomalies", headers=world.billing2).json()["items"] == []
     assert c.get("/api/v2/metering/non-revenue-water", headers=world.billing2, params={
         "zone": "EXP-01-Z01", "from": "2026-01-01T00:00:00Z", "to": "2026-02-10T00:00:00Z"}).status_code == 404

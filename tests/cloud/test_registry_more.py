@@ -34,9 +34,9 @@ def test_zones_routes_users_via_api(cloud) -> None:
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "reader", "municipality": "EXP-06"}).status_code == 403
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "gateway", "municipality": "EXP-05"}).status_code == 422
     assert [u["name"] for u in c.get("/api/v2/users", headers=admin).json() if u["role"] == "reader"] == ["Luis"]
-    ev = c.get("/api/v2/events?type=UserCreated", headers=admin).json()
+    ev = c.get("/api/v2/events?type=UserCreated", headers=admin).json()["items"]
     assert [e["data"]["name"] for e in ev] == ["Luis"] and ev[0]["municipality"] == "EXP-05"
-    assert c.get("/api/v2/events", headers=cloud.user("admin", "EXP-06")).json() == []
+    assert c.get("/api/v2/events", headers=cloud.user("admin", "EXP-06")).json()["items"] == []
     assert "token" not in c.get("/api/v2/users", headers=admin).json()[0]
 
 

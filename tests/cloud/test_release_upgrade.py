@@ -11,12 +11,7 @@ are loaded into the baseline schema instead: the test runs either way, never ski
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import subprocess
-import sys
-import tarfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +23,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
+from release_support import extract_release, has_release_history, row_counts, run_release
 
 from cloud.app import create_app
 from cloud.auth import create_user
@@ -42,69 +38,20 @@ from cloud.db import (
 from cloud.settings import CloudSettings
 
 RELEASE = "962a8d7"
-REPO = Path(__file__).resolve().parents[2]
 WRITES = Path(__file__).with_name("release_962a8d7_writes.py")
-
-
-def has_release_history() -> bool:
-    return subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{RELEASE}^{{commit}}"],
-                          capture_output=True).returncode == 0
-
-
-def extract_release(dest: Path) -> Path:
-    """The release's code, extracted from git history."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", RELEASE],
-                             capture_output=True, check=True).stdout
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
-
-
-def install_missing_release_deps(tree: Path) -> Path:
-    """The release's pinned dependencies that today's environment no longer has (sqlite-utils
-    and its own, dropped since), installed beside the release's tree: the release runs with
-    what it was released with, not with whatever today's lock still happens to carry."""
-    import importlib.metadata as md
-    import re
-
-    deps = tree / "_release_deps"
-    missing = []
-    for line in (tree / "requirements.lock").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        name, _, version = line.partition("==")
-        if not version:
-            continue
-        try:
-            md.version(re.sub(r"\[.*\]", "", name))
-        except md.PackageNotFoundError:
-            missing.append(f"{name}=={version.strip()}")
-    if missing:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(deps), *missing],
-                       check=True, capture_output=True, timeout=300)
-    return deps
-
-
-def _old(tree: Path, *args: str) -> str:
-    """Run the release's code (never today's: PYTHONPATH and cwd are the release's tree)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AQUACIS_")}
-    env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / '_release_deps'}"
-    done = subprocess.run([sys.executable, *args], cwd=tree, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
-    return done.stdout
 
 
 def build_with_release(tree: Path, db_url: str) -> dict[str, Any]:
     """The release's CLI migrates, seeds and bills `db_url`; its API records a payment, a user and a push."""
     cli = ("-m", "aquacis.cli", "cloud")
-    assert json.loads(_old(tree, *cli, "migrate", "--db", db_url)) == {"revision": "0001_baseline"}
-    _old(tree, *cli, "seed", "--db", db_url, "--municipality", "EXP-01", "--contracts", "12",
+    assert json.loads(run_release(tree, *cli, "migrate", "--db", db_url)) == {"revision": "0001_baseline"}
+    run_release(tree, *cli, "seed", "--db", db_url, "--municipality", "EXP-01", "--contracts", "12",
          "--zones", "1", "--readings-months", "3")
     now = datetime.now(ZoneInfo("America/Mexico_City"))
     cycle = f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
-    run_id = json.loads(_old(tree, *cli, "billing-run", "--db", db_url, "-m", "EXP-01", "--cycle", cycle))["run_id"]
-    _old(tree, *cli, "billing-worker", "--db", db_url, "--run", run_id, "--once")
-    wrote = json.loads(_old(tree, str(WRITES), db_url).strip().splitlines()[-1])
+    run_id = json.loads(run_release(tree, *cli, "billing-run", "--db", db_url, "-m", "EXP-01", "--cycle", cycle))["run_id"]
+    run_release(tree, *cli, "billing-worker", "--db", db_url, "--run", run_id, "--once")
+    wrote = json.loads(run_release(tree, str(WRITES), db_url).strip().splitlines()[-1])
     assert Path(wrote["code"]).resolve().is_relative_to(tree.resolve())  # the release's code ran
     return {**wrote, "run_id": run_id, "cycle": cycle}
 
@@ -113,11 +60,9 @@ def build_with_release(tree: Path, db_url: str) -> dict[str, Any]:
 def release_tree(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     """The release's code from git history; None in a clone without it (a shallow clone): the
     stored fixture made by that code stands in (tests/cloud/release_fixture.py)."""
-    if not has_release_history():
+    if not has_release_history(RELEASE):
         return None
-    tree = extract_release(tmp_path_factory.mktemp(f"release-{RELEASE}"))
-    install_missing_release_deps(tree)
-    return tree
+    return extract_release(RELEASE, tmp_path_factory.mktemp(f"release-{RELEASE}"))
 
 
 @pytest.fixture
@@ -127,10 +72,10 @@ def release_db(release_tree: Path | None, db_url: str) -> Iterator[tuple[str, di
         return
     from release_fixture import load, read
 
-    tables, info = read()
+    tables, info = read(RELEASE)
     engine = make_engine(db_url)
     try:
-        load(engine, tables)
+        load(engine, tables, "0001_baseline")
     finally:
         engine.dispose()
     yield db_url, info
@@ -141,10 +86,10 @@ def test_the_stored_fixture_is_the_release_database(tmp_path: Path) -> None:
     release wrote (runs in every clone: it is what a shallow clone's upgrade test stands on)."""
     from release_fixture import dump, load, read
 
-    tables, info = read()
+    tables, info = read(RELEASE)
     engine = make_engine(f"sqlite:///{tmp_path / 'f.db'}")
     try:
-        load(engine, tables)
+        load(engine, tables, "0001_baseline")
         assert current_revision(engine) == "0001_baseline"
         reloaded = dump(engine)
     finally:
@@ -155,20 +100,13 @@ def test_the_stored_fixture_is_the_release_database(tmp_path: Path) -> None:
     assert {"token", "contract_id", "payment_id", "reading_id", "run_id"} <= set(info)
 
 
-def _counts(engine: sa.Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        names = sa.inspect(conn).get_table_names()
-        return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()
-                for t in names if t != "alembic_version"}
-
-
 def test_release_database_upgrades_with_data_intact(release_db: tuple[str, dict[str, Any]]) -> None:
     url, old = release_db
     import_table_modules()
     engine = make_engine(url)
     try:
         assert current_revision(engine) == "0001_baseline"
-        before = _counts(engine)
+        before = row_counts(engine)
         with engine.connect() as conn:
             invoices_before = conn.execute(sa.text(
                 "SELECT id, contract_id, total FROM invoices ORDER BY id")).all()
@@ -177,7 +115,7 @@ def test_release_database_upgrades_with_data_intact(release_db: tuple[str, dict[
         create_or_migrate(engine)
 
         assert current_revision(engine) == head_revision()
-        after = _counts(engine)
+        after = row_counts(engine)
         assert {t: after[t] for t in before} == before  # every row of every old table is still there
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []

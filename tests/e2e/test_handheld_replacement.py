@@ -73,12 +73,12 @@ def test_replacement_on_the_handheld_is_applied_once_in_the_cloud(tmp_path: Path
             assert detail["effect"] == {"effect": "meter_replaced", "error": None}, detail
             assert api.get(f"/api/v2/meters/{old}").json()["status"] == "removed"
             assert api.get("/api/v2/meters/WM-NUEVO-77/service-point").status_code == 200
-            initial = api.get("/api/v2/readings", params={"meter": "WM-NUEVO-77"}).json()
-            finals = [x for x in api.get("/api/v2/readings", params={"meter": old}).json()
+            initial = api.get("/api/v2/readings", params={"meter": "WM-NUEVO-77"}).json()["items"]
+            finals = [x for x in api.get("/api/v2/readings", params={"meter": old}).json()["items"]
                       if x["value_l"] == 1_234_500]
             assert [x["value_l"] for x in initial] == [7] and len(finals) == 1
         admin = stack.add_user(MUNI, "admin", "e2e-admin")["token"]
         with stack.api(admin) as api:
-            ev = api.get("/api/v2/events", params={"type": "MeterReplaced"}).json()
+            ev = api.get("/api/v2/events", params={"type": "MeterReplaced"}).json()["items"]
             items = ev["items"] if isinstance(ev, dict) else ev
             assert len([e for e in items if e.get("entity_id") == old]) == 1

@@ -86,10 +86,10 @@ def test_handheld_cli_to_cloud(handheld: Path, cloud: TestClient) -> None:
     assert out["ok"] and out["pushed"] == 2, out
     obs = cloud.get(f"/api/v2/readings?meter={serial1}", headers=billing)
     assert obs.status_code == 200, obs.text  # was a 500 once the meter had an observation-only entry
-    (entry,) = obs.json()
+    (entry,) = obs.json()["items"]
     assert entry["value_l"] is None and entry["observation_code"] == "01"
     assert entry["validation"]["status"] == "invalid" and "observation:01" in entry["validation"]["flags"]
-    (absurd,) = cloud.get(f"/api/v2/readings?meter={serial2}", headers=billing).json()
+    (absurd,) = cloud.get(f"/api/v2/readings?meter={serial2}", headers=billing).json()["items"]
     assert absurd["alarms"] == ["confirmed_out_of_range"]
     assert absurd["validation"]["status"] == "suspect" and "implausible:too_high" in absurd["validation"]["flags"]
 

@@ -136,6 +136,11 @@ async def test_sync_key_updates_status_and_refusals_screen(tmp_path: Path, gatew
         assert isinstance(app.screen, RefusalsScreen)
         row = app.screen.query_one("#refusals").get_row_at(0)
         assert row[0] == "órdenes" and row[1] == "campo que no puede cambiar"  # in the reader's words
+        assert str(row[2]) == "avise en oficina"  # what to do, in Spanish
+        await pilot.press("enter")  # the server's own (technical) reason, to read out to the office
+        await pilot.pause()
+        (note,) = [n for n in app._notifications if "Detalle del servidor" in str(n.message)]
+        assert str(note.message).removeprefix("Detalle del servidor: ") == repo_reason(path)
 
 
 async def test_expired_credential_is_explained_and_data_kept(tmp_path: Path, gateway: GatewayPeer) -> None:
@@ -180,3 +185,12 @@ async def test_first_start_enrols_from_the_screen(tmp_path: Path, gateway: Gatew
         await pilot.pause()
         assert isinstance(app.screen, RoutesScreen)
         assert app.screen.query_one("#routes").row_count == 2
+
+
+def repo_reason(path: Path) -> str:
+    """The refusal's reason as the server sent it, straight from the handheld's store."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        (reason,) = conn.execute("SELECT reason FROM _refusals").fetchone()
+    return str(reason)

@@ -145,6 +145,7 @@ def test_every_refusal_code_and_work_order_state_has_a_spanish_label() -> None:
     from sync.vocab.work_orders import EVENT_KINDS, PRIORITIES, WORK_ORDER_TYPES
 
     assert all(f"refusal_{c}" in i18n.ES for c in REFUSAL_CODES)
+    assert all(f"refusal_hint_{c}" in i18n.ES and f"refusal_hint_{c}" in i18n.EN for c in REFUSAL_CODES)
     assert all(f"wo_status_{s}" in i18n.ES for s in WORK_ORDER_STATUS.order)
     assert all(f"wo_type_{x}" in i18n.ES and f"wo_type_{x}" in i18n.EN for x in WORK_ORDER_TYPES)
     assert all(f"wo_prio_{x}" in i18n.ES for x in PRIORITIES)

@@ -1,4 +1,7 @@
-"""Changes the server refused, with their reason: kept until someone acts, never hidden."""
+"""Changes the server refused, with what the reader should do: kept until someone acts, never hidden.
+
+The server's own reason is technical English for staff; the reader sees a Spanish hint per
+refusal code and gets the server's text on Enter, to read out to the office."""
 
 from __future__ import annotations
 
@@ -39,11 +42,16 @@ class RefusalsScreen(Screen[None]):
         table.add_column(t("col_code"), key="code")
         table.add_column(t("col_reason"), key="reason", width=50)
         refusals = self.app.enrolled_repo.refusals()
+        self._details = [str(r.get("reason", "")) for r in refusals]
         for r in refusals:
             table.add_row(label("table", r.get("table")), label("refusal", r.get("code")),
-                          cell(str(r.get("reason", ""))[:50]))
+                          cell(label("refusal_hint", r.get("code"))))
         self.query_one("#refusals-empty", Static).update("" if refusals else t("refusals_none"))
         table.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        detail = self._details[event.cursor_row][:300]
+        self.notify(t("refusal_detail", reason=detail), markup=False, timeout=15)
 
     def action_back(self) -> None:
         self.app.pop_screen()

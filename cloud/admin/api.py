@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, scope_municipality
+from cloud.api.shapes import ApiModel, cursor_page
 from cloud.auth import (
     NODE_KINDS,
     USER_ROLES,
@@ -17,13 +18,13 @@ from cloud.auth import (
     users,
 )
 from cloud.errors import Forbidden, Invalid
-from cloud.events import events_for_entity, record_event
+from cloud.events import list_events, record_event
 from sync.logs import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
 
 
-class WhoAmI(BaseModel):
+class WhoAmI(ApiModel):
     kind: str
     id: str
     role: str
@@ -39,14 +40,14 @@ def whoami(principal: PrincipalDep) -> dict[str, Any]:
             "municipality": principal.municipality, "zone": principal.zone, "site_id": principal.site_id}
 
 
-class NewUser(BaseModel):
+class NewUser(ApiModel):
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(description=f"one of {', '.join(USER_ROLES)}")
     municipality: str = Field(description="EXP-01..EXP-13, or '*' for central staff")
     zone: str | None = None
 
 
-class NewNode(BaseModel):
+class NewNode(ApiModel):
     kind: str = Field(description=f"one of {', '.join(NODE_KINDS)}")
     municipality: str
     zone: str
@@ -96,7 +97,7 @@ def list_nodes(principal: AdminDep, engine: EngineDep, municipality: str | None 
         return sorted(sync_nodes(conn, muni), key=lambda n: n["site_id"])
 
 
-class Deactivation(BaseModel):
+class Deactivation(ApiModel):
     note: str | None = Field(None, max_length=2000, description="Why (lost, stolen, replaced...)")
 
 
@@ -126,33 +127,28 @@ def list_users(principal: AdminDep, engine: EngineDep, municipality: str | None 
         return [dict(r) for r in conn.execute(q.order_by(users.c.id)).mappings()]
 
 
+EventSeq = Annotated[int | None, Query(ge=0, le=2**62, description="Cursor: the previous page's `next` (an event `seq`)")]
+EventLimit = Annotated[int, Query(ge=1, le=5000)]
+
+
 @router.get("/events/{entity}/{entity_id}", tags=["events"])
-def entity_events(entity: str, entity_id: str, principal: AdminDep,
-                  engine: EngineDep) -> list[dict[str, Any]]:
-    """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest first."""
+def entity_events(entity: str, entity_id: str, principal: AdminDep, engine: EngineDep,
+                  after: EventSeq = None, limit: EventLimit = 500) -> dict[str, Any]:
+    """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest
+    first, a cursor page."""
     with engine.connect() as conn:
-        return events_for_entity(conn, entity, entity_id,
-                                 municipality=None if principal.all_municipalities else principal.municipality)
+        rows = list_events(conn, entity=entity, entity_id=entity_id, after=after, limit=limit + 1,
+                           municipality=None if principal.all_municipalities else principal.municipality)
+    return cursor_page(rows, limit, key=lambda e: e["seq"])
 
 
 @router.get("/events", tags=["events"])
-def list_events(principal: AdminDep, engine: EngineDep,
-                type: str | None = Query(None, description="e.g. ContractCreated, MeterReplaced"),
-                entity: str | None = Query(None, description="e.g. contract, meter, reading, invoice"),
-                after: int | None = Query(None, ge=0, le=2**62, description="Only events after this `seq` (keyset pagination)"),
-                limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
-    """The event log of the caller's municipality in order (oldest first), filtered."""
-    from cloud.events.log import _out
-    from cloud.events.tables import events
-
-    q = sa.select(events)
-    if not principal.all_municipalities:
-        q = q.where(events.c.municipality == principal.municipality)
-    if type:
-        q = q.where(events.c.type == type)
-    if entity:
-        q = q.where(events.c.entity == entity)
-    if after is not None:
-        q = q.where(events.c.seq > after)
+def get_events(principal: AdminDep, engine: EngineDep,
+               type: str | None = Query(None, max_length=80, description="e.g. ContractCreated, MeterReplaced"),
+               entity: str | None = Query(None, max_length=80, description="e.g. contract, meter, reading, invoice"),
+               after: EventSeq = None, limit: EventLimit = 200) -> dict[str, Any]:
+    """The event log of the caller's municipality in order (oldest first), filtered, a cursor page."""
     with engine.connect() as conn:
-        return [_out(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit)).mappings()]
+        rows = list_events(conn, type=type, entity=entity, after=after, limit=limit + 1,
+                           municipality=None if principal.all_municipalities else principal.municipality)
+    return cursor_page(rows, limit, key=lambda e: e["seq"])

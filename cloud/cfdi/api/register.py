@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 
 from cloud.api.deps import EngineDep, scope_municipality
 from cloud.auth import Principal, require_roles
+from cloud.cfdi.tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 from cloud.errors import Invalid, NotFound
-
-from .tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
+from cloud.times import iso
 
 router = APIRouter(tags=["cfdi"])
 ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
@@ -29,10 +29,6 @@ MX = ZoneInfo("America/Mexico_City")
 KINDS = ("ingreso", "egreso", "pago", "global")
 TIPO = {"ingreso": "I", "global": "I", "egreso": "E", "pago": "P"}
 STATUSES = ("pending_fiscal", "stamped", "rejected", "cancel_requested", "cancelled")
-
-
-def _iso(v: datetime | None) -> str | None:
-    return None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
 
 
 def document_out(d: Any) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def document_out(d: Any) -> dict[str, Any]:
         "paymentId": d["source_id"] if d["kind"] == "pago" else None, "relatedUuid": d["related_uuid"],
         "fiscalStatus": d["fiscal_status"], "cancelState": d["cancel_state"], "cancelMotive": d["cancel_motive"],
         "substituteUuid": d["substitute_uuid"], "lastError": d["last_error"], "fiscallyValid": d["fiscally_valid"],
-        "createdAt": _iso(d["created_at"]), "stampedAt": _iso(d["stamped_at"]), "cancelledAt": _iso(d["cancelled_at"]),
+        "createdAt": iso(d["created_at"]), "stampedAt": iso(d["stamped_at"]), "cancelledAt": iso(d["cancelled_at"]),
         "links": {"self": base, "xml": f"{base}/xml", "pdf": f"{base}/pdf",
                   "cancellationAck": f"{base}/cancellation-ack" if d["cancel_ack"] else None,
                   "cancellationAckPdf": f"{base}/cancellation-ack/pdf" if d["cancel_ack"] else None},
@@ -122,7 +118,7 @@ def list_blocked(engine: EngineDep, principal: ReadersDep,
     with engine.connect() as conn:
         rows = conn.execute(q.order_by(b.invoice_id).limit(limit)).mappings().all()
     items = [{"invoiceId": r["invoice_id"], "municipality": r["municipality"], "reason": r["reason"],
-              "firstSeenAt": _iso(r["first_seen_at"]), "lastSeenAt": _iso(r["last_seen_at"])} for r in rows]
+              "firstSeenAt": iso(r["first_seen_at"]), "lastSeenAt": iso(r["last_seen_at"])} for r in rows]
     return {"items": items, "next": items[-1]["invoiceId"] if len(items) == limit else None}
 
 
@@ -148,7 +144,7 @@ def document_xml(document_id: str, principal: ReadersDep, engine: EngineDep) -> 
 
 @router.get("/cfdi/{document_id}/pdf", summary="Printed representation of any CFDI (QR code, TFD cadena)")
 def document_pdf(document_id: str, principal: ReadersDep, engine: EngineDep) -> Response:
-    from .pdf import render_pdf
+    from cloud.cfdi.pdf import render_pdf
 
     doc = _visible(engine, principal, document_id)
     pdf = doc["pdf"] or render_pdf(doc["stamped_xml"] or doc["sealed_xml"])
@@ -188,5 +184,5 @@ def complement_waiting(conn: sa.Connection, payment_id: str) -> dict[str, Any] |
                      ).mappings().first()
     if w is None:
         return None
-    return {"reason": w["reason"], "attempts": w["attempts"], "since": _iso(w["first_seen_at"]),
-            "nextAttemptAt": _iso(w["next_attempt_at"])}
+    return {"reason": w["reason"], "attempts": w["attempts"], "since": iso(w["first_seen_at"]),
+            "nextAttemptAt": iso(w["next_attempt_at"])}

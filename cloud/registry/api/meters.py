@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cloud.api.deps import (
     ERROR_RESPONSES,
@@ -17,6 +17,7 @@ from cloud.api.deps import (
     StaffDep,
     not_found,
 )
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
 from cloud.metering import service as metering
@@ -63,7 +64,7 @@ def replace_meter(serial: str, body: ReplaceMeterIn, principal: MeterCrewDep,
         return metering.replace_meter(conn, principal, old, body)  # type: ignore[no-any-return]
 
 
-class EstimateIn(BaseModel):
+class EstimateIn(ApiModel):
     at: dt.datetime = Field(description="Instant to estimate the register for (timezone-aware)")
     fallback_daily_l: float | None = Field(None, ge=0, description="Daily use to assume without history (e.g. class average)")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cloud.api.deps import (
     ERROR_RESPONSES,
@@ -21,11 +21,10 @@ from cloud.api.deps import (
     SettingsDep,
     scope_municipality,
 )
-from cloud.api.shapes import page
+from cloud.api.shapes import ApiModel, page
 from cloud.auth import Principal, require_roles
+from cloud.sync import review
 from sync.logs import get_logger
-
-from . import review
 
 router = APIRouter(prefix="/sync", tags=["sync"], responses=ERROR_RESPONSES)
 log = get_logger("cloud.sync.review")
@@ -38,21 +37,21 @@ After = Annotated[int | None, Query(ge=0, le=2**62, description="Cursor: the pre
 Limit = Annotated[int, Query(ge=1, le=review.MAX_PAGE)]
 
 
-class Page(BaseModel):
+class Page(ApiModel):
     items: list[dict[str, Any]]
     next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
-    next_after: int | None = Field(description="Deprecated (removed in the next release): same as `next`",
+    next_after: int | None = Field(serialization_alias="next_after", description="Deprecated (removed in the next release): same as `next`",
                                    json_schema_extra={"deprecated": True})
 
 
-class QuarantineResolution(BaseModel):
+class QuarantineResolution(ApiModel):
     action: Literal["keep_existing", "accept_as_correction"] = Field(
         description="keep_existing: the stored fact stands; accept_as_correction: store the quarantined "
                     "reading as a new reading superseding the stored one")
     note: str = Field(min_length=1, max_length=review.MAX_NOTE, description="Why (kept in the audit trail)")
 
 
-class ParkedResolution(BaseModel):
+class ParkedResolution(ApiModel):
     action: Literal["assign", "discard"] = Field(
         description="assign: store the fact for `meter_serial` (a registry meter); discard: drop it")
     note: str = Field(min_length=1, max_length=review.MAX_NOTE, description="Why (kept in the audit trail)")

@@ -11,13 +11,14 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from cloud.api.deps import EngineDep
+from cloud.api.shapes import ApiModel
 from cloud.auth import Principal, require_roles
+from cloud.cfdi.tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
 from cloud.errors import NotFound
-
-from .tables import CANCEL_OPEN, cfdi_documents, cfdi_global_members
+from cloud.times import iso
 
 router = APIRouter(tags=["cfdi"])
 ReadersDep = Annotated[Principal, Depends(require_roles("billing", "collections"))]
@@ -28,7 +29,7 @@ def get_service(request: Request) -> Any:
     """The app's CfdiService, built on first use from CfdiSettings (see cloud.cfdi.wiring)."""
     svc = getattr(request.app.state, "cfdi_service", None)
     if svc is None:
-        from .wiring import service_from_settings
+        from cloud.cfdi.wiring import service_from_settings
 
         svc = request.app.state.cfdi_service = service_from_settings(request.app.state.engine)
     return svc
@@ -76,13 +77,13 @@ def invoice_cfdi_pdf(invoice_id: str, engine: EngineDep, principal: ReadersDep) 
         doc = _visible(principal, _invoice_document(conn, invoice_id), "CFDI of invoice", invoice_id)
     pdf = doc["pdf"]
     if pdf is None:
-        from .pdf import render_pdf
+        from cloud.cfdi.pdf import render_pdf
 
         pdf = render_pdf(doc["stamped_xml"] or doc["sealed_xml"])
     return Response(content=pdf, media_type="application/pdf", headers=_headers(doc, "pdf"))
 
 
-class DocumentStatus(BaseModel):
+class DocumentStatus(ApiModel):
     id: str
     kind: str
     invoice_id: str | None
@@ -105,19 +106,11 @@ class DocumentStatus(BaseModel):
     cancelled_at: str | None = None
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    from datetime import UTC
-
-    return str((value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat())
-
-
 def _status(doc: dict[str, Any]) -> DocumentStatus:
     out: dict[str, Any] = {}
     for k in DocumentStatus.model_fields:
         v = doc.get(k)
-        out[k] = str(v) if k == "total" else _iso(v) if k.endswith("_at") else v
+        out[k] = str(v) if k == "total" else iso(v) if k.endswith("_at") else v
     out["cancel_attempts"] = out["cancel_attempts"] or 0
     return DocumentStatus(**out)
 
@@ -129,7 +122,7 @@ def document_status(document_id: str, engine: EngineDep, principal: ReadersDep) 
     return _status(_visible(principal, dict(row) if row else None, "CFDI document", document_id))
 
 
-class CancelRequest(BaseModel):
+class CancelRequest(ApiModel):
     motive: str = Field(pattern="^0[1-4]$", description="SAT cancellation motive 01–04")
     substitute_uuid: str | None = Field(None, description="UUID of the substituting CFDI (required with motive 01)")
 
@@ -167,7 +160,7 @@ def cancellation_ack(document_id: str, engine: EngineDep, principal: ReadersDep)
 
 @router.get("/cfdi/{document_id}/cancellation-ack/pdf", summary="The cancellation acknowledgment, printed")
 def cancellation_ack_pdf(document_id: str, engine: EngineDep, principal: ReadersDep) -> Response:
-    from .pdf import render_ack_pdf
+    from cloud.cfdi.pdf import render_ack_pdf
 
     with engine.connect() as conn:
         row = conn.execute(sa.select(cfdi_documents).where(cfdi_documents.c.id == document_id)).mappings().first()

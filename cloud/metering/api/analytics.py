@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
 from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
+from cloud.api.shapes import TimeCursor, cursor_page, parse_time_cursor, time_cursor
 from cloud.errors import Forbidden
 from cloud.metering import service as metering
 from cloud.registry import service
 from cloud.registry.tables import contracts, zones
+from cloud.times import iso_ms
 
 router = APIRouter(prefix="/metering", tags=["metering"], responses=ERROR_RESPONSES)
 
@@ -58,10 +60,16 @@ def non_revenue_water(principal: StaffDep, engine: EngineDep, zone: str = Query(
 def anomalies(principal: StaffDep, engine: EngineDep,
               municipality: str | None = Query(None, description="Central staff only"), zone: str | None = None,
               kind: str | None = Query(None, description="e.g. leak, high, negative_consumption"),
-              since: dt.datetime | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
-    """Edge anomalies (leak, tamper, reverse flow, …) and readings VEE did not accept, newest first."""
+              since: dt.datetime | None = None, after: TimeCursor = None,
+              limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+    """Edge anomalies (leak, tamper, reverse flow, …) and readings VEE did not accept, newest
+    first; a cursor page. `detectedAt` is the time (ISO 8601); `at` the same in epoch ms
+    (deprecated)."""
     muni = scope_municipality(principal, municipality)
     with engine.begin() as conn:
         metering.validate_pending(conn)
-        return metering.anomaly_list(conn, municipality=muni, zone=zone or principal.zone, kind=kind,
-                                     since=service.to_ms(since) if since else None, limit=limit)
+        rows = metering.anomaly_list(conn, municipality=muni, zone=zone or principal.zone, kind=kind,
+                                     since=service.to_ms(since) if since else None, limit=limit + 1,
+                                     before=parse_time_cursor(after) if after else None)
+    return cursor_page(rows, limit, key=lambda a: time_cursor(a["at"], a["id"]),
+                       out=lambda a: {**a, "detectedAt": iso_ms(a["at"])})

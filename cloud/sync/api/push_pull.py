@@ -17,11 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud.api.deps import EngineDep, PrincipalDep
 from cloud.auth import Principal
+from cloud.sync.maintenance import TrackingStorage
+from cloud.sync.storage import cloud_hlc, scope_of
 from sync import messages, server, wire
 from sync.checks import BadBatch
-
-from .maintenance import TrackingStorage
-from .storage import cloud_hlc, scope_of
 
 log = structlog.get_logger("cloud.sync")
 router = APIRouter(prefix="/sync", tags=["sync"])

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, computed_field, model_validator
 from sqlalchemy.engine import Engine
 
 from cloud.api.deps import (
@@ -19,6 +19,7 @@ from cloud.api.deps import (
     SettingsDep,
     not_found,
 )
+from cloud.api.shapes import ApiModel, TimeCursor, cursor_page, parse_time_cursor, time_cursor
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
 from cloud.metering import service as metering
@@ -35,7 +36,7 @@ ReadingWritersDep = Annotated[Principal, Depends(require_roles("admin", "billing
 MAX_L = 10**12
 
 
-class ReadingIn(BaseModel):
+class ReadingIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=r"^[0-9a-fA-F-]{36}$",
                            description="Your UUID for the reading: resending the same id is a no-op (idempotent)")
@@ -68,7 +69,7 @@ class ReadingIn(BaseModel):
         return int((self.value_m3 * 1000).to_integral_value())
 
 
-class Validation(BaseModel):
+class Validation(ApiModel):
     status: Literal["valid", "suspect", "invalid"]
     flags: list[str]
     consumption_l: int | None
@@ -80,13 +81,13 @@ class Validation(BaseModel):
     review_note: str | None = None
 
 
-class ReadingOut(BaseModel):
+class ReadingOut(ApiModel):
     id: str
     municipality: str
     zone: str | None
     meter_serial: str
-    taken_at: int = Field(description="Epoch milliseconds")
-    taken_at_iso: str
+    taken_at: int = Field(serialization_alias="taken_at", description="Deprecated (epoch milliseconds): read `takenAt`")
+    taken_at_iso: str = Field(serialization_alias="taken_at_iso", description="Deprecated: read `takenAt`")
     value_l: int | None = Field(description="Register in litres; null for an observation-only entry (the reader "
                                             "could not read and left an observation code)")
     source: str | None
@@ -96,6 +97,11 @@ class ReadingOut(BaseModel):
     alarms: list[str] = Field(default_factory=list, description="Device alarms and reading flags "
                               "(confirmed_out_of_range: a person confirmed an implausible value)")
     validation: Validation | None = Field(None, description="VEE outcome; null until validated")
+
+    @computed_field(description="When the register was read, ISO 8601 (UTC)")  # type: ignore[prop-decorator]
+    @property
+    def takenAt(self) -> str:  # noqa: N802 (the API's member name)
+        return self.taken_at_iso
 
 
 @router.post("", status_code=201, response_model=ReadingOut, responses={200: {"description": "Already stored (same id)"}})
@@ -158,13 +164,20 @@ def _same_id_stored(conn: Any, reading_id: str | None) -> bool:
     return reading_id is not None and metering.get_reading(conn, reading_id.lower()) is not None
 
 
-@router.get("", response_model=list[ReadingOut])
+class ReadingPage(ApiModel):
+    items: list[ReadingOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
+
+
+@router.get("", response_model=ReadingPage)
 def list_readings(principal: PrincipalDep, engine: EngineDep,
-                  meter: str | None = Query(None, description="Meter serial"),
-                  contract: str | None = Query(None, description="Contract id: readings of every meter it has had"),
+                  meter: str | None = Query(None, max_length=60, description="Meter serial"),
+                  contract: str | None = Query(None, max_length=80,
+                                               description="Contract id: readings of every meter it has had"),
                   since: dt.datetime | None = Query(None), until: dt.datetime | None = Query(None),
-                  limit: int = Query(500, ge=1, le=5000)) -> list[Any]:
-    """Readings of one meter (or of a contract's meters), oldest first, each with its validation."""
+                  after: TimeCursor = None, limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
+    """Readings of one meter (or of a contract's meters), oldest first, each with its validation;
+    a cursor page."""
     if (meter is None) == (contract is None):
         raise Invalid("give exactly one of meter or contract")
     with engine.begin() as conn:
@@ -185,11 +198,13 @@ def list_readings(principal: PrincipalDep, engine: EngineDep,
         # Readings that arrived by sync are validated on first look (and by the background pass).
         for serial in serials:
             metering.validate_pending_for_meter(conn, serial)
-        return metering.list_readings(conn, serials, since=service.to_ms(since) if since else None,
-                                      until=service.to_ms(until) if until else None, limit=limit)
+        rows = metering.list_readings(conn, serials, since=service.to_ms(since) if since else None,
+                                      until=service.to_ms(until) if until else None,
+                                      after=parse_time_cursor(after) if after else None, limit=limit + 1)
+    return cursor_page(rows, limit, key=lambda r: time_cursor(r["taken_at"], r["id"]))
 
 
-class EditIn(BaseModel):
+class EditIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     value_l: int = Field(ge=0, le=MAX_L, description="The corrected register, litres")
     reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit trail)")
@@ -218,7 +233,7 @@ def edit_reading(reading_id: str, body: EditIn, principal: BillingAdminDep,
         return doc  # type: ignore[no-any-return]
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(ApiModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["valid", "invalid"]
     note: str = Field(min_length=3, max_length=500)

@@ -60,7 +60,7 @@ def test_closure_page_and_report(chromium: Any, live_cloud: Any) -> None:
     sign_in(chromium, live_cloud, "mapa3")
     chromium.get(live_cloud.url + "/console/map?zone=EXP-01-Z01")
     link = next(a for a in chromium.find_elements(By.CSS_SELECTOR, "#assets a") if "VS-EXP-01-Z01-S01" in a.text)
-    link.click()
+    submit(chromium, link)  # waits for the next page
     count = int(chromium.find_element(By.ID, "affected-count").text)
     assert count == len(chromium.find_elements(By.CSS_SELECTOR, "#affected tbody tr")) > 0
     chromium.find_element(By.ID, "reason").send_keys("Sustitución de válvula de sector")
