@@ -30,7 +30,7 @@ def export(request: Request, principal: StaffDep, engine: EngineDep,
 @router.get("/reports/operational", summary="Monthly operational report of one administration",
             responses={200: {"content": {"application/json": {}, XLSX: {}, "application/pdf": {}}}})
 def operational(principal: StaffDep, engine: EngineDep,
-                month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"]),
+                month: str = Query(pattern=operational_report.MONTH, examples=["2026-11"]),
                 municipality: str | None = Query(None, pattern=r"^EXP-\d{2}$",
                                                  description="Required for central staff; others get their own"),
                 format: Literal["json", "xlsx", "pdf"] = Query("json")) -> Any:

@@ -28,6 +28,8 @@ from cloud.registry.municipalities import MUNICIPALITIES
 from cloud.registry.tables import contracts, service_connections, zones
 
 MX = ZoneInfo("America/Mexico_City")
+# A report month: this century only (a year like 9999 would overflow the month's end).
+MONTH = r"^20\d{2}-(0[1-9]|1[0-2])$"
 
 
 def month_bounds(month: str) -> tuple[int, int]:

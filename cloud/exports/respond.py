@@ -55,8 +55,8 @@ def export_response(engine: Engine, principal: Principal, name: str, fmt: str, m
 
 
 def report_data(engine: Engine, principal: Principal, municipality: str | None, month: str) -> dict[str, Any]:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month or ""):
-        raise errors.Invalid("month is YYYY-MM", field="month")
+    if not re.fullmatch(report.MONTH, month or ""):
+        raise errors.Invalid("month is YYYY-MM (2000-2099)", field="month")
     muni = scope_municipality(principal, municipality)
     if muni is None:
         raise errors.Invalid("the report is per administration: give municipality", field="municipality")

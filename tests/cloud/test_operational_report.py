@@ -83,7 +83,7 @@ def test_report_scope_and_bad_input(reported) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "municipality"
     assert c.get("/api/v2/reports/operational?month=2026-11&municipality=EXP-01",
                  headers=reported.central).json()["municipality"] == "EXP-01"
-    for bad in ("2026-13", "2026-1", "'; drop table x", ""):
+    for bad in ("2026-13", "2026-1", "'; drop table x", "", "9999-12", "0001-01"):
         r = c.get(f"/api/v2/reports/operational?month={bad}", headers=reported.staff1)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "month", bad
     r = c.get("/api/v2/reports/operational?month=2026-11&format=docx", headers=reported.staff1)

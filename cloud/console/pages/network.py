@@ -148,7 +148,7 @@ def export_download(request: Request, principal: Staff, name: Annotated[str, Pat
 
 @router.get(PREFIX + "/reports/operational")
 def report_page(request: Request, principal: Staff, session: ConsoleSession,
-                month: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), municipality: str | None = MUNI,
+                month: str = Query(pattern=operational_report.MONTH), municipality: str | None = MUNI,
                 format: str = Query("html", pattern=r"^(html|xlsx|pdf)$")) -> Response:
     data = report_data(request.app.state.engine, principal, municipality or None, month)
     if format != "html":
