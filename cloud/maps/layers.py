@@ -2,18 +2,20 @@
 
 Zones are drawn as the box around their service points; service points one by one up to
 `max_points`, else binned in SQL into a grid (a municipality of 500,000 contracts stays one
-aggregate query); every network asset; open anomalies and open work orders (newest first, at
+aggregate query, kept for DENSITY_TTL_S); every network asset; open anomalies and open work orders (newest first, at
 most `max_markers` each) at their meter's, service point's or SCADA asset's coordinates.
 An anomaly is open until a work order raised for it is completed, verified or cancelled.
 """
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from cloud.auth import Principal
 from cloud.maps.svg import Area, Cell, Layers, Point
@@ -38,34 +40,34 @@ def _scope(q: Any, t: sa.Table, principal: Principal, municipality: str | None, 
     return q
 
 
-def map_layers(conn: Connection, principal: Principal, *, municipality: str | None, zone: str | None = None,
-               max_points: int = 5000, max_markers: int = 2000, link: Linker = _no_links) -> Layers:
-    """The map's layers for `municipality` (None: every one, central staff) and optionally one zone."""
-    sp = replicated.table("service_points")
-    mt = replicated.table("meters")
-    title = "Red de " + (zone or municipality or "todas las administraciones")
-    layers = Layers(title)
+# Zone boxes and density cells of a scope, kept DENSITY_TTL_S per engine: they scan every service
+# point of the scope (a municipality of 500,000 is hundreds of ms) and change only when service
+# points are added or moved; markers (anomalies, orders, assets) are always read live.
+DENSITY_TTL_S = 300.0
+_density_cache: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], tuple[float, Any]]] = \
+    weakref.WeakKeyDictionary()
 
+
+def _density(conn: Connection, principal: Principal, municipality: str | None, zone: str | None,
+             max_points: int) -> tuple[list[Area], list[Cell]]:
+    """(zone boxes, density cells): no cells when the scope holds at most `max_points` points."""
+    key = (municipality, zone, max_points)
+    cache = _density_cache.setdefault(conn.engine, {})
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < DENSITY_TTL_S:
+        return hit[1]  # type: ignore[no-any-return]
+    sp = replicated.table("service_points")
     has_xy = sa.and_(sp.c.lat.is_not(None), sp.c.lon.is_not(None), replicated.alive(sp))
     zq = _scope(sa.select(sp.c.zone, sa.func.count(), sa.func.min(sp.c.lat), sa.func.min(sp.c.lon),
                           sa.func.max(sp.c.lat), sa.func.max(sp.c.lon)).where(has_xy), sp, principal, municipality, zone)
-    total = 0
-    for z, n, la0, lo0, la1, lo1 in conn.execute(zq.group_by(sp.c.zone).order_by(sp.c.zone)):
-        layers.areas.append(Area(z, la0, lo0, la1, lo1, n))
-        total += n
-    if total and total <= max_points:
-        pq = _scope(sa.select(sp.c.id, sp.c.lat, sp.c.lon, sp.c.address, sp.c.contract_id, sp.c.meter_serial)
-                    .where(has_xy), sp, principal, municipality, zone)
-        for r in conn.execute(pq.order_by(sp.c.id)):
-            layer = "service_point" if r.meter_serial else "service_point_no_meter"
-            label = f"{r.contract_id or 'sin contrato'} · {r.address or ''} · medidor {r.meter_serial or '-'}"
-            layers.points.append(Point(layer, r.lat, r.lon, label, r.id, link("contract", r.contract_id)
-                                       if r.contract_id else None))
-    elif total:
-        lat0 = min(a.lat0 for a in layers.areas)
-        lon0 = min(a.lon0 for a in layers.areas)
-        lat1 = max(a.lat1 for a in layers.areas)
-        lon1 = max(a.lon1 for a in layers.areas)
+    areas = [Area(z, la0, lo0, la1, lo1, n)
+             for z, n, la0, lo0, la1, lo1 in conn.execute(zq.group_by(sp.c.zone).order_by(sp.c.zone))]
+    cells: list[Cell] = []
+    if sum(a.count for a in areas) > max_points:
+        lat0 = min(a.lat0 for a in areas)
+        lon0 = min(a.lon0 for a in areas)
+        lat1 = max(a.lat1 for a in areas)
+        lon1 = max(a.lon1 for a in areas)
         nx, ny = GRID
         dlat = (lat1 - lat0) / ny or 1e-9
         dlon = (lon1 - lon0) / nx or 1e-9
@@ -75,8 +77,32 @@ def map_layers(conn: Connection, principal: Principal, *, municipality: str | No
         cq = _scope(sa.select(i, j, sa.func.count()).where(has_xy), sp, principal, municipality, zone)
         for ci, cj, n in conn.execute(cq.group_by(i, j)):
             ci, cj = min(ci, ny - 1), min(cj, nx - 1)
-            layers.cells.append(Cell(lat0 + ci * dlat, lon0 + cj * dlon, lat0 + (ci + 1) * dlat,
-                                     lon0 + (cj + 1) * dlon, n))
+            cells.append(Cell(lat0 + ci * dlat, lon0 + cj * dlon, lat0 + (ci + 1) * dlat, lon0 + (cj + 1) * dlon, n))
+        # only the dense case is kept: a sparse scope is cheap to read and shows new points at once
+        cache[key] = (time.monotonic(), (areas, cells))
+    return areas, cells
+
+
+def map_layers(conn: Connection, principal: Principal, *, municipality: str | None, zone: str | None = None,
+               max_points: int = 5000, max_markers: int = 2000, link: Linker = _no_links) -> Layers:
+    """The map's layers for `municipality` (None: every one, central staff) and optionally one zone."""
+    sp = replicated.table("service_points")
+    mt = replicated.table("meters")
+    title = "Red de " + (zone or municipality or "todas las administraciones")
+    layers = Layers(title)
+
+    has_xy = sa.and_(sp.c.lat.is_not(None), sp.c.lon.is_not(None), replicated.alive(sp))
+    scope_zone = principal.zone or zone
+    layers.areas, layers.cells = _density(conn, principal, municipality, scope_zone, max_points)
+    total = sum(a.count for a in layers.areas)
+    if total and not layers.cells:
+        pq = _scope(sa.select(sp.c.id, sp.c.lat, sp.c.lon, sp.c.address, sp.c.contract_id, sp.c.meter_serial)
+                    .where(has_xy), sp, principal, municipality, zone)
+        for r in conn.execute(pq.order_by(sp.c.id)):
+            layer = "service_point" if r.meter_serial else "service_point_no_meter"
+            label = f"{r.contract_id or 'sin contrato'} · {r.address or ''} · medidor {r.meter_serial or '-'}"
+            layers.points.append(Point(layer, r.lat, r.lon, label, r.id, link("contract", r.contract_id)
+                                       if r.contract_id else None))
 
     na = network_assets
     at: dict[str, tuple[float, float]] = {}
