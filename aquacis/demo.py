@@ -8,6 +8,7 @@ The summary's numbers come from the simulator's own count and from the databases
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import signal
 import sys
@@ -67,7 +68,11 @@ def _run(stack: Stack, meters: int, duration: float, outage: float, interval: fl
     zone = str(seeded.get("zones", [f"{MUNICIPALITY}-Z01"])[0])
     _say(f"registry: {seeded.get('contracts', meters)} contracts and meters in zone {zone}")
     stack.admin_token = stack.add_user(MUNICIPALITY, "admin", "demo-admin")["token"]
-    billing_token = stack.add_user(MUNICIPALITY, "billing", "demo-billing")["token"]
+    billing_user = stack.add_user(MUNICIPALITY, "billing", "demo-billing")
+    billing_token = billing_user["token"]
+    console_password = secrets.token_urlsafe(9)
+    stack.set_console_password(billing_user["id"], "demo-billing", console_password)
+    _say(f"console: {stack.cloud_url}/console/ (sign in as demo-billing / {console_password} while the demo runs)")
     node = stack.add_node(MUNICIPALITY, zone, "gateway")
     stack.start_gateway(node["token"])
     stack.wait_gateway_ready()

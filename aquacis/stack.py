@@ -166,9 +166,9 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run_cli(self, *args: str, timeout: float = 120) -> str:
+    def run_cli(self, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
         """Run an `aquacis` command to completion; returns stdout, raises with stderr on failure."""
-        res = subprocess.run(aquacis_argv(*args), capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(aquacis_argv(*args), capture_output=True, text=True, timeout=timeout, input=stdin)
         if res.returncode != 0:
             raise RuntimeError(f"aquacis {' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
         return res.stdout
@@ -229,6 +229,12 @@ class Stack:
     def add_user(self, municipality: str, role: str, name: str) -> dict[str, Any]:
         out = self.run_cli("cloud", "add-user", "--db", self.cloud_db_url, "--municipality", municipality,
                            "--role", role, "--name", name)
+        return _last_json(out)
+
+    def set_console_password(self, user_id: str, login: str, password: str) -> dict[str, Any]:
+        """Give a user a console sign-in (the password goes through stdin, never argv)."""
+        out = self.run_cli("cloud", "set-password", "--db", self.cloud_db_url, "--user-id", user_id, "--login", login,
+                           "--password-stdin", stdin=password + "\n")
         return _last_json(out)
 
     def add_node(self, municipality: str, zone: str, kind: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ ROUTERS: list[str] = [
     "cloud.tariffs.api:router",
     "cloud.billing.api:router",
     "cloud.payments.api:router",
+    "cloud.payments.lines_api:router",
     "cloud.collections.api:router",
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",

@@ -12,6 +12,11 @@ from cloud.web import audience
 # One module per page group; each defines `router`.
 PAGES = [
     "cloud.console.pages.home",
+    "cloud.console.pages.billing",
+    "cloud.console.pages.bank_lines",
+    "cloud.console.pages.contracts",
+    "cloud.console.pages.queues",
+    "cloud.console.pages.work_orders",
     "cloud.console.pages.network",
 ]
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.datastructures import FormData
 
 from cloud import row_security
-from cloud.errors import DomainError
+from cloud.errors import DomainError, Invalid
 from cloud.settings import CloudSettings
 from cloud.web import credentials, csrf, sessions
 from cloud.web.templates import SECURITY_HEADERS, render
@@ -148,7 +148,7 @@ async def read_form(request: Request, expected_token: str | None) -> FormData:
         raise CsrfRefused("El formulario caducó o no viene de esta página; recárguela e intente de nuevo.")
     for key, value in form.multi_items():
         if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
-            raise CsrfRefused(f"El campo {key!r} es demasiado largo.")
+            raise Invalid(f"El campo {key!r} es demasiado largo (máximo {MAX_FIELD_CHARS} caracteres).", field=key)
     return form
 
 

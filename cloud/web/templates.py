@@ -43,9 +43,12 @@ def number(value: Any, places: int = 0) -> str:
 
 
 def local_time(value: Any) -> str:
-    """A timestamp in the business time zone (America/Mexico_City), to the minute."""
+    """A timestamp (datetime, ISO text or epoch milliseconds) in the business time zone
+    (America/Mexico_City), to the minute."""
     if value is None:
         return "—"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value / 1000, ZoneInfo("UTC"))
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime):

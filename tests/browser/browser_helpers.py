@@ -32,7 +32,9 @@ def sign_in(driver: Any, live: Any, login: str, *, password: str | None = None,
     driver.find_element(By.ID, "password").send_keys(password if password is not None else account["password"])
     submit(driver, driver.find_element(By.ID, "signin"))
     if account.get("totp_secret") and password is None:
-        driver.find_element(By.ID, "code").send_keys(totp.now_code(account["totp_secret"], datetime.now(UTC)))
+        clock = getattr(live.app.state, "clock", None)  # the app's own time (tests may freeze it)
+        at = clock() if clock is not None else datetime.now(UTC)
+        driver.find_element(By.ID, "code").send_keys(totp.now_code(account["totp_secret"], at))
         submit(driver, driver.find_element(By.ID, "verify"))
 
 

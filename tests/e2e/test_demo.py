@@ -30,3 +30,4 @@ def test_demo_runs_the_whole_path_with_nothing_lost(tmp_path: Path) -> None:
     assert re.search(rf"stored in the cloud\s+: {published} rows, {published} distinct", out)
     assert re.search(rf"invoices from billing run\s+: {meters}\b", out)
     assert "lost: 0   duplicated: 0" in out
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/console/ \(sign in as demo-billing / \S+ ", out)

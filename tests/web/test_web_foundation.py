@@ -130,6 +130,9 @@ def test_posts_without_the_csrf_token_are_refused(web: Any) -> None:
     foreign = client.post("/console/logout", data={"csrf_token": token}, headers={"Origin": "https://evil.example"})
     assert foreign.status_code == 403 and "otro sitio" in foreign.text
     assert client.get("/console/", follow_redirects=False).status_code == 200  # still signed in
+    huge = client.post("/console/logout", data={"csrf_token": token, "note": "x" * 5000})
+    assert huge.status_code == 422 and "demasiado largo" in huge.text  # bounded, named, not a 500
+    assert client.get("/console/", follow_redirects=False).status_code == 200
 
 
 def test_admin_signs_in_with_totp_and_a_code_is_accepted_once(web: Any) -> None:

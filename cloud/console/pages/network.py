@@ -42,6 +42,10 @@ def _link(layer: str, key: str) -> str | None:
         return f"{PREFIX}/contracts/{key}"
     if layer == "asset":
         return f"{PREFIX}/network/assets/{key}"
+    if layer == "anomaly":
+        return f"{PREFIX}/anomalies"
+    if layer == "work_order":
+        return f"{PREFIX}/work-orders"
     return None
 
 

@@ -2,14 +2,14 @@
 
 Expand only: three new tables.
 
-Revision ID: 0003_web_sign_in
+Revision ID: 0004_web_sign_in
 Revises: 0003_global_reentry
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_web_sign_in"
+revision = "0004_web_sign_in"
 down_revision = "0003_global_reentry"
 branch_labels = None
 depends_on = None
