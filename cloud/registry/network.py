@@ -10,7 +10,6 @@ caller (None / NotFound → 404); lists are cursor pages ordered by id.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,16 +39,10 @@ from cloud.times import iso
 MAX_OUTAGE = dt.timedelta(days=7)
 # A notice about an outage that already began is late but still useful; one far in the past is a typo.
 OUTAGE_PAST_GRACE = dt.timedelta(hours=1)
-IN_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _chunks(ids: list[str]) -> Iterator[list[str]]:
-    for i in range(0, len(ids), IN_CHUNK):
-        yield ids[i:i + IN_CHUNK]
 
 
 # --- scope ------------------------------------------------------------------------------------
@@ -272,9 +265,12 @@ def link_service_point(conn: Connection, principal: Principal, connection_id: st
 
 # --- closures ---------------------------------------------------------------------------------
 
-def _isolated_connection_ids(conn: Connection, principal: Principal, asset_id: str | None,
-                             district: str | None) -> tuple[str, dict[str, Any]]:
-    """(municipality, what is closed) and the ids of the connections it cuts off, or NotFound."""
+MAX_BELOW = 20_000  # assets below a closed one that one query may name (SQLite's bound-parameter limit)
+
+
+def _closure(conn: Connection, principal: Principal, asset_id: str | None,
+             district: str | None) -> tuple[str, dict[str, Any], Any]:
+    """(municipality, what is closed, the condition on `service_connections` of those it cuts off)."""
     if asset_id is not None:
         a = _asset_row(conn, asset_id)
         if a is None or not _visible(principal, a):
@@ -283,40 +279,31 @@ def _isolated_connection_ids(conn: Connection, principal: Principal, asset_id: s
             sa.select(network_assets.c.id, network_assets.c.feeds_from).where(
                 network_assets.c.municipality == a["municipality"]))}
         below = closure.downstream_assets(parents, asset_id)
-        feeds: list[tuple[str, str | None]] = []
-        for part in _chunks(below):
-            feeds += [(r.id, r.feeds_from) for r in conn.execute(
-                sa.select(service_connections.c.id, service_connections.c.feeds_from).where(
-                    service_connections.c.feeds_from.in_(part)))]
-        ids = closure.isolated_connections(parents, feeds, asset_id)
-        return a["municipality"], {"closed": {"assetId": asset_id, "kind": a["kind"], "code": a["code"],
-                                              "assets": len(below)}, "ids": ids}
+        if len(below) > MAX_BELOW:
+            raise errors.Invalid(f"closing {a['code']} isolates {len(below)} assets; close a smaller part",
+                                 field="assetId")
+        # the rule of closure.isolated_connections, in SQL: fed from the asset or one below it
+        return a["municipality"], {"assetId": asset_id, "kind": a["kind"], "code": a["code"],
+                                   "assets": len(below)}, service_connections.c.feeds_from.in_(below)
     assert district is not None
     d = conn.execute(sa.select(network_districts).where(network_districts.c.code == district)).mappings().first()
     if d is None or not _visible(principal, d):
         raise errors.NotFound.of("district", district)
-    ids = [r.id for r in conn.execute(sa.select(service_connections.c.id).where(
-        service_connections.c.district == district).order_by(service_connections.c.id))]
-    return d["municipality"], {"closed": {"district": district}, "ids": ids}
+    return d["municipality"], {"district": district}, service_connections.c.district == district
 
 
-def _affected_rows(conn: Connection, connection_ids: list[str]) -> Iterator[Any]:
-    """Each service point fed by the connections, with its contract and contact, by service point id."""
+def _affected_query(cond: Any) -> Any:
+    """Each service point fed by the connections matching `cond`, with its contract and contact."""
     sp = replicated.table("service_points")
     link = service_point_connections
-    rows: list[Any] = []
-    for part in _chunks(connection_ids):
-        q = (sa.select(sp.c.id.label("service_point_id"), sp.c.contract_id, sp.c.address, sp.c.meter_serial,
-                       sp.c.zone, sp.c.lat, sp.c.lon, link.c.connection_id, service_connections.c.code,
-                       customers.c.email, customers.c.name)
-             .select_from(link.join(sp, sa.and_(sp.c.id == link.c.service_point_id, replicated.alive(sp)))
-                          .join(service_connections, service_connections.c.id == link.c.connection_id)
-                          .outerjoin(contracts, contracts.c.service_point_id == sp.c.id)
-                          .outerjoin(customers, customers.c.id == contracts.c.customer_id))
-             .where(link.c.connection_id.in_(part)))
-        rows += conn.execute(q).mappings().all()
-    rows.sort(key=lambda r: r["service_point_id"])
-    yield from rows
+    return (sa.select(sp.c.id.label("service_point_id"), sp.c.contract_id, sp.c.address, sp.c.meter_serial,
+                      sp.c.zone, sp.c.lat, sp.c.lon, link.c.connection_id, service_connections.c.code,
+                      customers.c.email, customers.c.name)
+            .select_from(link.join(service_connections, service_connections.c.id == link.c.connection_id)
+                         .join(sp, sa.and_(sp.c.id == link.c.service_point_id, replicated.alive(sp)))
+                         .outerjoin(contracts, contracts.c.service_point_id == sp.c.id)
+                         .outerjoin(customers, customers.c.id == contracts.c.customer_id))
+            .where(cond))
 
 
 def affected_out(r: Any) -> dict[str, Any]:
@@ -331,12 +318,17 @@ def closure_impact(conn: Connection, principal: Principal, *, asset_id: str | No
                    district: str | None = None, after: str | None = None,
                    limit: int = 100) -> dict[str, Any]:
     """What closing `asset_id` (or isolating `district`) cuts off: counts and a page of service points."""
-    _, found = _isolated_connection_ids(conn, principal, asset_id, district)
-    rows = list(_affected_rows(conn, found["ids"]))
-    page = [r for r in rows if after is None or r["service_point_id"] > after]
-    items = [affected_out(r) for r in page[:limit]]
-    return {**found["closed"], "connections": len(found["ids"]), "servicePoints": len(rows),
-            "items": items, "next": items[-1]["servicePointId"] if len(page) > limit else None}
+    _, closed, cond = _closure(conn, principal, asset_id, district)
+    n_conn = conn.execute(sa.select(sa.func.count()).select_from(service_connections).where(cond)).scalar()
+    q = _affected_query(cond)
+    n_points = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
+    sp_id = replicated.table("service_points").c.id
+    if after is not None:
+        q = q.where(sp_id > after)
+    rows = conn.execute(q.order_by(sp_id).limit(limit + 1)).mappings().all()
+    items = [affected_out(r) for r in rows[:limit]]
+    return {**closed, "connections": int(n_conn or 0), "servicePoints": int(n_points or 0),
+            "items": items, "next": items[-1]["servicePointId"] if len(rows) > limit else None}
 
 
 def announce_outage(conn: Connection, principal: Principal, body: OutageIn, now: dt.datetime,
@@ -350,8 +342,9 @@ def announce_outage(conn: Connection, principal: Principal, body: OutageIn, now:
         raise errors.Invalid("endsAt must be after startsAt", field="endsAt")
     if body.endsAt - body.startsAt > MAX_OUTAGE:
         raise errors.Invalid("a planned outage lasts at most 7 days", field="endsAt")
-    municipality, found = _isolated_connection_ids(conn, principal, body.assetId, body.district)
-    rows = list(_affected_rows(conn, found["ids"]))
+    municipality, closed, cond = _closure(conn, principal, body.assetId, body.district)
+    n_conn = conn.execute(sa.select(sa.func.count()).select_from(service_connections).where(cond)).scalar()
+    rows = conn.execute(_affected_query(cond).order_by(replicated.table("service_points").c.id)).mappings().all()
     outage_id = uuid7()
     local = ZoneInfo("America/Mexico_City")  # customers read local times
     start_txt = body.startsAt.astimezone(local).strftime("%d/%m/%Y %H:%M")
@@ -374,6 +367,6 @@ def announce_outage(conn: Connection, principal: Principal, body: OutageIn, now:
                  {"asset_id": body.assetId, "district": body.district, "affected": len(rows), "notified": notified,
                   "starts_at": body.startsAt.isoformat(), "ends_at": body.endsAt.isoformat()},
                  municipality=municipality)
-    return {"id": outage_id, "municipality": municipality, **found["closed"], "startsAt": body.startsAt.isoformat(),
-            "endsAt": body.endsAt.isoformat(), "reason": body.reason, "connections": len(found["ids"]),
+    return {"id": outage_id, "municipality": municipality, **closed, "startsAt": body.startsAt.isoformat(),
+            "endsAt": body.endsAt.isoformat(), "reason": body.reason, "connections": int(n_conn or 0),
             "servicePoints": len(rows), "notified": notified}

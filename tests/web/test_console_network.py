@@ -98,7 +98,9 @@ def test_closure_page_and_outage_form(console) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(notifications).where(
             notifications.c.kind == "planned_outage")).scalar() == n
     bad = client.post("/console/network/outages", data={**form, "ends_at": "2026-12-20T08:00"})
-    assert bad.status_code == 422 and "No se registró el corte" in bad.text
+    assert bad.status_code == 422 and "No se registró el corte: el fin debe ser posterior" in bad.text
+    short = client.post("/console/network/outages", data={**form, "reason": "x"})
+    assert short.status_code == 422 and "indique el motivo" in short.text
     assert client.post("/console/network/outages", data={**form, "csrf_token": "x"}).status_code == 403
     # another municipality's valve does not exist for this user, by URL or by form
     foreign = _asset_id(console, "VS-EXP-02-Z01-S01")

@@ -34,7 +34,11 @@ MX = ZoneInfo("America/Mexico_City")
 Dispatcher = Annotated[Principal, Depends(staff_with_roles("dispatcher"))]
 MUNI = Query(None, pattern=r"^EXP-\d{2}$")
 ZONE = Query(None, pattern=r"^EXP-\d{2}-Z\d{2,3}$")
-IMPACT_ROWS = 1000  # rows shown on the page; the full list is in the export / API pages
+IMPACT_ROWS = 1000
+# What the outage form says about a refused field (staff read Spanish; the API's detail is English).
+OUTAGE_ES = {"endsAt": "el fin debe ser posterior al inicio y el corte durar a lo más 7 días",
+             "startsAt": "el inicio no puede quedar en el pasado", "ends_at": "fecha y hora de fin no válidas",
+             "starts_at": "fecha y hora de inicio no válidas", "reason": "indique el motivo (3 a 300 caracteres)"}  # rows shown on the page; the full list is in the export / API pages
 
 
 def _link(layer: str, key: str) -> str | None:
@@ -126,7 +130,11 @@ def announce_outage(request: Request, principal: Dispatcher, session: ConsoleSes
         with request.app.state.engine.begin() as conn:
             out = network.announce_outage(conn, principal, body, now)
     except (errors.Invalid, ValidationError) as exc:
-        detail = str(exc.errors()[0]["msg"]) if isinstance(exc, ValidationError) else exc.detail
+        if isinstance(exc, ValidationError):
+            field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+            detail = OUTAGE_ES.get(field, str(exc.errors()[0]["msg"]))
+        else:
+            detail = OUTAGE_ES.get(exc.field or "", exc.detail)
         return _closure_page(request, principal, session, asset_id=asset_id, district=district,
                              error=f"No se registró el corte: {detail}", status=422)
     notice = (f"Corte programado registrado: {out['servicePoints']} puntos de servicio afectados, "
