@@ -1,4 +1,5 @@
-"""Network console pages (map, closures, report, exports; bench/console_pages.py has the others) against the matching JSON API calls, same run, same data: server time p50/p95.
+"""Network console pages (map, closures, report, exports) against the matching JSON API calls, same
+run, same data: server time p50/p95 (bench/console_pages.py measures the other console pages).
 
     .venv/bin/python bench/console_network_pages.py --db postgresql://postgres@127.0.0.1:55432/bench_console
     .venv/bin/python bench/console_network_pages.py --db ... --contracts 500000 --zones 40   # the issue's scale
