@@ -118,6 +118,9 @@ class CloudSettings(TomlTableSettings):
     # Session cookies carry `Secure` when the request came over https (behind a TLS proxy that
     # sets X-Forwarded-Proto, start uvicorn with --proxy-headers); `always` forces it.
     web_secure_cookies: str = "auto"
+    # Seconds the console dashboard's figures are reused for the same scope (each computation
+    # aggregates the municipality's readings and payments; 0 = compute on every view).
+    console_dashboard_ttl_s: float = 60.0
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> CloudSettings:

@@ -25,9 +25,14 @@ AGE_BANDS = ((1, "< 1 día"), (7, "1–7 días"), (30, "7–30 días"), (None, "
 @dataclass(frozen=True)
 class Scope:
     municipality: str | None  # None: every municipality
+    zone: str | None = None  # a user bound to one zone sees only it (Principal.sees_zone)
 
-    def where(self, column: Any) -> Any:
-        return sa.true() if self.municipality is None else column == self.municipality
+    def where(self, column: Any, zone_column: Any = None) -> Any:
+        """The municipality filter, and the zone filter where the table has a zone column."""
+        out = sa.true() if self.municipality is None else column == self.municipality
+        if self.zone is not None and zone_column is not None:
+            out = sa.and_(out, zone_column == self.zone)
+        return out
 
 
 def local_midnight(now: datetime) -> datetime:
@@ -41,7 +46,7 @@ def readings_today(conn: Connection, scope: Scope, now: datetime) -> list[tuple[
 
     since_ms = int(local_midnight(now).timestamp() * 1000)
     counts: dict[str, int] = dict(conn.execute(
-        sa.select(readings.c.source, sa.func.count()).where(scope.where(readings.c.municipality),
+        sa.select(readings.c.source, sa.func.count()).where(scope.where(readings.c.municipality, readings.c.zone),
                                                              readings.c.taken_at >= since_ms)
         .group_by(readings.c.source)).all())
     return [(CHANNEL_LABELS.get(s, s), int(counts.get(s, 0))) for s in READING_SOURCES]
@@ -53,9 +58,10 @@ def validation_backlog(conn: Connection, scope: Scope) -> int:
     from cloud.sync.tables import readings
 
     stored = conn.execute(sa.select(sa.func.count()).select_from(readings)
-                          .where(scope.where(readings.c.municipality))).scalar_one()
+                          .where(scope.where(readings.c.municipality, readings.c.zone))).scalar_one()
     done = conn.execute(sa.select(sa.func.count()).select_from(reading_validations)
-                        .where(scope.where(reading_validations.c.municipality))).scalar_one()
+                        .where(scope.where(reading_validations.c.municipality,
+                                                           reading_validations.c.zone))).scalar_one()
     return max(0, int(stored) - int(done))
 
 
@@ -92,7 +98,7 @@ def work_order_backlog(conn: Connection, scope: Scope, now: datetime) -> list[di
     band = sa.case(*[(c.created_at > edge, i) for i, edge in enumerate(bands) if edge is not None],
                    else_=len(bands) - 1)
     rows = conn.execute(sa.select(c.type, band.label("band"), sa.func.count())
-                        .where(scope.where(c.municipality), c.status.in_(OPEN_STATUSES))
+                        .where(scope.where(c.municipality, c.zone), c.status.in_(OPEN_STATUSES))
                         .group_by(c.type, band)).all()
     table: dict[str, list[int]] = {}
     for kind, b, n in rows:
@@ -109,7 +115,7 @@ def sync_health(conn: Connection, scope: Scope, now: datetime) -> list[dict[str,
         sa.select(nodes.c.site_id, nodes.c.kind, nodes.c.municipality, nodes.c.zone, nodes.c.name,
                   nodes.c.created_at, sync_sites.c.last_pull_at)
         .select_from(nodes.outerjoin(sync_sites, sync_sites.c.site_id == nodes.c.site_id))
-        .where(nodes.c.active.is_(True), scope.where(nodes.c.municipality))
+        .where(nodes.c.active.is_(True), scope.where(nodes.c.municipality, nodes.c.zone))
         .order_by(nodes.c.municipality, nodes.c.zone).limit(500)).all()
     out = []
     for r in rows:
@@ -143,13 +149,12 @@ def non_revenue_water(conn: Connection, scope: Scope, now: datetime, max_zones: 
     from cloud.registry.tables import zones
 
     start = local_midnight(now).replace(day=1)
-    rows = conn.execute(sa.select(zones).where(scope.where(zones.c.municipality)).order_by(zones.c.code)
+    rows = conn.execute(sa.select(zones).where(scope.where(zones.c.municipality, zones.c.code)).order_by(zones.c.code)
                         .limit(max_zones)).mappings().all()
     return [nrw_view(nrw(conn, z, int(start.timestamp() * 1000), int(now.timestamp() * 1000))) for z in rows]
 
 
-def consumption_trend(conn: Connection, scope: Scope, now: datetime, zone: str | None = None,
-                      months: int = 12) -> list[tuple[str, Decimal]]:
+def consumption_trend(conn: Connection, scope: Scope, now: datetime, months: int = 12) -> list[tuple[str, Decimal]]:
     """Validated consumption (m³) per month of the last `months`, through the metering service
     behind GET /metering/consumption (a user bound to a zone sees that zone)."""
     from cloud.metering.service import consumption_series
@@ -158,7 +163,7 @@ def consumption_trend(conn: Connection, scope: Scope, now: datetime, zone: str |
     for _ in range(months - 1):
         first = (first - timedelta(days=1)).replace(day=1)
     rows = consumption_series(conn, group="municipality", granularity="month", start=int(first.timestamp() * 1000),
-                              end=int(now.timestamp() * 1000), municipality=scope.municipality, zone=zone,
+                              end=int(now.timestamp() * 1000), municipality=scope.municipality, zone=scope.zone,
                               contract_id=None)
     per_month: dict[str, Decimal] = {}
     for r in rows:

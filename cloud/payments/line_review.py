@@ -34,7 +34,7 @@ class LineFilter:
     municipality: str | None  # None: every municipality (central staff)
     status: tuple[str, ...] = OPEN
     limit: int = 100
-    offset: int = 0
+    after: str | None = None  # cursor: the last line id of the previous page
 
 
 def _visible(principal: Any, municipality: str) -> bool:
@@ -56,17 +56,21 @@ def _select() -> Any:
 
 
 def list_lines(conn: Connection, f: LineFilter) -> dict[str, Any]:
-    """Lines in `f.status` of the municipality (oldest import first: the queue's order)."""
+    """A cursor page `{items, next, total}` of lines in `f.status` of the municipality, in id
+    order (ids are time-ordered and given in file order: oldest import first)."""
     q = _select().where(statement_lines.c.status.in_(f.status))
+    if f.after:
+        q = q.where(statement_lines.c.id > f.after)
     count = sa.select(sa.func.count()).select_from(statement_lines.join(
         statement_imports, statement_imports.c.id == statement_lines.c.import_id)).where(
         statement_lines.c.status.in_(f.status))
     if f.municipality is not None:
         q = q.where(statement_imports.c.municipality == f.municipality)
         count = count.where(statement_imports.c.municipality == f.municipality)
-    rows = conn.execute(q.order_by(statement_imports.c.created_at, statement_lines.c.line_no)
-                        .limit(f.limit).offset(f.offset)).all()
-    return {"total": conn.execute(count).scalar_one(), "items": [line_out(r) for r in rows]}
+    rows = conn.execute(q.order_by(statement_lines.c.id).limit(f.limit + 1)).all()
+    shown = rows[:f.limit]
+    return {"items": [line_out(r) for r in shown], "next": shown[-1].id if len(rows) > f.limit else None,
+            "total": conn.execute(count).scalar_one()}
 
 
 def get_line(conn: Connection, principal: Any, line_id: str, *, lock: bool = False) -> Any:

@@ -20,11 +20,14 @@ MoneyDep = Annotated[Principal, Depends(require_roles("collections", "billing"))
 def list_open_lines(engine: EngineDep, principal: MoneyDep,
                     municipality: str | None = Query(None, max_length=20, description="Central staff: one municipality."),
                     status: Literal["unmatched", "ambiguous", "open"] = Query("open", description="open = both."),
-                    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000)) -> dict[str, Any]:
+                    limit: int = Query(100, ge=1, le=1000),
+                    after: str | None = Query(None, max_length=40, description="Cursor: the previous page's `next`."),
+                    ) -> dict[str, Any]:
+    """A cursor page `{items, next}` (oldest first) and `total`, the open lines in scope."""
     muni = scope_municipality(principal, municipality)
     wanted = line_review.OPEN if status == "open" else (status,)
     with engine.connect() as conn:
-        return line_review.list_lines(conn, line_review.LineFilter(muni, wanted, limit, offset))
+        return line_review.list_lines(conn, line_review.LineFilter(muni, wanted, limit, after))
 
 
 class ResolutionIn(BaseModel):

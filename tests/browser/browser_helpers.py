@@ -9,13 +9,16 @@ from typing import Any
 
 
 def submit(driver: Any, button: Any, timeout: float = 15) -> None:
-    """Click a form's button and wait until the next page replaced this one (a click returns
-    before the browser has navigated)."""
-    from selenium.webdriver.support import expected_conditions
+    """Click a form's button and wait until the next page has loaded (a click returns before the
+    browser has navigated). The old page is marked and the wait ends once a loaded document
+    without the mark is there; driver errors while the page is swapped are retried."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    driver.execute_script("window.__aqOldPage = true;")
     button.click()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.__aqOldPage === undefined && document.readyState === 'complete'"))
 
 
 def sign_in(driver: Any, live: Any, login: str, *, password: str | None = None,

@@ -46,7 +46,10 @@ def test_statement_lines_api_matches_and_dismisses_within_the_tenant(env: Any) -
     assert r.status_code == 201 and r.json()["unmatched"] == 2
     page = _lines(cloud, h1).json()
     assert page["total"] == 2 and [i["amount"] for i in page["items"]] == ["150.00", "80.00"]
-    assert _lines(cloud, h2).json() == {"total": 0, "items": []}
+    assert _lines(cloud, h2).json() == {"total": 0, "items": [], "next": None}
+    first_page = _lines(cloud, h1, limit=1).json()
+    assert first_page["total"] == 2 and first_page["next"] == page["items"][0]["id"]
+    assert _lines(cloud, h1, limit=1, after=first_page["next"]).json()["items"] == page["items"][1:]
     assert _lines(cloud, h2, municipality="EXP-01").status_code == 403
     assert _lines(cloud, cloud.user("reader", "EXP-01")).status_code == 403
     first, second = (i["id"] for i in page["items"])
@@ -72,10 +75,10 @@ def test_statement_lines_api_matches_and_dismisses_within_the_tenant(env: Any) -
     assert _lines(cloud, h1).json()["total"] == 0
 
 
-def _signed_in(cloud: Any, role: str, municipality: str) -> TestClient:
+def _signed_in(cloud: Any, role: str, municipality: str, zone: str | None = None) -> TestClient:
     with cloud.engine.begin() as conn:
-        user = create_user(conn, name=role, role=role, municipality=municipality)
-        login = f"{role}-{municipality}".lower()
+        user = create_user(conn, name=role, role=role, municipality=municipality, zone=zone)
+        login = f"{role}-{municipality}-{zone}".lower()
         set_credential(conn, user_id=user["id"], login=login, password=PASSWORD, enrol_totp=False, now=NOW)
     client = TestClient(cloud.app, raise_server_exceptions=False)
     page = client.get("/console/login").text
@@ -105,6 +108,12 @@ def test_pages_answer_with_the_api_scope_and_roles(env: Any) -> None:
     reader = _signed_in(cloud, "reader", "EXP-01")
     page = reader.get(f"/console/contracts/{cloud.first['EXP-01']}")
     assert page.status_code == 200 and 'id="invoices"' not in page.text and 'id="readings"' in page.text
+    assert "EXP-01-Z01" in reader.get("/console/").text.split('id="nrw"')[1].split("</section>")[0]
+    # A user bound to another zone sees that zone only on the dashboard (as Principal.sees_zone).
+    zoned = _signed_in(cloud, "reader", "EXP-01", zone="EXP-01-Z02")
+    nrw = zoned.get("/console/").text.split('id="nrw"')[1].split("</section>")[0]
+    assert "EXP-01-Z01" not in nrw and "Sin distritos" in nrw
+    assert zoned.get(f"/console/contracts/{cloud.first['EXP-01']}").status_code == 404
     refused = reader.get("/console/billing-runs")
     assert refused.status_code == 403 and "text/html" in refused.headers["content-type"]
     assert reader.get("/console/bank-lines").status_code == 403

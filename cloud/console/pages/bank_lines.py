@@ -22,13 +22,13 @@ NOTICES = {"match": "Movimiento aplicado como pago del contrato.", "dismiss": "M
 
 @router.get(PREFIX + "/bank-lines")
 def queue(request: Request, principal: Staff, session: ConsoleSession,
-          offset: int = Query(0, ge=0, le=1_000_000), done: str = "") -> Response:
+          after: str | None = Query(None, max_length=40), done: str = "") -> Response:
     access.require(MoneyDep, principal)
     muni = scope_municipality(principal, None)
     with request.app.state.engine.connect() as conn:
-        page = line_review.list_lines(conn, line_review.LineFilter(muni, limit=PAGE, offset=offset))
+        page = line_review.list_lines(conn, line_review.LineFilter(muni, limit=PAGE, after=after))
     return render(TEMPLATES, request, "bank_lines.html", page_context(
-        request, principal, session, page=page, offset=offset, size=PAGE, notice=NOTICES.get(done)))
+        request, principal, session, page=page, notice=NOTICES.get(done)))
 
 
 @router.post(PREFIX + "/bank-lines/{line_id}")
