@@ -178,6 +178,7 @@ class OperationsCollector(Collector):
 
     # -- billing runs -------------------------------------------------------------------------
     def _billing(self, conn: Connection) -> list[Metric]:
+        from cloud.billing.runs import live_counts
         from cloud.billing.tables import billing_run_chunks, billing_runs
 
         r = billing_runs.c
@@ -196,14 +197,14 @@ class OperationsCollector(Collector):
                                     "when an unfinished run started (0 = not yet)", labels=labels)
         c = billing_run_chunks.c
         unfinished = conn.execute(
-            sa.select(r.id, r.cycle, r.contracts_total, r.contracts_processed, r.errors_count, r.started_at)
-            .where(r.phase.in_(("pending", "running")))
+            sa.select(r.id, r.cycle, r.contracts_total, r.started_at).where(r.phase.in_(("pending", "running")))
         ).all()
-        for run_id, cycle, n_total, n_done, n_err, at in unfinished:
+        for run_id, cycle, n_total, at in unfinished:
             key = [run_id, cycle]
+            live = live_counts(conn, run_id)  # an unfinished run's totals are its chunks' sums
             total.add_metric(key, n_total)
-            done.add_metric(key, n_done)
-            errors.add_metric(key, n_err)
+            done.add_metric(key, live["contracts_processed"])
+            errors.add_metric(key, live["errors_count"])
             started.add_metric(key, _ts(at))
             for status, k in conn.execute(sa.select(c.status, sa.func.count()).where(c.run_id == run_id)
                                           .group_by(c.status)):

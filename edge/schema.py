@@ -72,7 +72,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS _sync_meta (key TEXT PRIMARY KEY, value)",
         "CREATE TABLE IF NOT EXISTS _outbox (oid INTEGER PRIMARY KEY, site_id TEXT NOT NULL, seq INTEGER NOT NULL,"
         " tbl TEXT NOT NULL, pk TEXT NOT NULL, hlc INTEGER NOT NULL, body BLOB)",
-        "CREATE INDEX IF NOT EXISTS _outbox_site_seq ON _outbox (site_id, seq)",
+        # acknowledgements delete by (site, seq <= n): an index on seq alone finds them (the
+        # entries of other sites with lower seqs are few, relayed handheld changes) at 15 bytes
+        # an entry instead of 55 with the 36-character site id (docs/field-autonomy.md)
+        "DROP INDEX IF EXISTS _outbox_site_seq",
+        "CREATE INDEX IF NOT EXISTS _outbox_seq ON _outbox (seq)",
         "CREATE TABLE IF NOT EXISTS _refusals (id INTEGER PRIMARY KEY, site_id TEXT, seq INTEGER, tbl TEXT, pk TEXT,"
         " code TEXT, reason TEXT, at_ms INTEGER)",
         "CREATE INDEX IF NOT EXISTS _refusals_site ON _refusals (site_id, seq)",

@@ -33,7 +33,9 @@ class GatewayConfig:
                               help="Longest wait (ms) to fill a commit batch after its first message.")
     sync_interval: float = setting(2.0, env="AQUACIS_SYNC_INTERVAL", help="Seconds between sync rounds.")
     disk_bound_mb: float = setting(0.0, env="AQUACIS_GATEWAY_DISK_BOUND_MB",
-                                   help="Database size above which old synced telemetry is down-sampled (0 = none).")
+                                   help="Disk budget of the database in MB (0 = none): from 90 % synced telemetry and "
+                                        "synced readings older than 35 days are compacted; at 100 % ingest is held "
+                                        "(not acknowledged, the broker keeps the uplinks) (docs/gateway.md).")
     dead_letter_max_count: int = setting(
         10_000, env="AQUACIS_GATEWAY_DEAD_LETTER_MAX_COUNT",
         help="Most dead letters kept; above it the oldest are dropped (counted in a metric).")
@@ -73,6 +75,8 @@ class GatewayConfig:
             raise ValueError("--dead-letter-max-count must be at least 1")
         if not cfg.dead_letter_max_mb > 0:
             raise ValueError("--dead-letter-max-mb must be more than 0")
+        if not cfg.disk_bound_mb >= 0:  # also NaN
+            raise ValueError("--disk-bound-mb must be 0 (no budget) or more")
         return cfg
 
     def uses_mqtt_process(self) -> bool:

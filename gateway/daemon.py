@@ -103,6 +103,7 @@ class Daemon:
         self.rules: Any = None
         self.modbus: Any = None
         self.processor: Any = None
+        self.disk: Any = None  # gateway.disk_budget.DiskBudget, once started
         self._accepting = True
 
     # -- start-up ------------------------------------------------------------------------
@@ -149,15 +150,19 @@ class Daemon:
         from gateway.dead_letters import DeadLetterCap
 
         cap = DeadLetterCap.from_settings(cfg.dead_letter_max_count, cfg.dead_letter_max_mb, cfg.disk_bound_mb)
-        processor = Processor(self.store, decoder, metrics=self.metrics, dead_cap=cap)
+        from gateway.disk_budget import DiskBudget
+
+        self.disk = DiskBudget(cfg.db, bound, conn=self.store.conn)
+        processor = Processor(self.store, decoder, metrics=self.metrics, dead_cap=cap, disk=self.disk)
         self.store.set_state("dead_letter_cap", {"max_count": cap.max_count, "max_bytes": cap.max_bytes})
 
         def housekeeping() -> None:
             from gateway.retention import housekeeping as run_housekeeping
 
-            r = run_housekeeping(processor.store, bound)
+            r = run_housekeeping(processor.store, bound, rules=cfg.rules)
             if r.over_bound:
-                log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound)
+                log.warning("disk_over_bound", bytes=r.db_bytes, bound=bound,
+                            readings_pruned=r.readings_pruned, telemetry_downsampled=r.telemetry_downsampled)
 
         self.processor = processor
         self.metrics.registry.register(GatewayCollector(
@@ -251,6 +256,8 @@ class Daemon:
             "mqtt_process": sub.alive() if sub is not None and hasattr(sub, "alive") else None,
             "mqtt_connected": bool(sub is not None and sub.connected.is_set()),
             "replication": self.replicator.alive() if self.replicator is not None else None,
+            # as the writer last saw it (it checks before every commit): no stat from the scraper
+            "disk_full": bool(self.disk is not None and self.disk.last_level == "full"),
         }
 
     def live(self) -> tuple[bool, dict[str, Any]]:

@@ -33,7 +33,7 @@ class Probe:
 
 def probe(parts: dict[str, bool | None]) -> Probe:
     """Judge from the parts' states: `ingest`, `mqtt_process` (None = runs in-process),
-    `mqtt_connected`, `replication` (None = not configured)."""
+    `mqtt_connected`, `replication` (None = not configured), `disk_full` (gateway.disk_budget)."""
     reasons = []
     if not parts.get("ingest"):
         reasons.append("ingest writer not running")
@@ -44,6 +44,8 @@ def probe(parts: dict[str, bool | None]) -> Probe:
         reasons.append("not connected to the MQTT broker")
     if parts.get("replication") is False:
         reasons.append("replication (litestream) not running or failing")
+    if parts.get("disk_full"):
+        reasons.append("database at its disk budget: ingest held, uplinks wait in the broker")
     return Probe(live=live, ready=not reasons, reasons=reasons)
 
 

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.dead_letters import CapKeeper, DeadLetterCap, rows_to_keep
 from gateway.decoding import DecodeError, Decoder, Outcome, UnknownDevice
+from gateway.disk_budget import DiskBudget
 from gateway.lns import ParseError, Uplink, parse
 from gateway.mqtt_client import Inbound
 from gateway.store import GatewayStore
@@ -45,6 +46,7 @@ class BatchResult:
     dead: int = 0
     parked: int = 0
     readings: int = 0
+    refused: int = 0  # over the disk budget: not stored, not acknowledged (the writer retries)
     ackable: list[Inbound] = field(default_factory=list)
 
 
@@ -60,6 +62,9 @@ class Metrics:
         )
         self.batch = Histogram("aquacis_gateway_batch_size", "messages per commit",
                                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=self.registry)
+        self.disk_refused = Counter("aquacis_gateway_disk_refused_messages",
+                                    "messages held back (not committed, not acknowledged) at the disk budget",
+                                    registry=self.registry)
 
 
 _DEVICE_UPSERT = """
@@ -105,8 +110,10 @@ class Processor:
     """The transactional core, without threads: usable in-process by tests and the fuzz test."""
 
     def __init__(self, store: GatewayStore, decoder: Decoder, now_ms: Callable[[], int] | None = None,
-                 metrics: Metrics | None = None, dead_cap: DeadLetterCap | None = None) -> None:
+                 metrics: Metrics | None = None, dead_cap: DeadLetterCap | None = None,
+                 disk: DiskBudget | None = None) -> None:
         self.store = store
+        self.disk = disk  # None = unbounded (gateway.disk_budget)
         self.decoder = decoder
         self.now_ms = now_ms or wall_ms
         self.metrics = metrics or Metrics()
@@ -116,6 +123,10 @@ class Processor:
         self.last_dead_reasons: list[str] = []  # of the last flush (dead-letter replay reads it)
 
     def process(self, items: list[Inbound]) -> BatchResult:
+        if self.disk is not None and self.disk.full():
+            # at the budget nothing is committed and nothing acknowledged: the broker keeps the
+            # messages (docs/gateway.md, *Disk budget*); the caller holds the batch and retries
+            return BatchResult(refused=len(items))
         try:
             with self.store.transaction():
                 res = self._write(items)
@@ -296,6 +307,7 @@ def _merge(a: BatchResult, b: BatchResult) -> None:
     a.dead += b.dead
     a.parked += b.parked
     a.readings += b.readings
+    a.refused += b.refused
     a.ackable.extend(b.ackable)
 
 
@@ -324,6 +336,8 @@ def tune_gc(gen0: int = 20_000) -> None:
 
 class Ingestor:
     """Queue + writer thread around a Processor; acks through `ack(item) -> bool`."""
+
+    HOLD_RETRY_S = 1.0  # between retries of a batch refused at the disk budget
 
     def __init__(self, processor: Processor, ack: Callable[[Inbound], bool], batch_max: int = 1000,
                  batch_ms: float = 20.0, queue_max: int = 5000,
@@ -422,6 +436,25 @@ class Ingestor:
             batch.append(it)
         return batch
 
+    def _hold(self, batch: list[Inbound]) -> BatchResult | None:
+        """Retry a batch refused at the disk budget until it commits (None: stopped first).
+
+        The writer blocks here, so the queue fills and the MQTT side stops reading: the broker
+        holds the backlog, the gateway drops nothing. Housekeeping keeps running (it is what
+        frees space, with the cloud drain), at most once a minute as when idle."""
+        log.warning("disk_budget_full_holding_ingest", messages=len(batch), queued=len(self.q))
+        self.processor.metrics.disk_refused.inc(len(batch))
+        while not self._stop.is_set():
+            self._stop.wait(self.HOLD_RETRY_S)
+            if self.housekeeping and time.monotonic() - self._last_housekeeping > 60:
+                self._last_housekeeping = time.monotonic()
+                self.housekeeping()
+            res = self.processor.process(batch)
+            if not res.refused:
+                log.info("disk_budget_ingest_resumed", messages=len(batch))
+                return res
+        return None
+
     def _run(self) -> None:
         try:
             while True:
@@ -429,6 +462,11 @@ class Ingestor:
                 if batch is None:
                     return
                 res = self.processor.process(batch)
+                if res.refused:
+                    held = self._hold(batch)
+                    if held is None:
+                        return
+                    res = held
                 now = time.monotonic()
                 m = self.processor.metrics
                 m.batch.observe(len(batch))

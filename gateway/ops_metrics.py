@@ -1,7 +1,8 @@
 """Gateway metrics read at scrape time: disk, dead letters, replication.
 
 The names are a contract with the alert rules and dashboards (docs/gateway.md, *Operations*):
-`aquacis_gateway_disk_free_bytes`, `aquacis_gateway_dead_letters`,
+`aquacis_gateway_disk_free_bytes`, `aquacis_gateway_disk_bytes`, `aquacis_gateway_disk_budget_bytes`,
+`aquacis_gateway_dead_letters`,
 `aquacis_gateway_dead_letter_bytes`, `aquacis_gateway_dead_letters_dropped_total`,
 `aquacis_gateway_replication_enabled`, `aquacis_gateway_replication_alive`,
 `aquacis_gateway_replication_lag_seconds`, `aquacis_gateway_replication_errors_total`.
@@ -13,6 +14,7 @@ total (`gateway_state`), monotonic across restarts as a counter should be.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.dead_letters import dropped_total, totals
+from gateway.disk_budget import used_bytes
 from gateway.status import free_bytes
 
 
@@ -35,16 +38,23 @@ class GatewayOpsCollector(Collector):
         free = free_bytes(self.db)
         yield GaugeMetricFamily("aquacis_gateway_disk_free_bytes", "free bytes on the database's filesystem",
                                 value=math.nan if free is None else free)
-        n = size = dropped = 0
+        n = size = dropped = used = budget = 0
         try:
             con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=2)
             try:
+                used = used_bytes(self.db, con)
+                row = con.execute("SELECT value FROM gateway_state WHERE key = 'disk_bound_bytes'").fetchone()
+                budget = int(json.loads(row[0]) or 0) if row else 0
                 n, size = totals(con)
                 dropped = dropped_total(con)
             finally:
                 con.close()
         except sqlite3.Error:
             pass  # no database yet: zeros
+        yield GaugeMetricFamily("aquacis_gateway_disk_bytes",
+                                "bytes the database uses (file + WAL + shm, less free pages)", value=used)
+        yield GaugeMetricFamily("aquacis_gateway_disk_budget_bytes", "the database's disk budget (0 = none)",
+                                value=budget)
         yield GaugeMetricFamily("aquacis_gateway_dead_letters", "dead letters kept", value=n)
         yield GaugeMetricFamily("aquacis_gateway_dead_letter_bytes", "bytes of the dead letters kept", value=size)
         yield CounterMetricFamily("aquacis_gateway_dead_letters_dropped", "dead letters dropped by the cap",

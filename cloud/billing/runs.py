@@ -152,7 +152,7 @@ def claim_chunk(engine: Engine, worker: str, run_id: str | None = None, *, clock
             if engine.dialect.name == "postgresql":
                 row = conn.execute(pick.with_for_update(skip_locked=True)).first()
                 if row is None:
-                    return None
+                    break
                 key = (c.c.run_id == row.run_id) & (c.c.chunk_no == row.chunk_no)
             else:
                 # SQLite: one UPDATE picks and marks the chunk under the single write lock.
@@ -162,24 +162,36 @@ def claim_chunk(engine: Engine, worker: str, run_id: str | None = None, *, clock
                 status="claimed", claim_token=token, claimed_by=worker[:120], lease_until=now,
                 attempts=c.c.attempts + 1))
             if res.rowcount == 0:
-                return None
+                break
             got = conn.execute(sa.select(c).where(c.c.claim_token == token)).mappings().one()
-            lease, max_attempts = conn.execute(
-                sa.select(r.c.lease_seconds, r.c.max_attempts).where(r.c.id == got["run_id"])).one()
+            lease, max_attempts, phase = conn.execute(
+                sa.select(r.c.lease_seconds, r.c.max_attempts, r.c.phase).where(r.c.id == got["run_id"])).one()
             conn.execute(c.update().where(c.c.claim_token == token).values(
                 lease_until=now + timedelta(seconds=lease)))
-            conn.execute(r.update().where(r.c.id == got["run_id"], r.c.phase == "pending")
-                         .values(phase="running", started_at=now))
+            if phase == "pending":  # only the run's first claims write its row (see finish_if_done)
+                conn.execute(r.update().where(r.c.id == got["run_id"], r.c.phase == "pending")
+                             .values(phase="running", started_at=now))
             if got["attempts"] <= max_attempts:
                 return Claim(got["run_id"], got["chunk_no"], got["municipality"], got["first_contract"],
                              got["last_contract"], token, got["attempts"])
             reason = (f"chunk {got['chunk_no']} ({got['first_contract']}..{got['last_contract']}) gave up after "
                       f"{got['attempts'] - 1} attempts; last error: {got['last_error'] or 'worker lost (lease expired)'}")
-            conn.execute(c.update().where(c.c.claim_token == token).values(status="failed", lease_until=None))
+            conn.execute(c.update().where(c.c.claim_token == token).values(
+                status="failed", lease_until=None, processed=0, invoiced=0, errors=1))
             conn.execute(billing_run_errors.insert().values(
                 run_id=got["run_id"], chunk_no=got["chunk_no"], contract_id=None, municipality=got["municipality"],
                 code="chunk_failed", reason=reason, at=now))
-            _advance(conn, got["run_id"], processed=0, invoiced=0, errors=1, chunk_done=False, now=now)
+        finish_if_done(engine, got["run_id"], clock=clock)
+    # Nothing claimable: a run whose last committer died between its commit and finishing the
+    # run is finished here (a no-op for a run with chunks still pending or claimed).
+    if run_id is not None:
+        finish_if_done(engine, run_id, clock=clock)
+    else:
+        with engine.connect() as conn:
+            running = conn.execute(sa.select(billing_runs.c.id).where(billing_runs.c.phase == "running")).scalars().all()
+        for rid in running:
+            finish_if_done(engine, rid, clock=clock)
+    return None
 
 
 def release_chunk(engine: Engine, claim: Claim, error: str) -> None:
@@ -191,22 +203,47 @@ def release_chunk(engine: Engine, claim: Claim, error: str) -> None:
         ).values(status="pending", claim_token=None, lease_until=None, last_error=error[:2000]))
 
 
-def _advance(conn: Connection, run_id: str, *, processed: int, invoiced: int, errors: int, chunk_done: bool,
-             now: datetime) -> None:
-    r = billing_runs
-    conn.execute(r.update().where(r.c.id == run_id).values(
-        contracts_processed=r.c.contracts_processed + processed,
-        invoices_generated=r.c.invoices_generated + invoiced,
-        errors_count=r.c.errors_count + errors,
-        chunks_done=r.c.chunks_done + (1 if chunk_done else 0),
-    ))
-    left = conn.execute(sa.select(sa.func.count()).select_from(billing_run_chunks).where(
-        billing_run_chunks.c.run_id == run_id, billing_run_chunks.c.status.in_(("pending", "claimed")))).scalar_one()
-    if left == 0:
-        failed = conn.execute(sa.select(sa.func.count()).select_from(billing_run_chunks).where(
-            billing_run_chunks.c.run_id == run_id, billing_run_chunks.c.status == "failed")).scalar_one()
-        conn.execute(r.update().where(r.c.id == run_id, r.c.phase.in_(("pending", "running"))).values(
-            phase="failed" if failed else "completed", finished_at=now))
+def live_counts(conn: Connection, run_id: str) -> dict[str, int]:
+    """The run's totals summed over its chunks' own counts (each chunk's commit writes only its
+    own row, so parallel workers never wait on each other for a shared counter)."""
+    c = billing_run_chunks
+    processed, invoiced, errors, done = conn.execute(sa.select(
+        sa.func.coalesce(sa.func.sum(c.c.processed), 0), sa.func.coalesce(sa.func.sum(c.c.invoiced), 0),
+        sa.func.coalesce(sa.func.sum(c.c.errors), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((c.c.status == "done", 1), else_=0)), 0),
+    ).where(c.c.run_id == run_id)).one()
+    return {"contracts_processed": int(processed), "invoices_generated": int(invoiced), "errors_count": int(errors),
+            "chunks_done": int(done)}
+
+
+def finish_if_done(engine: Engine, run_id: str | None, *, clock: Clock = utcnow) -> bool:
+    """Mark the run completed (or failed) once no chunk is pending or claimed, writing its totals
+    and BillingRunCompleted exactly once. Runs after a chunk's commit, in its own transaction:
+    the worker whose commit came last sees every other chunk done. A worker that dies between
+    its commit and this check leaves the run to the next claim attempt, which runs it too."""
+    from cloud.billing.events import run_event
+
+    if run_id is None:
+        return False
+    c, r = billing_run_chunks, billing_runs
+    with engine.begin() as conn:
+        phase = conn.execute(sa.select(r.c.phase).where(r.c.id == run_id)).scalar_one_or_none()
+        if phase not in ("pending", "running"):
+            return False
+        left = conn.execute(sa.select(sa.func.count()).select_from(c).where(
+            c.c.run_id == run_id, c.c.status.in_(("pending", "claimed")))).scalar_one()
+        if left:
+            return False
+        failed = conn.execute(sa.select(sa.func.count()).select_from(c).where(
+            c.c.run_id == run_id, c.c.status == "failed")).scalar_one()
+        now = clock()
+        # Conditional: of two workers finishing at once, the second's UPDATE matches nothing.
+        res = conn.execute(r.update().where(r.c.id == run_id, r.c.phase.in_(("pending", "running"))).values(
+            phase="failed" if failed else "completed", finished_at=now, **live_counts(conn, run_id)))
+        if res.rowcount != 1:
+            return False
+        run_event(conn, run_id, "BillingRunCompleted", now)
+    return True
 
 
 def payment_reference(contract_id: str, period: str, revision: int = 0) -> str:
@@ -393,53 +430,68 @@ def line_json(ln: Any) -> dict[str, Any]:
 
 def commit_chunk(engine: Engine, claim: Claim, result: ChunkResult, *, events: bool = True,
                  clock: Clock = utcnow) -> bool:
-    """Write one chunk's outcome atomically; False when the claim was lost (another worker has it).
+    """Write one chunk's outcome atomically, then finish the run if it was the last chunk; False
+    when the claim was lost (another worker has it).
 
     Invoices are written as drafts: InvoiceGenerated is recorded when the run is approved
     (`cloud.billing.lifecycle.approve_run`), since a draft is not yet a document. `events` is
     kept for callers that pass it; it no longer changes anything here."""
-    from cloud.billing.events import run_event
-
-    now = clock()
-    c = billing_run_chunks
     with engine.begin() as conn:
-        res = conn.execute(c.update().where(
-            c.c.run_id == claim.run_id, c.c.chunk_no == claim.chunk_no, c.c.claim_token == claim.token,
-            c.c.status == "claimed").values(status="done", lease_until=None))
-        if res.rowcount != 1:
+        if not write_chunk(conn, claim, result, clock()):
             return False
-        invs = result.invoices
-        # Locked (PostgreSQL) so a concurrent void either sees this chunk's drafts or makes it write none.
-        state = conn.execute(sa.select(billing_runs.c.state).where(billing_runs.c.id == claim.run_id)
-                             .with_for_update()).scalar_one()
-        if state != "draft":
-            invs = []  # the run was voided while this chunk was built: nothing of it is written
-        if invs:
-            # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
-            existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
-                invoices.c.contract_id >= claim.first, invoices.c.contract_id <= claim.last,
-                invoices.c.period == invs[0][I_PERIOD], invoices.c.kind == "regular",
-                invoices.c.revision == 0)).scalars())
-            if existing:
-                invs = [i for i in invs if i[I_CONTRACT] not in existing]
-        if invs:
-            insert_rows(conn, invoices, INVOICE_COLS, invs)
-        if result.errors:
-            conn.execute(billing_run_errors.insert(), result.errors)
-        _advance(conn, claim.run_id, processed=result.processed, invoiced=len(invs), errors=len(result.errors),
-                 chunk_done=True, now=now)
-        phase = conn.execute(sa.select(billing_runs.c.phase).where(billing_runs.c.id == claim.run_id)).scalar_one()
-        if phase in ("completed", "failed"):
-            run_event(conn, claim.run_id, "BillingRunCompleted", now)
+    finish_if_done(engine, claim.run_id, clock=clock)
+    return True
+
+
+def write_chunk(conn: Connection, claim: Claim, result: ChunkResult, now: datetime) -> bool:
+    """The chunk's transaction (the caller's): its invoices, errors and counts, its `done` mark.
+
+    It writes only rows of its own: the chunk row (claimed by this worker) and invoices and
+    errors of the chunk's contracts. The run's row is read under a SHARE lock (PostgreSQL):
+    chunks committing at once do not block each other, while a void (an UPDATE of that row)
+    waits for them, or they for it and then write nothing."""
+    c = billing_run_chunks
+    mine = (c.c.run_id == claim.run_id) & (c.c.chunk_no == claim.chunk_no) & (c.c.claim_token == claim.token)
+    if conn.execute(c.update().where(mine, c.c.status == "claimed").values(status="done", lease_until=None)
+                    ).rowcount != 1:
+        return False
+    state = conn.execute(sa.select(billing_runs.c.state).where(billing_runs.c.id == claim.run_id)
+                         .with_for_update(read=True)).scalar_one()
+    invs = result.invoices
+    if state != "draft":
+        invs = []  # the run was voided while this chunk was built: nothing of it is written
+    if invs:
+        # A contract may already be invoiced for the period (e.g. by an overlapping run): skip it.
+        existing = set(conn.execute(sa.select(invoices.c.contract_id).where(
+            invoices.c.contract_id >= claim.first, invoices.c.contract_id <= claim.last,
+            invoices.c.period == invs[0][I_PERIOD], invoices.c.kind == "regular",
+            invoices.c.revision == 0)).scalars())
+        if existing:
+            invs = [i for i in invs if i[I_CONTRACT] not in existing]
+    if invs:
+        insert_rows(conn, invoices, INVOICE_COLS, invs)
+    if result.errors:
+        conn.execute(billing_run_errors.insert(), result.errors)
+    conn.execute(c.update().where(mine).values(processed=result.processed, invoiced=len(invs),
+                                               errors=len(result.errors)))
     return True
 
 
 def load_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    """The run's row; while it is pending or running, its counters are the live sums of its
+    chunks' counts (the row's own are written when it finishes)."""
     row = conn.execute(sa.select(billing_runs).where(billing_runs.c.id == run_id)).mappings().first()
-    return dict(row) if row else None
+    if row is None:
+        return None
+    run = dict(row)
+    if run["phase"] in ("pending", "running"):
+        run.update(live_counts(conn, run_id))
+    return run
 
 
 def run_status(conn: Connection, run: dict[str, Any], *, error_limit: int = 100) -> dict[str, Any]:
+    if run["phase"] in ("pending", "running"):
+        run = {**run, **live_counts(conn, run["id"])}  # a listed row carries the totals only once finished
     errs = conn.execute(sa.select(billing_run_errors).where(billing_run_errors.c.run_id == run["id"])
                         .order_by(billing_run_errors.c.id).limit(error_limit)).mappings().all()
     started, finished = _aware(run["started_at"]), _aware(run["finished_at"])

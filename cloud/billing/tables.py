@@ -65,6 +65,10 @@ billing_run_chunks = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
+    # What the chunk's commit wrote: the run's live totals are their sums (no shared counter row).
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("invoiced", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_billing_run_chunks_status", "run_id", "status", "chunk_no"),
 )
 

@@ -10,6 +10,7 @@ None and the caller uses satcfdi. Tests assert byte equality with satcfdi's outp
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lxml import etree
@@ -37,8 +38,8 @@ class _Fallback(Exception):
 
 
 def _present(d: dict[str, Any], allowed: set[str]) -> None:
-    for k, v in d.items():
-        if v is not None and k not in allowed:
+    for k in d.keys() - allowed:  # set difference in C; usually empty
+        if d[k] is not None:
             raise _Fallback(k)
 
 
@@ -51,38 +52,24 @@ def _items(value: Any) -> list[Any]:
 def _traslado(parent: etree._Element, tag: str, t: dict[str, Any], out: list[str]) -> None:
     """A Concepto's or the Comprobante's Traslado/Retencion (Base, Impuesto, TipoFactor, TasaOCuota,
     Importe — also their cadena order)."""
-    el = etree.SubElement(parent, tag)
-    a = el.attrib
-    if "Base" in t and t["Base"] is not None:
-        a["Base"] = fmt_decimal(t["Base"])
+    a: dict[str, str] = {}
+    if (v := t.get("Base")) is not None:
+        a["Base"] = fmt_decimal(v)
     a["Impuesto"] = strcode(t["Impuesto"])
-    if "TipoFactor" in t and t["TipoFactor"] is not None:
-        a["TipoFactor"] = strcode(t["TipoFactor"])
+    if (v := t.get("TipoFactor")) is not None:
+        a["TipoFactor"] = strcode(v)
     if (v := t.get("TasaOCuota")) is not None:
         a["TasaOCuota"] = fmt_decimal(v)
     if (v := t.get("Importe")) is not None:
         a["Importe"] = fmt_decimal(v)
+    # Attributes gathered in a dict and handed to lxml at once (one call, not one per attribute).
+    etree.SubElement(parent, tag, a)
     out.extend(a.values())
 
 
 def _concepto(parent: etree._Element, c: dict[str, Any], out: list[str]) -> None:
     _present(c, _CONCEPTO_KEYS)
-    el = etree.SubElement(parent, C + "Concepto")
-    imp = c.get("Impuestos")
-    taxes: list[str] = []  # in the cadena the taxes follow the concepto's own attributes
-    if imp is not None:
-        _present(imp, {"Traslados", "Retenciones"})
-        ie = etree.SubElement(el, C + "Impuestos")
-        if imp.get("Traslados") is not None:
-            st = etree.SubElement(ie, C + "Traslados")
-            for t in _items(imp["Traslados"]):
-                _traslado(st, C + "Traslado", t, taxes)
-        if imp.get("Retenciones") is not None:
-            st = etree.SubElement(ie, C + "Retenciones")
-            for t in _items(imp["Retenciones"]):
-                _traslado(st, C + "Retencion", t, taxes)
-    a = el.attrib
-    a["ClaveProdServ"] = strcode(c["ClaveProdServ"])
+    a: dict[str, str] = {"ClaveProdServ": strcode(c["ClaveProdServ"])}
     if (v := c.get("NoIdentificacion")) is not None:
         a["NoIdentificacion"] = v
     a["Cantidad"] = fmt_decimal(c["Cantidad"])
@@ -95,8 +82,20 @@ def _concepto(parent: etree._Element, c: dict[str, Any], out: list[str]) -> None
     if (v := c.get("Descuento")) is not None:
         a["Descuento"] = fmt_decimal(v)
     a["ObjetoImp"] = strcode(c["ObjetoImp"])
-    out.extend(a.values())
-    out.extend(taxes)
+    el = etree.SubElement(parent, C + "Concepto", a)
+    out.extend(a.values())  # in the cadena the taxes follow the concepto's own attributes
+    imp = c.get("Impuestos")
+    if imp is not None:
+        _present(imp, {"Traslados", "Retenciones"})
+        ie = etree.SubElement(el, C + "Impuestos")
+        if imp.get("Traslados") is not None:
+            st = etree.SubElement(ie, C + "Traslados")
+            for t in _items(imp["Traslados"]):
+                _traslado(st, C + "Traslado", t, out)
+        if imp.get("Retenciones") is not None:
+            st = etree.SubElement(ie, C + "Retenciones")
+            for t in _items(imp["Retenciones"]):
+                _traslado(st, C + "Retencion", t, out)
 
 
 def comprobante_xml(doc: Any) -> etree._Element | None:
@@ -105,9 +104,19 @@ def comprobante_xml(doc: Any) -> etree._Element | None:
     return got[0] if got else None
 
 
+# Whether any value of a "|"-joined list may need normalize-space(): a value's leading or
+# trailing space sits next to a "|" (or the ends) once joined. A false alarm (a "| " inside a
+# value) only sends the list to the per-value check; no value that needs it is missed.
+_ANY_NEEDS = re.compile(r"[\t\r\n]|  |\| | \||^ | $")
+
+
 def _cadena(values: list[str]) -> str:
-    # normalize-space() of each value, as SAT's utilerias.xslt does.
-    return "||" + "|".join(_normalize(v) if _NEEDS.search(v) else v for v in values) + "||"
+    # normalize-space() of each value, as SAT's utilerias.xslt does; one scan of the joined
+    # text first, since almost no document has a value that needs it.
+    joined = "|".join(values)
+    if _ANY_NEEDS.search(joined):
+        joined = "|".join(_normalize(v) if _NEEDS.search(v) else v for v in values)
+    return "||" + joined + "||"
 
 
 def comprobante_xml_and_cadena(doc: Any) -> tuple[etree._Element, str] | None:

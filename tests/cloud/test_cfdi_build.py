@@ -349,3 +349,15 @@ def test_fast_serialiser_matches_satcfdi_for_every_builder(issuer, stamped_ppd) 
     pago = build_payment(issuer, CUSTOMER_TAX, PaymentInfo(
         "p", datetime(2026, 12, 3), "01", (PaidDocument(stamped_ppd.stamped_xml, 1, D("363.25"), D("1")),)))
     assert comprobante_xml(pago) is None  # complement: satcfdi serialises it
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(alphabet=" \t\r\na|b\u00a0Ñ", max_size=6), max_size=6))
+def test_one_scan_cadena_normalises_exactly_like_each_value(values) -> None:  # type: ignore[no-untyped-def]
+    """The fast serialiser scans the joined cadena once for whitespace to normalise; the result is
+    the per-value normalize-space() of SAT's utilerias.xslt, whatever the values hold."""
+    from cloud.cfdi.cadena import _NEEDS, _normalize
+    from cloud.cfdi.xml import _cadena
+
+    want = "||" + "|".join(_normalize(v) if _NEEDS.search(v) else v for v in values) + "||"
+    assert _cadena(values) == want

@@ -153,3 +153,61 @@ def test_serve_refuses_an_older_schema_unless_told_to_migrate(db_url: str, monke
     assert out.exit_code == 0, out.output
     assert served and served[0]["port"] == 8123
     assert current_revision(make_engine(db_url)) == head_revision()
+
+
+def test_a_billing_run_going_at_the_upgrade_keeps_its_progress(db_url: str) -> None:
+    """0004 moves a run's live counts onto its chunks: a run half done at the upgrade gets its
+    finished chunks' counts from what they wrote, so its progress and final totals stay right."""
+    from datetime import UTC, date, datetime
+
+    from alembic import command
+
+    from cloud import row_security
+    from cloud.billing.runs import load_run
+    from cloud.db import alembic_config
+
+    import_table_modules()
+    engine = make_engine(db_url)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        create_or_migrate(engine)
+        cfg = alembic_config(engine)
+        with row_security.system_scope("migrate"), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003_global_reentry")
+        md = sa.MetaData()
+        runs, chunks, invs, errs = (sa.Table(n, md, autoload_with=engine) for n in
+                                    ("billing_runs", "billing_run_chunks", "invoices", "billing_run_errors"))
+        with row_security.system_scope("seed"), engine.begin() as conn:
+            conn.execute(runs.insert().values(
+                id="r1", municipalities=["EXP-01"], cycle="2026-02", period_start=date(2026, 2, 1),
+                period_end=date(2026, 2, 28), issue_date=date(2026, 3, 1), due_date=date(2026, 3, 21),
+                parallelism=2, chunk_size=2, max_attempts=3, lease_seconds=300, phase="running", state="draft",
+                contracts_total=6, contracts_processed=3, invoices_generated=2, errors_count=2, chunks_total=3,
+                chunks_done=1, created_at=now, started_at=now))
+            conn.execute(chunks.insert(), [
+                {"run_id": "r1", "chunk_no": 0, "municipality": "EXP-01", "first_contract": "EXP-01-0000001",
+                 "last_contract": "EXP-01-0000002", "size": 2, "status": "done", "attempts": 1},
+                {"run_id": "r1", "chunk_no": 1, "municipality": "EXP-01", "first_contract": "EXP-01-0000003",
+                 "last_contract": "EXP-01-0000004", "size": 2, "status": "failed", "attempts": 4},
+                {"run_id": "r1", "chunk_no": 2, "municipality": "EXP-01", "first_contract": "EXP-01-0000005",
+                 "last_contract": "EXP-01-0000006", "size": 2, "status": "pending", "attempts": 0}])
+            conn.execute(invs.insert(), [
+                {"id": f"i{k}", "number": f"EXP-01-202602-{k}", "municipality": "EXP-01",
+                 "contract_id": f"EXP-01-000000{k}", "period": "2026-02", "kind": "regular", "revision": 0,
+                 "run_id": "r1", "period_start": date(2026, 2, 1), "period_end": date(2026, 2, 28),
+                 "issue_date": date(2026, 3, 1), "due_date": date(2026, 3, 21), "use_class": "DOM_MEDIO",
+                 "units": 1, "consumption_l": 1000, "billed_m3": 1, "estimated": False, "tariff_versions": [],
+                 "lines": [], "basis": {}, "subtotal": 10, "vat": 0, "total": 10, "currency": "MXN",
+                 "payment_reference": f"0{k}", "created_at": now, "status": "draft"} for k in (1, 2)])
+            conn.execute(errs.insert(), [
+                {"run_id": "r1", "chunk_no": 1, "contract_id": None, "municipality": "EXP-01",
+                 "code": "chunk_failed", "reason": "gave up", "at": now}])
+        create_or_migrate(engine)
+        with engine.connect() as conn:
+            run = load_run(conn, "r1")
+        assert run is not None
+        assert (run["contracts_processed"], run["invoices_generated"], run["errors_count"], run["chunks_done"]) == \
+            (2, 2, 1, 1)
+    finally:
+        engine.dispose()

@@ -258,3 +258,39 @@ def test_columns_reads_live_rows_lazily_with_sql_types_converted(store: EdgeStor
     assert sorted(store.columns("readings", "meter_serial", "alarms")) == [("M1", ["leak"]), ("M2", [])]
     with pytest.raises(StoreError):
         list(store.columns("meters", "no_such_field"))
+
+
+def test_push_batch_read_in_pieces_sends_every_fact_once_in_outbox_order(store: EdgeStore,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts are read joined to their rows a piece at a time (edge.outbox.PIECE_ROWS): pieces,
+    texts kept once, unknown fields, a fact gone and field writes between runs give the same
+    changes, in outbox order, as the stored rows."""
+    from edge import outbox
+
+    monkeypatch.setattr(outbox, "PIECE_ROWS", 3)
+    first = store.insert_facts("readings", [reading(i) for i in range(7)])
+    w = "w"
+    store.set_fields("work_orders", w, {"municipality": MUN, "zone": Z1, "status": "assigned"})
+    store.set_fields("work_orders", w, {"notes": "fuga en banqueta"})
+    odd = store.insert_facts("readings", [{**reading(100), "future_field": {"x": 1}}])
+    gone = store.insert_facts("readings", [reading(i) for i in range(200, 205)])
+    store.conn.execute("DELETE FROM readings WHERE id = ?", (gone[2],))
+
+    batch = store.next_push_batch(100)
+    assert batch is not None
+    sent = wire.decode(wire.encode(batch))
+    assert isinstance(sent, messages.PushBatch)
+    got = [(c.table, c.pk, c.op, c.seq) for c in sent.changes]
+    seqs = dict(store.conn.execute("SELECT pk, seq FROM _outbox"))
+    assert got[:7] == [("readings", pk, "insert", seqs[pk]) for pk in first]
+    assert [c.table for c in sent.changes[7:9]] == ["work_orders", "work_orders"]
+    assert [c.op for c in sent.changes[7:9]] == ["set", "set"]
+    rest = [pk for pk in odd + gone if pk != gone[2]]
+    assert [c.pk for c in sent.changes[9:]] == rest
+    by_pk = {c.pk: c for c in sent.changes}
+    assert by_pk[odd[0]].fields["future_field"] == {"x": 1}
+    for c in sent.changes:
+        if c.table == "readings":
+            assert c.fields == store.get("readings", c.pk)
+            assert c.site_id == store.site_id and c.municipality == MUN and c.zone == Z1
+    assert [c.seq for c in sent.changes] == sorted(c.seq for c in sent.changes)

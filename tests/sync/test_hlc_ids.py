@@ -73,3 +73,13 @@ def test_uuid7_layout_and_order() -> None:
     assert all(p is not None for p in parts)
     assert split("6f9619ff-8b86-d011-b42d-00cf4fc964ff") is None  # not v7
     assert split(uuid7()) is not None
+
+
+@given(st.integers(0, (1 << 44) - 1), st.integers(0, 50), st.integers(0, (1 << 30) - 1))
+def test_many_ids_are_the_ids_of_as_many_calls(counter: int, n: int, tag: int) -> None:
+    """``UUID7Generator.many`` (one clock reading, one lock) gives what ``n`` calls in the same
+    millisecond give, across the counter's wrap too, and the generator continues the same way."""
+    one = UUID7Generator(clock=lambda: 1_780_000_000_000, tag=tag)
+    bulk = UUID7Generator(clock=lambda: 1_780_000_000_000, tag=tag)
+    one._counter = bulk._counter = counter
+    assert bulk.many(n) + [bulk()] == [one() for _ in range(n + 1)]
