@@ -68,13 +68,13 @@ def main() -> int:
     print(f"seeded {args.contracts} contracts in {time.perf_counter() - t:.1f}s ({engine.dialect.name})")
     with engine.begin() as conn:
         user = create_user(conn, name="bench", role="billing", municipality="EXP-01")
-        set_credential(conn, user_id=user["id"], login="bench", password="bench-password-1", enrol_totp=False,
+        set_credential(conn, user_id=user["id"], login=f"bench-{user['id']}", password="bench-password-1", enrol_totp=False,
                        now=datetime.now(UTC))
         cid = conn.execute(sa.select(sa.func.max(contracts.c.id))).scalar()
     api = {"Authorization": f"Bearer {user['token']}"}
     client = TestClient(app)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login").text).group(1)  # type: ignore[union-attr]
-    client.post("/console/login", data={"login": "bench", "password": "bench-password-1", "csrf_token": token})
+    client.post("/console/login", data={"login": f"bench-{user['id']}", "password": "bench-password-1", "csrf_token": token})
     n = args.calls
     print(f"{n} calls each:")
     line("GET /health (floor)", timed(client, "/health", n))

@@ -2,14 +2,14 @@
 
 Expand only: three new tables.
 
-Revision ID: 0004_web_sign_in
+Revision ID: 0005_web_sign_in
 Revises: 0004_billing_chunk_counts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_web_sign_in"
+revision = "0005_web_sign_in"
 down_revision = "0004_billing_chunk_counts"
 branch_labels = None
 depends_on = None

@@ -3,15 +3,15 @@ connections (acometidas), the service point → connection link and planned outa
 
 Expand only: new tables, nothing existing changes.
 
-Revision ID: 0005_network_registry
-Revises: 0004_web_sign_in
+Revision ID: 0006_network_registry
+Revises: 0005_web_sign_in
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_network_registry'
-down_revision = "0004_web_sign_in"
+revision = '0006_network_registry'
+down_revision = "0005_web_sign_in"
 branch_labels = None
 depends_on = None
 
