@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, scope_municipality
-from cloud.api.shapes import ApiModel, cursor_page
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page
 from cloud.auth import (
     NODE_KINDS,
     USER_ROLES,
@@ -18,10 +18,12 @@ from cloud.auth import (
     users,
 )
 from cloud.errors import Forbidden, Invalid
-from cloud.events import list_events, record_event
+from cloud.events import list_events as query_events
+from cloud.events import record_event
 from sync.logs import get_logger
 
 router = APIRouter(tags=["admin"], responses=ERROR_RESPONSES)
+PageLimit = Annotated[int, Query(ge=1, le=1000)]
 
 
 class WhoAmI(ApiModel):
@@ -88,13 +90,17 @@ def add_node(body: NewNode, principal: AdminDep,
 
 
 @router.get("/nodes")
-def list_nodes(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None)) -> list[dict[str, Any]]:
-    """Registered field nodes of the caller's municipality (no tokens), with their last pull."""
+def list_nodes(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None, max_length=20),
+               after: IdCursor = None, limit: PageLimit = 200) -> dict[str, Any]:
+    """Registered field nodes of the caller's municipality (no tokens), with their last pull, by
+    site id; a cursor page."""
     from cloud.sync.nodes import list_nodes as sync_nodes
 
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
-        return sorted(sync_nodes(conn, muni), key=lambda n: n["site_id"])
+        found = sorted(sync_nodes(conn, muni), key=lambda n: n["site_id"])
+    rows = [n for n in found if after is None or n["site_id"] > after][:limit + 1]
+    return cursor_page(rows, limit, key=lambda n: n["site_id"])
 
 
 class Deactivation(ApiModel):
@@ -117,14 +123,18 @@ def deactivate_node(site_id: Annotated[str, Path(max_length=64)], body: Deactiva
 
 
 @router.get("/users")
-def list_users(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None)) -> list[dict[str, Any]]:
-    """Staff users of the caller's municipality (no tokens)."""
+def list_users(principal: AdminDep, engine: EngineDep, municipality: str | None = Query(None, max_length=20),
+               after: IdCursor = None, limit: PageLimit = 200) -> dict[str, Any]:
+    """Staff users of the caller's municipality (no tokens), by id; a cursor page."""
     muni = scope_municipality(principal, municipality)
     q = sa.select(users.c.id, users.c.name, users.c.role, users.c.municipality, users.c.zone, users.c.active)
     if muni:
         q = q.where(users.c.municipality == muni)
+    if after is not None:
+        q = q.where(users.c.id > after)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q.order_by(users.c.id)).mappings()]
+        rows = [dict(r) for r in conn.execute(q.order_by(users.c.id).limit(limit + 1)).mappings()]
+    return cursor_page(rows, limit, key=lambda u: u["id"])
 
 
 EventSeq = Annotated[int | None, Query(ge=0, le=2**62, description="Cursor: the previous page's `next` (an event `seq`)")]
@@ -137,18 +147,18 @@ def entity_events(entity: str, entity_id: str, principal: AdminDep, engine: Engi
     """The audit trail of one entity (e.g. `contract`, `meter`, `reading`, `invoice`), oldest
     first, a cursor page."""
     with engine.connect() as conn:
-        rows = list_events(conn, entity=entity, entity_id=entity_id, after=after, limit=limit + 1,
-                           municipality=None if principal.all_municipalities else principal.municipality)
+        rows = query_events(conn, entity=entity, entity_id=entity_id, after=after, limit=limit + 1,
+                            municipality=None if principal.all_municipalities else principal.municipality)
     return cursor_page(rows, limit, key=lambda e: e["seq"])
 
 
 @router.get("/events", tags=["events"])
-def get_events(principal: AdminDep, engine: EngineDep,
-               type: str | None = Query(None, max_length=80, description="e.g. ContractCreated, MeterReplaced"),
-               entity: str | None = Query(None, max_length=80, description="e.g. contract, meter, reading, invoice"),
-               after: EventSeq = None, limit: EventLimit = 200) -> dict[str, Any]:
+def list_events(principal: AdminDep, engine: EngineDep,
+                type: str | None = Query(None, max_length=80, description="e.g. ContractCreated, MeterReplaced"),
+                entity: str | None = Query(None, max_length=80, description="e.g. contract, meter, reading, invoice"),
+                after: EventSeq = None, limit: EventLimit = 200) -> dict[str, Any]:
     """The event log of the caller's municipality in order (oldest first), filtered, a cursor page."""
     with engine.connect() as conn:
-        rows = list_events(conn, type=type, entity=entity, after=after, limit=limit + 1,
-                           municipality=None if principal.all_municipalities else principal.municipality)
+        rows = query_events(conn, type=type, entity=entity, after=after, limit=limit + 1,
+                            municipality=None if principal.all_municipalities else principal.municipality)
     return cursor_page(rows, limit, key=lambda e: e["seq"])

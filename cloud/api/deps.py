@@ -45,12 +45,6 @@ def not_found(what: str, key: Any) -> NotFound:
     return NotFound.of(what, key)
 
 
-def check_tenant(principal: Principal, municipality: str | None, what: str, key: Any) -> None:
-    """Rows of another municipality do not exist for the caller: 404, no existence leak."""
-    if not principal.sees(municipality):
-        raise not_found(what, key)
-
-
 def scope_municipality(principal: Principal, requested: str | None) -> str | None:
     """The municipality a list query is limited to: the caller's own, or (central staff with
     `*`) the requested one / all. Asking for another municipality than one's own → 403."""

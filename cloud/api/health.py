@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from cloud.api.deps import get_engine
+from cloud.api.shapes import ApiJSONResponse
 
 router = APIRouter(tags=["admin"])
 
@@ -63,13 +63,13 @@ def live() -> dict[str, Any]:
 
 
 @router.get("/health/ready", responses={503: {"description": "not ready: database or schema"}})
-def ready(engine: Annotated[Engine, Depends(get_engine)]) -> JSONResponse:
+def ready(engine: Annotated[Engine, Depends(get_engine)]) -> ApiJSONResponse:
     """Database reachable and schema at this code's head revision; 503 otherwise."""
     ok, doc = readiness(engine)
-    return JSONResponse(doc, status_code=200 if ok else 503)
+    return ApiJSONResponse(doc, status_code=200 if ok else 503)  # `schemaHead` beside `schema_head`
 
 
 @router.get("/health", responses={503: {"description": "not ready: database or schema"}})
-def health(engine: Annotated[Engine, Depends(get_engine)]) -> JSONResponse:
+def health(engine: Annotated[Engine, Depends(get_engine)]) -> ApiJSONResponse:
     """Readiness with `status`, `database` and `dialect` (the original document); 503 when not ready."""
     return ready(engine)

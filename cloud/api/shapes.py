@@ -11,13 +11,15 @@ Members renamed to follow them are sent under both names for one release (CHANGE
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, SerializationInfo, model_serializer
 from pydantic.functional_serializers import SerializerFunctionWrapHandler
+
+from cloud.times import iso_ms
 
 T = TypeVar("T")
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
@@ -38,11 +40,14 @@ def camel(name: str) -> str:
 
 def with_camel(doc: Mapping[str, Any]) -> dict[str, Any]:
     """`doc` with a camelCase copy of every snake_case member (the old name kept one release);
-    a camelCase member already there wins (e.g. `dueAt` in ISO 8601 beside `due_at` in ms)."""
+    a camelCase member already there wins (e.g. `dueAt` set by the handler). An epoch-ms time
+    `*_at` has its twin in ISO 8601."""
     out = dict(doc)
     for key, value in doc.items():
         if key not in NO_TWIN and _SNAKE.match(key):
-            out.setdefault(camel(key), value)
+            # a time kept in epoch ms (`taken_at`) gets its twin in ISO 8601 (`takenAt`)
+            ms_time = key.endswith("_at") and isinstance(value, int) and not isinstance(value, bool)
+            out.setdefault(camel(key), iso_ms(value) if ms_time else value)
     return out
 
 
@@ -88,7 +93,7 @@ def page(items: list[Any], next_cursor: Any) -> dict[str, Any]:
     return {"items": items, "next": None if next_cursor is None else str(next_cursor)}
 
 
-def cursor_page(rows: list[T], limit: int, key: Callable[[T], Any],
+def cursor_page(rows: Sequence[T], limit: int, key: Callable[[T], Any],
                 out: Callable[[T], Any] = lambda r: r) -> dict[str, Any]:
     """The page of `rows` fetched in page order with `limit + 1` (the extra row only says there is
     a next page, so the last page never points to an empty one); `next` is `key` of the last row
@@ -96,6 +101,9 @@ def cursor_page(rows: list[T], limit: int, key: Callable[[T], Any],
     shown = rows[:limit]
     return page([out(r) for r in shown], key(shown[-1]) if len(rows) > limit and shown else None)
 
+
+# `after` of lists ordered by an id (or a code)
+IdCursor = Annotated[str | None, Query(max_length=80, description="Cursor: the previous page's `next`")]
 
 # `after` of lists ordered by a time and an id: `<epoch ms>:<id>` as the previous page's `next`.
 TimeCursor = Annotated[str | None, Query(max_length=100, pattern=r"^[0-9]{1,15}:[0-9A-Za-z._-]{1,80}$",

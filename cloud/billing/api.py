@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import EngineDep, NowDep, SettingsDep, not_found, scope_municipality
-from cloud.api.shapes import ApiModel, with_camel
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page, with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
 from cloud.billing.lifecycle import local_day
@@ -205,8 +205,7 @@ def list_invoices(engine: EngineDep, principal: BillingDep,
                   run: str | None = Query(None, description="Billing run id."),
                   municipality: str | None = Query(None, description="EXP-NN (central staff; others get their own)."),
                   status: str | None = Query(None, pattern=r"^(draft|issued|void)$", description="draft, issued or void."),
-                  after: str | None = Query(None, description="Cursor: the last `id` of the previous page."),
-                  limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+                  after: IdCursor = None, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     muni = scope_municipality(principal, municipality)
     q = sa.select(invoices)
     if muni is not None:
@@ -222,10 +221,9 @@ def list_invoices(engine: EngineDep, principal: BillingDep,
     if after:
         q = q.where(invoices.c.id > after)
     with engine.connect() as conn:
-        rows = conn.execute(q.order_by(invoices.c.id).limit(limit)).mappings().all()
-        repl = superseded_by(conn, [r["id"] for r in rows])
-    items = [invoice_out(r, repl.get(r["id"])) for r in rows]
-    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+        rows = conn.execute(q.order_by(invoices.c.id).limit(limit + 1)).mappings().all()
+        repl = superseded_by(conn, [r["id"] for r in rows[:limit]])
+    return cursor_page(rows, limit, key=lambda r: r["id"], out=lambda r: invoice_out(r, repl.get(r["id"])))
 
 
 def _visible_invoice(conn: Any, principal: Principal, invoice_id: str) -> Any:

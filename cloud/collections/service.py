@@ -23,6 +23,7 @@ from cloud.payments.money import fmt
 from cloud.payments.tables import payment_reversals, payments
 from cloud.registry.tables import contracts
 from cloud.tariffs.rounding import cents as round_cents
+from cloud.times import iso
 from sync.vocab.work_orders import WorkOrderType
 
 LATE_FEE_RATE = Decimal("0.0147")   # per month (CEA tariff rules; cloud.tariffs default)
@@ -90,7 +91,7 @@ def agreement_out(conn: Connection, ag: Any, as_of: date) -> dict[str, Any]:
             "instalments": [{"n": r.n, "dueDate": r.due_date.isoformat(), "amount": fmt(int(r.amount_cents)),
                              "paid": prog.paid_through >= r.n} for r in plan],
             "paidSinceSigning": fmt(paid), "standing": prog.standing,
-            "signedAt": ag.signed_at.isoformat() if ag.signed_at else None}
+            "signedAt": iso(ag.signed_at)}
 
 
 def debt_view(conn: Connection, contract_id: str, as_of: date) -> dict[str, Any]:

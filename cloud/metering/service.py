@@ -345,9 +345,14 @@ def estimate_reading(conn: Connection, principal: Principal | None, meter: Any, 
     return doc
 
 
-def list_estimates(conn: Connection, serial: str) -> list[dict[str, Any]]:
-    rows = conn.execute(sa.select(estimated_readings).where(estimated_readings.c.meter_serial == serial)
-                        .order_by(estimated_readings.c.taken_at)).mappings().all()
+def list_estimates(conn: Connection, serial: str, *, after: tuple[int, str] | None = None,
+                   limit: int = 500) -> list[dict[str, Any]]:
+    """Estimates of a meter, oldest first (`taken_at`, then id), those after `after` (taken_at, id)."""
+    est = estimated_readings
+    q = sa.select(est).where(est.c.meter_serial == serial)
+    if after is not None:
+        q = q.where(sa.or_(est.c.taken_at > after[0], sa.and_(est.c.taken_at == after[0], est.c.id > after[1])))
+    rows = conn.execute(q.order_by(est.c.taken_at, est.c.id).limit(limit)).mappings().all()
     return [{k: r[k] for k in r.keys() if k != "created_at"} | {"estimated": True} for r in rows]
 
 

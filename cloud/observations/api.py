@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import ConfigDict, Field
 
 from cloud.api.deps import ERROR_RESPONSES, AdminDep, EngineDep, PrincipalDep, not_found
-from cloud.api.shapes import ApiModel
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page
 from cloud.auth import Principal
 from cloud.errors import Forbidden, Invalid
 from cloud.registry.municipalities import MUNICIPALITIES
@@ -57,14 +57,22 @@ def _bad(exc: ObservationError) -> Invalid:
     return Invalid(f"{exc.field}: {exc.reason}", field=exc.field)
 
 
-@router.get("", response_model=list[CodeOut])
+class CodePage(ApiModel):
+    items: list[CodeOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
+
+
+@router.get("", response_model=CodePage)
 def list_codes(principal: PrincipalDep, engine: EngineDep,
                municipality: Annotated[str | None, Query(max_length=20)] = None,
-               active_only: bool = False) -> list[dict[str, Any]]:
-    """The municipality's catalogue, by code."""
+               active_only: bool = False, after: IdCursor = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> dict[str, Any]:
+    """The municipality's catalogue, by code; a cursor page (a catalogue is a few dozen codes)."""
     muni = _municipality(principal, municipality)
     with engine.begin() as conn:
-        return [c.as_dict() for c in service.list_codes(conn, muni, include_inactive=not active_only)]
+        codes = service.list_codes(conn, muni, include_inactive=not active_only)
+    rows = [c.as_dict() for c in codes if after is None or c.code > after][:limit + 1]
+    return cursor_page(rows, limit, key=lambda c: c["code"])
 
 
 @router.put("/{code}", response_model=CodeOut, responses={201: {"description": "Created"}})

@@ -281,9 +281,6 @@ class MeterHistory:
 
     # what the rules ask ---------------------------------------------------------------
 
-    def first_t(self) -> int:
-        return self.days[0]
-
     def before(self) -> int | None:
         """register value of the newest reading strictly older than the previous one, if in window"""
         if self.before_t is None or not self.days or self.before_t < self.days[0]:

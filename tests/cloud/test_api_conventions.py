@@ -180,3 +180,28 @@ def test_a_bad_cursor_or_page_size_is_a_4xx_naming_it(api, url: str, params: dic
     r = api.client.get(url, params=params, headers=api.user("admin", "EXP-01"))
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_a_reading_time_without_offset_is_refused_naming_taken_at(api) -> None:
+    r = api.client.post("/api/v2/readings", headers=api.user("billing", "EXP-01"), json={
+        "meterSerial": "WM-EXP-01-Z01-000001", "takenAt": "2026-12-01T10:00:00", "valueL": 1})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["takenAt"]
+
+
+def test_a_contract_made_with_camel_case_names_nested_ones_included(api) -> None:
+    body = {
+        "zone": "EXP-01-Z01", "useClass": "COMERCIAL", "units": 1, "startDate": "2026-01-01",
+        "customer": {"name": "Abarrotes La Esperanza", "taxId": "AEL010101ABA", "taxRegime": "601", "fiscalZip": "76000"},
+        "servicePoint": {"address": "Av. Universidad 100", "routeOrder": 7},
+        "meter": {"serial": "NEW-CAMEL-1", "dials": 5, "diameterMm": 20, "devEui": "A0C1FFFF0000CA01", "initialL": 1000},
+    }
+    r = api.client.post("/api/v2/contracts", headers=api.user("admin", "EXP-01"), json=body)
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    assert doc["useClass"] == doc["use_class"] == "COMERCIAL" and doc["customer"]["taxId"] == "AEL010101ABA"
+    assert doc["servicePoint"]["routeOrder"] == doc["service_point"]["route_order"] == 7
+    assert doc["meter"]["devEui"] == "a0c1ffff0000ca01" and doc["meter"]["diameterMm"] == 20
+    # a bound names the nested member by the name the client used
+    r = api.client.post("/api/v2/contracts", headers=api.user("admin", "EXP-01"),
+                        json={**body, "servicePoint": {"address": "x", "routeOrder": 10**20}})
+    assert r.status_code == 422 and "servicePoint.routeOrder" in [e["field"] for e in r.json()["errors"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from test_payments_support import make_contract, make_invoice
@@ -99,6 +99,7 @@ def test_agreement_shields_then_defaults(cloud) -> None:
     assert r["changes"] == [] and r["workOrders"] == []  # in good standing: no cut-off
     d = _debt(cloud, h, cid, "2026-04-20")
     assert d["status"] == "agreement" and d["agreement"]["standing"] == "ok"
+    assert datetime.fromisoformat(d["agreement"]["signedAt"]).utcoffset() is not None  # with its offset
     # May's instalment is missed past the grace days: the agreement defaults, cut-off follows.
     r = cloud.client.post("/api/v2/collections/evaluate", json={"asOf": "2026-05-15"}, headers=h).json()
     assert [(c["from"], c["to"]) for c in r["changes"]] == [("agreement", "cutoff_pending")]

@@ -52,10 +52,11 @@ def test_seed_loads_the_catalogue_and_the_api_manages_it(cloud) -> None:  # type
     reader, admin = cloud.user("reader", "EXP-01"), cloud.user("admin", "EXP-01")
     got = c.get("/api/v2/observation-codes", headers=reader)
     assert got.status_code == 200
-    assert [x["code"] for x in got.json()] == [x.code for x in DEFAULT_CATALOGUE]
+    assert [x["code"] for x in got.json()["items"]] == [x.code for x in DEFAULT_CATALOGUE]
     # camelCase members, the snake_case ones kept for one release (docs/api.md, "Names")
-    assert got.json()[0] == with_camel(DEFAULT_CATALOGUE[0].as_dict())
-    assert got.json()[0]["replacesReading"] is DEFAULT_CATALOGUE[0].replaces_reading
+    assert got.json()["items"][0] == with_camel(DEFAULT_CATALOGUE[0].as_dict())
+    assert got.json()["items"][0]["replacesReading"] is DEFAULT_CATALOGUE[0].replaces_reading
+    assert got.json()["next"] is None
     # seeding again adds nothing; the municipality's own edit of a default code is kept
     r = c.put("/api/v2/observation-codes/02", headers=admin,
               json={"description": "Perro suelto", "replaces_reading": True})
@@ -63,7 +64,7 @@ def test_seed_loads_the_catalogue_and_the_api_manages_it(cloud) -> None:  # type
     seed(cloud.engine, "EXP-01", 1, 1)
     assert c.post("/api/v2/observation-codes/load-defaults", headers=admin).json() == {
         "municipality": "EXP-01", "added": 0}
-    by = {x["code"]: x for x in c.get("/api/v2/observation-codes", headers=reader).json()}
+    by = {x["code"]: x for x in c.get("/api/v2/observation-codes", headers=reader).json()["items"]}
     assert by["02"]["description"] == "Perro suelto"
     # a new code that opens a work order; then retire it
     r = c.put("/api/v2/observation-codes/BYP", headers=admin, json={
@@ -73,7 +74,7 @@ def test_seed_loads_the_catalogue_and_the_api_manages_it(cloud) -> None:  # type
     assert r.json()["opensWorkOrder"] and r.json()["workOrderType"] == "inspect_anomaly"
     r = c.delete("/api/v2/observation-codes/byp", headers=admin)
     assert r.status_code == 200 and r.json()["active"] is False
-    active = c.get("/api/v2/observation-codes?active_only=true", headers=reader).json()
+    active = c.get("/api/v2/observation-codes?active_only=true", headers=reader).json()["items"]
     assert "BYP" not in [x["code"] for x in active]
     # bad input: the field is named, never a 500
     r = c.put("/api/v2/observation-codes/01", headers=admin, json={"description": "x"})
@@ -88,7 +89,7 @@ def test_seed_loads_the_catalogue_and_the_api_manages_it(cloud) -> None:  # type
     assert c.delete("/api/v2/observation-codes/77", headers=admin).status_code == 404
     # tenants: another municipality's admin sees its own (empty) catalogue and cannot touch EXP-01's
     other = cloud.user("admin", "EXP-02")
-    assert c.get("/api/v2/observation-codes", headers=other).json() == []
+    assert c.get("/api/v2/observation-codes", headers=other).json()["items"] == []
     assert c.get("/api/v2/observation-codes?municipality=EXP-01", headers=other).status_code == 403
 
 

@@ -131,7 +131,7 @@ def test_health_live_and_ready(cloud) -> None:  # type: ignore[no-untyped-def]
     c = cloud.client
     assert c.get("/health/live").json() == {"live": True}
     r = c.get("/health/ready")
-    assert r.status_code == 200 and r.json()["ready"] is True and r.json()["schema"] == r.json()["schema_head"]
+    assert r.status_code == 200 and r.json()["ready"] is True and r.json()["schema"] == r.json()["schema_head"] == r.json()["schemaHead"]
     assert c.get("/health").json()["database"] == "ok"
     assert sample(c.get("/metrics").text, "aquacis_cloud_ready") == 1.0
     with cloud.engine.begin() as conn:  # a schema older than the code: not ready, the reason says so

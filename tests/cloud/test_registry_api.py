@@ -58,7 +58,7 @@ def test_tenant_isolation(world) -> None:
     r = c.get("/api/v2/metering/consumption?municipality=EXP-02&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
               headers=world.billing1)
     assert r.status_code == 403
-    assert [z["code"] for z in c.get("/api/v2/zones", headers=world.billing1).json()] == ["EXP-01-Z01", "EXP-01-Z02"]
+    assert [z["code"] for z in c.get("/api/v2/zones", headers=world.billing1).json()["items"]] == ["EXP-01-Z01", "EXP-01-Z02"]
     # central staff see both municipalities
     assert len(c.get("/api/v2/contracts", headers=world.central).json()["items"]) == 9
     # a gateway of zone Z01 sees its zone's meter, not the other zone's
@@ -206,8 +206,9 @@ def test_rollover_replacement_estimation_true_up(world) -> None:
     real = _post(c, h, "ROLL-1", BASE + dt.timedelta(days=120), 40_000).json()
     # 35,000 real since the last real reading, 17,500 of it already billed by the estimate
     assert real["validation"]["consumption_l"] == 35_000 and real["validation"]["true_up_l"] == 17_500
-    ests = c.get("/api/v2/meters/ROLL-1/estimates", headers=h).json()
+    ests = c.get("/api/v2/meters/ROLL-1/estimates", headers=h).json()["items"]
     assert ests[0]["trued_up_by"] == real["id"] and ests[0]["true_up_l"] == 17_500
+    assert ests[0]["truedUpBy"] == real["id"] and dt.datetime.fromisoformat(ests[0]["takenAt"]).tzinfo
     # replacement mid-period: old final 50,000, new initial 100
     at = BASE + dt.timedelta(days=135)
     r = c.post("/api/v2/meters/ROLL-1/replace", headers=admin, json={

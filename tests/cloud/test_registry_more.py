@@ -22,9 +22,9 @@ def test_zones_routes_users_via_api(cloud) -> None:
     assert c.post("/api/v2/zones", headers=disp, json={"code": "Z7", "name": "x"}).status_code == 422
     r = c.post("/api/v2/routes", headers=disp, json={"zone": "EXP-05-Z07", "name": "Ruta 1", "cycle": "monthly"})
     assert r.status_code == 201
-    routes = c.get("/api/v2/routes", headers=disp).json()
+    routes = c.get("/api/v2/routes", headers=disp).json()["items"]
     assert [x["name"] for x in routes] == ["Ruta 1"] and routes[0]["id"] == r.json()["id"]
-    assert c.get("/api/v2/routes", headers=cloud.user("billing", "EXP-06")).json() == []
+    assert c.get("/api/v2/routes", headers=cloud.user("billing", "EXP-06")).json()["items"] == []
     munis = c.get("/api/v2/municipalities", headers=disp).json()
     assert munis == [{"code": "EXP-05", "name": "Pedro Escobedo"}]
     assert len(c.get("/api/v2/municipalities", headers=cloud.user("admin", "*")).json()) == 13
@@ -33,11 +33,11 @@ def test_zones_routes_users_via_api(cloud) -> None:
     assert r.status_code == 201 and r.json()["token"]
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "reader", "municipality": "EXP-06"}).status_code == 403
     assert c.post("/api/v2/users", headers=admin, json={"name": "L", "role": "gateway", "municipality": "EXP-05"}).status_code == 422
-    assert [u["name"] for u in c.get("/api/v2/users", headers=admin).json() if u["role"] == "reader"] == ["Luis"]
+    assert [u["name"] for u in c.get("/api/v2/users", headers=admin).json()["items"] if u["role"] == "reader"] == ["Luis"]
     ev = c.get("/api/v2/events?type=UserCreated", headers=admin).json()["items"]
     assert [e["data"]["name"] for e in ev] == ["Luis"] and ev[0]["municipality"] == "EXP-05"
     assert c.get("/api/v2/events", headers=cloud.user("admin", "EXP-06")).json()["items"] == []
-    assert "token" not in c.get("/api/v2/users", headers=admin).json()[0]
+    assert "token" not in c.get("/api/v2/users", headers=admin).json()["items"][0]
 
 
 def test_observation_code_catalogue_and_estimate_refusals(cloud) -> None:

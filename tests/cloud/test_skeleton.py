@@ -67,7 +67,7 @@ def test_admin_creates_node_in_own_municipality_only(cloud) -> None:
     r = c.post("/api/v2/nodes", headers=admin, json={"kind": "toaster", "municipality": "EXP-02", "zone": "EXP-02-Z01"})
     assert r.status_code == 422 and "toaster" in r.json()["reason"]
     # The registration is in the audit trail, readable by the admin.
-    site = r = c.get("/api/v2/nodes", headers=admin).json()[0]["site_id"]
+    site = r = c.get("/api/v2/nodes", headers=admin).json()["items"][0]["site_id"]
     ev = c.get(f"/api/v2/events/node/{site}", headers=admin).json()["items"]
     assert [e["type"] for e in ev] == ["NodeRegistered"] and ev[0]["actor"]["role"] == "admin"
 

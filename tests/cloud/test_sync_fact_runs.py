@@ -157,3 +157,32 @@ def test_a_drain_batch_lands_whole_with_its_origins(db_url: str) -> None:
     assert set(got) == set(IDS)
     assert [got[i].origin_seq for i in IDS] == list(range(1, len(IDS) + 1))
     assert got[IDS[2]].alarms == ["leak"] and got[IDS[3]].alarms == [] and got[IDS[5]].value_l == 105
+
+
+def test_a_run_with_unknown_fields_floats_and_nulls_lands_as_sent(db_url: str) -> None:
+    """The run's insert (on PostgreSQL one statement of typed arrays) keeps every kind of column:
+    unknown fields of a newer schema in ``extra`` (also when all of them are null: no extra),
+    floats, null-or-value columns, JSON lists, and one row given twice goes in once."""
+    gw, _ = nodes(db_url)
+    rx = Receiver(db_url, True)
+    rows = [{**reading(i, 200 + i, alarms=["leak", "tamper"] if i == 1 else []),
+             "lat": 20.5 + i if i % 2 else None, "lon": -100.25, "future": {"k": i} if i < 2 else None}
+            for i in range(4)]
+    changes = [Change("readings", IDS[i], gw.site_id, i + 1, 1, "insert", r, 0, MUN, Z1) for i, r in enumerate(rows)]
+    changes.append(changes[0]._replace(seq=5))  # the same fact again, later in the same batch
+    res = rx.push(gw, messages.PushBatch(gw.site_id, changes))
+    assert res.acked == {gw.site_id: 5} and res.refusals == []
+    with rx.engine.connect() as conn:
+        got = {r.id: r for r in conn.execute(sa.select(ct.readings))}
+    assert set(got) == set(IDS[:4])
+    assert [got[IDS[i]].lat for i in range(4)] == [None, 21.5, None, 23.5]
+    assert {got[IDS[i]].lon for i in range(4)} == {-100.25}
+    assert got[IDS[1]].alarms == ["leak", "tamper"] and got[IDS[0]].alarms == []
+    assert got[IDS[0]].extra == {"future": {"k": 0}} and got[IDS[1]].extra == {"future": {"k": 1}}
+    assert got[IDS[2]].extra is None and got[IDS[3]].extra is None
+    assert [got[IDS[i]].origin_seq for i in range(4)] == [1, 2, 3, 4]
+    later = [Change("readings", IDS[i], gw.site_id, i + 2, 1, "insert", {**reading(i, 1), "future": None}, 0, MUN, Z1)
+             for i in (4, 5)]
+    assert rx.push(gw, messages.PushBatch(gw.site_id, later)).acked == {gw.site_id: 7}
+    with rx.engine.connect() as conn:
+        assert conn.execute(sa.select(ct.readings.c.extra).where(ct.readings.c.id.in_(IDS[4:6]))).scalars().all() == [None] * 2

@@ -431,7 +431,7 @@ def test_admin_api_deactivates_nodes_of_its_municipality_only(cloud: Cloud) -> N
     assert r.status_code == 200 and r.json()["active"] is False
     assert cloud.client.post(url, headers=cloud.user("admin", M1), json={}).status_code == 409
     assert cloud.client.get("/api/v2/whoami", headers=headers).status_code == 401
-    listed = {n["site_id"]: n for n in cloud.client.get("/api/v2/nodes", headers=cloud.user("admin", M1)).json()}
+    listed = {n["site_id"]: n for n in cloud.client.get("/api/v2/nodes", headers=cloud.user("admin", M1)).json()["items"]}
     assert listed[site]["active"] is False and listed[gw.site]["active"] is True
     # its gateway relaying a change of the retired handheld: refused, nothing stored
     row = reading("WM-R1")

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
 from cloud.api.deps import EngineDep, scope_municipality
+from cloud.api.shapes import cursor_page
 from cloud.auth import Principal, require_roles
 from cloud.cfdi.tables import cfdi_blocked_invoices, cfdi_documents, cfdi_global_members, cfdi_payment_waits
 from cloud.errors import Invalid, NotFound
@@ -99,9 +100,8 @@ def list_documents(engine: EngineDep, principal: ReadersDep,
     if after:
         q = q.where(c.id > after)  # ids are UUIDv7: time-ordered
     with engine.connect() as conn:
-        rows = conn.execute(q.order_by(c.id).limit(limit)).mappings().all()
-    items = [document_out(r) for r in rows]
-    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+        rows = conn.execute(q.order_by(c.id).limit(limit + 1)).mappings().all()
+    return cursor_page(rows, limit, key=lambda r: r["id"], out=document_out)
 
 
 @router.get("/cfdi/blocked", summary="Billing invoices that cannot get a CFDI, with the reason")
@@ -116,10 +116,10 @@ def list_blocked(engine: EngineDep, principal: ReadersDep,
     if after:
         q = q.where(b.invoice_id > after)
     with engine.connect() as conn:
-        rows = conn.execute(q.order_by(b.invoice_id).limit(limit)).mappings().all()
-    items = [{"invoiceId": r["invoice_id"], "municipality": r["municipality"], "reason": r["reason"],
-              "firstSeenAt": iso(r["first_seen_at"]), "lastSeenAt": iso(r["last_seen_at"])} for r in rows]
-    return {"items": items, "next": items[-1]["invoiceId"] if len(items) == limit else None}
+        rows = conn.execute(q.order_by(b.invoice_id).limit(limit + 1)).mappings().all()
+    return cursor_page(rows, limit, key=lambda r: r["invoice_id"], out=lambda r: {
+        "invoiceId": r["invoice_id"], "municipality": r["municipality"], "reason": r["reason"],
+        "firstSeenAt": iso(r["first_seen_at"]), "lastSeenAt": iso(r["last_seen_at"])})
 
 
 def _visible(engine: Engine, principal: Principal, document_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import ConfigDict, Field, computed_field, model_validator
+from pydantic import ConfigDict, Field, computed_field, field_validator, model_validator
 from sqlalchemy.engine import Engine
 
 from cloud.api.deps import (
@@ -54,12 +54,17 @@ class ReadingIn(ApiModel):
                             "than the last known value, or far above the usual use): without it such a value is "
                             "refused with 422 implausible_reading")
 
+    @field_validator("taken_at")
+    @classmethod
+    def _with_offset(cls, at: dt.datetime) -> dt.datetime:
+        if at.tzinfo is None:  # an error about `takenAt` (a model check would only name the body)
+            raise ValueError("must carry a timezone offset, e.g. 2026-03-01T09:30:00-06:00")
+        return at
+
     @model_validator(mode="after")
     def _one_value(self) -> ReadingIn:
         if (self.value_l is None) == (self.value_m3 is None):
-            raise ValueError("give exactly one of value_l or value_m3")
-        if self.taken_at.tzinfo is None:
-            raise ValueError("taken_at must carry a timezone offset")
+            raise ValueError("give exactly one of valueL or valueM3")
         return self
 
     def litres(self) -> int:

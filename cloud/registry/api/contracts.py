@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 
 from cloud.api.deps import (
     ERROR_RESPONSES,
@@ -16,7 +17,7 @@ from cloud.api.deps import (
     not_found,
     scope_municipality,
 )
-from cloud.api.shapes import page
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page, page
 from cloud.auth import Principal, require_roles
 from cloud.registry import service
 from cloud.registry.models import (
@@ -53,16 +54,25 @@ def create_zone(body: ZoneIn, principal: RegistrarsDep,
             "district_meters": body.district_meters}
 
 
-@router.get("/zones", response_model=list[ZoneOut])
+class ZonePage(ApiModel):
+    items: list[ZoneOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
+
+
+@router.get("/zones", response_model=ZonePage)
 def list_zones(principal: PrincipalDep, engine: EngineDep,
-               municipality: str | None = Query(None, description="Central staff only: one municipality")) -> list[Any]:
-    """Zones of the caller's municipality."""
+               municipality: str | None = Query(None, max_length=20, description="Central staff only: one municipality"),
+               after: IdCursor = None, limit: int = Query(500, ge=1, le=1000)) -> dict[str, Any]:
+    """Zones of the caller's municipality, by code; a cursor page."""
     muni = scope_municipality(principal, municipality)
     q = sa.select(zones)
     if muni:
         q = q.where(zones.c.municipality == muni)
+    if after is not None:
+        q = q.where(zones.c.code > after)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q.order_by(zones.c.code)).mappings()]
+        rows = [dict(r) for r in conn.execute(q.order_by(zones.c.code).limit(limit + 1)).mappings()]
+    return cursor_page(rows, limit, key=lambda z: z["code"])
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
@@ -134,8 +144,9 @@ def create_route(body: RouteIn, principal: RegistrarsDep,
 
 
 @router.get("/routes")
-def list_routes(principal: PrincipalDep, engine: EngineDep, zone: str | None = None) -> list[dict[str, Any]]:
-    """Reading routes of the caller's municipality (or zone)."""
+def list_routes(principal: PrincipalDep, engine: EngineDep, zone: str | None = Query(None, max_length=40),
+                after: IdCursor = None, limit: int = Query(500, ge=1, le=1000)) -> dict[str, Any]:
+    """Reading routes of the caller's municipality (or zone), by id; a cursor page."""
     from cloud.registry import replicated
 
     rt = replicated.table("routes")
@@ -148,5 +159,8 @@ def list_routes(principal: PrincipalDep, engine: EngineDep, zone: str | None = N
         q = q.where(rt.c.zone == principal.zone)
     if zone:
         q = q.where(rt.c.zone == zone)
+    if after is not None:
+        q = q.where(rt.c.id > after)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q.order_by(rt.c.zone, rt.c.name)).mappings()]
+        rows = [dict(r) for r in conn.execute(q.order_by(rt.c.id).limit(limit + 1)).mappings()]
+    return cursor_page(rows, limit, key=lambda r: r["id"])

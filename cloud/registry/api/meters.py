@@ -17,7 +17,7 @@ from cloud.api.deps import (
     StaffDep,
     not_found,
 )
-from cloud.api.shapes import ApiModel
+from cloud.api.shapes import ApiModel, TimeCursor, cursor_page, parse_time_cursor, time_cursor
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
 from cloud.metering import service as metering
@@ -80,12 +80,14 @@ def estimate(serial: str, principal: BillingAdminDep, engine: EngineDep, body: E
 
 
 @router.get("/{serial}/estimates")
-def list_estimates(serial: str, principal: StaffDep,
-                   engine: EngineDep) -> list[dict[str, Any]]:
-    """Estimates of a meter, with the reading that trued each up."""
+def list_estimates(serial: str, principal: StaffDep, engine: EngineDep, after: TimeCursor = None,
+                   limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
+    """Estimates of a meter, oldest first, with the reading that trued each up; a cursor page."""
     with engine.connect() as conn:
         _meter_or_404(conn, principal, serial)
-        return metering.list_estimates(conn, serial)
+        rows = metering.list_estimates(conn, serial, after=parse_time_cursor(after) if after else None,
+                                       limit=limit + 1)
+    return cursor_page(rows, limit, key=lambda e: time_cursor(e["taken_at"], e["id"]))
 
 
 @router.get("/{serial}/consumption")
