@@ -5,7 +5,7 @@ from __future__ import annotations
 from string import Formatter
 from typing import Any
 
-KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled")
+KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled", "planned_outage")
 
 TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
     ("invoice_issued", "es"): (
@@ -47,6 +47,19 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "Dear {name},\n\nContract {contract} owes ${debt} MXN. Unless it is paid, the service will be "
         "suspended from {cutoff_date}.\nYou can pay with reference {reference} at banks and convenience "
         "stores.\n\n{utility}",
+    ),
+    ("planned_outage", "es"): (
+        "Aviso de suspensión programada del servicio - contrato {contract}",
+        "Estimado(a) {name}:\n\n"
+        "Por trabajos en la red ({reason}), el suministro de agua en {address} (contrato {contract}) "
+        "se suspenderá del {starts} al {ends} (hora del centro de México).\n"
+        "Le recomendamos almacenar agua para ese periodo. Disculpe las molestias.\n\n{utility}",
+    ),
+    ("planned_outage", "en"): (
+        "Planned water service interruption - contract {contract}",
+        "Dear {name},\n\nBecause of network works ({reason}), the water supply at {address} (contract "
+        "{contract}) will be interrupted from {starts} to {ends} (Mexico City time).\n"
+        "Please store water for that period. We apologise for the inconvenience.\n\n{utility}",
     ),
 }
 
