@@ -44,6 +44,8 @@ ROUTERS: list[str] = [
     "cloud.cfdi.api:router",
     "cloud.workorders.api:router",
     "cloud.observations.api:router",
+    "cloud.maps.api:router",
+    "cloud.exports.api:router",
     "cloud.privacy.api:router",
 ]
 
@@ -55,6 +57,7 @@ TAGS = [
     {"name": "metering", "description": "Consumption analytics, non-revenue water, anomalies."},
     {"name": "events", "description": "The append-only event log (audit trail)."},
     {"name": "admin", "description": "Users and field nodes (admin only)."},
+    {"name": "network", "description": "Districts, network assets, service connections, closures and planned outages."},
     {"name": "observation-codes", "description": "Reader observation codes per municipality."},
     {"name": "privacy", "description": "ARCO requests (LGPDPPP), the personal-data access log, anonymisation."},
 ]

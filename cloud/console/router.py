@@ -17,6 +17,7 @@ PAGES = [
     "cloud.console.pages.contracts",
     "cloud.console.pages.queues",
     "cloud.console.pages.work_orders",
+    "cloud.console.pages.network",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from string import Formatter
 from typing import Any
 
-KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled", "portal_verify", "portal_reset")
+KINDS = ("invoice_issued", "payment_received", "cutoff_scheduled", "planned_outage", "portal_verify", "portal_reset")
 
 TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
     ("invoice_issued", "es"): (
@@ -69,6 +69,19 @@ TEMPLATES: dict[tuple[str, str], tuple[str, str]] = {
         "Customer portal password change",
         "Hello,\n\nOpen this link to choose a new password (valid {hours} hours):\n{link}\n\n"
         "If you did not ask for it, ignore this message; your password stays.\n\n{utility}",
+    ),
+    ("planned_outage", "es"): (
+        "Aviso de suspensión programada del servicio - contrato {contract}",
+        "Estimado(a) {name}:\n\n"
+        "Por trabajos en la red ({reason}), el suministro de agua en {address} (contrato {contract}) "
+        "se suspenderá del {starts} al {ends} (hora del centro de México).\n"
+        "Le recomendamos almacenar agua para ese periodo. Disculpe las molestias.\n\n{utility}",
+    ),
+    ("planned_outage", "en"): (
+        "Planned water service interruption - contract {contract}",
+        "Dear {name},\n\nBecause of network works ({reason}), the water supply at {address} (contract "
+        "{contract}) will be interrupted from {starts} to {ends} (Mexico City time).\n"
+        "Please store water for that period. We apologise for the inconvenience.\n\n{utility}",
     ),
 }
 

@@ -5,8 +5,12 @@ exactly what `conn.execute(table.insert(), rows)` would write."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,44 +18,136 @@ from sqlalchemy.engine import Connection
 
 from cloud import row_security
 
+# COPY has a fixed cost of its own, and under row-level security (every request) a temporary
+# twin table created and dropped in the transaction: it pays for a statement import's
+# thousands of rows, not for one payment's three (that made COPY ~half of POST /payments).
+COPY_MIN_ROWS = 500
+
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if not rows:
+    insert_batches(conn, [(table, rows)])
+
+
+def insert_batches(conn: Connection, batches: list[tuple[sa.Table, list[dict[str, Any]]]]) -> None:
+    """Insert each (table, rows) in order. On PostgreSQL the small ones are sent together in one
+    psycopg pipeline (one round trip for a payment, its allocations and its event), large ones
+    by COPY."""
+    dialect = conn.dialect
+    psycopg = dialect.name == "postgresql" and dialect.driver == "psycopg"
+    small: list[tuple[str, Any]] = []
+    for table, rows in batches:
+        if not rows:
+            continue
+        if psycopg and len(rows) >= COPY_MIN_ROWS:
+            _copy_rows(conn, table, list(rows[0].keys()), rows)
+        else:
+            small.append(_statement(conn, table, rows))
+    if not small:
         return
+    if not psycopg:
+        for sql, params in small:
+            conn.exec_driver_sql(sql, params)
+        return
+    with _as_sqlalchemy_error(small):
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        with dbapi.pipeline(), dbapi.cursor() as cur:
+            for sql, params in small:
+                cur.executemany(sql, params)
+
+
+_compiled_selects: dict[tuple[Any, Any], Any] = {}
+
+
+def fetch_together(conn: Connection, statements: list[Any]) -> list[list[Any]]:
+    """The rows of each SELECT, in order. On PostgreSQL (psycopg) they are sent in one pipeline:
+    one round trip, each statement still run after the one before (a lock taken by the first
+    is held when the next reads, and READ COMMITTED gives each its own snapshot). Rows are
+    named tuples; elsewhere they are SQLAlchemy rows (both index and attribute access)."""
+    dialect = conn.dialect
+    if not (dialect.name == "postgresql" and dialect.driver == "psycopg") or len(statements) < 2:
+        return [list(conn.execute(q).all()) for q in statements]
+    sent = []
+    for q in statements:
+        # compiled once per statement shape, as Connection.execute does (a debt query is a
+        # four-part UNION: compiling it anew was most of a payment's Python time)
+        ck = q._generate_cache_key()  # noqa: SLF001
+        compiled = _compiled_selects.get((dialect, ck.key))
+        if compiled is None:
+            if len(_compiled_selects) > 256:
+                _compiled_selects.clear()
+            compiled = _compiled_selects[(dialect, ck.key)] = q.compile(dialect=dialect, cache_key=ck)
+        params = compiled.construct_params(extracted_parameters=ck.bindparams)
+        for name, bind in compiled.binds.items():
+            proc = bind.type._cached_bind_processor(dialect)  # noqa: SLF001
+            if proc is not None and name in params and params[name] is not None:
+                params[name] = proc(params[name])
+        sent.append((compiled.string, params))
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    out: list[list[Any]] = []
+    with _as_sqlalchemy_error(sent):
+        with dbapi.pipeline():
+            cursors = [dbapi.cursor() for _ in sent]
+            for cur, (sql, params) in zip(cursors, sent, strict=True):
+                cur.execute(sql, params)
+        for cur in cursors:
+            shape = _row_type(tuple(d.name for d in cur.description or ()))
+            out.append([shape._make(r) for r in cur.fetchall()])
+            cur.close()
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _row_type(names: tuple[str, ...]) -> Any:
+    return collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_error(sent: list[tuple[str, Any]]) -> Iterator[None]:
+    """psycopg's errors as SQLAlchemy's (IntegrityError, OperationalError…), as the API's error
+    handlers and callers expect from any statement."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as e:
+        raise sa.exc.DBAPIError.instance(sent[0][0] if sent else "", None, e, psycopg.Error) from e
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(dialect: Any, table: sa.Table, cols: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT's text for these columns (compiling it cost a fifth of a payment's CPU)."""
+    compiled = table.insert().values({c: sa.bindparam(c) for c in cols}).compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup) if compiled.positiontup else None
+
+
+def _statement(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> tuple[str, Any]:
+    """The INSERT and its parameters, converted as `conn.execute(table.insert(), rows)` would."""
     cols = list(rows[0].keys())
     dialect = conn.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        _copy_rows(conn, table, cols, rows)
-        return
     procs = [table.c[c].type._cached_bind_processor(dialect) for c in cols]  # noqa: SLF001
-    compiled = table.insert().values({c: sa.bindparam(c) for c in cols}).compile(dialect=dialect)
-    sql = str(compiled)
-    # Repeated values (the batch's `now`, a statement's value dates) are converted once.
-    caches: dict[str, dict[Any, Any]] = {c: {} for c, p in zip(cols, procs, strict=True)
-                                         if p is not None and not isinstance(table.c[c].type, sa.JSON)}
+    sql, positions = _compiled(dialect, table, tuple(cols))
+    json_cols = {c for c in cols if isinstance(table.c[c].type, sa.JSON)}
 
-    def conv(c: str, p: Any, v: Any) -> Any:
-        if p is None or v is None:
-            return v
-        cache = caches.get(c)
-        if cache is None:
-            return p(v)
-        out = cache.get(v)
-        if out is None:
-            out = cache[v] = p(v)
-        return out
+    def column(c: str, p: Any) -> list[Any]:
+        """One column's values, converted column-wise (no per-value call where none is needed)."""
+        vals = [r[c] for r in rows]
+        if p is None:
+            return vals
+        if c in json_cols:
+            return [None if v is None else p(v) for v in vals]
+        # Repeated values (the batch's `now`, a statement's value dates) are converted once.
+        cache = {v: p(v) for v in set(vals) if v is not None}
+        return [None if v is None else cache[v] for v in vals]
 
     if dialect.paramstyle in ("qmark", "numeric", "format"):
-        names = list(compiled.positiontup or cols)
-        pairs = [(c, procs[cols.index(c)]) for c in names]
-        if all(p is None for _, p in pairs):
-            params: list[Any] = [tuple(r[c] for c in names) for r in rows]
-        else:
-            params = [tuple([conv(c, p, r[c]) for c, p in pairs]) for r in rows]
+        names = list(positions or cols)
+        params: list[Any] = list(zip(*[column(c, procs[cols.index(c)]) for c in names], strict=True))
     else:
-        pairs = list(zip(cols, procs, strict=True))
-        params = [{c: conv(c, p, r[c]) for c, p in pairs} for r in rows]
-    conn.exec_driver_sql(sql, params)
+        converted = [column(c, p) for c, p in zip(cols, procs, strict=True)]
+        params = [dict(zip(cols, t, strict=True)) for t in zip(*converted, strict=True)]
+    return sql, params
 
 
 def new_ids(n: int) -> list[str]:

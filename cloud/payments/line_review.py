@@ -118,7 +118,7 @@ def resolve_line(conn: Connection, principal: Any, line_id: str, *, action: str,
         contract_id=contract.id, amount_cents=int(row.amount_cents), channel="bank_statement",
         channel_txn_id=row.line_key, received_at=datetime.combine(row.value_date, time(12), LOCAL),
         reference=(row.reference or None) and row.reference[:40], statement_line_id=row.id)],
-        principal, now, {contract.id: contract.municipality})
+        principal, now)
     conn.execute(statement_applied.insert().values(line_key=row.line_key, line_id=row.id,
                                                    payment_id=outcome.payment_id))
     conn.execute(statement_lines.update().where(statement_lines.c.id == line_id).values(

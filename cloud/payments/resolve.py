@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cloud.billing.tables import invoices
-from cloud.payments.ledger import _chunks
+from cloud.payments.ledger import _chunks, among
 from cloud.payments.references import InvalidPaymentReference, ParsedReference, parse
 from cloud.registry.tables import contracts
 
@@ -40,10 +40,10 @@ def resolve_many(conn: Connection, refs: list[str], amounts: list[int | None] | 
     munis: dict[str, str] = {}
     chains: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
     for part in _chunks(cids):
-        for cid, m in conn.execute(sa.select(contracts.c.id, contracts.c.municipality).where(contracts.c.id.in_(part))):
+        for cid, m in conn.execute(sa.select(contracts.c.id, contracts.c.municipality).where(among(conn, contracts.c.id, part))):
             munis[cid] = m
         for inv in conn.execute(sa.select(invoices.c.id, invoices.c.contract_id, invoices.c.period, invoices.c.revision)
-                                .where(invoices.c.contract_id.in_(part), invoices.c.status == "issued")):
+                                .where(among(conn, invoices.c.contract_id, part), invoices.c.status == "issued")):
             chains[(inv.contract_id, inv.period)][inv.revision] = inv.id
     printed = _printed_references(conn, [r.strip() for r, p in zip(refs, parsed, strict=True)
                                          if isinstance(p, InvalidPaymentReference) and r and r.strip().isdigit()])
@@ -89,7 +89,7 @@ def _printed_references(conn: Connection, refs: list[str]) -> dict[str, tuple[st
     found: dict[str, tuple[str, str, str]] = {}
     for part in _chunks(sorted(set(refs))):
         for r in conn.execute(sa.select(invoices.c.payment_reference, invoices.c.id, invoices.c.contract_id,
-                                        invoices.c.municipality).where(invoices.c.payment_reference.in_(part),
+                                        invoices.c.municipality).where(among(conn, invoices.c.payment_reference, part),
                                                                        invoices.c.status == "issued")):
             found[r.payment_reference] = (r.id, r.contract_id, r.municipality)
     return found

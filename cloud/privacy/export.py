@@ -118,7 +118,7 @@ def collect(conn: Connection, customer_id: str, *, generated_at: datetime) -> di
         cfdi_documents.c.source_id.in_([p["id"] for p in pays]))).order_by(cfdi_documents.c.created_at),
         drop=("sealed_xml", "stamped_xml", "pdf", "cancel_ack", "claimed_until"))
     put("payment_agreements", sa.select(agreements).where(agreements.c.contract_id.in_(contract_ids)))
-    # Notices name their person since migration 0006; older ones are found by the address.
+    # Notices name their person since migration 0007; older ones are found by the address.
     mine = notifications.c.customer_id == customer_id
     if cust["email"]:
         mine = sa.or_(mine, sa.and_(notifications.c.customer_id.is_(None), notifications.c.recipient == cust["email"]))

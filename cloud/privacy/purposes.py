@@ -25,6 +25,7 @@ DEFAULT_ACCESS_PURPOSE = "customer_service"
 CONTACT_PURPOSES: dict[str, tuple[bool, str]] = {
     "billing": (False, "Factura y CFDI del periodo"),
     "account": (False, "Verificación de cuenta y cambio de contraseña de la oficina virtual"),
+    "service": (False, "Avisos del servicio: suspensiones programadas por trabajos en la red"),
     "receipts": (True, "Confirmación de pagos recibidos"),
     "reminders": (True, "Recordatorios de adeudo y aviso de corte por correo"),
     "marketing": (True, "Campañas y avisos informativos"),
@@ -37,6 +38,7 @@ NOTIFICATION_PURPOSE: dict[str, str] = {
     "invoice_issued": "billing",
     "payment_received": "receipts",
     "cutoff_scheduled": "reminders",
+    "planned_outage": "service",
     "portal_verify": "account",
     "portal_reset": "account",
 }

@@ -25,10 +25,20 @@ from sqlalchemy.engine import Engine
 from cloud.ids import uuid7
 from cloud.metering.tables import reading_validations
 from cloud.observations.service import load_defaults as load_observation_defaults
-from cloud.registry import replicated
+from cloud.registry import network_seed, replicated
 from cloud.registry.municipalities import MUNICIPALITIES, zone_code
 from cloud.registry.service import next_contract_id
-from cloud.registry.tables import contracts, customers, meter_devices, meter_installations, zones
+from cloud.registry.tables import (
+    contracts,
+    customers,
+    meter_devices,
+    meter_installations,
+    network_assets,
+    network_districts,
+    service_connections,
+    service_point_connections,
+    zones,
+)
 from sync.vocab.readings import ReadingSource
 
 # (use class, share, mean m³/month, services: sewerage, sanitation)
@@ -91,6 +101,16 @@ def _pick_use(rng: random.Random) -> tuple[str, float, float, bool, bool]:
     return USE_MIX[0]
 
 
+def _zone_network(conn: sa.Connection, municipality: str, zone: str, now: dt.datetime) -> dict[str, str]:
+    """The zone's demo network (once); returns asset code → id of its assets."""
+    if conn.execute(sa.select(network_districts.c.code).where(network_districts.c.zone == zone)).first() is None:
+        districts, assets = network_seed.zone_network(municipality, zone, now)
+        conn.execute(network_districts.insert(), districts)
+        conn.execute(network_assets.insert(), assets)
+    return {r.code: r.id for r in conn.execute(sa.select(network_assets.c.code, network_assets.c.id).where(
+        network_assets.c.zone == zone))}
+
+
 def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int, *, readings_months: int = 0,
          nbiot_share: float = 0.0, start: dt.date | None = None, rng_seed: int = 7,
          progress: Callable[[str], None] | None = None) -> SeedResult:
@@ -121,6 +141,9 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
         next_id = next_contract_id(conn, municipality)
         # a standard set-up gives readers the default observation codes (its own edits are kept)
         load_observation_defaults(conn, municipality)
+        valve_ids: dict[str, dict[str, str]] = {}
+        for code in zone_codes:
+            valve_ids[code] = _zone_network(conn, municipality, code, now)
     next_n = int(next_id.rsplit("-", 1)[1])
 
     added = held = 0
@@ -145,6 +168,8 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
         for c0 in range(0, n_zone, CHUNK):
             batch = range(first + c0, first + min(n_zone, c0 + CHUNK))
             cust_rows, contract_rows, sp_rows, meter_rows, dev_rows, inst_rows = [], [], [], [], [], []
+            conn_rows: list[dict[str, Any]] = []
+            link_rows: list[dict[str, Any]] = []
             reading_rows, validation_rows = [], []
             for i in batch:
                 use, _, mean_m3, sew, san = _pick_use(rng)
@@ -156,8 +181,8 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                 units = rng.choice((2, 3, 4, 6, 8)) if use.startswith("DOM") and rng.random() < 0.03 else 1
                 dials = rng.choice((5, 6)) if use in ("INDUSTRIAL", "COMERCIAL") else rng.choice((4, 5))
                 brand, model = rng.choice(BRANDS)
-                lat = 20.59 + rng.uniform(-0.2, 0.2)
-                lon = -100.39 + rng.uniform(-0.2, 0.2)
+                # two draws as before (the rest of the data set stays the same), placed near the zone's centre
+                lat, lon = network_seed.point_near(code, rng.uniform(-1, 1), rng.uniform(-1, 1))
                 installed = int(dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
                 initial = rng.randrange(0, 2_000_000)
                 nb = rng.random() < nbiot_share
@@ -179,6 +204,10 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                                    "installed_at": installed, "last_value_l": initial, "lat": lat, "lon": lon})
                 dev_rows.append({"serial": serial, "municipality": municipality, "imei": imei(code, i) if nb else None,
                                  "device_profile": "nbiot-generic" if nb else "aquacis-wm1"})
+                ac = network_seed.connection_row(municipality, code, i, str(sp_rows[-1]["address"]), lat, lon,
+                                                 valve_ids[code], int(meter_rows[-1]["diameter_mm"] or 13), now)
+                conn_rows.append(ac)
+                link_rows.append({"service_point_id": sp_id, "municipality": municipality, "connection_id": ac["id"]})
                 inst_rows.append({"id": uuid7(), "municipality": municipality, "service_point_id": sp_id,
                                   "meter_serial": serial, "installed_at": installed, "initial_l": initial,
                                   "removed_at": None, "final_l": None})
@@ -208,6 +237,8 @@ def seed(engine: Engine, municipality: str, zone_count: int, contract_count: int
                 conn.execute(contracts.insert(), contract_rows)
                 conn.execute(meter_devices.insert(), dev_rows)
                 conn.execute(meter_installations.insert(), inst_rows)
+                conn.execute(service_connections.insert(), conn_rows)
+                conn.execute(service_point_connections.insert(), link_rows)
                 if reading_rows:
                     replicated.insert_facts(conn, "readings", reading_rows, None)
                     conn.execute(reading_validations.insert(), validation_rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import sqlalchemy as sa
 from test_payments_support import count, make_contract, make_invoice
 
 from cloud.payments.references import bank_reference, contract_reference, store_reference
@@ -147,3 +148,25 @@ def test_reference_printed_by_the_billing_run_matches(cloud) -> None:
     assert p.status_code == 201 and p.json()["allocations"][0]["kind"] == "credit"
     assert _balance(cloud, h, a) == "-1.00"
     del inv
+
+
+def test_hostile_lines_are_rejected_and_kept_and_uploads_are_bounded(cloud) -> None:
+    (a, b, c, x), inv = _setup(cloud)
+    h = cloud.user("collections")
+    text = (HDR + f"0123,M1,2026-03-02,100.00,{contract_reference(a)}," + "X" * 5000 + "\n"
+            + '0123,M2,2026-03-02,"100.00,123,unclosed\n'
+            + f"0123,M3,2026-03-02,100.00,{contract_reference(a)},ok\n")
+    rep = _import(cloud, h, text).json()
+    assert (rep["lines"], rep["applied"], rep["rejected"]) == (3, 1, 2)
+    reasons = {p["line"]: p["reason"] for p in rep["problems"]}
+    assert reasons[2] == "line longer than 1000 characters" and reasons[3].startswith("malformed CSV")
+    with cloud.engine.connect() as conn:
+        kept = dict(conn.execute(sa.select(statement_lines.c.line_no, statement_lines.c.raw)).all())
+    assert len(kept[2]) == 201 and kept[2].endswith("…")  # kept for staff, shortened
+    # a chunked upload (no Content-Length) over max_body_bytes: 413, nothing applied
+    cloud.app.state.settings = cloud.app.state.settings.model_copy(update={"max_body_bytes": 1000})
+    r = cloud.client.post("/api/v2/bank-statements", params={"format": "csv"}, headers=h,
+                          content=iter([HDR.encode()] + [b"0123,M9,2026-03-02,1.00,,x\n"] * 100))
+    assert r.status_code == 413, r.text
+    with cloud.engine.connect() as conn:
+        assert count(conn, payments) == 1

@@ -100,3 +100,11 @@ def test_a_real_pull_puts_no_personal_value_anywhere_in_the_field_database(db_ur
             for value in PERSONAL.values():
                 assert value.encode() not in blob, (kind, value)
     app.state.engine.dispose()
+
+
+def test_every_notification_kind_has_a_processing_purpose() -> None:
+    from cloud.notifications.templates import KINDS
+    from cloud.privacy.purposes import CONTACT_PURPOSES, NOTIFICATION_PURPOSE
+
+    assert set(NOTIFICATION_PURPOSE) == set(KINDS)
+    assert set(NOTIFICATION_PURPOSE.values()) <= set(CONTACT_PURPOSES)

@@ -70,7 +70,7 @@ def synthetic_row(table: sa.Table, municipality: str | None) -> dict[str, Any]:
         elif isinstance(t, sa.Integer):
             v = k
         elif isinstance(t, sa.Float):
-            v = float(k)
+            v = (k % 9000) / 100.0  # below 90: coordinate columns carry a WGS84 range CHECK
         elif isinstance(t, sa.Numeric):
             v = Decimal(k)
         elif isinstance(t, sa.DateTime):

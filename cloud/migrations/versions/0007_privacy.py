@@ -2,16 +2,16 @@
 
 Expand only: new tables and one nullable column.
 
-Revision ID: 0006_privacy
-Revises: 0005_web_sign_in
+Revision ID: 0007_privacy
+Revises: 0006_network_registry
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006_privacy"
-down_revision = "0005_web_sign_in"
+revision = "0007_privacy"
+down_revision = "0006_network_registry"
 branch_labels = None
 depends_on = None
 

@@ -2,15 +2,15 @@
 
 Expand only: new tables.
 
-Revision ID: 0007_portal
-Revises: 0006_privacy
+Revision ID: 0008_portal
+Revises: 0007_privacy
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_portal"
-down_revision = "0006_privacy"
+revision = "0008_portal"
+down_revision = "0007_privacy"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Exports of the API lists as CSV and XLSX, and the monthly operational report."""
