@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import ConfigDict, Field, StringConstraints
 
 from cloud.api.deps import AccessDep, EngineDep, NowDep, SettingsDep, not_found, scope_municipality
-from cloud.api.shapes import ApiModel, IdCursor, cursor_page, with_camel
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page, page, with_camel
 from cloud.auth import Principal, require_roles
 from cloud.billing.events import run_event
 from cloud.billing.lifecycle import local_day
@@ -147,19 +147,23 @@ def get_run(run_id: str, engine: EngineDep, principal: BillingDep,
 
 
 @router.get("/billing-runs", summary="Billing runs, newest first")
-def list_runs(engine: EngineDep, principal: BillingDep, cycle: str | None = None,
-              limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
-    q = sa.select(billing_runs).order_by(billing_runs.c.created_at.desc())
+def list_runs(engine: EngineDep, principal: BillingDep, cycle: str | None = Query(None, max_length=7),
+              after: IdCursor = None, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+    """A cursor page of the runs the caller may see (all of a run's municipalities), newest
+    first: ids are time-ordered (UUIDv7), so `next` is the last run's id."""
+    q = sa.select(billing_runs).order_by(billing_runs.c.id.desc())
     if cycle:
         q = q.where(billing_runs.c.cycle == cycle)
-    out = []
+    if after:
+        q = q.where(billing_runs.c.id < after)
+    rows: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        for r in conn.execute(q.limit(2000)).mappings():
+        for r in conn.execute(q.limit(2000)).mappings():  # bounded scan past other municipalities' runs
             if all(principal.sees(m) for m in r["municipalities"]):
-                out.append(run_status(conn, dict(r), error_limit=0))
-                if len(out) >= limit:
+                rows.append(dict(r))
+                if len(rows) > limit:
                     break
-    return {"items": out}
+        return cursor_page(rows, limit, key=lambda r: r["id"], out=lambda r: run_status(conn, r, error_limit=0))
 
 
 def superseded_by(conn: Any, ids: list[str]) -> dict[str, str]:
@@ -482,4 +486,5 @@ def list_credit_notes(invoice_id: str, engine: EngineDep, principal: BillingDep)
         docs = {d.source_id: {"documentId": d.id, "fiscalStatus": d.fiscal_status, "uuid": d.uuid}
                 for d in conn.execute(sa.select(cfdi_documents).where(
                     cfdi_documents.c.source_id.in_([r["id"] for r in rows]), cfdi_documents.c.kind == "egreso"))}
-    return {"items": [_note(credit_note_out(r, docs.get(r["id"]))) for r in rows]}
+    # One invoice's notes are few (each needs a reason and a review): always one page.
+    return page([_note(credit_note_out(r, docs.get(r["id"]))) for r in rows], None)

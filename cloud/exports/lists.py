@@ -98,8 +98,9 @@ def _districts(engine: Engine, p: Principal, muni: str | None, f: dict[str, str]
 def _work_orders(engine: Engine, p: Principal, muni: str | None, f: dict[str, str]) -> PageFn:
     def fn(conn: Any, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
         items = workorders.list_orders(conn, p, status=f.get("status"), type=f.get("type"), zone=f.get("zone"),
-                                       open_only=f.get("open") == "true", limit=limit, after=after)
-        return items, (items[-1]["id"] if len(items) == limit else None)  # as the API list
+                                       open_only=f.get("open") == "true", limit=limit + 1, after=after)
+        shown = items[:limit]
+        return shown, (shown[-1]["id"] if len(items) > limit else None)  # as the API list
 
     return _pages(engine, fn)
 

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloud.api.deps import EngineDep, not_found, scope_municipality
-from cloud.api.shapes import ApiModel
+from cloud.api.shapes import ApiModel, IdCursor, cursor_page
 from cloud.auth import Principal, require_roles
 from cloud.billing.tables import invoices
 from cloud.errors import Conflict, DomainError, Invalid
@@ -113,15 +113,24 @@ def get_payment(payment_id: str, engine: EngineDep, principal: MoneyDep) -> dict
 
 
 @router.get("/payments", summary="Payments of a contract, newest first")
-def list_payments(engine: EngineDep, principal: MoneyDep, contract: str = Query(..., description="Contract id."),
-                  limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+def list_payments(engine: EngineDep, principal: MoneyDep, contract: str = Query(..., max_length=80, description="Contract id."),
+                  after: IdCursor = None, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    """A cursor page, newest receipt first; `next` is the last payment's id (its own time and id
+    place the next page exactly, whatever the precision of the stored time)."""
     with engine.connect() as conn:
         muni = conn.execute(sa.select(contracts.c.municipality).where(contracts.c.id == contract)).scalar()
         if muni is None or not principal.sees(muni):
             raise not_found("contract", contract)
-        rows = conn.execute(sa.select(payments).where(payments.c.contract_id == contract)
-                            .order_by(payments.c.received_at.desc(), payments.c.id.desc()).limit(limit)).all()
-        return {"items": [payment_out(conn, r) for r in rows]}
+        q = sa.select(payments).where(payments.c.contract_id == contract)
+        if after:
+            at = conn.execute(sa.select(payments.c.received_at).where(
+                payments.c.id == after, payments.c.contract_id == contract)).scalar()
+            if at is None:
+                raise Invalid("not a payment of this contract: pass the previous page's `next`", field="after")
+            q = q.where(sa.or_(payments.c.received_at < at,
+                               sa.and_(payments.c.received_at == at, payments.c.id < after)))
+        rows = conn.execute(q.order_by(payments.c.received_at.desc(), payments.c.id.desc()).limit(limit + 1)).all()
+        return cursor_page(rows, limit, key=lambda r: r.id, out=lambda r: payment_out(conn, r))
 
 
 class ReversalBody(ApiModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import ConfigDict, Field
 
 from cloud.api.deps import EngineDep, not_found
-from cloud.api.shapes import ApiModel, page
+from cloud.api.shapes import ApiModel, cursor_page
 from cloud.auth import Principal, require_roles
 from cloud.errors import Invalid
 from cloud.times import iso_ms
@@ -97,9 +97,8 @@ def list_orders(principal: FieldCrewDep, engine: EngineDep, status: Status | Non
         items = service.list_orders(conn, principal, status=status.value if status else None,
                                     type=type.value if type else None, zone=zone, assigned_to=assigned_to,
                                     meter_serial=meter_serial, open_only=open_only, attention=attention,
-                                    limit=limit, offset=offset, after=after)
-    return {**page([_times(o) for o in items], items[-1]["id"] if len(items) == limit else None),
-            "limit": limit, "offset": offset}
+                                    limit=limit + 1, offset=offset, after=after)
+    return {**cursor_page(items, limit, key=lambda o: o["id"], out=_times), "limit": limit, "offset": offset}
 
 
 @router.get("/types", summary="Work-order types with their Spanish labels")

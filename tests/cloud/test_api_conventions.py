@@ -205,3 +205,47 @@ def test_a_contract_made_with_camel_case_names_nested_ones_included(api) -> None
     r = api.client.post("/api/v2/contracts", headers=api.user("admin", "EXP-01"),
                         json={**body, "servicePoint": {"address": "x", "routeOrder": 10**20}})
     assert r.status_code == 422 and "servicePoint.routeOrder" in [e["field"] for e in r.json()["errors"]]
+
+
+def _walk_strict(c, url: str, headers: dict[str, str], limit: int) -> list[dict]:
+    """Every page but the last is full, the last is never empty, and `next` is null only there."""
+    seen, after = [], None
+    for _ in range(50):
+        doc = c.get(url + f"&limit={limit}" + (f"&after={after}" if after else ""), headers=headers).json()
+        assert doc["items"], "an empty page"
+        seen += doc["items"]
+        after = doc["next"]
+        if after is None:
+            return seen
+        assert len(doc["items"]) == limit
+    raise AssertionError("pagination did not end")
+
+
+def test_a_contracts_payments_page_by_cursor_exactly_even_at_one_instant(api) -> None:
+    """Five payments, three of them received at the same instant (a bank file's value date):
+    pages of two give each once, newest first, ties by id, and the last page is not empty."""
+    c, h = api.client, api.user("collections", "EXP-01")
+    contract = c.get("/api/v2/contracts", params={"limit": 1}, headers=api.staff).json()["items"][0]["id"]
+    times = ["2026-11-03T12:00:00.123456-06:00"] * 3 + ["2026-11-01T09:00:00-06:00", "2026-11-05T10:00:00-06:00"]
+    for i, at in enumerate(times):
+        r = c.post("/api/v2/payments", headers=h, json={"contractId": contract, "amount": "10.00", "channel": "counter",
+                                                         "channelTxnId": f"page-{i}", "receivedAt": at})
+        assert r.status_code == 201, r.text
+    for limit in (1, 2, 5):
+        got = _walk_strict(c, f"/api/v2/payments?contract={contract}", h, limit)
+        assert len({p["id"] for p in got}) == len(got) == 5
+        keys = [(dt.datetime.fromisoformat(p["receivedAt"]), p["id"]) for p in got]
+        assert keys == sorted(keys, reverse=True)
+    other = c.get("/api/v2/contracts", params={"limit": 2}, headers=api.staff).json()["items"][1]["id"]
+    r = c.get("/api/v2/payments", params={"contract": other, "after": got[0]["id"]}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "after"
+
+
+def test_work_orders_last_page_is_never_empty(api) -> None:
+    c = api.client
+    for i in range(4):
+        r = c.post("/api/v2/work-orders", headers=api.dispatcher,
+                   json={"type": "inspect_anomaly", "meterSerial": f"WM-EXP-01-Z01-00000{i + 1}"})
+        assert r.status_code == 201, r.text
+    got = _walk_strict(c, "/api/v2/work-orders?open=false", api.dispatcher, 2)  # 4 orders: two full pages
+    assert len({o["id"] for o in got}) == len(got) == 4
