@@ -16,7 +16,7 @@ from cloud.ids import uuid7
 from cloud.metering import vee
 from cloud.metering.tables import estimated_readings, reading_validations
 from cloud.registry import replicated
-from cloud.registry.service import Conflict, RegistryError, install_meter, meter_row
+from cloud.registry.service import RegistryConflict, RegistryError, install_meter, meter_row
 from cloud.registry.tables import meter_installations
 from cloud.times import iso_ms
 from cloud.upsert import insert_for
@@ -229,7 +229,7 @@ def record_reading(conn: Connection, principal: Principal, meter: Any, *, readin
     if existing is not None:
         same = all(existing[k] == row[k] for k in ("meter_serial", "taken_at", "value_l"))
         if not same:
-            raise Conflict(f"reading {row['id']} already exists with different content; facts are never overwritten")
+            raise RegistryConflict(f"reading {row['id']} already exists with different content; facts are never overwritten")
         return reading_out(conn, existing), False
     replicated.insert_facts(conn, "readings", [row], principal)
     validate_reading(conn, row, now=now, dials=meter["dials"])
@@ -369,7 +369,7 @@ def replace_meter(conn: Connection, principal: Principal, old: Any, body: Any, *
     if not old["service_point_id"]:
         raise RegistryError(f"meter {old['serial']!r} is not installed at a service point")
     if meter_row(conn, body.new_meter.serial) is not None:
-        raise Conflict(f"meter {body.new_meter.serial!r} already exists")
+        raise RegistryConflict(f"meter {body.new_meter.serial!r} already exists")
     final, _ = record_reading(conn, principal, old, reading_id=final_reading_id, taken_at=at,
                               value_l=body.old_final_l, source=source, observation_code="METER_REMOVED",
                               reader_id=reader_id)

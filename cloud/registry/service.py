@@ -27,7 +27,7 @@ class RegistryError(errors.Invalid, ValueError):
     """Bad input the caller can fix (→ 422), with a reason."""
 
 
-class Conflict(errors.Conflict, ValueError):
+class RegistryConflict(errors.Conflict, ValueError):
     """The request clashes with existing data (→ 409)."""
 
 
@@ -260,7 +260,7 @@ def install_meter(conn: Connection, principal: Principal | None, municipality: s
                   *, route_id: str | None = None, at_ms: int | None = None) -> str:
     """A new meter at a service point: replicated meter row, device extras, installation record."""
     if meter_row(conn, meter.serial) is not None:
-        raise Conflict(f"meter {meter.serial!r} already exists")
+        raise RegistryConflict(f"meter {meter.serial!r} already exists")
     at = at_ms if at_ms is not None else (to_ms(meter.installed_at) if meter.installed_at else int(now_utc().timestamp() * 1000))
     mid = uuid7()
     replicated.write_rows(conn, "meters", [{
@@ -295,7 +295,7 @@ def create_zone(conn: Connection, principal: Principal, code: str, name: str, di
     if not principal.sees(municipality):
         raise errors.Forbidden(f"no access to municipality {municipality!r}", field="municipality")
     if conn.execute(sa.select(zones.c.code).where(zones.c.code == code)).first():
-        raise Conflict(f"zone {code!r} already exists")
+        raise RegistryConflict(f"zone {code!r} already exists")
     conn.execute(zones.insert().values(code=code, municipality=municipality, name=name,
                                        district_meters=district_meters, created_at=now_utc()))
 
