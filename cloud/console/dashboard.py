@@ -128,19 +128,15 @@ def sync_health(conn: Connection, scope: Scope, now: datetime) -> list[dict[str,
 
 
 def nrw_view(result: dict[str, Any]) -> dict[str, Any]:
-    """A zone's non-revenue water as the dashboard shows it. Coverage is the share of the zone's
-    district meters with at least two totalizer samples in the window; a loss is shown only with
-    full coverage and some input (a missing meter would otherwise read as a negative loss), and a
-    metered volume above the input is flagged as inconsistent rather than shown as a gain."""
-    meters = result.get("district_meters") or []
-    covered = sum(1 for m in meters if m.get("samples", 0) >= 2)
-    full = bool(meters) and covered == len(meters) and result.get("input_l", 0) > 0
-    loss = result.get("non_revenue_l", 0)
-    state = "ok" if full and loss >= 0 else ("inconsistent" if full else "incomplete")
-    return {"zone": result["zone"], "covered": covered, "meters": len(meters),
-            "input_m3": Decimal(result.get("input_l", 0)) / 1000, "metered_m3": Decimal(result.get("metered_l", 0)) / 1000,
+    """A zone's non-revenue water as the dashboard shows it (`metering.service.nrw_figures` says
+    when the data is complete): a loss only with every district meter reporting, a metered volume
+    above the input flagged as inconsistent rather than shown as a gain."""
+    loss = result["non_revenue_l"]
+    state = "ok" if result["complete"] and loss >= 0 else ("inconsistent" if result["complete"] else "incomplete")
+    return {"zone": result["zone"], "covered": result["reporting_meters"], "meters": len(result["district_meters"]),
+            "input_m3": Decimal(result["input_l"]) / 1000, "metered_m3": Decimal(result["metered_l"]) / 1000,
             "loss_m3": Decimal(loss) / 1000 if state == "ok" else None,
-            "loss_pct": result.get("non_revenue_pct") if state == "ok" else None, "state": state}
+            "loss_pct": result["non_revenue_pct"] if state == "ok" else None, "state": state}
 
 
 def non_revenue_water(conn: Connection, scope: Scope, now: datetime, max_zones: int = 60) -> list[dict[str, Any]]:

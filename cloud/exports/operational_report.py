@@ -51,7 +51,7 @@ def collect(conn: Connection, municipality: str, month: str) -> dict[str, Any]:
     per_zone = []
     for zr in zone_rows:
         n = non_revenue_water(conn, zr, start, end)
-        has_input = bool(n["district_meters"]) and all(d["samples"] >= 2 for d in n["district_meters"])
+        has_input = bool(n["district_meters"]) and n["reporting_meters"] == len(n["district_meters"])
         per_zone.append({"zone": zr["code"], "covered": has_input, "inputM3": _m3(n["input_l"]) if has_input else None,
                          "meteredM3": _m3(n["metered_l"])})
     covered = [z for z in per_zone if z["covered"]]

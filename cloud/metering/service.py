@@ -505,7 +505,6 @@ def non_revenue_water(conn: Connection, zone_row: Any, start: int, end: int) -> 
     """District-meter input (SCADA totalizers in `telemetry`) vs. metered consumption of the zone."""
     tm = replicated.table("telemetry")
     inputs: list[dict[str, Any]] = []
-    total_in = 0
     for device in zone_row["district_meters"] or []:
         r = conn.execute(
             sa.select(sa.func.min(tm.c.value), sa.func.max(tm.c.value), sa.func.count())
@@ -515,17 +514,29 @@ def non_revenue_water(conn: Connection, zone_row: Any, start: int, end: int) -> 
         lo, hi, n = (r[0], r[1], r[2]) if r is not None else (None, None, 0)
         vol = int(round((hi or 0) - (lo or 0))) if n >= 2 else 0
         inputs.append({"device_id": device, "input_l": vol, "samples": int(n)})
-        total_in += vol
     rv = reading_validations
     billed = conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(sa.func.coalesce(rv.c.true_up_l, rv.c.consumption_l)), 0)).where(
             rv.c.zone == zone_row["code"], rv.c.status == vee.VALID, rv.c.taken_at >= start, rv.c.taken_at < end)
     ).scalar()
-    metered = int(billed or 0)
-    nrw = total_in - metered
-    return {"zone": zone_row["code"], "start": start, "end": end, "input_l": total_in, "metered_l": metered,
-            "non_revenue_l": nrw, "non_revenue_pct": round(100 * nrw / total_in, 2) if total_in else None,
-            "district_meters": inputs}
+    return {"zone": zone_row["code"], "start": start, "end": end, **nrw_figures(inputs, int(billed or 0))}
+
+
+def nrw_figures(district_meters: list[dict[str, Any]], metered_l: int) -> dict[str, Any]:
+    """Non-revenue water from each district meter's input and the zone's metered volume.
+
+    A district meter reports when it has at least two totalizer samples in the window. The loss
+    is given only when every district meter of the zone reports and the input is positive
+    (`complete`); otherwise it is null, never the negative number a missing meter's zero input
+    would make. With complete data a metered volume above the input stays negative: it says the
+    meters disagree, and staff should see it."""
+    reporting = sum(1 for d in district_meters if d["samples"] >= 2)
+    total_in = sum(d["input_l"] for d in district_meters if d["samples"] >= 2)
+    complete = bool(district_meters) and reporting == len(district_meters) and total_in > 0
+    nrw = total_in - metered_l if complete else None
+    return {"input_l": total_in, "metered_l": metered_l, "non_revenue_l": nrw,
+            "non_revenue_pct": round(100 * nrw / total_in, 2) if nrw is not None else None,
+            "complete": complete, "reporting_meters": reporting, "district_meters": district_meters}
 
 
 # Telemetry metrics that are cumulative volume registers in litres.

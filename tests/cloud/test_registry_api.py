@@ -272,7 +272,12 @@ def test_sync_ingested_readings_are_validated_and_analytics(world) -> None:
     nrw = c.get("/api/v2/metering/non-revenue-water", headers=h, params={
         "zone": "EXP-01-Z01", "from": "2026-01-01T00:00:00Z", "to": "2026-02-10T00:00:00Z"}).json()
     assert nrw["input_l"] == 100_000 and nrw["metered_l"] == 10_000 and nrw["non_revenue_l"] == 90_000
-    assert nrw["non_revenue_pct"] == 90.0
+    assert nrw["non_revenue_pct"] == 90.0 and nrw["complete"] is True and nrw["reportingMeters"] == 1
+    # A window the district meter did not report in: no input, so no loss (not -10,000 L).
+    gap = c.get("/api/v2/metering/non-revenue-water", headers=h, params={
+        "zone": "EXP-01-Z01", "from": "2026-02-15T00:00:00Z", "to": "2026-04-01T00:00:00Z"}).json()
+    assert gap["metered_l"] > 0 and gap["input_l"] == 0 and gap["district_meters"][0]["samples"] < 2
+    assert gap["complete"] is False and gap["non_revenue_l"] is None and gap["nonRevenuePct"] is None
     an = c.get("/api/v2/metering/anomalies", headers=h).json()["items"]
     kinds = {(a["source"], a["kind"]) for a in an}
     assert ("edge", "leak") in kinds and ("vee", "zero_consumption") in kinds
