@@ -120,7 +120,7 @@ def list_contracts(principal: StaffDep, engine: EngineDep, access: AccessDep, no
                    status: str | None = Query(None, description="active, suspended, cut_off or terminated"),
                    use_class: str | None = Query(None, description="Tariff class, e.g. DOM_MEDIO"),
                    customer_id: str | None = None, meter: str | None = Query(None, description="Meter serial"),
-                   after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                   after: IdCursor = None,
                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Contracts of the caller's municipality, filtered, ordered by id, paginated by `after`."""
     muni = scope_municipality(principal, municipality)

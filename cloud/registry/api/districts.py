@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
-from cloud.api.shapes import page
+from cloud.api.shapes import IdCursor, page
 from cloud.auth import Principal, require_roles
 from cloud.registry import network
 from cloud.registry.network_models import DISTRICT_CODE, DistrictIn
@@ -28,7 +28,7 @@ def create_district(body: DistrictIn, principal: NetworkEditorDep, engine: Engin
 def list_districts(principal: StaffDep, engine: EngineDep,
                    municipality: str | None = Query(None, description="Central staff only; others get their own"),
                    zone: str | None = Query(None, max_length=40, examples=["EXP-01-Z01"]),
-                   after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                   after: IdCursor = None,
                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
@@ -47,7 +47,7 @@ def get_district(code: DistrictPath, principal: StaffDep, engine: EngineDep) -> 
 
 @router.get("/{code}/closure-impact", summary="Service points left without water when the district is isolated")
 def district_closure(code: DistrictPath, principal: StaffDep, engine: EngineDep,
-                     after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                     after: IdCursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     with engine.connect() as conn:
         return network.closure_impact(conn, principal, district=code, after=after, limit=limit)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
-from cloud.api.shapes import page
+from cloud.api.shapes import IdCursor, page
 from cloud.auth import Principal, require_roles
 from cloud.registry import network
 from cloud.registry.network_models import AssetIn, AssetKind
@@ -30,7 +30,7 @@ def list_assets(principal: StaffDep, engine: EngineDep,
                 zone: str | None = Query(None, max_length=40, examples=["EXP-01-Z01"]),
                 district: str | None = Query(None, max_length=40),
                 kind: AssetKind | None = None,
-                after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                after: IdCursor = None,
                 limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
@@ -50,7 +50,7 @@ def get_asset(asset_id: AssetPath, principal: StaffDep, engine: EngineDep) -> di
 
 @router.get("/{asset_id}/closure-impact", summary="Service points left without water when this asset is closed")
 def asset_closure(asset_id: AssetPath, principal: StaffDep, engine: EngineDep,
-                  after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                  after: IdCursor = None,
                   limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """Every connection fed from this asset or from an asset below it in the isolation tree, and
     the service points those connections feed (docs/network.md)."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from cloud.api.deps import ERROR_RESPONSES, EngineDep, StaffDep, not_found, scope_municipality
-from cloud.api.shapes import page
+from cloud.api.shapes import IdCursor, page
 from cloud.auth import Principal, require_roles
 from cloud.registry import network
 from cloud.registry.network_models import ConnectionIn, LinkIn
@@ -30,7 +30,7 @@ def list_connections(principal: StaffDep, engine: EngineDep,
                      zone: str | None = Query(None, max_length=40, examples=["EXP-01-Z01"]),
                      district: str | None = Query(None, max_length=40),
                      feedsFrom: str | None = Query(None, max_length=36, description="Only those fed from this asset"),
-                     after: str | None = Query(None, max_length=64, description="Cursor: the previous page's `next`"),
+                     after: IdCursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     muni = scope_municipality(principal, municipality)
     with engine.connect() as conn:
