@@ -100,11 +100,13 @@ def configure_logging(level: str | int = "info", json_logs: bool = True, stream:
     for name in QUIET:
         logging.getLogger(name).setLevel(lvl if lvl <= logging.DEBUG else max(lvl, logging.WARNING))
     # uvicorn's own loggers are configured by uvicorn.run(log_config=None) to do nothing of
-    # their own: they propagate here.
+    # their own: they propagate here, at this pipeline's level (a uvicorn.Config(log_level=...)
+    # made earlier in the process, e.g. an embedded test server, must not keep filtering them).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        lg.setLevel(logging.NOTSET)
 
 
 def get_logger(name: str) -> Any:

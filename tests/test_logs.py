@@ -31,6 +31,7 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_structlog_and_stdlib_loggers_write_one_json_shape(stream: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # as an embedded uvicorn.Config leaves it
     configure_logging("info", stream=stream)
     get_logger("gateway.test").info("mqtt_connected", broker="127.0.0.1:1883", generation=2)
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 4242,
