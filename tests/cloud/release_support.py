@@ -13,7 +13,9 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -74,3 +76,30 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
         names = sa.inspect(conn).get_table_names()
         return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()
                 for t in names if t != "alembic_version"}
+
+
+def release_tree_or_none(commit: str, tmp_path_factory: Any) -> Path | None:
+    """The release's code from git history; None in a clone without it (a shallow clone), where
+    the stored fixture made by that code stands in (tests/cloud/release_fixture.py)."""
+    if not has_release_history(commit):
+        return None
+    return extract_release(commit, tmp_path_factory.mktemp(f"release-{commit}"))
+
+
+def release_database(tree: Path | None, db_url: str, commit: str, head: str,
+                     build: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
+    """`db_url` as the release left it: built by its own code (`build`), or loaded from its
+    stored fixture into its schema (`head`) when the history is missing. Returns what it wrote."""
+    if tree is not None:
+        return build(tree, db_url)
+    from release_fixture import load, read
+
+    from cloud.db import make_engine
+
+    tables, info = read(commit)
+    engine = make_engine(db_url)
+    try:
+        load(engine, tables, head)
+    finally:
+        engine.dispose()
+    return info

@@ -12,7 +12,6 @@ are loaded into the baseline schema instead: the test runs either way, never ski
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
-from release_support import extract_release, has_release_history, row_counts, run_release
+from release_support import release_database, release_tree_or_none, row_counts, run_release
 
 from cloud.app import create_app
 from cloud.auth import create_user
@@ -58,27 +57,12 @@ def build_with_release(tree: Path, db_url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def release_tree(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """The release's code from git history; None in a clone without it (a shallow clone): the
-    stored fixture made by that code stands in (tests/cloud/release_fixture.py)."""
-    if not has_release_history(RELEASE):
-        return None
-    return extract_release(RELEASE, tmp_path_factory.mktemp(f"release-{RELEASE}"))
+    return release_tree_or_none(RELEASE, tmp_path_factory)
 
 
 @pytest.fixture
-def release_db(release_tree: Path | None, db_url: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    if release_tree is not None:
-        yield db_url, build_with_release(release_tree, db_url)
-        return
-    from release_fixture import load, read
-
-    tables, info = read(RELEASE)
-    engine = make_engine(db_url)
-    try:
-        load(engine, tables, "0001_baseline")
-    finally:
-        engine.dispose()
-    yield db_url, info
+def release_db(release_tree: Path | None, db_url: str) -> tuple[str, dict[str, Any]]:
+    return db_url, release_database(release_tree, db_url, RELEASE, "0001_baseline", build_with_release)
 
 
 def test_the_stored_fixture_is_the_release_database(tmp_path: Path) -> None:
